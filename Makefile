@@ -1,0 +1,63 @@
+# aigc-commerce: the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Use the active virtual environment if there is one, else create ./.venv.
+ifdef VIRTUAL_ENV
+VENV := $(VIRTUAL_ENV)
+else
+VENV := $(CURDIR)/.venv
+endif
+PY := $(VENV)/bin/python
+PYTHON ?= python3.11
+STAMP := $(VENV)/.aigc-installed
+SOURCE ?= simulated
+SCALE ?= small
+DAYS ?= 14
+PORT ?= 3000
+
+.PHONY: help setup demo test test-fast ui lint dbt-docs clean
+
+help:
+	@echo "make demo [SOURCE=simulated|online_retail] [DAYS=14]  install, then materialise the graph for DAYS days"
+	@echo "make test                                            install, then run the test suite"
+	@echo "make ui                                              Dagster UI on http://127.0.0.1:$(PORT)"
+	@echo "make lint | dbt-docs | clean"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the dependency files change.
+$(STAMP): pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+# The dbt manifest must exist before the Dagster definitions are imported.
+setup: $(STAMP)
+	cd dbt_project && $(VENV)/bin/dbt parse --quiet --profiles-dir .
+
+demo: setup
+	$(PY) -m orchestration.demo --source $(SOURCE) --scale $(SCALE) --days $(DAYS)
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not e2e"
+
+ui: setup
+	DAGSTER_HOME=$$($(PY) -m orchestration.settings prepare-dagster-home) \
+	  $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	cd dbt_project && $(VENV)/bin/sqlfluff lint models tests macros
+
+dbt-docs: setup
+	cd dbt_project && AIGC_WAREHOUSE_PATH=$$($(PY) -m orchestration.settings warehouse-path) \
+	  $(VENV)/bin/dbt docs generate --profiles-dir .
+
+clean:
+	rm -rf .data dbt_project/target dbt_project/logs

@@ -1,0 +1,26 @@
+{{ config(**date_partitioned('snapshot_date')) }}
+
+-- End-of-day stock per SKU and warehouse next to that day's sales from the same warehouse.
+with sold as (
+    select
+        sku,
+        warehouse_id,
+        order_date,
+        sum(qty) as units_sold
+    from {{ ref('int_order_lines') }}
+    where line_type = 'sale' and {{ in_window('order_date') }}
+    group by sku, warehouse_id, order_date
+)
+
+select
+    i.sku,
+    i.warehouse_id,
+    i.snapshot_date,
+    i.on_hand,
+    i.on_order,
+    i.on_hand = 0 as is_stockout,
+    coalesce(s.units_sold, 0) as units_sold
+from {{ ref('stg_inventory') }} as i
+left join sold as s
+    on i.sku = s.sku and i.warehouse_id = s.warehouse_id and i.snapshot_date = s.order_date
+where {{ in_window('i.snapshot_date') }}

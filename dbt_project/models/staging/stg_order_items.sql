@@ -1,0 +1,28 @@
+{{ config(**date_partitioned('order_date')) }}
+
+-- Order lines, one row per (order_id, line_no). net_amount applies the line's discount.
+with ranked as (
+    select
+        *,
+        row_number() over (
+            partition by order_id, line_no order by _landing_date, _source_file, _file_row
+        ) as copy_rank
+    from {{ source('raw', 'order_items') }}
+    where {{ in_window('_event_date') }}
+)
+
+select
+    order_id,
+    line_no,
+    {{ to_utc('ts') }} as order_ts,
+    _event_date as order_date,
+    sku,
+    qty,
+    unit_price,
+    coalesce(discount, 0.0) as discount,
+    round(qty * unit_price * (1 - coalesce(discount, 0.0)), 2) as net_amount,
+    warehouse_id,
+    _landing_date as landing_date,
+    _source_file as source_file
+from ranked
+where copy_rank = 1

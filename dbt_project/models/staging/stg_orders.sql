@@ -1,0 +1,31 @@
+{{ config(**date_partitioned('order_date')) }}
+
+-- Order headers, one row per order_id, UTC times; guests keep a null customer_id.
+with ranked as (
+    select
+        *,
+        row_number() over (
+            partition by order_id order by _landing_date, _source_file, _file_row
+        ) as copy_rank
+    from {{ source('raw', 'orders') }}
+    where {{ in_window('_event_date') }}
+)
+
+select
+    order_id,
+    {{ to_utc('ts') }} as order_ts,
+    _event_date as order_date,
+    customer_id,
+    session_id,
+    lower(trim(channel)) as channel,
+    region,
+    country,
+    upper(trim(currency)) as currency,
+    order_total,
+    lower(trim(status)) as status,
+    lower(trim(status)) = 'cancelled' as is_cancelled,
+    customer_id is null as is_guest,
+    _landing_date as landing_date,
+    _source_file as source_file
+from ranked
+where copy_rank = 1

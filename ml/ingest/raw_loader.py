@@ -1,0 +1,267 @@
+"""Load a window of landing days into ``raw.<table>``, idempotently, with row-level quarantine.
+
+For every table and landing day:
+
+* every file is checked against the landing contract before anything is written: an unreadable file, a
+  missing column or a column of an incompatible type fails the whole window with a message that names the file
+  and the column (:class:`LandingFileError`), and the warehouse is left as it was;
+* rows that break a row-level rule (null key, null required column, non-finite or negative number) go to
+  ``raw.quarantine_<table>`` with a reason code and the source file; the others go to ``raw.<table>``;
+* the window is replaced in one transaction (delete the landing days, insert them again), so re-running a day
+  never duplicates it, and ``landed rows = raw rows + quarantined rows`` holds for every day.
+
+Columns added to every raw row: ``_landing_date`` (the folder the file came from), ``_event_date`` (UTC date of
+the contract's time column, which differs from the landing date for late rows), ``_source_file`` and
+``_file_row`` (the row's position in its file), so any row can be traced to the byte it came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml.sources.landing import day_files
+from ml.sources.schema import CONTRACTS, TableContract
+
+META_COLUMNS = {
+    "_landing_date": "DATE",
+    "_event_date": "DATE",
+    "_source_file": "VARCHAR",
+    "_file_row": "BIGINT",
+}
+
+
+class LandingFileError(ValueError):
+    """A landing file that cannot be loaded: unreadable, or a missing or mistyped column."""
+
+
+class MissingLandingError(LandingFileError):
+    """No landing folder for a day the source should have delivered."""
+
+
+@dataclass
+class DayLoad:
+    day: date
+    files: list[str]
+    landed: int = 0
+    loaded: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+
+@dataclass
+class LoadResult:
+    table: str
+    days: list[DayLoad]
+    extra_columns: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def landed(self) -> int:
+        return sum(d.landed for d in self.days)
+
+    @property
+    def loaded(self) -> int:
+        return sum(d.loaded for d in self.days)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(d.quarantined_total for d in self.days)
+
+    def quarantined_by_reason(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for d in self.days:
+            for reason, n in d.quarantined.items():
+                out[reason] = out.get(reason, 0) + n
+        return dict(sorted(out.items()))
+
+
+def _duckdb_type(dtype: pa.DataType) -> str:
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return "VARCHAR"
+    if pa.types.is_int32(dtype):
+        return "INTEGER"
+    if pa.types.is_int64(dtype):
+        return "BIGINT"
+    if pa.types.is_float64(dtype):
+        return "DOUBLE"
+    if pa.types.is_boolean(dtype):
+        return "BOOLEAN"
+    if pa.types.is_timestamp(dtype):
+        return "TIMESTAMPTZ" if dtype.tz else "TIMESTAMP"
+    if pa.types.is_date(dtype):
+        return "DATE"
+    raise TypeError(f"no DuckDB type mapped for {dtype}")
+
+
+def _compatible(expected: pa.DataType, found: pa.DataType) -> bool:
+    """Whether a file column can be loaded into the contract type without losing meaning.
+
+    Safe widenings are accepted (int32 into int64, any integer into float, string views, timestamps of any
+    unit); a naive timestamp is refused where the contract wants an instant, since its zone is unknown.
+    A column that is entirely null (Arrow type ``null``) fits any type.
+    """
+    if found == expected or pa.types.is_null(found):
+        return True
+    if pa.types.is_string(expected):
+        return pa.types.is_string(found) or pa.types.is_large_string(found) or pa.types.is_string_view(found)
+    if pa.types.is_integer(expected):
+        return pa.types.is_integer(found) and found.bit_width <= expected.bit_width
+    if pa.types.is_floating(expected):
+        return pa.types.is_integer(found) or pa.types.is_floating(found)
+    if pa.types.is_timestamp(expected):
+        return pa.types.is_timestamp(found) and (found.tz is not None) == (expected.tz is not None)
+    return False
+
+
+def create_raw_tables(con: duckdb.DuckDBPyConnection, contract: TableContract) -> None:
+    cols = [f'"{name}" {_duckdb_type(t)}' for name, t in contract.columns.items()]
+    meta = [f"{name} {t}" for name, t in META_COLUMNS.items()]
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute(f"CREATE TABLE IF NOT EXISTS raw.{contract.name} ({', '.join(cols + meta)})")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS raw.quarantine_{contract.name} "
+        f"({', '.join(cols + meta + ['_reason VARCHAR'])})"
+    )
+
+
+def check_file(path: Path, contract: TableContract) -> list[str]:
+    """Validate one file's schema; return the extra (unknown) columns, which are ignored on load."""
+    try:
+        schema = pq.read_schema(path)
+    except Exception as exc:  # pyarrow raises several types for truncated or foreign files
+        raise LandingFileError(f"{path}: not a readable Parquet file ({exc})") from exc
+    found = {f.name: f.type for f in schema}
+    for name, expected in contract.columns.items():
+        if name not in found:
+            raise LandingFileError(f"{path}: missing column {name!r} required by table {contract.name!r}")
+        if not _compatible(expected, found[name]):
+            raise LandingFileError(
+                f"{path}: column {name!r} has type {found[name]}, expected {expected} for table {contract.name!r}"
+            )
+    return sorted(set(found) - set(contract.columns))
+
+
+def _reason_sql(contract: TableContract) -> str:
+    """A SQL CASE giving the first broken rule of a row, or NULL for a good row."""
+    whens = []
+    for col in contract.key:
+        whens.append(f"WHEN \"{col}\" IS NULL THEN 'null_key:{col}'")
+    for col in contract.required:
+        if col not in contract.key:
+            whens.append(f"WHEN \"{col}\" IS NULL THEN 'null_required:{col}'")
+    for name, dtype in contract.columns.items():
+        if pa.types.is_floating(dtype):
+            whens.append(f"WHEN isnan(\"{name}\") OR isinf(\"{name}\") THEN 'non_finite:{name}'")
+    for col in contract.non_negative:
+        whens.append(f"WHEN \"{col}\" < 0 THEN 'negative:{col}'")
+    return "CASE " + " ".join(whens) + " END" if whens else "NULL"
+
+
+def load_window(
+    con: duckdb.DuckDBPyConnection,
+    landing_root: Path,
+    source: str,
+    table: str,
+    days: list[date],
+) -> LoadResult:
+    """Replace ``days`` of ``raw.<table>`` (and its quarantine) with the landing files of those days."""
+    contract = CONTRACTS[table]
+    create_raw_tables(con, contract)
+
+    # 1. Validate every file before touching the warehouse: a bad file fails the window and changes nothing.
+    plan: list[tuple[date, list[Path]]] = []
+    extra: dict[str, list[str]] = {}
+    for day in days:
+        files = day_files(landing_root, source, table, day)
+        if not files:
+            raise MissingLandingError(
+                f"no landing files for table {table!r} of source {source!r} on {day.isoformat()} "
+                f"(looked in {landing_root / source / table / f'date={day.isoformat()}'})"
+            )
+        for f in files:
+            unknown = check_file(f, contract)
+            if unknown:
+                extra[str(f)] = unknown
+        plan.append((day, files))
+
+    columns = ", ".join(f'"{c}"' for c in contract.columns)
+    time_col = contract.time_column
+    event_date = f"CAST(timezone('UTC', \"{time_col}\") AS DATE)" if time_col else "CAST(? AS DATE)"
+    reason = _reason_sql(contract)
+    result = LoadResult(table=table, days=[], extra_columns=extra)
+
+    # 2. One transaction for the whole window: delete the days, insert them again.
+    con.execute("BEGIN TRANSACTION")
+    try:
+        lo, hi = min(days), max(days)
+        for target in (f"raw.{table}", f"raw.quarantine_{table}"):
+            con.execute(f"DELETE FROM {target} WHERE _landing_date BETWEEN ? AND ?", [lo, hi])
+        for day, files in plan:
+            load = DayLoad(day=day, files=[str(f) for f in files])
+            for f in files:
+                # Each file is read on its own so that a file that passes the schema check but fails while
+                # decoding (truncated pages) is named in the error.
+                try:
+                    con.execute(
+                        f"CREATE OR REPLACE TEMP TABLE _incoming AS SELECT {columns}, "
+                        f"file_row_number AS _file_row, {reason} AS _reason "
+                        f"FROM read_parquet(?, file_row_number = true)",
+                        [str(f)],
+                    )
+                except duckdb.Error as exc:
+                    raise LandingFileError(f"{f}: could not be read ({exc})") from exc
+                params = [day, str(f)] + ([day] if not time_col else [])
+                select = (
+                    f"SELECT {columns}, CAST(? AS DATE) AS _landing_date, ? AS _source_file, _file_row, "
+                    f"{event_date} AS _event_date"
+                )
+                # Column order of the target is contract columns, then META_COLUMNS in their order.
+                target_cols = f"{columns}, _landing_date, _source_file, _file_row, _event_date"
+                con.execute(
+                    f"INSERT INTO raw.{table} ({target_cols}) {select} FROM _incoming WHERE _reason IS NULL",
+                    params,
+                )
+                con.execute(
+                    f"INSERT INTO raw.quarantine_{table} ({target_cols}, _reason) {select}, _reason "
+                    f"FROM _incoming WHERE _reason IS NOT NULL",
+                    params,
+                )
+                counts = con.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE _reason IS NULL) FROM _incoming"
+                ).fetchone()
+                load.landed += counts[0]
+                load.loaded += counts[1]
+                for r, n in con.execute(
+                    "SELECT _reason, count(*) FROM _incoming WHERE _reason IS NOT NULL GROUP BY 1"
+                ).fetchall():
+                    load.quarantined[r] = load.quarantined.get(r, 0) + n
+            result.days.append(load)
+        con.execute("DROP TABLE IF EXISTS _incoming")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return result
+
+
+def preview_markdown(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, limit: int = 5) -> str:
+    """The first rows of a query as a markdown table (for Dagster metadata)."""
+    cur = con.execute(f"SELECT * FROM ({sql}) LIMIT {int(limit)}", params or [])
+    names = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+
+    def cell(v: object) -> str:
+        text = "" if v is None else str(v)
+        return text.replace("|", "\\|").replace("\n", " ")[:60]
+
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,18 @@
+"""The code location: the assets of every domain, the daily job, its schedule and the resources."""
+
+import dagster as dg
+
+from orchestration.defs.ingest.assets import landing_files, raw_tables
+from orchestration.defs.schedules import daily_pipeline, daily_schedule
+from orchestration.defs.transform.assets import dbt_daily_models
+from orchestration.resources import build_resources
+
+defs = dg.Definitions(
+    assets=[landing_files, raw_tables, dbt_daily_models],
+    jobs=[daily_pipeline],
+    schedules=[daily_schedule],
+    resources=build_resources(),
+    # One process per run: on a 2-core machine, a subprocess per step costs more than it saves, and steps
+    # that write the warehouse must run one at a time anyway.
+    executor=dg.in_process_executor,
+)

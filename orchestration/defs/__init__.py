@@ -1,0 +1,1 @@
+"""One folder per domain; each exposes its assets, checks, jobs and schedules."""

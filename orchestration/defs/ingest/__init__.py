@@ -1,0 +1,1 @@
+"""Ingestion: the source's landing files for a day, and their load into the raw schema."""

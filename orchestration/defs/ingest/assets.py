@@ -1,0 +1,140 @@
+"""Landing and raw assets, one per contract table, partitioned by landing day.
+
+``landing/<table>``: the files the source drops for a day. For the simulated store, materialising it runs the
+simulator for that day; for the Online Retail replay it cuts the day out of the real CSV. A real deployment
+would observe files dropped by an upstream system instead; the raw layer reads them the same way.
+
+``raw/<table>``: the landing files of the window loaded into DuckDB (``raw.<table>``), bad rows in
+``raw.quarantine_<table>``. Both are range-aware (single-run backfills) and idempotent.
+"""
+
+
+from pathlib import Path
+
+import dagster as dg
+
+from ml.ingest.raw_loader import create_raw_tables, load_window, preview_markdown
+from ml.sources.schema import CONTRACTS, TABLES
+from orchestration.partitions import POOL, daily_partitions, window_days
+from orchestration.resources import StoreSourceResource, WarehouseResource
+
+OWNERS = ["team:data-platform"]
+
+
+def landing_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["landing", table])
+
+
+def raw_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["raw", table])
+
+
+@dg.multi_asset(
+    name="landing_files",
+    specs=[
+        dg.AssetSpec(
+            landing_key(table),
+            description=f"Landing files of `{table}` for the day (Parquet). {CONTRACTS[table].description}",
+            group_name="landing",
+            owners=OWNERS,
+            kinds={"parquet", "python"},
+            skippable=True,
+        )
+        for table in TABLES
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    # The simulator produces all tables of a day together (orders need the day's sessions).
+    can_subset=False,
+)
+def landing_files(context: dg.AssetExecutionContext, store: StoreSourceResource):
+    source = store.get()
+    window = context.partition_time_window
+    days = window_days(window.start, window.end)
+    totals = {table: 0 for table in TABLES}
+    for i, day in enumerate(days, 1):
+        written = source.write_day(day, Path(store.landing_root))
+        for table, n in written.items():
+            totals[table] += n
+        context.log.info(f"[{i}/{len(days)}] {source.name} {day}: " + ", ".join(f"{t}={n}" for t, n in written.items()))
+    for table in TABLES:
+        delivered = table in source.tables
+        yield dg.MaterializeResult(
+            asset_key=landing_key(table),
+            metadata={
+                "dagster/row_count": totals[table],
+                "source": source.name,
+                "delivered_by_source": delivered,
+                "days": len(days),
+                "path": dg.MetadataValue.path(str(Path(store.landing_root) / source.name / table)),
+            },
+        )
+
+
+@dg.multi_asset(
+    name="raw_tables",
+    specs=[
+        dg.AssetSpec(
+            raw_key(table),
+            deps=[landing_key(table)],
+            description=(
+                f"`raw.{table}`: the landing rows of `{table}` that passed the row-level rules, with their "
+                f"landing date, source file and row number. Rejected rows: `raw.quarantine_{table}`."
+            ),
+            group_name="ingest",
+            owners=OWNERS,
+            kinds={"duckdb", "python"},
+            skippable=True,
+        )
+        for table in TABLES
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=True,
+    pool=POOL,
+)
+def raw_tables(context: dg.AssetExecutionContext, store: StoreSourceResource, warehouse: WarehouseResource):
+    source = store.get()
+    window = context.partition_time_window
+    days = window_days(window.start, window.end)
+    selected = [t for t in TABLES if raw_key(t) in context.selected_asset_keys]
+    with warehouse.connect() as con:
+        for table in selected:
+            if table not in source.tables:
+                # Keep the table (empty) so that dbt's staging models build for every source.
+                create_raw_tables(con, CONTRACTS[table])
+                yield dg.MaterializeResult(
+                    asset_key=raw_key(table),
+                    metadata={"dagster/row_count": 0, "note": f"source {source.name!r} does not deliver {table}"},
+                )
+                continue
+            result = load_window(con, Path(store.landing_root), source.name, table, days)
+            total = con.execute(f"SELECT count(*) FROM raw.{table}").fetchone()[0]
+            per_day = "\n".join(
+                f"| {d.day} | {d.landed} | {d.loaded} | {d.quarantined_total} |" for d in result.days
+            )
+            context.log.info(
+                f"raw.{table}: landed {result.landed}, loaded {result.loaded}, quarantined {result.quarantined}"
+            )
+            yield dg.MaterializeResult(
+                asset_key=raw_key(table),
+                metadata={
+                    "dagster/row_count": total,
+                    "rows_landed": result.landed,
+                    "rows_loaded": result.loaded,
+                    "rows_quarantined": result.quarantined,
+                    "quarantine_reasons": dg.MetadataValue.json(result.quarantined_by_reason()),
+                    "ignored_extra_columns": dg.MetadataValue.json(result.extra_columns),
+                    "per_day": dg.MetadataValue.md(
+                        "| day | landed | loaded | quarantined |\n|---|---|---|---|\n" + per_day
+                    ),
+                    "preview": dg.MetadataValue.md(
+                        preview_markdown(
+                            con,
+                            f"SELECT * EXCLUDE (_source_file) FROM raw.{table} "
+                            "WHERE _landing_date BETWEEN ? AND ?",
+                            [days[0], days[-1]],
+                        )
+                    ),
+                },
+            )

@@ -1,0 +1,1 @@
+"""dbt: staging, intermediate and mart models as partitioned assets, dbt tests as asset checks."""

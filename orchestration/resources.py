@@ -1,0 +1,66 @@
+"""Resources, keyed by the environment that :func:`orchestration.settings.environment` decides."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster_dbt import DbtCliResource
+
+from orchestration import settings
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse. Writers hold the file alone (every writing asset is in the warehouse pool);
+    readers open it read-only."""
+
+    path: str
+
+    @contextmanager
+    def connect(self, read_only: bool = False):
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(self.path, read_only=read_only)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+
+class StoreSourceResource(dg.ConfigurableResource):
+    """The active source (simulated store or real-data replay) and the landing zone it writes to."""
+
+    name: str
+    scale: str = "small"
+    seed: int = 42
+    landing_root: str
+
+    def get(self):
+        from ml.sources import get_source
+
+        return get_source(self.name, scale=self.scale, seed=self.seed)
+
+
+def dbt_executable() -> str:
+    """The dbt next to this interpreter, so an un-activated virtual environment works too."""
+    candidate = Path(sys.executable).parent / "dbt"
+    return str(candidate) if candidate.exists() else (shutil.which("dbt") or "dbt")
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    """Resources for the active environment. ``prod`` differs in where the warehouse lives (AIGC_DATA_DIR or
+    AIGC_PROD_WAREHOUSE_PATH) and in Dagster's own storage (dagster.prod.yaml); the code is the same."""
+    from orchestration.defs.transform.project import dbt_project
+
+    source = settings.source_settings()
+    return {
+        "warehouse": WarehouseResource(path=str(settings.warehouse_path())),
+        "store": StoreSourceResource(
+            name=source.name, scale=source.scale, seed=source.seed, landing_root=str(settings.landing_root())
+        ),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+    }

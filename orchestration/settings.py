@@ -1,0 +1,112 @@
+"""Where things live and which environment and source are active: the one place that decides.
+
+No Dagster import here, so the Makefile, dbt helpers and benchmarks can ask for paths cheaply
+(``python -m orchestration.settings warehouse-path``).
+
+Environment variables (all optional):
+
+- ``AIGC_ENV``: ``local`` (default) or ``prod``; see :func:`environment`.
+- ``AIGC_DATA_DIR``: the data directory (default ``<repo>/.data``): landing files, the DuckDB warehouse,
+  model artifacts, GX Data Docs and ``DAGSTER_HOME``.
+- ``AIGC_SOURCE``: ``simulated`` (default) or ``online_retail``; ``AIGC_SCALE``: ``small`` (default),
+  ``medium`` or ``large``; ``AIGC_SEED``: the simulator's seed (default 42).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+ENVIRONMENTS = ("local", "prod")
+
+
+def environment() -> str:
+    """The active environment. ``local``: DuckDB file + SQLite Dagster storage; ``prod``: see README."""
+    env = os.environ.get("AIGC_ENV", "local").strip().lower() or "local"
+    if env not in ENVIRONMENTS:
+        raise ValueError(f"AIGC_ENV={env!r} is not one of {ENVIRONMENTS}")
+    return env
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("AIGC_DATA_DIR") or REPO_ROOT / ".data").resolve()
+
+
+def landing_root() -> Path:
+    return data_dir() / "landing"
+
+
+def warehouse_path() -> Path:
+    """The DuckDB warehouse: ``$AIGC_DATA_DIR/warehouse.duckdb`` locally; in ``prod`` the file (or ``md:``
+    MotherDuck database) named by ``AIGC_PROD_WAREHOUSE_PATH``. dbt's profile receives the same value through
+    :func:`dbt_env`, so Python and dbt can never disagree."""
+    if environment() == "prod":
+        value = os.environ.get("AIGC_PROD_WAREHOUSE_PATH")
+        if not value:
+            raise RuntimeError("AIGC_ENV=prod needs AIGC_PROD_WAREHOUSE_PATH (the shared warehouse)")
+        return Path(value)
+    return data_dir() / "warehouse.duckdb"
+
+
+def artifacts_dir() -> Path:
+    return data_dir() / "artifacts"
+
+
+def exports_dir() -> Path:
+    return data_dir() / "exports"
+
+
+def dagster_home() -> Path:
+    return Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home").resolve()
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    name: str
+    scale: str
+    seed: int
+
+
+def source_settings() -> SourceSettings:
+    return SourceSettings(
+        name=os.environ.get("AIGC_SOURCE", "simulated"),
+        scale=os.environ.get("AIGC_SCALE", "small"),
+        seed=int(os.environ.get("AIGC_SEED", "42")),
+    )
+
+
+def prepare_dagster_home() -> Path:
+    """Create ``DAGSTER_HOME`` and install the project's instance config for the active environment into it."""
+    home = dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    shipped = REPO_ROOT / "orchestration" / ("dagster.prod.yaml" if environment() == "prod" else "dagster.yaml")
+    (home / "dagster.yaml").write_text(shipped.read_text())
+    return home
+
+
+def dbt_env(warehouse: str | Path | None = None) -> dict[str, str]:
+    """Environment variables that dbt's ``profiles.yml`` reads: the target and the warehouse path."""
+    return {"AIGC_WAREHOUSE_PATH": str(warehouse or warehouse_path()), "AIGC_DBT_TARGET": environment()}
+
+
+def _main(argv: list[str]) -> int:
+    commands = {
+        "warehouse-path": warehouse_path,
+        "data-dir": data_dir,
+        "dagster-home": dagster_home,
+        "environment": environment,
+        "prepare-dagster-home": prepare_dagster_home,
+    }
+    if len(argv) != 1 or argv[0] not in commands:
+        print(f"usage: python -m orchestration.settings {{{'|'.join(commands)}}}", file=sys.stderr)
+        return 2
+    print(commands[argv[0]]())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))
