@@ -18,6 +18,7 @@ select
     i.unit_price,
     i.discount,
     i.net_amount,
+    i.gross_amount,
     i.warehouse_id,
     coalesce(o.is_cancelled, false) as is_cancelled_order,
     case

@@ -12,7 +12,7 @@ with clicks as (
         sum(case when event_type = 'view' then 1 else 0 end) as views,
         sum(case when event_type = 'cart' then 1 else 0 end) as carts,
         0 as orders,
-        0.0 as gmv
+        cast(0 as decimal(18, 2)) as gmv
     from {{ ref('stg_events') }}
     where {{ in_window('event_date') }}
     group by event_date, channel, placement, region

@@ -6,7 +6,7 @@ with lines as (
         order_id,
         count(*) as n_lines,
         sum(case when line_type = 'sale' then qty else 0 end) as units,
-        sum(qty * unit_price) as gross_amount,
+        sum(gross_amount) as gross_amount,
         sum(net_amount) as line_net_amount
     from {{ ref('int_order_lines') }}
     where {{ in_window('order_date') }}

@@ -20,7 +20,9 @@ select
     qty,
     unit_price,
     coalesce(discount, 0.0) as discount,
-    round(qty * unit_price * (1 - coalesce(discount, 0.0)), 2) as net_amount,
+    -- Money is DECIMAL from here on: sums are exact and do not depend on the order of aggregation.
+    cast(round(qty * unit_price * (1 - coalesce(discount, 0.0)), 2) as decimal(18, 2)) as net_amount,
+    cast(round(qty * unit_price, 2) as decimal(18, 2)) as gross_amount,
     warehouse_id,
     _landing_date as landing_date,
     _source_file as source_file

@@ -21,7 +21,7 @@ select
     region,
     country,
     upper(trim(currency)) as currency,
-    order_total,
+    cast(order_total as decimal(18, 2)) as order_total,
     lower(trim(status)) as status,
     lower(trim(status)) = 'cancelled' as is_cancelled,
     customer_id is null as is_guest,

@@ -1,0 +1,78 @@
+"""The code location loads and the asset graph has the shape the design promises."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from ml.sources.schema import TABLES
+from orchestration.definitions import defs
+from orchestration.defs.transform.project import dbt_project
+from orchestration.partitions import POOL, daily_partitions
+
+
+def _graph():
+    return defs.resolve_asset_graph()
+
+
+def test_definitions_load_and_every_asset_is_described_grouped_and_partitioned():
+    graph = _graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    for table in TABLES:
+        assert f"landing/{table}" in keys
+        assert f"raw/{table}" in keys
+    for model in ("staging/stg_events", "marts/fct_orders", "marts/fct_daily_sku_demand", "marts/fct_channel_daily"):
+        assert model in keys
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, f"{key} has no description"
+        assert node.group_name in {"landing", "ingest", "staging", "intermediate", "marts"}, key
+        assert node.partitions_def == daily_partitions, f"{key} is not on the one daily partitions definition"
+
+
+def test_lineage_runs_from_landing_through_raw_and_staging_to_marts():
+    graph = _graph()
+
+    def parents(key: str) -> set[str]:
+        return {p.to_user_string() for p in graph.get(dg.AssetKey.from_user_string(key)).parent_keys}
+
+    assert parents("raw/events") == {"landing/events"}
+    assert "raw/events" in parents("staging/stg_events")
+    assert {"staging/stg_order_items", "staging/stg_orders"} <= parents("intermediate/int_order_lines")
+    assert "intermediate/int_order_lines" in parents("marts/fct_order_items")
+    assert "intermediate/int_daily_sku_sales" in parents("marts/fct_daily_sku_demand")
+
+
+def test_every_dbt_model_is_incremental_so_none_is_left_unpartitioned():
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    models = {n["name"]: n["config"]["materialized"] for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    assert len(models) >= 20
+    assert set(models.values()) == {"incremental"}, models
+
+
+def test_warehouse_writers_share_one_pool_and_backfill_in_one_run():
+    graph = _graph()
+    writers = [k for k in graph.get_all_asset_keys() if k.path[0] != "landing"]
+    for key in writers:
+        node = graph.get(key)
+        assert node.pools == {POOL}, f"{key} writes the warehouse outside the pool"
+        assert node.backfill_policy == dg.BackfillPolicy.single_run()
+
+
+def test_dbt_tests_surface_as_asset_checks():
+    graph = _graph()
+    checks = {c.name for c in graph.asset_check_keys}
+    assert "unique_fct_events_event_id" in checks
+    assert "assert_order_total_matches_lines" in checks
+    assert any(name.startswith("relationships_fct_order_items_sku") for name in checks)
+
+
+def test_daily_schedule_targets_the_latest_partition_with_a_stable_run_key():
+    schedule = defs.resolve_schedule_def("daily_pipeline_schedule")
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 10, 2, 0, tzinfo=timezone.utc))
+    requests = list(schedule.evaluate_tick(context).run_requests or [])
+    assert len(requests) == 1
+    assert requests[0].partition_key == "2026-03-09"
+    assert requests[0].run_key == "2026-03-09"

@@ -1,0 +1,95 @@
+"""Pure helpers: dbt arguments, partition vars, environment selection and landing paths."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+
+import pytest
+
+from ml.sources.landing import LandingPathError, day_dir, parse_day, safe_join
+from orchestration import settings
+from orchestration.defs.transform.dbt_args import LOOKBACK_DAYS, build_args, partition_vars
+from orchestration.partitions import window_days
+
+
+def test_partition_vars_widen_the_window_by_the_lookback():
+    assert partition_vars(date(2025, 1, 10), date(2025, 1, 10)) == {"min_date": "2025-01-07", "max_date": "2025-01-10"}
+    assert partition_vars(date(2025, 3, 1), date(2025, 3, 7), lookback_days=0) == {
+        "min_date": "2025-03-01",
+        "max_date": "2025-03-07",
+    }
+    assert LOOKBACK_DAYS == 3
+    # crossing a month and a year
+    assert partition_vars(date(2025, 1, 2), date(2025, 1, 2))["min_date"] == "2024-12-30"
+
+
+def test_partition_vars_refuse_empty_or_negative_windows():
+    with pytest.raises(ValueError):
+        partition_vars(date(2025, 1, 2), date(2025, 1, 1))
+    with pytest.raises(ValueError):
+        partition_vars(date(2025, 1, 2), date(2025, 1, 2), lookback_days=-1)
+
+
+def test_build_args_passes_vars_as_json_and_full_refresh_only_when_asked():
+    args = build_args({"min_date": "2025-01-01", "max_date": "2025-01-02"})
+    assert args[:2] == ["build", "--vars"]
+    assert json.loads(args[2]) == {"min_date": "2025-01-01", "max_date": "2025-01-02"}
+    assert "--full-refresh" not in args
+    assert build_args({"min_date": "a", "max_date": "b"}, full_refresh=True)[-1] == "--full-refresh"
+
+
+def test_window_days_of_a_partition_time_window():
+    assert window_days(datetime(2025, 1, 30), datetime(2025, 2, 2)) == [
+        date(2025, 1, 30),
+        date(2025, 1, 31),
+        date(2025, 2, 1),
+    ]
+    assert window_days(datetime(2025, 1, 1), datetime(2025, 1, 2)) == [date(2025, 1, 1)]
+
+
+def test_environment_selection(monkeypatch):
+    monkeypatch.delenv("AIGC_ENV", raising=False)
+    assert settings.environment() == "local"
+    monkeypatch.setenv("AIGC_ENV", "PROD")
+    assert settings.environment() == "prod"
+    monkeypatch.setenv("AIGC_ENV", "staging")
+    with pytest.raises(ValueError, match="AIGC_ENV"):
+        settings.environment()
+
+
+def test_one_warehouse_path_for_python_and_dbt(monkeypatch, tmp_path):
+    monkeypatch.delenv("AIGC_ENV", raising=False)
+    monkeypatch.setenv("AIGC_DATA_DIR", str(tmp_path))
+    assert settings.warehouse_path() == tmp_path.resolve() / "warehouse.duckdb"
+    assert settings.dbt_env() == {"AIGC_WAREHOUSE_PATH": str(settings.warehouse_path()), "AIGC_DBT_TARGET": "local"}
+    monkeypatch.setenv("AIGC_ENV", "prod")
+    with pytest.raises(RuntimeError, match="AIGC_PROD_WAREHOUSE_PATH"):
+        settings.warehouse_path()
+    monkeypatch.setenv("AIGC_PROD_WAREHOUSE_PATH", "/srv/warehouse.duckdb")
+    assert settings.dbt_env()["AIGC_WAREHOUSE_PATH"] == "/srv/warehouse.duckdb"
+    assert settings.dbt_env()["AIGC_DBT_TARGET"] == "prod"
+
+
+def test_prepare_dagster_home_installs_the_shipped_instance_config(monkeypatch, tmp_path):
+    monkeypatch.delenv("AIGC_ENV", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("AIGC_DATA_DIR", str(tmp_path))
+    home = settings.prepare_dagster_home()
+    assert home == tmp_path.resolve() / "dagster_home"
+    text = (home / "dagster.yaml").read_text()
+    assert "default_limit: 1" in text and "max_concurrent_runs" in text
+
+
+def test_landing_paths_refuse_escapes(tmp_path):
+    assert day_dir(tmp_path, "simulated", "orders", "2025-01-02") == tmp_path.resolve() / "simulated/orders/date=2025-01-02"
+    for key in ("../2025-01-02", "2025-01-02/../../x", "2025-1-2", "", "2025-01-02 "):
+        with pytest.raises(LandingPathError):
+            parse_day(key)
+    with pytest.raises(LandingPathError):
+        day_dir(tmp_path, "..", "orders", "2025-01-02")
+    with pytest.raises(LandingPathError):
+        day_dir(tmp_path, "simulated", "orders/../../etc", "2025-01-02")
+    with pytest.raises(LandingPathError):
+        safe_join(tmp_path, "a", "..", "..", "b")
+    assert safe_join(tmp_path, "a", "b") == tmp_path.resolve() / "a" / "b"
