@@ -16,7 +16,7 @@ SCALE ?= small
 DAYS ?= 14
 PORT ?= 3000
 
-.PHONY: help setup demo test test-fast ui lint dbt-docs clean
+.PHONY: help setup demo test test-fast ui lint dbt-docs clean backfill
 
 help:
 	@echo "make demo [SOURCE=simulated|online_retail] [DAYS=14]  install, then materialise the graph for DAYS days"
@@ -61,3 +61,8 @@ dbt-docs: setup
 
 clean:
 	rm -rf .data dbt_project/target dbt_project/logs
+
+backfill: setup
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
+	DAGSTER_HOME=$$($(PY) -m orchestration.settings prepare-dagster-home) \
+	  $(VENV)/bin/dagster asset materialize -m orchestration.definitions --select '*' --partition-range $(FROM)...$(TO)
