@@ -59,9 +59,9 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     os.environ["AIGC_SOURCE"] = args.source
     os.environ["AIGC_SCALE"] = args.scale
+    import dagster as dg
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-    import dagster as dg
     from ml.sources import get_source
     from orchestration.definitions import defs
     from orchestration.resources import StoreSourceResource, WarehouseResource, build_resources

@@ -15,10 +15,15 @@ import time
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m orchestration.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", default=os.environ.get("AIGC_SOURCE", "simulated"),
-                        choices=["simulated", "online_retail"])
-    parser.add_argument("--scale", default=os.environ.get("AIGC_SCALE", "small"), choices=["small", "medium", "large"])
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestration.demo", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--source", default=os.environ.get("AIGC_SOURCE", "simulated"), choices=["simulated", "online_retail"]
+    )
+    parser.add_argument(
+        "--scale", default=os.environ.get("AIGC_SCALE", "small"), choices=["small", "medium", "large"]
+    )
     parser.add_argument("--days", type=int, default=14, help="how many days from the source's first day")
     return parser.parse_args(argv)
 
@@ -42,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     if not keys:
         print("no partitions to run", file=sys.stderr)
         return 1
-    print(f"Materialising {len(keys)} days ({keys[0]} .. {keys[-1]}) of source {args.source!r} ({args.scale}) ...")
+    print(
+        f"Materialising {len(keys)} days ({keys[0]} .. {keys[-1]}) of source {args.source!r} ({args.scale}) ..."
+    )
     started = time.perf_counter()
     job = defs.resolve_job_def("daily_pipeline")
     result = job.execute_in_process(
@@ -78,7 +85,7 @@ def summary(warehouse, keys: list[str], elapsed: float, success: bool, run_id: s
         "",
         "Look at it:",
         "  make ui     # Dagster UI on http://127.0.0.1:3000 (asset graph, partitions, checks, this run)",
-        f"  duckdb -readonly {warehouse}   # or: python -c \"import duckdb; ...\"",
+        f'  duckdb -readonly {warehouse}   # or: python -c "import duckdb; ..."',
     ]
     return "\n".join(lines)
 

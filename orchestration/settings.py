@@ -83,7 +83,9 @@ def prepare_dagster_home() -> Path:
     """Create ``DAGSTER_HOME`` and install the project's instance config for the active environment into it."""
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
-    shipped = REPO_ROOT / "orchestration" / ("dagster.prod.yaml" if environment() == "prod" else "dagster.yaml")
+    shipped = (
+        REPO_ROOT / "orchestration" / ("dagster.prod.yaml" if environment() == "prod" else "dagster.yaml")
+    )
     (home / "dagster.yaml").write_text(shipped.read_text())
     return home
 

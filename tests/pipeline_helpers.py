@@ -20,7 +20,9 @@ PATH_COLUMNS = {"_source_file", "source_file"}
 def resources_for(data_dir: Path, source: str = "simulated", scale: str = "small") -> dict:
     resources = build_resources()
     resources["warehouse"] = WarehouseResource(path=str(data_dir / "warehouse.duckdb"))
-    resources["store"] = StoreSourceResource(name=source, scale=scale, seed=42, landing_root=str(data_dir / "landing"))
+    resources["store"] = StoreSourceResource(
+        name=source, scale=scale, seed=42, landing_root=str(data_dir / "landing")
+    )
     return resources
 
 
@@ -28,7 +30,9 @@ def all_assets() -> list:
     return list(defs.assets)
 
 
-def materialize_days(data_dir: Path, first: str, last: str | None = None, **kwargs) -> dg.ExecuteInProcessResult:
+def materialize_days(
+    data_dir: Path, first: str, last: str | None = None, **kwargs
+) -> dg.ExecuteInProcessResult:
     """Materialise the whole graph for ``first`` (or the range ``first..last`` as one single-run backfill)."""
     tags = {}
     partition_key = first
@@ -55,7 +59,9 @@ def table_names(con: duckdb.DuckDBPyConnection, schemas=MODEL_SCHEMAS) -> list[s
     return [r[0] for r in rows]
 
 
-def checksums(warehouse: Path, *, ignore_paths: bool = True, schemas=MODEL_SCHEMAS) -> dict[str, tuple[int, str]]:
+def checksums(
+    warehouse: Path, *, ignore_paths: bool = True, schemas=MODEL_SCHEMAS
+) -> dict[str, tuple[int, str]]:
     """Row count and an order-independent content hash of every table."""
     out = {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -77,6 +83,8 @@ def checksums(warehouse: Path, *, ignore_paths: bool = True, schemas=MODEL_SCHEM
 
 
 def landing_rows(landing_root: Path, source: str, table: str, days: list[str]) -> int:
-    files = [str(p) for d in days for p in sorted((landing_root / source / table / f"date={d}").glob("*.parquet"))]
+    files = [
+        str(p) for d in days for p in sorted((landing_root / source / table / f"date={d}").glob("*.parquet"))
+    ]
     with duckdb.connect() as con:
         return con.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchone()[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -23,7 +23,12 @@ def test_definitions_load_and_every_asset_is_described_grouped_and_partitioned()
     for table in TABLES:
         assert f"landing/{table}" in keys
         assert f"raw/{table}" in keys
-    for model in ("staging/stg_events", "marts/fct_orders", "marts/fct_daily_sku_demand", "marts/fct_channel_daily"):
+    for model in (
+        "staging/stg_events",
+        "marts/fct_orders",
+        "marts/fct_daily_sku_demand",
+        "marts/fct_channel_daily",
+    ):
         assert model in keys
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
@@ -47,7 +52,11 @@ def test_lineage_runs_from_landing_through_raw_and_staging_to_marts():
 
 def test_every_dbt_model_is_incremental_so_none_is_left_unpartitioned():
     manifest = json.loads(dbt_project.manifest_path.read_text())
-    models = {n["name"]: n["config"]["materialized"] for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    models = {
+        n["name"]: n["config"]["materialized"]
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model"
+    }
     assert len(models) >= 20
     assert set(models.values()) == {"incremental"}, models
 
@@ -71,7 +80,7 @@ def test_dbt_tests_surface_as_asset_checks():
 
 def test_daily_schedule_targets_the_latest_partition_with_a_stable_run_key():
     schedule = defs.resolve_schedule_def("daily_pipeline_schedule")
-    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 10, 2, 0, tzinfo=timezone.utc))
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 10, 2, 0, tzinfo=UTC))
     requests = list(schedule.evaluate_tick(context).run_requests or [])
     assert len(requests) == 1
     assert requests[0].partition_key == "2026-03-09"

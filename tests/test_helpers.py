@@ -14,7 +14,10 @@ from orchestration.partitions import window_days
 
 
 def test_partition_vars_widen_the_window_by_the_lookback():
-    assert partition_vars(date(2025, 1, 10), date(2025, 1, 10)) == {"min_date": "2025-01-07", "max_date": "2025-01-10"}
+    assert partition_vars(date(2025, 1, 10), date(2025, 1, 10)) == {
+        "min_date": "2025-01-07",
+        "max_date": "2025-01-10",
+    }
     assert partition_vars(date(2025, 3, 1), date(2025, 3, 7), lookback_days=0) == {
         "min_date": "2025-03-01",
         "max_date": "2025-03-07",
@@ -62,7 +65,10 @@ def test_one_warehouse_path_for_python_and_dbt(monkeypatch, tmp_path):
     monkeypatch.delenv("AIGC_ENV", raising=False)
     monkeypatch.setenv("AIGC_DATA_DIR", str(tmp_path))
     assert settings.warehouse_path() == tmp_path.resolve() / "warehouse.duckdb"
-    assert settings.dbt_env() == {"AIGC_WAREHOUSE_PATH": str(settings.warehouse_path()), "AIGC_DBT_TARGET": "local"}
+    assert settings.dbt_env() == {
+        "AIGC_WAREHOUSE_PATH": str(settings.warehouse_path()),
+        "AIGC_DBT_TARGET": "local",
+    }
     monkeypatch.setenv("AIGC_ENV", "prod")
     with pytest.raises(RuntimeError, match="AIGC_PROD_WAREHOUSE_PATH"):
         settings.warehouse_path()
@@ -82,7 +88,10 @@ def test_prepare_dagster_home_installs_the_shipped_instance_config(monkeypatch, 
 
 
 def test_landing_paths_refuse_escapes(tmp_path):
-    assert day_dir(tmp_path, "simulated", "orders", "2025-01-02") == tmp_path.resolve() / "simulated/orders/date=2025-01-02"
+    assert (
+        day_dir(tmp_path, "simulated", "orders", "2025-01-02")
+        == tmp_path.resolve() / "simulated/orders/date=2025-01-02"
+    )
     for key in ("../2025-01-02", "2025-01-02/../../x", "2025-1-2", "", "2025-01-02 "):
         with pytest.raises(LandingPathError):
             parse_day(key)
@@ -93,3 +102,18 @@ def test_landing_paths_refuse_escapes(tmp_path):
     with pytest.raises(LandingPathError):
         safe_join(tmp_path, "a", "..", "..", "b")
     assert safe_join(tmp_path, "a", "b") == tmp_path.resolve() / "a" / "b"
+
+
+def test_shipped_instance_config_queues_runs_and_limits_the_warehouse_pool(monkeypatch, tmp_path):
+    import dagster as dg
+
+    monkeypatch.delenv("AIGC_ENV", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("AIGC_DATA_DIR", str(tmp_path))
+    home = settings.prepare_dagster_home()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        config = instance.get_concurrency_config()
+        assert config.pool_config.default_pool_limit == 1
+        assert config.pool_config.pool_granularity.value == "run"
+        assert config.run_queue_config.max_concurrent_runs == 4

@@ -49,7 +49,9 @@ def test_every_csv_line_is_loaded_or_quarantined_with_a_reason(replay):
     csv = replay["csv"]
     with duckdb.connect(str(replay["warehouse"]), read_only=True) as con:
         raw = con.execute("SELECT count(*) FROM raw.order_items").fetchone()[0]
-        quarantine = dict(con.execute("SELECT _reason, count(*) FROM raw.quarantine_order_items GROUP BY 1").fetchall())
+        quarantine = dict(
+            con.execute("SELECT _reason, count(*) FROM raw.quarantine_order_items GROUP BY 1").fetchall()
+        )
         staged = con.execute("SELECT count(*) FROM marts.fct_order_items").fetchone()[0]
     assert raw + sum(quarantine.values()) == len(csv) == 541_909
     # the only row-level rule the real lines break at this layer: negative prices ("Adjust bad debt")
@@ -62,14 +64,20 @@ def test_lines_are_classified_like_the_protocol_and_revenue_matches(replay):
     csv = replay["csv"]
     clean = csv[~csv.InvoiceNo.str.startswith("C") & (csv.Quantity > 0) & (csv.UnitPrice > 0)]
     with duckdb.connect(str(replay["warehouse"]), read_only=True) as con:
-        by_type = dict(con.execute("SELECT line_type, count(*) FROM marts.fct_order_items GROUP BY 1").fetchall())
+        by_type = dict(
+            con.execute("SELECT line_type, count(*) FROM marts.fct_order_items GROUP BY 1").fetchall()
+        )
         revenue = con.execute("SELECT sum(net_amount) FROM marts.fct_order_items WHERE is_sale").fetchone()[0]
         demand_units = con.execute("SELECT sum(units) FROM marts.fct_daily_sku_demand").fetchone()[0]
-        trading_days = con.execute("SELECT count(DISTINCT demand_date) FROM marts.fct_daily_sku_demand").fetchone()[0]
+        trading_days = con.execute(
+            "SELECT count(DISTINCT demand_date) FROM marts.fct_daily_sku_demand"
+        ).fetchone()[0]
     assert by_type["sale"] == len(clean) == 530_104
     assert by_type["return"] == int((csv.Quantity < 0).sum())
     # the sum of each line rounded to the pence; SOURCE.md's £10,666,684.54 is the unrounded sum
-    expected = sum(Decimal(str(round(q * p, 2))) for q, p in zip(clean.Quantity, clean.UnitPrice, strict=True))
+    expected = sum(
+        Decimal(str(round(q * p, 2))) for q, p in zip(clean.Quantity, clean.UnitPrice, strict=True)
+    )
     assert revenue == expected
     assert abs(float(revenue) - 10_666_684.54) < 1.0
     assert demand_units == int(clean.Quantity.sum())

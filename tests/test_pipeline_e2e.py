@@ -62,7 +62,11 @@ def test_two_days_reconcile_from_landing_files_to_marts(daily_runs):
 
 def test_marts_hold_the_values_of_the_landing_files(daily_runs):
     data_dir = daily_runs["data_dir"]
-    files = [str(p) for d in DAYS for p in (data_dir / "landing/simulated/order_items" / f"date={d}").glob("*.parquet")]
+    files = [
+        str(p)
+        for d in DAYS
+        for p in (data_dir / "landing/simulated/order_items" / f"date={d}").glob("*.parquet")
+    ]
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         landed_units, landed_net = con.execute(
             "SELECT sum(qty), round(sum(round(qty * unit_price * (1 - coalesce(discount, 0)), 2)), 2) "
@@ -89,7 +93,10 @@ def test_marts_hold_the_values_of_the_landing_files(daily_runs):
         assert con.execute("SELECT count(*) FROM marts.fct_daily_sku_demand").fetchone()[0] == expected_rows
         # place: channel x placement x region x day views equal the view events
         views = con.execute("SELECT sum(views) FROM marts.fct_channel_daily").fetchone()[0]
-        assert views == con.execute("SELECT count(*) FROM marts.fct_events WHERE event_type = 'view'").fetchone()[0]
+        assert (
+            views
+            == con.execute("SELECT count(*) FROM marts.fct_events WHERE event_type = 'view'").fetchone()[0]
+        )
 
 
 def test_rematerialising_a_day_three_times_changes_nothing(daily_runs):

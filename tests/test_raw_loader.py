@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import duckdb
 import pyarrow as pa
@@ -18,7 +18,7 @@ D1, D2 = date(2025, 1, 1), date(2025, 1, 2)
 
 def _orders(day: date, ids: list[str | None], totals: list[float]) -> pa.Table:
     n = len(ids)
-    ts = [datetime(day.year, day.month, day.day, 10, i, tzinfo=timezone.utc) for i in range(n)]
+    ts = [datetime(day.year, day.month, day.day, 10, i, tzinfo=UTC) for i in range(n)]
     return pa.table(
         {
             "order_id": ids,
@@ -43,16 +43,28 @@ def con():
 
 
 def test_good_rows_load_and_bad_rows_go_to_quarantine_with_reasons(tmp_path, con):
-    write_table(_orders(D1, ["O1", None, "O3", "O4"], [10.0, 5.0, float("nan"), 7.5]), tmp_path, "s", "orders", D1)
+    write_table(
+        _orders(D1, ["O1", None, "O3", "O4"], [10.0, 5.0, float("nan"), 7.5]), tmp_path, "s", "orders", D1
+    )
     result = load_window(con, tmp_path, "s", "orders", [D1])
     assert (result.landed, result.loaded, result.quarantined) == (4, 2, 2)
     assert result.quarantined_by_reason() == {"non_finite:order_total": 1, "null_key:order_id": 1}
-    assert con.execute("SELECT list(order_id ORDER BY order_id) FROM raw.orders").fetchone()[0] == ["O1", "O4"]
-    q = con.execute("SELECT _reason, _file_row, _source_file FROM raw.quarantine_orders ORDER BY _file_row").fetchall()
+    assert con.execute("SELECT list(order_id ORDER BY order_id) FROM raw.orders").fetchone()[0] == [
+        "O1",
+        "O4",
+    ]
+    q = con.execute(
+        "SELECT _reason, _file_row, _source_file FROM raw.quarantine_orders ORDER BY _file_row"
+    ).fetchall()
     assert [(r[0], r[1]) for r in q] == [("null_key:order_id", 1), ("non_finite:order_total", 2)]
     assert q[0][2].endswith("date=2025-01-01/part-0.parquet")
     # every landed row is accounted for
-    assert con.execute("SELECT (SELECT count(*) FROM raw.orders) + (SELECT count(*) FROM raw.quarantine_orders)").fetchone()[0] == 4
+    assert (
+        con.execute(
+            "SELECT (SELECT count(*) FROM raw.orders) + (SELECT count(*) FROM raw.quarantine_orders)"
+        ).fetchone()[0]
+        == 4
+    )
 
 
 def test_reloading_a_window_replaces_it_and_never_duplicates(tmp_path, con):
@@ -65,8 +77,13 @@ def test_reloading_a_window_replaces_it_and_never_duplicates(tmp_path, con):
     # the upstream re-delivers day 1 with one row fewer: the day is replaced, day 2 untouched
     write_table(_orders(D1, ["O1"], [1.0]), tmp_path, "s", "orders", D1)
     load_window(con, tmp_path, "s", "orders", [D1])
-    assert con.execute("SELECT list(order_id ORDER BY order_id) FROM raw.orders").fetchone()[0] == ["O1", "O3"]
-    assert con.execute("SELECT list(DISTINCT _event_date) FROM raw.orders WHERE order_id = 'O3'").fetchone()[0] == [D2]
+    assert con.execute("SELECT list(order_id ORDER BY order_id) FROM raw.orders").fetchone()[0] == [
+        "O1",
+        "O3",
+    ]
+    assert con.execute("SELECT list(DISTINCT _event_date) FROM raw.orders WHERE order_id = 'O3'").fetchone()[
+        0
+    ] == [D2]
 
 
 def test_missing_column_fails_naming_file_and_column_and_changes_nothing(tmp_path, con):
@@ -99,7 +116,9 @@ def test_corrupt_file_and_missing_folder_fail_clearly(tmp_path, con):
     good.write_bytes(good.read_bytes()[:40])  # truncated
     with pytest.raises(LandingFileError, match=r"part-0\.parquet: not a readable Parquet file"):
         load_window(con, tmp_path, "s", "orders", [D1])
-    with pytest.raises(MissingLandingError, match="no landing files for table 'orders' of source 's' on 2025-01-02"):
+    with pytest.raises(
+        MissingLandingError, match="no landing files for table 'orders' of source 's' on 2025-01-02"
+    ):
         load_window(con, tmp_path, "s", "orders", [D2])
 
 

@@ -254,7 +254,9 @@ def load_window(
     return result
 
 
-def preview_markdown(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, limit: int = 5) -> str:
+def preview_markdown(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, limit: int = 5
+) -> str:
     """The first rows of a query as a markdown table (for Dagster metadata)."""
     cur = con.execute(f"SELECT * FROM ({sql}) LIMIT {int(limit)}", params or [])
     names = [d[0] for d in cur.description]

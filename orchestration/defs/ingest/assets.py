@@ -8,7 +8,6 @@ would observe files dropped by an upstream system instead; the raw layer reads t
 ``raw.quarantine_<table>``. Both are range-aware (single-run backfills) and idempotent.
 """
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -56,7 +55,9 @@ def landing_files(context: dg.AssetExecutionContext, store: StoreSourceResource)
         written = source.write_day(day, Path(store.landing_root))
         for table, n in written.items():
             totals[table] += n
-        context.log.info(f"[{i}/{len(days)}] {source.name} {day}: " + ", ".join(f"{t}={n}" for t, n in written.items()))
+        context.log.info(
+            f"[{i}/{len(days)}] {source.name} {day}: " + ", ".join(f"{t}={n}" for t, n in written.items())
+        )
     for table in TABLES:
         delivered = table in source.tables
         yield dg.MaterializeResult(
@@ -105,7 +106,10 @@ def raw_tables(context: dg.AssetExecutionContext, store: StoreSourceResource, wa
                 create_raw_tables(con, CONTRACTS[table])
                 yield dg.MaterializeResult(
                     asset_key=raw_key(table),
-                    metadata={"dagster/row_count": 0, "note": f"source {source.name!r} does not deliver {table}"},
+                    metadata={
+                        "dagster/row_count": 0,
+                        "note": f"source {source.name!r} does not deliver {table}",
+                    },
                 )
                 continue
             result = load_window(con, Path(store.landing_root), source.name, table, days)

@@ -5,12 +5,12 @@ widened by the lookback), so a single-run backfill of a range is one ``dbt build
 incremental would be built unpartitioned (none today: every model is incremental, see tests).
 """
 
-
 import functools
 import json
 import os
-from pathlib import Path
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -76,6 +76,8 @@ def dbt_daily_models(
     events = list(invocation.stream())
     with warehouse.connect() as con:
         yield from with_row_counts(events, con, dbt_project.manifest_path, dbt_vars)
+    # dagster-dbt writes one target folder per run; keep it only when the run failed (it holds dbt.log).
+    shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
 def with_row_counts(events, con, manifest_path, dbt_vars: dict[str, str]):
