@@ -63,7 +63,8 @@ def main(argv=None) -> int:
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from ml.sources import get_source
-    from orchestration.definitions import defs
+    from orchestration.defs.ingest.assets import landing_files, raw_tables
+    from orchestration.defs.transform.assets import dbt_daily_models
     from orchestration.resources import StoreSourceResource, WarehouseResource, build_resources
 
     source = get_source(args.source, scale=args.scale)
@@ -87,8 +88,9 @@ def main(argv=None) -> int:
             }
             key = None
         t0 = time.perf_counter()
+        # Only landing → raw → dbt marts: the benchmark's protocol ends at the marts (issue 2).
         result = dg.materialize(
-            list(defs.assets),
+            [landing_files, raw_tables, dbt_daily_models],
             resources=resources(data_dir),
             partition_key=key,
             tags=tags,
@@ -120,6 +122,8 @@ def main(argv=None) -> int:
                     "wall_seconds": round(seconds, 2),
                     "events": events,
                     "rows_written": written,
+                    # The 1-minute load average after the run: on a shared machine it says how contended it was.
+                    "load_average_1m": round(os.getloadavg()[0], 2),
                 }
             )
             log.info(

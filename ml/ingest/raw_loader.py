@@ -5,8 +5,10 @@ For every table and landing day:
 * every file is checked against the landing contract before anything is written: an unreadable file, a
   missing column or a column of an incompatible type fails the whole window with a message that names the file
   and the column (:class:`LandingFileError`), and the warehouse is left as it was;
-* rows that break a row-level rule (null key, null required column, non-finite or negative number) go to
-  ``raw.quarantine_<table>`` with a reason code and the source file; the others go to ``raw.<table>``;
+* rows that break a row-level rule (see :func:`_reason_sql` for the reason codes: null keys, non-finite or
+  out-of-range numbers, unknown vocabulary, timestamps outside the landing day's tolerance, unknown customers
+  or SKUs, orders whose total disagrees with their lines) go to ``raw.quarantine_<table>`` with a reason code
+  and the source file; the others go to ``raw.<table>``;
 * the window is replaced in one transaction (delete the landing days, insert them again), so re-running a day
   never duplicates it, and ``landed rows = raw rows + quarantined rows`` holds for every day.
 
@@ -149,22 +151,110 @@ def check_file(path: Path, contract: TableContract) -> list[str]:
     return sorted(set(found) - set(contract.columns))
 
 
-def _reason_sql(contract: TableContract) -> str:
-    """A SQL CASE giving the first broken rule of a row, or NULL for a good row."""
+def _reason_sql(
+    contract: TableContract,
+    landing_day: date,
+    mismatched_orders: bool = False,
+    references: tuple[tuple[str, str, str], ...] | None = None,
+) -> str:
+    """A SQL CASE giving the first broken rule of a row of ``src``, or NULL for a good row.
+
+    Reason codes are ``<rule>:<column>``; the rules, in the order they are tested:
+
+    ``null_key`` / ``null_required``  a key or required column is null;
+    ``non_finite``                    NaN or ±inf in a floating column;
+    ``negative`` / ``non_positive``   a number below 0 (or at most 0) where the contract forbids it;
+    ``out_of_range``                  a magnitude above the contract's credible bound (e.g. quantity 1e9);
+    ``invalid_value``                 a value outside a closed vocabulary (event types, order statuses);
+    ``future_ts``                     a fact time after the end of its landing day (a file cannot hold the future);
+    ``stale_ts``                      a fact time more than the late-row tolerance before its landing day;
+    ``unknown_ref``                   a customer or SKU that the raw layer has not seen by the landing day;
+    ``order_total_mismatch``          an order whose total disagrees with the sum of its lines by over a cent
+                                      (the order and all its lines are quarantined together).
+    """
+    day = f"DATE '{landing_day.isoformat()}'"
     whens = []
     for col in contract.key:
-        whens.append(f"WHEN \"{col}\" IS NULL THEN 'null_key:{col}'")
+        whens.append(f"WHEN src.\"{col}\" IS NULL THEN 'null_key:{col}'")
     for col in contract.required:
         if col not in contract.key:
-            whens.append(f"WHEN \"{col}\" IS NULL THEN 'null_required:{col}'")
+            whens.append(f"WHEN src.\"{col}\" IS NULL THEN 'null_required:{col}'")
     for name, dtype in contract.columns.items():
         if pa.types.is_floating(dtype):
             # Not isnan(): DuckDB folds isnan() to false from Parquet statistics, which leave NaN out
             # (seen with duckdb 2.0.1); isfinite() is evaluated on the values.
-            whens.append(f"WHEN NOT isfinite(\"{name}\") THEN 'non_finite:{name}'")
+            whens.append(f"WHEN NOT isfinite(src.\"{name}\") THEN 'non_finite:{name}'")
     for col in contract.non_negative:
-        whens.append(f"WHEN \"{col}\" < 0 THEN 'negative:{col}'")
+        whens.append(f"WHEN src.\"{col}\" < 0 THEN 'negative:{col}'")
+    for col in contract.positive:
+        whens.append(f"WHEN src.\"{col}\" <= 0 THEN 'non_positive:{col}'")
+    for col, bound in contract.max_abs:
+        whens.append(f"WHEN abs(src.\"{col}\") > {float(bound)!r} THEN 'out_of_range:{col}'")
+    for col, allowed in contract.accepted:
+        values = ", ".join("'" + v.replace("'", "''") + "'" for v in allowed)
+        whens.append(f"WHEN src.\"{col}\" NOT IN ({values}) THEN 'invalid_value:{col}'")
+    if contract.time_column and contract.late_tolerance_days is not None:
+        ts = f'src."{contract.time_column}"'
+        # Compare instants: the landing day runs from 00:00 UTC to 24:00 UTC.
+        start = f"timezone('UTC', CAST({day} AS TIMESTAMP))"
+        whens.append(f"WHEN {ts} >= {start} + INTERVAL 1 DAY THEN 'future_ts:{contract.time_column}'")
+        whens.append(
+            f"WHEN {ts} < {start} - INTERVAL {int(contract.late_tolerance_days)} DAY "
+            f"THEN 'stale_ts:{contract.time_column}'"
+        )
+    for col, ref_table, ref_col in contract.references if references is None else references:
+        whens.append(
+            f'WHEN src."{col}" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM raw.{ref_table} AS ref '
+            f'WHERE ref."{ref_col}" = src."{col}" AND ref._landing_date <= {day}) THEN \'unknown_ref:{col}\''
+        )
+    if mismatched_orders:
+        whens.append(
+            "WHEN src.order_id IN (SELECT order_id FROM _mismatched_orders) THEN 'order_total_mismatch:order_total'"
+        )
     return "CASE " + " ".join(whens) + " END" if whens else "NULL"
+
+
+ORDER_TOTAL_TOLERANCE = 0.011
+"""An order total may differ from the sum of its rounded lines by at most a cent (plus float noise)."""
+
+
+def _mark_mismatched_orders(
+    con: duckdb.DuckDBPyConnection, landing_root: Path, source: str, day: date
+) -> bool:
+    """Fill ``_mismatched_orders`` with the orders of ``day`` whose total disagrees with their lines.
+
+    Decided from the landing files of both tables of that day alone, so loading orders and loading order lines
+    reach the same verdict whatever the warehouse holds. Returns False when either table has no files (the
+    source does not deliver both, or the rule cannot be evaluated).
+    """
+    order_files = day_files(landing_root, source, "orders", day)
+    line_files = day_files(landing_root, source, "order_items", day)
+    if not order_files or not line_files:
+        return False
+    try:
+        for f in order_files:
+            check_file(f, CONTRACTS["orders"])
+        for f in line_files:
+            check_file(f, CONTRACTS["order_items"])
+    except LandingFileError:
+        return False  # the table's own load reports the bad file
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _mismatched_orders AS
+        SELECT o.order_id
+        FROM read_parquet(?) AS o
+        INNER JOIN (
+            SELECT order_id, sum(round(qty * unit_price * (1 - coalesce(discount, 0.0)), 2)) AS lines_total
+            FROM read_parquet(?)
+            GROUP BY order_id
+        ) AS l ON l.order_id = o.order_id
+        WHERE o.order_total IS NOT NULL
+          AND isfinite(o.order_total) AND isfinite(l.lines_total)
+          AND abs(o.order_total - l.lines_total) > {ORDER_TOTAL_TOLERANCE}
+        """,
+        [[str(f) for f in order_files], [str(f) for f in line_files]],
+    )
+    return True
 
 
 def load_window(
@@ -195,10 +285,14 @@ def load_window(
         plan.append((day, files))
 
     columns = ", ".join(f'"{c}"' for c in contract.columns)
+    src_columns = ", ".join(f'src."{c}"' for c in contract.columns)
     time_col = contract.time_column
     event_date = f"CAST(timezone('UTC', \"{time_col}\") AS DATE)" if time_col else "CAST(? AS DATE)"
-    reason = _reason_sql(contract)
     result = LoadResult(table=table, days=[], extra_columns=extra)
+    # A reference is checked only against a table the source delivers at all (Online Retail has no inventory).
+    references = tuple(r for r in contract.references if (Path(landing_root) / source / r[1]).is_dir())
+    for _, ref_table, _ in references:
+        create_raw_tables(con, CONTRACTS[ref_table])
 
     # 2. One transaction for the whole window: delete the days, insert them again.
     con.execute("BEGIN TRANSACTION")
@@ -208,14 +302,18 @@ def load_window(
             con.execute(f"DELETE FROM {target} WHERE _landing_date BETWEEN ? AND ?", [lo, hi])
         for day, files in plan:
             load = DayLoad(day=day, files=[str(f) for f in files])
+            mismatch_rule = table in ("orders", "order_items") and _mark_mismatched_orders(
+                con, landing_root, source, day
+            )
+            reason = _reason_sql(contract, day, mismatched_orders=mismatch_rule, references=references)
             for f in files:
                 # Each file is read on its own so that a file that passes the schema check but fails while
                 # decoding (truncated pages) is named in the error.
                 try:
                     con.execute(
-                        f"CREATE OR REPLACE TEMP TABLE _incoming AS SELECT {columns}, "
+                        f"CREATE OR REPLACE TEMP TABLE _incoming AS SELECT {src_columns}, "
                         f"file_row_number AS _file_row, {reason} AS _reason "
-                        f"FROM read_parquet(?, file_row_number = true)",
+                        f"FROM read_parquet(?, file_row_number = true) AS src",
                         [str(f)],
                     )
                 except duckdb.Error as exc:
@@ -247,6 +345,7 @@ def load_window(
                     load.quarantined[r] = load.quarantined.get(r, 0) + n
             result.days.append(load)
         con.execute("DROP TABLE IF EXISTS _incoming")
+        con.execute("DROP TABLE IF EXISTS _mismatched_orders")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

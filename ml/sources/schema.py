@@ -15,6 +15,14 @@ import pyarrow as pa
 
 TS = pa.timestamp("us", tz="UTC")
 
+LATE_ROW_TOLERANCE_DAYS = 3
+"""How many days late a fact row may land (its time before its landing day). dbt rebuilds this many days
+before each partition (the lookback), so a late row within the tolerance is picked up and counted once; an
+older one is quarantined as ``stale_ts`` instead of being loaded where no model would ever read it."""
+
+MAX_ABS_QUANTITY = 1_000_000
+"""Largest credible quantity on one order line or stock position (the real data peaks at 80,995)."""
+
 
 @dataclass(frozen=True)
 class TableContract:
@@ -28,6 +36,17 @@ class TableContract:
     """Columns besides the key that must not be null (a null sends the row to quarantine)."""
     non_negative: tuple[str, ...] = field(default=())
     """Numeric columns that must be finite and >= 0."""
+    positive: tuple[str, ...] = field(default=())
+    """Numeric columns that must be > 0 (a zero list price is a data error, not a free product)."""
+    max_abs: tuple[tuple[str, float], ...] = field(default=())
+    """(column, bound): values with a larger magnitude are not credible and are quarantined."""
+    accepted: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())
+    """(column, allowed values) for closed vocabularies; a null is allowed unless the column is required."""
+    references: tuple[tuple[str, str, str], ...] = field(default=())
+    """(column, table, column): a non-null value must exist in that raw table, landed on or before the row's
+    landing day (so a daily run and a backfill of the same days decide alike)."""
+    late_tolerance_days: int | None = None
+    """For fact tables: the time column must fall on the landing day or at most this many days before it."""
     description: str = ""
 
     @property
@@ -70,7 +89,8 @@ CONTRACTS: dict[str, TableContract] = {
             },
             key=("sku",),
             time_column="first_seen_ts",
-            non_negative=("price", "lead_time_days"),
+            non_negative=("lead_time_days",),
+            positive=("price",),
             description="Products first listed on the day, with list price and primary/alternate supplier.",
         ),
         TableContract(
@@ -105,6 +125,9 @@ CONTRACTS: dict[str, TableContract] = {
             key=("event_id",),
             time_column="ts",
             required=("ts", "customer_id", "session_id", "sku", "event_type"),
+            accepted=(("event_type", ("view", "cart", "purchase")),),
+            references=(("customer_id", "customers", "customer_id"), ("sku", "products", "sku")),
+            late_tolerance_days=LATE_ROW_TOLERANCE_DAYS,
             description="Clickstream: view, cart and purchase events with channel, placement, region and device.",
         ),
         TableContract(
@@ -124,6 +147,9 @@ CONTRACTS: dict[str, TableContract] = {
             key=("order_id",),
             time_column="ts",
             required=("ts",),
+            accepted=(("status", ("placed", "cancelled")),),
+            references=(("customer_id", "customers", "customer_id"),),
+            late_tolerance_days=LATE_ROW_TOLERANCE_DAYS,
             description="Order headers. customer_id is null for guest checkouts; status is placed or cancelled.",
         ),
         TableContract(
@@ -141,6 +167,12 @@ CONTRACTS: dict[str, TableContract] = {
             key=("order_id", "line_no"),
             time_column="ts",
             required=("ts", "sku", "qty", "unit_price"),
+            # Quantities are negative on cancellations; zero prices occur in the real data (free samples) and
+            # are classified as adjustments downstream, so only a negative price is an error here.
+            non_negative=("unit_price", "discount"),
+            max_abs=(("qty", MAX_ABS_QUANTITY),),
+            references=(("sku", "products", "sku"),),
+            late_tolerance_days=LATE_ROW_TOLERANCE_DAYS,
             description="Order lines: quantity (negative on cancellations), unit list price, discount fraction.",
         ),
         TableContract(
@@ -155,6 +187,9 @@ CONTRACTS: dict[str, TableContract] = {
             key=("sku", "warehouse_id", "snapshot_ts"),
             time_column="snapshot_ts",
             non_negative=("on_hand", "on_order"),
+            max_abs=(("on_hand", MAX_ABS_QUANTITY), ("on_order", MAX_ABS_QUANTITY)),
+            references=(("sku", "products", "sku"),),
+            late_tolerance_days=LATE_ROW_TOLERANCE_DAYS,
             description="End-of-day stock per SKU and warehouse.",
         ),
         TableContract(

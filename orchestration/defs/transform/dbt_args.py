@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
-LOOKBACK_DAYS = 3
-"""Late rows (event time before their landing day) are picked up by rebuilding this many earlier days."""
+from ml.sources.schema import LATE_ROW_TOLERANCE_DAYS
+
+LOOKBACK_DAYS = LATE_ROW_TOLERANCE_DAYS
+"""Late rows (event time before their landing day) are picked up by rebuilding this many earlier days; the raw
+layer quarantines rows later than this, so every loaded row falls inside some run's window."""
 
 
 def partition_vars(first_day: date, last_day: date, lookback_days: int = LOOKBACK_DAYS) -> dict[str, str]:
