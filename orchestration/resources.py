@@ -37,12 +37,14 @@ class StoreSourceResource(dg.ConfigurableResource):
     name: str
     scale: str = "small"
     seed: int = 42
+    dirty_rate: float = 0.0
+    """Defects of each kind per 1,000 events added to the simulator's days (ml/sources/dirt.py); 0 = clean."""
     landing_root: str
 
     def get(self):
         from ml.sources import get_source
 
-        return get_source(self.name, scale=self.scale, seed=self.seed)
+        return get_source(self.name, scale=self.scale, seed=self.seed, dirty_rate=self.dirty_rate)
 
 
 def dbt_executable() -> str:
@@ -60,7 +62,11 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         "warehouse": WarehouseResource(path=str(settings.warehouse_path())),
         "store": StoreSourceResource(
-            name=source.name, scale=source.scale, seed=source.seed, landing_root=str(settings.landing_root())
+            name=source.name,
+            scale=source.scale,
+            seed=source.seed,
+            dirty_rate=source.dirty_rate,
+            landing_root=str(settings.landing_root()),
         ),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
     }

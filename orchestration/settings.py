@@ -69,6 +69,7 @@ class SourceSettings:
     name: str
     scale: str
     seed: int
+    dirty_rate: float = 0.0
 
 
 def source_settings() -> SourceSettings:
@@ -76,6 +77,7 @@ def source_settings() -> SourceSettings:
         name=os.environ.get("AIGC_SOURCE", "simulated"),
         scale=os.environ.get("AIGC_SCALE", "small"),
         seed=int(os.environ.get("AIGC_SEED", "42")),
+        dirty_rate=float(os.environ.get("AIGC_DIRTY_RATE", "0")),
     )
 
 

@@ -17,11 +17,13 @@ MODEL_SCHEMAS = ("raw", "staging", "intermediate", "marts")
 PATH_COLUMNS = {"_source_file", "source_file"}
 
 
-def resources_for(data_dir: Path, source: str = "simulated", scale: str = "small") -> dict:
+def resources_for(
+    data_dir: Path, source: str = "simulated", scale: str = "small", dirty_rate: float = 0.0
+) -> dict:
     resources = build_resources()
     resources["warehouse"] = WarehouseResource(path=str(data_dir / "warehouse.duckdb"))
     resources["store"] = StoreSourceResource(
-        name=source, scale=scale, seed=42, landing_root=str(data_dir / "landing")
+        name=source, scale=scale, seed=42, dirty_rate=dirty_rate, landing_root=str(data_dir / "landing")
     )
     return resources
 

@@ -105,15 +105,22 @@ def empty_table(table_name: str) -> pa.Table:
     return CONTRACTS[table_name].schema.empty_table()
 
 
-def get_source(name: str, *, scale: str = "small", seed: int = 42) -> Source:
+def get_source(name: str, *, scale: str = "small", seed: int = 42, dirty_rate: float = 0.0) -> Source:
     """Return the source called ``name``.
 
     ``scale`` and ``seed`` configure the simulator; the replay of real data has neither and ignores them.
+    ``dirty_rate`` > 0 adds realistic dirt to the simulator's days (see :mod:`ml.sources.dirt`); the real data
+    brings its own.
     """
     if name == "simulated":
         from ml.sources.simulated import SimulatedStore
 
-        return SimulatedStore(scale=scale, seed=seed)
+        store = SimulatedStore(scale=scale, seed=seed)
+        if dirty_rate > 0:
+            from ml.sources.dirt import DirtySource
+
+            return DirtySource(store, rate=dirty_rate, seed=seed)
+        return store
     if name == "online_retail":
         from ml.sources.online_retail import OnlineRetailReplay
 
