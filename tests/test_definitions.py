@@ -13,6 +13,22 @@ from orchestration.defs.transform.project import dbt_project
 from orchestration.partitions import POOL, daily_partitions
 
 
+GROUPS = {
+    "landing",
+    "ingest",
+    "staging",
+    "intermediate",
+    "marts",
+    "quality",
+    "people",
+    "goods",
+    "place",
+    "recommend",
+    "supply",
+    "marketing",
+}
+
+
 def _graph():
     return defs.resolve_asset_graph()
 
@@ -33,7 +49,7 @@ def test_definitions_load_and_every_asset_is_described_grouped_and_partitioned()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description, f"{key} has no description"
-        assert node.group_name in {"landing", "ingest", "staging", "intermediate", "marts"}, key
+        assert node.group_name in GROUPS, key
         assert node.partitions_def == daily_partitions, f"{key} is not on the one daily partitions definition"
 
 
@@ -85,3 +101,18 @@ def test_daily_schedule_targets_the_latest_partition_with_a_stable_run_key():
     assert len(requests) == 1
     assert requests[0].partition_key == "2026-03-09"
     assert requests[0].run_key == "2026-03-09"
+
+
+def test_every_raw_and_staging_table_has_a_blocking_reconciliation_check():
+    checks = {(k.asset_key.to_user_string(), k.name) for k in _graph().asset_check_keys}
+    for table in TABLES:
+        assert (f"raw/{table}", "reconciles_with_landing") in checks
+    for model in ("stg_events", "stg_orders", "stg_order_items", "stg_customers", "stg_inventory"):
+        assert (f"staging/{model}", "reconciles_with_raw") in checks
+    blocking = {
+        spec.key.name
+        for checks_def in defs.asset_checks or []
+        for spec in checks_def.check_specs
+        if spec.blocking
+    }
+    assert {"reconciles_with_landing", "reconciles_with_raw"} <= blocking

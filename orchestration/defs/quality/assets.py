@@ -1,0 +1,133 @@
+"""Data quality in the UI: reconciliation checks between layers and the daily quarantine summary.
+
+* ``raw/<table>`` gets ``reconciles_with_landing``: landing rows = raw rows + quarantined rows for the
+  partition's landing days, the landing side counted from the Parquet footers.
+* ``staging/stg_<table>`` gets ``reconciles_with_raw``: raw rows of the rebuilt event dates = staged rows +
+  duplicates removed by staging.
+* ``quality/quarantine_summary`` counts quarantined rows per day, table and reason into
+  ``quality.quarantine_daily`` and reports the total as a number that plots over partitions.
+
+All of them are blocking: a partition whose counts do not reconcile must not feed profiles or models.
+The logic is in ``ml/quality``; this module only wires it to the assets and formats metadata.
+"""
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from ml.ingest.raw_loader import preview_markdown
+from ml.quality.reconcile import STAGING, quarantine_summary, reconcile_landing, reconcile_staging
+from ml.sources.schema import TABLES
+from orchestration.defs.ingest.assets import raw_key
+from orchestration.defs.transform.dbt_args import partition_vars
+from orchestration.partitions import POOL, daily_partitions, window_days
+from orchestration.resources import StoreSourceResource, WarehouseResource
+
+OWNERS = ["team:data-quality"]
+
+
+def _landing_check(table: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=raw_key(table),
+        name="reconciles_with_landing",
+        description=(
+            f"Landing rows of `{table}` (from the Parquet footers) = rows in `raw.{table}` + rows in "
+            f"`raw.quarantine_{table}`, for the partition's landing days. Fails if any row was lost or doubled."
+        ),
+        partitions_def=daily_partitions,
+        blocking=True,
+    )
+    def _check(
+        context: dg.AssetCheckExecutionContext, store: StoreSourceResource, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        window = context.partition_time_window
+        days = window_days(window.start, window.end)
+        with warehouse.connect(read_only=True) as con:
+            rec = reconcile_landing(con, Path(store.landing_root), store.get().name, table, days)
+        return dg.AssetCheckResult(passed=rec.ok, metadata=rec.as_metadata())
+
+    return _check
+
+
+def _staging_check(table: str) -> dg.AssetChecksDefinition:
+    spec = STAGING[table]
+    scope = (
+        "the event dates dbt rebuilt (the partition plus the lookback)"
+        if spec.date_column
+        else "the whole table (a dimension upserted on its key)"
+    )
+
+    @dg.asset_check(
+        asset=dg.AssetKey(["staging", spec.model]),
+        name="reconciles_with_raw",
+        description=(
+            f"Rows of `raw.{table}` = rows of `staging.{spec.model}` + duplicates staging removed, over {scope}."
+        ),
+        partitions_def=daily_partitions,
+        blocking=True,
+    )
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        window = context.partition_time_window
+        days = window_days(window.start, window.end)
+        dbt_vars = partition_vars(days[0], days[-1])
+        first, last = date.fromisoformat(dbt_vars["min_date"]), date.fromisoformat(dbt_vars["max_date"])
+        with warehouse.connect(read_only=True) as con:
+            rec = reconcile_staging(con, table, first, last)
+        return dg.AssetCheckResult(passed=rec.ok, metadata=rec.as_metadata())
+
+    return _check
+
+
+landing_checks = [_landing_check(t) for t in TABLES]
+staging_checks = [_staging_check(t) for t in TABLES]
+
+
+@dg.asset(
+    key=dg.AssetKey(["quality", "quarantine_summary"]),
+    group_name="quality",
+    owners=OWNERS,
+    kinds={"duckdb", "python"},
+    description=(
+        "Quarantined rows per landing day, table and reason code (`quality.quarantine_daily`). The total plots "
+        "over partitions in the UI; the reasons are the raw loader's codes (see docs/quality.md)."
+    ),
+    deps=[raw_key(t) for t in TABLES],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=POOL,
+)
+def quarantine_summary_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    window = context.partition_time_window
+    days = window_days(window.start, window.end)
+    with warehouse.connect() as con:
+        summary = quarantine_summary(con, days[0], days[-1])
+        con.execute("CREATE SCHEMA IF NOT EXISTS quality")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS quality.quarantine_daily "
+            "(landing_date DATE, table_name VARCHAR, reason VARCHAR, n_rows BIGINT)"
+        )
+        con.execute("BEGIN TRANSACTION")
+        con.execute(
+            "DELETE FROM quality.quarantine_daily WHERE landing_date BETWEEN ? AND ?", [days[0], days[-1]]
+        )
+        if len(summary):
+            con.register("_summary", summary)
+            con.execute("INSERT INTO quality.quarantine_daily SELECT * FROM _summary")
+            con.unregister("_summary")
+        con.execute("COMMIT")
+        preview = preview_markdown(
+            con,
+            "SELECT table_name, reason, sum(n_rows) AS n_rows FROM quality.quarantine_daily "
+            "WHERE landing_date BETWEEN ? AND ? GROUP BY 1, 2 ORDER BY 3 DESC",
+            [days[0], days[-1]],
+            limit=20,
+        )
+    per_table = summary.groupby("table_name")["n_rows"].sum().to_dict() if len(summary) else {}
+    metadata = {
+        "quarantined_rows": int(summary["n_rows"].sum()) if len(summary) else 0,
+        "dagster/row_count": len(summary),
+        "by_reason": dg.MetadataValue.md(preview if len(summary) else "_nothing quarantined_"),
+    }
+    metadata.update({f"quarantined_{t}": int(per_table.get(t, 0)) for t in TABLES})
+    return dg.MaterializeResult(metadata=metadata)
