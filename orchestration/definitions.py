@@ -3,14 +3,23 @@
 import dagster as dg
 
 from orchestration.defs.ingest.assets import landing_files, raw_tables
-from orchestration.defs.quality.assets import landing_checks, quarantine_summary_asset, staging_checks
+from orchestration.defs.quality.assets import (
+    freshness_checks,
+    freshness_sensor,
+    landing_checks,
+    quarantine_summary_asset,
+    schema_change_checks,
+    staging_checks,
+    volume_checks,
+)
 from orchestration.defs.schedules import daily_pipeline, daily_schedule
 from orchestration.defs.transform.assets import dbt_daily_models
 from orchestration.resources import build_resources
 
 defs = dg.Definitions(
     assets=[landing_files, raw_tables, dbt_daily_models, quarantine_summary_asset],
-    asset_checks=[*landing_checks, *staging_checks],
+    asset_checks=[*landing_checks, *staging_checks, *volume_checks, *schema_change_checks, *freshness_checks],
+    sensors=[freshness_sensor],
     jobs=[daily_pipeline],
     schedules=[daily_schedule],
     resources=build_resources(),

@@ -166,3 +166,53 @@ def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
         ).fetchone()[0]
         > 0
     )
+
+
+@dataclass(frozen=True)
+class VolumeCheck:
+    table: str
+    day: date
+    rows: int
+    recent_median: float | None
+    """Median daily rows over the previous days that had any rows (None without history)."""
+    min_ratio: float
+
+    @property
+    def ratio(self) -> float | None:
+        return None if not self.recent_median else self.rows / self.recent_median
+
+    @property
+    def ok(self) -> bool:
+        return self.ratio is None or self.ratio >= self.min_ratio
+
+    def as_metadata(self) -> dict:
+        return {
+            "table": self.table,
+            "day": self.day.isoformat(),
+            "rows": self.rows,
+            "recent_median": float(self.recent_median or 0.0),
+            "ratio_to_recent": float(self.ratio if self.ratio is not None else 1.0),
+            "min_ratio": self.min_ratio,
+        }
+
+
+def volume_vs_recent(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    date_column: str,
+    day: date,
+    history_days: int = 7,
+    min_ratio: float = 0.5,
+) -> VolumeCheck:
+    """Rows of ``table`` on ``day`` against the median of the previous ``history_days`` days.
+
+    Days without rows are left out of the median: the real store does not trade on Saturdays, and a closed
+    day is not a baseline. A drop below ``min_ratio`` × the median fails.
+    """
+    rows = con.execute(f"SELECT count(*) FROM {table} WHERE {date_column} = ?", [day]).fetchone()[0]
+    median = con.execute(
+        f"SELECT median(n) FROM (SELECT {date_column}, count(*) AS n FROM {table} "
+        f"WHERE {date_column} >= CAST(? AS DATE) - {int(history_days)} AND {date_column} < ? GROUP BY 1)",
+        [day, day],
+    ).fetchone()[0]
+    return VolumeCheck(table, day, int(rows), None if median is None else float(median), min_ratio)

@@ -14,6 +14,7 @@ import dagster as dg
 
 from ml.ingest.raw_loader import create_raw_tables, load_window, preview_markdown
 from ml.sources.schema import CONTRACTS, TABLES
+from orchestration.metadata import column_schema
 from orchestration.partitions import POOL, daily_partitions, window_days
 from orchestration.resources import StoreSourceResource, WarehouseResource
 
@@ -108,6 +109,7 @@ def raw_tables(context: dg.AssetExecutionContext, store: StoreSourceResource, wa
                     asset_key=raw_key(table),
                     metadata={
                         "dagster/row_count": 0,
+                        "dagster/column_schema": column_schema(con, "raw", table),
                         "note": f"source {source.name!r} does not deliver {table}",
                     },
                 )
@@ -124,6 +126,7 @@ def raw_tables(context: dg.AssetExecutionContext, store: StoreSourceResource, wa
                 asset_key=raw_key(table),
                 metadata={
                     "dagster/row_count": total,
+                    "dagster/column_schema": column_schema(con, "raw", table),
                     "rows_landed": result.landed,
                     "rows_loaded": result.loaded,
                     "rows_quarantined": result.quarantined,

@@ -17,7 +17,13 @@ from pathlib import Path
 import dagster as dg
 
 from ml.ingest.raw_loader import preview_markdown
-from ml.quality.reconcile import STAGING, quarantine_summary, reconcile_landing, reconcile_staging
+from ml.quality.reconcile import (
+    STAGING,
+    quarantine_summary,
+    reconcile_landing,
+    reconcile_staging,
+    volume_vs_recent,
+)
 from ml.sources.schema import TABLES
 from orchestration.defs.ingest.assets import raw_key
 from orchestration.defs.transform.dbt_args import partition_vars
@@ -131,3 +137,71 @@ def quarantine_summary_asset(context: dg.AssetExecutionContext, warehouse: Wareh
     }
     metadata.update({f"quarantined_{t}": int(per_table.get(t, 0)) for t in TABLES})
     return dg.MaterializeResult(metadata=metadata)
+
+
+# -- volume, schema and freshness -----------------------------------------------------------------------------
+
+VOLUME_WATCHED = {"fct_events": "event_date", "fct_orders": "order_date"}
+
+
+def _volume_check(model: str, date_column: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(["marts", model]),
+        name="no_day_over_day_volume_drop",
+        description=(
+            f"Rows of `marts.{model}` on each partition day ≥ 50% of the median of the previous 7 trading days. "
+            "Warns: a quiet day can be real (a holiday), but an upstream outage looks the same."
+        ),
+        partitions_def=daily_partitions,
+        blocking=False,
+    )
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        window = context.partition_time_window
+        with warehouse.connect(read_only=True) as con:
+            results = [
+                volume_vs_recent(con, f"marts.{model}", date_column, day)
+                for day in window_days(window.start, window.end)
+            ]
+        worst = min(results, key=lambda r: r.ratio if r.ratio is not None else float("inf"))
+        return dg.AssetCheckResult(
+            passed=all(r.ok for r in results),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata=worst.as_metadata() | {"days_checked": len(results)},
+        )
+
+    return _check
+
+
+volume_checks = [_volume_check(m, c) for m, c in VOLUME_WATCHED.items()]
+
+# Schema drift: every raw table and mart reports ``dagster/column_schema``; a change between two
+# materialisations (a column added, dropped or retyped) warns on the asset.
+SCHEMA_WATCHED = [raw_key(t) for t in TABLES] + [
+    dg.AssetKey(["marts", m])
+    for m in (
+        "fct_events",
+        "fct_orders",
+        "fct_order_items",
+        "fct_daily_sku_demand",
+        "fct_inventory_daily",
+        "fct_channel_daily",
+        "dim_customers",
+        "dim_products",
+    )
+]
+schema_change_checks = dg.build_column_schema_change_checks(assets=SCHEMA_WATCHED)
+
+# Freshness: yesterday's partition of the marts must be materialised by 06:00 UTC (the schedule runs at 02:00).
+# A replay of historic data (Online Retail) is never fresh by this rule, which is the truth about it.
+FRESHNESS_DEADLINE_CRON = "0 6 * * *"
+freshness_checks = dg.build_time_partition_freshness_checks(
+    assets=[dg.AssetKey(["marts", m]) for m in ("fct_orders", "fct_events", "fct_daily_sku_demand")],
+    deadline_cron=FRESHNESS_DEADLINE_CRON,
+    timezone="UTC",
+)
+freshness_sensor = dg.build_sensor_for_freshness_checks(
+    freshness_checks=freshness_checks,
+    name="marts_freshness_sensor",
+    minimum_interval_seconds=15 * 60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)

@@ -18,6 +18,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from orchestration.defs.transform.dbt_args import build_args, partition_vars
 from orchestration.defs.transform.project import dbt_project
+from orchestration.metadata import column_schema
 from orchestration.partitions import POOL, daily_partitions, window_days
 from orchestration.resources import WarehouseResource
 from orchestration.settings import dbt_env
@@ -92,7 +93,10 @@ def with_row_counts(events, con, manifest_path, dbt_vars: dict[str, str]):
             yield event
             continue
         relation = f'"{node["schema"]}"."{node["alias"]}"'
-        metadata = {"dagster/row_count": con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]}
+        metadata = {
+            "dagster/row_count": con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0],
+            "dagster/column_schema": column_schema(con, node["schema"], node["alias"]),
+        }
         date_column = node["config"].get("unique_key")
         if isinstance(date_column, str) and date_column.endswith("_date"):
             metadata["rows_in_window"] = con.execute(

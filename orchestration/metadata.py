@@ -1,0 +1,14 @@
+"""Metadata helpers shared by the domains: column schemas (for the schema-change checks) and markdown."""
+
+import dagster as dg
+import duckdb
+
+
+def column_schema(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dg.TableSchema:
+    """The table's columns and types as Dagster's ``TableSchema`` (``dagster/column_schema`` metadata)."""
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+        [schema, table],
+    ).fetchall()
+    return dg.TableSchema(columns=[dg.TableColumn(name, type_) for name, type_ in rows])
