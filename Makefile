@@ -16,7 +16,7 @@ SCALE ?= small
 DAYS ?= 14
 PORT ?= 3000
 
-.PHONY: help setup demo test test-fast ui lint dbt-docs clean backfill
+.PHONY: help setup demo test test-full test-fast ui lint dbt-docs clean backfill
 
 help:
 	@echo "make demo [SOURCE=simulated|online_retail] [DAYS=14]  install, then materialise the graph for DAYS days"
@@ -42,6 +42,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The whole Online Retail year through the pipeline (about 10+ minutes on 2 cores) on top of the suite.
+test-full: setup
+	AIGC_TEST_RETAIL_DAYS=374 $(PY) -m pytest -q
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not e2e"

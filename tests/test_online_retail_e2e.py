@@ -1,7 +1,11 @@
 """The real-data replay, end to end as a user runs it (`make demo SOURCE=online_retail`), reconciled with the CSV.
 
-Every one of the 541,909 real invoice lines must be accounted for: loaded and classified (sale, return,
+Every real invoice line of the replayed days must be accounted for: loaded and classified (sale, return,
 adjustment) or quarantined with a reason; nothing is silently dropped.
+
+``make test`` replays the first ``AIGC_TEST_RETAIL_DAYS`` days (default 31: December 2010, with its
+cancellations, guest orders and Christmas closure). ``make test-full`` replays the whole year (374 days) and
+also checks the published totals of the dataset (541,909 lines, 25,900 invoices, 4,372 customers).
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from ml.sources.online_retail import DEFAULT_CSV
 
 pytestmark = pytest.mark.e2e
 
+DAYS = int(os.environ.get("AIGC_TEST_RETAIL_DAYS", "31"))
+FULL_YEAR = DAYS >= 374
+
 
 @pytest.fixture(scope="module")
 def replay(tmp_path_factory):
@@ -26,20 +33,29 @@ def replay(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "AIGC_SOURCE")}
     env["AIGC_DATA_DIR"] = str(data_dir)
     proc = subprocess.run(
-        [sys.executable, "-m", "orchestration.demo", "--source", "online_retail", "--days", "400"],
+        [sys.executable, "-m", "orchestration.demo", "--source", "online_retail", "--days", str(DAYS)],
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=3600 if FULL_YEAR else 900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     csv = pd.read_csv(DEFAULT_CSV, dtype={"InvoiceNo": str, "StockCode": str, "CustomerID": "Int64"})
-    return {"warehouse": data_dir / "warehouse.duckdb", "stdout": proc.stdout, "csv": csv}
+    # The replay lands invoice lines by the local (UK) date of InvoiceDate.
+    invoice_day = pd.to_datetime(csv.InvoiceDate).dt.normalize()
+    last_day = pd.Timestamp("2010-12-01") + pd.Timedelta(days=min(DAYS, 374) - 1)
+    csv = csv[invoice_day <= last_day]
+    return {
+        "warehouse": data_dir / "warehouse.duckdb",
+        "stdout": proc.stdout,
+        "csv": csv,
+        "last_day": last_day,
+    }
 
 
 def test_demo_prints_where_to_look(replay):
     out = replay["stdout"]
-    assert "Done: 374 days (2010-12-01 .. 2011-12-09)" in out
+    assert f"Done: {min(DAYS, 374)} days (2010-12-01 .. {replay['last_day'].date().isoformat()})" in out
     assert str(replay["warehouse"]) in out
     assert "make ui" in out
     assert "marts.fct_order_items" in out
@@ -53,9 +69,12 @@ def test_every_csv_line_is_loaded_or_quarantined_with_a_reason(replay):
             con.execute("SELECT _reason, count(*) FROM raw.quarantine_order_items GROUP BY 1").fetchall()
         )
         staged = con.execute("SELECT count(*) FROM marts.fct_order_items").fetchone()[0]
-    assert raw + sum(quarantine.values()) == len(csv) == 541_909
-    # the only row-level rule the real lines break at this layer: negative prices ("Adjust bad debt")
-    assert quarantine == {"negative:unit_price": int((csv.UnitPrice < 0).sum())}
+    assert raw + sum(quarantine.values()) == len(csv) > 0
+    if FULL_YEAR:
+        assert len(csv) == 541_909
+    # the only row-level rule the real lines break at this layer: negative prices ("Adjust bad debt", August)
+    negative = int((csv.UnitPrice < 0).sum())
+    assert quarantine == ({"negative:unit_price": negative} if negative else {})
     # (order_id, line_no) is unique, so staging drops nothing: staged = raw
     assert staged == raw
 
@@ -72,16 +91,18 @@ def test_lines_are_classified_like_the_protocol_and_revenue_matches(replay):
         trading_days = con.execute(
             "SELECT count(DISTINCT demand_date) FROM marts.fct_daily_sku_demand"
         ).fetchone()[0]
-    assert by_type["sale"] == len(clean) == 530_104
+    assert by_type["sale"] == len(clean)
     assert by_type["return"] == int((csv.Quantity < 0).sum())
     # the sum of each line rounded to the pence; SOURCE.md's £10,666,684.54 is the unrounded sum
     expected = sum(
         Decimal(str(round(q * p, 2))) for q, p in zip(clean.Quantity, clean.UnitPrice, strict=True)
     )
     assert revenue == expected
-    assert abs(float(revenue) - 10_666_684.54) < 1.0
     assert demand_units == int(clean.Quantity.sum())
-    assert trading_days == 305
+    assert trading_days == pd.to_datetime(clean.InvoiceDate).dt.normalize().nunique()
+    if FULL_YEAR:
+        assert len(clean) == 530_104 and trading_days == 305
+        assert abs(float(revenue) - 10_666_684.54) < 1.0
 
 
 def test_cancellations_and_guest_orders_are_kept(replay):
@@ -92,7 +113,9 @@ def test_cancellations_and_guest_orders_are_kept(replay):
         ).fetchone()
         customers = con.execute("SELECT count(*) FROM marts.dim_customers").fetchone()[0]
     invoices = csv.groupby("InvoiceNo").CustomerID.first()
-    assert orders == csv.InvoiceNo.nunique() == 25_900
-    assert cancelled == 3_836
-    assert guests == int(invoices.isna().sum())
-    assert customers == csv.CustomerID.nunique() == 4_372
+    assert orders == csv.InvoiceNo.nunique()
+    assert cancelled == csv[csv.InvoiceNo.str.startswith("C")].InvoiceNo.nunique() > 0
+    assert guests == int(invoices.isna().sum()) > 0
+    assert customers == csv.CustomerID.nunique()
+    if FULL_YEAR:
+        assert (orders, cancelled, customers) == (25_900, 3_836, 4_372)
