@@ -1,5 +1,67 @@
-"""Great Expectations suites as code and the runner that turns a validation into a Dagster asset-check result.
+"""Great Expectations suites as code, a partition runner, and its conversion into Dagster asset-check results.
 
-Not built yet: the data-quality layer is issue 3. Until then the quality gates are the raw layer's row-level
-quarantine (ml/ingest/raw_loader.py) and the dbt tests, which surface as Dagster asset checks.
+Public API (what an asset check calls)::
+
+    from expectations import SUITES, recent_counts, validate_partition, to_asset_check_result
+
+    spec = SUITES["fct_orders"]          # SuiteSpec: table, date_column, blocking, key, time_column, ...
+    counts = recent_counts(con, "fct_orders", first_day)           # previous 7 days' row counts
+    outcome = validate_partition(con, "fct_orders", first_day, last_day,
+                                 docs_dir=data_dir / "gx_docs", recent_counts=counts)
+    return to_asset_check_result(outcome, asset_key=..., check_name="gx_fct_orders")
+
+* ``SUITES: dict[str, SuiteSpec]``: one suite per raw table (``raw_<table>``, non-blocking) and per key mart
+  (``fct_orders``, ``fct_order_items``, ``fct_events``, ``fct_daily_sku_demand``: blocking;
+  ``dim_products``, ``dim_customers``: non-blocking). See :mod:`expectations.suites` and ``docs/quality.md``.
+* ``validate_partition(con, suite_name, window_start, window_end, docs_dir=None, recent_counts=None)
+  -> ValidationOutcome``: reads only the window's slice from the (read-only) DuckDB connection, validates it
+  with one ephemeral GX context per process, optionally builds Data Docs under ``docs_dir``. Windows are
+  inclusive dates, or the half-open datetimes of a Dagster ``TimeWindow``.
+* ``ValidationOutcome``: ``success``, ``row_count``, ``evaluated``/``successful``/``unsuccessful``,
+  ``failed: list[FailedExpectation]`` (expectation, column, rule, observed value or unexpected count/values,
+  up to 5 sample failing rows), ``parameters``, ``docs_path``, ``duration_s``.
+* ``recent_counts(con, suite_name, window_start, days=7) -> list[int]`` and ``volume_bounds(...)``.
+* ``validate_all(con, window_start, window_end, suites=None, docs_dir=None)``: every suite on one window.
+* ``to_asset_check_result(outcome, asset_key=None, check_name=None) -> dagster.AssetCheckResult``: lives in
+  :mod:`expectations.dagster_check`, the only module here that imports Dagster (loaded on first use).
+
+Importing this package does not import Great Expectations (about 4 s) or Dagster; the first validation does.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from expectations.runner import (
+    FailedExpectation,
+    ValidationOutcome,
+    fetch_slice,
+    recent_counts,
+    validate_all,
+    validate_partition,
+    window_days,
+)
+from expectations.suites import SUITES, SuiteSpec, volume_bounds
+
+__all__ = [
+    "SUITES",
+    "FailedExpectation",
+    "SuiteSpec",
+    "ValidationOutcome",
+    "fetch_slice",
+    "recent_counts",
+    "to_asset_check_result",
+    "validate_all",
+    "validate_partition",
+    "volume_bounds",
+    "window_days",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Dagster is imported only by whoever converts an outcome into an asset-check result.
+    if name == "to_asset_check_result":
+        from expectations.dagster_check import to_asset_check_result
+
+        return to_asset_check_result
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,6 +6,7 @@ from orchestration.defs.ingest.assets import landing_files, raw_tables
 from orchestration.defs.quality.assets import (
     freshness_checks,
     freshness_sensor,
+    gx_checks,
     landing_checks,
     quarantine_summary_asset,
     schema_change_checks,
@@ -18,7 +19,14 @@ from orchestration.resources import build_resources
 
 defs = dg.Definitions(
     assets=[landing_files, raw_tables, dbt_daily_models, quarantine_summary_asset],
-    asset_checks=[*landing_checks, *staging_checks, *volume_checks, *schema_change_checks, *freshness_checks],
+    asset_checks=[
+        *landing_checks,
+        *staging_checks,
+        *gx_checks,
+        *volume_checks,
+        *schema_change_checks,
+        *freshness_checks,
+    ],
     sensors=[freshness_sensor],
     jobs=[daily_pipeline],
     schedules=[daily_schedule],

@@ -31,6 +31,30 @@ class WarehouseResource(dg.ConfigurableResource):
             con.close()
 
 
+class DataFilesResource(dg.ConfigurableResource):
+    """Where assets write files beside the warehouse: model artifacts, Parquet exports, GX Data Docs."""
+
+    artifacts_dir: str
+    exports_dir: str
+    gx_docs_dir: str
+
+    def path(self, kind: str, *parts: str) -> Path:
+        root = {"artifacts": self.artifacts_dir, "exports": self.exports_dir, "gx_docs": self.gx_docs_dir}[
+            kind
+        ]
+        target = Path(root).joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    @classmethod
+    def under(cls, data_dir: Path) -> DataFilesResource:
+        return cls(
+            artifacts_dir=str(data_dir / "artifacts"),
+            exports_dir=str(data_dir / "exports"),
+            gx_docs_dir=str(data_dir / "gx_docs"),
+        )
+
+
 class StoreSourceResource(dg.ConfigurableResource):
     """The active source (simulated store or real-data replay) and the landing zone it writes to."""
 
@@ -69,4 +93,9 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             landing_root=str(settings.landing_root()),
         ),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "files": DataFilesResource(
+            artifacts_dir=str(settings.artifacts_dir()),
+            exports_dir=str(settings.exports_dir()),
+            gx_docs_dir=str(settings.gx_docs_dir()),
+        ),
     }

@@ -60,6 +60,10 @@ def exports_dir() -> Path:
     return data_dir() / "exports"
 
 
+def gx_docs_dir() -> Path:
+    return data_dir() / "gx_docs"
+
+
 def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home").resolve()
 

@@ -10,7 +10,7 @@ import duckdb
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from orchestration.definitions import defs
-from orchestration.resources import StoreSourceResource, WarehouseResource, build_resources
+from orchestration.resources import DataFilesResource, StoreSourceResource, WarehouseResource, build_resources
 
 MODEL_SCHEMAS = ("raw", "staging", "intermediate", "marts")
 # Columns that carry the absolute path of the landing file: equal content, different temporary folders.
@@ -22,6 +22,7 @@ def resources_for(
 ) -> dict:
     resources = build_resources()
     resources["warehouse"] = WarehouseResource(path=str(data_dir / "warehouse.duckdb"))
+    resources["files"] = DataFilesResource.under(data_dir)
     resources["store"] = StoreSourceResource(
         name=source, scale=scale, seed=42, dirty_rate=dirty_rate, landing_root=str(data_dir / "landing")
     )

@@ -12,7 +12,6 @@ from orchestration.definitions import defs
 from orchestration.defs.transform.project import dbt_project
 from orchestration.partitions import POOL, daily_partitions
 
-
 GROUPS = {
     "landing",
     "ingest",

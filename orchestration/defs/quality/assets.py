@@ -28,7 +28,7 @@ from ml.sources.schema import TABLES
 from orchestration.defs.ingest.assets import raw_key
 from orchestration.defs.transform.dbt_args import partition_vars
 from orchestration.partitions import POOL, daily_partitions, window_days
-from orchestration.resources import StoreSourceResource, WarehouseResource
+from orchestration.resources import DataFilesResource, StoreSourceResource, WarehouseResource
 
 OWNERS = ["team:data-quality"]
 
@@ -205,3 +205,62 @@ freshness_sensor = dg.build_sensor_for_freshness_checks(
     minimum_interval_seconds=15 * 60,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
+
+
+# -- Great Expectations suites as partition checks --------------------------------------------------------------
+
+
+def _gx_check(suite_name: str) -> dg.AssetChecksDefinition:
+    from expectations import SUITES
+
+    spec = SUITES[suite_name]
+    schema, table = spec.table.split(".")
+    asset_key = raw_key(table) if schema == "raw" else dg.AssetKey([schema, table])
+    why = (
+        "Blocking: it guards model training, so a failure stops this partition's downstream assets."
+        if spec.blocking
+        else "Warns without blocking."
+    )
+
+    @dg.asset_check(
+        asset=asset_key,
+        name=f"gx_{suite_name}",
+        description=f"Great Expectations suite `{suite_name}` on the partition's rows of `{spec.table}`. "
+        f"{spec.description} {why} Failed expectations, observed values, sample rows and a link to the "
+        "Data Docs page are in the metadata.",
+        partitions_def=daily_partitions,
+        blocking=spec.blocking,
+    )
+    def _check(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, files: DataFilesResource
+    ) -> dg.AssetCheckResult:
+        from expectations import recent_counts, to_asset_check_result, validate_partition
+
+        window = context.partition_time_window
+        days = window_days(window.start, window.end)
+        with warehouse.connect(read_only=True) as con:
+            # Volume bounds only on the warning suites: a real peak (Black Friday) must not block training;
+            # the blocking suites guard keys, ranges and consistency, and volume has its own warning check.
+            counts = (
+                recent_counts(con, suite_name, days[0]) if spec.volume_checked and not spec.blocking else None
+            )
+            outcome = validate_partition(
+                con,
+                suite_name,
+                days[0],
+                days[-1],
+                docs_dir=Path(files.gx_docs_dir),
+                recent_counts=counts,
+            )
+        return to_asset_check_result(outcome, asset_key=asset_key, check_name=f"gx_{suite_name}")
+
+    return _check
+
+
+def _gx_checks() -> list[dg.AssetChecksDefinition]:
+    from expectations import SUITES
+
+    return [_gx_check(name) for name in SUITES]
+
+
+gx_checks = _gx_checks()

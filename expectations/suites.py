@@ -1,0 +1,477 @@
+"""The Great Expectations suites, as code: one per raw table and one per key mart.
+
+Each :class:`SuiteSpec` says which table it guards, which date column selects a partition's slice, whether a
+failure blocks downstream assets (the marts that feed model training do), and how to build its expectations.
+Every suite gets three generic rules from its spec, and its own rules from a small builder function:
+
+* the key is not null and unique (``expect_column_values_to_be_unique`` for one column,
+  ``expect_compound_columns_to_be_unique`` for several);
+* the business timestamp is not null and lies inside the partition window, ``[first day - late_days, last day + 1 day)``: raw
+  tables accept rows up to ``late_days`` late (the lookback that dbt re-reads), marts none;
+* where ``volume_checked``, the row count lies within bounds derived from the previous days' counts (see
+  :func:`volume_bounds`); without recent counts the bounds are open.
+
+Bounds that depend on the partition are GX suite parameters (``{"$PARAMETER": name}``), filled in at run time by
+the runner (:data:`PARAM_TS_MIN`, :data:`PARAM_TS_MAX`, :data:`PARAM_MIN_ROWS`, :data:`PARAM_MAX_ROWS`), so a suite
+is built once per process and its Data Docs page shows the concrete bounds of each run.
+
+Cross-column and cross-table rules are computed in the SQL that fetches the slice (``slice_sql``) and checked as
+an ordinary column, e.g. ``total_minus_lines`` = order total minus the sum of the order's lines, expected within
+a cent of zero.
+
+Great Expectations is imported only inside the builder functions: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Accepted sets. The simulated store's values plus the Online Retail replay's ("online" channel); a test keeps
+# them in sync with ml.sources.simulated.
+EVENT_TYPES: tuple[str, ...] = ("view", "cart", "purchase")
+CHANNELS: tuple[str, ...] = ("app", "web", "email", "paid_search", "social", "online")
+PROMO_CHANNELS: tuple[str, ...] = (*CHANNELS, "all")
+PLACEMENTS: tuple[str, ...] = ("home", "search", "category", "recommendation", "promo_banner", "cart")
+DEVICES: tuple[str, ...] = ("app", "web_mobile", "desktop")
+ORDER_STATUSES: tuple[str, ...] = ("placed", "cancelled")
+LINE_TYPES: tuple[str, ...] = ("sale", "return", "adjustment")
+
+RAW_LATE_DAYS = 3
+"""How many days late a raw row may be: the lookback the dbt run re-reads (orchestration LOOKBACK_DAYS)."""
+MAX_ABS_QTY = 100_000
+"""Beyond this a quantity is absurd (Online Retail's largest real line is 80,995 units)."""
+MAX_LEAD_TIME_DAYS = 365
+CENT = 0.01
+
+PARAM_TS_MIN = "window_ts_min"
+PARAM_TS_MAX = "window_ts_max"
+PARAM_MIN_ROWS = "min_rows"
+PARAM_MAX_ROWS = "max_rows"
+
+
+def _param(name: str) -> dict[str, str]:
+    return {"$PARAMETER": name}
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    name: str
+    table: str
+    """``schema.table`` the suite guards."""
+    date_column: str
+    """Rows whose ``date_column`` lies in ``[first day, last day]`` of the window form the partition's slice."""
+    blocking: bool
+    """A failure stops the partition's downstream assets (suites guarding model training)."""
+    key: tuple[str, ...]
+    time_column: str | None
+    """Business timestamp that must lie inside the window (allowing ``late_days`` before it)."""
+    late_days: int = 0
+    volume_checked: bool = False
+    """Whether the row count is checked against bounds from the previous days' counts."""
+    rules: Callable[[], list[Any]] = field(default=lambda: [], repr=False)
+    """Table-specific expectations (GX expectation objects), built lazily."""
+    slice_sql: str | None = None
+    """Custom SQL for the slice, with ``$window_start``/``$window_end`` parameters (dates, inclusive)."""
+    description: str = ""
+
+    def sql(self) -> str:
+        """The SQL that fetches the partition's slice; parameters ``$window_start`` and ``$window_end``."""
+        if self.slice_sql is not None:
+            return self.slice_sql
+        return f"SELECT * FROM {self.table} WHERE {self.date_column} BETWEEN $window_start AND $window_end"
+
+    def expectations(self) -> list[Any]:
+        """All expectations of the suite: key, time window, volume, then the table's own rules."""
+        import great_expectations.expectations as gxe
+
+        out: list[Any] = [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in self.key]
+        if len(self.key) == 1:
+            out.append(gxe.ExpectColumnValuesToBeUnique(column=self.key[0]))
+        else:
+            out.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(self.key)))
+        if self.time_column:
+            # "Between" skips nulls, so a missing timestamp needs its own rule.
+            out.append(gxe.ExpectColumnValuesToNotBeNull(column=self.time_column))
+            out.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=self.time_column,
+                    min_value=_param(PARAM_TS_MIN),
+                    max_value=_param(PARAM_TS_MAX),
+                    strict_max=True,
+                )
+            )
+        if self.volume_checked:
+            out.append(
+                gxe.ExpectTableRowCountToBeBetween(
+                    min_value=_param(PARAM_MIN_ROWS), max_value=_param(PARAM_MAX_ROWS)
+                )
+            )
+        return out + self.rules()
+
+
+def volume_bounds(
+    recent_counts: Sequence[int] | None,
+    n_days: int = 1,
+    low: float = 0.5,
+    high: float = 2.0,
+    min_history: int = 3,
+) -> tuple[int | None, int | None]:
+    """Row-count bounds for a window of ``n_days`` days from the daily counts of the previous days.
+
+    Lower bound: ``low`` x the median recent day (a drop to under half a normal day means lost files); upper
+    bound: ``high`` x the busiest recent day (weekly seasonality and promotions move a day by tens of percent;
+    a duplicated load is caught by the key rule, a runaway one here). With fewer than ``min_history`` days of history both bounds are open
+    (``None``), so the first partitions of a new source do not fail.
+    """
+    counts = [int(c) for c in (recent_counts or [])]
+    if len(counts) < min_history:
+        return None, None
+    lower = math.floor(low * statistics.median(counts) * n_days)
+    upper = math.ceil(high * max(counts) * n_days)
+    return lower, upper
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Table-specific rules. Column map expectations ignore nulls, so "in set" and "between" rules say nothing
+# about missing values; required columns get their own not-null rule.
+
+
+def _not_null(*columns: str) -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    return [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in columns]
+
+
+def _in_set(column: str, values: Sequence[str]) -> Any:
+    import great_expectations.expectations as gxe
+
+    return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(values))
+
+
+def _between(column: str, lo: float | None = None, hi: float | None = None, **kwargs: Any) -> Any:
+    import great_expectations.expectations as gxe
+
+    return gxe.ExpectColumnValuesToBeBetween(column=column, min_value=lo, max_value=hi, **kwargs)
+
+
+def _regex(column: str, pattern: str) -> Any:
+    import great_expectations.expectations as gxe
+
+    return gxe.ExpectColumnValuesToMatchRegex(column=column, regex=pattern)
+
+
+def _within_a_cent(column: str) -> Any:
+    return _between(column, -CENT, CENT)
+
+
+def _raw_customers() -> list[Any]:
+    return [_in_set("preferred_device", DEVICES)]
+
+
+def _raw_products() -> list[Any]:
+    return [
+        _between("price", 0, None, strict_min=True),
+        _between("lead_time_days", 0, MAX_LEAD_TIME_DAYS),
+        _regex("currency", r"^[A-Z]{3}$"),
+    ]
+
+
+def _raw_suppliers() -> list[Any]:
+    return [_between("lead_time_days", 0, MAX_LEAD_TIME_DAYS), _between("min_order_qty", 1, None)]
+
+
+def _raw_events() -> list[Any]:
+    return [
+        *_not_null("customer_id", "session_id", "sku", "event_type"),
+        _in_set("event_type", EVENT_TYPES),
+        _in_set("channel", CHANNELS),
+        _in_set("placement", PLACEMENTS),
+        _in_set("device", DEVICES),
+    ]
+
+
+def _raw_orders() -> list[Any]:
+    return [
+        _in_set("status", ORDER_STATUSES),
+        _in_set("channel", CHANNELS),
+        _regex("currency", r"^[A-Z]{3}$"),
+        _within_a_cent("total_minus_lines"),
+    ]
+
+
+def _raw_order_items() -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    return [
+        *_not_null("sku", "qty", "unit_price"),
+        # Negative quantities are cancellations (kept); zero or absurd ones are not.
+        gxe.ExpectColumnValuesToNotBeInSet(column="qty", value_set=[0]),
+        _between("qty", -MAX_ABS_QTY, MAX_ABS_QTY),
+        # Zero prices occur in real data (samples, fees) and become 'adjustment' lines downstream.
+        _between("unit_price", 0, None),
+        _between("discount", 0, 1),
+    ]
+
+
+def _raw_inventory() -> list[Any]:
+    return [_between("on_hand", 0, None), _between("on_order", 0, None)]
+
+
+def _raw_promotions() -> list[Any]:
+    return [_between("discount_pct", 0, 1, strict_min=True), _in_set("channel", PROMO_CHANNELS)]
+
+
+def _fct_orders() -> list[Any]:
+    return [
+        _in_set("status", ORDER_STATUSES),
+        _in_set("channel", CHANNELS),
+        _regex("currency", r"^[A-Z]{3}$"),
+        _between("units", 0, None),
+        _within_a_cent("total_minus_lines"),
+    ]
+
+
+def _fct_order_items() -> list[Any]:
+    return [
+        *_not_null("sku", "qty", "unit_price", "line_type"),
+        _in_set("line_type", LINE_TYPES),
+        # After cleaning: a sale line has a positive quantity and a positive price.
+        _between("qty", 1, MAX_ABS_QTY, row_condition="is_sale == True", condition_parser="pandas"),
+        _between(
+            "unit_price", 0, None, strict_min=True, row_condition="is_sale == True", condition_parser="pandas"
+        ),
+        _between("qty", -MAX_ABS_QTY, MAX_ABS_QTY),
+        _between("discount", 0, 1),
+    ]
+
+
+def _fct_events() -> list[Any]:
+    return [
+        *_not_null("customer_id", "session_id", "sku"),
+        _in_set("event_type", EVENT_TYPES),
+        _in_set("channel", CHANNELS),
+        _in_set("placement", PLACEMENTS),
+        _in_set("device", DEVICES),
+    ]
+
+
+def _fct_daily_sku_demand() -> list[Any]:
+    return [
+        *_not_null("units", "revenue"),
+        _between("units", 0, None),
+        # A day that was not zero-filled had a sale: at least one unit.
+        _between("units", 1, None, row_condition="is_zero_filled == False", condition_parser="pandas"),
+        _between("revenue", 0, None),
+        _between("n_orders", 0, None),
+        # Reconciliation with the order lines of the same day: demand = units of sale lines.
+        _between("units_minus_sale_lines", 0, 0),
+    ]
+
+
+def _dim_products() -> list[Any]:
+    return [
+        _between("price", 0, None, strict_min=True),
+        _between("lead_time_days", 0, MAX_LEAD_TIME_DAYS),
+        _between("min_order_qty", 1, None),
+        _regex("currency", r"^[A-Z]{3}$"),
+    ]
+
+
+def _dim_customers() -> list[Any]:
+    # PII leaves the raw layer only as a sha256 hex digest.
+    return [
+        _regex("email_hash", r"^[0-9a-f]{64}$"),
+        _regex("phone_hash", r"^[0-9a-f]{64}$"),
+        _in_set("preferred_device", DEVICES),
+    ]
+
+
+# Slices with a column computed from other rows. Lines are summed the way staging prices them (each line
+# rounded to the cent, discount applied), so a correct order differs from its lines by rounding only.
+_RAW_ORDERS_SQL = """
+SELECT o.*, l.n_lines, l.lines_total,
+       round(o.order_total - coalesce(l.lines_total, 0), 4) AS total_minus_lines
+FROM raw.orders AS o
+LEFT JOIN (
+    SELECT order_id, count(*) AS n_lines,
+           sum(round(qty * unit_price * (1 - coalesce(discount, 0)), 2)) AS lines_total
+    FROM raw.order_items
+    WHERE _landing_date BETWEEN $window_start AND $window_end
+    GROUP BY order_id
+) AS l ON o.order_id = l.order_id
+WHERE o._landing_date BETWEEN $window_start AND $window_end
+"""
+
+_FCT_ORDERS_SQL = """
+SELECT o.*, l.n_lines_in_window,
+       CAST(coalesce(l.lines_total, 0) AS DOUBLE) AS lines_total,
+       round(CAST(o.order_total AS DOUBLE) - CAST(coalesce(l.lines_total, 0) AS DOUBLE), 4) AS total_minus_lines
+FROM marts.fct_orders AS o
+LEFT JOIN (
+    SELECT order_id, count(*) AS n_lines_in_window, sum(net_amount) AS lines_total
+    FROM marts.fct_order_items
+    WHERE order_date BETWEEN $window_start AND $window_end
+    GROUP BY order_id
+) AS l ON o.order_id = l.order_id
+WHERE o.order_date BETWEEN $window_start AND $window_end
+"""
+
+_FCT_DAILY_SKU_DEMAND_SQL = """
+SELECT d.*, CAST(coalesce(s.sale_units, 0) AS BIGINT) AS sale_line_units,
+       CAST(d.units - coalesce(s.sale_units, 0) AS BIGINT) AS units_minus_sale_lines
+FROM marts.fct_daily_sku_demand AS d
+LEFT JOIN (
+    SELECT sku, order_date, sum(qty) AS sale_units
+    FROM marts.fct_order_items
+    WHERE is_sale AND order_date BETWEEN $window_start AND $window_end
+    GROUP BY sku, order_date
+) AS s ON d.sku = s.sku AND d.demand_date = s.order_date
+WHERE d.demand_date BETWEEN $window_start AND $window_end
+"""
+
+
+def _raw(
+    table: str,
+    key: tuple[str, ...],
+    time_column: str,
+    rules: Callable[[], list[Any]],
+    volume: bool,
+    description: str,
+    sql: str | None = None,
+) -> SuiteSpec:
+    return SuiteSpec(
+        name=f"raw_{table}",
+        table=f"raw.{table}",
+        date_column="_landing_date",
+        blocking=False,
+        key=key,
+        time_column=time_column,
+        late_days=RAW_LATE_DAYS,
+        volume_checked=volume,
+        rules=rules,
+        slice_sql=sql,
+        description=description,
+    )
+
+
+SUITES: dict[str, SuiteSpec] = {
+    s.name: s
+    for s in [
+        _raw(
+            "customers",
+            ("customer_id",),
+            "first_seen_ts",
+            _raw_customers,
+            False,
+            "Sign-ups of the landing day.",
+        ),
+        _raw("products", ("sku",), "first_seen_ts", _raw_products, False, "New listings: price > 0."),
+        _raw("suppliers", ("supplier_id",), "first_seen_ts", _raw_suppliers, False, "New suppliers."),
+        _raw(
+            "events", ("event_id",), "ts", _raw_events, True, "Clickstream: accepted event types, channels."
+        ),
+        _raw(
+            "orders",
+            ("order_id",),
+            "ts",
+            _raw_orders,
+            True,
+            "Order headers: total = sum of the landed lines within a cent.",
+            _RAW_ORDERS_SQL,
+        ),
+        _raw(
+            "order_items",
+            ("order_id", "line_no"),
+            "ts",
+            _raw_order_items,
+            True,
+            "Order lines: quantity non-zero and not absurd, price >= 0, discount in [0, 1].",
+        ),
+        _raw(
+            "inventory",
+            ("sku", "warehouse_id", "snapshot_ts"),
+            "snapshot_ts",
+            _raw_inventory,
+            True,
+            "End-of-day stock: non-negative.",
+        ),
+        _raw(
+            "promotions",
+            ("promo_id", "active_ts"),
+            "active_ts",
+            _raw_promotions,
+            False,
+            "Active promotions: discount in (0, 1], known channel.",
+        ),
+        SuiteSpec(
+            name="fct_orders",
+            table="marts.fct_orders",
+            date_column="order_date",
+            blocking=True,
+            key=("order_id",),
+            time_column="order_ts",
+            volume_checked=True,
+            rules=_fct_orders,
+            slice_sql=_FCT_ORDERS_SQL,
+            description="Orders: order total = sum of its lines in fct_order_items within a cent.",
+        ),
+        SuiteSpec(
+            name="fct_order_items",
+            table="marts.fct_order_items",
+            date_column="order_date",
+            blocking=True,
+            key=("order_id", "line_no"),
+            time_column="order_ts",
+            volume_checked=True,
+            rules=_fct_order_items,
+            description="Order lines: sale lines have quantity > 0 and price > 0.",
+        ),
+        SuiteSpec(
+            name="fct_events",
+            table="marts.fct_events",
+            date_column="event_date",
+            blocking=True,
+            key=("event_id",),
+            time_column="event_ts",
+            volume_checked=True,
+            rules=_fct_events,
+            description="Clickstream fact: accepted event types, channels, placements, devices.",
+        ),
+        SuiteSpec(
+            name="fct_daily_sku_demand",
+            table="marts.fct_daily_sku_demand",
+            date_column="demand_date",
+            blocking=True,
+            key=("sku", "demand_date"),
+            time_column=None,
+            volume_checked=True,
+            rules=_fct_daily_sku_demand,
+            slice_sql=_FCT_DAILY_SKU_DEMAND_SQL,
+            description="Daily demand: units >= 0 and equal to the day's sale lines.",
+        ),
+        SuiteSpec(
+            name="dim_products",
+            table="marts.dim_products",
+            date_column="first_seen_date",
+            blocking=False,
+            key=("sku",),
+            time_column="first_seen_ts",
+            rules=_dim_products,
+            description="Products first seen in the window: price > 0, sane lead times.",
+        ),
+        SuiteSpec(
+            name="dim_customers",
+            table="marts.dim_customers",
+            date_column="first_seen_date",
+            blocking=False,
+            key=("customer_id",),
+            time_column="first_seen_ts",
+            rules=_dim_customers,
+            description="Customers first seen in the window: PII only as sha256 hashes.",
+        ),
+    ]
+}

@@ -1,0 +1,473 @@
+"""Great Expectations suites and the partition runner (expectations/), on a small warehouse built here.
+
+The fixture warehouse has the real raw tables (created from the landing contract by the raw loader) and mart
+tables with the columns dbt builds, for four days of a tiny store whose numbers agree with each other. Each
+test breaks one rule on one day and checks the exact expectation, observed value and sample rows reported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from expectations import (
+    SUITES,
+    fetch_slice,
+    recent_counts,
+    validate_all,
+    validate_partition,
+    volume_bounds,
+    window_days,
+)
+from expectations import suites as suite_defs
+from ml.ingest.raw_loader import create_raw_tables
+from ml.sources.schema import CONTRACTS
+
+DAYS = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(4)]
+D1, D2, D3, D4 = DAYS
+PER_DAY = {"customers": 3, "products": 2, "events": 6, "orders": 2, "order_items": 4, "inventory": 2}
+
+_MARTS_SQL = """
+CREATE SCHEMA marts;
+CREATE TABLE marts.fct_events AS
+SELECT event_id, timezone('UTC', ts) AS event_ts, _event_date AS event_date, customer_id, session_id, sku,
+       event_type, channel, placement, region, device
+FROM raw.events;
+CREATE TABLE marts.fct_order_items AS
+SELECT i.order_id, i.line_no, timezone('UTC', i.ts) AS order_ts, i._event_date AS order_date, o.customer_id,
+       o.channel, o.region, i.sku, i.qty, i.unit_price, coalesce(i.discount, 0.0) AS discount,
+       CAST(round(i.qty * i.unit_price * (1 - coalesce(i.discount, 0.0)), 2) AS DECIMAL(18, 2)) AS net_amount,
+       i.warehouse_id,
+       CASE WHEN i.qty > 0 AND i.unit_price > 0 AND o.status <> 'cancelled' THEN 'sale'
+            WHEN i.qty < 0 THEN 'return' ELSE 'adjustment' END AS line_type,
+       i.qty > 0 AND i.unit_price > 0 AND o.status <> 'cancelled' AS is_sale
+FROM raw.order_items AS i LEFT JOIN raw.orders AS o ON i.order_id = o.order_id;
+CREATE TABLE marts.fct_orders AS
+SELECT o.order_id, timezone('UTC', o.ts) AS order_ts, o._event_date AS order_date, o.customer_id, o.session_id,
+       o.channel, o.region, o.country, o.currency, o.status, o.status = 'cancelled' AS is_cancelled,
+       o.customer_id IS NULL AS is_guest, CAST(o.order_total AS DECIMAL(18, 2)) AS order_total,
+       count(l.line_no) AS n_lines, coalesce(sum(CASE WHEN l.is_sale THEN l.qty END), 0) AS units,
+       coalesce(sum(l.net_amount), 0) AS gross_amount, coalesce(sum(l.net_amount), 0) AS line_net_amount
+FROM raw.orders AS o LEFT JOIN marts.fct_order_items AS l ON o.order_id = l.order_id
+GROUP BY ALL;
+CREATE TABLE marts.fct_daily_sku_demand AS
+SELECT sku, order_date AS demand_date, CAST(sum(qty) AS HUGEINT) AS units, sum(net_amount) AS revenue,
+       count(DISTINCT order_id) AS n_orders, false AS is_zero_filled
+FROM marts.fct_order_items WHERE is_sale GROUP BY ALL;
+CREATE TABLE marts.dim_products AS
+SELECT p.sku, p.title, p.description, p.category, p.brand, p.price, p.currency, p.supplier_id,
+       s.name AS supplier_name, coalesce(p.lead_time_days, s.lead_time_days) AS lead_time_days, s.min_order_qty,
+       p.alt_supplier_id, NULL::INTEGER AS alt_lead_time_days, timezone('UTC', p.first_seen_ts) AS first_seen_ts,
+       p._event_date AS first_seen_date
+FROM raw.products AS p LEFT JOIN raw.suppliers AS s ON p.supplier_id = s.supplier_id;
+CREATE TABLE marts.dim_customers AS
+SELECT customer_id, timezone('UTC', first_seen_ts) AS first_seen_ts, _event_date AS first_seen_date,
+       sha256(concat('k', lower(email))) AS email_hash, sha256(concat('k', phone)) AS phone_hash, region, country,
+       preferred_device
+FROM raw.customers;
+"""
+
+
+def _ts(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=dt.UTC)
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, day: dt.date, rows: list[dict]) -> None:
+    contract = CONTRACTS[table]
+    cols = list(contract.columns)
+    for i, row in enumerate(rows):
+        ts = row[contract.time_column]
+        values = [row.get(c) for c in cols] + [day, ts.astimezone(dt.UTC).date(), f"{table}/{day}.parquet", i]
+        names = ", ".join(f'"{c}"' for c in cols) + ", _landing_date, _event_date, _source_file, _file_row"
+        con.execute(f"INSERT INTO raw.{table} ({names}) VALUES ({', '.join('?' * len(values))})", values)
+
+
+def build_warehouse(con: duckdb.DuckDBPyConnection) -> None:
+    """Four clean days of raw tables and the marts built from them."""
+    for contract in CONTRACTS.values():
+        create_raw_tables(con, contract)
+    _insert(
+        con,
+        "suppliers",
+        D1,
+        [{"supplier_id": "S1", "name": "Acme Ltd", "country": "GB", "lead_time_days": 5, "min_order_qty": 6,
+          "first_seen_ts": _ts(D1, 0)}],
+    )  # fmt: skip
+    for n, day in enumerate(DAYS):
+        tag = day.strftime("%m%d")
+        customers = [f"C{tag}{i}" for i in range(3)]
+        skus = [f"P{tag}{i}" for i in range(2)]
+        _insert(con, "customers", day, [
+            {"customer_id": c, "first_seen_ts": _ts(day, 8 + i), "email": f"{c.lower()}@example.com",
+             "phone": f"+44 7000 00{i}", "region": "london", "country": "GB", "preferred_device": "app"}
+            for i, c in enumerate(customers)
+        ])  # fmt: skip
+        _insert(con, "products", day, [
+            {"sku": s, "title": f"thing {s}", "description": "a thing", "category": "home", "brand": "Lum",
+             "price": 10.0 + i, "currency": "GBP", "supplier_id": "S1", "alt_supplier_id": None,
+             "lead_time_days": 4, "first_seen_ts": _ts(day, 0)}
+            for i, s in enumerate(skus)
+        ])  # fmt: skip
+        _insert(con, "events", day, [
+            {"event_id": f"E{tag}{i:02d}", "ts": _ts(day, 9, i), "customer_id": customers[i % 3],
+             "session_id": f"S{tag}{i % 3}", "sku": skus[i % 2], "event_type": ("view", "cart", "purchase")[i // 2],
+             "channel": "web", "placement": "home", "region": "london", "device": "desktop"}
+            for i in range(6)
+        ])  # fmt: skip
+        # Two orders of two lines each; the total is the sum of the rounded discounted lines.
+        orders, lines = [], []
+        for o in range(2):
+            order_id = f"O{tag}{o}"
+            order_lines = [(skus[0], 2, 10.0, 0.1), (skus[1], 1, 11.0, 0.0)]
+            total = sum(round(q * p * (1 - d), 2) for _, q, p, d in order_lines)
+            orders.append(
+                {"order_id": order_id, "ts": _ts(day, 10 + o), "customer_id": customers[o],
+                 "session_id": f"S{tag}{o}", "channel": "web", "region": "london", "country": "GB",
+                 "currency": "GBP", "order_total": round(total, 2), "status": "placed"}
+            )  # fmt: skip
+            for line_no, (sku, qty, price, disc) in enumerate(order_lines, start=1):
+                lines.append(
+                    {"order_id": order_id, "line_no": line_no, "ts": _ts(day, 10 + o), "sku": sku, "qty": qty,
+                     "unit_price": price, "discount": disc, "warehouse_id": "WH01"}
+                )  # fmt: skip
+        _insert(con, "orders", day, orders)
+        _insert(con, "order_items", day, lines)
+        _insert(con, "inventory", day, [
+            {"snapshot_ts": dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.UTC), "sku": s,
+             "warehouse_id": "WH01", "on_hand": 5 + n, "on_order": 0}
+            for s in skus
+        ])  # fmt: skip
+        _insert(con, "promotions", day, [
+            {"promo_id": f"PR{tag}", "active_ts": _ts(day, 0), "category": "home", "discount_pct": 0.2,
+             "channel": "all"}
+        ])  # fmt: skip
+    con.execute(_MARTS_SQL)
+
+
+@pytest.fixture(scope="session")
+def clean_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The clean warehouse, built once; tests get their own copy to break."""
+    path = tmp_path_factory.mktemp("gx_warehouse") / "clean.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        build_warehouse(connection)
+    return path
+
+
+@pytest.fixture
+def con(clean_warehouse: Path, tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(clean_warehouse, copy)
+    connection = duckdb.connect(str(copy))
+    yield connection
+    connection.close()
+
+
+def _only_failure(outcome, expectation: str, column: str | None):
+    assert not outcome.success
+    matches = [f for f in outcome.failed if f.expectation == expectation and f.column == column]
+    assert len(matches) == 1, [(f.expectation, f.column, f.observed) for f in outcome.failed]
+    assert len(outcome.failed) == 1, [(f.expectation, f.column, f.observed) for f in outcome.failed]
+    return matches[0]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Clean data
+
+
+def test_registry_covers_every_raw_table_and_key_marts() -> None:
+    assert {s.table for s in SUITES.values() if s.table.startswith("raw.")} == {f"raw.{t}" for t in CONTRACTS}
+    marts = {
+        "fct_orders",
+        "fct_order_items",
+        "fct_events",
+        "fct_daily_sku_demand",
+        "dim_products",
+        "dim_customers",
+    }
+    assert {s.table for s in SUITES.values() if s.table.startswith("marts.")} == {f"marts.{m}" for m in marts}
+    blocking = {name for name, s in SUITES.items() if s.blocking}
+    assert blocking == {"fct_orders", "fct_order_items", "fct_events", "fct_daily_sku_demand"}
+    for spec in SUITES.values():
+        if spec.table.startswith("raw."):
+            contract = CONTRACTS[spec.table.removeprefix("raw.")]
+            assert spec.key == contract.key and spec.time_column == contract.time_column
+            assert spec.date_column == "_landing_date"
+
+
+def test_accepted_sets_cover_the_simulated_store() -> None:
+    from ml.sources import simulated
+
+    assert set(simulated.EVENT_TYPES) <= set(suite_defs.EVENT_TYPES)
+    assert set(simulated.CHANNELS) <= set(suite_defs.CHANNELS)
+    assert set(simulated.PLACEMENTS) <= set(suite_defs.PLACEMENTS)
+    assert set(simulated.DEVICES) <= set(suite_defs.DEVICES)
+
+
+def test_every_suite_passes_on_clean_data(con, tmp_path: Path) -> None:
+    outcomes = validate_all(con, D4, D4)
+    assert set(outcomes) == set(SUITES)
+    for name, outcome in outcomes.items():
+        assert outcome.success, (name, [(f.expectation, f.column, f.observed) for f in outcome.failed])
+        assert outcome.failed == [] and outcome.evaluated == outcome.successful > 0
+    # The slice holds only the window's rows, and volume bounds came from the three earlier days.
+    assert outcomes["raw_events"].row_count == PER_DAY["events"]
+    assert outcomes["fct_order_items"].row_count == PER_DAY["order_items"]
+    assert outcomes["raw_suppliers"].row_count == 0
+    assert outcomes["raw_events"].parameters["min_rows"] == 3
+    assert outcomes["raw_events"].parameters["max_rows"] == 12
+    assert outcomes["raw_events"].parameters["window_ts_min"] == "2025-01-01T00:00:00+00:00"
+    assert outcomes["fct_events"].parameters["window_ts_min"] == "2025-01-04T00:00:00"
+
+
+def test_multi_day_window_and_datetime_window(con) -> None:
+    outcome = validate_partition(con, "fct_events", D2, D3)
+    assert outcome.success and outcome.row_count == 2 * PER_DAY["events"]
+    # A Dagster TimeWindow is half-open: [D2 00:00, D3 00:00) is the single day D2.
+    start, end = dt.datetime.combine(D2, dt.time()), dt.datetime.combine(D3, dt.time())
+    assert window_days(start, end) == (D2, D2)
+    assert window_days(start.replace(tzinfo=dt.UTC), end.replace(tzinfo=dt.UTC)) == (D2, D2)
+    with pytest.raises(TypeError):
+        window_days(start, D3)
+    outcome = validate_partition(con, "fct_events", start, end)
+    assert (outcome.window_start, outcome.window_end, outcome.row_count) == (D2, D2, PER_DAY["events"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Each kind of rule fails with the right expectation, observed value and sample rows
+
+
+def test_null_key_is_reported_with_the_row(con) -> None:
+    con.execute("UPDATE raw.events SET event_id = NULL WHERE event_id = 'E010203'")
+    failed = _only_failure(
+        validate_partition(con, "raw_events", D2, D2), "expect_column_values_to_not_be_null", "event_id"
+    )
+    assert failed.unexpected_count == 1
+    (row,) = failed.sample_rows
+    assert (
+        row["event_id"] is None
+        and row["_source_file"] == "events/2025-01-02.parquet"
+        and row["_landing_date"] == "2025-01-02"
+        and row["_file_row"] == 3
+    )
+
+
+def test_duplicate_key_is_reported(con) -> None:
+    con.execute("INSERT INTO raw.events SELECT * FROM raw.events WHERE event_id = 'E010201'")
+    failed = _only_failure(
+        validate_partition(con, "raw_events", D2, D2), "expect_column_values_to_be_unique", "event_id"
+    )
+    assert failed.unexpected_count == 2 and failed.unexpected_values == ["E010201"]
+    assert [r["event_id"] for r in failed.sample_rows] == ["E010201", "E010201"]
+
+
+def test_duplicate_compound_key_is_reported(con) -> None:
+    con.execute("UPDATE marts.fct_order_items SET line_no = 1 WHERE order_id = 'O01020' AND line_no = 2")
+    outcome = validate_partition(con, "fct_order_items", D2, D2)
+    failed = _only_failure(outcome, "expect_compound_columns_to_be_unique", "order_id, line_no")
+    assert failed.unexpected_count == 2
+    assert {(r["order_id"], r["line_no"]) for r in failed.sample_rows} == {("O01020", 1)}
+    assert outcome.blocking
+
+
+def test_non_positive_price_is_reported(con) -> None:
+    con.execute("UPDATE raw.products SET price = 0 WHERE sku = 'P01021'")
+    outcome = validate_partition(con, "raw_products", D2, D2)
+    failed = _only_failure(outcome, "expect_column_values_to_be_between", "price")
+    assert failed.rule["min_value"] == 0 and failed.rule["strict_min"] is True
+    assert failed.unexpected_values == [0.0]
+    assert [r["sku"] for r in failed.sample_rows] == ["P01021"]
+
+
+def test_sale_line_with_zero_quantity_fails_the_blocking_mart_check(con) -> None:
+    con.execute("UPDATE marts.fct_order_items SET qty = 0 WHERE order_id = 'O01031' AND line_no = 2")
+    outcome = validate_partition(con, "fct_order_items", D3, D3)
+    failed = _only_failure(outcome, "expect_column_values_to_be_between", "qty")
+    assert failed.rule["row_condition"]["pass_through_filter"] == "is_sale == True"
+    assert failed.unexpected_count == 1 and failed.unexpected_values == [0]
+    assert (failed.sample_rows[0]["order_id"], failed.sample_rows[0]["line_no"]) == ("O01031", 2)
+
+
+def test_absurd_quantity_is_reported(con) -> None:
+    con.execute("UPDATE raw.order_items SET qty = 1000000000 WHERE order_id = 'O01020' AND line_no = 2")
+    outcome = validate_partition(con, "raw_order_items", D2, D2)
+    qty = [f for f in outcome.failed if f.column == "qty"]
+    assert [f.expectation for f in qty] == ["expect_column_values_to_be_between"]
+    assert qty[0].unexpected_values == [1_000_000_000]
+    # The order's total no longer matches its lines either: the raw orders suite says so.
+    orders = _only_failure(
+        validate_partition(con, "raw_orders", D2, D2),
+        "expect_column_values_to_be_between",
+        "total_minus_lines",
+    )
+    assert orders.sample_rows[0]["order_id"] == "O01020"
+
+
+@pytest.mark.parametrize(
+    ("new_ts", "reason"),
+    [("2024-12-27 12:00:00+00", "five days late"), ("2025-01-03 00:00:00+00", "next day"),
+     ("2030-01-01 00:00:00+00", "future")],
+)  # fmt: skip
+def test_raw_timestamp_outside_the_window_is_reported(con, new_ts: str, reason: str) -> None:
+    con.execute(f"UPDATE raw.events SET ts = TIMESTAMPTZ '{new_ts}' WHERE event_id = 'E010204'")
+    failed = _only_failure(
+        validate_partition(con, "raw_events", D2, D2), "expect_column_values_to_be_between", "ts"
+    )
+    assert failed.unexpected_count == 1, reason
+    assert failed.sample_rows[0]["event_id"] == "E010204"
+    assert failed.unexpected_values == [dt.datetime.fromisoformat(new_ts).isoformat()]
+
+
+def test_raw_rows_up_to_three_days_late_are_accepted(con) -> None:
+    con.execute("UPDATE raw.events SET ts = TIMESTAMPTZ '2024-12-30 12:00:00+00' WHERE event_id = 'E010204'")
+    assert validate_partition(con, "raw_events", D2, D2).success
+
+
+def test_mart_timestamp_outside_the_day_is_reported(con) -> None:
+    con.execute(
+        "UPDATE marts.fct_events SET event_ts = TIMESTAMP '2025-01-01 23:59:59' WHERE event_id = 'E010200'"
+    )
+    failed = _only_failure(
+        validate_partition(con, "fct_events", D2, D2), "expect_column_values_to_be_between", "event_ts"
+    )
+    assert (
+        failed.rule["min_value"] == "2025-01-02T00:00:00"
+        and failed.rule["max_value"] == "2025-01-03T00:00:00"
+    )
+    assert failed.unexpected_values == ["2025-01-01T23:59:59"]
+
+
+def test_unknown_event_type_and_channel_are_reported(con) -> None:
+    con.execute("UPDATE marts.fct_events SET event_type = 'click' WHERE event_id = 'E010205'")
+    con.execute("UPDATE marts.fct_events SET channel = 'carrier_pigeon' WHERE event_id = 'E010201'")
+    outcome = validate_partition(con, "fct_events", D2, D2)
+    by_column = {f.column: f for f in outcome.failed}
+    assert set(by_column) == {"event_type", "channel"}
+    assert by_column["event_type"].expectation == "expect_column_values_to_be_in_set"
+    assert by_column["event_type"].unexpected_values == ["click"]
+    assert by_column["event_type"].sample_rows[0]["event_id"] == "E010205"
+    assert by_column["channel"].unexpected_values == ["carrier_pigeon"]
+
+
+def test_order_total_must_match_its_lines_within_a_cent(con) -> None:
+    con.execute("UPDATE marts.fct_orders SET order_total = order_total + 0.01 WHERE order_id = 'O01020'")
+    assert validate_partition(con, "fct_orders", D2, D2).success  # one cent of rounding is tolerated
+    con.execute("UPDATE marts.fct_orders SET order_total = order_total + 0.04 WHERE order_id = 'O01021'")
+    outcome = validate_partition(con, "fct_orders", D2, D2)
+    failed = _only_failure(outcome, "expect_column_values_to_be_between", "total_minus_lines")
+    assert failed.rule["min_value"] == -0.01 and failed.rule["max_value"] == 0.01
+    assert failed.unexpected_values == [pytest.approx(0.04)]
+    (row,) = failed.sample_rows
+    assert row["order_id"] == "O01021" and row["lines_total"] == pytest.approx(29.0)
+
+
+def test_daily_demand_must_reconcile_with_sale_lines(con) -> None:
+    con.execute(
+        "UPDATE marts.fct_daily_sku_demand SET units = units + 3 WHERE sku = 'P01020' AND demand_date = ?",
+        [D2],
+    )
+    failed = _only_failure(
+        validate_partition(con, "fct_daily_sku_demand", D2, D2),
+        "expect_column_values_to_be_between",
+        "units_minus_sale_lines",
+    )
+    assert failed.unexpected_values == [3]
+    assert failed.sample_rows[0]["sku"] == "P01020" and failed.sample_rows[0]["sale_line_units"] == 4
+
+
+def test_row_count_outside_the_recent_bounds_is_reported(con) -> None:
+    failed = _only_failure(
+        validate_partition(con, "raw_events", D2, D2, recent_counts=[100, 90, 110]),
+        "expect_table_row_count_to_be_between",
+        None,
+    )
+    assert failed.observed_value == PER_DAY["events"]
+    assert failed.rule == {"min_value": 50, "max_value": 220}
+    assert failed.sample_rows == [] and "observed 6" in failed.observed
+    # A day loaded three times breaks the upper bound (2 x the busiest recent day) as well as the key.
+    for _ in range(2):
+        con.execute("INSERT INTO raw.inventory SELECT * FROM raw.inventory WHERE _landing_date = ?", [D4])
+    counts = recent_counts(con, "raw_inventory", D4)
+    assert counts == [2, 2, 2]
+    outcome = validate_partition(con, "raw_inventory", D4, D4, recent_counts=counts)
+    assert {f.expectation for f in outcome.failed} == {
+        "expect_compound_columns_to_be_unique",
+        "expect_table_row_count_to_be_between",
+    }
+
+
+def test_pii_must_be_hashed_in_the_marts(con) -> None:
+    con.execute(
+        "UPDATE marts.dim_customers SET email_hash = 'c01020@example.com' WHERE customer_id = 'C01020'"
+    )
+    failed = _only_failure(
+        validate_partition(con, "dim_customers", D2, D2), "expect_column_values_to_match_regex", "email_hash"
+    )
+    assert failed.sample_rows[0]["customer_id"] == "C01020"
+
+
+def test_a_missing_column_fails_with_the_error(con) -> None:
+    con.execute("ALTER TABLE marts.fct_events DROP COLUMN placement")
+    outcome = validate_partition(con, "fct_events", D2, D2)
+    failed = _only_failure(outcome, "expect_column_values_to_be_in_set", "placement")
+    assert failed.exception and "placement" in failed.exception
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Only the window is validated
+
+
+def test_bad_rows_outside_the_window_do_not_fail_the_check(con) -> None:
+    con.execute("UPDATE raw.products SET price = -1 WHERE _landing_date = ?", [D1])
+    con.execute("UPDATE marts.fct_orders SET order_total = 999 WHERE order_date = ?", [D1])
+    con.execute("INSERT INTO raw.events SELECT * FROM raw.events WHERE _landing_date = ?", [D3])
+    for suite in ("raw_products", "fct_orders", "raw_events"):
+        assert validate_partition(con, suite, D2, D2).success, suite
+    assert not validate_partition(con, "raw_products", D1, D1).success
+    assert not validate_partition(con, "fct_orders", D1, D1).success
+    assert not validate_partition(con, "raw_events", D3, D3).success
+    # The slice itself holds only the window's rows.
+    assert set(fetch_slice(con, "raw_events", D2, D2)["_landing_date"].dt.date) == {D2}
+
+
+def test_recent_counts_and_volume_bounds(con) -> None:
+    assert recent_counts(con, "raw_events", D4) == [6, 6, 6]
+    assert recent_counts(con, "raw_events", D1) == []
+    assert recent_counts(con, "raw_events", D4, days=2) == [6, 6]
+    con.execute("DELETE FROM raw.events WHERE _landing_date = ?", [D2])
+    assert recent_counts(con, "raw_events", D4) == [6, 0, 6]
+    assert volume_bounds([6, 6]) == (None, None)
+    assert volume_bounds([10, 20, 30]) == (10, 60)
+    assert volume_bounds([10, 20, 30], n_days=2) == (20, 120)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data Docs
+
+
+def test_data_docs_are_written_under_the_given_dir(con, tmp_path: Path) -> None:
+    con.execute("UPDATE marts.fct_events SET event_type = 'click' WHERE event_id = 'E010205'")
+    docs = tmp_path / "gx_docs"
+    outcome = validate_partition(con, "fct_events", D2, D2, docs_dir=docs)
+    assert not outcome.success
+    page = Path(outcome.docs_path)
+    assert page.suffix == ".html" and page.is_file() and docs.resolve() in page.resolve().parents
+    assert "2025-01-02" in page.parts  # the run is named after the partition
+    html = page.read_text()
+    assert "fct_events" in html and "click" in html
+    assert (docs / "index.html").is_file()
+    assert outcome.failed[0].expectation == "expect_column_values_to_be_in_set"
+
+
+def test_the_in_memory_result_store_is_bounded(con) -> None:
+    from expectations import runner
+
+    for _ in range(3):
+        validate_partition(con, "raw_promotions", D2, D2)
+    store = runner._gx_state().context.validation_results_store
+    assert len(store.list_keys()) >= 3
+    runner._prune_results(runner._gx_state(), keep=2)
+    assert len(store.list_keys()) == 2
