@@ -126,3 +126,33 @@ def test_single_run_backfill_equals_seven_daily_runs(daily_runs, backfill_run):
     assert not differing, f"tables differ between daily runs and the backfill: {differing}"
     # and the backfill really was one run over the whole range
     assert backfill_run["result"].dagster_run.tags["dagster/asset_partition_range_end"] == DAYS[-1]
+
+
+def test_no_raw_email_or_phone_leaves_the_raw_layer(daily_runs):
+    """PII: every text column of every staging, intermediate and mart table is scanned for the raw values."""
+    warehouse = daily_runs["data_dir"] / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        con.execute(
+            "CREATE TEMP TABLE pii AS SELECT email AS v FROM raw.customers WHERE email IS NOT NULL "
+            "UNION SELECT phone FROM raw.customers WHERE phone IS NOT NULL"
+        )
+        n_values = con.execute("SELECT count(*) FROM pii").fetchone()[0]
+        text_columns = con.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema IN ('staging', 'intermediate', 'marts') AND data_type = 'VARCHAR'"
+        ).fetchall()
+        leaks = {
+            f"{s}.{t}.{c}": n
+            for s, t, c in text_columns
+            if (
+                n := con.execute(
+                    f'SELECT count(*) FROM {s}.{t} WHERE "{c}" IN (SELECT v FROM pii)'
+                ).fetchone()[0]
+            )
+        }
+        hashed = con.execute(
+            "SELECT count(email_hash), count(DISTINCT email_hash) FROM marts.dim_customers"
+        ).fetchone()
+    assert n_values > 1000 and len(text_columns) > 50
+    assert leaks == {}
+    assert hashed[0] > 0 and hashed[0] == hashed[1]  # one pseudonym per customer, not a constant
