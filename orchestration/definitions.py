@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from orchestration.defs.automation import landing_drop_sensor, raw_ingest, run_failure_alert_sensor
 from orchestration.defs.ingest.assets import landing_files, raw_tables
 from orchestration.defs.quality.assets import (
     freshness_checks,
@@ -27,8 +28,8 @@ defs = dg.Definitions(
         *schema_change_checks,
         *freshness_checks,
     ],
-    sensors=[freshness_sensor],
-    jobs=[daily_pipeline],
+    sensors=[freshness_sensor, landing_drop_sensor, run_failure_alert_sensor],
+    jobs=[daily_pipeline, raw_ingest],
     schedules=[daily_schedule],
     resources=build_resources(),
     # One process per run: on a 2-core machine, a subprocess per step costs more than it saves, and steps

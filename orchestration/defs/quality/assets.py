@@ -25,6 +25,7 @@ from ml.quality.reconcile import (
     volume_vs_recent,
 )
 from ml.sources.schema import TABLES
+from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.defs.ingest.assets import raw_key
 from orchestration.defs.transform.dbt_args import partition_vars
 from orchestration.partitions import POOL, daily_partitions, window_days
@@ -100,6 +101,7 @@ staging_checks = [_staging_check(t) for t in TABLES]
     ),
     deps=[raw_key(t) for t in TABLES],
     partitions_def=daily_partitions,
+    automation_condition=DOWNSTREAM_AUTOMATION,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=POOL,
 )

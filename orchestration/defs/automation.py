@@ -1,0 +1,135 @@
+"""Automation beyond the daily schedule: a sensor for landing drops, declarative automation downstream, alerts.
+
+* ``landing_drop_sensor`` watches the landing zone the way a real upstream drop arrives: when every table of
+  the source has a ``date=YYYY-MM-DD`` folder for a day (a complete drop), it launches ``raw_ingest`` for that
+  partition. The run key carries a fingerprint of the folder contents, so a late file added to an
+  already-ingested day launches the day again (the raw load is idempotent), and an unchanged day never does.
+* ``DOWNSTREAM_AUTOMATION``: layers after raw materialise on their own once every upstream partition is
+  updated, none is missing or in progress, and every blocking check upstream passed, so nothing runs on an
+  incomplete or blocked input.
+* ``run_failure_alert_sensor`` appends one JSON line per failed run to ``$DATA_DIR/alerts/run_failures.jsonl``
+  (run, job, partition, failing step and its message) and logs it; ops read it or ship it to a pager.
+"""
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+
+from ml.sources.landing import day_dir, parse_day
+from ml.sources.schema import TABLES
+from orchestration import settings
+from orchestration.defs.ingest.assets import raw_key
+from orchestration.partitions import daily_partitions
+
+raw_ingest = dg.define_asset_job(
+    name="raw_ingest",
+    selection=dg.AssetSelection.assets(*[raw_key(t) for t in TABLES]),
+    partitions_def=daily_partitions,
+    description="Load a landed day into the raw layer (and run its checks); started by the landing sensor.",
+)
+
+DOWNSTREAM_AUTOMATION = (
+    dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("eager once upstream is complete and its blocking checks passed")
+
+
+def drop_fingerprint(landing_root: Path, source: str, tables: tuple[str, ...], day: str) -> str | None:
+    """A fingerprint of the files landed for ``day`` across ``tables``, or None while any table is missing."""
+    digest = hashlib.sha256()
+    for table in tables:
+        folder = day_dir(landing_root, source, table, day)
+        if not folder.is_dir():
+            return None
+        for f in sorted(folder.iterdir()):
+            if f.name.startswith((".", "_")):
+                continue
+            stat = f.stat()
+            digest.update(f"{table}/{f.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def landed_days(landing_root: Path, source: str, table: str) -> list[str]:
+    root = landing_root / source / table
+    if not root.is_dir():
+        return []
+    days = []
+    for entry in root.iterdir():
+        if entry.is_dir() and entry.name.startswith("date="):
+            try:
+                days.append(parse_day(entry.name.removeprefix("date=")).isoformat())
+            except ValueError:
+                continue  # a folder that is not a partition is not ours to load
+    return sorted(days)
+
+
+@dg.sensor(
+    job=raw_ingest,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Launches raw_ingest for each day whose landing drop is complete (all tables) or has changed.",
+)
+def landing_drop_sensor(context: dg.SensorEvaluationContext):
+    source = settings.source_settings()
+    from ml.sources import get_source
+
+    tables = get_source(source.name, scale=source.scale).tables
+    landing_root = settings.landing_root()
+    partitions = set(daily_partitions.get_partition_keys())
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    requests = []
+    for day in landed_days(landing_root, source.name, tables[0]):
+        if day not in partitions:
+            continue
+        fingerprint = drop_fingerprint(landing_root, source.name, tables, day)
+        if fingerprint is None or seen.get(day) == fingerprint:
+            continue
+        seen[day] = fingerprint
+        requests.append(dg.RunRequest(run_key=f"landing-{day}-{fingerprint}", partition_key=day))
+    context.update_cursor(json.dumps(seen, sort_keys=True))
+    if not requests:
+        return dg.SkipReason("no new or changed complete landing drops")
+    return requests
+
+
+def _error_chain(error) -> str:
+    """The messages of an error and its causes (Dagster wraps the user's exception in its own)."""
+    messages = []
+    while error is not None:
+        messages.append(error.message.strip())
+        error = error.cause
+    return " <- ".join(m for m in messages if m)
+
+
+def alerts_path() -> Path:
+    return settings.data_dir() / "alerts" / "run_failures.jsonl"
+
+
+@dg.run_failure_sensor(
+    name="run_failure_alert_sensor",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Writes an alert record (failing step and message) for every failed run.",
+)
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
+    steps = [
+        {
+            "step": e.step_key,
+            "message": _error_chain(e.event_specific_data.error if e.event_specific_data else None),
+        }
+        for e in context.get_step_failure_events()
+    ]
+    record = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run_id": context.dagster_run.run_id,
+        "job": context.dagster_run.job_name,
+        "partition": context.dagster_run.tags.get("dagster/partition"),
+        "failed_steps": steps,
+        "run_message": context.failure_event.message,
+    }
+    path = alerts_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    context.log.error(f"run {record['run_id']} of {record['job']} failed: {steps or record['run_message']}")
