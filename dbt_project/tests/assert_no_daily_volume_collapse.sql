@@ -2,7 +2,9 @@
 -- A trading day whose order count falls below a tenth of the previous seven trading days' average is suspicious
 -- (a partial upstream drop). Warn rather than fail: real stores have quiet days.
 with daily as (
-    select order_date, count(*) as n_orders
+    select
+        order_date,
+        count(*) as n_orders
     from {{ ref('fct_orders') }}
     group by order_date
 ),

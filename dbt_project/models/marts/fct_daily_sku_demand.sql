@@ -7,7 +7,9 @@ with sales as (
 ),
 
 first_sale as (
-    select sku, min(order_date) as first_sale_date
+    select
+        sku,
+        min(order_date) as first_sale_date
     from sales
     group by sku
 ),
@@ -27,6 +29,6 @@ select
     s.sku is null as is_zero_filled
 from trading_days as d
 inner join first_sale as f
-    on f.first_sale_date <= d.demand_date
+    on d.demand_date >= f.first_sale_date
 left join sales as s
-    on s.sku = f.sku and s.order_date = d.demand_date
+    on f.sku = s.sku and d.demand_date = s.order_date

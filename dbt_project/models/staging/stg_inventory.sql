@@ -6,7 +6,7 @@ with ranked as (
         *,
         row_number() over (
             partition by sku, warehouse_id, _event_date
-            order by snapshot_ts desc, _landing_date desc, _source_file, _file_row
+            order by snapshot_ts desc, _landing_date desc, _source_file asc, _file_row asc
         ) as copy_rank
     from {{ source('raw', 'inventory') }}
     where {{ in_window('_event_date') }}
