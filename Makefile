@@ -15,14 +15,17 @@ SOURCE ?= simulated
 SCALE ?= small
 DAYS ?= 14
 PORT ?= 3000
+API_PORT ?= 8000
 
-.PHONY: help setup demo test test-full test-fast ui lint dbt-docs clean backfill
+.PHONY: help setup demo test test-full test-fast ui api lint dbt-docs clean backfill
 
 help:
 	@echo "make demo [SOURCE=simulated|online_retail] [DAYS=14]  install, then materialise the graph for DAYS days"
 	@echo "make test                                            install, then run the test suite"
 	@echo "make ui                                              Dagster UI on http://127.0.0.1:$(PORT)"
-	@echo "make lint | dbt-docs | clean"
+	@echo "make api                                             read API on http://127.0.0.1:$(API_PORT) (recommendations, forecasts, plan)"
+	@echo "make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD          materialise a range as one single-run backfill"
+	@echo "make lint | dbt-docs | clean | test-full"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +52,9 @@ test-full: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not e2e"
+
+api: setup
+	$(PY) -m api.app --host 127.0.0.1 --port $(API_PORT)
 
 ui: setup
 	DAGSTER_HOME=$$($(PY) -m orchestration.settings prepare-dagster-home) \

@@ -1,0 +1,26 @@
+"""Parquet exports of the daily outputs: ``<exports>/<output>/date=YYYY-MM-DD/<output>.parquet``.
+
+A day's folder is written under a temporary name and renamed into place, so a reader (the read API, another
+shop system) sees either the previous complete day or the new complete day, never a half-written one. Writing
+a day again replaces it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+
+def write_export(frame: pd.DataFrame, exports_root: Path, output: str, day: date) -> Path:
+    folder = Path(exports_root) / output / f"date={day.isoformat()}"
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    frame.to_parquet(tmp / f"{output}.parquet", index=False)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder / f"{output}.parquet"

@@ -1,0 +1,165 @@
+"""The read API, started as a real server on a free local port, answering from Parquet exports."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ml.exports import write_export
+
+OLD, NEW = date(2025, 1, 13), date(2025, 1, 14)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _write_exports(root: Path) -> None:
+    for day, model in ((OLD, "stale"), (NEW, "sasrec")):
+        write_export(
+            pd.DataFrame(
+                {
+                    "customer_id": ["C1", "C1", "C1", "C2"],
+                    "rank": [1, 2, 3, 1],
+                    "sku": ["S9", "S4", "S7", "S1"],
+                    "score": [0.9, 0.5, 0.2, 0.7],
+                    "model_name": [model] * 4,
+                    "model_version": [f"{model}-{day}"] * 4,
+                    "reason": ["bought together with S3"] * 4,
+                }
+            ),
+            root,
+            "recommendations",
+            day,
+        )
+    write_export(
+        pd.DataFrame(
+            {
+                "sku": ["S1"] * 3 + ["S2"],
+                "warehouse_id": [None] * 4,
+                "forecast_date": pd.to_datetime(
+                    ["2025-01-15", "2025-01-16", "2025-01-17", "2025-01-15"]
+                ).date,
+                "horizon_day": [1, 2, 3, 1],
+                "mean": [1.5, 1.2, 1.1, 0.1],
+                "q50": [1.0, 1.0, 1.0, 0.0],
+                "q90": [3.0, 3.0, 2.0, 1.0],
+                "model_name": ["ensemble"] * 4,
+            }
+        ),
+        root,
+        "demand_forecast",
+        NEW,
+    )
+    write_export(
+        pd.DataFrame(
+            {
+                "sku": ["S1", "S2"],
+                "warehouse_id": ["WH1", "WH2"],
+                "reorder_point": [10.0, 2.0],
+                "order_qty": [12.0, 0.0],
+            }
+        ),
+        root,
+        "replenishment_plan",
+        NEW,
+    )
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exports")
+    _write_exports(root)
+    port = _free_port()
+    env = {**os.environ, "AIGC_EXPORTS_DIR": str(root)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.app", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(base + "/health", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stdout.read().decode()) from None
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise RuntimeError("the API did not start within 60 s")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_health_reports_the_latest_day_of_each_output(api):
+    status, body = get(api + "/health")
+    assert status == 200
+    assert body["latest_as_of"] == {
+        "recommendations": "2025-01-14",
+        "demand_forecast": "2025-01-14",
+        "replenishment_plan": "2025-01-14",
+        "stockout_alerts": None,
+    }
+
+
+def test_recommendations_come_from_the_latest_day_in_rank_order(api):
+    status, body = get(api + "/recommendations/C1?k=2")
+    assert status == 200 and body["as_of"] == "2025-01-14"
+    assert [i["sku"] for i in body["items"]] == ["S9", "S4"]
+    assert {i["model_name"] for i in body["items"]} == {"sasrec"}
+
+
+def test_unknown_customer_is_404_and_bad_k_is_422(api):
+    status, body = get(api + "/recommendations/NOBODY")
+    assert status == 404 and "NOBODY" in body["detail"]
+    status, body = get(api + "/recommendations/C1?k=0")
+    assert status == 422 and body["detail"][0]["loc"] == ["query", "k"]
+
+
+def test_forecast_by_sku_with_horizon(api):
+    status, body = get(api + "/forecast/S1?horizon=2")
+    assert status == 200 and [d["horizon_day"] for d in body["days"]] == [1, 2]
+    assert body["days"][0]["q90"] >= body["days"][0]["q50"]
+    assert get(api + "/forecast/NOPE")[0] == 404
+    assert get(api + "/forecast/S1?horizon=99")[0] == 422
+
+
+def test_replenishment_filters_and_missing_output_is_503(api):
+    status, body = get(api + "/replenishment?needs_order=true")
+    assert status == 200 and [r["sku"] for r in body["rows"]] == ["S1"]
+    assert get(api + "/replenishment?warehouse_id=WH9")[0] == 404
+    status, body = get(api + "/stockout-alerts")
+    assert status == 503 and "stockout_alerts" in body["detail"]
+
+
+def test_binds_to_loopback_by_default():
+    from api.app import parse_args
+
+    assert parse_args([]).host == "127.0.0.1"
+    assert parse_args(["--host", "0.0.0.0"]).host == "0.0.0.0"
