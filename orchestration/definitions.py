@@ -3,6 +3,7 @@
 import dagster as dg
 
 from orchestration.defs.automation import landing_drop_sensor, raw_ingest, run_failure_alert_sensor
+from orchestration.defs.features.assets import profile_assets
 from orchestration.defs.ingest.assets import landing_files, raw_tables
 from orchestration.defs.quality.assets import (
     freshness_checks,
@@ -14,12 +15,22 @@ from orchestration.defs.quality.assets import (
     staging_checks,
     volume_checks,
 )
+from orchestration.defs.recommend.assets import recommend_assets
 from orchestration.defs.schedules import daily_pipeline, daily_schedule
+from orchestration.defs.supply.assets import supply_assets
 from orchestration.defs.transform.assets import dbt_daily_models
 from orchestration.resources import build_resources
 
 defs = dg.Definitions(
-    assets=[landing_files, raw_tables, dbt_daily_models, quarantine_summary_asset],
+    assets=[
+        landing_files,
+        raw_tables,
+        dbt_daily_models,
+        quarantine_summary_asset,
+        *profile_assets,
+        *supply_assets,
+        *recommend_assets,
+    ],
     asset_checks=[
         *landing_checks,
         *staging_checks,

@@ -19,6 +19,7 @@ GROUPS = {
     "intermediate",
     "marts",
     "quality",
+    "features",
     "people",
     "goods",
     "place",
