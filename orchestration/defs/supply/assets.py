@@ -1,0 +1,327 @@
+"""Place and supply chain: demand forecasts, their backtest, the replenishment plan and stock-out alerts.
+
+Daily-partitioned by the as-of day D; every step reads only data dated on or before D. The logic is in
+``ml.forecast.service`` and ``ml.inventory``; these assets read the marts, call it, write ``supply.*`` (delete +
+insert of the day, so re-runs never duplicate) and export the day as Parquet for the read API.
+"""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import pandas as pd
+
+from ml.exports import write_export
+from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
+from orchestration.partitions import POOL, daily_partitions, window_days
+from orchestration.resources import DataFilesResource, WarehouseResource
+
+OWNERS = ["team:supply-chain"]
+HISTORY_DAYS = 400
+"""Demand history the daily forecast reads: enough for yearly patterns, bounded so a day's cost is flat."""
+HORIZON = 28
+
+
+class SupplyConfig(dg.Config):
+    service_level: float = 0.95
+    """Target cycle service level of the replenishment plan (the probability of no stock-out in a cycle)."""
+    order_cycle_days: int = 7
+
+
+def replace_day(con, table: str, frame: pd.DataFrame, day_column: str, day: date) -> None:
+    """Replace the rows of ``day`` in ``table`` by ``frame`` in one transaction (creating the table if needed)."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+    con.register("_frame", frame)
+    try:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _frame LIMIT 0")
+        con.execute("BEGIN TRANSACTION")
+        con.execute(f"DELETE FROM {table} WHERE {day_column} = ?", [day])
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("_frame")
+
+
+def markdown_table(frame: pd.DataFrame, limit: int = 10) -> str:
+    if frame.empty:
+        return "_no rows_"
+    head = frame.head(limit)
+    lines = ["| " + " | ".join(map(str, head.columns)) + " |", "|" + "---|" * len(head.columns)]
+    for row in head.itertuples(index=False):
+        cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _mart(con, day: date) -> pd.DataFrame:
+    return con.execute(
+        "SELECT sku, demand_date, units, revenue, n_orders, is_zero_filled FROM marts.fct_daily_sku_demand "
+        "WHERE demand_date <= ? AND demand_date > ?",
+        [day, day - timedelta(days=HISTORY_DAYS)],
+    ).df()
+
+
+@dg.asset(
+    key=dg.AssetKey(["supply", "demand_forecast"]),
+    group_name="supply",
+    owners=OWNERS,
+    kinds={"duckdb", "pandas", "scikit-learn"},
+    description=(
+        "Demand forecast per SKU for the next 28 trading days after D, with mean and the 0.5 and 0.9 quantiles "
+        "(`supply.demand_forecast`; exported to `exports/demand_forecast/`). The model is chosen per demand class "
+        "on rolling validation origins before D (ml/forecast). For planners and the replenishment plan."
+    ),
+    deps=[dg.AssetKey(["marts", "fct_daily_sku_demand"])],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=DOWNSTREAM_AUTOMATION,
+    pool=POOL,
+)
+def demand_forecast(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, files: DataFilesResource
+) -> dg.MaterializeResult:
+    from ml.forecast.service import daily_forecast
+
+    window = context.partition_time_window
+    days = window_days(window.start, window.end)
+    frame = pd.DataFrame()
+    with warehouse.connect() as con:
+        for i, day in enumerate(days, 1):
+            mart = _mart(con, day)
+            if mart.empty:
+                context.log.info(f"[{i}/{len(days)}] {day}: no demand history yet, nothing to forecast")
+                continue
+            fc = daily_forecast(mart, day, horizon=HORIZON, model="fast")
+            frame = pd.DataFrame(
+                {
+                    "as_of_date": pd.Timestamp(day).date(),
+                    "sku": fc["sku"].astype(str),
+                    "forecast_date": pd.to_datetime(fc["forecast_date"]).dt.date,
+                    "horizon_day": fc["step"].astype(int),
+                    "mean": fc["mean"].astype(float),
+                    "q50": fc["q50"].astype(float),
+                    "q90": fc["q90"].astype(float),
+                    "model_name": fc["model"].astype(str),
+                }
+            )
+            replace_day(con, "supply.demand_forecast", frame, "as_of_date", day)
+            write_export(frame, files.path("exports"), "demand_forecast", day)
+            context.log.info(f"[{i}/{len(days)}] {day}: {frame['sku'].nunique()} SKUs × {HORIZON} days")
+    metadata = {"as_of": days[-1].isoformat(), "days_built": len(days), "dagster/row_count": len(frame)}
+    if not frame.empty:
+        next_week = frame[frame["horizon_day"] <= 7]
+        top = (
+            next_week.groupby("sku")[["mean", "q90"]]
+            .sum()
+            .sort_values("mean", ascending=False)
+            .head(10)
+            .reset_index()
+        )
+        metadata |= {
+            "skus": int(frame["sku"].nunique()),
+            "units_next_7_days": float(next_week["mean"].sum()),
+            "units_next_7_days_q90_sum": float(next_week["q90"].sum()),
+            "models": dg.MetadataValue.json(frame.groupby("model_name")["sku"].nunique().to_dict()),
+            "top_skus_next_7_days": dg.MetadataValue.md(markdown_table(top)),
+        }
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    key=dg.AssetKey(["supply", "forecast_backtest"]),
+    group_name="supply",
+    owners=OWNERS,
+    kinds={"duckdb", "pandas"},
+    description=(
+        "Accuracy of the forecasts made 1, 7, 14 and 28 trading days before D against the actuals that have "
+        "arrived since (`supply.forecast_backtest`): WAPE, bias, pinball loss, 0.9 coverage, RMSSE, WRMSSE. The "
+        "lag-1 and lag-7 numbers plot over partitions."
+    ),
+    deps=[dg.AssetKey(["supply", "demand_forecast"]), dg.AssetKey(["marts", "fct_daily_sku_demand"])],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    automation_condition=DOWNSTREAM_AUTOMATION,
+    pool=POOL,
+)
+def forecast_backtest(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    from ml.forecast.service import backtest_for_day
+
+    window = context.partition_time_window
+    days = window_days(window.start, window.end)
+    result = pd.DataFrame()
+    with warehouse.connect() as con:
+        for day in days:
+            forecasts = con.execute(
+                "SELECT as_of_date AS origin_date, sku, forecast_date, horizon_day AS step, mean, q50, q90 "
+                "FROM supply.demand_forecast WHERE as_of_date < ? AND as_of_date >= ?",
+                [day, day - timedelta(days=60)],
+            ).df()
+            if forecasts.empty:
+                continue
+            result = backtest_for_day(forecasts, _mart(con, day), day)
+            if result.empty:
+                continue
+            result = result.assign(day=pd.Timestamp(day).date(), origin_date=result["origin_date"].dt.date)
+            replace_day(con, "supply.forecast_backtest", result, "day", day)
+    metadata: dict = {"as_of": days[-1].isoformat(), "dagster/row_count": len(result)}
+    for row in result.itertuples(index=False):
+        for name in ("WAPE", "bias", "coverage90", "WRMSSE"):
+            value = getattr(row, name, None)
+            if value is not None and pd.notna(value):
+                metadata[f"lag{row.lag}_{name}"] = float(value)
+    if not result.empty:
+        metadata["by_lag"] = dg.MetadataValue.md(markdown_table(result.drop(columns=["day"])))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _plan_for_day(con, day: date, config: SupplyConfig) -> pd.DataFrame:
+    from ml.inventory import plan_from_marts
+
+    forecast = con.execute(
+        "SELECT sku, horizon_day AS step, mean, q50, q90 FROM supply.demand_forecast WHERE as_of_date = ?",
+        [day],
+    ).df()
+    inventory = con.execute(
+        "SELECT sku, warehouse_id, snapshot_date, on_hand, on_order, units_sold FROM marts.fct_inventory_daily "
+        "WHERE snapshot_date <= ? AND snapshot_date > ?",
+        [day, day - timedelta(days=28)],
+    ).df()
+    if forecast.empty or inventory.empty:
+        return pd.DataFrame()
+    products = con.execute("SELECT * FROM marts.dim_products").df()
+    plan = plan_from_marts(
+        forecast,
+        inventory,
+        products,
+        as_of=day,
+        service_level=config.service_level,
+        order_cycle=config.order_cycle_days,
+    )
+    plan.insert(0, "as_of_date", pd.Timestamp(day).date())
+    plan["service_level"] = config.service_level
+    return plan
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            dg.AssetKey(["supply", "replenishment_plan"]),
+            group_name="supply",
+            owners=OWNERS,
+            kinds={"duckdb", "pandas"},
+            description=(
+                "Per SKU × warehouse as of D (`supply.replenishment_plan`, exported): lead-time demand quantile "
+                "from the forecast, safety stock, reorder point, order quantity for the target service level, "
+                "stock-out risk within the lead time, and the alternate supplier when only its shorter lead time "
+                "prevents a stock-out. For buyers and suppliers."
+            ),
+            deps=[dg.AssetKey(["supply", "demand_forecast"]), dg.AssetKey(["marts", "fct_inventory_daily"])],
+            automation_condition=DOWNSTREAM_AUTOMATION,
+        ),
+        dg.AssetSpec(
+            dg.AssetKey(["supply", "stockout_alerts"]),
+            group_name="supply",
+            owners=OWNERS,
+            kinds={"duckdb", "pandas"},
+            description=(
+                "The SKU × warehouse rows whose stock-out risk within the lead time exceeds 1 − service level, "
+                "ranked by revenue at risk (`supply.stockout_alerts`, exported). What a buyer acts on first."
+            ),
+            deps=[dg.AssetKey(["supply", "replenishment_plan"])],
+            automation_condition=DOWNSTREAM_AUTOMATION,
+        ),
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=POOL,
+)
+def replenishment(
+    context: dg.AssetExecutionContext,
+    config: SupplyConfig,
+    warehouse: WarehouseResource,
+    files: DataFilesResource,
+):
+    from ml.inventory import stockout_alerts
+
+    window = context.partition_time_window
+    days = window_days(window.start, window.end)
+    plan = alerts = pd.DataFrame()
+    with warehouse.connect() as con:
+        for day in days:
+            plan = _plan_for_day(con, day, config)
+            if plan.empty:
+                context.log.info(
+                    f"{day}: no forecast or no inventory snapshot (the source has none): no plan"
+                )
+                continue
+            alerts = stockout_alerts(plan, service_level=config.service_level)
+            replace_day(con, "supply.replenishment_plan", plan, "as_of_date", day)
+            replace_day(con, "supply.stockout_alerts", alerts, "as_of_date", day)
+            write_export(plan, files.path("exports"), "replenishment_plan", day)
+            write_export(alerts, files.path("exports"), "stockout_alerts", day)
+    note = {} if not plan.empty else {"note": "no plan: the source delivers no inventory snapshots"}
+    plan_md = {
+        "dagster/row_count": len(plan),
+        "as_of": days[-1].isoformat(),
+        **note,
+    }
+    if not plan.empty:
+        plan_md |= {
+            "rows_to_order": int((plan["order_qty"] > 0).sum()),
+            "units_to_order": float(plan["order_qty"].sum()),
+            "mean_stockout_risk": float(plan["stockout_risk"].mean()),
+            "rows_using_alternate_supplier": int(plan.get("use_alternate", pd.Series(dtype=bool)).sum()),
+            "preview": dg.MetadataValue.md(
+                markdown_table(
+                    plan.sort_values("stockout_risk", ascending=False)[
+                        [
+                            c
+                            for c in (
+                                "sku",
+                                "warehouse_id",
+                                "on_hand",
+                                "reorder_point",
+                                "order_qty",
+                                "stockout_risk",
+                                "supplier_id",
+                                "use_alternate",
+                            )
+                            if c in plan.columns
+                        ]
+                    ]
+                )
+            ),
+        }
+    yield dg.MaterializeResult(asset_key=dg.AssetKey(["supply", "replenishment_plan"]), metadata=plan_md)
+    alert_md = {"dagster/row_count": len(alerts), "as_of": days[-1].isoformat(), **note}
+    if not alerts.empty:
+        alert_md |= {
+            "revenue_at_risk": float(alerts["revenue_at_risk"].sum()),
+            "top_alerts": dg.MetadataValue.md(
+                markdown_table(
+                    alerts[
+                        [
+                            c
+                            for c in (
+                                "sku",
+                                "warehouse_id",
+                                "on_hand",
+                                "stockout_risk",
+                                "revenue_at_risk",
+                                "use_alternate",
+                                "alt_supplier_id",
+                            )
+                            if c in alerts.columns
+                        ]
+                    ]
+                )
+            ),
+        }
+    yield dg.MaterializeResult(asset_key=dg.AssetKey(["supply", "stockout_alerts"]), metadata=alert_md)
+
+
+supply_assets = [demand_forecast, forecast_backtest, replenishment]
