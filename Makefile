@@ -17,7 +17,7 @@ DAYS ?= 14
 PORT ?= 3000
 API_PORT ?= 8000
 
-.PHONY: help setup demo test test-full test-fast ui api lint dbt-docs clean backfill
+.PHONY: help setup demo test test-full test-fast ui api bench-forecast lint dbt-docs clean backfill
 
 help:
 	@echo "make demo [SOURCE=simulated|online_retail] [DAYS=14]  install, then materialise the graph for DAYS days"
@@ -68,6 +68,15 @@ lint: setup
 dbt-docs: setup
 	cd dbt_project && AIGC_WAREHOUSE_PATH=$$($(PY) -m orchestration.settings warehouse-path) \
 	  $(VENV)/bin/dbt docs generate --profiles-dir .
+
+# The forecast benchmark with its peers in the same run (they need pandas < 3: a separate environment).
+PEERS := $(CURDIR)/.venv-peers
+bench-forecast:
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet "pandas>=2.2,<3" "numpy>=2" "scikit-learn>=1.5" scipy pyarrow tqdm \
+	  statsforecast==2.1.1 mlforecast==1.1.0 lightgbm==4.7.0
+	PYTHONPATH=$(CURDIR) $(PEERS)/bin/python -m bench.forecast --data data/online_retail/online_retail.csv.gz \
+	  --out bench/results/forecast_online_retail.json
 
 clean:
 	rm -rf .data dbt_project/target dbt_project/logs

@@ -1,0 +1,1 @@
+"""Benchmarks: reproducible runs of the models and policies against public data and peer libraries."""

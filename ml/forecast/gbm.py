@@ -1,0 +1,209 @@
+"""A global gradient-boosting model over all SKUs (scikit-learn ``HistGradientBoostingRegressor``).
+
+Direct multi-horizon: one model for all horizons, with the horizon and the target's season position as features,
+trained on many past anchors (every ``anchor_step`` periods back from the origin; the most recent anchors keep
+only the horizons whose targets are already observed). This avoids feeding predictions back as lags, which on
+lumpy demand compounds errors.
+
+- **Target**: demand divided by the series' recent level (mean of the last 112 periods), so the trees learn
+  multipliers that transfer between slow and fast movers; predictions are multiplied back.
+- **Loss**: Poisson (log link), which suits non-negative counts with many zeros and keeps the mean positive.
+- **Rows**: at each anchor, the series the protocol would score there (first seen at least 56 periods before,
+  a sale in the last 56), so training looks like the population it is judged on.
+- **Weights**: ``weighting="revenue"`` weights rows by the series' revenue in the 28 periods before the anchor,
+  as WRMSSE weights the test; ``"sqrt_revenue"`` (default) tempers it, which scored better on the validation
+  origins (a few SKUs otherwise dominate the fit); ``"none"`` is uniform.
+- **Regularisation**: few leaves (15), large leaves (``min_samples_leaf`` = rows / 300, between 20 and 1000)
+  and L2 10: chosen on the validation origins, where they beat 31 leaves / 200 rows.
+- **Quantiles**: the per-series negative binomial of :mod:`ml.forecast.quantiles` around this mean, with levels
+  calibrated on validation origins by the ensemble (documented there).
+- **Guard**: the mean never exceeds the series' largest day in the last 224 periods (a log-link tree can
+  extrapolate wildly for a SKU whose features fall outside the training range).
+- **Threads**: ``n_threads`` (default 1) caps OpenMP for the fit and the prediction.
+- **Covariates**: ``past_covariates`` are flows observed only up to the origin (Online Retail: ``orders``);
+  ``price`` (when present) gives a recent-price-change feature; ``known_covariates`` (a generic CSV's planned
+  ``price``/``promo``) are read at the target period, relative to their value at the anchor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
+
+from ml.forecast.base import Forecaster, ShortHistoryError
+from ml.forecast.features import (
+    AnchorStats,
+    anchor_features,
+    season_position,
+    smoother_states,
+    target_features,
+)
+from ml.forecast.panel import Panel
+
+MIN_AGE = 56
+RECENT = 56
+BIN_SUBSAMPLE = 200_000  # scikit-learn's HistGradientBoosting binning subsample size
+
+
+class GlobalGBM(Forecaster):
+    """Global direct multi-horizon gradient boosting on level-normalised demand (see the module docstring)."""
+
+    def __init__(
+        self,
+        horizon: int = 28,
+        season_length: int = 6,
+        anchor_step: int = 5,
+        n_anchors: int = 40,
+        max_rows: int = 400_000,
+        weighting: str = "sqrt_revenue",
+        past_covariates: tuple[str, ...] = (),
+        known_covariates: tuple[str, ...] = (),
+        price: str | None = "price",
+        max_iter: int = 250,
+        learning_rate: float = 0.05,
+        max_leaf_nodes: int = 15,
+        min_samples_leaf: int | None = None,
+        l2_regularization: float = 10.0,
+        random_state: int = 0,
+        n_threads: int | None = 1,
+        name: str = "gbm",
+        **kw,
+    ):
+        covs = tuple(
+            dict.fromkeys((*past_covariates, *known_covariates, *((price,) if price else ()), "revenue"))
+        )
+        super().__init__(covariates=covs, **kw)
+        self.horizon = horizon
+        self.season_length = season_length
+        self.anchor_step = anchor_step
+        self.n_anchors = n_anchors
+        self.max_rows = max_rows
+        self.weighting = weighting
+        self.past_covariates = tuple(past_covariates)
+        self.known_covariates = tuple(known_covariates)
+        self.price = price
+        self.params = dict(
+            loss="poisson",
+            max_iter=max_iter,
+            learning_rate=learning_rate,
+            max_leaf_nodes=max_leaf_nodes,
+            l2_regularization=l2_regularization,
+            early_stopping=False,
+            random_state=random_state,
+        )
+        self.min_samples_leaf = min_samples_leaf
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.name = name
+
+    # -- training --------------------------------------------------------------------------------------------
+    def _fit(self, panel: Panel) -> None:
+        # OpenMP threads spin while they wait: on a shared machine, more threads than free cores makes the fit
+        # many times slower, so the thread count is explicit (None = scikit-learn's default, all cores).
+        with threadpool_limits(self.n_threads):
+            self._fit_trees(panel)
+
+    def _fit_trees(self, panel: Panel) -> None:
+        origin = panel.n_periods - 1
+        anchors = [origin - 1 - j * self.anchor_step for j in range(self.n_anchors)]
+        anchors = [a for a in anchors if a >= MIN_AGE]
+        if not anchors:
+            raise ShortHistoryError("GlobalGBM: history too short for any training anchor")
+        self.stats_ = AnchorStats(panel, self.season_length, flows=self.past_covariates)
+        self.smooth_ = smoother_states(panel.y, [*anchors, origin])
+        Xs, ys, ws = [], [], []
+        for a in anchors:
+            rows = self._eligible(panel, a)
+            if not rows.any():
+                continue
+            ks = range(1, min(self.horizon, origin - a) + 1)
+            X, lvl, names = self._design(a, ks, self.stats_.seasonpos[[a + k for k in ks]], rows, None)
+            tgt = np.concatenate([self.stats_.F[rows, a + k] for k in ks])
+            safe = np.where(lvl > 0, lvl, 1.0)
+            Xs.append(X)
+            ys.append(tgt / safe)
+            ws.append(np.tile(self._row_weights(panel, a, rows), len(ks)))
+        X = np.vstack(Xs)
+        yv = np.concatenate(ys)
+        w = np.concatenate(ws)
+        if len(yv) > self.max_rows:
+            keep = np.random.default_rng(self.random_state).choice(len(yv), self.max_rows, replace=False)
+            X, yv, w = X[keep], yv[keep], w[keep]
+        self.feature_names_ = names
+        # Large leaves: daily SKU demand is mostly noise, a leaf must average many rows to mean anything.
+        leaf = self.min_samples_leaf or int(np.clip(len(yv) // 300, 20, 1000))
+        self.model_ = HistGradientBoostingRegressor(min_samples_leaf=leaf, **self.params)
+        if self.weighting == "none" or w.sum() <= 0:
+            self.model_.fit(X, yv)
+        elif len(yv) > BIN_SUBSAMPLE:
+            self.model_.fit(X, yv, sample_weight=w / w.mean())
+        else:
+            # Below scikit-learn's binning subsample, weighted fits take an exact weighted-percentile path that
+            # is orders of magnitude slower; resampling rows in proportion to their weights is equivalent in
+            # expectation and keeps small panels (tests, small shops) fast.
+            rng = np.random.default_rng(self.random_state)
+            idx = rng.choice(len(yv), len(yv), replace=True, p=w / w.sum())
+            self.model_.fit(X[idx], yv[idx])
+        self.n_train_rows_ = len(yv)
+
+    def _eligible(self, panel: Panel, a: int) -> np.ndarray:
+        lo = max(a - RECENT + 1, 0)
+        recent = (self.stats_.F[:, lo : a + 1] > 0).any(axis=1)
+        return (panel.start <= a - MIN_AGE) & recent
+
+    def _row_weights(self, panel: Panel, a: int, rows: np.ndarray) -> np.ndarray:
+        if self.weighting == "none":
+            return np.ones(rows.sum())
+        lo = max(a - 27, 0)
+        y = self.stats_.F[rows, lo : a + 1]
+        if "revenue" in panel.covariates:
+            rev = np.where(y > 0, np.nan_to_num(panel.covariates["revenue"][rows, lo : a + 1]), 0.0).sum(
+                axis=1
+            )
+        elif self.price and self.price in panel.covariates:
+            rev = (y * np.nan_to_num(panel.covariates[self.price][rows, lo : a + 1])).sum(axis=1)
+        else:
+            rev = y.sum(axis=1)
+        rev = rev / max(rev.sum(), 1e-12) * len(rev)
+        if self.weighting == "sqrt_revenue":
+            rev = np.sqrt(rev)
+        elif self.weighting != "revenue":
+            raise ValueError(f"unknown weighting {self.weighting!r}")
+        return rev
+
+    def _design(self, a: int, ks, target_pos, rows: np.ndarray, future_covariates: dict | None):
+        """Design matrix for anchor ``a``, horizons ``ks`` (row blocks in that order) and the given series."""
+        base, lvl = anchor_features(self.stats_, a, self.smooth_, self.price)
+        safe = np.where(lvl > 0, lvl, 1.0)
+        blocks, names = [], None
+        for i, k in enumerate(ks):
+            f = dict(base)
+            f.update(target_features(self.stats_, a, k, int(target_pos[i]), safe))
+            for c in self.known_covariates:
+                if c not in self.panel_.covariates:
+                    continue
+                now = self.panel_.covariates[c][:, a]
+                if future_covariates is None:
+                    tgt = self.panel_.covariates[c][:, a + k]
+                else:
+                    tgt = future_covariates.get(c, np.repeat(now[:, None], k, axis=1))[:, k - 1]
+                f[f"{c}_target"] = np.nan_to_num(tgt)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    f[f"{c}_target_rel"] = np.nan_to_num(tgt / now, nan=1.0, posinf=1.0)
+            names = list(f)
+            blocks.append(np.column_stack([f[n][rows] for n in names]))
+        return np.vstack(blocks), np.tile(lvl[rows], len(blocks)), names
+
+    # -- prediction ------------------------------------------------------------------------------------------
+    def _predict_mean(self, h, calendar, future_covariates):
+        origin = self.panel_.n_periods - 1
+        rows = np.ones(self.panel_.n_series, dtype=bool)
+        pos = season_position(calendar, self.season_length)
+        ks = range(1, h + 1)
+        X, lvl, _ = self._design(origin, ks, pos, rows, future_covariates)
+        with threadpool_limits(self.n_threads):
+            pred = (self.model_.predict(X) * lvl).reshape(h, -1).T
+        # Guard against the log link extrapolating: no daily mean above the series' largest recent day.
+        cap = self.stats_.F[:, -224:].max(axis=1)
+        return np.minimum(pred, cap[:, None])

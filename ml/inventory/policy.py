@@ -1,0 +1,341 @@
+"""Replenishment from forecast quantiles: safety stock, reorder point, order quantity, stock-out risk, suppliers.
+
+The policy is a periodic-review (s, S) policy reviewed every period:
+
+- **protection interval** = lead time ``L`` + review period ``R`` (1 period: reviewed daily);
+- **reorder point** ``s`` = the ``alpha`` quantile of demand over the protection interval (``alpha`` = target
+  cycle service level: the probability of no stock-out between placing an order and the next one arriving);
+- **safety stock** = ``s`` minus the mean demand over the protection interval;
+- **order-up-to** ``S`` = ``s`` + mean demand over the order cycle (default 6 periods, a trading week), so an
+  order is placed about once a cycle instead of every day;
+- **order quantity** = ``S - inventory position`` when the position (on hand + on order) is at or below ``s``.
+
+Lead-time demand distribution: daily forecasts come as a mean and quantiles. A negative binomial with variance
+``phi * mean`` (NB1) is closed under addition for a common ``phi``, so the sum of daily demands over any interval
+is NB1 with the summed mean and the same ``phi``; ``phi`` is the value implied by the forecast's own 0.9
+quantile (:func:`implied_dispersion`), so calibration done on the forecast carries over to the plan. For a
+textbook check, :func:`safety_stock_normal` and :func:`reorder_point_normal` implement ``z * sigma * sqrt(L)``.
+
+**Stock-out risk within the lead time** = ``P(demand over L > inventory position)``: an order placed now arrives
+only after ``L``, so nothing but what is on hand or already on order can serve those periods. When that risk
+exceeds ``1 - alpha`` with the primary supplier, :func:`choose_supplier` looks for an alternate whose shorter lead
+time brings the risk back under ``1 - alpha`` (the cheapest such one; else the fastest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ml.forecast.quantiles import nb1_quantile
+
+PHI_GRID = np.exp(np.linspace(0.0, np.log(5000.0), 80))
+
+
+# -- textbook formulas ------------------------------------------------------------------------------------
+def safety_stock_normal(service_level: float, sigma_daily, lead_time) -> np.ndarray:
+    """Textbook safety stock ``z_alpha * sigma_d * sqrt(L)`` (normal, i.i.d. daily demand)."""
+    z = stats.norm.ppf(service_level)
+    return z * np.asarray(sigma_daily, dtype=float) * np.sqrt(np.asarray(lead_time, dtype=float))
+
+
+def reorder_point_normal(service_level: float, mean_daily, sigma_daily, lead_time) -> np.ndarray:
+    """Textbook reorder point ``mu_d * L + z_alpha * sigma_d * sqrt(L)``."""
+    return np.asarray(mean_daily, dtype=float) * np.asarray(lead_time, dtype=float) + safety_stock_normal(
+        service_level, sigma_daily, lead_time
+    )
+
+
+# -- from forecasts ---------------------------------------------------------------------------------------
+def implied_dispersion(mean: np.ndarray, q90: np.ndarray, tau: float = 0.9) -> np.ndarray:
+    """Per-series NB1 ``phi`` whose ``tau`` quantile best matches the forecast's (averaged over the horizon).
+
+    ``mean`` and ``q90`` are ``(n, h)``. A grid search (``phi`` from 1 to 5000) on the horizon averages keeps it
+    cheap and monotone; series with no demand forecast get ``phi = 1``.
+    """
+    m = np.nanmean(np.asarray(mean, dtype=float), axis=1)
+    q = np.nanmean(np.asarray(q90, dtype=float), axis=1)
+    grid_q = np.stack([nb1_quantile(m, np.full_like(m, p), tau) for p in PHI_GRID])  # (grid, n)
+    best = np.argmin(np.abs(grid_q - q[None, :]), axis=0)
+    return np.where(m > 0, PHI_GRID[best], 1.0)
+
+
+def interval_sum(mean: np.ndarray, start: int, length) -> np.ndarray:
+    """Sum of forecast means over periods ``start .. start + length - 1`` (0-based), per series.
+
+    ``length`` may differ by series. Periods past the forecast horizon repeat the mean of its last 6 periods,
+    so a lead time longer than the horizon still gets a demand estimate.
+    """
+    mean = np.asarray(mean, dtype=float)
+    n, h = mean.shape
+    length = np.broadcast_to(np.asarray(length, dtype=int), (n,))
+    tail = mean[:, -min(6, h) :].mean(axis=1)
+    need = start + int(length.max()) if n else 0
+    if need > h:
+        mean = np.hstack([mean, np.repeat(tail[:, None], need - h, axis=1)])
+    cs = np.hstack([np.zeros((n, 1)), np.cumsum(mean, axis=1)])
+    return cs[np.arange(n), start + length] - cs[:, start]
+
+
+def nb1_sf(x: np.ndarray, mean: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """``P(D > x)`` for D ~ NB1(mean, phi) (Poisson at phi = 1); 0 where the mean is 0."""
+    x, mean, phi = (np.asarray(a, dtype=float) for a in np.broadcast_arrays(x, mean, phi))
+    out = np.zeros_like(mean)
+    pos = mean > 0
+    pois = pos & (phi <= 1 + 1e-9)
+    nb = pos & ~pois
+    out[pois] = stats.poisson.sf(np.floor(x[pois]), mean[pois])
+    out[nb] = stats.nbinom.sf(np.floor(x[nb]), mean[nb] / (phi[nb] - 1), 1 / phi[nb])
+    return out
+
+
+def expected_shortage(x: np.ndarray, mean: np.ndarray, phi: np.ndarray, cap: int = 20000) -> np.ndarray:
+    """``E[(D - x)^+]`` for D ~ NB1: ``mean - sum_{k < x} P(D > k)`` (exact for integer stock up to ``cap``)."""
+    x = np.clip(np.floor(np.asarray(x, dtype=float)), 0, cap).astype(int)
+    mean = np.asarray(mean, dtype=float)
+    phi = np.asarray(phi, dtype=float)
+    out = mean.copy()
+    for i in np.nonzero((x > 0) & (mean > 0))[0]:
+        k = np.arange(x[i])
+        out[i] = mean[i] - nb1_sf(k, np.full(len(k), mean[i]), np.full(len(k), phi[i])).sum()
+    return np.clip(out, 0.0, None)
+
+
+@dataclass
+class Supplier:
+    name: str
+    lead_time: int
+    unit_cost: float = 1.0
+
+
+def plan(
+    mean: np.ndarray,
+    phi: np.ndarray,
+    lead_time,
+    position,
+    service_level: float = 0.95,
+    review: int = 1,
+    order_cycle: int = 6,
+    start: int = 0,
+) -> dict[str, np.ndarray]:
+    """Replenishment quantities per series from daily forecast means ``(n, h)`` and NB1 dispersions ``(n,)``.
+
+    ``position`` is the inventory position (on hand + on order) now; ``start`` is the first forecast period that
+    is still in the future (0 when the forecast was made today). Returns ``lead_time_demand`` (mean over L),
+    ``lead_time_q`` (its ``service_level`` quantile), ``safety_stock``, ``reorder_point``, ``order_up_to``,
+    ``order_qty`` and ``stockout_risk`` (within the lead time, with the current position).
+    """
+    lt = np.broadcast_to(np.asarray(lead_time, dtype=int), (mean.shape[0],))
+    pos = np.asarray(position, dtype=float)
+    mu_l = interval_sum(mean, start, lt)
+    mu_p = interval_sum(mean, start, lt + review)
+    mu_c = interval_sum(mean, start, np.full_like(lt, order_cycle))
+    s = nb1_quantile(mu_p, phi, service_level)
+    big_s = s + mu_c
+    order = np.where(pos <= s, np.ceil(big_s - pos), 0.0)
+    return {
+        "lead_time_demand": mu_l,
+        "lead_time_q": nb1_quantile(mu_l, phi, service_level),
+        "safety_stock": s - mu_p,
+        "reorder_point": s,
+        "order_up_to": big_s,
+        "order_qty": np.clip(order, 0, None),
+        "stockout_risk": nb1_sf(pos, mu_l, phi),
+    }
+
+
+def choose_supplier(
+    mean: np.ndarray,
+    phi: np.ndarray,
+    position,
+    suppliers: list[Supplier],
+    service_level: float = 0.95,
+    start: int = 0,
+) -> pd.DataFrame:
+    """Per series: the supplier to order from and the stock-out risk within its lead time.
+
+    ``suppliers[0]`` is the primary. If the risk of a stock-out before the primary's order can arrive exceeds
+    ``1 - service_level``, an alternate with a shorter lead time is chosen: the cheapest one that brings the risk
+    within that bound, else the fastest. The risk counts only stock already on hand or on order.
+    """
+    pos = np.asarray(position, dtype=float)
+    n = mean.shape[0]
+    risks = np.stack(
+        [nb1_sf(pos, interval_sum(mean, start, np.full(n, s.lead_time)), phi) for s in suppliers]
+    )
+    limit = 1.0 - service_level
+    chosen = np.zeros(n, dtype=int)
+    at_risk = risks[0] > limit
+    order = sorted(range(1, len(suppliers)), key=lambda j: (suppliers[j].unit_cost, suppliers[j].lead_time))
+    fastest = min(range(len(suppliers)), key=lambda j: (suppliers[j].lead_time, suppliers[j].unit_cost))
+    for i in np.nonzero(at_risk)[0]:
+        ok = [j for j in order if suppliers[j].lead_time < suppliers[0].lead_time and risks[j, i] <= limit]
+        chosen[i] = ok[0] if ok else fastest
+    return pd.DataFrame(
+        {
+            "primary_risk": risks[0],
+            "supplier": [suppliers[j].name for j in chosen],
+            "supplier_lead_time": [suppliers[j].lead_time for j in chosen],
+            "supplier_risk": risks[chosen, np.arange(n)],
+            "alternate": chosen != 0,
+        }
+    )
+
+
+def replenishment_plan(
+    forecast: pd.DataFrame,
+    stock: pd.DataFrame,
+    suppliers: list[Supplier],
+    service_level: float = 0.95,
+    order_cycle: int = 6,
+) -> pd.DataFrame:
+    """The plan table for the daily asset: one row per ``unique_id`` (and ``warehouse`` when given).
+
+    ``forecast``: long frame from a forecaster (``unique_id``, ``step`` or ``ds``, ``mean``, ``q90``; optional
+    ``warehouse``). ``stock``: ``unique_id`` (+ ``warehouse``), ``on_hand``, ``on_order`` and optional ``price``.
+    Lead times come from ``suppliers[0]`` (primary), alternates from the rest.
+    """
+    keys = ["unique_id"] + (["warehouse"] if "warehouse" in forecast.columns else [])
+    order_col = "step" if "step" in forecast.columns else "ds"
+    fc = forecast.sort_values([*keys, order_col])
+    mean = fc.pivot_table(index=keys, columns=order_col, values="mean", sort=True)
+    q90 = fc.pivot_table(index=keys, columns=order_col, values="q90", sort=True).reindex(mean.index)
+    st = stock.set_index(keys).reindex(mean.index)
+    on_hand = st["on_hand"].fillna(0).to_numpy(dtype=float)
+    on_order = st["on_order"].fillna(0).to_numpy(dtype=float) if "on_order" in st else np.zeros(len(st))
+    price = st["price"].fillna(0).to_numpy(dtype=float) if "price" in st else np.ones(len(st))
+    m = mean.to_numpy(dtype=float)
+    phi = implied_dispersion(m, q90.to_numpy(dtype=float))
+    pos = on_hand + on_order
+    p = plan(m, phi, suppliers[0].lead_time, pos, service_level, order_cycle=order_cycle)
+    sup = choose_supplier(m, phi, pos, suppliers, service_level)
+    short = expected_shortage(pos, p["lead_time_demand"], phi)
+    out = mean.index.to_frame(index=False)
+    out["on_hand"], out["on_order"], out["phi"] = on_hand, on_order, phi
+    for k, v in p.items():
+        out[k] = v
+    out = pd.concat([out, sup.drop(columns=["primary_risk"])], axis=1)
+    out["expected_shortage"] = short
+    out["revenue_at_risk"] = short * price
+    return out
+
+
+def stockout_alerts(
+    plan_table: pd.DataFrame, service_level: float = 0.95, top: int | None = None
+) -> pd.DataFrame:
+    """SKUs whose stock-out risk within the lead time exceeds ``1 - service_level``, by revenue at risk."""
+    at = plan_table[plan_table["stockout_risk"] > 1 - service_level]
+    at = at.sort_values(["revenue_at_risk", "stockout_risk"], ascending=False)
+    return at.head(top) if top else at
+
+
+# -- platform-facing: the shapes of the dbt marts ------------------------------------------------------------
+def latest_snapshot(inventory: pd.DataFrame, as_of=None) -> pd.DataFrame:
+    """The last ``fct_inventory_daily`` row per ``sku, warehouse_id`` on or before ``as_of`` (all when None)."""
+    inv = inventory.copy()
+    inv["snapshot_date"] = pd.to_datetime(inv["snapshot_date"])
+    if as_of is not None:
+        inv = inv[inv["snapshot_date"] <= pd.Timestamp(as_of)]
+    inv = inv.sort_values("snapshot_date")
+    return inv.groupby(["sku", "warehouse_id"], as_index=False).tail(1).reset_index(drop=True)
+
+
+def warehouse_shares(inventory: pd.DataFrame, as_of=None, window_days: int = 28) -> pd.DataFrame:
+    """``sku, warehouse_id, share`` from ``fct_inventory_daily.units_sold`` over the ``window_days`` up to
+    ``as_of``; a SKU that sold nothing there is split evenly over the warehouses that stock it."""
+    inv = inventory.copy()
+    inv["snapshot_date"] = pd.to_datetime(inv["snapshot_date"])
+    end = pd.Timestamp(as_of) if as_of is not None else inv["snapshot_date"].max()
+    win = inv[(inv["snapshot_date"] <= end) & (inv["snapshot_date"] > end - pd.Timedelta(days=window_days))]
+    if win.empty:
+        win = latest_snapshot(inventory, as_of).assign(units_sold=0.0)
+    g = win.groupby(["sku", "warehouse_id"], as_index=False)["units_sold"].sum()
+    tot = g.groupby("sku")["units_sold"].transform("sum")
+    n = g.groupby("sku")["units_sold"].transform("size")
+    g["share"] = np.where(tot > 0, g["units_sold"] / tot.where(tot > 0, 1.0), 1.0 / n)
+    return g[["sku", "warehouse_id", "share"]]
+
+
+def plan_from_marts(
+    forecast: pd.DataFrame,
+    inventory: pd.DataFrame,
+    products: pd.DataFrame,
+    as_of=None,
+    service_level: float = 0.95,
+    order_cycle: int = 7,
+    default_lead_time: int = 7,
+) -> pd.DataFrame:
+    """The ``replenishment_plan`` asset: one row per ``sku x warehouse_id``.
+
+    - ``forecast``: :func:`ml.forecast.service.daily_forecast` output (``sku, [warehouse_id,] step, mean, q90``);
+      a SKU-level forecast is split over warehouses by :func:`warehouse_shares` of ``inventory``;
+    - ``inventory``: ``fct_inventory_daily`` (``sku, warehouse_id, snapshot_date, on_hand, on_order,
+      units_sold``): the snapshot on or before ``as_of`` is the stock now;
+    - ``products``: ``dim_products`` (``sku, price, supplier_id, lead_time_days, min_order_qty, alt_supplier_id,
+      alt_lead_time_days``); a missing lead time (Online Retail has none) is ``default_lead_time``.
+
+    Per row: lead-time demand (mean and ``service_level`` quantile), safety stock, reorder point, order-up-to,
+    order quantity (rounded up to the minimum order quantity), stock-out risk within the primary's lead time
+    (``P(demand over L > on hand + on order)``), and, when that risk exceeds ``1 - service_level`` and the
+    alternate supplier is faster, the alternate's risk and whether it prevents the stock-out
+    (``use_alternate``: its risk is within the bound; then the order is sized on the alternate's lead time).
+    ``expected_shortage`` (units short within the lead time) times ``price`` is ``revenue_at_risk``, the ranking
+    key of :func:`stockout_alerts`.
+    """
+    from ml.forecast.service import split_by_warehouse
+
+    inv = latest_snapshot(inventory, as_of)
+    if "warehouse_id" not in forecast.columns:
+        forecast = split_by_warehouse(forecast, warehouse_shares(inventory, as_of))
+    keys = ["sku", "warehouse_id"]
+    fc = forecast.astype({"sku": str})
+    mean = fc.pivot_table(index=keys, columns="step", values="mean", sort=True)
+    q90 = fc.pivot_table(index=keys, columns="step", values="q90", sort=True).reindex(mean.index)
+    out = mean.index.to_frame(index=False)
+    st = inv.astype({"sku": str}).set_index(keys).reindex(mean.index)
+    out["on_hand"] = st["on_hand"].fillna(0).to_numpy(dtype=float)
+    out["on_order"] = st["on_order"].fillna(0).to_numpy(dtype=float)
+    prod = products.astype({"sku": str}).drop_duplicates("sku").set_index("sku").reindex(out["sku"])
+
+    def col(name, default):
+        if name not in prod:
+            return np.full(len(out), default, dtype=float)
+        return pd.to_numeric(prod[name], errors="coerce").fillna(default).to_numpy(dtype=float)
+
+    lead = col("lead_time_days", default_lead_time).astype(int)
+    alt_lead = col("alt_lead_time_days", np.nan)
+    moq = col("min_order_qty", 0.0)
+    price = col("price", 1.0)
+    m = mean.to_numpy(dtype=float)
+    phi = implied_dispersion(m, q90.to_numpy(dtype=float))
+    pos = out["on_hand"].to_numpy() + out["on_order"].to_numpy()
+    primary = plan(m, phi, lead, pos, service_level, order_cycle=order_cycle)
+    limit = 1.0 - service_level
+    has_alt = np.isfinite(alt_lead) & (alt_lead < lead)
+    alt_l = np.where(has_alt, alt_lead, lead).astype(int)
+    alternate = plan(m, phi, alt_l, pos, service_level, order_cycle=order_cycle)
+    at_risk = primary["stockout_risk"] > limit
+    use_alt = at_risk & has_alt & (alternate["stockout_risk"] <= limit)
+    out["phi"] = phi
+    out["lead_time_days"] = lead
+    for k in ("lead_time_demand", "lead_time_q", "safety_stock", "reorder_point", "order_up_to"):
+        out[k] = np.where(use_alt, alternate[k], primary[k])
+    qty = np.where(use_alt, alternate["order_qty"], primary["order_qty"])
+    out["order_qty"] = np.where(qty > 0, np.maximum(qty, moq), 0.0)
+    out["stockout_risk"] = primary["stockout_risk"]
+    out["supplier_id"] = prod["supplier_id"].to_numpy() if "supplier_id" in prod else None
+    out["alt_supplier_id"] = prod["alt_supplier_id"].to_numpy() if "alt_supplier_id" in prod else None
+    out["alt_lead_time_days"] = alt_lead
+    out["alt_stockout_risk"] = np.where(has_alt, alternate["stockout_risk"], np.nan)
+    out["use_alternate"] = use_alt
+    out["order_from"] = np.where(use_alt, out["alt_supplier_id"], out["supplier_id"])
+    out["price"] = price
+    short = np.zeros(len(out))
+    risky = primary["stockout_risk"] > 1e-4  # the rest has (numerically) nothing short
+    short[risky] = expected_shortage(pos[risky], primary["lead_time_demand"][risky], phi[risky])
+    out["expected_shortage"] = short
+    out["revenue_at_risk"] = short * price
+    return out

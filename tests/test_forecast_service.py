@@ -1,0 +1,169 @@
+"""Entry points of the daily assets: forecast for an origin / for day D from the mart, backtests, warehouse split."""
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.forecast import (
+    TSB,
+    backtest,
+    backtest_for_day,
+    daily_forecast,
+    default_model,
+    demand_from_mart,
+    forecast_for_origin,
+)
+from ml.forecast.quantiles import nb1_quantile
+from ml.forecast.service import next_periods
+from ml.forecast.synthetic import synthetic_store
+from ml.inventory.policy import implied_dispersion
+
+
+@pytest.fixture(scope="module")
+def demand():
+    df, _ = synthetic_store(n_series=6, n_periods=150, season_length=7, seed=4)
+    return df
+
+
+def test_forecast_for_origin_ignores_later_rows(demand):
+    days = np.sort(demand["ds"].unique())
+    origin = days[120]
+    a = forecast_for_origin(demand, origin, horizon=7, model=TSB())
+    b = forecast_for_origin(demand[demand["ds"] <= origin], origin, horizon=7, model=TSB())
+    pd.testing.assert_frame_equal(a, b)
+    assert (a["origin"] == origin).all() and a["ds"].min() == days[121] and len(a) == 6 * 7
+
+
+def test_backtest_by_hand():
+    fc = pd.DataFrame(
+        {
+            "unique_id": ["a", "a", "b", "b"],
+            "ds": [1, 2, 1, 2],
+            "step": [1, 2, 1, 2],
+            "mean": [2.0, 2.0, 1.0, 1.0],
+            "q50": [2.0, 2.0, 0.0, 0.0],
+            "q90": [3.0, 3.0, 2.0, 2.0],
+        }
+    )
+    # Actuals so far: day 1 only; SKU b has no row that day, so it sold nothing.
+    actuals = pd.DataFrame({"unique_id": ["a"], "ds": [1], "y": [4.0]})
+    overall, by_step = backtest(fc, actuals)
+    assert overall["n_points"] == 2
+    assert overall["WAPE"] == pytest.approx((2 + 1) / 4)
+    assert overall["bias"] == pytest.approx((3 - 4) / 4)
+    assert overall["coverage90"] == pytest.approx(0.5)
+    assert list(by_step["step"]) == [1]
+    hist = pd.DataFrame(
+        {"unique_id": ["a"] * 3 + ["b"] * 3, "ds": [-2, -1, 0] * 2, "y": [1, 3, 1, 0, 2, 0.0]}
+    )
+    scaled, _ = backtest(fc, actuals, history=hist)
+    # RMSSE: a -> sqrt(4 / 4) = 1, b -> sqrt(1 / 4) = 0.5 (scale2 = mean squared one-step change = 4 for both).
+    assert scaled["RMSSE"] == pytest.approx(0.75)
+
+
+def test_default_model_is_the_benchmarked_ensemble():
+    m = default_model(kind="online_retail")
+    assert set(m.candidates) >= {"gbm", "tsb", "croston_sba", "seasonal_naive"}
+    assert {"orders", "price", "revenue"} <= set(m.covariates)
+
+
+# -- the platform-facing API on frames shaped like the dbt marts ---------------------------------------------
+def _mart(n_series=30, n_periods=160, seed=5):
+    df, _ = synthetic_store(n_series=n_series, n_periods=n_periods, season_length=7, seed=seed)
+    return pd.DataFrame(
+        {
+            "sku": df["unique_id"],
+            "demand_date": df["ds"],
+            "units": df["y"],
+            "revenue": df["y"] * df["price"],
+            "n_orders": (df["y"] > 0).astype(int),
+            "is_zero_filled": df["y"] == 0,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def mart():
+    return _mart()
+
+
+def test_demand_from_mart_maps_columns_and_price(mart):
+    d = demand_from_mart(mart.head(3).assign(units=[2.0, 0.0, 4.0], revenue=[5.0, 0.0, 2.0]))
+    assert list(d.columns) == ["unique_id", "ds", "y", "revenue", "orders", "price"]
+    assert d["price"].iloc[0] == pytest.approx(2.5) and np.isnan(d["price"].iloc[1])
+    with pytest.raises(ValueError):
+        demand_from_mart(mart.drop(columns=["units"]))
+
+
+def test_next_periods_skips_days_the_shop_never_trades():
+    cal = pd.bdate_range("2024-01-01", periods=40).to_numpy()  # Monday to Friday only
+    nxt = pd.DatetimeIndex(next_periods(cal, 6))
+    assert (nxt.dayofweek < 5).all() and nxt[0] == pd.Timestamp("2024-02-26") and len(nxt) == 6
+
+
+def test_daily_forecast_shape_and_no_look_ahead(mart):
+    days = np.sort(mart["demand_date"].unique())
+    day = days[120]
+    fc = daily_forecast(mart, day, horizon=14)
+    assert list(fc.columns) == [
+        "origin_date", "sku", "forecast_date", "step", "mean", "q50", "q90", "model"
+    ]  # fmt: skip
+    assert len(fc) == 30 * 14 and (fc["forecast_date"] > day).all() and fc["step"].max() == 14
+    assert (fc["q90"] >= fc["q50"]).all() and (fc["q50"] >= 0).all() and (fc["mean"] >= 0).all()
+    assert fc["forecast_date"].iloc[0] == days[121]
+    tampered = mart.copy()
+    later = tampered["demand_date"] > day
+    tampered.loc[later, "units"] *= 50
+    tampered.loc[later, "revenue"] *= 50
+    pd.testing.assert_frame_equal(fc, daily_forecast(tampered, day, horizon=14))
+
+
+def test_daily_forecast_splits_by_warehouse_with_thinned_quantiles(mart):
+    day = np.sort(mart["demand_date"].unique())[120]
+    skus = sorted(mart["sku"].unique())
+    shares = pd.DataFrame(
+        {
+            "sku": np.repeat(skus, 2),
+            "warehouse_id": ["WH1", "WH2"] * len(skus),
+            "share": [0.75, 0.25] * len(skus),
+        }
+    )
+    whole = daily_forecast(mart, day, horizon=7)
+    split = daily_forecast(mart, day, horizon=7, warehouse_shares=shares)
+    assert len(split) == 2 * len(whole) and "warehouse_id" in split
+    summed = split.groupby(["sku", "step"])["mean"].sum()
+    np.testing.assert_allclose(summed.to_numpy(), whole.set_index(["sku", "step"])["mean"].loc[summed.index])
+    # The 25% warehouse's q90 is the thinned NB1's, recomputed (not a quarter of the SKU's q90).
+    phi = implied_dispersion(
+        whole.pivot(index="sku", columns="step", values="mean").to_numpy(),
+        whole.pivot(index="sku", columns="step", values="q90").to_numpy(),
+    )
+    wh2 = split[split["warehouse_id"] == "WH2"].pivot(index="sku", columns="step", values=["mean", "q90"])
+    expect = nb1_quantile(wh2["mean"].to_numpy(), 1 + 0.25 * (phi[:, None] - 1), 0.9)
+    np.testing.assert_allclose(wh2["q90"].to_numpy(), expect)
+    assert (split["q90"] >= split["q50"]).all()
+
+
+def test_backtest_for_day_scores_forecasts_made_k_days_earlier(mart):
+    days = np.sort(mart["demand_date"].unique())
+    forecasts = pd.concat([daily_forecast(mart, days[i], horizon=14, model=TSB()) for i in (110, 116)])
+    out = backtest_for_day(forecasts, mart, days[117], lags=(1, 7, 30))
+    assert list(out["lag"]) == [1, 7]  # no forecast was made 30 days before
+    one = out.set_index("lag").loc[1]
+    assert one["origin_date"] == days[116] and one["n_points"] == 30
+    # By hand: the TSB forecast made at day 116 against the actuals of day 117.
+    fc = forecasts[(forecasts["origin_date"] == days[116]) & (forecasts["forecast_date"] == days[117])]
+    act = mart[mart["demand_date"] == days[117]].set_index("sku")["units"].reindex(fc["sku"]).to_numpy()
+    assert one["WAPE"] == pytest.approx(np.abs(fc["mean"].to_numpy() - act).sum() / act.sum())
+    assert one["coverage90"] == pytest.approx(np.mean(act <= fc["q90"].to_numpy()))
+    assert out.set_index("lag").loc[7, "n_points"] == 30 * 7 and np.isfinite(out["WRMSSE"]).all()
+
+
+def test_daily_forecast_of_500_skus_is_fast():
+    big = _mart(n_series=500, n_periods=200, seed=6)
+    t0 = time.perf_counter()
+    fc = daily_forecast(big, np.sort(big["demand_date"].unique())[-1], horizon=28)
+    assert len(fc) == 500 * 28
+    assert time.perf_counter() - t0 < 20  # a few seconds alone; generous for a shared 2-core machine

@@ -1,0 +1,195 @@
+"""Replenishment arithmetic (textbook worked examples), supplier choice, the replay, and the bench end to end."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from ml.forecast.quantiles import nb1_quantile
+from ml.inventory.policy import (
+    Supplier,
+    choose_supplier,
+    implied_dispersion,
+    interval_sum,
+    plan,
+    plan_from_marts,
+    reorder_point_normal,
+    replenishment_plan,
+    safety_stock_normal,
+    stockout_alerts,
+    warehouse_shares,
+)
+from ml.inventory.simulate import replay
+
+
+def test_textbook_safety_stock_and_reorder_point():
+    # Worked example: 20 units/day, sd 5/day, lead time 9 days, 95% cycle service level.
+    z = 1.6448536
+    assert safety_stock_normal(0.95, 5.0, 9) == pytest.approx(z * 5 * 3, rel=1e-6)  # 24.67
+    assert reorder_point_normal(0.95, 20.0, 5.0, 9) == pytest.approx(180 + z * 15, rel=1e-6)  # 204.67
+
+
+def test_plan_by_hand_with_poisson_demand():
+    # 2 units/day, Poisson (phi = 1), lead time 3, daily review: protection interval 4 days, mean 8.
+    mean = np.full((2, 28), 2.0)
+    phi = np.ones(2)
+    out = plan(mean, phi, lead_time=3, position=np.array([10.0, 14.0]), service_level=0.95, order_cycle=6)
+    s = stats.poisson.ppf(0.95, 8)  # 13
+    assert out["reorder_point"] == pytest.approx([s, s])
+    assert out["safety_stock"] == pytest.approx([s - 8, s - 8])
+    assert out["order_up_to"] == pytest.approx([s + 12, s + 12])
+    assert out["order_qty"] == pytest.approx([s + 12 - 10, 0.0])  # only the position at or below s orders
+    assert out["lead_time_demand"] == pytest.approx([6.0, 6.0])
+    assert out["stockout_risk"] == pytest.approx(stats.poisson.sf([10, 14], 6))
+
+
+def test_negative_binomial_lead_time_demand_adds_up():
+    # NB1 with a common phi is closed under sums: the quantile of 4 days equals NB1(sum of means, phi).
+    mean = np.array([[1.0, 2.0, 3.0, 4.0, 5.0]])
+    assert interval_sum(mean, 1, 3)[0] == pytest.approx(9.0)
+    # Past the horizon the mean of the last (up to) 6 periods repeats: here (1+2+3+4+5)/5 = 3.
+    assert interval_sum(mean, 3, 4)[0] == pytest.approx(4 + 5 + 3 + 3)
+    out = plan(mean, np.array([4.0]), lead_time=3, position=np.array([0.0]), service_level=0.9, order_cycle=1)
+    assert out["reorder_point"][0] == nb1_quantile(np.array([10.0]), np.array([4.0]), 0.9)[0]
+
+
+def test_implied_dispersion_recovers_phi():
+    mean = np.full((3, 10), 4.0)
+    phis = np.array([1.0, 6.0, 40.0])
+    q90 = nb1_quantile(mean, phis[:, None], 0.9)
+    back = implied_dispersion(mean, q90)
+    assert nb1_quantile(mean, back[:, None], 0.9) == pytest.approx(q90)
+
+
+def test_alternate_supplier_only_when_the_primary_cannot_prevent_a_stockout():
+    mean = np.full((2, 28), 5.0)
+    phi = np.ones(2)
+    sups = [Supplier("primary", 7, 1.0), Supplier("express", 2, 1.3), Supplier("slow", 10, 0.9)]
+    out = choose_supplier(mean, phi, np.array([15.0, 80.0]), sups, service_level=0.95)
+    # SKU 0: 15 on hand covers 2 days (mean 10) but not 7 (mean 35) -> express; SKU 1: 80 covers 7 days.
+    assert list(out["supplier"]) == ["express", "primary"]
+    assert out.loc[0, "supplier_risk"] <= 0.05 < out.loc[0, "primary_risk"]
+
+
+def test_replay_by_hand():
+    demand = np.array([[3.0, 3.0, 3.0, 3.0]])
+
+    def pol(d):
+        return np.array([2.0]), np.array([6.0])
+
+    r = replay(demand, pol, lead_time=1, initial_on_hand=np.array([5.0]), price=np.array([2.0]))
+    # day0: serve 3 (2 left), order 4 -> arrives day 2; day1: serve 2, lose 1; day2: +4, serve 3 (1 left),
+    # order 5; day3: serve 1, lose 2.
+    assert r.fill_rate == pytest.approx(9 / 12)
+    assert r.stockout_days == 2
+    assert r.avg_inventory_units == pytest.approx((2 + 0 + 1 + 0) / 4)
+    assert r.avg_inventory_value == pytest.approx(2 * 0.75)
+    assert r.orders == 2
+
+
+def test_replenishment_plan_table_and_alerts():
+    fc = pd.DataFrame(
+        {
+            "unique_id": np.repeat(["a", "b", "c"], 10),
+            "step": np.tile(np.arange(1, 11), 3),
+            "mean": np.repeat([5.0, 5.0, 0.0], 10),
+        }
+    )
+    fc["q90"] = nb1_quantile(fc["mean"].to_numpy(), 2.0, 0.9)
+    stock = pd.DataFrame(
+        {"unique_id": ["a", "b", "c"], "on_hand": [2.0, 200.0, 0.0], "price": [10.0, 1.0, 3.0]}
+    )
+    table = replenishment_plan(fc, stock, [Supplier("primary", 5), Supplier("express", 1, 1.2)], 0.95)
+    a, b, c = (table.set_index("unique_id").loc[k] for k in "abc")
+    assert a["order_qty"] > 0 and b["order_qty"] == 0 and c["order_qty"] == 0
+    assert a["stockout_risk"] > 0.05 > b["stockout_risk"]
+    assert a["revenue_at_risk"] > 0 and c["revenue_at_risk"] == 0
+    alerts = stockout_alerts(table, 0.95)
+    assert list(alerts["unique_id"]) == ["a"]
+
+
+def test_inventory_bench_end_to_end(tmp_path):
+    from bench.inventory import main
+    from ml.forecast.synthetic import synthetic_store
+
+    df, _ = synthetic_store(n_series=12, n_periods=200, season_length=7, seed=3)
+    path = tmp_path / "tiny.csv"
+    df[df["y"] > 0].to_csv(path, index=False)
+    out = main(
+        ["--data", str(path), "--out", str(tmp_path / "inv.json"), "--season-length", "7", "--model", "tsb"]
+    )
+    saved = json.loads((tmp_path / "inv.json").read_text())
+    assert saved["n_series"] == out["n_series"] == 12
+    for k in ("ours", "naive"):
+        assert 0 <= saved["results"][k]["fill_rate"] <= 1
+    assert saved["tuning_on_validation_window"]["naive_cover_days"] >= 0
+
+
+def test_warehouse_shares_by_hand():
+    inv = pd.DataFrame(
+        {
+            "sku": ["a", "a", "a", "b", "b"],
+            "warehouse_id": ["W1", "W2", "W1", "W1", "W2"],
+            "snapshot_date": pd.to_datetime(
+                ["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-02", "2024-01-02"]
+            ),
+            "on_hand": [1.0] * 5,
+            "on_order": [0.0] * 5,
+            "units_sold": [3.0, 2.0, 3.0, 0.0, 0.0],
+        }
+    )
+    sh = warehouse_shares(inv).set_index(["sku", "warehouse_id"])["share"]
+    assert sh[("a", "W1")] == pytest.approx(6 / 8) and sh[("a", "W2")] == pytest.approx(2 / 8)
+    assert sh[("b", "W1")] == sh[("b", "W2")] == pytest.approx(0.5)  # nothing sold: an even split
+
+
+def test_plan_from_marts_worked_example():
+    # One SKU, Poisson demand of 2/day (q90 consistent with phi = 1), lead time 3 from the primary, 1 from the
+    # alternate; daily review so the protection interval is L + 1.
+    fc = pd.DataFrame({"sku": "a", "step": np.arange(1, 29), "mean": 2.0})
+    fc["q90"] = stats.poisson.ppf(0.9, 2.0)
+    inv = pd.DataFrame(
+        {
+            "sku": ["a", "a", "a"],
+            "warehouse_id": ["W1", "W2", "W1"],
+            "snapshot_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-02"]),
+            "on_hand": [99.0, 3.0, 2.0],
+            "on_order": [0.0, 0.0, 1.0],
+            "units_sold": [1.0, 1.0, 2.0],  # shares over the window: W1 3/4, W2 1/4
+        }
+    )
+    products = pd.DataFrame(
+        {
+            "sku": ["a"],
+            "price": [4.0],
+            "supplier_id": ["S1"],
+            "lead_time_days": [3],
+            "min_order_qty": [20],
+            "alt_supplier_id": ["S2"],
+            "alt_lead_time_days": [1],
+        }
+    )
+    p = plan_from_marts(fc, inv, products, as_of="2024-01-02", service_level=0.95, order_cycle=7)
+    w1, w2 = (p.set_index("warehouse_id").loc[w] for w in ("W1", "W2"))
+    # W1: 1.5/day, position 2 + 1 = 3. Lead-time demand 4.5; risk P(D_3 > 3) is far above 5%, and even the
+    # alternate's P(D_1 > 3) = P(Poisson(1.5) > 3) = 6.6% misses the 95% target: stay with the primary.
+    assert w1["lead_time_demand"] == pytest.approx(4.5)
+    assert w1["stockout_risk"] == pytest.approx(stats.poisson.sf(3, 4.5))
+    assert w1["alt_stockout_risk"] == pytest.approx(stats.poisson.sf(3, 1.5))
+    assert not w1["use_alternate"] and w1["order_from"] == "S1"
+    s = stats.poisson.ppf(0.95, 1.5 * 4)
+    assert w1["reorder_point"] == pytest.approx(s) and w1["safety_stock"] == pytest.approx(s - 6.0)
+    assert w1["order_up_to"] == pytest.approx(s + 1.5 * 7)
+    assert w1["order_qty"] == pytest.approx(max(np.ceil(s + 10.5 - 3), 20))  # rounded up to the MOQ
+    # W2: 0.5/day, position 3 (the snapshot of 2024-01-01 is its latest). P(D_3 > 3) = P(Poisson(1.5) > 3) > 5%,
+    # P(D_1 > 3) = P(Poisson(0.5) > 3) < 5%: the alternate prevents the stock-out; sized on its lead time.
+    assert w2["stockout_risk"] == pytest.approx(stats.poisson.sf(3, 1.5))
+    assert w2["use_alternate"] and w2["order_from"] == "S2"
+    assert w2["reorder_point"] == pytest.approx(stats.poisson.ppf(0.95, 0.5 * 2))
+    assert w2["revenue_at_risk"] == pytest.approx(
+        4.0 * (1.5 - sum(stats.poisson.sf(k, 1.5) for k in range(3)))
+    )
+    alerts = stockout_alerts(p, 0.95)
+    assert list(alerts["warehouse_id"]) == ["W1", "W2"]  # W1 has more revenue at risk
