@@ -34,7 +34,7 @@ def materialize_groups(data_dir: Path, groups, first: str, last: str, raise_on_e
         resources=resources_for(data_dir),
         partition_key=None if tags else first,
         tags=tags,
-        run_config=RUN_CONFIG,
+        run_config=RUN_CONFIG if "recommend" in groups else None,
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,
     )
