@@ -55,11 +55,25 @@ def main(argv: list[str] | None = None) -> int:
     result = job.execute_in_process(
         instance=dg.DagsterInstance.get(),
         tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]},
+        # INFO keeps the assets' progress lines and drops Dagster's per-event DEBUG lines (the UI has them).
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         raise_on_error=False,
     )
     elapsed = time.perf_counter() - started
+    checks = result.get_asset_check_evaluations()
+    failed = sorted(f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed)
     print(summary(settings.warehouse_path(), keys, elapsed, result.success, result.run_id))
+    print(
+        f"\nChecks: {len(checks) - len(failed)} of {len(checks)} evaluations passed"
+        + (":" if failed else ".")
+    )
+    for name in failed[:20]:
+        print(f"  not passed: {name}")
+    print(f"Exports for other systems (read API: make api): {settings.exports_dir()}")
     return 0 if result.success else 1
+
+
+SCHEMAS = ("raw", "staging", "intermediate", "marts", "quality", "features", "supply", "recommend", "outputs")
 
 
 def summary(warehouse, keys: list[str], elapsed: float, success: bool, run_id: str) -> str:
@@ -75,8 +89,8 @@ def summary(warehouse, keys: list[str], elapsed: float, success: bool, run_id: s
     with duckdb.connect(str(warehouse), read_only=True) as con:
         tables = con.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_schema IN ('raw', 'staging', 'intermediate', 'marts') "
-            "ORDER BY array_position(['raw','staging','intermediate','marts'], table_schema), table_name"
+            f"WHERE table_schema IN ({', '.join(repr(s) for s in SCHEMAS)}) "
+            f"ORDER BY array_position({list(SCHEMAS)!r}, table_schema), table_name"
         ).fetchall()
         for schema, name in tables:
             n = con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()[0]
