@@ -301,7 +301,7 @@ def champion(
             )
             bundle_ok = (_bundle_dir(files, day) / "manifest.json").exists()
             choice["servable"] = bundle_ok
-            choice["beats_baseline"] = choice["champion"] != "popularity" and "beats" in choice["reason"]
+            choice["beats_baseline"] = bool(choice.get("beats_baseline", False))
             replace_day(
                 con,
                 "recommend.champion_history",
