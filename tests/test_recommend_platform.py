@@ -273,3 +273,14 @@ def test_repeated_events_collapse_and_history_is_capped():
     )
     assert P._collapse_repeats(events, None)["sku"].tolist() == ["a", "b", "a", "c"]
     assert P._collapse_repeats(events, 2)["sku"].tolist() == ["a", "c"]
+
+
+def test_collapse_repeats_accepts_an_empty_history():
+    import pandas as pd
+
+    from ml.recommend.platform import _collapse_repeats
+
+    empty = pd.DataFrame(
+        {"customer_id": [], "sku": [], "event_ts": pd.to_datetime([], utc=True), "event_type": []}
+    )
+    assert _collapse_repeats(empty).empty

@@ -89,6 +89,8 @@ busy store (a medium-scale customer views hundreds of items a month) while keepi
 def _collapse_repeats(df: pd.DataFrame, max_history: int | None = MAX_HISTORY) -> pd.DataFrame:
     """Drop consecutive events of a customer on the same item (view -> cart -> purchase is one step) and keep
     each customer's last ``max_history`` steps."""
+    if df.empty:  # a day after a closed day (the real shop does not trade on Saturdays) has no history rows
+        return df
     df = df.sort_values(["customer_id", "event_ts"], kind="stable")
     same = (df["customer_id"].to_numpy()[1:] == df["customer_id"].to_numpy()[:-1]) & (
         df["sku"].to_numpy()[1:] == df["sku"].to_numpy()[:-1]
@@ -531,7 +533,11 @@ def evaluate_next_day(
     cols = pd.Index(models.item_ids).get_indexer(buys["sku"].to_numpy())
     in_vocab = cols >= 0
     already = np.zeros(len(buys), dtype=bool)
-    already[in_vocab] = np.asarray(hist.purchased[rows[in_vocab], cols[in_vocab]]).ravel() > 0
+    if in_vocab.any():
+        # scipy returns a matrix or a sparse array for fancy indexing, depending on the sizes involved
+        picked = hist.purchased[rows[in_vocab], cols[in_vocab]]
+        picked = picked.toarray() if sp.issparse(picked) else np.asarray(picked)
+        already[in_vocab] = picked.ravel() > 0
     fresh = ~already
     relevant = sp.csr_matrix(
         (
