@@ -31,3 +31,18 @@ def window_days(start: datetime, end: datetime) -> list[date]:
     """The calendar days of a partition time window ``[start, end)``."""
     first, last = start.date(), end.date()
     return [first + timedelta(days=i) for i in range((last - first).days)]
+
+
+def partition_days(context) -> list[date]:
+    """The days of the run's partition window (one day, or a range in a single-run backfill)."""
+    window = context.partition_time_window
+    return window_days(window.start, window.end)
+
+
+DAILY_WAREHOUSE_WRITER = {
+    "partitions_def": daily_partitions,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "pool": POOL,
+}
+"""The arguments every daily asset that writes the warehouse shares: the one partitions definition, a range in
+one run, and the single-writer pool."""

@@ -17,7 +17,7 @@ import dagster as dg
 
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.defs.transform.dbt_args import LOOKBACK_DAYS
-from orchestration.partitions import POOL, daily_partitions, window_days
+from orchestration.partitions import DAILY_WAREHOUSE_WRITER, daily_partitions, partition_days
 from orchestration.resources import WarehouseResource
 
 OWNERS = ["team:data-science"]
@@ -76,14 +76,11 @@ def profile_asset(
         kinds=kinds,
         description=description,
         deps=deps,
-        partitions_def=daily_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         automation_condition=DOWNSTREAM_AUTOMATION,
-        pool=POOL,
+        **DAILY_WAREHOUSE_WRITER,
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        window = context.partition_time_window
-        days = window_days(window.start, window.end)
+        days = partition_days(context)
         summaries: list[dict] = []
         with warehouse.connect() as con:
             for i, day in enumerate(days, 1):

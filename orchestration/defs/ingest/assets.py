@@ -15,7 +15,7 @@ import dagster as dg
 from ml.ingest.raw_loader import create_raw_tables, load_window, preview_markdown
 from ml.sources.schema import CONTRACTS, TABLES
 from orchestration.metadata import column_schema
-from orchestration.partitions import POOL, daily_partitions, window_days
+from orchestration.partitions import POOL, daily_partitions, partition_days
 from orchestration.resources import StoreSourceResource, WarehouseResource
 
 OWNERS = ["team:data-platform"]
@@ -49,8 +49,7 @@ def raw_key(table: str) -> dg.AssetKey:
 )
 def landing_files(context: dg.AssetExecutionContext, store: StoreSourceResource):
     source = store.get()
-    window = context.partition_time_window
-    days = window_days(window.start, window.end)
+    days = partition_days(context)
     totals = {table: 0 for table in TABLES}
     for i, day in enumerate(days, 1):
         written = source.write_day(day, Path(store.landing_root))
@@ -97,8 +96,7 @@ def landing_files(context: dg.AssetExecutionContext, store: StoreSourceResource)
 )
 def raw_tables(context: dg.AssetExecutionContext, store: StoreSourceResource, warehouse: WarehouseResource):
     source = store.get()
-    window = context.partition_time_window
-    days = window_days(window.start, window.end)
+    days = partition_days(context)
     selected = [t for t in TABLES if raw_key(t) in context.selected_asset_keys]
     with warehouse.connect() as con:
         for table in selected:

@@ -28,7 +28,7 @@ from ml.sources.schema import TABLES
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.defs.ingest.assets import raw_key
 from orchestration.defs.transform.dbt_args import partition_vars
-from orchestration.partitions import POOL, daily_partitions, window_days
+from orchestration.partitions import DAILY_WAREHOUSE_WRITER, daily_partitions, partition_days
 from orchestration.resources import DataFilesResource, StoreSourceResource, WarehouseResource
 
 OWNERS = ["team:data-quality"]
@@ -48,8 +48,7 @@ def _landing_check(table: str) -> dg.AssetChecksDefinition:
     def _check(
         context: dg.AssetCheckExecutionContext, store: StoreSourceResource, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
-        window = context.partition_time_window
-        days = window_days(window.start, window.end)
+        days = partition_days(context)
         with warehouse.connect(read_only=True) as con:
             rec = reconcile_landing(con, Path(store.landing_root), store.get().name, table, days)
         return dg.AssetCheckResult(passed=rec.ok, metadata=rec.as_metadata())
@@ -75,8 +74,7 @@ def _staging_check(table: str) -> dg.AssetChecksDefinition:
         blocking=True,
     )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        window = context.partition_time_window
-        days = window_days(window.start, window.end)
+        days = partition_days(context)
         dbt_vars = partition_vars(days[0], days[-1])
         first, last = date.fromisoformat(dbt_vars["min_date"]), date.fromisoformat(dbt_vars["max_date"])
         with warehouse.connect(read_only=True) as con:
@@ -100,14 +98,11 @@ staging_checks = [_staging_check(t) for t in TABLES]
         "over partitions in the UI; the reasons are the raw loader's codes (see docs/quality.md)."
     ),
     deps=[raw_key(t) for t in TABLES],
-    partitions_def=daily_partitions,
     automation_condition=DOWNSTREAM_AUTOMATION,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=POOL,
+    **DAILY_WAREHOUSE_WRITER,
 )
 def quarantine_summary_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    window = context.partition_time_window
-    days = window_days(window.start, window.end)
+    days = partition_days(context)
     with warehouse.connect() as con:
         summary = quarantine_summary(con, days[0], days[-1])
         con.execute("CREATE SCHEMA IF NOT EXISTS quality")
@@ -158,11 +153,9 @@ def _volume_check(model: str, date_column: str) -> dg.AssetChecksDefinition:
         blocking=False,
     )
     def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        window = context.partition_time_window
         with warehouse.connect(read_only=True) as con:
             results = [
-                volume_vs_recent(con, f"marts.{model}", date_column, day)
-                for day in window_days(window.start, window.end)
+                volume_vs_recent(con, f"marts.{model}", date_column, day) for day in partition_days(context)
             ]
         worst = min(results, key=lambda r: r.ratio if r.ratio is not None else float("inf"))
         return dg.AssetCheckResult(
@@ -238,8 +231,7 @@ def _gx_check(suite_name: str) -> dg.AssetChecksDefinition:
     ) -> dg.AssetCheckResult:
         from expectations import recent_counts, to_asset_check_result, validate_partition
 
-        window = context.partition_time_window
-        days = window_days(window.start, window.end)
+        days = partition_days(context)
         with warehouse.connect(read_only=True) as con:
             # Volume bounds only on the warning suites: a real peak (Black Friday) must not block training;
             # the blocking suites guard keys, ranges and consistency, and volume has its own warning check.

@@ -25,7 +25,7 @@ import pandas as pd
 from ml.exports import write_export
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.defs.supply.assets import markdown_table, replace_day
-from orchestration.partitions import POOL, daily_partitions, window_days
+from orchestration.partitions import DAILY_WAREHOUSE_WRITER, partition_days
 from orchestration.resources import DataFilesResource, WarehouseResource
 
 OWNERS = ["team:personalisation"]
@@ -104,10 +104,8 @@ def _previous_bundle(files: DataFilesResource, day: date) -> Path | None:
         "`artifacts/recommend/candidates-D`."
     ),
     deps=[dg.AssetKey(["marts", m]) for m in ("fct_events", "fct_order_items", "dim_products")],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=DOWNSTREAM_AUTOMATION,
-    pool=POOL,
+    **DAILY_WAREHOUSE_WRITER,
 )
 def candidate_models(
     context: dg.AssetExecutionContext,
@@ -117,8 +115,7 @@ def candidate_models(
 ) -> dg.MaterializeResult:
     from ml.recommend.platform import train_candidates
 
-    window = context.partition_time_window
-    days = window_days(window.start, window.end)
+    days = partition_days(context)
     manifest: dict = {}
     with warehouse.connect() as con:
         items = _items(con)
@@ -183,18 +180,15 @@ def candidate_models(
         dg.AssetDep(dg.AssetKey(["recommend", "candidate_models"]), partition_mapping=PREVIOUS_DAY),
         dg.AssetKey(["marts", "fct_order_items"]),
     ],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=DOWNSTREAM_AUTOMATION,
-    pool=POOL,
+    **DAILY_WAREHOUSE_WRITER,
 )
 def model_evaluation(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, files: DataFilesResource
 ) -> dg.MaterializeResult:
     from ml.recommend.platform import evaluate_next_day, flatten_metrics, load_candidates
 
-    window = context.partition_time_window
-    days = window_days(window.start, window.end)
+    days = partition_days(context)
     table = pd.DataFrame()
     with warehouse.connect() as con:
         for day in days:
@@ -247,10 +241,8 @@ def model_evaluation(
         "reason). Gated by the blocking check `champion_gate`."
     ),
     deps=[dg.AssetKey(["recommend", "model_evaluation"])],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=DOWNSTREAM_AUTOMATION,
-    pool=POOL,
+    **DAILY_WAREHOUSE_WRITER,
     check_specs=[
         dg.AssetCheckSpec(
             "champion_gate",
@@ -269,8 +261,7 @@ def champion(
 ):
     from ml.recommend.platform import choose_champion
 
-    window = context.partition_time_window
-    days = window_days(window.start, window.end)
+    days = partition_days(context)
     choice: dict = {}
     with warehouse.connect() as con:
         con.execute("CREATE SCHEMA IF NOT EXISTS recommend")
@@ -351,10 +342,8 @@ def champion(
         "region'). Never an item the customer already bought. `outputs.recommendations`, exported as Parquet."
     ),
     deps=[dg.AssetKey(["recommend", "champion"]), dg.AssetKey(["recommend", "candidate_models"])],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=DOWNSTREAM_AUTOMATION,
-    pool=POOL,
+    **DAILY_WAREHOUSE_WRITER,
 )
 def recommendations(
     context: dg.AssetExecutionContext,
@@ -364,8 +353,7 @@ def recommendations(
 ) -> dg.MaterializeResult:
     from ml.recommend.platform import load_candidates, recommend
 
-    window = context.partition_time_window
-    days = window_days(window.start, window.end)
+    days = partition_days(context)
     recs = pd.DataFrame()
     champion_name = ""
     with warehouse.connect() as con:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ml.exports import write_export
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
-from orchestration.partitions import POOL, daily_partitions, window_days
+from orchestration.partitions import DAILY_WAREHOUSE_WRITER, partition_days
 from orchestration.resources import DataFilesResource, WarehouseResource
 
 OWNERS = ["team:supply-chain"]
@@ -74,18 +74,15 @@ def _mart(con, day: date) -> pd.DataFrame:
         "on rolling validation origins before D (ml/forecast). For planners and the replenishment plan."
     ),
     deps=[dg.AssetKey(["marts", "fct_daily_sku_demand"])],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=DOWNSTREAM_AUTOMATION,
-    pool=POOL,
+    **DAILY_WAREHOUSE_WRITER,
 )
 def demand_forecast(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, files: DataFilesResource
 ) -> dg.MaterializeResult:
     from ml.forecast.service import daily_forecast
 
-    window = context.partition_time_window
-    days = window_days(window.start, window.end)
+    days = partition_days(context)
     frame = pd.DataFrame()
     with warehouse.connect() as con:
         for i, day in enumerate(days, 1):
@@ -140,18 +137,15 @@ def demand_forecast(
         "lag-1 and lag-7 numbers plot over partitions."
     ),
     deps=[dg.AssetKey(["supply", "demand_forecast"]), dg.AssetKey(["marts", "fct_daily_sku_demand"])],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
     automation_condition=DOWNSTREAM_AUTOMATION,
-    pool=POOL,
+    **DAILY_WAREHOUSE_WRITER,
 )
 def forecast_backtest(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     from ml.forecast.service import backtest_for_day
 
-    window = context.partition_time_window
-    days = window_days(window.start, window.end)
+    days = partition_days(context)
     result = pd.DataFrame()
     with warehouse.connect() as con:
         for day in days:
@@ -235,9 +229,7 @@ def _plan_for_day(con, day: date, config: SupplyConfig) -> pd.DataFrame:
             automation_condition=DOWNSTREAM_AUTOMATION,
         ),
     ],
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=POOL,
+    **DAILY_WAREHOUSE_WRITER,
 )
 def replenishment(
     context: dg.AssetExecutionContext,
@@ -247,8 +239,7 @@ def replenishment(
 ):
     from ml.inventory import stockout_alerts
 
-    window = context.partition_time_window
-    days = window_days(window.start, window.end)
+    days = partition_days(context)
     plan = alerts = pd.DataFrame()
     with warehouse.connect() as con:
         for day in days:

@@ -20,7 +20,7 @@ from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.defs.transform.dbt_args import build_args, partition_vars
 from orchestration.defs.transform.project import dbt_project
 from orchestration.metadata import column_schema
-from orchestration.partitions import POOL, daily_partitions, window_days
+from orchestration.partitions import POOL, daily_partitions, partition_days
 from orchestration.resources import WarehouseResource
 from orchestration.settings import dbt_env
 
@@ -70,8 +70,7 @@ def dbt_daily_models(
     warehouse: WarehouseResource,
     config: DbtRunConfig,
 ):
-    window = context.partition_time_window
-    days = window_days(window.start, window.end)
+    days = partition_days(context)
     first_day, last_day = days[0], days[-1]
     dbt_vars = partition_vars(first_day, last_day)
     context.log.info(f"dbt window {dbt_vars} for partitions {first_day}..{last_day}")
