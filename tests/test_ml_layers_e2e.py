@@ -27,7 +27,9 @@ RUN_CONFIG = {
 
 
 def materialize_groups(data_dir: Path, groups, first: str, last: str, raise_on_error: bool = True):
-    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last} if first != last else {}
+    tags = (
+        {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last} if first != last else {}
+    )
     return dg.materialize(
         all_assets(),
         selection=dg.AssetSelection.groups(*groups),
@@ -82,7 +84,9 @@ def test_forecasts_are_non_negative_ordered_and_cover_the_horizon(store):
     n_skus, min_mean, disordered, horizon, days = rows
     assert n_skus > 100 and min_mean >= 0 and disordered == 0 and horizon == 28 and days == 3
     # Forecasts made on a day use nothing after it: the first forecast date is after the as-of day.
-    assert q(store, "SELECT count(*) FROM supply.demand_forecast WHERE forecast_date <= as_of_date")[0][0] == 0
+    assert (
+        q(store, "SELECT count(*) FROM supply.demand_forecast WHERE forecast_date <= as_of_date")[0][0] == 0
+    )
 
 
 def test_replenishment_plan_is_consistent(store):
@@ -91,7 +95,9 @@ def test_replenishment_plan_is_consistent(store):
         "SELECT count(*) FROM supply.replenishment_plan WHERE reorder_point < lead_time_demand "
         "OR order_qty < 0 OR stockout_risk < 0 OR stockout_risk > 1",
     )[0][0]
-    total = q(store, "SELECT count(*) FROM supply.replenishment_plan WHERE as_of_date = ?", [date(2025, 1, 21)])[0][0]
+    total = q(
+        store, "SELECT count(*) FROM supply.replenishment_plan WHERE as_of_date = ?", [date(2025, 1, 21)]
+    )[0][0]
     assert total > 100 and bad == 0
 
 
@@ -119,7 +125,9 @@ def test_recommendations_exclude_purchases_and_cite_the_history(store):
         [day],
     )[0][0]
     assert cited_not_in_history == 0
-    evaluated = q(store, 'SELECT count(*), min("NDCG@10") FROM recommend.daily_metrics WHERE eval_date = ?', [day])[0]
+    evaluated = q(
+        store, 'SELECT count(*), min("NDCG@10") FROM recommend.daily_metrics WHERE eval_date = ?', [day]
+    )[0]
     assert evaluated[0] >= 5 and evaluated[1] >= 0
 
 
@@ -127,7 +135,10 @@ def test_exports_match_the_warehouse(store):
     export = store / "exports" / "recommendations" / "date=2025-01-21" / "recommendations.parquet"
     with duckdb.connect() as con:
         n = con.execute("SELECT count(*) FROM read_parquet(?)", [str(export)]).fetchone()[0]
-    assert n == q(store, "SELECT count(*) FROM outputs.recommendations WHERE as_of_date = DATE '2025-01-21'")[0][0]
+    assert (
+        n
+        == q(store, "SELECT count(*) FROM outputs.recommendations WHERE as_of_date = DATE '2025-01-21'")[0][0]
+    )
 
 
 def test_a_failing_blocking_check_stops_the_training_side(store, tmp_path):
