@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from ml.sources.landing import day_files
 from ml.sources.schema import CONTRACTS
+from ml.warehouse import table_exists
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def reconcile_landing(
     lo, hi = min(days), max(days)
 
     def count(name: str) -> int:
-        if not _exists(con, "raw", name):
+        if not table_exists(con, f"raw.{name}"):
             return 0
         return con.execute(
             f"SELECT count(*) FROM raw.{name} WHERE _landing_date BETWEEN ? AND ?", [lo, hi]
@@ -129,7 +130,7 @@ def reconcile_staging(
         stg_filter = f"WHERE {spec.date_column} BETWEEN ? AND ?"
         params = [first_day, last_day]
         first, last = first_day, last_day
-    if not _exists(con, "staging", spec.model):
+    if not table_exists(con, f"staging.{spec.model}"):
         return StagingReconciliation(table, spec.model, first, last, 0, 0, 0)
     # Inventory and promotions are keyed by day as well (a snapshot per day, a promotion per active day).
     if table in ("inventory", "promotions"):
@@ -147,7 +148,7 @@ def quarantine_summary(con: duckdb.DuckDBPyConnection, first_day: date, last_day
     """Quarantined rows per landing day, table and reason code (zero rows when nothing was quarantined)."""
     parts = []
     for table in CONTRACTS:
-        if _exists(con, "raw", f"quarantine_{table}"):
+        if table_exists(con, f"raw.quarantine_{table}"):
             parts.append(
                 f"SELECT _landing_date AS landing_date, '{table}' AS table_name, _reason AS reason, "
                 f"count(*) AS n_rows FROM raw.quarantine_{table} WHERE _landing_date BETWEEN $1 AND $2 GROUP BY 1, 3"
@@ -156,16 +157,6 @@ def quarantine_summary(con: duckdb.DuckDBPyConnection, first_day: date, last_day
         return pd.DataFrame(columns=["landing_date", "table_name", "reason", "n_rows"])
     sql = " UNION ALL ".join(parts) + " ORDER BY landing_date, table_name, reason"
     return con.execute(sql, [first_day, last_day]).df()
-
-
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return (
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-        > 0
-    )
 
 
 @dataclass(frozen=True)

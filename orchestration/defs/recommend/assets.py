@@ -23,8 +23,9 @@ import dagster as dg
 import pandas as pd
 
 from ml.exports import write_export
+from ml.warehouse import markdown_table
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
-from orchestration.defs.supply.assets import markdown_table, replace_day
+from orchestration.defs.supply.assets import replace_day
 from orchestration.partitions import DAILY_WAREHOUSE_WRITER, partition_days
 from orchestration.resources import DataFilesResource, WarehouseResource
 
@@ -392,7 +393,7 @@ def recommendations(
             "distinct_skus": int(recs["sku"].nunique()),
             "reasons": dg.MetadataValue.json(kinds.value_counts().to_dict()),
             "preview": dg.MetadataValue.md(
-                markdown_table(recs[recs["rank"] <= 3][["customer_id", "rank", "sku", "score", "reason"]], 12)
+                markdown_table(recs[recs["rank"] <= 3][["customer_id", "rank", "sku", "score", "reason"]], max_rows=12)
             ),
         }
     return dg.MaterializeResult(metadata=metadata)

@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from ml.exports import write_export
+from ml.warehouse import ensure_schema, markdown_table, replace_partition_df
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.partitions import DAILY_WAREHOUSE_WRITER, partition_days
 from orchestration.resources import DataFilesResource, WarehouseResource
@@ -28,31 +29,9 @@ class SupplyConfig(dg.Config):
 
 
 def replace_day(con, table: str, frame: pd.DataFrame, day_column: str, day: date) -> None:
-    """Replace the rows of ``day`` in ``table`` by ``frame`` in one transaction (creating the table if needed)."""
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
-    con.register("_frame", frame)
-    try:
-        con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM _frame LIMIT 0")
-        con.execute("BEGIN TRANSACTION")
-        con.execute(f"DELETE FROM {table} WHERE {day_column} = ?", [day])
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _frame")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.unregister("_frame")
-
-
-def markdown_table(frame: pd.DataFrame, limit: int = 10) -> str:
-    if frame.empty:
-        return "_no rows_"
-    head = frame.head(limit)
-    lines = ["| " + " | ".join(map(str, head.columns)) + " |", "|" + "---|" * len(head.columns)]
-    for row in head.itertuples(index=False):
-        cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines)
+    """Replace ``day``'s rows of ``schema.table`` by ``frame`` in one transaction (see ml/warehouse.py)."""
+    ensure_schema(con, table.split(".")[0])
+    replace_partition_df(con, table, day_column, day, frame)
 
 
 def _mart(con, day: date) -> pd.DataFrame:
