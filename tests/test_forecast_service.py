@@ -103,6 +103,14 @@ def test_next_periods_skips_days_the_shop_never_trades():
     assert (nxt.dayofweek < 5).all() and nxt[0] == pd.Timestamp("2024-02-26") and len(nxt) == 6
 
 
+@pytest.mark.parametrize("n_days", [1, 2, 8])
+def test_next_periods_of_a_new_shop_are_the_next_calendar_days(n_days):
+    """One or two dates say nothing about a weekly calendar: no weekday is closed before it has passed twice."""
+    cal = pd.date_range("2025-01-01", periods=n_days, freq="D").to_numpy()
+    nxt = pd.DatetimeIndex(next_periods(cal, 28))
+    assert (nxt == pd.date_range(pd.Timestamp(cal[-1]) + pd.Timedelta(days=1), periods=28, freq="D")).all()
+
+
 def test_daily_forecast_shape_and_no_look_ahead(mart):
     days = np.sort(mart["demand_date"].unique())
     day = days[120]
