@@ -1,4 +1,6 @@
-"""Metadata helpers shared by the domains: column schemas (for the schema-change checks) and markdown."""
+"""Metadata helpers shared by the domains: column schemas (for the schema-change checks), markdown and embedded charts."""
+
+import base64
 
 import dagster as dg
 import duckdb
@@ -12,3 +14,9 @@ def column_schema(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dg
         [schema, table],
     ).fetchall()
     return dg.TableSchema(columns=[dg.TableColumn(name, type_) for name, type_ in rows])
+
+
+def png_markdown(png: bytes, alt: str) -> dg.MarkdownMetadataValue:
+    """A PNG embedded in markdown metadata as a data URI: the UI shows the picture itself, not a file link."""
+    encoded = base64.b64encode(png).decode("ascii")
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{encoded})")

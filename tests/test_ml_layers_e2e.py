@@ -4,6 +4,7 @@ and a blocking quality check that stops the training side."""
 
 from __future__ import annotations
 
+import base64
 from datetime import date
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import duckdb
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from ml.charts import PNG_SIGNATURE
 from tests.pipeline_helpers import all_assets, materialize_days, resources_for
 
 pytestmark = pytest.mark.e2e
@@ -43,13 +45,18 @@ def materialize_groups(data_dir: Path, groups, first: str, last: str, raise_on_e
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def ml_run(tmp_path_factory):
+    """The data directory and the result of the run that built the forecasts and recommendations."""
     data_dir = tmp_path_factory.mktemp("ml_layers")
     materialize_days(data_dir, FIRST, LAST)
     # Profiles need every day's aggregates; the models only the last days.
     materialize_groups(data_dir, ("features", "people", "goods", "place"), FIRST, LAST)
-    materialize_groups(data_dir, ("supply", "recommend"), "2025-01-19", LAST)
-    return data_dir
+    return data_dir, materialize_groups(data_dir, ("supply", "recommend"), "2025-01-19", LAST)
+
+
+@pytest.fixture(scope="module")
+def store(ml_run):
+    return ml_run[0]
 
 
 def q(data_dir: Path, sql: str, params=None):
@@ -87,6 +94,17 @@ def test_forecasts_are_non_negative_ordered_and_cover_the_horizon(store):
     assert (
         q(store, "SELECT count(*) FROM supply.demand_forecast WHERE forecast_date <= as_of_date")[0][0] == 0
     )
+
+
+def test_the_forecast_shows_a_chart_of_forecast_against_actuals(ml_run):
+    """The UI gets an image (a data URI the markdown renders), not a link to a file it cannot open."""
+    events = ml_run[1].asset_materializations_for_node("supply__demand_forecast")
+    assert sorted(e.partition for e in events) == ["2025-01-19", "2025-01-20", "2025-01-21"]
+    chart = events[-1].metadata["forecast_chart"]
+    assert isinstance(chart, dg.MarkdownMetadataValue)
+    assert chart.value.startswith("![forecast vs actuals, top SKUs, as of 2025-01-21](data:image/png;base64,")
+    png = base64.b64decode(chart.value.split("base64,", 1)[1].rstrip(")"))
+    assert png.startswith(PNG_SIGNATURE) and len(png) > 5_000
 
 
 def test_replenishment_plan_is_consistent(store):

@@ -13,6 +13,7 @@ import pandas as pd
 from ml.exports import write_export
 from ml.warehouse import ensure_schema, markdown_table, replace_partition_df
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
+from orchestration.metadata import png_markdown
 from orchestration.partitions import DAILY_WAREHOUSE_WRITER, partition_days
 from orchestration.resources import DataFilesResource, WarehouseResource
 
@@ -62,7 +63,7 @@ def demand_forecast(
     from ml.forecast.service import daily_forecast
 
     days = partition_days(context)
-    frame = pd.DataFrame()
+    frame, mart = pd.DataFrame(), pd.DataFrame()
     with warehouse.connect() as con:
         for i, day in enumerate(days, 1):
             mart = _mart(con, day)
@@ -101,8 +102,20 @@ def demand_forecast(
             "units_next_7_days_q90_sum": float(next_week["q90"].sum()),
             "models": dg.MetadataValue.json(frame.groupby("model_name")["sku"].nunique().to_dict()),
             "top_skus_next_7_days": dg.MetadataValue.md(markdown_table(top)),
+            "forecast_chart": _forecast_chart(mart, frame),
         }
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _forecast_chart(history: pd.DataFrame, forecast: pd.DataFrame) -> dg.MarkdownMetadataValue:
+    """The last 8 weeks of actual units and the next 4 weeks' forecast with its q50-q90 band, top 4 SKUs."""
+    from ml.charts import forecast_vs_actuals_png, top_skus
+
+    as_of = forecast["as_of_date"].iloc[0]
+    png = forecast_vs_actuals_png(
+        history, forecast, top_skus(forecast, n=4), title=f"Top SKUs: actual units to {as_of}, forecast after"
+    )
+    return png_markdown(png, alt=f"forecast vs actuals, top SKUs, as of {as_of}")
 
 
 @dg.asset(
