@@ -22,15 +22,18 @@ from orchestration.defs.transform.assets import dbt_daily_models
 from orchestration.resources import build_resources
 
 defs = dg.Definitions(
-    assets=[
-        landing_files,
-        raw_tables,
-        dbt_daily_models,
-        quarantine_summary_asset,
-        *profile_assets,
-        *supply_assets,
-        *recommend_assets,
-    ],
+    # Each asset's page links to the Python file and line that defines it (dbt models to their .sql file).
+    assets=dg.with_source_code_references(
+        [
+            landing_files,
+            raw_tables,
+            dbt_daily_models,
+            quarantine_summary_asset,
+            *profile_assets,
+            *supply_assets,
+            *recommend_assets,
+        ]
+    ),
     asset_checks=[
         *landing_checks,
         *staging_checks,

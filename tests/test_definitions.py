@@ -53,6 +53,22 @@ def test_definitions_load_and_every_asset_is_described_grouped_and_partitioned()
         assert node.partitions_def == daily_partitions, f"{key} is not on the one daily partitions definition"
 
 
+def test_every_asset_names_its_owners_kinds_and_code_and_every_check_is_described():
+    graph = _graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.owners, f"{key} has no owners"
+        kinds = {k.removeprefix("dagster/kind/") for k in node.tags if k.startswith("dagster/kind/")}
+        assert kinds, f"{key} has no kinds"
+        references = node.metadata.get("dagster/code_references")
+        assert references and references.code_references, f"{key} links to no code"
+        for ref in references.code_references:
+            path = getattr(ref, "file_path", None)
+            assert path is None or path.endswith((".py", ".sql")), (key, path)
+    for check_key in graph.asset_check_keys:
+        assert graph.get_check_spec(check_key).description, f"{check_key} has no description"
+
+
 def test_lineage_runs_from_landing_through_raw_and_staging_to_marts():
     graph = _graph()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -156,3 +157,20 @@ def test_no_raw_email_or_phone_leaves_the_raw_layer(daily_runs):
     assert n_values > 1000 and len(text_columns) > 50
     assert leaks == {}
     assert hashed[0] > 0 and hashed[0] == hashed[1]  # one pseudonym per customer, not a constant
+
+
+def test_dbt_models_carry_column_lineage_to_their_upstream_columns(backfill_run):
+    """The UI's column lineage: fct_orders.order_total comes from stg_orders.order_total, units from the lines."""
+    events = backfill_run["result"].asset_materializations_for_node("dbt_daily_models")
+    fct_orders = next(e for e in events if e.asset_key == dg.AssetKey(["marts", "fct_orders"]))
+    lineage = fct_orders.metadata["dagster/column_lineage"].value
+    deps = {
+        column: {(d.asset_key.to_user_string(), d.column_name) for d in dep}
+        for column, dep in lineage.deps_by_column.items()
+    }
+    assert deps["order_total"] == {("staging/stg_orders", "order_total")}
+    assert deps["units"] == {
+        ("intermediate/int_order_lines", "qty"),
+        ("intermediate/int_order_lines", "line_type"),
+    }
+    assert set(deps) == {c.name for c in fct_orders.metadata["dagster/column_schema"].schema.columns}

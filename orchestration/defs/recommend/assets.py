@@ -393,7 +393,9 @@ def recommendations(
             "distinct_skus": int(recs["sku"].nunique()),
             "reasons": dg.MetadataValue.json(kinds.value_counts().to_dict()),
             "preview": dg.MetadataValue.md(
-                markdown_table(recs[recs["rank"] <= 3][["customer_id", "rank", "sku", "score", "reason"]], max_rows=12)
+                markdown_table(
+                    recs[recs["rank"] <= 3][["customer_id", "rank", "sku", "score", "reason"]], max_rows=12
+                )
             ),
         }
     return dg.MaterializeResult(metadata=metadata)

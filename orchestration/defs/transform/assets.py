@@ -45,6 +45,42 @@ class LayerTranslator(DagsterDbtTranslator):
     ) -> dg.AutomationCondition | None:
         return DOWNSTREAM_AUTOMATION
 
+    def get_asset_check_spec(self, asset_spec, manifest, unique_id, project) -> dg.AssetCheckSpec | None:
+        """dbt tests as checks, each described in words ops can read (the test's own description if it has one)."""
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None or spec.description:
+            return spec
+        return spec._replace(description=describe_dbt_test(manifest["nodes"][unique_id]))
+
+
+def describe_dbt_test(test: Mapping[str, Any]) -> str:
+    """``not_null`` on ``fct_orders.order_id`` -> "dbt test: `order_id` of `fct_orders` is never null." """
+    meta = test.get("test_metadata") or {}
+    name, kwargs = meta.get("name"), meta.get("kwargs") or {}
+    column = kwargs.get("column_name")
+    model = (test.get("attached_node") or "").rsplit(".", 1)[-1] or "the model"
+    subject = f"`{column}` of `{model}`" if column else f"`{model}`"
+    phrases = {
+        "not_null": f"{subject} is never null",
+        "unique": f"{subject} is unique",
+        "accepted_values": f"{subject} takes only the values {kwargs.get('values')}",
+        "relationships": f"every {subject} exists in {str(kwargs.get('to', '')).strip()}.{kwargs.get('field')}",
+        "dbt_utils_free_unique_combination": (
+            f"no two rows of `{model}` share ({', '.join(kwargs.get('columns') or [])})"
+        ),
+    }
+    if name in phrases:
+        return f"dbt test: {phrases[name]}. Fails the check when any row breaks it."
+    # A singular test: its SQL opens with comment lines that say what it guards against.
+    comment = []
+    for line in (test.get("raw_code") or "").splitlines():
+        if line.startswith("--"):
+            comment.append(line.removeprefix("--").strip())
+        elif comment:
+            break
+    what = " ".join(comment) or f"`{test.get('name')}`"
+    return f"dbt test ({test.get('original_file_path', '')}): {what} Fails when its query returns rows."
+
 
 translator = LayerTranslator(settings=DagsterDbtTranslatorSettings(enable_code_references=True))
 
@@ -81,15 +117,25 @@ def dbt_daily_models(
     # row counts from one connection (dagster-dbt's fetch_row_counts() costs ~1 s per model on 2 cores).
     events = list(invocation.stream())
     with warehouse.connect() as con:
-        yield from with_row_counts(events, con, dbt_project.manifest_path, dbt_vars)
+        yield from with_row_counts(
+            events,
+            con,
+            dbt_project.manifest_path,
+            dbt_vars,
+            target_path=invocation.target_path,
+            log=context.log,
+        )
     # dagster-dbt writes one target folder per run; keep it only when the run failed (it holds dbt.log).
     shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
-def with_row_counts(events, con, manifest_path, dbt_vars: dict[str, str]):
-    """Add ``dagster/row_count`` (whole table) and ``rows_in_window`` (the dates this run rebuilt) to the
-    materialisations of dbt models. Date-partitioned models are keyed on their date column (see the
-    ``date_partitioned`` macro), which is what the window count filters on."""
+def with_row_counts(
+    events, con, manifest_path, dbt_vars: dict[str, str], target_path: Path | None = None, log=None
+):
+    """Add ``dagster/row_count`` (whole table), ``rows_in_window`` (the dates this run rebuilt), the column
+    schema and, when the compiled SQL is at hand (``target_path``), the column lineage to the materialisations of
+    dbt models. Date-partitioned models are keyed on their date column (see the ``date_partitioned`` macro),
+    which is what the window count filters on."""
     manifest = _manifest_nodes(str(manifest_path))
     for event in events:
         unique_id = (event.metadata or {}).get("unique_id") if isinstance(event, dg.Output) else None
@@ -102,6 +148,8 @@ def with_row_counts(events, con, manifest_path, dbt_vars: dict[str, str]):
             "dagster/row_count": con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0],
             "dagster/column_schema": column_schema(con, node["schema"], node["alias"]),
         }
+        if target_path is not None:
+            metadata |= column_lineage(con, str(manifest_path), node["unique_id"], target_path, log)
         date_column = node["config"].get("unique_key")
         if isinstance(date_column, str) and date_column.endswith("_date"):
             metadata["rows_in_window"] = con.execute(
@@ -111,7 +159,46 @@ def with_row_counts(events, con, manifest_path, dbt_vars: dict[str, str]):
         yield event.with_metadata({**event.metadata, **metadata})
 
 
+def column_lineage(con, manifest_path: str, unique_id: str, target_path: Path, log=None) -> dict:
+    """``dagster/column_lineage`` of one model: which upstream columns each of its columns is computed from.
+
+    dagster-dbt's own ``fetch_column_metadata()`` asks the warehouse for the parents' schemas while dbt still
+    holds DuckDB's write lock, so the same lineage builder (sqlglot over the compiled SQL) is fed here with the
+    schemas read from our connection after dbt has exited. A model whose SQL sqlglot cannot follow keeps its
+    other metadata; the reason goes to the run log."""
+    from dagster_dbt.core.dbt_cli_event import EventHistoryMetadata, _build_column_lineage_metadata
+
+    manifest = _manifest(manifest_path)
+    node = manifest["nodes"][unique_id]
+    parents = {}
+    for parent_id in node["depends_on"]["nodes"]:
+        parent = (manifest["sources"] if parent_id.startswith("source.") else manifest["nodes"])[parent_id]
+        table = parent.get("alias") or parent.get("identifier") or parent["name"]
+        parents[parent["relation_name"]] = _columns(con, parent["schema"], table)
+    history = EventHistoryMetadata(columns=_columns(con, node["schema"], node["alias"]), parents=parents)
+    try:
+        return _build_column_lineage_metadata(history, node, manifest, translator, target_path, dbt_project)
+    except Exception as error:  # sqlglot raises many kinds; lineage is an aid, never a reason to fail the run
+        if log is not None:
+            log.warning(f"no column lineage for {unique_id}: {type(error).__name__}: {error}")
+        return {}
+
+
+def _columns(con, schema: str, table: str) -> dict[str, dict[str, str]]:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "ORDER BY ordinal_position",
+        [schema, table],
+    ).fetchall()
+    return {name: {"data_type": data_type} for name, data_type in rows}
+
+
+@functools.cache
+def _manifest(manifest_path: str) -> dict:
+    return json.loads(Path(manifest_path).read_text())
+
+
 @functools.cache
 def _manifest_nodes(manifest_path: str) -> dict[str, dict]:
-    nodes = json.loads(Path(manifest_path).read_text())["nodes"]
+    nodes = _manifest(manifest_path)["nodes"]
     return {uid: node for uid, node in nodes.items() if node["resource_type"] == "model"}
