@@ -17,11 +17,12 @@ DAYS ?= 14
 PORT ?= 3000
 API_PORT ?= 8000
 
-.PHONY: help setup demo test test-full test-fast ui api bench-forecast lint dbt-docs clean backfill
+.PHONY: help setup demo test test-e2e test-full test-fast ui api bench-forecast lint dbt-docs clean backfill
 
 help:
 	@echo "make demo [SOURCE=simulated|online_retail] [DAYS=14]  install, then materialise the graph for DAYS days"
 	@echo "make test                                            install, then run the test suite"
+	@echo "make test-e2e                                        the Dagster UI in headless Chromium (needs apt chromium)"
 	@echo "make ui                                              Dagster UI on http://127.0.0.1:$(PORT)"
 	@echo "make api                                             read API on http://127.0.0.1:$(API_PORT) (recommendations, forecasts, plan)"
 	@echo "make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD          materialise a range as one single-run backfill"
@@ -43,8 +44,13 @@ setup: $(STAMP)
 demo: setup
 	$(PY) -m orchestration.demo --source $(SOURCE) --scale $(SCALE) --days $(DAYS)
 
+# The browser tests need Chromium (apt-get install chromium): `make test-e2e`, which .ci/run also runs.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not browser"
+
+# The Dagster UI in a real browser (Playwright + Debian's Chromium): graph, partitions, a launch, checks, queueing.
+test-e2e: setup
+	$(PY) -m pytest -q -m browser
 
 # The whole Online Retail year through the pipeline (about 10+ minutes on 2 cores) on top of the suite.
 test-full: setup
@@ -57,7 +63,7 @@ api: setup
 	$(PY) -m api.app --host 127.0.0.1 --port $(API_PORT)
 
 ui: setup
-	DAGSTER_HOME=$$($(PY) -m orchestration.settings prepare-dagster-home) \
+	DAGSTER_HOME=$$($(PY) -m orchestration.instance) \
 	  $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
 
 lint: setup
@@ -83,5 +89,5 @@ clean:
 
 backfill: setup
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
-	DAGSTER_HOME=$$($(PY) -m orchestration.settings prepare-dagster-home) \
+	DAGSTER_HOME=$$($(PY) -m orchestration.instance) \
 	  $(VENV)/bin/dagster asset materialize -m orchestration.definitions --select '*' --partition-range $(FROM)...$(TO)

@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AIGC_SOURCE"] = args.source
     os.environ["AIGC_SCALE"] = args.scale
     from orchestration import settings
+    from orchestration.instance import prepare_instance
 
-    os.environ["DAGSTER_HOME"] = str(settings.prepare_dagster_home())
+    os.environ["DAGSTER_HOME"] = str(prepare_instance())
 
     import dagster as dg
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
