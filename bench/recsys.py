@@ -280,7 +280,7 @@ def run_sasrec(
         weight = max(blend_trials, key=lambda r: r["val_NDCG@10"])["transition_weight"]
         log(f"blend weights on validation: {blend_trials}; chosen transition weight {weight}")
 
-    # Phase 2: refit on everything but the test item for the early-stopped number of epochs, when the budget
+    # Phase 2: refit on everything but the test item for the early-stopped number of epochs and learning rates, when the budget
     # allows; otherwise the early-stopped model scores the test item from the full history (the usual SASRec
     # protocol: it never trained on the validation item, which only costs it accuracy).
     remaining = args.time_budget - phase1
@@ -292,7 +292,9 @@ def run_sasrec(
     if refit:
         refit_cfg = dataclasses.replace(cfg, history=[], time_budget=max(remaining, 1.0))
         log(f"sasrec phase 2 (refit on all but test, {best_epoch} epochs, budget {remaining:.0f}s)")
-        model = SASRec(refit_cfg).fit(loo.test_train, epochs=best_epoch)
+        # the same learning rates, epoch by epoch, as the early-stopped run (its plateau decays included)
+        schedule = [h["lr"] for h in history[:best_epoch]]
+        model = SASRec(refit_cfg).fit(loo.test_train, epochs=best_epoch, lr_schedule=schedule)
         phase2 = model.train_seconds_
         refit_epochs = len(model.config.history)
     else:

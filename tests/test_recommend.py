@@ -183,6 +183,16 @@ def test_every_model_beats_random_and_popularity(store):
     assert scores["sasrec"] > scores["itemknn"]
 
 
+def test_a_refit_replays_the_learning_rate_schedule_it_is_given():
+    seqs = [[i % 7, (i + 1) % 7, (i + 3) % 7] for i in range(20)]
+    model = SASRec(hidden=16, max_len=4, batch_size=8, lr=0.05).fit(
+        seqs, n_items=7, epochs=4, lr_schedule=[0.01, 0.003]
+    )
+    assert [h["lr"] for h in model.config.history] == [0.01, 0.003, 0.003, 0.003]
+    plain = SASRec(hidden=16, max_len=4, batch_size=8, lr=0.05).fit(seqs, n_items=7, epochs=2)
+    assert [h["lr"] for h in plain.config.history] == [0.05, 0.05]
+
+
 def test_transformer_overfits_a_tiny_dataset():
     rng = np.random.default_rng(0)
     perm = rng.permutation(30)

