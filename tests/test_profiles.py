@@ -31,6 +31,7 @@ from ml.profiles.segments import SEGMENT_FEATURES, describe_centroid
 from ml.profiles.source_marts import create_mart_tables, load_days
 from ml.profiles.users import (
     PREF_STATE,
+    STATE_KEYS_CAP,
     incremental_scalar_profiles_sql,
     scalar_profiles_sql,
     update_pref_state,
@@ -243,6 +244,19 @@ def test_user_profile_columns_are_consistent(sim):
     )
     np.testing.assert_allclose(day_parts, 1.0, atol=1e-6)
     assert prof["preferred_channel"].dropna().isin(["app", "web", "email", "paid_search", "social"]).all()
+    # The hour profile keeps each customer's strongest hours (a bounded state), its shares summing to 1.
+    hours = prof["hour_profile"].dropna()
+    assert hours.map(len).max() == STATE_KEYS_CAP["hour"]
+    np.testing.assert_allclose(hours.map(lambda h: sum(e["share"] for e in h)), 1.0, atol=1e-4)
+    state = (
+        sim["con"]
+        .execute(
+            f"select dimension, max(n) from (select as_of_date, dimension, customer_id, count(*) as n "
+            f"from {PREF_STATE} group by all) where dimension in ('hour', 'brand') group by all"
+        )
+        .fetchall()
+    )
+    assert dict(state) == {"hour": STATE_KEYS_CAP["hour"], "brand": STATE_KEYS_CAP["brand"]}
 
 
 def test_lifecycle_stages_follow_documented_rules(sim):

@@ -19,8 +19,9 @@ Columns, and how they are defined:
   counts 1, an add-to-cart 3, a purchased line 5): ``category_affinity`` (list of ``{category, share}``, all
   categories with weight, shares sum to 1), ``top_category``, ``top_brands`` (top :data:`TOP_BRANDS`),
   ``preferred_price_band``, ``preferred_channel`` (+ share; sessions and orders per channel),
-  ``preferred_placement`` (+ share; views), ``hour_profile`` (list of ``{hour, share}``), ``peak_hour`` and the
-  share of activity at night (0-5 UTC), morning (6-11), afternoon (12-17), evening (18-23).
+  ``preferred_placement`` (+ share; views), ``hour_profile`` (``{hour, share}`` over the 8 strongest hours),
+  ``peak_hour`` and the share of that activity at night (0-5 UTC), morning (6-11), afternoon (12-17), evening
+  (18-23).
 - Price sensitivity: ``discount_share_365d`` (share of units bought with a discount) and ``relative_price_365d``
   (units-weighted mean of unit price / category median list price; < 1 means cheaper than typical).
 - ``churn_risk``: probability of no purchase in the next 30 days from a scikit-learn logistic regression
@@ -36,9 +37,9 @@ latest earlier state: ``state(D) = state(P) * decay^(D-P) + prefs of days (P, D]
 ``features.customer_day_pref``. To keep the state a bounded number of rows per customer (otherwise it densifies
 with every stray view and the daily cost grows with history), each day drops weights below
 :data:`PRUNE_WEIGHT`, keys below :data:`PRUNE_SHARE` of the customer's total in that dimension (e.g. a category
-seen once among hundreds of views) and brands beyond the strongest :data:`STATE_BRANDS`. Pruning happens on
-every step of the fast path, so the two paths agree on every customer's leading keys and their weights but may
-differ in the pruned tail. Only the last few states are kept.
+seen once among hundreds of views) and, in the brand and hour dimensions, keys beyond the strongest
+:data:`STATE_KEYS_CAP`. Pruning happens on every step of the fast path, so the two paths agree on every
+customer's leading keys and their weights but may differ in the pruned tail. Only the last few states are kept.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ STATE_LOOKBACK_DAYS = 7
 STATES_KEPT = 3
 MAX_STATE_AGE_DAYS = 400
 TOP_BRANDS = 5
-STATE_BRANDS = 10
+STATE_KEYS_CAP = {"brand": 10, "hour": 8}
+"""Keys kept per customer in the open-ended or wide dimensions: brands (hundreds per catalogue) and hours (24:
+stray visits at new hours would otherwise keep adding rows for weeks; the 8 strongest hours carry the profile)."""
 """Brands kept per customer in the decayed state (the profile shows the top :data:`TOP_BRANDS`)."""
 LIFECYCLE_STAGES = ("new", "loyal", "active", "at_risk", "churned")
 USER_PROFILES = f"{FEATURES}.user_profiles"
@@ -256,9 +259,11 @@ def update_pref_state(con: duckdb.DuckDBPyConnection, as_of: date, *, rebuild: b
             select customer_id, dimension, key, weight * pow({DECAY!r}, datediff('day', activity_date, {d})) as w
             from {FEATURES}.customer_day_pref
             where activity_date <= {d} and activity_date > {lit(shift(as_of, -MAX_STATE_AGE_DAYS))}"""
-    # Keys below PRUNE_SHARE of the customer's total in that dimension are dropped, and brands (the one
-    # open-ended dimension: hundreds per catalogue) are capped: otherwise every stray view adds a row that lives
-    # for a year, and the state (and the cost of each day) keeps growing with history.
+    # Keys below PRUNE_SHARE of the customer's total in that dimension are dropped, and brands and hours are capped
+    # (STATE_KEYS_CAP): otherwise every stray view adds a row that lives for a year, and the state (and the cost
+    # of each day) keeps growing with history.
+    capped = ", ".join(f"'{dim}'" for dim in STATE_KEYS_CAP)
+    cap_cases = " ".join(f"when '{dim}' then {n}" for dim, n in STATE_KEYS_CAP.items())
     sql = f"""
         with summed as (
             select customer_id, dimension, key, sum(w) as weight
@@ -266,9 +271,9 @@ def update_pref_state(con: duckdb.DuckDBPyConnection, as_of: date, *, rebuild: b
         )
         select {d} as as_of_date, customer_id, dimension, key, weight from summed
         qualify weight >= {PRUNE_SHARE} * sum(weight) over (partition by customer_id, dimension)
-            and (dimension <> 'brand'
+            and (dimension not in ({capped})
                  or row_number() over (partition by customer_id, dimension order by weight desc, key)
-                    <= {STATE_BRANDS})"""
+                    <= case dimension {cap_cases} end)"""
     with transaction(con):
         rows = write_partition(con, PREF_STATE, "as_of_date", as_of, sql)
         # Keep a few recent states for the fast path (never the one just written); older days are rebuilt
