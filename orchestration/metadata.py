@@ -6,14 +6,20 @@ import dagster as dg
 import duckdb
 
 
-def column_schema(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dg.TableSchema:
-    """The table's columns and types as Dagster's ``TableSchema`` (``dagster/column_schema`` metadata)."""
-    rows = con.execute(
+def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[tuple[str, str]]:
+    """``(column, type)`` of a table, in order."""
+    return con.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
         [schema, table],
     ).fetchall()
-    return dg.TableSchema(columns=[dg.TableColumn(name, type_) for name, type_ in rows])
+
+
+def column_schema(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dg.TableSchema:
+    """The table's columns and types as Dagster's ``TableSchema`` (``dagster/column_schema`` metadata)."""
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name, type_) for name, type_ in table_columns(con, schema, table)]
+    )
 
 
 def png_markdown(png: bytes, alt: str) -> dg.MarkdownMetadataValue:

@@ -19,7 +19,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.defs.transform.dbt_args import build_args, partition_vars
 from orchestration.defs.transform.project import dbt_project
-from orchestration.metadata import column_schema
+from orchestration.metadata import column_schema, table_columns
 from orchestration.partitions import POOL, daily_partitions, partition_days
 from orchestration.resources import WarehouseResource
 from orchestration.settings import dbt_env
@@ -185,12 +185,8 @@ def column_lineage(con, manifest_path: str, unique_id: str, target_path: Path, l
 
 
 def _columns(con, schema: str, table: str) -> dict[str, dict[str, str]]:
-    rows = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
-        "ORDER BY ordinal_position",
-        [schema, table],
-    ).fetchall()
-    return {name: {"data_type": data_type} for name, data_type in rows}
+    """A table's columns in the shape dagster-dbt's lineage builder reads."""
+    return {name: {"data_type": data_type} for name, data_type in table_columns(con, schema, table)}
 
 
 @functools.cache
