@@ -86,7 +86,10 @@ def source_settings() -> SourceSettings:
 
 
 def prepare_dagster_home() -> Path:
-    """Create ``DAGSTER_HOME`` and install the project's instance config for the active environment into it."""
+    """Create ``DAGSTER_HOME`` and install the project's instance config for the active environment into it.
+
+    Call :func:`orchestration.instance.prepare_instance` (``python -m orchestration.instance``) instead: it also
+    registers the warehouse pool's limit, without which the first queued runs can collide."""
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     shipped = (
@@ -107,7 +110,6 @@ def _main(argv: list[str]) -> int:
         "data-dir": data_dir,
         "dagster-home": dagster_home,
         "environment": environment,
-        "prepare-dagster-home": prepare_dagster_home,
     }
     if len(argv) != 1 or argv[0] not in commands:
         print(f"usage: python -m orchestration.settings {{{'|'.join(commands)}}}", file=sys.stderr)

@@ -117,3 +117,22 @@ def test_shipped_instance_config_queues_runs_and_limits_the_warehouse_pool(monke
         assert config.pool_config.default_pool_limit == 1
         assert config.pool_config.pool_granularity.value == "run"
         assert config.run_queue_config.max_concurrent_runs == 4
+
+
+def test_prepare_instance_registers_the_warehouse_pool_before_any_run_is_queued(monkeypatch, tmp_path):
+    """Without the registration the queue daemon lets the first two warehouse runs through together."""
+    import dagster as dg
+
+    from orchestration.instance import prepare_instance
+    from orchestration.partitions import POOL
+
+    monkeypatch.delenv("AIGC_ENV", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("AIGC_DATA_DIR", str(tmp_path))
+    with dg.DagsterInstance.from_config(str(settings.prepare_dagster_home())) as bare:
+        assert POOL not in bare.event_log_storage.get_concurrency_keys()
+    home = prepare_instance()
+    prepare_instance()  # idempotent: a second call keeps the one limit
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert POOL in instance.event_log_storage.get_concurrency_keys()
+        assert instance.event_log_storage.get_concurrency_info(POOL).slot_count == 1
