@@ -15,11 +15,14 @@ def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> li
     ).fetchall()
 
 
+def table_schema(columns: list[tuple[str, str]]) -> dg.TableSchema:
+    """``(column, type)`` pairs as Dagster's ``TableSchema`` (``dagster/column_schema`` metadata)."""
+    return dg.TableSchema(columns=[dg.TableColumn(name, type_) for name, type_ in columns])
+
+
 def column_schema(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dg.TableSchema:
-    """The table's columns and types as Dagster's ``TableSchema`` (``dagster/column_schema`` metadata)."""
-    return dg.TableSchema(
-        columns=[dg.TableColumn(name, type_) for name, type_ in table_columns(con, schema, table)]
-    )
+    """The table's columns and types as Dagster's ``TableSchema``."""
+    return table_schema(table_columns(con, schema, table))
 
 
 def png_markdown(png: bytes, alt: str) -> dg.MarkdownMetadataValue:

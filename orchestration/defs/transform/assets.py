@@ -19,7 +19,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.defs.transform.dbt_args import build_args, partition_vars
 from orchestration.defs.transform.project import dbt_project
-from orchestration.metadata import column_schema, table_columns
+from orchestration.metadata import table_columns, table_schema
 from orchestration.partitions import POOL, daily_partitions, partition_days
 from orchestration.resources import WarehouseResource
 from orchestration.settings import dbt_env
@@ -137,6 +137,8 @@ def with_row_counts(
     dbt models. Date-partitioned models are keyed on their date column (see the ``date_partitioned`` macro),
     which is what the window count filters on."""
     manifest = _manifest_nodes(str(manifest_path))
+    # Columns of every table this run touches, read once: a staging table is the parent of several models.
+    columns_of = functools.cache(lambda schema, table: table_columns(con, schema, table))
     for event in events:
         unique_id = (event.metadata or {}).get("unique_id") if isinstance(event, dg.Output) else None
         node = manifest.get(getattr(unique_id, "value", unique_id))
@@ -144,12 +146,13 @@ def with_row_counts(
             yield event
             continue
         relation = f'"{node["schema"]}"."{node["alias"]}"'
+        columns = columns_of(node["schema"], node["alias"])
         metadata = {
             "dagster/row_count": con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0],
-            "dagster/column_schema": column_schema(con, node["schema"], node["alias"]),
+            "dagster/column_schema": table_schema(columns),
         }
         if target_path is not None:
-            metadata |= column_lineage(con, str(manifest_path), node["unique_id"], target_path, log)
+            metadata |= column_lineage(columns_of, str(manifest_path), node["unique_id"], target_path, log)
         date_column = node["config"].get("unique_key")
         if isinstance(date_column, str) and date_column.endswith("_date"):
             metadata["rows_in_window"] = con.execute(
@@ -159,14 +162,17 @@ def with_row_counts(
         yield event.with_metadata({**event.metadata, **metadata})
 
 
-def column_lineage(con, manifest_path: str, unique_id: str, target_path: Path, log=None) -> dict:
+def column_lineage(columns_of, manifest_path: str, unique_id: str, target_path: Path, log=None) -> dict:
     """``dagster/column_lineage`` of one model: which upstream columns each of its columns is computed from.
 
     dagster-dbt's own ``fetch_column_metadata()`` asks the warehouse for the parents' schemas while dbt still
     holds DuckDB's write lock, so the same lineage builder (sqlglot over the compiled SQL) is fed here with the
-    schemas read from our connection after dbt has exited. A model whose SQL sqlglot cannot follow keeps its
-    other metadata; the reason goes to the run log."""
+    schemas read after dbt has exited (``columns_of(schema, table)`` -> ``[(column, type)]``). A model whose SQL
+    sqlglot cannot follow keeps its other metadata; the reason goes to the run log."""
     from dagster_dbt.core.dbt_cli_event import EventHistoryMetadata, _build_column_lineage_metadata
+
+    def shaped(schema: str, table: str) -> dict[str, dict[str, str]]:
+        return {name: {"data_type": data_type} for name, data_type in columns_of(schema, table)}
 
     manifest = _manifest(manifest_path)
     node = manifest["nodes"][unique_id]
@@ -174,19 +180,14 @@ def column_lineage(con, manifest_path: str, unique_id: str, target_path: Path, l
     for parent_id in node["depends_on"]["nodes"]:
         parent = (manifest["sources"] if parent_id.startswith("source.") else manifest["nodes"])[parent_id]
         table = parent.get("alias") or parent.get("identifier") or parent["name"]
-        parents[parent["relation_name"]] = _columns(con, parent["schema"], table)
-    history = EventHistoryMetadata(columns=_columns(con, node["schema"], node["alias"]), parents=parents)
+        parents[parent["relation_name"]] = shaped(parent["schema"], table)
+    history = EventHistoryMetadata(columns=shaped(node["schema"], node["alias"]), parents=parents)
     try:
         return _build_column_lineage_metadata(history, node, manifest, translator, target_path, dbt_project)
     except Exception as error:  # sqlglot raises many kinds; lineage is an aid, never a reason to fail the run
         if log is not None:
             log.warning(f"no column lineage for {unique_id}: {type(error).__name__}: {error}")
         return {}
-
-
-def _columns(con, schema: str, table: str) -> dict[str, dict[str, str]]:
-    """A table's columns in the shape dagster-dbt's lineage builder reads."""
-    return {name: {"data_type": data_type} for name, data_type in table_columns(con, schema, table)}
 
 
 @functools.cache
