@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import struct
 
 import pandas as pd
@@ -59,4 +58,4 @@ def test_png_markdown_embeds_the_image_as_a_data_uri():
     text = png_markdown(png, alt="chart").value
     assert text.startswith("![chart](data:image/png;base64,")
     assert base64.b64decode(text.split(",", 1)[1].rstrip(")")) == png
-    assert io.BytesIO(png).getbuffer().nbytes < 200_000  # small enough for the event log
+    assert len(png) < 200_000  # small enough for the event log
