@@ -8,7 +8,10 @@ rate on the ``--n-origins`` rolling validation windows before the origin (the fo
 never on the test window):
 
 - ours: the smallest cycle service level ``alpha`` on a grid whose replay reaches the target fill rate on every
-  validation window, each with the forecast made at that window's origin;
+  validation window, each with the model fitted at that window's origin. With ``--refresh daily`` (default) the
+  forecast takes in each day's demand before that day's order, as the daily ``demand_forecast`` asset does
+  (``Forecaster.update``: the GBM keeps its trees, the local models rerun their smoothers, the ensemble keeps
+  its weights); ``--refresh none`` keeps the origin's forecast for the whole window;
 - naive: moving-average demand (28 days) x (lead time + review) + a fixed cover of ``k`` days of average demand,
   ``k`` the smallest on a grid that reaches the target fill rate on every validation window.
 
@@ -35,7 +38,8 @@ import pandas as pd  # noqa: E402
 
 from bench.forecast import machine, versions  # noqa: E402
 from ml.forecast.baselines import TSB  # noqa: E402
-from ml.forecast.ensemble import SelectedEnsemble, _combine  # noqa: E402
+from ml.forecast.ensemble import SelectedEnsemble  # noqa: E402
+from ml.forecast.panel import extend_calendar  # noqa: E402
 from ml.forecast.protocol import (  # noqa: E402
     HORIZON,
     SEASON_LENGTH,
@@ -44,10 +48,16 @@ from ml.forecast.protocol import (  # noqa: E402
     read_demand_csv,
     validation_origins,
 )
-from ml.forecast.quantiles import NegBinQuantiles, nb1_quantile  # noqa: E402
-from ml.forecast.service import candidates  # noqa: E402
+from ml.forecast.quantiles import NegBinQuantiles  # noqa: E402
+from ml.forecast.service import candidates, next_periods  # noqa: E402
 from ml.inventory.policy import Supplier, choose_supplier, implied_dispersion  # noqa: E402
-from ml.inventory.simulate import forecast_policy, initial_stock, naive_policy, replay  # noqa: E402
+from ml.inventory.simulate import (  # noqa: E402
+    forecast_policy,
+    initial_stock,
+    naive_policy,
+    replay,
+    rolling_forecast_policy,
+)
 
 # Cycle service levels tried when tuning (fine near 1: lumpy SKUs need the far tail).
 ALPHA_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9997, 0.9998, 0.9999)
@@ -65,43 +75,58 @@ def _dispersion(panel, ids, origin, mean, q90, mode: str) -> np.ndarray:
     return phi
 
 
-def _forecasts(model: str, train, panel, split, kind, season_length, horizon, n_origins):
-    """Test-window forecasts (mean, q90) for the in-scope series, and the same at each validation origin
-    (``[(origin, ids, mean, q90)]``, oldest first): the ensemble's own validation origins, or the same rolling
-    origins for a single model."""
-    cal = split.test_calendar
+def _fitted_models(model: str, train, panel, split, kind, season_length, horizon, n_origins):
+    """``[(origin, model fitted at that origin)]``: the validation origins (oldest first), then the test origin.
+
+    ``ensemble``: selected once at the test origin (on its own rolling validation origins, never the test
+    window); at each validation origin the same weights and quantile levels with members fitted on the data up to
+    that origin, which reproduces the forecasts the selection scored there. A single model is fitted at each
+    origin."""
     if model == "ensemble":
         ens = SelectedEnsemble(
             candidates(kind, season_length, horizon, list(train.covariates)),
             horizon=horizon,
             n_origins=n_origins,
+            member_quantiles=False,
         )
         ens.fit_panel(train)
-        fc = ens.predict_panel(horizon, future_calendar=cal).subset(split.ids)
-        vals = []
-        for rec in ens.records_:
-            vmean = np.zeros_like(rec.actual)
-            vq90 = np.zeros_like(rec.actual)
-            for cls, w in ens.weights_.items():
-                sel = rec.classes == cls
-                if cls == "all" or not sel.any():
-                    continue
-                vmean[sel] = _combine(rec.means, w)[sel]
-                lvl = (ens.class_levels_.get(cls) or ens.global_levels_)[0.9]
-                vq90[sel] = nb1_quantile(vmean[sel], rec.phi[sel, None], lvl)
-            vals.append((rec.origin, rec.ids, vmean, vq90))
-        return (fc.mean, fc.quantiles[0.9]), vals
+        val = [(r.origin, ens.with_members_fitted(panel.head(r.origin + 1))) for r in ens.records_]
+        return [*val, (split.origin, ens)]
     factories = candidates(kind, season_length, horizon, list(train.covariates))
     factories["tsb"] = TSB
     make = factories[model]
-    fc = make().fit_panel(train).predict_panel(horizon, future_calendar=cal).subset(split.ids)
-    vals = []
-    for v in validation_origins(split.origin, n_origins, horizon, horizon):
-        ids = make_split(panel, horizon=horizon, origin=v).ids
-        vcal = panel.calendar[v + 1 : v + 1 + horizon]
-        vfc = make().fit_panel(panel.head(v + 1)).predict_panel(horizon, future_calendar=vcal).subset(ids)
-        vals.append((v, ids, vfc.mean, vfc.quantiles[0.9]))
-    return (fc.mean, fc.quantiles[0.9]), vals
+    val = [
+        (v, make().fit_panel(panel.head(v + 1)))
+        for v in validation_origins(split.origin, n_origins, horizon, horizon)
+    ]
+    return [*val, (split.origin, make().fit_panel(train))]
+
+
+def _calendar_after(panel, a: int, h: int) -> np.ndarray:
+    """The ``h`` trading periods after period ``a``: the data's own calendar, extended past its end by the
+    platform's trading-calendar rule (``next_periods``) when the window runs beyond the data."""
+    cal = panel.calendar[a + 1 : a + 1 + h]
+    if len(cal) < h:
+        known = panel.calendar[: a + 1 + len(cal)]
+        dated = np.issubdtype(known.dtype, np.datetime64)
+        more = next_periods(known, h - len(cal)) if dated else extend_calendar(known, h - len(cal))
+        cal = np.concatenate([cal, more])
+    return cal
+
+
+def _window_forecasts(m, panel, ids, origin: int, horizon: int, days: int, need: int, refresh: str):
+    """Forecasts for one replay window: the origin's ``(mean, q90)`` over ``horizon`` periods, and with
+    ``refresh == "daily"`` the means made at the end of each of the ``days`` window days (``m.update`` with that
+    day's demand, no re-selection), each ``need`` periods long; ``None`` without refresh."""
+    fc = m.predict_panel(horizon, future_calendar=_calendar_after(panel, origin, horizon)).subset(ids)
+    if refresh == "none":
+        return fc.mean, fc.quantiles[0.9], None
+    rolling = [fc.mean[:, :need]]
+    for k in range(1, days + 1):
+        m.update(panel.head(origin + k + 1))
+        cal = _calendar_after(panel, origin + k, need)
+        rolling.append(m.predict_panel(need, future_calendar=cal).subset(ids).mean)
+    return fc.mean, fc.quantiles[0.9], rolling
 
 
 def _tune(grid, run, windows, target):
@@ -125,8 +150,12 @@ def _price(panel, ids, origin):
     return np.nan_to_num(panel.subset(ids).covariates["price"][:, origin], nan=0.0)
 
 
-def _run_ours(mean, phi, demand, lead, alpha, cycle, price):
-    pol = forecast_policy(mean, phi, lead, alpha, order_cycle=cycle)
+def _run_ours(mean, rolling, phi, demand, lead, alpha, cycle, price):
+    """Replay the forecast policy: refreshed daily when ``rolling`` holds the day-by-day forecasts."""
+    if rolling is None:
+        pol = forecast_policy(mean, phi, lead, alpha, order_cycle=cycle)
+    else:
+        pol = rolling_forecast_policy(rolling, phi, lead, alpha, order_cycle=cycle)
     return replay(demand, pol, lead, initial_stock(pol), price)
 
 
@@ -162,6 +191,12 @@ def main(argv: list[str] | None = None) -> dict:
         help="lead-time demand dispersion: implied by q90, or the max of that and the SKU's history (default)",
     )
     ap.add_argument("--n-origins", type=int, default=4)
+    ap.add_argument(
+        "--refresh",
+        default="daily",
+        choices=["daily", "none"],
+        help="daily: the forecast takes in each day's demand (as the daily asset does); none: origin forecast only",
+    )
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -171,37 +206,42 @@ def main(argv: list[str] | None = None) -> dict:
     split = make_split(panel, horizon=h)
     train = split.train()
     print(f"{kind}: {len(split.ids)} series in scope, origin {split.origin_ds}", file=sys.stderr)
-    (mean, q90), val = _forecasts(
-        args.model, train, panel, split, kind, args.season_length, h, args.n_origins
-    )
-    t_fc = time.perf_counter() - t0
-    print(
-        f"forecasts ({args.model}) done in {t_fc:.0f}s; tuning on {len(val)} validation windows",
-        file=sys.stderr,
-    )
     lead, cycle = args.lead_time, args.order_cycle
+    need = lead + 1 + cycle  # the policy reads the protection interval (lead + review) and one order cycle
+    models = _fitted_models(args.model, train, panel, split, kind, args.season_length, h, args.n_origins)
+    t_fit = time.perf_counter() - t0
+    print(f"{args.model} fitted at {len(models)} origins in {t_fit:.0f}s", file=sys.stderr)
+    windows = []  # (origin, ids, history, demand, mean, rolling, phi, price); the test window last
+    for i, (v, m) in enumerate(models):
+        ids = make_split(panel, horizon=h, origin=v).ids
+        vmean, vq90, rolling = _window_forecasts(m, panel, ids, v, h, h, need, args.refresh)
+        vhist, vdem = _window(panel, ids, v, h)
+        vphi = _dispersion(panel, ids, v, vmean, vq90, args.dispersion)
+        windows.append((v, ids, vhist, vdem, vmean, rolling, vphi, _price(panel, ids, v)))
+        print(
+            f"window {i + 1}/{len(models)} (origin {str(panel.calendar[v])[:10]}): forecasts ready, "
+            f"{time.perf_counter() - t0:.0f}s",
+            file=sys.stderr,
+        )
+    t_fc = time.perf_counter() - t0
+    *val, test = windows
 
     # Tune both policies to the target on the validation windows before the origin (never on the test window).
-    windows = []
-    for v, vids, vmean, vq90 in val:
-        vhist, vdem = _window(panel, vids, v, h)
-        vphi = _dispersion(panel, vids, v, vmean, vq90, args.dispersion)
-        windows.append((vhist, vdem, vmean, vphi, _price(panel, vids, v)))
-    alpha, alpha_val = _tune(
-        ALPHA_GRID, lambda a, w: _run_ours(w[2], w[3], w[1], lead, a, cycle, w[4]), windows, args.target
-    )
-    cover, cover_val = _tune(
-        COVER_GRID, lambda c, w: _run_naive(w[0], w[1], lead, c, cycle, w[4]), windows, args.target
-    )
+    def ours_on(w, a):
+        return _run_ours(w[4], w[5], w[6], w[3], lead, a, cycle, w[7])
+
+    def naive_on(w, c):
+        return _run_naive(w[2], w[3], lead, c, cycle, w[7])
+
+    alpha, alpha_val = _tune(ALPHA_GRID, lambda a, w: ours_on(w, a), val, args.target)
+    cover, cover_val = _tune(COVER_GRID, lambda c, w: naive_on(w, c), val, args.target)
 
     print(f"tuned: ours alpha {alpha}, naive cover {cover} days; replaying the test window", file=sys.stderr)
     # Test replay.
-    hist, dem = _window(panel, split.ids, split.origin, h)
-    price = _price(panel, split.ids, split.origin)
-    phi = _dispersion(panel, split.ids, split.origin, mean, q90, args.dispersion)
-    ours = _run_ours(mean, phi, dem, lead, alpha, cycle, price)
-    ours_nominal = _run_ours(mean, phi, dem, lead, args.target, cycle, price)
-    naive = _run_naive(hist, dem, lead, cover, cycle, price)
+    mean, phi = test[4], test[6]
+    ours = ours_on(test, alpha)
+    ours_nominal = ours_on(test, args.target)
+    naive = naive_on(test, cover)
 
     # Alternate supplier: how many SKUs at the origin, starting from ours' initial stock, need it.
     suppliers = [Supplier("primary", lead, 1.0), Supplier("alternate", args.alt_lead_time, args.alt_cost)]
@@ -229,13 +269,18 @@ def main(argv: list[str] | None = None) -> dict:
             "lost_sales": True,
             "initial_stock": "each policy's own order-up-to level, nothing on order",
             "valuation": "last unit price before the origin",
-            "forecast": "made once at the origin for the whole window (no daily refit)",
+            "forecast": (
+                "refreshed every day: each day's demand updates the members' state (the GBM keeps its trees), "
+                "weights and quantile levels as selected at the origin"
+                if args.refresh == "daily"
+                else "made once at the origin for the whole window"
+            ),
             "dispersion": args.dispersion,
         },
         "target_fill_rate": args.target,
         "tuning_on_validation_window": {
             "rule": "smallest grid value whose replay reaches the target fill rate on every window",
-            "window_origins": [str(panel.calendar[v])[:10] for v, *_ in val],
+            "window_origins": [str(panel.calendar[w[0]])[:10] for w in val],
             "ours_alpha": alpha,
             "ours_validation": [r.as_dict() for r in alpha_val],
             "naive_cover_days": cover,
@@ -258,7 +303,11 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": machine(),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "versions": versions(),
-        "seconds": {"forecasts": round(t_fc, 1), "total": round(time.perf_counter() - t0, 1)},
+        "seconds": {
+            "fit": round(t_fit, 1),
+            "forecasts": round(t_fc, 1),
+            "total": round(time.perf_counter() - t0, 1),
+        },
     }
     for k, v in out["results"].items():
         print(f"{k:18s} {v}", file=sys.stderr)

@@ -86,3 +86,24 @@ def test_bench_without_the_peer_libraries_scores_ours_and_says_so(tiny_csv, tmp_
     assert set(out["models"]) == {"zero"}
     assert any("peers not run" in n for n in out["notes"])
     assert "scoring our models only" in capsys.readouterr().err
+
+
+def test_store_level_diagnostic_by_hand(tiny_csv, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from bench.forecast_level import main as level_main
+
+    out = level_main(
+        ["--data", str(tiny_csv), "--out", str(tmp_path / "level.json"), "--n-origins", "2", "--step", "28"]
+    )
+    rows = out["origins"]
+    assert [r["window"] for r in rows] == ["validation", "validation", "test"]
+    # The test row by hand: the 12 series are all in scope; totals per day over the zero-filled calendar.
+    df = pd.read_csv(tiny_csv)
+    total = df.pivot_table(index="ds", values="y", aggfunc="sum").sort_index()["y"].to_numpy()
+    o = len(total) - 28 - 1
+    assert rows[-1]["origin"] == sorted(df["ds"].unique())[o][:10]
+    assert rows[-1]["next_vs_last28"] == round(total[o + 1 :].mean() / total[o - 27 : o + 1].mean(), 3)
+    assert rows[-1]["bias_last28_mean"] == round(total[o - 27 : o + 1].mean() / total[o + 1 :].mean() - 1, 3)
+    assert np.isfinite([r["bias_ses_0.05"] for r in rows]).all()

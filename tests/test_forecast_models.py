@@ -168,3 +168,82 @@ def test_quantile_level_calibration_hits_the_target_coverage():
     r = [(phi[:, None], mean, y)]
     assert pooled_coverage(r, 0.9) < 0.9 <= pooled_coverage(r, lv)
     assert pooled_coverage(r, lv - 1e-6) < 0.9
+
+
+def test_update_keeps_the_trees_and_recomputes_the_features(store):
+    _, _, panel, split = store
+    early = panel.head(split.origin - 9)
+    model = small_gbm().fit_panel(early)
+    trees = model.model_
+    before = model.predict_panel(H).mean
+    # Updating with the very history it was fitted on changes nothing: the features are recomputed as at fit.
+    np.testing.assert_allclose(model.update(early).predict_panel(H).mean, before)
+    moved = model.update(panel.head(split.origin + 1))
+    assert moved.model_ is trees  # not retrained
+    assert moved.panel_.n_periods == split.origin + 1
+    after = moved.predict_panel(H, future_calendar=split.test_calendar)
+    assert after.ds[0] == split.test_calendar[0]
+    assert not np.allclose(after.mean[:, :5], before[:, :5])  # the ten newer days moved the forecast
+
+
+def test_update_of_a_local_model_is_a_refit(store):
+    _, _, panel, split = store
+    updated = TSB().fit_panel(panel.head(split.origin - 9)).update(panel.head(split.origin + 1))
+    fresh = TSB().fit_panel(panel.head(split.origin + 1))
+    np.testing.assert_allclose(updated.predict_panel(H).mean, fresh.predict_panel(H).mean)
+
+
+def test_ensemble_reused_at_a_validation_origin_reproduces_its_validation_forecasts(store):
+    from ml.forecast.ensemble import _combine
+
+    _, _, panel, split = store
+    ens = small_ensemble().fit_panel(split.train())
+    members = dict(ens.members_)
+    rec = ens.records_[0]
+    v = rec.origin
+    again = ens.with_members_fitted(panel.head(v + 1))
+    assert set(again.members_) == set(ens.used_members())
+    assert again.weights_ is ens.weights_ and ens.members_ == members  # the original is left alone
+    fcov = {k: c[:, v + 1 : v + 1 + H] for k, c in panel.head(v + 1 + H).covariates.items()}
+    fc = again.predict_panel(H, panel.calendar[v + 1 : v + 1 + H], fcov).subset(rec.ids)
+    expected = np.zeros_like(rec.actual)
+    for cls, w in ens.weights_.items():
+        sel = rec.classes == cls
+        if cls != "all" and sel.any():
+            expected[sel] = _combine(rec.means, w)[sel]
+    np.testing.assert_allclose(fc.mean, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_ensemble_update_moves_the_origin_and_keeps_the_selection(store):
+    _, _, panel, split = store
+    ens = small_ensemble().fit_panel(panel.head(split.origin - 4))
+    weights = {k: dict(w) for k, w in ens.weights_.items()}
+    ens.update(panel.head(split.origin + 1))
+    assert ens.weights_ == weights
+    assert set(ens.members_) == set(ens.used_members())
+    assert all(m.panel_.n_periods == split.origin + 1 for m in ens.members_.values())
+    fc = ens.predict_panel(H, future_calendar=split.test_calendar)
+    assert fc.mean.shape == (panel.n_series, H) and (fc.quantiles[0.9] >= fc.quantiles[0.5]).all()
+
+
+class _Inflated(TSB):
+    """TSB times 1.6: far off in total, the kind of member the bias gate keeps out of the combination."""
+
+    def _predict_mean(self, h, calendar, future_covariates):
+        return 1.6 * super()._predict_mean(h, calendar, future_covariates)
+
+
+def test_bias_gate_keeps_members_biased_on_validation_out_of_the_combination(store):
+    _, _, panel, split = store
+    cands = {"tsb": TSB, "inflated": _Inflated}
+    gated = SelectedEnsemble(cands, horizon=H, n_origins=2, min_class_series=10).fit_panel(split.train())
+    b = gated.validation_bias_
+    assert b["inflated"] == pytest.approx(1.6 * (1 + b["tsb"]) - 1)  # pooled over both origins
+    assert abs(b["tsb"]) <= 0.05 < b["inflated"]
+    assert gated.eligible_ == ["tsb"]
+    assert all(set(w) == {"tsb"} for w in gated.weights_.values())
+    summary = gated.selection_summary()
+    assert summary["eligible"] == ["tsb"] and summary["max_validation_bias"] == 0.05
+    # Without the gate every candidate is eligible again.
+    open_ = SelectedEnsemble(cands, horizon=H, n_origins=2, min_class_series=10, max_validation_bias=None)
+    assert open_.fit_panel(split.train()).eligible_ == ["tsb", "inflated"]

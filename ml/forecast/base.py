@@ -118,6 +118,15 @@ class Forecaster(ABC):
         self.quantile_model.fit(panel)
         return self
 
+    def update(self, panel: Panel) -> Forecaster:
+        """Condition on newer history without re-estimating what was learned: the daily refresh between refits.
+
+        ``panel`` holds the same series (and possibly new ones) up to a later origin. The default refits, which
+        is exactly the refresh for the local models (their parameters are fixed smoothing constants, fitting is
+        running the smoother); learned models override it to keep their parameters (see ``GlobalGBM.update``).
+        """
+        return self.fit_panel(panel)
+
     def predict_panel(
         self,
         h: int,

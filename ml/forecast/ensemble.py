@@ -6,21 +6,26 @@ The rule (never looks at the test window):
    ends on or before the fitted origin.
 2. At each, fit every candidate on the data up to that origin only and forecast the next ``horizon`` periods;
    score the series the protocol would score there (same scope rule and revenue weights).
-3. For each Syntetos–Boylan class (computed at that origin), build the combination greedily (Caruana et al.,
+3. Bias gate: a candidate whose forecasts, pooled over every validation origin and series, miss the pooled
+   actuals by more than ``max_validation_bias`` (default 5%, the benchmark floor's bias bound) is not eligible
+   (if none passes, the least biased one is). RMSSE alone rewards a member that is far off in total but helps
+   the squared error of the combination (on Online Retail, a slow TSB at +14% pooled bias, +78% at one origin).
+4. For each Syntetos–Boylan class (computed at that origin), build the combination greedily (Caruana et al.,
    2004): start empty and repeatedly add, with replacement, the candidate whose addition most lowers the class's
    WRMSSE summed over all validation origins, for ``steps`` rounds; weights are the selection counts /
    ``steps``. A class with too few validation series uses the weights found on all series together. Greedy
    selection with replacement is hard to overfit and needs no solver.
-4. Calibrate the negative-binomial quantile levels of the combined mean per class, so that each class's pooled
+5. Calibrate the negative-binomial quantile levels of the combined mean per class, so that each class's pooled
    validation coverage of ``q50``/``q90`` hits 50%/90% (see :mod:`ml.forecast.quantiles`); each candidate's own
    levels are calibrated the same way (all series together), so members can be reported with honest quantiles.
-5. Refit every candidate on all the data up to the origin and combine with those weights.
+6. Refit every candidate on all the data up to the origin and combine with those weights.
 
 Averaging over several origins matters: one 28-day window cannot separate models that are 1% apart.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -87,9 +92,11 @@ class SelectedEnsemble(Forecaster):
         min_class_series: int = 100,
         name: str = "ensemble",
         member_quantiles: bool = True,
+        max_validation_bias: float | None = 0.05,
         **kw,
     ):
         super().__init__(**kw)
+        self.max_validation_bias = max_validation_bias
         # Calibrated quantiles for every member cost one NB quantile pass per member: the benchmark wants them
         # (members are reported too), the daily step does not.
         self.member_quantiles = member_quantiles
@@ -144,8 +151,20 @@ class SelectedEnsemble(Forecaster):
             tot += float((r.weights[sel][ok] * rm[ok]).sum() / max(r.weights.sum(), 1e-12))
         return tot
 
+    def _eligible(self, records) -> list[str]:
+        """Candidates within ``max_validation_bias`` pooled over all validation origins (see step 3)."""
+        actual = sum(float(r.actual.sum()) for r in records)
+        self.validation_bias_ = {
+            n: sum(float(r.means[n].sum()) for r in records) / actual - 1.0 if actual > 0 else 0.0
+            for n in self.candidates
+        }
+        if self.max_validation_bias is None:
+            return list(self.candidates)
+        ok = [n for n, b in self.validation_bias_.items() if abs(b) <= self.max_validation_bias]
+        return ok or [min(self.validation_bias_, key=lambda n: abs(self.validation_bias_[n]))]
+
     def _greedy(self, records, cls: str) -> dict[str, float]:
-        names = list(self.candidates)
+        names = self.eligible_
         counts = dict.fromkeys(names, 0)
         for _ in range(self.steps):
             best, best_loss = None, np.inf
@@ -164,6 +183,7 @@ class SelectedEnsemble(Forecaster):
         if not records:
             raise ShortHistoryError("SelectedEnsemble: history too short for a validation origin")
         self.records_ = records
+        self.eligible_ = self._eligible(records)
         glob = self._greedy(records, ALL)
         self.weights_ = {ALL: glob}
         for cls in CLASSES:
@@ -191,6 +211,10 @@ class SelectedEnsemble(Forecaster):
         }
 
         self.members_ = {name: factory().fit_panel(panel) for name, factory in self.candidates.items()}
+        self._route(panel)
+
+    def _route(self, panel: Panel) -> None:
+        """Demand class of every series of ``panel`` and the quantile levels of its class."""
         adi, cv2 = adi_cv2(panel.y)
         self.classes_ = classify(adi, cv2)
         qm = NegBinQuantiles()
@@ -199,6 +223,32 @@ class SelectedEnsemble(Forecaster):
             for q in self.quantiles
         }
         self.quantile_model = qm
+
+    def used_members(self) -> list[str]:
+        """Candidates with a non-zero weight in some class: the only ones a forecast needs."""
+        return [n for n in self.candidates if any(n in w for w in self.weights_.values())]
+
+    # -- refresh between selections --------------------------------------------------------------------------
+    def update(self, panel: Panel) -> SelectedEnsemble:
+        """Daily refresh: members condition on the newer history (``Forecaster.update``: the GBM keeps its trees,
+        local models rerun their smoothers); weights, routing rule and quantile levels stay as last chosen.
+        Members without weight are dropped (nothing reads them)."""
+        used = self.used_members()
+        self.panel_ = panel
+        self.members_ = {n: m.update(panel) for n, m in self.members_.items() if n in used}
+        self._route(panel)
+        self.quantile_model.fit(panel)
+        return self
+
+    def with_members_fitted(self, panel: Panel) -> SelectedEnsemble:
+        """A copy with the same weights and quantile levels whose members are fitted afresh on ``panel``: the
+        selection reused at another origin (as between two weekly selections), without re-validating."""
+        new = copy.copy(self)
+        new.panel_ = panel
+        new.members_ = {n: self.candidates[n]().fit_panel(panel) for n in self.used_members()}
+        new._route(panel)
+        new.quantile_model.fit(panel)
+        return new
 
     def _predict_mean(self, h, calendar, future_covariates):
         self.member_forecasts_: dict[str, Forecast] = {}
@@ -254,6 +304,9 @@ class SelectedEnsemble(Forecaster):
         }
         return {
             "validation_origins": [str(self.panel_.calendar[r.origin])[:10] for r in self.records_],
+            "validation_bias": {n: round(b, 4) for n, b in self.validation_bias_.items()},
+            "eligible": self.eligible_,
+            "max_validation_bias": self.max_validation_bias,
             "weights": self.weights_,
             "quantile_levels_by_class": self.class_levels_,
             "quantile_levels_members": self.member_levels_,

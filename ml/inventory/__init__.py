@@ -20,13 +20,21 @@ from ml.inventory.policy import (
     stockout_alerts,
     warehouse_shares,
 )
-from ml.inventory.simulate import ReplayResult, forecast_policy, initial_stock, naive_policy, replay
+from ml.inventory.simulate import (
+    ReplayResult,
+    forecast_policy,
+    initial_stock,
+    naive_policy,
+    replay,
+    rolling_forecast_policy,
+)
 
 __all__ = [
     "ReplayResult",
     "Supplier",
     "choose_supplier",
     "forecast_policy",
+    "rolling_forecast_policy",
     "implied_dispersion",
     "initial_stock",
     "latest_snapshot",

@@ -92,13 +92,31 @@ def forecast_policy(
 ) -> Policy:
     """(s, S) from the forecast made at the start of the window: at the end of day ``d`` the next periods are the
     forecast columns from ``d + 1`` on (beyond the horizon the tail mean repeats; see ``interval_sum``)."""
-    n = mean.shape[0]
-    lt = np.broadcast_to(np.asarray(lead_time, dtype=int), (n,))
+    return _quantile_policy(lambda d: (mean, d + 1), phi, lead_time, service_level, review, order_cycle)
+
+
+def rolling_forecast_policy(
+    forecasts, phi: np.ndarray, lead_time, service_level: float, review: int = 1, order_cycle: int = 6
+) -> Policy:
+    """(s, S) from a forecast refreshed every day: ``forecasts[k]`` is the ``(n, h)`` mean made at the end of day
+    ``k - 1`` (``k = 0``: at the origin, before the window), its first column the next day. The end-of-day-``d``
+    decision reads ``forecasts[d + 1]``, made with that day's demand known and nothing later."""
+    return _quantile_policy(
+        lambda d: (forecasts[d + 1], 0), phi, lead_time, service_level, review, order_cycle
+    )
+
+
+def _quantile_policy(mean_at, phi, lead_time, service_level, review, order_cycle) -> Policy:
+    """``s`` = the ``service_level`` NB1 quantile of demand over lead time + review, ``S = s`` + mean demand over
+    the order cycle; ``mean_at(d)`` gives the forecast matrix and the column of the first period after day ``d``."""
 
     def pol(d: int):
-        mu_p = interval_sum(mean, d + 1, lt + review)
+        mean, start = mean_at(d)
+        n = mean.shape[0]
+        lt = np.broadcast_to(np.asarray(lead_time, dtype=int), (n,))
+        mu_p = interval_sum(mean, start, lt + review)
         s = nb1_quantile(mu_p, phi, service_level)
-        return s, s + interval_sum(mean, d + 1, np.full(n, order_cycle))
+        return s, s + interval_sum(mean, start, np.full(n, order_cycle))
 
     return pol
 
