@@ -247,3 +247,18 @@ def test_bias_gate_keeps_members_biased_on_validation_out_of_the_combination(sto
     # Without the gate every candidate is eligible again.
     open_ = SelectedEnsemble(cands, horizon=H, n_origins=2, min_class_series=10, max_validation_bias=None)
     assert open_.fit_panel(split.train()).eligible_ == ["tsb", "inflated"]
+
+
+def test_a_stored_model_forecasts_the_same_after_update(store):
+    import pickle
+
+    _, _, panel, split = store
+    ens = small_ensemble().fit_panel(panel.head(split.origin - 4))
+    stored = pickle.loads(pickle.dumps(ens.for_storage()))
+    assert stored.panel_ is None and stored.records_ is None
+    assert stored.selection_summary() == ens.selection_summary()
+    newer = panel.head(split.origin + 1)
+    a = ens.update(newer).predict_panel(H, future_calendar=split.test_calendar)
+    b = stored.update(newer).predict_panel(H, future_calendar=split.test_calendar)
+    np.testing.assert_allclose(a.mean, b.mean)
+    np.testing.assert_allclose(a.quantiles[0.9], b.quantiles[0.9])

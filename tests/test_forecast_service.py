@@ -175,3 +175,52 @@ def test_daily_forecast_of_500_skus_is_fast():
     fc = daily_forecast(big, np.sort(big["demand_date"].unique())[-1], horizon=28)
     assert len(fc) == 500 * 28
     assert time.perf_counter() - t0 < 20  # a few seconds alone; generous for a shared 2-core machine
+
+
+def test_selection_anchor_is_the_monday_on_or_before():
+    from ml.forecast.service import selection_anchor
+
+    assert selection_anchor("2025-01-08") == pd.Timestamp("2025-01-06")  # Wednesday -> Monday
+    assert selection_anchor("2025-01-06") == pd.Timestamp("2025-01-06")
+    assert selection_anchor("2025-01-05") == pd.Timestamp("2024-12-30")  # Sunday -> the Monday before
+    assert selection_anchor("2025-01-08", every_days=1) == pd.Timestamp("2025-01-08")
+
+
+def _small_selection():
+    from ml.forecast import MovingAverage, SelectedEnsemble
+
+    return SelectedEnsemble({"tsb": TSB, "ma": lambda: MovingAverage(28)}, horizon=14, n_origins=2)
+
+
+def test_weekly_selection_is_stored_reused_and_order_independent(mart, tmp_path):
+    from ml.forecast.service import selection_anchor
+
+    days = pd.DatetimeIndex(np.sort(mart["demand_date"].unique()))
+    anchor = selection_anchor(days[120])
+    wed, fri = anchor + pd.Timedelta(days=2), anchor + pd.Timedelta(days=4)
+    assert {wed, fri} <= set(days)
+    first = daily_forecast(mart, fri, horizon=14, model=_small_selection(), selection_dir=tmp_path)
+    assert first.attrs["selection"] == {"selected_on": str(anchor.date()), "reused": False}
+    assert [p.name for p in tmp_path.iterdir()] == [f"selection-{anchor.date()}-ensemble.pkl"]
+    again = daily_forecast(mart, wed, horizon=14, model=_small_selection(), selection_dir=tmp_path)
+    assert again.attrs["selection"]["reused"] is True
+    # The same as selecting at the anchor and updating to Wednesday by hand, and as a run with nothing stored.
+    demand = demand_from_mart(mart)
+    by_hand = _small_selection().fit(demand, origin=anchor)
+    by_hand.update(_panel(demand, wed))
+    expected = by_hand.predict_panel(14, future_calendar=next_periods(by_hand.panel_.calendar, 14))
+    np.testing.assert_allclose(again["mean"].to_numpy(), expected.mean.ravel())
+    fresh = daily_forecast(mart, wed, horizon=14, model=_small_selection(), selection_dir=tmp_path / "new")
+    pd.testing.assert_frame_equal(again, fresh)
+    # Nothing after Wednesday is read, by the stored selection or by the update.
+    tampered = mart.copy()
+    later = pd.to_datetime(tampered["demand_date"]) > wed
+    tampered.loc[later, "units"] *= 50
+    other = daily_forecast(tampered, wed, horizon=14, model=_small_selection(), selection_dir=tmp_path / "t")
+    pd.testing.assert_frame_equal(again, other)
+
+
+def _panel(demand, day):
+    from ml.forecast.panel import to_panel
+
+    return to_panel(demand, covariates=(), origin=pd.Timestamp(day))

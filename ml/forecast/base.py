@@ -17,6 +17,7 @@ origins); see that module for why.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -126,6 +127,15 @@ class Forecaster(ABC):
         running the smoother); learned models override it to keep their parameters (see ``GlobalGBM.update``).
         """
         return self.fit_panel(panel)
+
+    def for_storage(self) -> Forecaster:
+        """A shallow copy without the data it was fitted on, to pickle: what ``update`` rebuilds is dropped.
+
+        A stored model forecasts again after ``update(panel)`` with the history up to the new origin.
+        """
+        out = copy.copy(self)
+        out.panel_ = None
+        return out
 
     def predict_panel(
         self,

@@ -240,6 +240,19 @@ class SelectedEnsemble(Forecaster):
         self.quantile_model.fit(panel)
         return self
 
+    def for_storage(self) -> SelectedEnsemble:
+        """The selection without data: used members (stored the same way), weights, quantile levels and the
+        validation summary; ``update(panel)`` makes it forecast again."""
+        summary = self.selection_summary()
+        out = super().for_storage()
+        out.members_ = {n: m.for_storage() for n, m in self.members_.items() if n in self.used_members()}
+        out.records_ = None  # the validation forecasts: large, and summarised in selection_
+        # Factories are often lambdas (not picklable); a stored selection is updated, never refitted.
+        out.candidates = dict.fromkeys(self.candidates)
+        out.selection_ = summary
+        out.member_forecasts_ = {}
+        return out
+
     def with_members_fitted(self, panel: Panel) -> SelectedEnsemble:
         """A copy with the same weights and quantile levels whose members are fitted afresh on ``panel``: the
         selection reused at another origin (as between two weekly selections), without re-validating."""
@@ -277,6 +290,8 @@ class SelectedEnsemble(Forecaster):
 
     def selection_summary(self) -> dict:
         """What was chosen and why: weights per class, calibrated levels, candidates' validation WRMSSE."""
+        if getattr(self, "records_", None) is None and hasattr(self, "selection_"):
+            return self.selection_  # a stored selection (for_storage) keeps its summary, not its records
         per = {}
         for name in self.candidates:
             vals = []

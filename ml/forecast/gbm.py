@@ -162,6 +162,11 @@ class GlobalGBM(Forecaster):
         self.quantile_model.fit(panel)
         return self
 
+    def for_storage(self) -> GlobalGBM:
+        out = super().for_storage()
+        out.stats_, out.smooth_ = None, None  # per-series feature state, rebuilt by update()
+        return out
+
     def _eligible(self, panel: Panel, a: int) -> np.ndarray:
         lo = max(a - RECENT + 1, 0)
         recent = (self.stats_.F[:, lo : a + 1] > 0).any(axis=1)

@@ -214,6 +214,49 @@ def next_periods(calendar: np.ndarray, h: int, lookback_days: int = 56) -> np.nd
     return pd.DatetimeIndex(out).to_numpy()
 
 
+SELECTION_EPOCH = pd.Timestamp("2000-01-03")  # a Monday: weekly selections fall on Mondays
+
+
+def selection_anchor(as_of, every_days: int = 7) -> pd.Timestamp:
+    """The day whose model selection serves day ``as_of``: the last day on or before it on a fixed grid of
+    ``every_days`` (Mondays for 7). A fixed grid, not "the newest selection on disk", so a partition gives the
+    same forecast whatever order runs and backfills happen in."""
+    days = (pd.Timestamp(as_of).normalize() - SELECTION_EPOCH).days
+    return SELECTION_EPOCH + pd.Timedelta(days=(days // every_days) * every_days)
+
+
+def stored_selection(
+    model: Forecaster, demand: pd.DataFrame, as_of, folder, every_days: int = 7
+) -> tuple[Forecaster, pd.Timestamp, bool]:
+    """``model`` selected and trained on the demand up to the selection anchor of ``as_of`` (loaded from
+    ``folder`` when an earlier day of the period already did it, else fitted and saved there), then updated with
+    the demand up to ``as_of`` (``Forecaster.update``). Returns ``(model, anchor, reused)``.
+
+    Everything it reads is dated on or before ``as_of``: the anchor is never after it.
+    """
+    import pickle
+    from pathlib import Path
+
+    anchor = selection_anchor(as_of, every_days)
+    if demand.empty or demand[DS].min() > anchor:
+        raise ShortHistoryError(f"no demand on or before the selection day {anchor.date()}")
+    path = Path(folder) / f"selection-{anchor.date()}-{model.name}.pkl"
+    reused = path.exists()
+    if reused:
+        with path.open("rb") as fh:
+            model = pickle.load(fh)
+    else:
+        model.fit(demand, origin=anchor)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            pickle.dump(model.for_storage(), fh)
+        tmp.replace(path)  # atomic: a concurrent reader sees the whole file or none
+    covs = tuple(c for c in model.covariates if c in demand.columns)
+    model.update(to_panel(demand, covariates=covs, origin=pd.Timestamp(as_of)))
+    return model, anchor, reused
+
+
 def daily_forecast(
     mart: pd.DataFrame,
     as_of,
@@ -222,6 +265,8 @@ def daily_forecast(
     warehouse_shares: pd.DataFrame | None = None,
     season_length: int = 6,
     n_origins: int = 4,
+    selection_dir=None,
+    reselect_every_days: int = 7,
 ) -> pd.DataFrame:
     """The ``demand_forecast`` asset for day ``as_of`` (D) from ``fct_daily_sku_demand``.
 
@@ -232,6 +277,10 @@ def daily_forecast(
     :func:`ml.inventory.warehouse_shares`) splits each SKU's forecast by warehouse: means scale by the share and
     quantiles come from the thinned negative binomial (a share ``s`` of NB1(mean, phi) demand is
     NB1(s * mean, 1 + s * (phi - 1))), not from scaling the quantiles, which would understate small warehouses.
+    ``selection_dir``: select and train once per ``reselect_every_days`` (:func:`stored_selection`; the models
+    are kept there) and only update with the newest demand on the other days: the full ensemble then costs
+    seconds a day instead of minutes. Without it the model is selected afresh every day. The frame's
+    ``attrs["selection"]`` says which day's selection served and whether it was reused.
 
     Returns ``origin_date, sku, [warehouse_id,] forecast_date, step, mean, q50, q90, model``.
     """
@@ -247,8 +296,13 @@ def daily_forecast(
             )
         else:
             raise ValueError(f"unknown model {model!r}: 'fast', 'full' or a Forecaster")
+    selection = {"selected_on": str(as_of.date()), "reused": False}
     try:
-        model.fit(demand)
+        if selection_dir is None:
+            model.fit(demand)
+        else:
+            model, anchor, reused = stored_selection(model, demand, as_of, selection_dir, reselect_every_days)
+            selection = {"selected_on": str(anchor.date()), "reused": reused}
     except ShortHistoryError:
         # The store's first weeks cannot hold a validation window: serve TSB (the strongest single model on
         # intermittent demand in the benchmark) until they can, under a name that says so.
@@ -260,9 +314,10 @@ def daily_forecast(
     out = fc.to_frame().rename(columns={ID: "sku", DS: "forecast_date"})
     out.insert(0, "origin_date", as_of)
     out["model"] = model.name
-    if warehouse_shares is None:
-        return out
-    return split_by_warehouse(out, warehouse_shares)
+    if warehouse_shares is not None:
+        out = split_by_warehouse(out, warehouse_shares)
+    out.attrs["selection"] = selection
+    return out
 
 
 def split_by_warehouse(forecast: pd.DataFrame, shares: pd.DataFrame) -> pd.DataFrame:
