@@ -71,6 +71,16 @@ OURS = (
 )
 
 
+# Experimental candidates: the production GBM with another training-row weighting (``GlobalGBM.weighting``).
+EXTRA_CANDIDATES = {"gbm_wrmsse": "wrmsse", "gbm_wrmsse_sqrt": "wrmsse_sqrt"}
+
+
+def _reweighted(model, weighting: str):
+    model.weighting = weighting
+    model.name = f"gbm_{weighting}"
+    return model
+
+
 # -- peers ------------------------------------------------------------------------------------------------
 def _long_int(panel: Panel, ids, origin: int) -> pd.DataFrame:
     """Training frame for the peers: in-scope series, integer period index as ``ds`` (trading days are irregular)."""
@@ -238,8 +248,16 @@ def main(argv: list[str] | None = None) -> dict:
         help=f"'all' (default), 'ours', 'peers', or names: {', '.join(OURS)}, "
         f"{', '.join('statsforecast:' + m for m in STATSFORECAST_MODELS)}, {LGBM_NAME}",
     )
+    ap.add_argument(
+        "--extra-candidates",
+        nargs="*",
+        default=[],
+        choices=sorted(EXTRA_CANDIDATES),
+        help="variants added to the ensemble's candidate pool (selection on validation decides) and reported",
+    )
     args = ap.parse_args(argv)
     ours, sf_names, run_lgbm = resolve_models(args.models)
+    ours = [*ours, *args.extra_candidates]
 
     t_start = time.perf_counter()
     df, kind = read_demand_csv(args.data)
@@ -273,8 +291,12 @@ def main(argv: list[str] | None = None) -> dict:
     if any(m not in ("zero", "fast_ensemble") for m in ours):
         t0 = time.perf_counter()
         covs = list(train.covariates)
+        cands = candidates(kind, args.season_length, args.horizon, covs)
+        for name in args.extra_candidates:
+            weighting = EXTRA_CANDIDATES[name]
+            cands[name] = lambda w=weighting, base=cands["gbm"]: _reweighted(base(), w)
         ens = SelectedEnsemble(
-            candidates(kind, args.season_length, args.horizon, covs),
+            cands,
             horizon=args.horizon,
             n_origins=args.n_origins,
         )

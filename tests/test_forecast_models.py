@@ -262,3 +262,23 @@ def test_a_stored_model_forecasts_the_same_after_update(store):
     b = stored.update(newer).predict_panel(H, future_calendar=split.test_calendar)
     np.testing.assert_allclose(a.mean, b.mean)
     np.testing.assert_allclose(a.quantiles[0.9], b.quantiles[0.9])
+
+
+def test_wrmsse_row_weights_by_hand():
+    from ml.forecast.features import AnchorStats
+
+    y = np.array([[2.0, 0.0, 2.0, 0.0], [1.0, 1.0, 1.0, 1.0], [0.0, 6.0, 0.0, 0.0]])
+    df = pd.DataFrame(
+        {"unique_id": np.repeat(["a", "b", "c"], 4), "ds": np.tile(np.arange(4), 3), "y": y.ravel()}
+    )
+    panel = to_panel(df)
+    model = GlobalGBM(weighting="wrmsse", price=None)
+    model.stats_ = AnchorStats(panel, 2)
+    rows = np.ones(3, bool)
+    # Volume weights (no price) 4, 4, 6 -> normalised to mean 1; level = mean of the 4 days: 1, 1, 1.5;
+    # scale² = mean squared day-to-day change: 4, 0 (no scale: weight 0), 24.
+    rev = np.array([4.0, 4.0, 6.0]) / 14 * 3
+    raw = rev * np.array([1.0 / 4, 0.0, 1.5**2 / 24])
+    np.testing.assert_allclose(model._row_weights(panel, 3, rows), raw / raw.mean())
+    model.weighting = "wrmsse_sqrt"
+    np.testing.assert_allclose(model._row_weights(panel, 3, rows), np.sqrt(raw / raw.mean()))
