@@ -50,7 +50,12 @@ from ml.forecast.protocol import (  # noqa: E402
 )
 from ml.forecast.quantiles import NegBinQuantiles  # noqa: E402
 from ml.forecast.service import candidates, next_periods  # noqa: E402
-from ml.inventory.policy import Supplier, choose_supplier, implied_dispersion  # noqa: E402
+from ml.inventory.policy import (  # noqa: E402
+    Supplier,
+    choose_supplier,
+    empirical_ratio_quantile,
+    implied_dispersion,
+)
 from ml.inventory.simulate import (  # noqa: E402
     forecast_policy,
     initial_stock,
@@ -150,12 +155,13 @@ def _price(panel, ids, origin):
     return np.nan_to_num(panel.subset(ids).covariates["price"][:, origin], nan=0.0)
 
 
-def _run_ours(mean, rolling, phi, demand, lead, alpha, cycle, price):
-    """Replay the forecast policy: refreshed daily when ``rolling`` holds the day-by-day forecasts."""
+def _run_ours(mean, rolling, phi, demand, lead, alpha, cycle, price, ratio=None):
+    """Replay the forecast policy: refreshed daily when ``rolling`` holds the day-by-day forecasts; with
+    ``ratio`` the reorder point is the empirical lead-time-demand quantile (else NB1 with ``phi``)."""
     if rolling is None:
-        pol = forecast_policy(mean, phi, lead, alpha, order_cycle=cycle)
+        pol = forecast_policy(mean, phi, lead, alpha, order_cycle=cycle, ratio=ratio)
     else:
-        pol = rolling_forecast_policy(rolling, phi, lead, alpha, order_cycle=cycle)
+        pol = rolling_forecast_policy(rolling, phi, lead, alpha, order_cycle=cycle, ratio=ratio)
     return replay(demand, pol, lead, initial_stock(pol), price)
 
 
@@ -189,6 +195,13 @@ def main(argv: list[str] | None = None) -> dict:
         default="max",
         choices=["max", "q90"],
         help="lead-time demand dispersion: implied by q90, or the max of that and the SKU's history (default)",
+    )
+    ap.add_argument(
+        "--lead-time-demand",
+        default="nb1",
+        choices=["nb1", "empirical"],
+        help="reorder-point distribution: NB1 around the forecast (default), or the SKU's own empirical demand "
+        "over lead time + review relative to its mean, times the forecast (NB1 where history is too short)",
     )
     ap.add_argument("--n-origins", type=int, default=4)
     ap.add_argument(
@@ -228,7 +241,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Tune both policies to the target on the validation windows before the origin (never on the test window).
     def ours_on(w, a):
-        return _run_ours(w[4], w[5], w[6], w[3], lead, a, cycle, w[7])
+        ratio = None
+        if args.lead_time_demand == "empirical":
+            ratio = empirical_ratio_quantile(w[2], lead + 1, a)
+        return _run_ours(w[4], w[5], w[6], w[3], lead, a, cycle, w[7], ratio)
 
     def naive_on(w, c):
         return _run_naive(w[2], w[3], lead, c, cycle, w[7])
@@ -276,6 +292,7 @@ def main(argv: list[str] | None = None) -> dict:
                 else "made once at the origin for the whole window"
             ),
             "dispersion": args.dispersion,
+            "lead_time_demand": args.lead_time_demand,
         },
         "target_fill_rate": args.target,
         "tuning_on_validation_window": {

@@ -224,3 +224,31 @@ def test_daily_refresh_catches_a_step_in_demand():
     a = replay(demand, fixed, 2, initial_stock(fixed))
     b = replay(demand, refreshed, 2, initial_stock(refreshed))
     assert a.fill_rate < 0.6 and b.fill_rate > 0.9  # measured 0.575 and 0.925
+
+
+def test_empirical_lead_time_demand_ratio_by_hand():
+    from ml.inventory.policy import empirical_ratio_quantile
+
+    # Series a: one big order in a quiet history; b: steady; c: too short (fewer complete windows than asked).
+    a = np.zeros(30)
+    a[10] = 60.0
+    b = np.full(30, 2.0)
+    c = np.r_[np.full(27, np.nan), 1.0, 1.0, 1.0]
+    ratio = empirical_ratio_quantile(np.vstack([a, b, c]), 3, 0.95, lookback=30, min_windows=5)
+    # a: 28 windows of 3 days, 3 of them hold the order (sum 60), 25 are 0: mean 60 * 3 / 28; the 0.95 quantile
+    # of the sorted sums (25 zeros, 3 x 60) is 60.
+    assert ratio[0] == pytest.approx(60 / (180 / 28))
+    assert ratio[1] == pytest.approx(1.0)
+    assert np.isnan(ratio[2])
+
+
+def test_policy_uses_the_empirical_ratio_where_finite():
+    from ml.inventory.simulate import forecast_policy
+
+    mean = np.full((2, 10), 2.0)
+    phi = np.array([3.0, 3.0])
+    s_nb, _ = forecast_policy(mean, phi, 2, 0.9)(0)
+    s_emp, big_s = forecast_policy(mean, phi, 2, 0.9, ratio=np.array([1.5, np.nan]))(0)
+    assert s_emp[0] == pytest.approx(1.5 * 2.0 * 3)  # ratio x mean over lead time + review (3 days)
+    assert s_emp[1] == s_nb[1]  # NB1 where there is no ratio
+    assert big_s[0] == pytest.approx(s_emp[0] + 2.0 * 6)

@@ -24,6 +24,7 @@ time brings the risk back under ``1 - alpha`` (the cheapest such one; else the f
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +62,35 @@ def implied_dispersion(mean: np.ndarray, q90: np.ndarray, tau: float = 0.9) -> n
     grid_q = np.stack([nb1_quantile(m, np.full_like(m, p), tau) for p in PHI_GRID])  # (grid, n)
     best = np.argmin(np.abs(grid_q - q[None, :]), axis=0)
     return np.where(m > 0, PHI_GRID[best], 1.0)
+
+
+def empirical_ratio_quantile(
+    history: np.ndarray, length: int, service_level: float, lookback: int = 224, min_windows: int = 28
+) -> np.ndarray:
+    """Per series: the ``service_level`` quantile of demand over ``length`` consecutive periods divided by its
+    mean, from the last ``lookback`` periods of ``history`` ``(n, T)`` (NaN before a series starts).
+
+    A reorder point ``ratio * forecast mean over the interval`` then carries the SKU's own lumpiness (how much of
+    its demand comes in rare big orders) instead of a negative binomial's tail. NaN where the series has fewer
+    than ``min_windows`` complete intervals or sold nothing (callers fall back to NB1 there).
+    """
+    h = np.asarray(history, dtype=float)[:, -lookback:]
+    n, t = h.shape
+    out = np.full(n, np.nan)
+    if t < length:
+        return out
+    cs = np.hstack([np.zeros((n, 1)), np.cumsum(np.nan_to_num(h), axis=1)])
+    live = np.hstack([np.zeros((n, 1)), np.cumsum(~np.isnan(h), axis=1)])
+    sums = cs[:, length:] - cs[:, :-length]
+    complete = (live[:, length:] - live[:, :-length]) == length
+    sums = np.where(complete, sums, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (new SKUs) become NaN, handled below
+        mean = np.nanmean(sums, axis=1)
+        q = np.nanquantile(sums, service_level, axis=1)
+    ok = (complete.sum(axis=1) >= min_windows) & (mean > 0)
+    out[ok] = q[ok] / mean[ok]
+    return out
 
 
 def interval_sum(mean: np.ndarray, start: int, length) -> np.ndarray:

@@ -88,27 +88,45 @@ def replay(
 
 
 def forecast_policy(
-    mean: np.ndarray, phi: np.ndarray, lead_time, service_level: float, review: int = 1, order_cycle: int = 6
+    mean: np.ndarray,
+    phi: np.ndarray,
+    lead_time,
+    service_level: float,
+    review: int = 1,
+    order_cycle: int = 6,
+    ratio: np.ndarray | None = None,
 ) -> Policy:
     """(s, S) from the forecast made at the start of the window: at the end of day ``d`` the next periods are the
     forecast columns from ``d + 1`` on (beyond the horizon the tail mean repeats; see ``interval_sum``)."""
-    return _quantile_policy(lambda d: (mean, d + 1), phi, lead_time, service_level, review, order_cycle)
+    return _quantile_policy(
+        lambda d: (mean, d + 1), phi, lead_time, service_level, review, order_cycle, ratio
+    )
 
 
 def rolling_forecast_policy(
-    forecasts, phi: np.ndarray, lead_time, service_level: float, review: int = 1, order_cycle: int = 6
+    forecasts,
+    phi: np.ndarray,
+    lead_time,
+    service_level: float,
+    review: int = 1,
+    order_cycle: int = 6,
+    ratio: np.ndarray | None = None,
 ) -> Policy:
     """(s, S) from a forecast refreshed every day: ``forecasts[k]`` is the ``(n, h)`` mean made at the end of day
     ``k - 1`` (``k = 0``: at the origin, before the window), its first column the next day. The end-of-day-``d``
     decision reads ``forecasts[d + 1]``, made with that day's demand known and nothing later."""
     return _quantile_policy(
-        lambda d: (forecasts[d + 1], 0), phi, lead_time, service_level, review, order_cycle
+        lambda d: (forecasts[d + 1], 0), phi, lead_time, service_level, review, order_cycle, ratio
     )
 
 
-def _quantile_policy(mean_at, phi, lead_time, service_level, review, order_cycle) -> Policy:
-    """``s`` = the ``service_level`` NB1 quantile of demand over lead time + review, ``S = s`` + mean demand over
-    the order cycle; ``mean_at(d)`` gives the forecast matrix and the column of the first period after day ``d``."""
+def _quantile_policy(mean_at, phi, lead_time, service_level, review, order_cycle, ratio=None) -> Policy:
+    """``s`` = the ``service_level`` quantile of demand over lead time + review, ``S = s`` + mean demand over
+    the order cycle; ``mean_at(d)`` gives the forecast matrix and the column of the first period after day ``d``.
+
+    The quantile is NB1 with dispersion ``phi``, or, where ``ratio`` (per series) is finite, ``ratio`` times the
+    forecast mean: an empirical quantile of the SKU's own demand over such intervals relative to its mean
+    (:func:`ml.inventory.policy.empirical_ratio_quantile`)."""
 
     def pol(d: int):
         mean, start = mean_at(d)
@@ -116,6 +134,8 @@ def _quantile_policy(mean_at, phi, lead_time, service_level, review, order_cycle
         lt = np.broadcast_to(np.asarray(lead_time, dtype=int), (n,))
         mu_p = interval_sum(mean, start, lt + review)
         s = nb1_quantile(mu_p, phi, service_level)
+        if ratio is not None:
+            s = np.where(np.isfinite(ratio), np.nan_to_num(ratio) * mu_p, s)
         return s, s + interval_sum(mean, start, np.full(n, order_cycle))
 
     return pol
