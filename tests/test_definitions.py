@@ -132,3 +132,14 @@ def test_every_raw_and_staging_table_has_a_blocking_reconciliation_check():
         if spec.blocking
     }
     assert {"reconciles_with_landing", "reconciles_with_raw"} <= blocking
+
+
+def test_every_run_config_field_is_described_for_the_launchpad():
+    configs = [c for c in dg.Config.__subclasses__() if c.__module__.startswith("orchestration.")]
+    names = {c.__name__ for c in configs}
+    assert {"DbtRunConfig", "RecommendConfig", "SupplyConfig", "ForecastConfig"} <= names
+    for config in configs:
+        for field, spec in config.to_fields_dict().items():
+            assert spec.description, f"{config.__name__}.{field} has no description in the UI"
+    model = next(c for c in configs if c.__name__ == "ForecastConfig").to_fields_dict()["model"]
+    assert type(model.config_type).__name__ == "Enum"  # a bad value is refused before the run starts

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from ml.exports import write_export
 from ml.warehouse import markdown_table
@@ -38,13 +39,19 @@ PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
 
 
 class RecommendConfig(dg.Config):
-    sasrec_time_budget_seconds: float = 300.0
-    """Training budget of a SASRec retrain (early stopping usually ends it sooner)."""
-    sasrec_retrain_weekday: int = 0
-    """Weekday (0 = Monday) on which SASRec retrains; other days carry the last weights over."""
-    top_k: int = 20
-    champion_margin: float = 0.05
-    """A challenger must beat popularity's NDCG@10 by this fraction over the last evaluated days."""
+    sasrec_time_budget_seconds: float = Field(
+        default=300.0,
+        description="Training budget of a SASRec retrain in seconds (early stopping usually ends it sooner).",
+    )
+    sasrec_retrain_weekday: int = Field(
+        default=0,
+        description="Weekday (0 = Monday) on which SASRec retrains; other days carry the last weights over.",
+    )
+    top_k: int = Field(default=20, description="Recommendations kept per customer.")
+    champion_margin: float = Field(
+        default=0.05,
+        description="A challenger must beat popularity's NDCG@10 by this fraction over the last evaluated days.",
+    )
 
 
 def _events(con, first: date, last: date) -> pd.DataFrame:

@@ -7,9 +7,11 @@ insert of the day, so re-runs never duplicate) and export the day as Parquet for
 
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from ml.exports import write_export
 from ml.warehouse import ensure_schema, markdown_table, replace_partition_df
@@ -25,9 +27,14 @@ HORIZON = 28
 
 
 class SupplyConfig(dg.Config):
-    service_level: float = 0.95
-    """Target cycle service level of the replenishment plan (the probability of no stock-out in a cycle)."""
-    order_cycle_days: int = 7
+    service_level: float = Field(
+        default=0.95,
+        description="Target cycle service level of the plan (the probability of no stock-out in a cycle).",
+    )
+    order_cycle_days: int = Field(
+        default=7,
+        description="Days of demand an order covers beyond the reorder point (order-up-to = s + this).",
+    )
 
 
 def replace_day(con, table: str, frame: pd.DataFrame, day_column: str, day: date) -> None:
@@ -37,12 +44,19 @@ def replace_day(con, table: str, frame: pd.DataFrame, day_column: str, day: date
 
 
 class ForecastConfig(dg.Config):
-    model: str = "fast"
-    """`fast`: the local models (TSB, Croston-SBA, moving average, naive, seasonal naive), selected afresh every
-    day; seconds for 10k SKUs. `full`: with the global gradient-boosting model (Online Retail benchmark: WRMSSE
-    0.982 against 0.988), selected and trained once a week (on Mondays, from the demand up to that Monday) and
-    updated with each day's demand in between; selections are kept in `artifacts/supply/forecast_selection/`."""
-    reselect_every_days: int = 7
+    model: Literal["fast", "full"] = Field(
+        default="fast",
+        description=(
+            "fast: the local models (TSB, Croston-SBA, moving average, naive, seasonal naive), selected afresh "
+            "every day; seconds for 10k SKUs. full: with the global gradient-boosting model (Online Retail "
+            "benchmark: WRMSSE 0.982 against 0.988), selected and trained once a week (on Mondays, from the demand "
+            "up to that Monday) and updated with each day's demand in between; selections are kept in "
+            "artifacts/supply/forecast_selection/."
+        ),
+    )
+    reselect_every_days: int = Field(
+        default=7, description="With model full: days between two selections (7 = every Monday)."
+    )
 
 
 def _mart(con, day: date, history_from: date | None = None) -> pd.DataFrame:

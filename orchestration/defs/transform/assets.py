@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+from pydantic import Field
 
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.defs.transform.dbt_args import build_args, partition_vars
@@ -86,8 +87,10 @@ translator = LayerTranslator(settings=DagsterDbtTranslatorSettings(enable_code_r
 
 
 class DbtRunConfig(dg.Config):
-    full_refresh: bool = False
-    """Rebuild the selected models from all raw rows (after a model change or to repair history)."""
+    full_refresh: bool = Field(
+        default=False,
+        description="Rebuild the selected models from all raw rows (after a model change or to repair history).",
+    )
 
 
 @dbt_assets(
