@@ -224,3 +224,18 @@ def _panel(demand, day):
     from ml.forecast.panel import to_panel
 
     return to_panel(demand, covariates=(), origin=pd.Timestamp(day))
+
+
+def test_a_damaged_stored_selection_is_replaced(mart, tmp_path):
+    from ml.forecast.service import selection_anchor
+
+    days = pd.DatetimeIndex(np.sort(mart["demand_date"].unique()))
+    day = days[120]
+    path = tmp_path / f"selection-{selection_anchor(day).date()}-ensemble.pkl"
+    path.write_bytes(b"not a pickle")
+    with pytest.warns(UserWarning, match="could not be loaded"):
+        fc = daily_forecast(mart, day, horizon=14, model=_small_selection(), selection_dir=tmp_path)
+    assert fc.attrs["selection"]["reused"] is False
+    again = daily_forecast(mart, day, horizon=14, model=_small_selection(), selection_dir=tmp_path)
+    assert again.attrs["selection"]["reused"] is True  # the damaged file was overwritten by a good one
+    pd.testing.assert_frame_equal(fc, again)

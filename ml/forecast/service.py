@@ -235,16 +235,24 @@ def stored_selection(
     Everything it reads is dated on or before ``as_of``: the anchor is never after it.
     """
     import pickle
+    import warnings
     from pathlib import Path
 
     anchor = selection_anchor(as_of, every_days)
     if demand.empty or demand[DS].min() > anchor:
         raise ShortHistoryError(f"no demand on or before the selection day {anchor.date()}")
     path = Path(folder) / f"selection-{anchor.date()}-{model.name}.pkl"
-    reused = path.exists()
+    stored = None
+    if path.exists():
+        try:
+            with path.open("rb") as fh:
+                stored = pickle.load(fh)
+        except Exception as exc:  # written by an older version of the code, or damaged: select again
+            msg = f"{path.name} could not be loaded ({type(exc).__name__}: {exc}); selecting again"
+            warnings.warn(msg, stacklevel=2)
+    reused = stored is not None
     if reused:
-        with path.open("rb") as fh:
-            model = pickle.load(fh)
+        model = stored
     else:
         model.fit(demand, origin=anchor)
         path.parent.mkdir(parents=True, exist_ok=True)
