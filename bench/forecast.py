@@ -249,6 +249,12 @@ def main(argv: list[str] | None = None) -> dict:
         f"{', '.join('statsforecast:' + m for m in STATSFORECAST_MODELS)}, {LGBM_NAME}",
     )
     ap.add_argument(
+        "--max-validation-bias",
+        type=lambda v: None if v == "none" else float(v),
+        default=0.05,
+        help="the ensemble's bias gate on validation (default 0.05; 'none' turns it off)",
+    )
+    ap.add_argument(
         "--extra-candidates",
         nargs="*",
         default=[],
@@ -282,6 +288,7 @@ def main(argv: list[str] | None = None) -> dict:
         # What the daily step runs by default (the same rule over the local models only, no gradient boosting).
         t0 = time.perf_counter()
         fast = fast_model(args.season_length, args.horizon, args.n_origins)
+        fast.max_validation_bias = args.max_validation_bias
         fc = fast.fit_panel(train).predict_panel(args.horizon, cal).subset(split.ids)
         results["fast_ensemble"] = {
             "mean": fc.mean,
@@ -299,6 +306,7 @@ def main(argv: list[str] | None = None) -> dict:
             cands,
             horizon=args.horizon,
             n_origins=args.n_origins,
+            max_validation_bias=args.max_validation_bias,
         )
         ens.fit_panel(train)
         fcov = {
@@ -373,6 +381,7 @@ def main(argv: list[str] | None = None) -> dict:
             "scope": f"first period >= {MIN_AGE} before the origin and demand in the last {RECENT} training periods",
             "weights": f"revenue in the last {WEIGHT_WINDOW} training periods",
             "validation_origins": args.n_origins,
+            "max_validation_bias": args.max_validation_bias,
         },
         "n_series": int(len(split.ids)),
         "origin": str(pd.Timestamp(split.origin_ds).date())

@@ -244,6 +244,11 @@ def test_bias_gate_keeps_members_biased_on_validation_out_of_the_combination(sto
     assert all(set(w) == {"tsb"} for w in gated.weights_.values())
     summary = gated.selection_summary()
     assert summary["eligible"] == ["tsb"] and summary["max_validation_bias"] == 0.05
+    by_origin = summary["validation"]
+    for inflated, tsb in zip(
+        by_origin["inflated"]["bias_by_origin"], by_origin["tsb"]["bias_by_origin"], strict=True
+    ):
+        assert inflated == pytest.approx(1.6 * (1 + tsb) - 1, abs=1e-3)
     # Without the gate every candidate is eligible again.
     open_ = SelectedEnsemble(cands, horizon=H, n_origins=2, min_class_series=10, max_validation_bias=None)
     assert open_.fit_panel(split.train()).eligible_ == ["tsb", "inflated"]

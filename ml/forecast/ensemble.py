@@ -292,31 +292,32 @@ class SelectedEnsemble(Forecaster):
         """What was chosen and why: weights per class, calibrated levels, candidates' validation WRMSSE."""
         if getattr(self, "records_", None) is None and hasattr(self, "selection_"):
             return self.selection_  # a stored selection (for_storage) keeps its summary, not its records
-        per = {}
-        for name in self.candidates:
-            vals = []
+
+        def scores(means_at) -> dict:
+            wr, bias = [], []
             for r in self.records_:
-                rm = rmsse_per_series(r.actual, r.means[name], r.scale2)
+                m = means_at(r)
+                rm = rmsse_per_series(r.actual, m, r.scale2)
                 ok = np.isfinite(rm)
-                vals.append(float((r.weights[ok] * rm[ok]).sum() / r.weights[ok].sum()))
-            per[name] = {
-                "WRMSSE_by_origin": [round(v, 4) for v in vals],
-                "WRMSSE_mean": round(float(np.mean(vals)), 4),
+                wr.append(float((r.weights[ok] * rm[ok]).sum() / r.weights[ok].sum()))
+                total = float(r.actual.sum())
+                bias.append(float(m.sum()) / total - 1.0 if total > 0 else 0.0)
+            return {
+                "WRMSSE_by_origin": [round(v, 4) for v in wr],
+                "WRMSSE_mean": round(float(np.mean(wr)), 4),
+                "bias_by_origin": [round(v, 4) for v in bias],
             }
-        comb = []
-        for r in self.records_:
+
+        def combined(r) -> np.ndarray:
             m = np.zeros_like(r.actual)
             for cls in CLASSES:
                 sel = r.classes == cls
                 if sel.any():
                     m[sel] = _combine(r.means, self.weights_[cls])[sel]
-            rm = rmsse_per_series(r.actual, m, r.scale2)
-            ok = np.isfinite(rm)
-            comb.append(float((r.weights[ok] * rm[ok]).sum() / r.weights[ok].sum()))
-        per[self.name] = {
-            "WRMSSE_by_origin": [round(v, 4) for v in comb],
-            "WRMSSE_mean": round(float(np.mean(comb)), 4),
-        }
+            return m
+
+        per = {name: scores(lambda r, n=name: r.means[n]) for name in self.candidates}
+        per[self.name] = scores(combined)
         return {
             "validation_origins": [str(self.panel_.calendar[r.origin])[:10] for r in self.records_],
             "validation_bias": {n: round(b, 4) for n, b in self.validation_bias_.items()},
