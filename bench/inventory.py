@@ -28,6 +28,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -61,7 +62,6 @@ from ml.inventory.simulate import (  # noqa: E402
     initial_stock,
     naive_policy,
     replay,
-    rolling_forecast_policy,
 )
 
 # Cycle service levels tried when tuning (fine near 1: lumpy SKUs need the far tail).
@@ -120,18 +120,33 @@ def _calendar_after(panel, a: int, h: int) -> np.ndarray:
 
 
 def _window_forecasts(m, panel, ids, origin: int, horizon: int, days: int, need: int, refresh: str):
-    """Forecasts for one replay window: the origin's ``(mean, q90)`` over ``horizon`` periods, and with
-    ``refresh == "daily"`` the means made at the end of each of the ``days`` window days (``m.update`` with that
-    day's demand, no re-selection), each ``need`` periods long; ``None`` without refresh."""
+    """Forecasts for one replay window: the origin's ``(mean, q90)`` over ``horizon`` periods, and what the policy
+    reads: with ``refresh == "daily"`` the means made at the end of each of the ``days`` window days (``m.update``
+    with that day's demand, no re-selection), each ``need`` periods long, else the origin's mean."""
     fc = m.predict_panel(horizon, future_calendar=_calendar_after(panel, origin, horizon)).subset(ids)
     if refresh == "none":
-        return fc.mean, fc.quantiles[0.9], None
+        return fc.mean, fc.quantiles[0.9], fc.mean
     rolling = [fc.mean[:, :need]]
     for k in range(1, days + 1):
         m.update(panel.head(origin + k + 1))
         cal = _calendar_after(panel, origin + k, need)
         rolling.append(m.predict_panel(need, future_calendar=cal).subset(ids).mean)
     return fc.mean, fc.quantiles[0.9], rolling
+
+
+@dataclass
+class Window:
+    """One replay window: the series in scope at ``origin``, their history and the demand that follows, the
+    forecast the policy reads (see ``forecast_policy``), the origin's mean, NB1 dispersion and unit prices."""
+
+    origin: int
+    ids: np.ndarray
+    history: np.ndarray
+    demand: np.ndarray
+    forecast: object
+    mean: np.ndarray
+    phi: np.ndarray
+    price: np.ndarray
 
 
 def _tune(grid, run, windows, target):
@@ -153,21 +168,6 @@ def _price(panel, ids, origin):
     if "price" not in panel.covariates:
         return np.ones(len(ids))
     return np.nan_to_num(panel.subset(ids).covariates["price"][:, origin], nan=0.0)
-
-
-def _run_ours(mean, rolling, phi, demand, lead, alpha, cycle, price, ratio=None):
-    """Replay the forecast policy: refreshed daily when ``rolling`` holds the day-by-day forecasts; with
-    ``ratio`` the reorder point is the empirical lead-time-demand quantile (else NB1 with ``phi``)."""
-    if rolling is None:
-        pol = forecast_policy(mean, phi, lead, alpha, order_cycle=cycle, ratio=ratio)
-    else:
-        pol = rolling_forecast_policy(rolling, phi, lead, alpha, order_cycle=cycle, ratio=ratio)
-    return replay(demand, pol, lead, initial_stock(pol), price)
-
-
-def _run_naive(hist, demand, lead, cover, cycle, price):
-    pol = naive_policy(hist, demand, lead, cover, order_cycle=cycle)
-    return replay(demand, pol, lead, initial_stock(pol), price)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -224,13 +224,13 @@ def main(argv: list[str] | None = None) -> dict:
     models = _fitted_models(args.model, train, panel, split, kind, args.season_length, h, args.n_origins)
     t_fit = time.perf_counter() - t0
     print(f"{args.model} fitted at {len(models)} origins in {t_fit:.0f}s", file=sys.stderr)
-    windows = []  # (origin, ids, history, demand, mean, rolling, phi, price); the test window last
+    windows = []  # the validation windows, then the test window
     for i, (v, m) in enumerate(models):
         ids = make_split(panel, horizon=h, origin=v).ids
-        vmean, vq90, rolling = _window_forecasts(m, panel, ids, v, h, h, need, args.refresh)
+        vmean, vq90, forecast = _window_forecasts(m, panel, ids, v, h, h, need, args.refresh)
         vhist, vdem = _window(panel, ids, v, h)
         vphi = _dispersion(panel, ids, v, vmean, vq90, args.dispersion)
-        windows.append((v, ids, vhist, vdem, vmean, rolling, vphi, _price(panel, ids, v)))
+        windows.append(Window(v, ids, vhist, vdem, forecast, vmean, vphi, _price(panel, ids, v)))
         print(
             f"window {i + 1}/{len(models)} (origin {str(panel.calendar[v])[:10]}): forecasts ready, "
             f"{time.perf_counter() - t0:.0f}s",
@@ -240,21 +240,23 @@ def main(argv: list[str] | None = None) -> dict:
     *val, test = windows
 
     # Tune both policies to the target on the validation windows before the origin (never on the test window).
-    def ours_on(w, a):
+    def ours_on(w: Window, a: float):
         ratio = None
         if args.lead_time_demand == "empirical":
-            ratio = empirical_ratio_quantile(w[2], lead + 1, a)
-        return _run_ours(w[4], w[5], w[6], w[3], lead, a, cycle, w[7], ratio)
+            ratio = empirical_ratio_quantile(w.history, lead + 1, a)
+        pol = forecast_policy(w.forecast, w.phi, lead, a, order_cycle=cycle, ratio=ratio)
+        return replay(w.demand, pol, lead, initial_stock(pol), w.price)
 
-    def naive_on(w, c):
-        return _run_naive(w[2], w[3], lead, c, cycle, w[7])
+    def naive_on(w: Window, c: float):
+        pol = naive_policy(w.history, w.demand, lead, c, order_cycle=cycle)
+        return replay(w.demand, pol, lead, initial_stock(pol), w.price)
 
     alpha, alpha_val = _tune(ALPHA_GRID, lambda a, w: ours_on(w, a), val, args.target)
     cover, cover_val = _tune(COVER_GRID, lambda c, w: naive_on(w, c), val, args.target)
 
     print(f"tuned: ours alpha {alpha}, naive cover {cover} days; replaying the test window", file=sys.stderr)
     # Test replay.
-    mean, phi = test[4], test[6]
+    mean, phi = test.mean, test.phi
     ours = ours_on(test, alpha)
     ours_nominal = ours_on(test, args.target)
     naive = naive_on(test, cover)
@@ -297,7 +299,7 @@ def main(argv: list[str] | None = None) -> dict:
         "target_fill_rate": args.target,
         "tuning_on_validation_window": {
             "rule": "smallest grid value whose replay reaches the target fill rate on every window",
-            "window_origins": [str(panel.calendar[w[0]])[:10] for w in val],
+            "window_origins": [str(panel.calendar[w.origin])[:10] for w in val],
             "ours_alpha": alpha,
             "ours_validation": [r.as_dict() for r in alpha_val],
             "naive_cover_days": cover,

@@ -197,21 +197,21 @@ def test_plan_from_marts_worked_example():
 
 
 def test_rolling_policy_with_an_unchanged_forecast_equals_the_fixed_one():
-    from ml.inventory.simulate import forecast_policy, initial_stock, rolling_forecast_policy
+    from ml.inventory.simulate import forecast_policy, initial_stock
 
     rng = np.random.default_rng(0)
     mean = rng.gamma(1.0, 3.0, size=(6, 40))
     phi = rng.uniform(1.0, 5.0, size=6)
     demand = rng.poisson(mean[:, :28]).astype(float)
     fixed = forecast_policy(mean, phi, 3, 0.95)
-    rolling = rolling_forecast_policy([mean[:, k:] for k in range(29)], phi, 3, 0.95)
+    rolling = forecast_policy([mean[:, k:] for k in range(29)], phi, 3, 0.95)
     a = replay(demand, fixed, 3, initial_stock(fixed))
     b = replay(demand, rolling, 3, initial_stock(rolling))
     assert a == b
 
 
 def test_daily_refresh_catches_a_step_in_demand():
-    from ml.inventory.simulate import forecast_policy, initial_stock, rolling_forecast_policy
+    from ml.inventory.simulate import forecast_policy, initial_stock
 
     demand = np.array([[2.0] * 5 + [10.0] * 23])
     phi = np.array([1.0])
@@ -220,7 +220,7 @@ def test_daily_refresh_catches_a_step_in_demand():
     seen = np.hstack([[2.0, 2.0, 2.0], demand[0]])
     fresh = [np.full((1, 12), seen[k : k + 3].mean()) for k in range(29)]
     fixed = forecast_policy(stale, phi, 2, 0.95)
-    refreshed = rolling_forecast_policy(fresh, phi, 2, 0.95)
+    refreshed = forecast_policy(fresh, phi, 2, 0.95)
     a = replay(demand, fixed, 2, initial_stock(fixed))
     b = replay(demand, refreshed, 2, initial_stock(refreshed))
     assert a.fill_rate < 0.6 and b.fill_rate > 0.9  # measured 0.575 and 0.925

@@ -34,6 +34,7 @@ import pandas as pd
 
 from ml.forecast.base import Forecast, Forecaster, ShortHistoryError
 from ml.forecast.classify import CLASSES, adi_cv2, classify
+from ml.forecast.metrics import bias as pooled_bias
 from ml.forecast.metrics import naive_scales, rmsse_per_series
 from ml.forecast.panel import Panel
 from ml.forecast.protocol import in_scope, revenue_weights, validation_origins
@@ -153,9 +154,11 @@ class SelectedEnsemble(Forecaster):
 
     def _eligible(self, records) -> list[str]:
         """Candidates within ``max_validation_bias`` pooled over all validation origins (see step 3)."""
-        actual = sum(float(r.actual.sum()) for r in records)
+        actual = np.concatenate([r.actual.ravel() for r in records])
         self.validation_bias_ = {
-            n: sum(float(r.means[n].sum()) for r in records) / actual - 1.0 if actual > 0 else 0.0
+            n: pooled_bias(actual, np.concatenate([r.means[n].ravel() for r in records]))
+            if np.nansum(actual) > 0
+            else 0.0  # nothing sold on any validation window: no bias to measure, nobody is excluded
             for n in self.candidates
         }
         if self.max_validation_bias is None:
@@ -234,18 +237,15 @@ class SelectedEnsemble(Forecaster):
         local models rerun their smoothers); weights, routing rule and quantile levels stay as last chosen.
         Members without weight are dropped (nothing reads them)."""
         used = self.used_members()
-        self.panel_ = panel
-        self.members_ = {n: m.update(panel) for n, m in self.members_.items() if n in used}
-        self._route(panel)
-        self.quantile_model.fit(panel)
-        return self
+        return self._attach(panel, {n: m.update(panel) for n, m in self.members_.items() if n in used})
 
     def for_storage(self) -> SelectedEnsemble:
         """The selection without data: used members (stored the same way), weights, quantile levels and the
         validation summary; ``update(panel)`` makes it forecast again."""
         summary = self.selection_summary()
         out = super().for_storage()
-        out.members_ = {n: m.for_storage() for n, m in self.members_.items() if n in self.used_members()}
+        used = self.used_members()
+        out.members_ = {n: m.for_storage() for n, m in self.members_.items() if n in used}
         out.records_ = None  # the validation forecasts: large, and summarised in selection_
         # Factories are often lambdas (not picklable); a stored selection is updated, never refitted.
         out.candidates = dict.fromkeys(self.candidates)
@@ -256,12 +256,15 @@ class SelectedEnsemble(Forecaster):
     def with_members_fitted(self, panel: Panel) -> SelectedEnsemble:
         """A copy with the same weights and quantile levels whose members are fitted afresh on ``panel``: the
         selection reused at another origin (as between two weekly selections), without re-validating."""
-        new = copy.copy(self)
-        new.panel_ = panel
-        new.members_ = {n: self.candidates[n]().fit_panel(panel) for n in self.used_members()}
-        new._route(panel)
-        new.quantile_model.fit(panel)
-        return new
+        members = {n: self.candidates[n]().fit_panel(panel) for n in self.used_members()}
+        return copy.copy(self)._attach(panel, members)
+
+    def _attach(self, panel: Panel, members: dict[str, Forecaster]) -> SelectedEnsemble:
+        """Serve ``panel`` with ``members``: routing and quantile dispersions follow the panel's series."""
+        self.panel_, self.members_ = panel, members
+        self._route(panel)
+        self.quantile_model.fit(panel)
+        return self
 
     def _predict_mean(self, h, calendar, future_covariates):
         self.member_forecasts_: dict[str, Forecast] = {}
@@ -279,14 +282,7 @@ class SelectedEnsemble(Forecaster):
                 self.member_forecasts_[name] = Forecast(
                     ids=m.panel_.ids, ds=calendar, mean=mean, quantiles={}
                 )
-        out = np.zeros((self.panel_.n_series, h))
-        for cls in CLASSES:
-            sel = self.classes_ == cls
-            if sel.any():
-                out[sel] = _combine(
-                    {k: f.mean for k, f in self.member_forecasts_.items()}, self.weights_[cls]
-                )[sel]
-        return out
+        return _routed({k: f.mean for k, f in self.member_forecasts_.items()}, self.classes_, self.weights_)
 
     def selection_summary(self) -> dict:
         """What was chosen and why: weights per class, calibrated levels, candidates' validation WRMSSE."""
@@ -300,24 +296,15 @@ class SelectedEnsemble(Forecaster):
                 rm = rmsse_per_series(r.actual, m, r.scale2)
                 ok = np.isfinite(rm)
                 wr.append(float((r.weights[ok] * rm[ok]).sum() / r.weights[ok].sum()))
-                total = float(r.actual.sum())
-                bias.append(float(m.sum()) / total - 1.0 if total > 0 else 0.0)
+                bias.append(pooled_bias(r.actual, m))
             return {
                 "WRMSSE_by_origin": [round(v, 4) for v in wr],
                 "WRMSSE_mean": round(float(np.mean(wr)), 4),
                 "bias_by_origin": [round(v, 4) for v in bias],
             }
 
-        def combined(r) -> np.ndarray:
-            m = np.zeros_like(r.actual)
-            for cls in CLASSES:
-                sel = r.classes == cls
-                if sel.any():
-                    m[sel] = _combine(r.means, self.weights_[cls])[sel]
-            return m
-
         per = {name: scores(lambda r, n=name: r.means[n]) for name in self.candidates}
-        per[self.name] = scores(combined)
+        per[self.name] = scores(lambda r: _routed(r.means, r.classes, self.weights_))
         return {
             "validation_origins": [str(self.panel_.calendar[r.origin])[:10] for r in self.records_],
             "validation_bias": {n: round(b, 4) for n, b in self.validation_bias_.items()},
@@ -328,6 +315,16 @@ class SelectedEnsemble(Forecaster):
             "quantile_levels_members": self.member_levels_,
             "validation": per,
         }
+
+
+def _routed(means: dict[str, np.ndarray], classes: np.ndarray, weights: dict[str, dict]) -> np.ndarray:
+    """Each series combined with the weights of its demand class (``weights[class]``)."""
+    out = np.zeros_like(next(iter(means.values())))
+    for cls in CLASSES:
+        sel = classes == cls
+        if sel.any():
+            out[sel] = _combine({k: v[sel] for k, v in means.items()}, weights[cls])
+    return out
 
 
 def _combine(means: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:

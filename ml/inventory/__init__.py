@@ -26,7 +26,6 @@ from ml.inventory.simulate import (
     initial_stock,
     naive_policy,
     replay,
-    rolling_forecast_policy,
 )
 
 __all__ = [
@@ -34,7 +33,6 @@ __all__ = [
     "Supplier",
     "choose_supplier",
     "forecast_policy",
-    "rolling_forecast_policy",
     "implied_dispersion",
     "initial_stock",
     "latest_snapshot",

@@ -88,7 +88,7 @@ def replay(
 
 
 def forecast_policy(
-    mean: np.ndarray,
+    forecast,
     phi: np.ndarray,
     lead_time,
     service_level: float,
@@ -96,40 +96,23 @@ def forecast_policy(
     order_cycle: int = 6,
     ratio: np.ndarray | None = None,
 ) -> Policy:
-    """(s, S) from the forecast made at the start of the window: at the end of day ``d`` the next periods are the
-    forecast columns from ``d + 1`` on (beyond the horizon the tail mean repeats; see ``interval_sum``)."""
-    return _quantile_policy(
-        lambda d: (mean, d + 1), phi, lead_time, service_level, review, order_cycle, ratio
-    )
+    """(s, S) from forecasts: ``s`` = the ``service_level`` quantile of demand over lead time + review,
+    ``S = s`` + mean demand over the order cycle.
 
-
-def rolling_forecast_policy(
-    forecasts,
-    phi: np.ndarray,
-    lead_time,
-    service_level: float,
-    review: int = 1,
-    order_cycle: int = 6,
-    ratio: np.ndarray | None = None,
-) -> Policy:
-    """(s, S) from a forecast refreshed every day: ``forecasts[k]`` is the ``(n, h)`` mean made at the end of day
-    ``k - 1`` (``k = 0``: at the origin, before the window), its first column the next day. The end-of-day-``d``
-    decision reads ``forecasts[d + 1]``, made with that day's demand known and nothing later."""
-    return _quantile_policy(
-        lambda d: (forecasts[d + 1], 0), phi, lead_time, service_level, review, order_cycle, ratio
-    )
-
-
-def _quantile_policy(mean_at, phi, lead_time, service_level, review, order_cycle, ratio=None) -> Policy:
-    """``s`` = the ``service_level`` quantile of demand over lead time + review, ``S = s`` + mean demand over
-    the order cycle; ``mean_at(d)`` gives the forecast matrix and the column of the first period after day ``d``.
+    ``forecast`` is either one ``(n, h)`` mean made at the start of the window (at the end of day ``d`` the next
+    periods are its columns from ``d + 1`` on; beyond the horizon the tail mean repeats, see ``interval_sum``), or
+    a forecast refreshed every day: a sequence whose item ``k`` is the ``(n, h)`` mean made at the end of day
+    ``k - 1`` (``k = 0``: at the origin), its first column the next day, so the end-of-day-``d`` decision reads
+    item ``d + 1``, made with that day's demand known and nothing later.
 
     The quantile is NB1 with dispersion ``phi``, or, where ``ratio`` (per series) is finite, ``ratio`` times the
     forecast mean: an empirical quantile of the SKU's own demand over such intervals relative to its mean
-    (:func:`ml.inventory.policy.empirical_ratio_quantile`)."""
+    (:func:`ml.inventory.policy.empirical_ratio_quantile`).
+    """
+    refreshed = not isinstance(forecast, np.ndarray)
 
     def pol(d: int):
-        mean, start = mean_at(d)
+        mean, start = (forecast[d + 1], 0) if refreshed else (forecast, d + 1)
         n = mean.shape[0]
         lt = np.broadcast_to(np.asarray(lead_time, dtype=int), (n,))
         mu_p = interval_sum(mean, start, lt + review)
