@@ -71,13 +71,20 @@ OURS = (
 )
 
 
-# Experimental candidates: the production GBM with another training-row weighting (``GlobalGBM.weighting``).
-EXTRA_CANDIDATES = {"gbm_wrmsse": "wrmsse", "gbm_wrmsse_sqrt": "wrmsse_sqrt"}
+# Experimental candidates: the production GBM with other settings (``GlobalGBM`` keyword arguments).
+EXTRA_CANDIDATES = {
+    "gbm_wrmsse": {"weighting": "wrmsse"},
+    "gbm_wrmsse_sqrt": {"weighting": "wrmsse_sqrt"},
+    "gbm_recency": {"anchor_half_life": 60.0},
+    "gbm_last_peak": {"peak_months": (11, 12)},
+    "gbm_last_peak_recency": {"peak_months": (11, 12), "anchor_half_life": 60.0},
+}
 
 
-def _reweighted(model, weighting: str):
-    model.weighting = weighting
-    model.name = f"gbm_{weighting}"
+def _variant(model, name: str):
+    for key, value in EXTRA_CANDIDATES[name].items():
+        setattr(model, key, value)
+    model.name = name
     return model
 
 
@@ -300,8 +307,7 @@ def main(argv: list[str] | None = None) -> dict:
         covs = list(train.covariates)
         cands = candidates(kind, args.season_length, args.horizon, covs)
         for name in args.extra_candidates:
-            weighting = EXTRA_CANDIDATES[name]
-            cands[name] = lambda w=weighting, base=cands["gbm"]: _reweighted(base(), w)
+            cands[name] = lambda n=name, base=cands["gbm"]: _variant(base(), n)
         ens = SelectedEnsemble(
             cands,
             horizon=args.horizon,

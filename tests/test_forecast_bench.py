@@ -107,3 +107,25 @@ def test_store_level_diagnostic_by_hand(tiny_csv, tmp_path):
     assert rows[-1]["next_vs_last28"] == round(total[o + 1 :].mean() / total[o - 27 : o + 1].mean(), 3)
     assert rows[-1]["bias_last28_mean"] == round(total[o - 27 : o + 1].mean() / total[o + 1 :].mean() - 1, 3)
     assert np.isfinite([r["bias_ses_0.05"] for r in rows]).all()
+
+
+def test_extra_gbm_variants_join_the_selection_and_are_reported(tmp_path):
+    # Dated, long enough that last season's November-December is at least half a year before the late anchors.
+    df, _ = synthetic_store(n_series=12, n_periods=400, season_length=7, seed=3, start="2023-10-01")
+    path = tmp_path / "dated.csv"
+    df[df["y"] > 0].to_csv(path, index=False)
+    out_path = tmp_path / "out.json"
+    variants = ["gbm_last_peak", "gbm_recency"]
+    main(
+        ["--data", str(path), "--out", str(out_path), "--season-length", "7", "--n-origins", "2"]
+        + ["--models", "gbm", "--extra-candidates", *variants]
+    )
+    saved = json.loads(out_path.read_text())
+    assert set(saved["models"]) == {"gbm", *variants}
+    validation = saved["selection"]["validation"]
+    for name in ["gbm", *variants]:
+        assert len(validation[name]["WRMSSE_by_origin"]) == 2
+        assert 0 < validation[name]["WRMSSE_mean"] < 2
+    # Different settings, different forecasts (the variants are not the production GBM under another name).
+    scores = {name: saved["models"][name]["WRMSSE"] for name in ["gbm", *variants]}
+    assert len(set(scores.values())) == 3, scores

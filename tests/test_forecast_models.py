@@ -287,3 +287,66 @@ def test_wrmsse_row_weights_by_hand():
     np.testing.assert_allclose(model._row_weights(panel, 3, rows), raw / raw.mean())
     model.weighting = "wrmsse_sqrt"
     np.testing.assert_allclose(model._row_weights(panel, 3, rows), np.sqrt(raw / raw.mean()))
+
+
+def test_recency_weights_halve_every_half_life():
+    y = np.array([[2.0, 0.0, 2.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0, 3.0]])
+    df = pd.DataFrame({"unique_id": np.repeat(["a", "b"], 5), "ds": np.tile(np.arange(5), 2), "y": y.ravel()})
+    panel = to_panel(df)
+    from ml.forecast.features import AnchorStats
+
+    plain = GlobalGBM(price=None)
+    decayed = GlobalGBM(price=None, anchor_half_life=2.0)
+    plain.stats_ = decayed.stats_ = AnchorStats(panel, 2)
+    rows = np.ones(2, bool)
+    base = plain._anchor_weights(panel, 4, 3, rows)
+    np.testing.assert_allclose(
+        plain._anchor_weights(panel, 10, 3, rows), base
+    )  # no decay without a half-life
+    np.testing.assert_allclose(decayed._anchor_weights(panel, 5, 3, rows), base * 0.5)  # 2 periods old: half
+    np.testing.assert_allclose(decayed._anchor_weights(panel, 7, 3, rows), base * 0.25)
+
+
+def test_last_peak_features_by_hand():
+    from ml.forecast.features import AnchorStats, anchor_features, smoother_states
+
+    days = pd.date_range("2020-11-01", "2021-09-30", freq="D")
+    # "xmas" sells 4 a day in November and 8 a day in December, 1 a day otherwise; "new" starts in March 2021.
+    xmas = np.where(days.month == 11, 4.0, np.where(days.month == 12, 8.0, 1.0))
+    new_days = days[days >= "2021-03-01"]
+    df = pd.concat(
+        [
+            pd.DataFrame({"unique_id": "xmas", "ds": days, "y": xmas}),
+            pd.DataFrame({"unique_id": "new", "ds": new_days, "y": 2.0}),
+        ]
+    )
+    panel = to_panel(df)
+    st = AnchorStats(panel, 6, peak_months=(11, 12))
+    at = {
+        d: int(np.searchsorted(panel.calendar, np.datetime64(d)))
+        for d in ("2021-04-30", "2021-06-01", "2021-08-31")
+    }
+    xi = list(panel.ids).index("xmas")
+    # 2021-04-30 minus 182 days is 2020-10-30: no peak period is old enough yet.
+    assert np.isnan(st.last_peak_mean(at["2021-04-30"])).all()
+    # 2021-06-01 minus 182 days is 2020-12-01: all of November and one December day.
+    np.testing.assert_allclose(st.last_peak_mean(at["2021-06-01"])[xi], (30 * 4 + 8) / 31)
+    a = at["2021-08-31"]
+    peak = st.last_peak_mean(a)
+    np.testing.assert_allclose(peak[xi], (30 * 4 + 31 * 8) / 61)
+    assert np.isnan(peak[list(panel.ids).index("new")])  # not alive last season
+    f, lvl = anchor_features(st, a, smoother_states(panel.y, [a]), None)
+    life = xmas[: a + 1].mean()
+    np.testing.assert_allclose(f["last_peak_share"][xi], peak[xi] / life)
+    np.testing.assert_allclose(f["last_peak_rel"][xi], peak[xi] / 1.0)  # the last 112 days sold 1 a day
+    # Nothing after the anchor is read: a changed future leaves the features as they were.
+    changed = df.copy()
+    changed.loc[changed["ds"] > days[a], "y"] = 100.0
+    st2 = AnchorStats(to_panel(changed), 6, peak_months=(11, 12))
+    f2, _ = anchor_features(st2, a, smoother_states(to_panel(changed).y, [a]), None)
+    for name in ("last_peak_share", "last_peak_rel"):
+        np.testing.assert_allclose(f2[name], f[name])
+    # Integer calendars have no months: the features are simply absent.
+    numbered = to_panel(df.assign(ds=(df["ds"] - days[0]).dt.days))
+    st_int = AnchorStats(numbered, 6, peak_months=(11, 12))
+    assert "last_peak_rel" not in anchor_features(st_int, a, smoother_states(numbered.y, [a]), None)[0]

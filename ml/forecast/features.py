@@ -26,6 +26,7 @@ from ml.forecast.panel import Panel
 
 LEVEL_WINDOW = 112
 WINDOWS = (6, 12, 28, 56, 112, 224)
+PEAK_GAP_DAYS = 182
 
 
 def season_position(calendar: np.ndarray, season_length: int) -> np.ndarray:
@@ -39,7 +40,13 @@ def season_position(calendar: np.ndarray, season_length: int) -> np.ndarray:
 class AnchorStats:
     """Per-series statistics of a panel at arbitrary anchors (period indices), without reading past the anchor."""
 
-    def __init__(self, panel: Panel, season_length: int, flows: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        panel: Panel,
+        season_length: int,
+        flows: tuple[str, ...] = (),
+        peak_months: tuple[int, ...] = (),
+    ):
         self.panel = panel
         self.m = season_length
         y = panel.y
@@ -66,6 +73,15 @@ class AnchorStats:
             mask = (self.seasonpos == p)[None, :]
             self.cs_pos[p] = np.hstack([z, np.cumsum(self.F * mask, axis=1)])
             self.cl_pos[p] = np.hstack([z, np.cumsum(self.live & mask, axis=1)])
+        # Demand in the peak-season months (dated calendars only), for the "last peak" features.
+        self.peak = None
+        cal = np.asarray(panel.calendar)
+        if peak_months and np.issubdtype(cal.dtype, np.datetime64):
+            mask = np.isin(pd.DatetimeIndex(cal).month, list(peak_months))[None, :]
+            self.peak = (
+                np.hstack([z, np.cumsum(self.F * mask, axis=1)]),
+                np.hstack([z, np.cumsum(self.live & mask, axis=1)]),
+            )
 
     def window_sum(self, c: np.ndarray, a: int, w: int) -> np.ndarray:
         lo = max(a + 1 - w, 0)
@@ -80,6 +96,18 @@ class AnchorStats:
 
     def level(self, a: int) -> np.ndarray:
         return np.nan_to_num(self.mean(a, LEVEL_WINDOW), nan=0.0)
+
+    def last_peak_mean(self, a: int) -> np.ndarray:
+        """Mean daily demand over the peak-season periods dated at least ``PEAK_GAP_DAYS`` before anchor ``a``.
+
+        NaN where the series has no such period (not alive last season). The gap keeps the current season's own
+        ramp out, so the feature means "how this SKU sold in last year's peak" at every anchor alike.
+        """
+        cs, cl = self.peak
+        cal = np.asarray(self.panel.calendar)
+        cut = int(np.searchsorted(cal, cal[a] - np.timedelta64(PEAK_GAP_DAYS, "D"), side="right"))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(cl[:, cut] > 0, cs[:, cut] / cl[:, cut], np.nan)
 
 
 def smoother_states(y: np.ndarray, anchors) -> dict[str, np.ndarray]:
@@ -150,6 +178,13 @@ def anchor_features(st: AnchorStats, a: int, smooth: dict, price: str | None) ->
             f[f"{name}_rate28"] = np.nan_to_num(r28)
             f[f"{name}_trend"] = np.nan_to_num(r28 / r112)
             f[f"{name}_per"] = np.nan_to_num(st.window_sum(st.cs, a, 112) / st.window_sum(c, a, 112)) / safe
+    if st.peak is not None:
+        peak = st.last_peak_mean(a)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            life = st.window_sum(st.cs, a, a + 1) / st.live_count(a, a + 1)
+            # NaN stays NaN (the trees route "no last season" on its own branch).
+            f["last_peak_rel"] = peak / safe
+            f["last_peak_share"] = np.where(life > 0, peak / life, np.nan)
     if price and price in st.panel.covariates:
         p = st.panel.covariates[price]
         lo = max(a + 1 - 112, 0)

@@ -16,6 +16,11 @@ lumpy demand compounds errors.
   itself: revenue × level² / naive scale² (WRMSSE divides a series' squared errors by its scale², and an error of
   ``e`` units is ``e / level`` on this model's target); ``"wrmsse_sqrt"`` is its square root. Both scored worse
   than the default on the Online Retail validation origins (``bench.forecast --extra-candidates``).
+- **Experimental options** (off by default, compared on validation by ``bench.forecast --extra-candidates``):
+  ``anchor_half_life`` weights training anchors by recency (a row ``d`` periods before the origin weighs
+  ``0.5 ** (d / half_life)``), for a store whose dynamics drift; ``peak_months`` adds the SKU's demand in those
+  calendar months of last season (dated at least half a year before the anchor) relative to its level and to its
+  lifetime mean: the only memory of last year's peak a one-year history can offer.
 - **Regularisation**: few leaves (15), large leaves (``min_samples_leaf`` = rows / 300, between 20 and 1000)
   and L2 10: chosen on the validation origins, where they beat 31 leaves / 200 rows.
 - **Quantiles**: the per-series negative binomial of :mod:`ml.forecast.quantiles` around this mean, with levels
@@ -61,6 +66,8 @@ class GlobalGBM(Forecaster):
         n_anchors: int = 40,
         max_rows: int = 400_000,
         weighting: str = "sqrt_revenue",
+        anchor_half_life: float | None = None,
+        peak_months: tuple[int, ...] = (),
         past_covariates: tuple[str, ...] = (),
         known_covariates: tuple[str, ...] = (),
         price: str | None = "price",
@@ -84,6 +91,8 @@ class GlobalGBM(Forecaster):
         self.n_anchors = n_anchors
         self.max_rows = max_rows
         self.weighting = weighting
+        self.anchor_half_life = anchor_half_life
+        self.peak_months = tuple(peak_months)
         self.past_covariates = tuple(past_covariates)
         self.known_covariates = tuple(known_covariates)
         self.price = price
@@ -114,7 +123,7 @@ class GlobalGBM(Forecaster):
         anchors = [a for a in anchors if a >= MIN_AGE]
         if not anchors:
             raise ShortHistoryError("GlobalGBM: history too short for any training anchor")
-        self.stats_ = AnchorStats(panel, self.season_length, flows=self.past_covariates)
+        self.stats_ = self._stats(panel)
         self.smooth_ = smoother_states(panel.y, [*anchors, origin])
         Xs, ys, ws = [], [], []
         for a in anchors:
@@ -127,7 +136,7 @@ class GlobalGBM(Forecaster):
             safe = np.where(lvl > 0, lvl, 1.0)
             Xs.append(X)
             ys.append(tgt / safe)
-            ws.append(np.tile(self._row_weights(panel, a, rows), len(ks)))
+            ws.append(np.tile(self._anchor_weights(panel, origin, a, rows), len(ks)))
         X = np.vstack(Xs)
         yv = np.concatenate(ys)
         w = np.concatenate(ws)
@@ -138,7 +147,7 @@ class GlobalGBM(Forecaster):
         # Large leaves: daily SKU demand is mostly noise, a leaf must average many rows to mean anything.
         leaf = self.min_samples_leaf or int(np.clip(len(yv) // 300, 20, 1000))
         self.model_ = HistGradientBoostingRegressor(min_samples_leaf=leaf, **self.params)
-        if self.weighting == "none" or w.sum() <= 0:
+        if (self.weighting == "none" and not self.anchor_half_life) or w.sum() <= 0:
             self.model_.fit(X, yv)
         elif len(yv) > BIN_SUBSAMPLE:
             self.model_.fit(X, yv, sample_weight=w / w.mean())
@@ -162,7 +171,7 @@ class GlobalGBM(Forecaster):
         if not hasattr(self, "model_"):
             return self.fit_panel(panel)
         self.panel_ = panel
-        self.stats_ = AnchorStats(panel, self.season_length, flows=self.past_covariates)
+        self.stats_ = self._stats(panel)
         self.smooth_ = smoother_states(panel.y, [panel.n_periods - 1])
         self.quantile_model.fit(panel)
         return self
@@ -172,10 +181,22 @@ class GlobalGBM(Forecaster):
         out.stats_, out.smooth_ = None, None  # per-series feature state, rebuilt by update()
         return out
 
+    def _stats(self, panel: Panel) -> AnchorStats:
+        # getattr: selections stored before peak_months existed still load and update.
+        peak = getattr(self, "peak_months", ())
+        return AnchorStats(panel, self.season_length, flows=self.past_covariates, peak_months=peak)
+
     def _eligible(self, panel: Panel, a: int) -> np.ndarray:
         lo = max(a - RECENT + 1, 0)
         recent = (self.stats_.F[:, lo : a + 1] > 0).any(axis=1)
         return (panel.start <= a - MIN_AGE) & recent
+
+    def _anchor_weights(self, panel: Panel, origin: int, a: int, rows: np.ndarray) -> np.ndarray:
+        """Training weights of the rows of anchor ``a``: the series weighting, decayed by the anchor's age."""
+        w = self._row_weights(panel, a, rows)
+        if self.anchor_half_life:
+            w = w * 0.5 ** ((origin - a) / self.anchor_half_life)
+        return w
 
     def _row_weights(self, panel: Panel, a: int, rows: np.ndarray) -> np.ndarray:
         if self.weighting == "none":
