@@ -12,6 +12,9 @@ never on the test window):
   forecast takes in each day's demand before that day's order, as the daily ``demand_forecast`` asset does
   (``Forecaster.update``: the GBM keeps its trees, the local models rerun their smoothers, the ensemble keeps
   its weights); ``--refresh none`` keeps the origin's forecast for the whole window;
+- the planning forecast (``--model auto``, default): the full ``ensemble`` and ``fast`` (what the daily asset
+  runs by default) are each tuned as above; the one holding the least average stock on the validation windows,
+  among those reaching the target on every window, plans the test window;
 - naive: moving-average demand (28 days) x (lead time + review) + a fixed cover of ``k`` days of average demand,
   ``k`` the smallest on a grid that reaches the target fill rate on every validation window.
 
@@ -50,7 +53,7 @@ from ml.forecast.protocol import (  # noqa: E402
     validation_origins,
 )
 from ml.forecast.quantiles import NegBinQuantiles  # noqa: E402
-from ml.forecast.service import candidates, next_periods  # noqa: E402
+from ml.forecast.service import candidates, fast_model, next_periods  # noqa: E402
 from ml.inventory.policy import (  # noqa: E402
     Supplier,
     choose_supplier,
@@ -67,6 +70,8 @@ from ml.inventory.simulate import (  # noqa: E402
 # Cycle service levels tried when tuning (fine near 1: lumpy SKUs need the far tail).
 ALPHA_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9997, 0.9998, 0.9999)
 COVER_GRID = tuple(np.round(np.arange(0, 80.5, 0.5), 1))
+# Planning forecasts that --model auto chooses between (on the validation windows' cost, never the test's).
+PLANNING_MODELS = ("ensemble", "fast")
 
 
 def _dispersion(panel, ids, origin, mean, q90, mode: str) -> np.ndarray:
@@ -83,17 +88,20 @@ def _dispersion(panel, ids, origin, mean, q90, mode: str) -> np.ndarray:
 def _fitted_models(model: str, train, panel, split, kind, season_length, horizon, n_origins):
     """``[(origin, model fitted at that origin)]``: the validation origins (oldest first), then the test origin.
 
-    ``ensemble``: selected once at the test origin (on its own rolling validation origins, never the test
+    ``ensemble`` (or ``fast``, the local models only): selected once at the test origin (on its own rolling validation origins, never the test
     window); at each validation origin the same weights and quantile levels with members fitted on the data up to
     that origin, which reproduces the forecasts the selection scored there. A single model is fitted at each
     origin."""
-    if model == "ensemble":
-        ens = SelectedEnsemble(
-            candidates(kind, season_length, horizon, list(train.covariates)),
-            horizon=horizon,
-            n_origins=n_origins,
-            member_quantiles=False,
-        )
+    if model in ("ensemble", "fast"):
+        if model == "fast":  # what the daily demand_forecast asset runs by default
+            ens = fast_model(season_length, horizon, n_origins)
+        else:
+            ens = SelectedEnsemble(
+                candidates(kind, season_length, horizon, list(train.covariates)),
+                horizon=horizon,
+                n_origins=n_origins,
+                member_quantiles=False,
+            )
         ens.fit_panel(train)
         val = [(r.origin, ens.with_members_fitted(panel.head(r.origin + 1))) for r in ens.records_]
         return [*val, (split.origin, ens)]
@@ -159,6 +167,13 @@ def _tune(grid, run, windows, target):
     return grid[-1], [run(grid[-1], w) for w in windows]
 
 
+def _cheapest_on_validation(tried: dict, target: float) -> str:
+    """The planning forecast whose tuned replay holds the least average stock over the validation windows, among
+    those that reach ``target`` on every window (all of them if none does)."""
+    ok = [n for n, t in tried.items() if min(r.fill_rate for r in t["validation"]) >= target] or list(tried)
+    return min(ok, key=lambda n: np.mean([r.avg_inventory_units for r in tried[n]["validation"]]))
+
+
 def _window(panel, ids, origin, horizon):
     sub = panel.subset(ids)
     return sub.y[:, : origin + 1], sub.filled()[:, origin + 1 : origin + 1 + horizon]
@@ -189,7 +204,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--target", type=float, default=0.95, help="target fill rate (the service target of both)"
     )
-    ap.add_argument("--model", default="ensemble", choices=["ensemble", "gbm", "tsb"])
+    ap.add_argument(
+        "--model",
+        default="auto",
+        choices=["auto", *PLANNING_MODELS, "gbm", "tsb"],
+        help="the planning forecast: auto (default) replays each of "
+        + " and ".join(PLANNING_MODELS)
+        + " on the validation windows and keeps the one that holds the least stock there at the target; "
+        "ensemble is the full model (with gradient boosting), fast what the daily asset runs by default",
+    )
     ap.add_argument(
         "--dispersion",
         default="max",
@@ -221,23 +244,24 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{kind}: {len(split.ids)} series in scope, origin {split.origin_ds}", file=sys.stderr)
     lead, cycle = args.lead_time, args.order_cycle
     need = lead + 1 + cycle  # the policy reads the protection interval (lead + review) and one order cycle
-    models = _fitted_models(args.model, train, panel, split, kind, args.season_length, h, args.n_origins)
-    t_fit = time.perf_counter() - t0
-    print(f"{args.model} fitted at {len(models)} origins in {t_fit:.0f}s", file=sys.stderr)
-    windows = []  # the validation windows, then the test window
-    for i, (v, m) in enumerate(models):
-        ids = make_split(panel, horizon=h, origin=v).ids
-        vmean, vq90, forecast = _window_forecasts(m, panel, ids, v, h, h, need, args.refresh)
-        vhist, vdem = _window(panel, ids, v, h)
-        vphi = _dispersion(panel, ids, v, vmean, vq90, args.dispersion)
-        windows.append(Window(v, ids, vhist, vdem, forecast, vmean, vphi, _price(panel, ids, v)))
-        print(
-            f"window {i + 1}/{len(models)} (origin {str(panel.calendar[v])[:10]}): forecasts ready, "
-            f"{time.perf_counter() - t0:.0f}s",
-            file=sys.stderr,
-        )
-    t_fc = time.perf_counter() - t0
-    *val, test = windows
+
+    def windows_of(model: str) -> list[Window]:
+        """The validation windows, then the test window, with ``model``'s forecasts."""
+        models = _fitted_models(model, train, panel, split, kind, args.season_length, h, args.n_origins)
+        print(f"{model} fitted at {len(models)} origins, {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+        out = []
+        for i, (v, m) in enumerate(models):
+            ids = make_split(panel, horizon=h, origin=v).ids
+            vmean, vq90, forecast = _window_forecasts(m, panel, ids, v, h, h, need, args.refresh)
+            vhist, vdem = _window(panel, ids, v, h)
+            vphi = _dispersion(panel, ids, v, vmean, vq90, args.dispersion)
+            out.append(Window(v, ids, vhist, vdem, forecast, vmean, vphi, _price(panel, ids, v)))
+            print(
+                f"{model} window {i + 1}/{len(models)} (origin {str(panel.calendar[v])[:10]}): forecasts ready, "
+                f"{time.perf_counter() - t0:.0f}s",
+                file=sys.stderr,
+            )
+        return out
 
     # Tune both policies to the target on the validation windows before the origin (never on the test window).
     def ours_on(w: Window, a: float):
@@ -251,7 +275,22 @@ def main(argv: list[str] | None = None) -> dict:
         pol = naive_policy(w.history, w.demand, lead, c, order_cycle=cycle)
         return replay(w.demand, pol, lead, initial_stock(pol), w.price)
 
-    alpha, alpha_val = _tune(ALPHA_GRID, lambda a, w: ours_on(w, a), val, args.target)
+    # Each planning forecast tuned on the validation windows; auto keeps the cheapest one that reaches the target
+    # there (the plan's own cost, not the forecast metric, decides which forecast plans best).
+    tried = {}
+    for name in PLANNING_MODELS if args.model == "auto" else (args.model,):
+        t_model = time.perf_counter()
+        windows = windows_of(name)
+        a, a_val = _tune(ALPHA_GRID, lambda a, w: ours_on(w, a), windows[:-1], args.target)
+        tried[name] = {
+            "windows": windows,
+            "alpha": a,
+            "validation": a_val,
+            "seconds": round(time.perf_counter() - t_model, 1),
+        }
+    chosen = _cheapest_on_validation(tried, args.target)
+    windows, alpha, alpha_val = (tried[chosen][k] for k in ("windows", "alpha", "validation"))
+    *val, test = windows
     cover, cover_val = _tune(COVER_GRID, lambda c, w: naive_on(w, c), val, args.target)
 
     print(f"tuned: ours alpha {alpha}, naive cover {cover} days; replaying the test window", file=sys.stderr)
@@ -277,7 +316,21 @@ def main(argv: list[str] | None = None) -> dict:
         "origin": str(pd.Timestamp(split.origin_ds).date())
         if kind == "online_retail"
         else str(split.origin_ds),
-        "forecast_model": args.model,
+        "forecast_model": chosen,
+        "forecast_choice": {
+            "rule": "least average validation inventory (units) among the planning forecasts whose tuned replay "
+            "reaches the target on every validation window",
+            "candidates": {
+                n: {
+                    "alpha": t["alpha"],
+                    "validation_min_fill_rate": round(min(r.fill_rate for r in t["validation"]), 4),
+                    "validation_mean_inventory_units": round(
+                        float(np.mean([r.avg_inventory_units for r in t["validation"]])), 1
+                    ),
+                }
+                for n, t in tried.items()
+            },
+        },
         "assumptions": {
             "lead_time_primary": lead,
             "lead_time_alternate": args.alt_lead_time,
@@ -323,8 +376,7 @@ def main(argv: list[str] | None = None) -> dict:
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "versions": versions(),
         "seconds": {
-            "fit": round(t_fit, 1),
-            "forecasts": round(t_fc, 1),
+            "fit_forecast_tune": {n: t["seconds"] for n, t in tried.items()},
             "total": round(time.perf_counter() - t0, 1),
         },
     }

@@ -252,3 +252,46 @@ def test_policy_uses_the_empirical_ratio_where_finite():
     assert s_emp[0] == pytest.approx(1.5 * 2.0 * 3)  # ratio x mean over lead time + review (3 days)
     assert s_emp[1] == s_nb[1]  # NB1 where there is no ratio
     assert big_s[0] == pytest.approx(s_emp[0] + 2.0 * 6)
+
+
+def test_planning_forecast_is_the_cheapest_that_reaches_the_target_on_validation():
+    from types import SimpleNamespace as R
+
+    from bench.inventory import _cheapest_on_validation
+
+    def tried(*windows):
+        return {"validation": [R(fill_rate=f, avg_inventory_units=u) for f, u in windows]}
+
+    cheap_but_short = tried((0.99, 10.0), (0.90, 10.0))  # misses the target on one window
+    lean = tried((0.96, 50.0), (0.95, 70.0))  # mean stock 60
+    heavy = tried((0.99, 80.0), (0.99, 90.0))
+    assert _cheapest_on_validation({"a": cheap_but_short, "b": lean, "c": heavy}, 0.95) == "b"
+    # None reaches the target: the least stock of all of them.
+    assert _cheapest_on_validation({"a": cheap_but_short, "c": heavy}, 0.999) == "a"
+
+
+def test_inventory_bench_chooses_its_planning_forecast_on_validation(tmp_path):
+    from bench.inventory import main
+    from ml.forecast.synthetic import synthetic_store
+
+    df, _ = synthetic_store(n_series=12, n_periods=200, season_length=7, seed=3)
+    path = tmp_path / "tiny.csv"
+    df[df["y"] > 0].to_csv(path, index=False)
+    main(
+        ["--data", str(path), "--out", str(tmp_path / "inv.json"), "--season-length", "7", "--n-origins", "2"]
+    )
+    saved = json.loads((tmp_path / "inv.json").read_text())
+    cands = saved["forecast_choice"]["candidates"]
+    assert set(cands) == {"ensemble", "fast"}
+    ok = [n for n, c in cands.items() if c["validation_min_fill_rate"] >= saved["target_fill_rate"]] or list(
+        cands
+    )
+    assert saved["forecast_model"] == min(ok, key=lambda n: cands[n]["validation_mean_inventory_units"])
+    chosen = cands[saved["forecast_model"]]
+    tuning = saved["tuning_on_validation_window"]
+    # The reported tuning is the chosen forecast's.
+    assert tuning["ours_alpha"] == chosen["alpha"]
+    mean_units = sum(r["avg_inventory_units"] for r in tuning["ours_validation"]) / len(
+        tuning["ours_validation"]
+    )
+    assert mean_units == pytest.approx(chosen["validation_mean_inventory_units"], abs=0.1)
