@@ -42,6 +42,7 @@ import pandas as pd  # noqa: E402
 
 from bench.forecast import machine, versions  # noqa: E402
 from ml.forecast.baselines import TSB  # noqa: E402
+from ml.forecast.classify import adi_cv2, classify  # noqa: E402
 from ml.forecast.ensemble import SelectedEnsemble  # noqa: E402
 from ml.forecast.panel import extend_calendar  # noqa: E402
 from ml.forecast.protocol import (  # noqa: E402
@@ -66,6 +67,7 @@ from ml.inventory.simulate import (  # noqa: E402
     naive_policy,
     replay,
 )
+from ml.inventory.tuning import levels_by_class, mean_stock, smallest_feasible  # noqa: E402
 
 # Cycle service levels tried when tuning (fine near 1: lumpy SKUs need the far tail).
 ALPHA_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9997, 0.9998, 0.9999)
@@ -155,16 +157,7 @@ class Window:
     mean: np.ndarray
     phi: np.ndarray
     price: np.ndarray
-
-
-def _tune(grid, run, windows, target):
-    """The first grid value whose replay reaches ``target`` fill rate on every validation window (else the
-    last), with the per-window results."""
-    for g in grid:
-        res = [run(g, w) for w in windows]
-        if min(r.fill_rate for r in res) >= target:
-            return g, res
-    return grid[-1], [run(grid[-1], w) for w in windows]
+    classes: np.ndarray  # demand class of each series (ADI / CV² on its history)
 
 
 def _cheapest_on_validation(tried: dict, target: float) -> str:
@@ -228,6 +221,13 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--n-origins", type=int, default=4)
     ap.add_argument(
+        "--service-levels",
+        default="by_class",
+        choices=["uniform", "by_class"],
+        help="one cycle service level per demand class, refined on the validation windows from the uniform "
+        "level (default; ml.inventory.tuning.levels_by_class), or one level for all SKUs",
+    )
+    ap.add_argument(
         "--refresh",
         default="daily",
         choices=["daily", "none"],
@@ -255,7 +255,8 @@ def main(argv: list[str] | None = None) -> dict:
             vmean, vq90, forecast = _window_forecasts(m, panel, ids, v, h, h, need, args.refresh)
             vhist, vdem = _window(panel, ids, v, h)
             vphi = _dispersion(panel, ids, v, vmean, vq90, args.dispersion)
-            out.append(Window(v, ids, vhist, vdem, forecast, vmean, vphi, _price(panel, ids, v)))
+            classes = classify(*adi_cv2(vhist))
+            out.append(Window(v, ids, vhist, vdem, forecast, vmean, vphi, _price(panel, ids, v), classes))
             print(
                 f"{model} window {i + 1}/{len(models)} (origin {str(panel.calendar[v])[:10]}): forecasts ready, "
                 f"{time.perf_counter() - t0:.0f}s",
@@ -264,7 +265,10 @@ def main(argv: list[str] | None = None) -> dict:
         return out
 
     # Tune both policies to the target on the validation windows before the origin (never on the test window).
-    def ours_on(w: Window, a: float):
+    def ours_on(w: Window, a):
+        """Replay ours with service level ``a``: one for all SKUs, or a dict demand class -> level."""
+        if isinstance(a, dict):
+            a = np.array([a.get(c, max(a.values())) for c in w.classes])
         ratio = None
         if args.lead_time_demand == "empirical":
             ratio = empirical_ratio_quantile(w.history, lead + 1, a)
@@ -281,7 +285,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in PLANNING_MODELS if args.model == "auto" else (args.model,):
         t_model = time.perf_counter()
         windows = windows_of(name)
-        a, a_val = _tune(ALPHA_GRID, lambda a, w: ours_on(w, a), windows[:-1], args.target)
+        a, a_val = smallest_feasible(ALPHA_GRID, lambda a, w: ours_on(w, a), windows[:-1], args.target)
         tried[name] = {
             "windows": windows,
             "alpha": a,
@@ -291,7 +295,27 @@ def main(argv: list[str] | None = None) -> dict:
     chosen = _cheapest_on_validation(tried, args.target)
     windows, alpha, alpha_val = (tried[chosen][k] for k in ("windows", "alpha", "validation"))
     *val, test = windows
-    cover, cover_val = _tune(COVER_GRID, lambda c, w: naive_on(w, c), val, args.target)
+    by_class = None
+    if args.service_levels == "by_class":
+        uniform_val = alpha_val
+        alpha, alpha_val = levels_by_class(
+            ALPHA_GRID,
+            lambda a, w: ours_on(w, a),
+            val,
+            args.target,
+            start=alpha,
+            classes=sorted(set().union(*(set(w.classes) for w in val))),
+            progress=lambda msg: print(f"service levels by class, {msg}", file=sys.stderr),
+        )
+        by_class = {
+            "rule": "from the uniform level, greedy grid steps (one class down, or one down and one up) kept "
+            "while every validation window reaches the target and mean validation stock falls",
+            "uniform_alpha": tried[chosen]["alpha"],
+            "uniform_validation_mean_inventory_units": round(mean_stock(uniform_val), 1),
+            "by_class_validation_mean_inventory_units": round(mean_stock(alpha_val), 1),
+            "levels": alpha,
+        }
+    cover, cover_val = smallest_feasible(COVER_GRID, lambda c, w: naive_on(w, c), val, args.target)
 
     print(f"tuned: ours alpha {alpha}, naive cover {cover} days; replaying the test window", file=sys.stderr)
     # Test replay.
@@ -302,9 +326,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Alternate supplier: how many SKUs at the origin, starting from ours' initial stock, need it.
     suppliers = [Supplier("primary", lead, 1.0), Supplier("alternate", args.alt_lead_time, args.alt_cost)]
-    pol = forecast_policy(mean, phi, lead, alpha, order_cycle=cycle)
+    uniform_alpha = tried[chosen]["alpha"]
+    pol = forecast_policy(mean, phi, lead, uniform_alpha, order_cycle=cycle)
     start_stock = initial_stock(pol) * 0.5  # a half-empty shelf, to exercise the rule
-    sup = choose_supplier(mean, phi, start_stock, suppliers, alpha)
+    sup = choose_supplier(mean, phi, start_stock, suppliers, uniform_alpha)
 
     def red(key):
         n, o = getattr(naive, key), getattr(ours, key)
@@ -362,14 +387,16 @@ def main(argv: list[str] | None = None) -> dict:
             "ours": ours.as_dict(),
             "naive": naive.as_dict(),
             f"ours_alpha_{args.target}": ours_nominal.as_dict(),
+            **({"ours_uniform_alpha": ours_on(test, uniform_alpha).as_dict()} if by_class else {}),
         },
+        "service_levels_by_class": by_class,
         "inventory_reduction_vs_naive": {
             "units": red("avg_inventory_units"),
             "value": red("avg_inventory_value"),
         },
         "alternate_supplier_demo": {
             "stock": "half of ours' initial stock",
-            "skus_at_risk_with_primary": int((sup["primary_risk"] > 1 - alpha).sum()),
+            "skus_at_risk_with_primary": int((sup["primary_risk"] > 1 - uniform_alpha).sum()),
             "skus_switched_to_alternate": int(sup["alternate"].sum()),
         },
         "machine": machine(),

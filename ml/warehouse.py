@@ -56,11 +56,28 @@ def write_partition(
     """
     params = list(params or [])
     if table_exists(con, table):
+        _add_new_columns(con, table, select_sql, params)
         con.execute(f"delete from {table} where {date_column} = ?", [day])
         con.execute(f"insert into {table} by name {select_sql}", params)
     else:
         con.execute(f"create table {table} as {select_sql}", params)
     return int(con.execute(f"select count(*) from {table} where {date_column} = ?", [day]).fetchall()[0][0])
+
+
+def _add_new_columns(con, table: str, select_sql: str, params: list) -> None:
+    """Columns the query produces and ``table`` lacks are added (NULL in the rows already there), so a day
+    written by a newer version of an asset lands next to the older days instead of failing the insert."""
+    con.execute(
+        f"create or replace temp table _partition_shape as select * from ({select_sql}) limit 0", params
+    )
+    try:
+        new = con.execute("describe _partition_shape").fetchall()
+        have = {row[0] for row in con.execute(f"describe {table}").fetchall()}
+        for name, column_type, *_ in new:
+            if name not in have:
+                con.execute(f'alter table {table} add column "{name}" {column_type}')
+    finally:
+        con.execute("drop table if exists _partition_shape")
 
 
 def replace_partition(

@@ -289,9 +289,70 @@ def test_inventory_bench_chooses_its_planning_forecast_on_validation(tmp_path):
     assert saved["forecast_model"] == min(ok, key=lambda n: cands[n]["validation_mean_inventory_units"])
     chosen = cands[saved["forecast_model"]]
     tuning = saved["tuning_on_validation_window"]
-    # The reported tuning is the chosen forecast's.
-    assert tuning["ours_alpha"] == chosen["alpha"]
-    mean_units = sum(r["avg_inventory_units"] for r in tuning["ours_validation"]) / len(
-        tuning["ours_validation"]
+    by_class = saved["service_levels_by_class"]  # the default: levels per class refined from the uniform one
+    assert by_class["uniform_alpha"] == chosen["alpha"]
+    assert by_class["uniform_validation_mean_inventory_units"] == chosen["validation_mean_inventory_units"]
+    assert (
+        by_class["by_class_validation_mean_inventory_units"]
+        <= by_class["uniform_validation_mean_inventory_units"]
     )
-    assert mean_units == pytest.approx(chosen["validation_mean_inventory_units"], abs=0.1)
+    # The reported tuning is the chosen forecast's, at the per-class levels, every window at the target.
+    assert tuning["ours_alpha"] == by_class["levels"]
+    val = tuning["ours_validation"]
+    assert min(r["fill_rate"] for r in val) >= saved["target_fill_rate"] or by_class["levels"] == {
+        c: chosen["alpha"] for c in by_class["levels"]
+    }
+    mean_units = sum(r["avg_inventory_units"] for r in val) / len(val)
+    assert mean_units == pytest.approx(by_class["by_class_validation_mean_inventory_units"], abs=0.1)
+    assert "ours_uniform_alpha" in saved["results"]
+
+
+def test_service_levels_by_class_shift_stock_to_where_it_buys_fill():
+    from types import SimpleNamespace as R
+
+    from ml.inventory.tuning import levels_by_class, smallest_feasible
+
+    # A stylised replay: class "cheap" gains a lot of fill per unit of stock, class "dear" little; each level on
+    # the grid costs its index in stock per class.
+    grid = [0.5, 0.9, 0.99]
+    fill = {"cheap": {0.5: 0.80, 0.9: 0.97, 0.99: 0.98}, "dear": {0.5: 0.90, 0.9: 0.92, 0.99: 0.95}}
+
+    def run(levels, window):
+        if not isinstance(levels, dict):
+            levels = {"cheap": levels, "dear": levels}
+        f = (fill["cheap"][levels["cheap"]] + fill["dear"][levels["dear"]]) / 2
+        stock = sum(grid.index(v) for v in levels.values()) * window
+        return R(fill_rate=f, avg_inventory_units=float(stock))
+
+    uniform, _ = smallest_feasible(grid, run, [1, 2], 0.93)
+    assert uniform == 0.9  # (0.97 + 0.92) / 2 = 0.945
+    levels, res = levels_by_class(grid, run, [1, 2], 0.93, start=uniform, classes=["cheap", "dear"])
+    # Lowering "dear" to 0.5 keeps (0.97 + 0.90) / 2 = 0.935 >= 0.93 with one grid step less stock.
+    assert levels == {"cheap": 0.9, "dear": 0.5}
+    assert [r.avg_inventory_units for r in res] == [1.0, 2.0]
+    assert min(r.fill_rate for r in res) >= 0.93
+    # A target nothing cheaper reaches leaves the uniform level alone.
+    assert levels_by_class(grid, run, [1], 0.945, start=uniform, classes=["cheap", "dear"])[0] == {
+        "cheap": 0.9,
+        "dear": 0.9,
+    }
+
+
+def test_service_levels_by_class_raise_one_class_to_lower_a_dearer_one():
+    from types import SimpleNamespace as R
+
+    from ml.inventory.tuning import levels_by_class
+
+    grid = [0.5, 0.9, 0.99]
+    fill = {"cheap": {0.5: 0.80, 0.9: 0.97, 0.99: 0.98}, "dear": {0.5: 0.90, 0.9: 0.92, 0.99: 0.95}}
+    cost = {"cheap": 1.0, "dear": 3.0}  # stock per grid step
+
+    def run(levels, window):
+        f = (fill["cheap"][levels["cheap"]] + fill["dear"][levels["dear"]]) / 2
+        return R(fill_rate=f, avg_inventory_units=sum(grid.index(v) * cost[c] for c, v in levels.items()))
+
+    # From 0.9 for both (fill 0.945, stock 4): lowering "dear" alone misses 0.939 (0.935); raising "cheap" to
+    # 0.99 pays for it (fill 0.94, stock 2).
+    levels, res = levels_by_class(grid, run, [0], 0.939, start=0.9, classes=["cheap", "dear"])
+    assert levels == {"cheap": 0.99, "dear": 0.5}
+    assert res[0].avg_inventory_units == 2.0

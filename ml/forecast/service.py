@@ -30,6 +30,7 @@ import pandas as pd
 
 from ml.forecast.base import Forecaster, ShortHistoryError
 from ml.forecast.baselines import TSB, CrostonSBA, MovingAverage, Naive, SeasonalNaive
+from ml.forecast.classify import classify_panel
 from ml.forecast.ensemble import SelectedEnsemble
 from ml.forecast.gbm import GlobalGBM
 from ml.forecast.metrics import (
@@ -192,6 +193,15 @@ def demand_from_mart(mart: pd.DataFrame) -> pd.DataFrame:
             "price": price,
         }
     )
+
+
+def demand_classes(mart: pd.DataFrame) -> pd.Series:
+    """Demand class per SKU (ADI / CV², :mod:`ml.forecast.classify`) of ``fct_daily_sku_demand`` rows: a Series
+    sku -> class (empty for an empty frame)."""
+    if mart.empty:
+        return pd.Series(dtype=object)
+    classes = classify_panel(to_panel(demand_from_mart(mart)))
+    return classes.set_index("unique_id")["demand_class"]
 
 
 def next_periods(calendar: np.ndarray, h: int, lookback_days: int = 56) -> np.ndarray:

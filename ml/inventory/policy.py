@@ -25,6 +25,7 @@ time brings the risk back under ``1 - alpha`` (the cheapest such one; else the f
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -256,8 +257,12 @@ def replenishment_plan(
 def stockout_alerts(
     plan_table: pd.DataFrame, service_level: float = 0.95, top: int | None = None
 ) -> pd.DataFrame:
-    """SKUs whose stock-out risk within the lead time exceeds ``1 - service_level``, by revenue at risk."""
-    at = plan_table[plan_table["stockout_risk"] > 1 - service_level]
+    """SKUs whose stock-out risk within the lead time exceeds ``1 - service_level``, by revenue at risk.
+
+    A plan with a ``service_level`` column (per-class levels) is judged row by row against its own level.
+    """
+    level = plan_table.get("service_level", service_level)
+    at = plan_table[plan_table["stockout_risk"] > 1 - level]
     at = at.sort_values(["revenue_at_risk", "stockout_risk"], ascending=False)
     return at.head(top) if top else at
 
@@ -297,6 +302,8 @@ def plan_from_marts(
     service_level: float = 0.95,
     order_cycle: int = 7,
     default_lead_time: int = 7,
+    service_level_by_class: Mapping[str, float] | None = None,
+    demand_class: pd.Series | None = None,
 ) -> pd.DataFrame:
     """The ``replenishment_plan`` asset: one row per ``sku x warehouse_id``.
 
@@ -314,6 +321,12 @@ def plan_from_marts(
     (``use_alternate``: its risk is within the bound; then the order is sized on the alternate's lead time).
     ``expected_shortage`` (units short within the lead time) times ``price`` is ``revenue_at_risk``, the ranking
     key of :func:`stockout_alerts`.
+
+    ``service_level_by_class`` (demand class -> level) with ``demand_class`` (a Series sku -> class, e.g. from
+    :func:`ml.forecast.classify.classify_panel`) gives each SKU its class's level (``service_level`` for the
+    classes not named): stock goes where it buys the most fill (``bench.inventory --service-levels by_class``
+    finds such levels on replayed validation windows). Each row reports its ``demand_class`` and
+    ``service_level``.
     """
     from ml.forecast.service import split_by_warehouse
 
@@ -342,6 +355,13 @@ def plan_from_marts(
     m = mean.to_numpy(dtype=float)
     phi = implied_dispersion(m, q90.to_numpy(dtype=float))
     pos = out["on_hand"].to_numpy() + out["on_order"].to_numpy()
+    classes = (
+        demand_class.rename(index=str).reindex(out["sku"]).to_numpy(dtype=object)
+        if demand_class is not None
+        else np.full(len(out), None, dtype=object)
+    )
+    levels = dict(service_level_by_class or {})
+    service_level = np.array([levels.get(c, service_level) for c in classes], dtype=float)
     primary = plan(m, phi, lead, pos, service_level, order_cycle=order_cycle)
     limit = 1.0 - service_level
     has_alt = np.isfinite(alt_lead) & (alt_lead < lead)
@@ -350,6 +370,8 @@ def plan_from_marts(
     at_risk = primary["stockout_risk"] > limit
     use_alt = at_risk & has_alt & (alternate["stockout_risk"] <= limit)
     out["phi"] = phi
+    out["demand_class"] = pd.array(classes, dtype="string")  # VARCHAR in the warehouse even when all missing
+    out["service_level"] = service_level
     out["lead_time_days"] = lead
     for k in ("lead_time_demand", "lead_time_q", "safety_stock", "reorder_point", "order_up_to"):
         out[k] = np.where(use_alt, alternate[k], primary[k])

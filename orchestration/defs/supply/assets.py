@@ -35,6 +35,14 @@ class SupplyConfig(dg.Config):
         default=7,
         description="Days of demand an order covers beyond the reorder point (order-up-to = s + this).",
     )
+    service_level_by_class: dict[str, float] = Field(
+        default={},
+        description=(
+            "Per demand class (smooth, erratic, intermittent, lumpy; ADI/CV² on the SKU's last 224 days of "
+            "demand), a service level replacing service_level for that class, e.g. {lumpy: 0.999}. "
+            "`python -m bench.inventory` finds such levels on replayed validation windows."
+        ),
+    )
 
 
 def replace_day(con, table: str, frame: pd.DataFrame, day_column: str, day: date) -> None:
@@ -222,6 +230,9 @@ def _plan_for_day(con, day: date, config: SupplyConfig) -> pd.DataFrame:
     if forecast.empty or inventory.empty:
         return pd.DataFrame()
     products = con.execute("SELECT * FROM marts.dim_products").df()
+    classes = None
+    if config.service_level_by_class:
+        classes = _demand_classes(con, day)
     plan = plan_from_marts(
         forecast,
         inventory,
@@ -229,10 +240,22 @@ def _plan_for_day(con, day: date, config: SupplyConfig) -> pd.DataFrame:
         as_of=day,
         service_level=config.service_level,
         order_cycle=config.order_cycle_days,
+        service_level_by_class=config.service_level_by_class,
+        demand_class=classes,
     )
     plan.insert(0, "as_of_date", pd.Timestamp(day).date())
-    plan["service_level"] = config.service_level
     return plan
+
+
+def _demand_classes(con, day: date, days: int = 224) -> pd.Series:
+    """Demand class per SKU (ADI / CV²) from its demand in the ``days`` days up to ``day`` (nothing later)."""
+    from ml.forecast.service import demand_classes
+
+    mart = con.execute(
+        "SELECT * FROM marts.fct_daily_sku_demand WHERE demand_date <= ? AND demand_date > ?",
+        [day, day - timedelta(days=days)],
+    ).df()
+    return demand_classes(mart)
 
 
 @dg.multi_asset(
@@ -244,7 +267,8 @@ def _plan_for_day(con, day: date, config: SupplyConfig) -> pd.DataFrame:
             kinds={"duckdb", "pandas"},
             description=(
                 "Per SKU × warehouse as of D (`supply.replenishment_plan`, exported): lead-time demand quantile "
-                "from the forecast, safety stock, reorder point, order quantity for the target service level, "
+                "from the forecast, safety stock, reorder point, order quantity for the target service level (one, "
+                "or per demand class: run config service_level_by_class), "
                 "stock-out risk within the lead time, and the alternate supplier when only its shorter lead time "
                 "prevents a stock-out. For buyers and suppliers."
             ),

@@ -1,0 +1,118 @@
+"""The `replenishment_plan` asset with a service level per demand class, written next to an older plan table.
+
+A real Dagster materialisation of the forecast and the plan against a temporary DuckDB holding the three marts
+the plan reads (daily SKU demand, inventory snapshots, products), built from the synthetic store.
+"""
+
+from datetime import timedelta
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml.forecast.classify import classify_panel
+from ml.forecast.panel import to_panel
+from ml.forecast.synthetic import synthetic_store
+from orchestration.defs.supply.assets import demand_forecast, replenishment
+from orchestration.resources import DataFilesResource, WarehouseResource
+
+LEVELS = {"intermittent": 0.8, "lumpy": 0.8}
+
+
+def _write_marts(path):
+    df, _ = synthetic_store(n_series=24, n_periods=260, season_length=7, seed=5, start="2025-01-01")
+    df["ds"] = pd.to_datetime(df["ds"])
+    day = df["ds"].max()
+    mart = pd.DataFrame(
+        {
+            "sku": df["unique_id"],
+            "demand_date": df["ds"].dt.date,
+            "units": df["y"],
+            "revenue": df["y"] * df["price"],
+            "n_orders": (df["y"] > 0).astype(int),
+            "is_zero_filled": df["y"] == 0,
+        }
+    )
+    skus = sorted(df["unique_id"].unique())
+    inventory = pd.DataFrame(
+        {
+            "sku": skus,
+            "warehouse_id": "W1",
+            "snapshot_date": day.date(),
+            "on_hand": 3.0,
+            "on_order": 0.0,
+            "units_sold": 1.0,
+        }
+    )
+    products = pd.DataFrame(
+        {
+            "sku": skus,
+            "price": 5.0,
+            "supplier_id": "S1",
+            "lead_time_days": 5,
+            "min_order_qty": 0,
+            "alt_supplier_id": None,
+            "alt_lead_time_days": None,
+        }
+    )
+    # A plan table as an older version wrote it: no demand_class column.
+    old_plan = pd.DataFrame(
+        {"as_of_date": [(day - timedelta(days=1)).date()], "sku": [skus[0]], "order_qty": [1.0]}
+    )
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE SCHEMA marts")
+        con.execute("CREATE SCHEMA supply")
+        for name, frame in (
+            ("marts.fct_daily_sku_demand", mart),
+            ("marts.fct_inventory_daily", inventory),
+            ("marts.dim_products", products),
+            ("supply.replenishment_plan", old_plan),
+        ):
+            con.register("frame", frame)
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+            con.unregister("frame")
+    return df, day
+
+
+def test_plan_gives_each_demand_class_its_own_service_level(tmp_path):
+    df, day = _write_marts(tmp_path / "warehouse.duckdb")
+    resources = {
+        "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+        "files": DataFilesResource.under(tmp_path),
+    }
+    config = dg.RunConfig(
+        ops={"replenishment": {"config": {"service_level": 0.95, "service_level_by_class": LEVELS}}}
+    )
+    result = dg.materialize(
+        [demand_forecast, replenishment],
+        partition_key=str(day.date()),
+        resources=resources,
+        run_config=config,
+    )
+    assert result.success
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        plan = con.execute("SELECT * FROM supply.replenishment_plan ORDER BY as_of_date, sku").df()
+        alerts = con.execute("SELECT * FROM supply.stockout_alerts").df()
+    # The older row is kept (new columns NULL there) and the new day sits next to it.
+    old, new = plan[plan["as_of_date"] < day], plan[plan["as_of_date"] == day]
+    assert len(old) == 1 and old["demand_class"].isna().all() and old["order_qty"].iloc[0] == 1.0
+    assert len(new) == 24
+    # Classes from the SKU's last 224 days of demand up to the day, nothing later.
+    recent = df[(df["ds"] <= day) & (df["ds"] > day - timedelta(days=224))]
+    expected = classify_panel(to_panel(recent)).set_index("unique_id")["demand_class"]
+    got = new.set_index("sku")
+    assert (got["demand_class"] == expected.reindex(got.index)).all()
+    assert set(got["demand_class"]) & set(LEVELS) and set(got["demand_class"]) - set(LEVELS)
+    want = got["demand_class"].map(LEVELS).fillna(0.95)
+    np.testing.assert_allclose(got["service_level"], want)
+    # A lower level means a lower reorder point for the same forecast: the 0.8 classes hold less safety stock
+    # per unit of lead-time demand than the 0.95 ones.
+    ratio = got["safety_stock"] / got["lead_time_demand"].where(got["lead_time_demand"] > 0)
+    low, high = ratio[want == 0.8].median(), ratio[want == 0.95].median()
+    assert low < high
+    # Alerts judge each row against its own level.
+    flagged = got.loc[alerts["sku"]]
+    assert (flagged["stockout_risk"] > 1 - flagged["service_level"]).all()
+    not_flagged = got.drop(index=alerts["sku"])
+    assert (not_flagged["stockout_risk"] <= 1 - not_flagged["service_level"]).all()
