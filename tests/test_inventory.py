@@ -14,6 +14,7 @@ from ml.inventory.policy import (
     implied_dispersion,
     interval_sum,
     plan,
+    plan_by_class,
     plan_from_marts,
     reorder_point_normal,
     replenishment_plan,
@@ -194,6 +195,21 @@ def test_plan_from_marts_worked_example():
     )
     alerts = stockout_alerts(p, 0.95)
     assert list(alerts["warehouse_id"]) == ["W1", "W2"]  # W1 has more revenue at risk
+    assert plan_by_class(p).empty  # one level for all: no per-class summary
+    # The same SKU as "lumpy" with a level of its own: the reorder point follows that level.
+    lumpy = plan_from_marts(
+        fc,
+        inv,
+        products,
+        as_of="2024-01-02",
+        service_level=0.95,
+        order_cycle=7,
+        service_level_by_class={"lumpy": 0.99},
+        demand_class=pd.Series({"a": "lumpy"}),
+    ).set_index("warehouse_id")
+    assert (lumpy["service_level"] == 0.99).all() and (lumpy["demand_class"] == "lumpy").all()
+    assert lumpy.loc["W1", "reorder_point"] == pytest.approx(stats.poisson.ppf(0.99, 1.5 * 4))
+    assert list(plan_by_class(lumpy.reset_index())["rows"]) == [2]
 
 
 def test_rolling_policy_with_an_unchanged_forecast_equals_the_fixed_one():

@@ -91,6 +91,12 @@ def test_plan_gives_each_demand_class_its_own_service_level(tmp_path):
         run_config=config,
     )
     assert result.success
+    (plan_mat,) = [
+        m
+        for m in result.get_asset_materialization_events()
+        if m.asset_key == dg.AssetKey(["supply", "replenishment_plan"])
+    ]
+    summary = plan_mat.materialization.metadata["by_demand_class"].value
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         plan = con.execute("SELECT * FROM supply.replenishment_plan ORDER BY as_of_date, sku").df()
         alerts = con.execute("SELECT * FROM supply.stockout_alerts").df()
@@ -105,6 +111,9 @@ def test_plan_gives_each_demand_class_its_own_service_level(tmp_path):
     assert (got["demand_class"] == expected.reindex(got.index)).all()
     assert set(got["demand_class"]) & set(LEVELS) and set(got["demand_class"]) - set(LEVELS)
     want = got["demand_class"].map(LEVELS).fillna(0.95)
+    # The UI's per-class summary: one line per class present, with its level and row count.
+    for cls, n in got["demand_class"].value_counts().items():
+        assert f"| {cls} | {n} | {LEVELS.get(cls, 0.95):.3f} |" in summary
     np.testing.assert_allclose(got["service_level"], want)
     # A lower level means a lower reorder point for the same forecast: the 0.8 classes hold less safety stock
     # per unit of lead-time demand than the 0.95 ones.

@@ -267,6 +267,23 @@ def stockout_alerts(
     return at.head(top) if top else at
 
 
+def plan_by_class(plan_table: pd.DataFrame) -> pd.DataFrame:
+    """Per demand class of a plan (``demand_class``, ``service_level`` columns): rows, service level, rows and
+    units to order, mean stock-out risk. Empty when the plan has no classes (one level for all SKUs)."""
+    if "demand_class" not in plan_table or plan_table["demand_class"].isna().all():
+        return pd.DataFrame()
+    g = plan_table.assign(ordering=plan_table["order_qty"] > 0).groupby("demand_class", sort=True)
+    return pd.DataFrame(
+        {
+            "rows": g.size(),
+            "service_level": g["service_level"].first(),
+            "rows_to_order": g["ordering"].sum(),
+            "units_to_order": g["order_qty"].sum(),
+            "mean_stockout_risk": g["stockout_risk"].mean(),
+        }
+    ).reset_index()
+
+
 # -- platform-facing: the shapes of the dbt marts ------------------------------------------------------------
 def latest_snapshot(inventory: pd.DataFrame, as_of=None) -> pd.DataFrame:
     """The last ``fct_inventory_daily`` row per ``sku, warehouse_id`` on or before ``as_of`` (all when None)."""

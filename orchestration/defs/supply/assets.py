@@ -296,7 +296,7 @@ def replenishment(
     warehouse: WarehouseResource,
     files: DataFilesResource,
 ):
-    from ml.inventory import stockout_alerts
+    from ml.inventory import plan_by_class, stockout_alerts
 
     days = partition_days(context)
     plan = alerts = pd.DataFrame()
@@ -325,6 +325,11 @@ def replenishment(
             "units_to_order": float(plan["order_qty"].sum()),
             "mean_stockout_risk": float(plan["stockout_risk"].mean()),
             "rows_using_alternate_supplier": int(plan.get("use_alternate", pd.Series(dtype=bool)).sum()),
+            **(
+                {"by_demand_class": dg.MetadataValue.md(markdown_table(by_class))}
+                if not (by_class := plan_by_class(plan)).empty
+                else {}
+            ),
             "preview": dg.MetadataValue.md(
                 markdown_table(
                     plan.sort_values("stockout_risk", ascending=False)[
