@@ -372,3 +372,65 @@ def test_service_levels_by_class_raise_one_class_to_lower_a_dearer_one():
     levels, res = levels_by_class(grid, run, [0], 0.939, start=0.9, classes=["cheap", "dear"])
     assert levels == {"cheap": 0.99, "dear": 0.5}
     assert res[0].avg_inventory_units == 2.0
+
+
+def _store_with_forecasts(n_days=60, forecast_days=15, seed=0):
+    """Poisson daily demand per SKU, and stored daily forecasts that know each SKU's true rate."""
+    rng = np.random.default_rng(seed)
+    days = pd.date_range("2025-03-01", periods=n_days, freq="D")
+    rates = np.array([0.3, 0.5, 1.0, 2.0, 4.0, 8.0, 0.2, 3.0])
+    skus = [f"s{i}" for i in range(len(rates))]
+    demand = pd.DataFrame(
+        [(s, d, float(rng.poisson(r))) for s, r in zip(skus, rates, strict=True) for d in days],
+        columns=["sku", "demand_date", "units"],
+    )
+    forecasts = pd.DataFrame(
+        [
+            (d, s, h, r, float(stats.poisson.ppf(0.9, r)))
+            for d in days[-forecast_days:]
+            for s, r in zip(skus, rates, strict=True)
+            for h in range(1, 29)
+        ],
+        columns=["as_of_date", "sku", "horizon_day", "mean", "q90"],
+    )
+    products = pd.DataFrame({"sku": skus, "lead_time_days": 3, "price": 2.0})
+    classes = pd.Series(["lumpy" if r < 1 else "smooth" for r in rates], index=skus)
+    return days, demand, forecasts, products, classes
+
+
+def test_recent_service_levels_replay_the_stored_forecasts():
+    from ml.inventory.tuning import ALPHA_GRID, recent_service_levels
+
+    days, demand, forecasts, products, classes = _store_with_forecasts()
+    res = recent_service_levels(forecasts, demand, products, classes, target=0.95, window_days=10)
+    # The last 10 demand days are replayed; each decision reads the forecast stored on its day.
+    assert res.window == (days[-10].date(), days[-1].date()) and res.n_skus == 8
+    assert res.uniform.demand_units == demand[demand["demand_date"] >= days[-10]]["units"].sum()
+    assert res.uniform.fill_rate >= 0.95 and res.by_class.fill_rate >= 0.95 and res.naive.fill_rate >= 0.95
+    assert res.uniform_level in ALPHA_GRID and set(res.levels) == {"lumpy", "smooth"}
+    assert res.by_class.avg_inventory_units <= res.uniform.avg_inventory_units
+    # Fewer stored forecasts than the window: the replay shrinks to what is stored (9 forecasts: 8 days).
+    short = recent_service_levels(forecasts[forecasts["as_of_date"] >= days[-9]], demand, products, classes)
+    assert short.window == (days[-8].date(), days[-1].date())
+    # Under 28 days of demand before the window: levels still, but no naive yardstick.
+    young = recent_service_levels(forecasts, demand[demand["demand_date"] >= days[-30]], products, classes)
+    assert young.naive is None and young.naive_cover_days is None and young.by_class.fill_rate >= 0.95
+    assert res.naive is not None
+    # Too few to say anything: a reason, not levels.
+    few = recent_service_levels(forecasts[forecasts["as_of_date"] >= days[-5]], demand, products, classes)
+    assert isinstance(few, str) and "need at least 7" in few
+    # A gap in the stored forecasts ends the replay window there: day -11's order needed day -12's forecast.
+    gap = forecasts[forecasts["as_of_date"] != days[-12]]
+    assert recent_service_levels(gap, demand, products, classes, window_days=28).window[0] == days[-10].date()
+
+
+def test_recent_service_levels_are_the_smallest_that_meet_the_target():
+    from ml.inventory.tuning import recent_service_levels
+
+    days, demand, forecasts, products, classes = _store_with_forecasts(seed=1)
+    strict = recent_service_levels(forecasts, demand, products, classes, target=0.99, window_days=14)
+    loose = recent_service_levels(forecasts, demand, products, classes, target=0.80, window_days=14)
+    assert loose.uniform_level <= strict.uniform_level
+    assert loose.uniform.avg_inventory_units <= strict.uniform.avg_inventory_units
+    assert loose.naive_cover_days <= strict.naive_cover_days
+    assert strict.uniform.fill_rate >= 0.99 or strict.uniform_level == 0.9999

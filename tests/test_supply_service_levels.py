@@ -10,6 +10,7 @@ import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 
 from ml.forecast.classify import classify_panel
 from ml.forecast.panel import to_panel
@@ -125,3 +126,50 @@ def test_plan_gives_each_demand_class_its_own_service_level(tmp_path):
     assert (flagged["stockout_risk"] > 1 - flagged["service_level"]).all()
     not_flagged = got.drop(index=alerts["sku"])
     assert (not_flagged["stockout_risk"] <= 1 - not_flagged["service_level"]).all()
+
+
+def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(tmp_path):
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from orchestration.defs.supply.assets import service_levels
+
+    df, day = _write_marts(tmp_path / "warehouse.duckdb")
+    resources = {
+        "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+        "files": DataFilesResource.under(tmp_path),
+    }
+    first = (day - timedelta(days=11)).date()
+    # Twelve days of forecasts in one run (a backfill), then the tuning and the plan for the last day.
+    forecasts = dg.materialize(
+        [demand_forecast],
+        resources=resources,
+        tags={ASSET_PARTITION_RANGE_START_TAG: str(first), ASSET_PARTITION_RANGE_END_TAG: str(day.date())},
+    )
+    assert forecasts.success
+    config = dg.RunConfig(
+        ops={
+            "supply__service_levels": {"config": {"window_days": 10}},
+            "replenishment": {"config": {"use_tuned_service_levels": True}},
+        }
+    )
+    result = dg.materialize(
+        [service_levels, replenishment], partition_key=str(day.date()), resources=resources, run_config=config
+    )
+    assert result.success
+    (mat,) = result.asset_materializations_for_node("supply__service_levels")
+    meta = {k: v.value for k, v in mat.metadata.items()}
+    assert meta["window"] == f"{(day - timedelta(days=9)).date()} .. {day.date()}"
+    assert meta["skus_replayed"] == 24
+    assert meta["replay_fill_rate"] >= 0.95 and meta["naive_fill_rate"] >= 0.95
+    assert meta["replay_avg_inventory_units"] <= meta["uniform_avg_inventory_units"]
+    assert meta["inventory_vs_naive"] == pytest.approx(
+        meta["replay_avg_inventory_units"] / meta["naive_avg_inventory_units"] - 1
+    )
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        tuned = dict(con.execute("SELECT demand_class, service_level FROM supply.service_levels").fetchall())
+        plan = con.execute(
+            "SELECT demand_class, service_level FROM supply.replenishment_plan WHERE as_of_date = ?",
+            [day.date()],
+        ).df()
+    assert tuned and set(plan["demand_class"]) <= set(tuned)
+    assert (plan["service_level"] == plan["demand_class"].map(tuned)).all()

@@ -10,8 +10,13 @@ is a few huge orders), so one level for all SKUs holds more stock than needed fo
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+
+from ml.inventory.policy import implied_dispersion
+from ml.inventory.simulate import ReplayResult, forecast_policy, initial_stock, naive_policy, replay
 
 
 def smallest_feasible(grid: Sequence, run: Callable, windows: Sequence, target: float):
@@ -73,3 +78,115 @@ def levels_by_class(
         if progress:
             progress(f"round {round_ + 1}: {levels}, mean stock {mean_stock(best):,.0f}")
     return levels, best
+
+
+# Cycle service levels tried (fine near 1: lumpy SKUs need the far tail) and naive cover days.
+ALPHA_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9997, 0.9998, 0.9999)
+COVER_GRID = tuple(float(c) for c in np.arange(0, 80.5, 0.5))
+NAIVE_WINDOW = 28  # days in the naive policy's moving average
+
+
+@dataclass
+class RecentTuning:
+    """What :func:`recent_service_levels` found: the levels, and the replays that justify them."""
+
+    window: tuple  # first and last demand day replayed
+    n_skus: int
+    uniform_level: float
+    levels: dict  # demand class -> service level
+    by_class: ReplayResult  # the policy at ``levels``
+    uniform: ReplayResult  # the policy at ``uniform_level`` for all SKUs
+    naive_cover_days: float | None
+    naive: ReplayResult | None  # moving-average demand plus a fixed cover, tuned to the same target
+
+
+def recent_service_levels(
+    forecasts: pd.DataFrame,
+    demand: pd.DataFrame,
+    products: pd.DataFrame,
+    classes: pd.Series,
+    target: float = 0.95,
+    window_days: int = 28,
+    min_window_days: int = 7,
+    order_cycle: int = 7,
+    default_lead_time: int = 7,
+) -> RecentTuning | str:
+    """Service levels per demand class that would have reached ``target`` fill rate over the shop's last days.
+
+    Replays the last ``window_days`` demand days (fewer, down to ``min_window_days``, when fewer daily forecasts
+    are stored) exactly as the plan runs: at the end of each day the (s, S) policy reads that day's stored
+    forecast; orders arrive after the product's lead time; lost sales. The levels are the smallest uniform one
+    reaching the target (:func:`smallest_feasible`), refined per class (:func:`levels_by_class`); a naive
+    moving-average cover policy tuned to the same target is the yardstick (when 28 days of demand precede the
+    window; else ``naive`` is None).
+
+    ``forecasts``: ``supply.demand_forecast`` rows (``as_of_date, sku, horizon_day, mean, q90``) for the days
+    before the window's end; ``demand``: ``fct_daily_sku_demand`` rows (``sku, demand_date, units``) up to it; ``products``: ``dim_products`` (``sku,
+    lead_time_days, price``); ``classes``: sku -> demand class. Returns a reason string when there is too little
+    to replay.
+    """
+    if forecasts.empty or demand.empty:
+        return "no stored forecasts or demand to replay"
+    fc = forecasts.assign(
+        as_of_date=pd.to_datetime(forecasts["as_of_date"]), sku=forecasts["sku"].astype(str)
+    )
+    dem = demand.assign(demand_date=pd.to_datetime(demand["demand_date"]), sku=demand["sku"].astype(str))
+    grid = dem.pivot_table(index="sku", columns="demand_date", values="units", aggfunc="sum", fill_value=0.0)
+    days = grid.columns
+    made = set(fc["as_of_date"].unique())
+    # The replay's demand days: the latest run of consecutive trading days whose previous day has a forecast,
+    # and a forecast on the last day too (its order is placed, though nothing after it is replayed).
+    k = 0
+    while k < min(window_days, len(days) - 1) and days[-1 - k] in made and days[-2 - k] in made:
+        k += 1
+    if k < min_window_days:
+        return f"{k} replayable days with stored forecasts (need at least {min_window_days})"
+    decision_days = days[len(days) - 1 - k :]  # t_0 .. t_k
+    start = fc[fc["as_of_date"] == decision_days[0]]
+    skus = np.array(sorted(set(start["sku"]) & set(grid.index)))
+    if len(skus) == 0:
+        return "no SKU has both a forecast and demand in the window"
+
+    def matrix(day, column):
+        rows = fc[fc["as_of_date"] == day]
+        return rows.pivot_table(index="sku", columns="horizon_day", values=column).reindex(skus).fillna(0.0)
+
+    means = [matrix(d, "mean").to_numpy(dtype=float) for d in decision_days]
+    phi = implied_dispersion(means[0], matrix(decision_days[0], "q90").to_numpy(dtype=float))
+    g = grid.reindex(skus)
+    history = g.loc[:, : decision_days[0]].to_numpy(dtype=float)
+    window = g.loc[:, decision_days[1:]].to_numpy(dtype=float)
+    prod = (
+        products.assign(sku=products["sku"].astype(str)).drop_duplicates("sku").set_index("sku").reindex(skus)
+    )
+    lead = pd.to_numeric(prod.get("lead_time_days"), errors="coerce").fillna(default_lead_time).astype(int)
+    lead = lead.to_numpy()
+    price = pd.to_numeric(prod.get("price"), errors="coerce").fillna(1.0).to_numpy(dtype=float)
+    cls = classes.rename(index=str).reindex(skus).fillna("unclassified").to_numpy(dtype=object)
+
+    def ours(level, _window=None):
+        a = np.array([level.get(c, max(level.values())) for c in cls]) if isinstance(level, dict) else level
+        pol = forecast_policy(means, phi, lead, a, order_cycle=order_cycle)
+        return replay(window, pol, lead, initial_stock(pol), price)
+
+    def naive(cover, _window=None):
+        pol = naive_policy(history, window, lead, cover, window=NAIVE_WINDOW, order_cycle=order_cycle)
+        return replay(window, pol, lead, initial_stock(pol), price)
+
+    uniform_level, (uniform,) = smallest_feasible(ALPHA_GRID, lambda a, w: ours(a), [None], target)
+    levels, (by_class,) = levels_by_class(
+        ALPHA_GRID, lambda a, w: ours(a), [None], target, uniform_level, sorted(set(cls))
+    )
+    cover = naive_result = None
+    if history.shape[1] >= NAIVE_WINDOW:  # the yardstick's moving average needs that much history
+        cover, (naive_result,) = smallest_feasible(COVER_GRID, lambda c, w: naive(c), [None], target)
+    return RecentTuning(
+        window=(decision_days[1].date(), decision_days[-1].date()),
+        n_skus=len(skus),
+        uniform_level=uniform_level,
+        levels=levels,
+        by_class=by_class,
+        uniform=uniform,
+        naive_cover_days=cover,
+        naive=naive_result,
+    )

@@ -14,7 +14,7 @@ import pandas as pd
 from pydantic import Field
 
 from ml.exports import write_export
-from ml.warehouse import ensure_schema, markdown_table, replace_partition_df
+from ml.warehouse import ensure_schema, markdown_table, replace_partition_df, table_exists
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.metadata import png_markdown
 from orchestration.partitions import DAILY_WAREHOUSE_WRITER, partition_days
@@ -24,6 +24,7 @@ OWNERS = ["team:supply-chain"]
 HISTORY_DAYS = 400
 """Demand history the daily forecast reads: enough for yearly patterns, bounded so a day's cost is flat."""
 HORIZON = 28
+ORDER_CYCLE_DAYS = 7
 
 
 class SupplyConfig(dg.Config):
@@ -32,8 +33,15 @@ class SupplyConfig(dg.Config):
         description="Target cycle service level of the plan (the probability of no stock-out in a cycle).",
     )
     order_cycle_days: int = Field(
-        default=7,
+        default=ORDER_CYCLE_DAYS,
         description="Days of demand an order covers beyond the reorder point (order-up-to = s + this).",
+    )
+    use_tuned_service_levels: bool = Field(
+        default=False,
+        description=(
+            "Give each demand class the service level that supply/service_levels found on the latest replay "
+            "(on or before D); service_level_by_class still overrides the classes it names."
+        ),
     )
     service_level_by_class: dict[str, float] = Field(
         default={},
@@ -231,7 +239,10 @@ def _plan_for_day(con, day: date, config: SupplyConfig) -> pd.DataFrame:
         return pd.DataFrame()
     products = con.execute("SELECT * FROM marts.dim_products").df()
     classes = None
-    if config.service_level_by_class:
+    levels = dict(config.service_level_by_class)
+    if config.use_tuned_service_levels:
+        levels = {**_tuned_levels(con, day), **levels}
+    if levels:
         classes = _demand_classes(con, day)
     plan = plan_from_marts(
         forecast,
@@ -240,11 +251,23 @@ def _plan_for_day(con, day: date, config: SupplyConfig) -> pd.DataFrame:
         as_of=day,
         service_level=config.service_level,
         order_cycle=config.order_cycle_days,
-        service_level_by_class=config.service_level_by_class,
+        service_level_by_class=levels,
         demand_class=classes,
     )
     plan.insert(0, "as_of_date", pd.Timestamp(day).date())
     return plan
+
+
+def _tuned_levels(con, day: date) -> dict[str, float]:
+    """The levels per class of the latest ``supply.service_levels`` day on or before ``day`` (none yet: {})."""
+    if not table_exists(con, "supply.service_levels"):
+        return {}
+    rows = con.execute(
+        "SELECT demand_class, service_level FROM supply.service_levels WHERE as_of_date = "
+        "(SELECT max(as_of_date) FROM supply.service_levels WHERE as_of_date <= ?)",
+        [day],
+    ).fetchall()
+    return {c: float(level) for c, level in rows}
 
 
 def _demand_classes(con, day: date, days: int = 224) -> pd.Series:
@@ -272,7 +295,12 @@ def _demand_classes(con, day: date, days: int = 224) -> pd.Series:
                 "stock-out risk within the lead time, and the alternate supplier when only its shorter lead time "
                 "prevents a stock-out. For buyers and suppliers."
             ),
-            deps=[dg.AssetKey(["supply", "demand_forecast"]), dg.AssetKey(["marts", "fct_inventory_daily"])],
+            deps=[
+                dg.AssetKey(["supply", "demand_forecast"]),
+                dg.AssetKey(["marts", "fct_inventory_daily"]),
+                # read only with run config use_tuned_service_levels
+                dg.AssetKey(["supply", "service_levels"]),
+            ],
             automation_condition=DOWNSTREAM_AUTOMATION,
         ),
         dg.AssetSpec(
@@ -379,4 +407,111 @@ def replenishment(
     yield dg.MaterializeResult(asset_key=dg.AssetKey(["supply", "stockout_alerts"]), metadata=alert_md)
 
 
-supply_assets = [demand_forecast, forecast_backtest, replenishment]
+class ServiceLevelConfig(dg.Config):
+    target_fill_rate: float = Field(
+        default=0.95, description="Unit fill rate the replayed policy must reach over the window."
+    )
+    window_days: int = Field(
+        default=28,
+        description="Demand days replayed, ending on D (fewer, down to 7, while fewer daily forecasts are stored).",
+    )
+    order_cycle_days: int = Field(
+        default=ORDER_CYCLE_DAYS, description="As in the plan: days of demand an order covers beyond s."
+    )
+
+
+@dg.asset(
+    key=dg.AssetKey(["supply", "service_levels"]),
+    group_name="supply",
+    owners=OWNERS,
+    kinds={"duckdb", "pandas"},
+    description=(
+        "Service level per demand class that would have met the fill-rate target over the last days up to D "
+        "(`supply.service_levels`): the plan's policy replayed day by day on the stored daily forecasts and the "
+        "actual demand, with each product's lead time and lost sales; the smallest uniform level that reaches "
+        "the target, refined per class where stock buys less fill. Metadata: the replay's fill rate and stock "
+        "against one level for all and against a naive moving-average cover tuned to the same target. The plan "
+        "uses these levels with run config `use_tuned_service_levels: true`."
+    ),
+    deps=[
+        dg.AssetKey(["supply", "demand_forecast"]),
+        dg.AssetKey(["marts", "fct_daily_sku_demand"]),
+        dg.AssetKey(["marts", "dim_products"]),
+    ],
+    automation_condition=DOWNSTREAM_AUTOMATION,
+    **DAILY_WAREHOUSE_WRITER,
+)
+def service_levels(
+    context: dg.AssetExecutionContext, config: ServiceLevelConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    from ml.inventory.tuning import recent_service_levels
+
+    days = partition_days(context)
+    metadata: dict = {"as_of": days[-1].isoformat()}
+    with warehouse.connect() as con:
+        for day in days:
+            # Trading days can be sparse in calendar time: read forecasts over twice the window.
+            forecasts = (
+                con.execute(
+                    "SELECT as_of_date, sku, horizon_day, mean, q90 FROM supply.demand_forecast "
+                    "WHERE as_of_date <= ? AND as_of_date > ?",
+                    [day, day - timedelta(days=2 * config.window_days + 14)],
+                ).df()
+                if table_exists(con, "supply.demand_forecast")
+                else pd.DataFrame()
+            )
+            result = recent_service_levels(
+                forecasts,
+                _mart(con, day),
+                con.execute("SELECT sku, lead_time_days, price FROM marts.dim_products").df(),
+                _demand_classes(con, day),
+                target=config.target_fill_rate,
+                window_days=config.window_days,
+                order_cycle=config.order_cycle_days,
+            )
+            if isinstance(result, str):
+                context.log.info(f"{day}: nothing to tune: {result}")
+                metadata = {"as_of": day.isoformat(), "note": result, "dagster/row_count": 0}
+                continue
+            frame = pd.DataFrame(
+                {
+                    "as_of_date": pd.Timestamp(day).date(),
+                    "demand_class": list(result.levels),
+                    "service_level": list(result.levels.values()),
+                    "uniform_level": result.uniform_level,
+                    "window_start": result.window[0],
+                    "window_end": result.window[1],
+                    "target_fill_rate": config.target_fill_rate,
+                }
+            )
+            replace_day(con, "supply.service_levels", frame, "as_of_date", day)
+            ours, uniform, naive = result.by_class, result.uniform, result.naive
+            metadata = {
+                "as_of": day.isoformat(),
+                "dagster/row_count": len(frame),
+                "window": f"{result.window[0]} .. {result.window[1]}",
+                "skus_replayed": int(result.n_skus),
+                "replay_fill_rate": float(ours.fill_rate),
+                "replay_avg_inventory_units": float(ours.avg_inventory_units),
+                "uniform_level": float(result.uniform_level),
+                "uniform_avg_inventory_units": float(uniform.avg_inventory_units),
+                "levels": dg.MetadataValue.md(markdown_table(frame[["demand_class", "service_level"]], 4)),
+            }
+            if naive is not None:  # the yardstick needs 28 days of demand before the window
+                metadata |= {
+                    "naive_cover_days": float(result.naive_cover_days),
+                    "naive_fill_rate": float(naive.fill_rate),
+                    "naive_avg_inventory_units": float(naive.avg_inventory_units),
+                }
+                if naive.avg_inventory_units:
+                    metadata["inventory_vs_naive"] = float(
+                        ours.avg_inventory_units / naive.avg_inventory_units - 1
+                    )
+            context.log.info(
+                f"{day}: levels {result.levels}, replay fill {ours.fill_rate:.3f} with "
+                f"{ours.avg_inventory_units:,.0f} units"
+            )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+supply_assets = [demand_forecast, forecast_backtest, service_levels, replenishment]
