@@ -67,11 +67,15 @@ from ml.inventory.simulate import (  # noqa: E402
     naive_policy,
     replay,
 )
-from ml.inventory.tuning import levels_by_class, mean_stock, smallest_feasible  # noqa: E402
+from ml.inventory.tuning import (  # noqa: E402
+    ALPHA_GRID,
+    COVER_GRID,
+    levels_by_class,
+    mean_stock,
+    per_series_levels,
+    smallest_feasible,
+)
 
-# Cycle service levels tried when tuning (fine near 1: lumpy SKUs need the far tail).
-ALPHA_GRID = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9997, 0.9998, 0.9999)
-COVER_GRID = tuple(np.round(np.arange(0, 80.5, 0.5), 1))
 # Planning forecasts that --model auto chooses between (on the validation windows' cost, never the test's).
 PLANNING_MODELS = ("ensemble", "fast")
 
@@ -267,8 +271,7 @@ def main(argv: list[str] | None = None) -> dict:
     # Tune both policies to the target on the validation windows before the origin (never on the test window).
     def ours_on(w: Window, a):
         """Replay ours with service level ``a``: one for all SKUs, or a dict demand class -> level."""
-        if isinstance(a, dict):
-            a = np.array([a.get(c, max(a.values())) for c in w.classes])
+        a = per_series_levels(a, w.classes)
         ratio = None
         if args.lead_time_demand == "empirical":
             ratio = empirical_ratio_quantile(w.history, lead + 1, a)

@@ -29,6 +29,15 @@ def smallest_feasible(grid: Sequence, run: Callable, windows: Sequence, target: 
     return grid[-1], [run(grid[-1], w) for w in windows]
 
 
+def per_series_levels(level, classes: Sequence):
+    """The service level of each series: ``level`` itself when it is one number, else from a dict demand class ->
+    level (a class it does not name gets the highest level in it: the cautious choice)."""
+    if not isinstance(level, dict):
+        return level
+    top = max(level.values())
+    return np.array([level.get(c, top) for c in classes], dtype=float)
+
+
 def mean_stock(results) -> float:
     return float(np.mean([r.avg_inventory_units for r in results]))
 
@@ -165,8 +174,7 @@ def recent_service_levels(
     cls = classes.rename(index=str).reindex(skus).fillna("unclassified").to_numpy(dtype=object)
 
     def ours(level, _window=None):
-        a = np.array([level.get(c, max(level.values())) for c in cls]) if isinstance(level, dict) else level
-        pol = forecast_policy(means, phi, lead, a, order_cycle=order_cycle)
+        pol = forecast_policy(means, phi, lead, per_series_levels(level, cls), order_cycle=order_cycle)
         return replay(window, pol, lead, initial_stock(pol), price)
 
     def naive(cover, _window=None):
