@@ -409,10 +409,11 @@ def replenishment(
 
 class ServiceLevelConfig(dg.Config):
     target_fill_rate: float = Field(
-        default=0.95, description="Unit fill rate the replayed policy must reach over the window."
+        default=0.95, gt=0, le=1, description="Unit fill rate the replayed policy must reach over the window."
     )
     window_days: int = Field(
         default=28,
+        ge=7,
         description="Demand days replayed, ending on D (fewer, down to 7, while fewer daily forecasts are stored).",
     )
     order_cycle_days: int = Field(
@@ -439,6 +440,17 @@ class ServiceLevelConfig(dg.Config):
         dg.AssetKey(["marts", "dim_products"]),
     ],
     automation_condition=DOWNSTREAM_AUTOMATION,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "replay_reaches_target",
+            asset=dg.AssetKey(["supply", "service_levels"]),
+            description=(
+                "The replayed policy reached the fill-rate target on every day tuned in this run. A failure means "
+                "no level on the grid (up to 0.9999) would have: forecasts too low or lead times too long for "
+                "the target, worth a planner's look."
+            ),
+        )
+    ],
     **DAILY_WAREHOUSE_WRITER,
 )
 def service_levels(
@@ -448,6 +460,7 @@ def service_levels(
 
     days = partition_days(context)
     metadata: dict = {"as_of": days[-1].isoformat()}
+    fills: dict[str, float] = {}
     with warehouse.connect() as con:
         for day in days:
             # Trading days can be sparse in calendar time: read forecasts over twice the window.
@@ -486,6 +499,7 @@ def service_levels(
             )
             replace_day(con, "supply.service_levels", frame, "as_of_date", day)
             ours, uniform, naive = result.by_class, result.uniform, result.naive
+            fills[day.isoformat()] = float(ours.fill_rate)
             metadata = {
                 "as_of": day.isoformat(),
                 "dagster/row_count": len(frame),
@@ -511,7 +525,18 @@ def service_levels(
                 f"{day}: levels {result.levels}, replay fill {ours.fill_rate:.3f} with "
                 f"{ours.avg_inventory_units:,.0f} units"
             )
-    return dg.MaterializeResult(metadata=metadata)
+    missed = {d: f for d, f in fills.items() if f < config.target_fill_rate}
+    check = dg.AssetCheckResult(
+        check_name="replay_reaches_target",
+        passed=not missed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "days_tuned": len(fills),
+            "days_missing_target": len(missed),
+            **({"missed": dg.MetadataValue.json(missed)} if missed else {}),
+        },
+    )
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
 supply_assets = [demand_forecast, forecast_backtest, service_levels, replenishment]
