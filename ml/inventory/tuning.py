@@ -129,10 +129,10 @@ def recent_service_levels(
     moving-average cover policy tuned to the same target is the yardstick (when 28 days of demand precede the
     window; else ``naive`` is None).
 
-    ``forecasts``: ``supply.demand_forecast`` rows (``as_of_date, sku, horizon_day, mean, q90``) for the days
-    before the window's end; ``demand``: ``fct_daily_sku_demand`` rows (``sku, demand_date, units``) up to it; ``products``: ``dim_products`` (``sku,
-    lead_time_days, price``); ``classes``: sku -> demand class. Returns a reason string when there is too little
-    to replay.
+    ``forecasts``: ``supply.demand_forecast`` rows (``as_of_date, sku, horizon_day, mean, q90``) up to the
+    window's end; ``demand``: ``fct_daily_sku_demand`` rows (``sku, demand_date, units``) up to it;
+    ``products``: ``dim_products`` (``sku, lead_time_days, price``); ``classes``: sku -> demand class (a SKU
+    without one is tuned as ``unclassified``). Returns a reason string when there is too little to replay.
     """
     if forecasts.empty or demand.empty:
         return "no stored forecasts or demand to replay"
@@ -173,11 +173,11 @@ def recent_service_levels(
     price = pd.to_numeric(prod.get("price"), errors="coerce").fillna(1.0).to_numpy(dtype=float)
     cls = classes.rename(index=str).reindex(skus).fillna("unclassified").to_numpy(dtype=object)
 
-    def ours(level, _window=None):
+    def ours(level):
         pol = forecast_policy(means, phi, lead, per_series_levels(level, cls), order_cycle=order_cycle)
         return replay(window, pol, lead, initial_stock(pol), price)
 
-    def naive(cover, _window=None):
+    def naive(cover):
         pol = naive_policy(history, window, lead, cover, window=NAIVE_WINDOW, order_cycle=order_cycle)
         return replay(window, pol, lead, initial_stock(pol), price)
 
