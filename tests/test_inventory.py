@@ -434,3 +434,21 @@ def test_recent_service_levels_are_the_smallest_that_meet_the_target():
     assert loose.uniform.avg_inventory_units <= strict.uniform.avg_inventory_units
     assert loose.naive_cover_days <= strict.naive_cover_days
     assert strict.uniform.fill_rate >= 0.99 or strict.uniform_level == 0.9999
+
+
+def test_recent_service_levels_over_several_windows_must_meet_the_target_on_each():
+    from ml.inventory.tuning import recent_service_levels
+
+    days, demand, forecasts, products, classes = _store_with_forecasts(forecast_days=26, seed=0)
+    one = recent_service_levels(forecasts, demand, products, classes, target=0.97, window_days=10)
+    two = recent_service_levels(
+        forecasts, demand, products, classes, target=0.97, window_days=10, n_windows=2
+    )
+    # 26 stored forecasts give 25 replayable days: two full windows of 10 (a third would be partial).
+    assert (one.n_windows, two.n_windows) == (1, 2)
+    three = recent_service_levels(forecasts, demand, products, classes, window_days=10, n_windows=3)
+    assert three.n_windows == 2
+    # The newest window is the same; the level must now also hold on the older one, which here needs more.
+    assert one.window == two.window == (days[-10].date(), days[-1].date())
+    assert (one.uniform_level, two.uniform_level) == (0.5, 0.7)
+    assert two.uniform.avg_inventory_units > one.uniform.avg_inventory_units

@@ -160,6 +160,7 @@ def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(t
     meta = {k: v.value for k, v in mat.metadata.items()}
     assert meta["window"] == f"{(day - timedelta(days=9)).date()} .. {day.date()}"
     assert meta["skus_replayed"] == 24
+    assert meta["windows_replayed"] == 1  # 11 replayable days: one window of 10, no full second one
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == "replay_reaches_target" and check.passed
     assert check.metadata["days_tuned"].value == 1 and check.metadata["days_missing_target"].value == 0

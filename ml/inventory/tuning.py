@@ -97,9 +97,11 @@ NAIVE_WINDOW = 28  # days in the naive policy's moving average
 
 @dataclass
 class RecentTuning:
-    """What :func:`recent_service_levels` found: the levels, and the replays that justify them."""
+    """What :func:`recent_service_levels` found: the levels, and the replays that justify them (the newest
+    window's, when several were replayed)."""
 
-    window: tuple  # first and last demand day replayed
+    window: tuple  # first and last demand day of the newest window
+    n_windows: int
     n_skus: int
     uniform_level: float
     levels: dict  # demand class -> service level
@@ -109,6 +111,47 @@ class RecentTuning:
     naive: ReplayResult | None  # moving-average demand plus a fixed cover, tuned to the same target
 
 
+@dataclass
+class _Window:
+    """One replay window: its SKUs, the daily forecasts read at its decision days, its demand and products."""
+
+    days: pd.DatetimeIndex  # decision days t_0 .. t_k; demand days are t_1 .. t_k
+    means: list
+    phi: np.ndarray
+    history: np.ndarray
+    demand: np.ndarray
+    lead: np.ndarray
+    price: np.ndarray
+    classes: np.ndarray
+
+
+def _replay_window(fc, grid, decision_days, products, classes, default_lead_time) -> _Window | None:
+    skus = np.array(sorted(set(fc.loc[fc["as_of_date"] == decision_days[0], "sku"]) & set(grid.index)))
+    if len(skus) == 0:
+        return None
+
+    def matrix(day, column):
+        rows = fc[fc["as_of_date"] == day]
+        return rows.pivot_table(index="sku", columns="horizon_day", values=column).reindex(skus).fillna(0.0)
+
+    means = [matrix(d, "mean").to_numpy(dtype=float) for d in decision_days]
+    g = grid.reindex(skus)
+    prod = (
+        products.assign(sku=products["sku"].astype(str)).drop_duplicates("sku").set_index("sku").reindex(skus)
+    )
+    lead = pd.to_numeric(prod.get("lead_time_days"), errors="coerce").fillna(default_lead_time).astype(int)
+    return _Window(
+        days=decision_days,
+        means=means,
+        phi=implied_dispersion(means[0], matrix(decision_days[0], "q90").to_numpy(dtype=float)),
+        history=g.loc[:, : decision_days[0]].to_numpy(dtype=float),
+        demand=g.loc[:, decision_days[1:]].to_numpy(dtype=float),
+        lead=lead.to_numpy(),
+        price=pd.to_numeric(prod.get("price"), errors="coerce").fillna(1.0).to_numpy(dtype=float),
+        classes=classes.rename(index=str).reindex(skus).fillna("unclassified").to_numpy(dtype=object),
+    )
+
+
 def recent_service_levels(
     forecasts: pd.DataFrame,
     demand: pd.DataFrame,
@@ -116,6 +159,7 @@ def recent_service_levels(
     classes: pd.Series,
     target: float = 0.95,
     window_days: int = 28,
+    n_windows: int = 1,
     min_window_days: int = 7,
     order_cycle: int = 7,
     default_lead_time: int = 7,
@@ -124,10 +168,12 @@ def recent_service_levels(
 
     Replays the last ``window_days`` demand days (fewer, down to ``min_window_days``, when fewer daily forecasts
     are stored) exactly as the plan runs: at the end of each day the (s, S) policy reads that day's stored
-    forecast; orders arrive after the product's lead time; lost sales. The levels are the smallest uniform one
-    reaching the target (:func:`smallest_feasible`), refined per class (:func:`levels_by_class`); a naive
-    moving-average cover policy tuned to the same target is the yardstick (when 28 days of demand precede the
-    window; else ``naive`` is None).
+    forecast; orders arrive after the product's lead time; lost sales. With ``n_windows`` > 1, that many
+    consecutive windows of ``window_days`` ending on the last day (as many full ones as the stored forecasts
+    cover) must each reach the target, which steadies the levels from one day to the next. The levels are the
+    smallest uniform one reaching the target (:func:`smallest_feasible`), refined per class
+    (:func:`levels_by_class`); a naive moving-average cover policy tuned to the same target is the yardstick
+    (when 28 days of demand precede every window; else ``naive`` is None).
 
     ``forecasts``: ``supply.demand_forecast`` rows (``as_of_date, sku, horizon_day, mean, q90``) up to the
     window's end; ``demand``: ``fct_daily_sku_demand`` rows (``sku, demand_date, units``) up to it;
@@ -143,58 +189,52 @@ def recent_service_levels(
     grid = dem.pivot_table(index="sku", columns="demand_date", values="units", aggfunc="sum", fill_value=0.0)
     days = grid.columns
     made = set(fc["as_of_date"].unique())
-    # The replay's demand days: the latest run of consecutive trading days whose previous day has a forecast,
+    # The replayable demand days: the latest run of consecutive trading days whose previous day has a forecast,
     # and a forecast on the last day too (its order is placed, though nothing after it is replayed).
     k = 0
-    while k < min(window_days, len(days) - 1) and days[-1 - k] in made and days[-2 - k] in made:
+    while k < min(window_days * n_windows, len(days) - 1) and days[-1 - k] in made and days[-2 - k] in made:
         k += 1
     if k < min_window_days:
         return f"{k} replayable days with stored forecasts (need at least {min_window_days})"
-    decision_days = days[len(days) - 1 - k :]  # t_0 .. t_k
-    start = fc[fc["as_of_date"] == decision_days[0]]
-    skus = np.array(sorted(set(start["sku"]) & set(grid.index)))
-    if len(skus) == 0:
+    # Newest window first: the last min(k, window_days) days, then older full windows while the run lasts.
+    spans, end = [], len(days) - 1
+    while end - (len(days) - 1 - k) >= (window_days if spans else min_window_days):
+        length = min(window_days, end - (len(days) - 1 - k))
+        spans.append(days[end - length : end + 1])
+        end -= length
+    windows = [
+        w for w in (_replay_window(fc, grid, d, products, classes, default_lead_time) for d in spans) if w
+    ]
+    if not windows:
         return "no SKU has both a forecast and demand in the window"
 
-    def matrix(day, column):
-        rows = fc[fc["as_of_date"] == day]
-        return rows.pivot_table(index="sku", columns="horizon_day", values=column).reindex(skus).fillna(0.0)
+    def ours(w: _Window, level):
+        pol = forecast_policy(
+            w.means, w.phi, w.lead, per_series_levels(level, w.classes), order_cycle=order_cycle
+        )
+        return replay(w.demand, pol, w.lead, initial_stock(pol), w.price)
 
-    means = [matrix(d, "mean").to_numpy(dtype=float) for d in decision_days]
-    phi = implied_dispersion(means[0], matrix(decision_days[0], "q90").to_numpy(dtype=float))
-    g = grid.reindex(skus)
-    history = g.loc[:, : decision_days[0]].to_numpy(dtype=float)
-    window = g.loc[:, decision_days[1:]].to_numpy(dtype=float)
-    prod = (
-        products.assign(sku=products["sku"].astype(str)).drop_duplicates("sku").set_index("sku").reindex(skus)
-    )
-    lead = pd.to_numeric(prod.get("lead_time_days"), errors="coerce").fillna(default_lead_time).astype(int)
-    lead = lead.to_numpy()
-    price = pd.to_numeric(prod.get("price"), errors="coerce").fillna(1.0).to_numpy(dtype=float)
-    cls = classes.rename(index=str).reindex(skus).fillna("unclassified").to_numpy(dtype=object)
+    def naive(w: _Window, cover):
+        pol = naive_policy(w.history, w.demand, w.lead, cover, window=NAIVE_WINDOW, order_cycle=order_cycle)
+        return replay(w.demand, pol, w.lead, initial_stock(pol), w.price)
 
-    def ours(level):
-        pol = forecast_policy(means, phi, lead, per_series_levels(level, cls), order_cycle=order_cycle)
-        return replay(window, pol, lead, initial_stock(pol), price)
-
-    def naive(cover):
-        pol = naive_policy(history, window, lead, cover, window=NAIVE_WINDOW, order_cycle=order_cycle)
-        return replay(window, pol, lead, initial_stock(pol), price)
-
-    uniform_level, (uniform,) = smallest_feasible(ALPHA_GRID, lambda a, w: ours(a), [None], target)
-    levels, (by_class,) = levels_by_class(
-        ALPHA_GRID, lambda a, w: ours(a), [None], target, uniform_level, sorted(set(cls))
+    uniform_level, uniform = smallest_feasible(ALPHA_GRID, lambda a, w: ours(w, a), windows, target)
+    all_classes = sorted(set().union(*(set(w.classes) for w in windows)))
+    levels, by_class = levels_by_class(
+        ALPHA_GRID, lambda a, w: ours(w, a), windows, target, uniform_level, all_classes
     )
     cover = naive_result = None
-    if history.shape[1] >= NAIVE_WINDOW:  # the yardstick's moving average needs that much history
-        cover, (naive_result,) = smallest_feasible(COVER_GRID, lambda c, w: naive(c), [None], target)
+    if min(w.history.shape[1] for w in windows) >= NAIVE_WINDOW:  # the moving average needs that much history
+        cover, naive_result = smallest_feasible(COVER_GRID, lambda c, w: naive(w, c), windows, target)
+    newest = windows[0]
     return RecentTuning(
-        window=(decision_days[1].date(), decision_days[-1].date()),
-        n_skus=len(skus),
+        window=(newest.days[1].date(), newest.days[-1].date()),
+        n_windows=len(windows),
+        n_skus=len(newest.classes),
         uniform_level=uniform_level,
         levels=levels,
-        by_class=by_class,
-        uniform=uniform,
+        by_class=by_class[0],
+        uniform=uniform[0],
         naive_cover_days=cover,
-        naive=naive_result,
+        naive=naive_result[0] if naive_result else None,
     )

@@ -416,6 +416,14 @@ class ServiceLevelConfig(dg.Config):
         ge=7,
         description="Demand days replayed, ending on D (fewer, down to 7, while fewer daily forecasts are stored).",
     )
+    n_windows: int = Field(
+        default=2,
+        ge=1,
+        description=(
+            "Consecutive windows of window_days (as many full ones as the stored forecasts cover) on each of which "
+            "the levels must reach the target: steadier levels from one day to the next."
+        ),
+    )
     order_cycle_days: int = Field(
         default=ORDER_CYCLE_DAYS, description="As in the plan: days of demand an order covers beyond s."
     )
@@ -468,7 +476,7 @@ def service_levels(
                 con.execute(
                     "SELECT as_of_date, sku, horizon_day, mean, q90 FROM supply.demand_forecast "
                     "WHERE as_of_date <= ? AND as_of_date > ?",
-                    [day, day - timedelta(days=2 * config.window_days + 14)],
+                    [day, day - timedelta(days=2 * config.window_days * config.n_windows + 14)],
                 ).df()
                 if table_exists(con, "supply.demand_forecast")
                 else pd.DataFrame()
@@ -480,6 +488,7 @@ def service_levels(
                 _demand_classes(con, day),
                 target=config.target_fill_rate,
                 window_days=config.window_days,
+                n_windows=config.n_windows,
                 order_cycle=config.order_cycle_days,
             )
             if isinstance(result, str):
@@ -503,7 +512,8 @@ def service_levels(
             metadata = {
                 "as_of": day.isoformat(),
                 "dagster/row_count": len(frame),
-                "window": f"{result.window[0]} .. {result.window[1]}",
+                "window": f"{result.window[0]} .. {result.window[1]}",  # the newest; metrics below are its
+                "windows_replayed": int(result.n_windows),
                 "skus_replayed": int(result.n_skus),
                 "replay_fill_rate": float(ours.fill_rate),
                 "replay_avg_inventory_units": float(ours.avg_inventory_units),
