@@ -9,7 +9,7 @@ DuckDB file means the API never holds a lock that a running pipeline needs, and 
 visible: an export folder appears only when its day is complete (written to a temporary name, then renamed).
 
 Endpoints: ``GET /health``, ``GET /recommendations/{customer_id}``, ``GET /forecast/{sku}``,
-``GET /replenishment``, ``GET /stockout-alerts``. Unknown ids answer 404 with a message; bad parameters 422.
+``GET /replenishment``, ``GET /stockout-alerts``, ``GET /service-levels``. Unknown ids answer 404 with a message; bad parameters 422.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Annotated
 import duckdb
 from fastapi import FastAPI, HTTPException, Query
 
-OUTPUTS = ("recommendations", "demand_forecast", "replenishment_plan", "stockout_alerts")
+OUTPUTS = ("recommendations", "demand_forecast", "replenishment_plan", "stockout_alerts", "service_levels")
 _DAY = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
 
@@ -127,6 +127,13 @@ def replenishment(
 def stockout_alerts(limit: Annotated[int, Query(ge=1, le=10_000)] = 50) -> dict:
     day, frame = _query("stockout_alerts", order="ORDER BY revenue_at_risk DESC", limit=limit)
     return {"as_of": day, "alerts": _records(frame)}
+
+
+@app.get("/service-levels")
+def service_levels() -> dict:
+    """The service level per demand class that the latest replay found (``supply/service_levels``)."""
+    day, frame = _query("service_levels", order="ORDER BY demand_class")
+    return {"as_of": day, "levels": _records(frame)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -77,6 +77,18 @@ def _write_exports(root: Path) -> None:
         "replenishment_plan",
         NEW,
     )
+    write_export(
+        pd.DataFrame(
+            {
+                "as_of_date": ["2025-01-14"] * 2,
+                "demand_class": ["smooth", "lumpy"],
+                "service_level": [0.95, 0.999],
+            }
+        ),
+        root,
+        "service_levels",
+        NEW,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +137,7 @@ def test_health_reports_the_latest_day_of_each_output(api):
         "demand_forecast": "2025-01-14",
         "replenishment_plan": "2025-01-14",
         "stockout_alerts": None,
+        "service_levels": "2025-01-14",
     }
 
 
@@ -163,3 +176,12 @@ def test_binds_to_loopback_by_default():
 
     assert parse_args([]).host == "127.0.0.1"
     assert parse_args(["--host", "0.0.0.0"]).host == "0.0.0.0"
+
+
+def test_service_levels_per_class(api):
+    status, body = get(api + "/service-levels")
+    assert status == 200 and body["as_of"] == "2025-01-14"
+    assert [(r["demand_class"], r["service_level"]) for r in body["levels"]] == [
+        ("lumpy", 0.999),
+        ("smooth", 0.95),
+    ]

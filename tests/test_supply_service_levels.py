@@ -176,4 +176,6 @@ def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(t
             [day.date()],
         ).df()
     assert tuned and set(plan["demand_class"]) <= set(tuned)
+    exported = pd.read_parquet(tmp_path / "exports" / "service_levels" / f"date={day.date()}")
+    assert dict(zip(exported["demand_class"], exported["service_level"], strict=True)) == tuned
     assert (plan["service_level"] == plan["demand_class"].map(tuned)).all()

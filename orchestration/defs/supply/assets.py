@@ -436,7 +436,7 @@ class ServiceLevelConfig(dg.Config):
     kinds={"duckdb", "pandas"},
     description=(
         "Service level per demand class that would have met the fill-rate target over the last days up to D "
-        "(`supply.service_levels`): the plan's policy replayed day by day on the stored daily forecasts and the "
+        "(`supply.service_levels`, exported): the plan's policy replayed day by day on the stored daily forecasts and the "
         "actual demand, with each product's lead time and lost sales; the smallest uniform level that reaches "
         "the target, refined per class where stock buys less fill. Metadata: the replay's fill rate and stock "
         "against one level for all and against a naive moving-average cover tuned to the same target. The plan "
@@ -462,7 +462,10 @@ class ServiceLevelConfig(dg.Config):
     **DAILY_WAREHOUSE_WRITER,
 )
 def service_levels(
-    context: dg.AssetExecutionContext, config: ServiceLevelConfig, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: ServiceLevelConfig,
+    warehouse: WarehouseResource,
+    files: DataFilesResource,
 ) -> dg.MaterializeResult:
     from ml.inventory.tuning import recent_service_levels
 
@@ -507,6 +510,7 @@ def service_levels(
                 }
             )
             replace_day(con, "supply.service_levels", frame, "as_of_date", day)
+            write_export(frame, files.path("exports"), "service_levels", day)
             ours, uniform, naive = result.by_class, result.uniform, result.naive
             fills[day.isoformat()] = float(ours.fill_rate)
             metadata = {
