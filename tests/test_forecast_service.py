@@ -239,3 +239,22 @@ def test_a_damaged_stored_selection_is_replaced(mart, tmp_path):
     again = daily_forecast(mart, day, horizon=14, model=_small_selection(), selection_dir=tmp_path)
     assert again.attrs["selection"]["reused"] is True  # the damaged file was overwritten by a good one
     pd.testing.assert_frame_equal(fc, again)
+
+
+def test_sku_dispersion_from_the_mart_by_hand():
+    from ml.forecast.service import sku_dispersion
+
+    days = pd.date_range("2025-02-03", periods=8, freq="D")
+    mart = pd.DataFrame(
+        {
+            "sku": ["steady"] * 8 + ["lumpy"] * 8,
+            "demand_date": list(days) * 2,
+            "units": [2.0] * 8 + [0.0, 0.0, 0.0, 12.0] * 2,
+            "revenue": 1.0,
+            "n_orders": 1,
+        }
+    )
+    phi = sku_dispersion(mart)
+    # steady: variance 0, floored at 1; lumpy: mean 3, variance (2 * 81 + 6 * 9) / 8 = 27, so 27 / 3 = 9.
+    assert phi["steady"] == 1.0 and phi["lumpy"] == pytest.approx(9.0)
+    assert sku_dispersion(mart.iloc[:0]).empty

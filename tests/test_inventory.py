@@ -210,6 +210,19 @@ def test_plan_from_marts_worked_example():
     assert (lumpy["service_level"] == 0.99).all() and (lumpy["demand_class"] == "lumpy").all()
     assert lumpy.loc["W1", "reorder_point"] == pytest.approx(stats.poisson.ppf(0.99, 1.5 * 4))
     assert list(plan_by_class(lumpy.reset_index())["rows"]) == [2]
+    # The SKU's own history is lumpier (phi 5) than the forecast's q90 says (phi 1): the plan takes the larger,
+    # thinned to each warehouse's share (W1 3/4: 1 + 0.75 * 4 = 4; W2 1/4: 2).
+    wide = plan_from_marts(
+        fc, inv, products, as_of="2024-01-02", order_cycle=7, dispersion=pd.Series({"a": 5.0})
+    ).set_index("warehouse_id")
+    assert list(wide["phi"]) == pytest.approx([4.0, 2.0])
+    assert wide.loc["W1", "reorder_point"] == pytest.approx(nb1_quantile(np.array([6.0]), 4.0, 0.95)[0])
+    assert wide.loc["W1", "reorder_point"] > w1["reorder_point"]
+    # History calmer than the forecast changes nothing.
+    calm = plan_from_marts(
+        fc, inv, products, as_of="2024-01-02", order_cycle=7, dispersion=pd.Series({"a": 1.0})
+    )
+    pd.testing.assert_frame_equal(calm, p)
 
 
 def test_rolling_policy_with_an_unchanged_forecast_equals_the_fixed_one():

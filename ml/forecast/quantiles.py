@@ -33,13 +33,7 @@ class NegBinQuantiles:
         self.phi_: np.ndarray | None = None
 
     def fit(self, panel: Panel) -> NegBinQuantiles:
-        y = panel.y
-        recent = y[:, -self.window :]
-        self.phi_ = _dispersion(recent)
-        empty = ~np.isfinite(self.phi_)
-        if empty.any():
-            self.phi_[empty] = _dispersion(y[empty])
-        self.phi_ = np.clip(np.nan_to_num(self.phi_, nan=1.0), 1.0, self.max_phi)
+        self.phi_ = history_dispersion(panel.y, self.window, self.max_phi)
         return self
 
     def quantile_at(self, mean: np.ndarray, tau) -> np.ndarray:
@@ -82,6 +76,16 @@ def _nb1_ppf(mean: np.ndarray, phi: np.ndarray, tau: np.ndarray) -> np.ndarray:
     if nb.any():
         out[nb] = stats.nbinom.ppf(tau[nb], mean[nb] / (phi[nb] - 1.0), 1.0 / phi[nb])
     return np.nan_to_num(out, nan=0.0, posinf=0.0)
+
+
+def history_dispersion(y: np.ndarray, window: int = 112, max_phi: float = 1e4) -> np.ndarray:
+    """Per series (rows of ``y``, NaN before a series starts): the index of dispersion of its last ``window``
+    periods (of its whole history when those have no demand), between 1 and ``max_phi``."""
+    phi = _dispersion(y[:, -window:])
+    empty = ~np.isfinite(phi)
+    if empty.any():
+        phi[empty] = _dispersion(y[empty])
+    return np.clip(np.nan_to_num(phi, nan=1.0), 1.0, max_phi)
 
 
 def _dispersion(y: np.ndarray) -> np.ndarray:

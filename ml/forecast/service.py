@@ -44,7 +44,7 @@ from ml.forecast.metrics import (
 )
 from ml.forecast.metrics import weighted_mean as _wmean
 from ml.forecast.panel import DS, ID, Y, to_panel
-from ml.forecast.quantiles import nb1_quantile
+from ml.forecast.quantiles import history_dispersion, nb1_quantile
 
 MART_COLUMNS = ("sku", "demand_date", "units", "revenue", "n_orders")
 
@@ -202,6 +202,15 @@ def demand_classes(mart: pd.DataFrame) -> pd.Series:
         return pd.Series(dtype=object)
     classes = classify_panel(to_panel(demand_from_mart(mart)))
     return classes.set_index("unique_id")["demand_class"]
+
+
+def sku_dispersion(mart: pd.DataFrame) -> pd.Series:
+    """NB1 dispersion per SKU from its own ``fct_daily_sku_demand`` history (recent index of dispersion, at least
+    1; :func:`ml.forecast.quantiles.history_dispersion`): a Series sku -> phi (empty for an empty frame)."""
+    if mart.empty:
+        return pd.Series(dtype=float)
+    panel = to_panel(demand_from_mart(mart))
+    return pd.Series(history_dispersion(panel.y), index=panel.ids.astype(str))
 
 
 def next_periods(calendar: np.ndarray, h: int, lookback_days: int = 56) -> np.ndarray:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ml.forecast.quantiles import history_dispersion
 from ml.inventory.policy import implied_dispersion
 from ml.inventory.simulate import ReplayResult, forecast_policy, initial_stock, naive_policy, replay
 
@@ -136,6 +137,9 @@ def _replay_window(fc, grid, decision_days, products, classes, default_lead_time
 
     means = [matrix(d, "mean").to_numpy(dtype=float) for d in decision_days]
     g = grid.reindex(skus)
+    history = g.loc[:, : decision_days[0]].to_numpy(dtype=float)
+    # As the plan does: the larger of the forecast's dispersion and the SKU's own history's.
+    implied = implied_dispersion(means[0], matrix(decision_days[0], "q90").to_numpy(dtype=float))
     prod = (
         products.assign(sku=products["sku"].astype(str)).drop_duplicates("sku").set_index("sku").reindex(skus)
     )
@@ -143,8 +147,8 @@ def _replay_window(fc, grid, decision_days, products, classes, default_lead_time
     return _Window(
         days=decision_days,
         means=means,
-        phi=implied_dispersion(means[0], matrix(decision_days[0], "q90").to_numpy(dtype=float)),
-        history=g.loc[:, : decision_days[0]].to_numpy(dtype=float),
+        phi=np.maximum(implied, history_dispersion(history)),
+        history=history,
         demand=g.loc[:, decision_days[1:]].to_numpy(dtype=float),
         lead=lead.to_numpy(),
         price=pd.to_numeric(prod.get("price"), errors="coerce").fillna(1.0).to_numpy(dtype=float),

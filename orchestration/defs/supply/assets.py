@@ -238,12 +238,12 @@ def _plan_for_day(con, day: date, config: SupplyConfig) -> pd.DataFrame:
     if forecast.empty or inventory.empty:
         return pd.DataFrame()
     products = con.execute("SELECT * FROM marts.dim_products").df()
-    classes = None
+    from ml.forecast.service import demand_classes, sku_dispersion
+
+    recent = _recent_demand(con, day)
     levels = dict(config.service_level_by_class)
     if config.use_tuned_service_levels:
         levels = {**_tuned_levels(con, day), **levels}
-    if levels:
-        classes = _demand_classes(con, day)
     plan = plan_from_marts(
         forecast,
         inventory,
@@ -252,7 +252,8 @@ def _plan_for_day(con, day: date, config: SupplyConfig) -> pd.DataFrame:
         service_level=config.service_level,
         order_cycle=config.order_cycle_days,
         service_level_by_class=levels,
-        demand_class=classes,
+        demand_class=demand_classes(recent) if levels else None,
+        dispersion=sku_dispersion(recent),
     )
     plan.insert(0, "as_of_date", pd.Timestamp(day).date())
     return plan
@@ -270,15 +271,13 @@ def _tuned_levels(con, day: date) -> dict[str, float]:
     return {c: float(level) for c, level in rows}
 
 
-def _demand_classes(con, day: date, days: int = 224) -> pd.Series:
-    """Demand class per SKU (ADI / CV²) from its demand in the ``days`` days up to ``day`` (nothing later)."""
-    from ml.forecast.service import demand_classes
-
-    mart = con.execute(
+def _recent_demand(con, day: date, days: int = 224) -> pd.DataFrame:
+    """``fct_daily_sku_demand`` over the ``days`` days up to ``day`` (nothing later): what a SKU's demand class
+    and its own dispersion are measured on."""
+    return con.execute(
         "SELECT * FROM marts.fct_daily_sku_demand WHERE demand_date <= ? AND demand_date > ?",
         [day, day - timedelta(days=days)],
     ).df()
-    return demand_classes(mart)
 
 
 @dg.multi_asset(
@@ -467,6 +466,7 @@ def service_levels(
     warehouse: WarehouseResource,
     files: DataFilesResource,
 ) -> dg.MaterializeResult:
+    from ml.forecast.service import demand_classes
     from ml.inventory.tuning import recent_service_levels
 
     days = partition_days(context)
@@ -488,7 +488,7 @@ def service_levels(
                 forecasts,
                 _mart(con, day),
                 con.execute("SELECT sku, lead_time_days, price FROM marts.dim_products").df(),
-                _demand_classes(con, day),
+                demand_classes(_recent_demand(con, day)),
                 target=config.target_fill_rate,
                 window_days=config.window_days,
                 n_windows=config.n_windows,
