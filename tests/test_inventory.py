@@ -465,3 +465,20 @@ def test_recent_service_levels_over_several_windows_must_meet_the_target_on_each
     assert one.window == two.window == (days[-10].date(), days[-1].date())
     assert (one.uniform_level, two.uniform_level) == (0.5, 0.7)
     assert two.uniform.avg_inventory_units > one.uniform.avg_inventory_units
+
+
+def test_cached_level_policies_equal_the_direct_policy():
+    from ml.inventory.simulate import forecast_policy
+    from ml.inventory.tuning import LevelPolicies, per_series_levels
+
+    rng = np.random.default_rng(4)
+    forecast = [rng.gamma(1.0, 2.0, size=(9, 20)) for _ in range(11)]  # refreshed daily: 10 days + the origin
+    phi, lead = rng.uniform(1, 6, 9), rng.integers(1, 6, 9)
+    classes = np.array(["lumpy", "smooth", "erratic"] * 3, dtype=object)
+    policies = LevelPolicies(forecast, phi, lead, 10, classes, order_cycle=7)
+    for level in (0.9, {"lumpy": 0.99, "smooth": 0.8}, {"lumpy": 0.5, "smooth": 0.7, "erratic": 0.999}):
+        direct = forecast_policy(forecast, phi, lead, per_series_levels(level, classes), order_cycle=7)
+        cached = policies(level)
+        for d in range(-1, 10):
+            np.testing.assert_allclose(cached(d)[0], direct(d)[0])
+            np.testing.assert_allclose(cached(d)[1], direct(d)[1])

@@ -39,6 +39,47 @@ def per_series_levels(level, classes: Sequence):
     return np.array([level.get(c, top) for c in classes], dtype=float)
 
 
+class LevelPolicies:
+    """The forecast policy (:func:`ml.inventory.simulate.forecast_policy`) of one replay window at any service
+    level, one number or a dict demand class -> level, with each uniform level's (s, S) computed once.
+
+    Tuning replays the same window at many levels (a grid, then class-by-class moves); the negative binomial
+    quantiles are what costs, and a per-class policy is only a per-series pick among uniform ones.
+    """
+
+    def __init__(self, forecast, phi, lead_time, n_days: int, classes: Sequence, order_cycle: int, **kw):
+        self.args = (forecast, phi, lead_time)
+        self.kw = {"order_cycle": order_cycle, **kw}
+        self.n_days = n_days
+        self.classes = np.asarray(classes, dtype=object)
+        self._tables: dict[float, list] = {}
+
+    def _table(self, level: float) -> list:
+        if level not in self._tables:
+            pol = forecast_policy(*self.args, level, **self.kw)
+            self._tables[level] = [pol(d) for d in range(-1, self.n_days)]
+        return self._tables[level]
+
+    def __call__(self, level):
+        """A policy ``day -> (s, S)`` (``day`` from -1, the start) at ``level``."""
+        if not isinstance(level, dict):
+            table = self._table(level)
+            return lambda d: table[d + 1]
+        picks = [(self.classes == c, self._table(v)) for c, v in level.items()]
+        rest = ~np.isin(self.classes, list(level))
+        if rest.any():  # classes the dict does not name get its highest level, as per_series_levels does
+            picks.append((rest, self._table(max(level.values()))))
+
+        def policy(d: int):
+            s = np.zeros(len(self.classes))
+            big_s = np.zeros(len(self.classes))
+            for mask, table in picks:
+                s[mask], big_s[mask] = table[d + 1][0][mask], table[d + 1][1][mask]
+            return s, big_s
+
+        return policy
+
+
 def mean_stock(results) -> float:
     return float(np.mean([r.avg_inventory_units for r in results]))
 
@@ -130,16 +171,19 @@ def _replay_window(fc, grid, decision_days, products, classes, default_lead_time
     skus = np.array(sorted(set(fc.loc[fc["as_of_date"] == decision_days[0], "sku"]) & set(grid.index)))
     if len(skus) == 0:
         return None
-
-    def matrix(day, column):
-        rows = fc[fc["as_of_date"] == day]
-        return rows.pivot_table(index="sku", columns="horizon_day", values=column).reindex(skus).fillna(0.0)
-
-    means = [matrix(d, "mean").to_numpy(dtype=float) for d in decision_days]
+    # The window's forecasts as one (day, sku, horizon) array: one pass over the rows instead of a pivot per day.
+    sub = fc[fc["as_of_date"].isin(decision_days) & fc["sku"].isin(skus)]
+    d = pd.Index(decision_days).get_indexer(sub["as_of_date"])
+    i = pd.Index(skus).get_indexer(sub["sku"])
+    h = sub["horizon_day"].to_numpy(dtype=int) - 1
+    mean, q90 = (np.zeros((len(decision_days), len(skus), h.max() + 1)) for _ in range(2))
+    mean[d, i, h] = sub["mean"].to_numpy(dtype=float)
+    q90[d, i, h] = sub["q90"].to_numpy(dtype=float)
+    means = list(mean)
     g = grid.reindex(skus)
     history = g.loc[:, : decision_days[0]].to_numpy(dtype=float)
     # As the plan does: the larger of the forecast's dispersion and the SKU's own history's.
-    implied = implied_dispersion(means[0], matrix(decision_days[0], "q90").to_numpy(dtype=float))
+    implied = implied_dispersion(means[0], q90[0])
     prod = (
         products.assign(sku=products["sku"].astype(str)).drop_duplicates("sku").set_index("sku").reindex(skus)
     )
@@ -212,10 +256,13 @@ def recent_service_levels(
     if not windows:
         return "no SKU has both a forecast and demand in the window"
 
+    policies = {
+        id(w): LevelPolicies(w.means, w.phi, w.lead, w.demand.shape[1], w.classes, order_cycle)
+        for w in windows
+    }
+
     def ours(w: _Window, level):
-        pol = forecast_policy(
-            w.means, w.phi, w.lead, per_series_levels(level, w.classes), order_cycle=order_cycle
-        )
+        pol = policies[id(w)](level)
         return replay(w.demand, pol, w.lead, initial_stock(pol), w.price)
 
     def naive(w: _Window, cover):
