@@ -25,6 +25,8 @@ HISTORY_DAYS = 400
 """Demand history the daily forecast reads: enough for yearly patterns, bounded so a day's cost is flat."""
 HORIZON = 28
 ORDER_CYCLE_DAYS = 7
+RECENT_DAYS = 224
+"""Demand a SKU's class and its own dispersion are measured on (the plan and the service-level tuning alike)."""
 
 
 class SupplyConfig(dg.Config):
@@ -271,7 +273,7 @@ def _tuned_levels(con, day: date) -> dict[str, float]:
     return {c: float(level) for c, level in rows}
 
 
-def _recent_demand(con, day: date, days: int = 224) -> pd.DataFrame:
+def _recent_demand(con, day: date, days: int = RECENT_DAYS) -> pd.DataFrame:
     """``fct_daily_sku_demand`` over the ``days`` days up to ``day`` (nothing later): what a SKU's demand class
     and its own dispersion are measured on."""
     return con.execute(
@@ -473,7 +475,12 @@ def service_levels(
     metadata: dict = {"as_of": days[-1].isoformat()}
     fills: dict[str, float] = {}
     with warehouse.connect() as con:
+        products = con.execute("SELECT sku, lead_time_days, price FROM marts.dim_products").df()
         for day in days:
+            mart = _mart(con, day)
+            recent = mart[
+                pd.to_datetime(mart["demand_date"]) > pd.Timestamp(day - timedelta(days=RECENT_DAYS))
+            ]
             # Trading days can be sparse in calendar time: read forecasts over twice the window.
             forecasts = (
                 con.execute(
@@ -486,9 +493,9 @@ def service_levels(
             )
             result = recent_service_levels(
                 forecasts,
-                _mart(con, day),
-                con.execute("SELECT sku, lead_time_days, price FROM marts.dim_products").df(),
-                demand_classes(_recent_demand(con, day)),
+                mart,
+                products,
+                demand_classes(recent),  # the same 224 days the plan classifies on
                 target=config.target_fill_rate,
                 window_days=config.window_days,
                 n_windows=config.n_windows,
