@@ -16,6 +16,10 @@ SCALE ?= small
 DAYS ?= 14
 PORT ?= 3000
 API_PORT ?= 8000
+# Test processes: the suite is mostly single-threaded Python, so one worker per core (pytest-xdist); whole test
+# files go to one worker, so a module's end-to-end fixture is built once.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: help setup demo test test-e2e test-full test-fast ui api bench-forecast lint dbt-docs clean backfill
 
@@ -46,7 +50,7 @@ demo: setup
 
 # The browser tests need Chromium (apt-get install chromium): `make test-e2e`, which .ci/run also runs.
 test: setup
-	$(PY) -m pytest -q -m "not browser"
+	$(PY) -m pytest -q -m "not browser" $(XDIST)
 
 # The Dagster UI in a real browser (Playwright + Debian's Chromium): graph, partitions, a launch, checks, queueing.
 test-e2e: setup
@@ -54,10 +58,11 @@ test-e2e: setup
 
 # The whole Online Retail year through the pipeline (about 10+ minutes on 2 cores) on top of the suite.
 test-full: setup
-	AIGC_TEST_RETAIL_DAYS=374 $(PY) -m pytest -q
+	AIGC_TEST_RETAIL_DAYS=374 $(PY) -m pytest -q -m "not browser" $(XDIST)
+	$(PY) -m pytest -q -m browser
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not e2e"
+	$(PY) -m pytest -q -m "not e2e" $(XDIST)
 
 api: setup
 	$(PY) -m api.app --host 127.0.0.1 --port $(API_PORT)
