@@ -482,3 +482,88 @@ def test_cached_level_policies_equal_the_direct_policy():
         for d in range(-1, 10):
             np.testing.assert_allclose(cached(d)[0], direct(d)[0])
             np.testing.assert_allclose(cached(d)[1], direct(d)[1])
+
+
+def test_forward_replay_of_a_window_equals_the_tuning_replay_that_ends_there():
+    from ml.inventory.tuning import ForwardReplay, recent_service_levels
+
+    days, demand, forecasts, products, classes = _store_with_forecasts(forecast_days=26, seed=2)
+    # Tune on data up to day -6 (10 demand days), then replay the same levels forward from 10 days before.
+    end = days[-6]
+    tuned = recent_service_levels(
+        forecasts[forecasts["as_of_date"] <= end],
+        demand[demand["demand_date"] <= end],
+        products,
+        classes,
+        target=0.95,
+        window_days=10,
+    )
+    forward = ForwardReplay(forecasts, demand, products)
+    window = forward.window(days[-16], 10, classes)
+    assert window.days[0] == days[-16] and window.days[-1] == end and window.demand.shape == (8, 10)
+    for level, expected in ((tuned.levels, tuned.by_class), (tuned.uniform_level, tuned.uniform)):
+        got = forward.run(window, level)
+        assert got.fill_rate == pytest.approx(expected.fill_rate)
+        assert got.avg_inventory_units == pytest.approx(expected.avg_inventory_units)
+    # More stock buys fill: a higher level never fills less on the same window.
+    assert forward.run(window, 0.999).fill_rate >= forward.run(window, 0.5).fill_rate
+    # No window without `n_days` trading days after the day, or without a forecast on every decision day.
+    assert forward.window(days[-5], 10, classes) is None
+    assert (
+        ForwardReplay(forecasts[forecasts["as_of_date"] != days[-12]], demand, products).window(
+            days[-16], 10, classes
+        )
+        is None
+    )
+    assert forward.window(days[-16] + pd.Timedelta(hours=1), 10, classes) is None  # not a trading day
+
+
+def test_service_levels_forward_bench_on_a_warehouse(tmp_path):
+    import duckdb
+
+    from bench.service_levels_forward import main as forward_main
+
+    days, demand, forecasts, products, classes = _store_with_forecasts(forecast_days=26, seed=3)
+    mart = demand.assign(revenue=demand["units"] * 2.0, n_orders=(demand["units"] > 0).astype(int))
+    tuned_on = [days[-20], days[-19], days[-18], days[-2]]  # the last has no 10 days after it
+    levels = pd.DataFrame(
+        [
+            (d.date(), c, lvl, 0.9, 0.95)
+            for d, lumpy in zip(tuned_on, (0.9, 0.95, 0.95, 0.99), strict=True)
+            for c, lvl in (("lumpy", lumpy), ("smooth", 0.8))
+        ],
+        columns=["as_of_date", "demand_class", "service_level", "uniform_level", "target_fill_rate"],
+    )
+    path = tmp_path / "w.duckdb"
+    with duckdb.connect(str(path)) as con:
+        for schema, name, frame in (
+            ("marts", "fct_daily_sku_demand", mart),
+            ("marts", "dim_products", products),
+            ("supply", "demand_forecast", forecasts),
+            ("supply", "service_levels", levels),
+        ):
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            con.register("frame", frame)
+            con.execute(f"CREATE TABLE {schema}.{name} AS SELECT * FROM frame")
+            con.unregister("frame")
+    out = tmp_path / "forward.json"
+    assert forward_main(["--warehouse", str(path), "--out", str(out), "--window-days", "10"]) == 0
+    result = json.loads(out.read_text())
+    assert [r["day"] for r in result["days"]] == [str(d.date()) for d in tuned_on[:3]]
+    first = result["days"][0]
+    assert first["levels"] == {"lumpy": 0.9, "smooth": 0.8} and first["uniform_level"] == 0.9
+    # The fixed setting is 0.95 for every SKU: above every tuned level here, so it holds the most stock.
+    for row in result["days"]:
+        assert row["fixed"]["avg_inventory_units"] >= row["tuned_by_class"]["avg_inventory_units"]
+    summary = result["summary"]["tuned_by_class"]
+    assert summary["windows"] == 3
+    assert summary["windows_reaching_target"] == sum(
+        r["tuned_by_class"]["fill_rate"] >= 0.95 for r in result["days"]
+    )
+    # Stability by hand: lumpy 0.9 -> 0.95 -> 0.95 -> 0.99 is +1, 0, +3 grid steps; smooth never moves.
+    stab = result["stability"]
+    assert stab["tuned_days"] == 4 and stab["share_of_days_any_class_changed"] == pytest.approx(
+        2 / 3, abs=1e-4
+    )
+    assert stab["by_class"]["lumpy"]["mean_abs_step_change"] == pytest.approx(4 / 3, abs=1e-4)
+    assert stab["by_class"]["smooth"]["share_changed"] == 0.0

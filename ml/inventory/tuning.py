@@ -167,6 +167,16 @@ class _Window:
     classes: np.ndarray
 
 
+def _prepare(forecasts: pd.DataFrame, demand: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stored forecasts with typed keys, and the demand as a sku x trading-day grid."""
+    fc = forecasts.assign(
+        as_of_date=pd.to_datetime(forecasts["as_of_date"]), sku=forecasts["sku"].astype(str)
+    )
+    dem = demand.assign(demand_date=pd.to_datetime(demand["demand_date"]), sku=demand["sku"].astype(str))
+    grid = dem.pivot_table(index="sku", columns="demand_date", values="units", aggfunc="sum", fill_value=0.0)
+    return fc, grid
+
+
 def _replay_window(fc, grid, decision_days, products, classes, default_lead_time) -> _Window | None:
     skus = np.array(sorted(set(fc.loc[fc["as_of_date"] == decision_days[0], "sku"]) & set(grid.index)))
     if len(skus) == 0:
@@ -230,11 +240,7 @@ def recent_service_levels(
     """
     if forecasts.empty or demand.empty:
         return "no stored forecasts or demand to replay"
-    fc = forecasts.assign(
-        as_of_date=pd.to_datetime(forecasts["as_of_date"]), sku=forecasts["sku"].astype(str)
-    )
-    dem = demand.assign(demand_date=pd.to_datetime(demand["demand_date"]), sku=demand["sku"].astype(str))
-    grid = dem.pivot_table(index="sku", columns="demand_date", values="units", aggfunc="sum", fill_value=0.0)
+    fc, grid = _prepare(forecasts, demand)
     days = grid.columns
     made = set(fc["as_of_date"].unique())
     # The replayable demand days: the latest run of consecutive trading days whose previous day has a forecast,
@@ -289,3 +295,50 @@ def recent_service_levels(
         naive_cover_days=cover,
         naive=naive_result[0] if naive_result else None,
     )
+
+
+class ForwardReplay:
+    """Service levels replayed over the trading days *after* the day they were chosen on: the out-of-sample test
+    of :func:`recent_service_levels` (which only ever looks back).
+
+    The same replay as the tuning (the stored daily forecasts, each product's lead time, lost sales, the policy
+    starting at its order-up-to level), on the window whose first decision is the end of ``day`` and whose
+    ``n_days`` demand days follow it; every decision day needs a stored forecast.
+    """
+
+    def __init__(
+        self,
+        forecasts: pd.DataFrame,
+        demand: pd.DataFrame,
+        products: pd.DataFrame,
+        order_cycle: int = 7,
+        default_lead_time: int = 7,
+    ):
+        self.fc, self.grid = _prepare(forecasts, demand)
+        self.made = set(self.fc["as_of_date"].unique())
+        self.products = products
+        self.order_cycle = order_cycle
+        self.default_lead_time = default_lead_time
+
+    def window(self, day, n_days: int, classes: pd.Series) -> _Window | None:
+        """The window after ``day`` (None when fewer than ``n_days`` trading days with forecasts follow it)."""
+        days = self.grid.columns
+        start = days.searchsorted(pd.Timestamp(day))
+        decision = days[start : start + n_days + 1]
+        if start >= len(days) or days[start] != pd.Timestamp(day) or len(decision) < n_days + 1:
+            return None
+        if not all(d in self.made for d in decision):
+            return None
+        return _replay_window(self.fc, self.grid, decision, self.products, classes, self.default_lead_time)
+
+    def run(self, window: _Window, level) -> ReplayResult:
+        """Replay ``window`` at ``level``: one number, or demand class -> level (a class it does not name gets its
+        highest level, as in the tuning)."""
+        policy = forecast_policy(
+            window.means,
+            window.phi,
+            window.lead,
+            per_series_levels(level, window.classes),
+            order_cycle=self.order_cycle,
+        )
+        return replay(window.demand, policy, window.lead, initial_stock(policy), window.price)

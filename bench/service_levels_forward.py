@@ -1,0 +1,181 @@
+"""Do the tuned service levels hold on the days *after* they were chosen? A walk-forward test on a warehouse.
+
+    python -m bench.service_levels_forward [--warehouse PATH] --out service_levels_forward.json
+
+``supply/service_levels`` chooses, for day D, the levels per demand class that would have reached the fill-rate
+target over the days up to D (it only looks back). This replays, for every tuned day D with ``--window-days``
+trading days of demand and stored forecasts after it, the plan's (s, S) policy over those following days
+(:class:`ml.inventory.tuning.ForwardReplay`: the stored daily forecasts, each product's lead time, lost sales)
+under three settings:
+
+- ``tuned_by_class``: the levels per class stored for D (what the plan uses with ``use_tuned_service_levels``);
+- ``tuned_uniform``: the one level for all SKUs stored for D;
+- ``fixed``: ``--fixed-level`` for every SKU (the plan's default run config, 0.95).
+
+It reports, per setting, how many forward windows reach the target and the mean fill rate and stock, and how
+much the tuned levels move from one tuned day to the next (in steps of the tuning grid). The forward windows of
+consecutive days overlap: they are not independent trials. Reads the warehouse only (``supply.service_levels``,
+``supply.demand_forecast``, ``marts.fct_daily_sku_demand``, ``marts.dim_products``); materialise a range of
+days first, e.g. ``AIGC_DATA_DIR=/tmp/or make demo SOURCE=online_retail DAYS=180``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from bench.forecast import machine, versions
+from ml.forecast.service import demand_classes
+from ml.inventory.tuning import ALPHA_GRID, ForwardReplay
+
+RECENT_DAYS = 224  # the days a SKU's demand class is measured on, as the platform's plan does
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.service_levels_forward", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--warehouse", help="DuckDB file (default: the platform's, orchestration.settings)")
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--window-days", type=int, default=28, help="trading days replayed after each day")
+    parser.add_argument("--fixed-level", type=float, default=0.95, help="the fixed level compared against")
+    parser.add_argument(
+        "--order-cycle", type=int, default=7, help="days an order covers beyond s (the plan's)"
+    )
+    return parser.parse_args(argv)
+
+
+def grid_step(level: float) -> int:
+    """Index of ``level`` on the tuning grid (the nearest grid value: stored levels are grid values)."""
+    return int(np.argmin(np.abs(np.asarray(ALPHA_GRID) - level)))
+
+
+def stability(levels: pd.DataFrame) -> dict:
+    """How much the tuned levels move between consecutive tuned days: per class, the share of day-to-day changes
+    and the mean absolute change in grid steps; and the share of days on which any class changed."""
+    wide = levels.pivot(index="as_of_date", columns="demand_class", values="service_level").sort_index()
+    steps = wide.apply(lambda col: col.map(lambda v: grid_step(v) if pd.notna(v) else np.nan))
+    diff = steps.diff().iloc[1:]
+    out = {"tuned_days": len(wide), "share_of_days_any_class_changed": None, "by_class": {}}
+    if len(diff):
+        out["share_of_days_any_class_changed"] = round(float((diff.fillna(0) != 0).any(axis=1).mean()), 4)
+    for c in wide.columns:
+        d = diff[c].dropna()
+        out["by_class"][c] = {
+            "days": int(wide[c].notna().sum()),
+            "level_min": float(wide[c].min()),
+            "level_median": float(wide[c].median()),
+            "level_max": float(wide[c].max()),
+            "share_changed": round(float((d != 0).mean()), 4) if len(d) else None,
+            "mean_abs_step_change": round(float(d.abs().mean()), 4) if len(d) else None,
+        }
+    return out
+
+
+def summarise(rows: list[dict], setting: str, reference: str = "fixed") -> dict:
+    fills = np.array([r[setting]["fill_rate"] for r in rows])
+    stock = np.array([r[setting]["avg_inventory_units"] for r in rows])
+    ref = np.array([r[reference]["avg_inventory_units"] for r in rows])
+    targets = np.array([r["target_fill_rate"] for r in rows])
+    return {
+        "windows": len(rows),
+        "windows_reaching_target": int((fills >= targets).sum()),
+        "mean_fill_rate": round(float(fills.mean()), 4),
+        "min_fill_rate": round(float(fills.min()), 4),
+        "mean_avg_inventory_units": round(float(stock.mean()), 1),
+        f"inventory_vs_{reference}": round(float(stock.sum() / ref.sum() - 1), 4) if ref.sum() else None,
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.warehouse is None:
+        from orchestration.settings import warehouse_path
+
+        args.warehouse = str(warehouse_path())
+    started = time.perf_counter()
+    with duckdb.connect(args.warehouse, read_only=True) as con:
+        levels = con.execute("SELECT * FROM supply.service_levels ORDER BY as_of_date, demand_class").df()
+        products = con.execute("SELECT sku, lead_time_days, price FROM marts.dim_products").df()
+        # the policy reads a forecast over lead time + review and over the order cycle, nothing further
+        longest = int(pd.to_numeric(products["lead_time_days"], errors="coerce").fillna(7).max())
+        forecasts = con.execute(
+            "SELECT as_of_date, sku, horizon_day, mean, q90 FROM supply.demand_forecast WHERE horizon_day <= ?",
+            [max(longest + 1, args.order_cycle)],
+        ).df()
+        demand = con.execute("SELECT * FROM marts.fct_daily_sku_demand").df()
+    if levels.empty:
+        print("supply.service_levels is empty: materialise more days first", file=sys.stderr)
+        return 1
+    print(
+        f"{levels['as_of_date'].nunique()} tuned days, {forecasts['as_of_date'].nunique()} forecast days, "
+        f"{demand['sku'].nunique()} SKUs; replaying {args.window_days} trading days after each tuned day ...",
+        flush=True,
+    )
+    forward = ForwardReplay(forecasts, demand, products, order_cycle=args.order_cycle)
+    demand_dates = pd.to_datetime(demand["demand_date"])
+    rows = []
+    tuned_days = sorted(levels["as_of_date"].unique())
+    for i, day in enumerate(tuned_days):
+        day_ts = pd.Timestamp(day)
+        recent = demand[(demand_dates <= day_ts) & (demand_dates > day_ts - pd.Timedelta(days=RECENT_DAYS))]
+        window = forward.window(day_ts, args.window_days, demand_classes(recent))
+        if window is None:
+            continue
+        today = levels[levels["as_of_date"] == day]
+        by_class = dict(zip(today["demand_class"], today["service_level"].astype(float), strict=True))
+        uniform = float(today["uniform_level"].iloc[0])
+        row = {
+            "day": str(pd.Timestamp(day).date()),
+            "target_fill_rate": float(today["target_fill_rate"].iloc[0]),
+            "levels": by_class,
+            "uniform_level": uniform,
+            "skus": len(window.classes),
+        }
+        for name, level in (
+            ("tuned_by_class", by_class),
+            ("tuned_uniform", uniform),
+            ("fixed", args.fixed_level),
+        ):
+            row[name] = forward.run(window, level).as_dict()
+        rows.append(row)
+        print(
+            f"[{i + 1}/{len(tuned_days)}] {row['day']}: fill by class {row['tuned_by_class']['fill_rate']:.3f}, "
+            f"uniform {row['tuned_uniform']['fill_rate']:.3f}, fixed {row['fixed']['fill_rate']:.3f}",
+            flush=True,
+        )
+    if not rows:
+        print(f"no tuned day has {args.window_days} trading days of forecasts after it", file=sys.stderr)
+        return 1
+    result = {
+        "protocol": (
+            f"walk-forward: levels stored for day D replayed over the next {args.window_days} trading days "
+            "on the stored daily forecasts (lost sales, each product's lead time)"
+        ),
+        "warehouse": str(args.warehouse),
+        "fixed_level": args.fixed_level,
+        "summary": {s: summarise(rows, s) for s in ("tuned_by_class", "tuned_uniform", "fixed")},
+        "stability": stability(levels),
+        "days": rows,
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": machine(),
+        "date": dt.date.today().isoformat(),
+        "versions": versions(),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps(result["summary"], indent=2))
+    print(json.dumps(result["stability"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
