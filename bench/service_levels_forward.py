@@ -105,11 +105,9 @@ def main(argv=None) -> int:
     with duckdb.connect(args.warehouse, read_only=True) as con:
         levels = con.execute("SELECT * FROM supply.service_levels ORDER BY as_of_date, demand_class").df()
         products = con.execute("SELECT sku, lead_time_days, price FROM marts.dim_products").df()
-        # the policy reads a forecast over lead time + review and over the order cycle, nothing further
-        longest = int(pd.to_numeric(products["lead_time_days"], errors="coerce").fillna(7).max())
+        # every horizon day, as the tuning reads them: the forecast's implied dispersion averages over all
         forecasts = con.execute(
-            "SELECT as_of_date, sku, horizon_day, mean, q90 FROM supply.demand_forecast WHERE horizon_day <= ?",
-            [max(longest + 1, args.order_cycle)],
+            "SELECT as_of_date, sku, horizon_day, mean, q90 FROM supply.demand_forecast"
         ).df()
         demand = con.execute("SELECT * FROM marts.fct_daily_sku_demand").df()
     if levels.empty:

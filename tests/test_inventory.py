@@ -567,3 +567,23 @@ def test_service_levels_forward_bench_on_a_warehouse(tmp_path):
     )
     assert stab["by_class"]["lumpy"]["mean_abs_step_change"] == pytest.approx(4 / 3, abs=1e-4)
     assert stab["by_class"]["smooth"]["share_changed"] == 0.0
+
+
+def test_smallest_feasible_bisects_to_the_first_value_reaching_the_target():
+    from types import SimpleNamespace
+
+    from ml.inventory.tuning import COVER_GRID, smallest_feasible
+
+    calls = []
+
+    def run(cover, window):  # fill rises with the cover; window 2 needs 5 more days than window 1
+        calls.append((cover, window))
+        return SimpleNamespace(fill_rate=min(1.0, (cover - 5 * (window - 1)) / 40))
+
+    value, results = smallest_feasible(COVER_GRID, run, [1, 2], 0.95)
+    assert value == 43.0 and [r.fill_rate for r in results] == [1.0, 0.95]
+    # the first value on the grid: 42.5 misses on window 2
+    assert run(42.5, 2).fill_rate < 0.95
+    assert len(calls) <= 2 * 9 + 1  # about log2(161) values, each on both windows (+ the check above)
+    # no value reaches the target: the last one, as before
+    assert smallest_feasible(COVER_GRID, run, [1, 2], 1.01)[0] == COVER_GRID[-1]
