@@ -17,3 +17,18 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh AIGC_DATA_DIR for one test."""
     monkeypatch.setenv("AIGC_DATA_DIR", str(tmp_path / "data"))
     return tmp_path / "data"
+
+
+# `make test` runs whole files on two workers (pytest-xdist, --dist loadfile), handed out in collection order.
+# The long end-to-end files go first, so each worker starts on one of them instead of two queueing on one worker.
+SLOWEST_FIRST = (
+    "test_online_retail_e2e.py",
+    "test_pipeline_e2e.py",
+    "test_ml_layers_e2e.py",
+    "test_dirty_store_e2e.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
