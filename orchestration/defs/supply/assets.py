@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -481,14 +482,21 @@ def service_levels(
             recent = mart[
                 pd.to_datetime(mart["demand_date"]) > pd.Timestamp(day - timedelta(days=RECENT_DAYS))
             ]
-            # Trading days can be sparse in calendar time: read forecasts over twice the window.
+            # The replay's decisions are the last window_days * n_windows + 1 trading days at most: only their
+            # forecasts are read (every horizon day: the forecast's implied dispersion averages over them).
+            trading = np.sort(pd.to_datetime(mart["demand_date"]).unique())
+            first = (
+                trading[-min(len(trading), config.window_days * config.n_windows + 1)]
+                if len(trading)
+                else None
+            )
             forecasts = (
                 con.execute(
                     "SELECT as_of_date, sku, horizon_day, mean, q90 FROM supply.demand_forecast "
-                    "WHERE as_of_date <= ? AND as_of_date > ?",
-                    [day, day - timedelta(days=2 * config.window_days * config.n_windows + 14)],
+                    "WHERE as_of_date <= ? AND as_of_date >= ?",
+                    [day, pd.Timestamp(first).date()],
                 ).df()
-                if table_exists(con, "supply.demand_forecast")
+                if first is not None and table_exists(con, "supply.demand_forecast")
                 else pd.DataFrame()
             )
             result = recent_service_levels(
