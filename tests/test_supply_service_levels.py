@@ -179,3 +179,62 @@ def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(t
     exported = pd.read_parquet(tmp_path / "exports" / "service_levels" / f"date={day.date()}")
     assert dict(zip(exported["demand_class"], exported["service_level"], strict=True)) == tuned
     assert (plan["service_level"] == plan["demand_class"].map(tuned)).all()
+
+
+def test_levels_set_a_window_ago_are_replayed_over_the_days_since(tmp_path):
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from ml.forecast.service import demand_classes
+    from ml.inventory.tuning import ForwardReplay
+    from orchestration.defs.supply.assets import service_levels
+
+    df, day = _write_marts(tmp_path / "warehouse.duckdb")
+    resources = {
+        "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+        "files": DataFilesResource.under(tmp_path),
+    }
+
+    def backfill(assets, first, last, run_config=None):
+        result = dg.materialize(
+            assets,
+            resources=resources,
+            run_config=run_config,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: str(first.date()),
+                ASSET_PARTITION_RANGE_END_TAG: str(last.date()),
+            },
+        )
+        assert result.success
+        return result
+
+    backfill([demand_forecast], day - timedelta(days=19), day)
+    config = dg.RunConfig(ops={"supply__service_levels": {"config": {"window_days": 7, "n_windows": 1}}})
+    # Tune the last 8 days in one run: the levels of day - 7 are then replayed over the 7 days up to the last day.
+    result = backfill([service_levels], day - timedelta(days=7), day, config)
+    mat = result.asset_materializations_for_node("supply__service_levels")[-1]
+    assert mat.partition == str(day.date())
+    meta = {k: v.value for k, v in mat.metadata.items()}
+    set_on = day - timedelta(days=7)
+    assert meta["realised_levels_set_on"] == str(set_on.date())
+    # The same replay by hand: the levels stored for day - 7, the classes of that day, the days after it.
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        levels = dict(
+            con.execute(
+                "SELECT demand_class, service_level FROM supply.service_levels WHERE as_of_date = ?",
+                [set_on.date()],
+            ).fetchall()
+        )
+        forecasts = con.execute("SELECT * FROM supply.demand_forecast").df()
+        mart = con.execute("SELECT * FROM marts.fct_daily_sku_demand").df()
+        products = con.execute("SELECT * FROM marts.dim_products").df()
+    dates = pd.to_datetime(mart["demand_date"])
+    forward = ForwardReplay(forecasts, mart, products)
+    classes = demand_classes(mart[(dates <= set_on) & (dates > set_on - timedelta(days=224))])
+    expected = forward.run(forward.window(set_on, 7, classes), levels)
+    assert meta["realised_fill_rate"] == pytest.approx(expected.fill_rate)
+    assert meta["realised_avg_inventory_units"] == pytest.approx(expected.avg_inventory_units)
+    assert meta["realised_target_met"] == (expected.fill_rate >= 0.95)
+    # Only the last day has levels set 7 trading days before it within this run's tuned days.
+    (check,) = result.get_asset_check_evaluations()
+    assert check.metadata["days_tuned"].value == 8 and check.metadata["days_realised"].value == 1
+    assert check.metadata["days_realised_below_target"].value == int(expected.fill_rate < 0.95)

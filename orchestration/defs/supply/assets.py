@@ -409,6 +409,38 @@ def replenishment(
     yield dg.MaterializeResult(asset_key=dg.AssetKey(["supply", "stockout_alerts"]), metadata=alert_md)
 
 
+def _realised_fill(con, forecasts, mart, products, trading, config) -> dict:
+    """Out of sample: the levels this asset set ``window_days`` trading days before D, replayed over the days
+    since (up to D, nothing later) exactly as they were tuned. {} until such levels and forecasts exist."""
+    from ml.forecast.service import demand_classes
+    from ml.inventory.tuning import ForwardReplay
+
+    days = config.window_days
+    if len(trading) < days + 1 or forecasts.empty or not table_exists(con, "supply.service_levels"):
+        return {}
+    set_on = pd.Timestamp(trading[-(days + 1)])
+    rows = con.execute(
+        "SELECT demand_class, service_level, target_fill_rate FROM supply.service_levels WHERE as_of_date = ?",
+        [set_on.date()],
+    ).fetchall()
+    if not rows:
+        return {}
+    dates = pd.to_datetime(mart["demand_date"])
+    # the classes the plan used on that day: its own last RECENT_DAYS
+    classes = demand_classes(mart[(dates <= set_on) & (dates > set_on - pd.Timedelta(days=RECENT_DAYS))])
+    forward = ForwardReplay(forecasts, mart, products, order_cycle=config.order_cycle_days)
+    window = forward.window(set_on, days, classes)
+    if window is None:
+        return {}
+    result = forward.run(window, {c: float(level) for c, level, _ in rows})
+    return {
+        "realised_levels_set_on": str(set_on.date()),
+        "realised_fill_rate": float(result.fill_rate),
+        "realised_avg_inventory_units": float(result.avg_inventory_units),
+        "realised_target_met": bool(result.fill_rate >= float(rows[0][2])),
+    }
+
+
 class ServiceLevelConfig(dg.Config):
     target_fill_rate: float = Field(
         default=0.95, gt=0, le=1, description="Unit fill rate the replayed policy must reach over the window."
@@ -441,8 +473,9 @@ class ServiceLevelConfig(dg.Config):
         "(`supply.service_levels`, exported): the plan's policy replayed day by day on the stored daily forecasts and the "
         "actual demand, with each product's lead time and lost sales; the smallest uniform level that reaches "
         "the target, refined per class where stock buys less fill. Metadata: the replay's fill rate and stock "
-        "against one level for all and against a naive moving-average cover tuned to the same target. The plan "
-        "uses these levels with run config `use_tuned_service_levels: true`."
+        "against one level for all and against a naive moving-average cover tuned to the same target; and, out of "
+        "sample, `realised_fill_rate`: the levels set window_days trading days earlier replayed over the days "
+        "since (did they hold?). The plan uses these levels with run config `use_tuned_service_levels: true`."
     ),
     deps=[
         dg.AssetKey(["supply", "demand_forecast"]),
@@ -475,6 +508,7 @@ def service_levels(
     days = partition_days(context)
     metadata: dict = {"as_of": days[-1].isoformat()}
     fills: dict[str, float] = {}
+    realised_fills: dict[str, float] = {}
     with warehouse.connect() as con:
         products = con.execute("SELECT sku, lead_time_days, price FROM marts.dim_products").df()
         for day in days:
@@ -509,9 +543,12 @@ def service_levels(
                 n_windows=config.n_windows,
                 order_cycle=config.order_cycle_days,
             )
+            realised = _realised_fill(con, forecasts, mart, products, trading, config)
+            if realised:
+                realised_fills[day.isoformat()] = realised["realised_fill_rate"]
             if isinstance(result, str):
                 context.log.info(f"{day}: nothing to tune: {result}")
-                metadata = {"as_of": day.isoformat(), "note": result, "dagster/row_count": 0}
+                metadata = {"as_of": day.isoformat(), "note": result, "dagster/row_count": 0, **realised}
                 continue
             frame = pd.DataFrame(
                 {
@@ -539,6 +576,7 @@ def service_levels(
                 "uniform_level": float(result.uniform_level),
                 "uniform_avg_inventory_units": float(uniform.avg_inventory_units),
                 "levels": dg.MetadataValue.md(markdown_table(frame[["demand_class", "service_level"]], 4)),
+                **realised,
             }
             if naive is not None:  # the yardstick needs 28 days of demand before the window
                 metadata |= {
@@ -562,6 +600,9 @@ def service_levels(
         metadata={
             "days_tuned": len(fills),
             "days_missing_target": len(missed),
+            # out of sample: the levels set window_days trading days before each day, over the days since
+            "days_realised": len(realised_fills),
+            "days_realised_below_target": sum(f < config.target_fill_rate for f in realised_fills.values()),
             **({"missed": dg.MetadataValue.json(missed)} if missed else {}),
         },
     )
