@@ -33,10 +33,8 @@ import numpy as np
 import pandas as pd
 
 from bench.forecast import machine, versions
-from ml.forecast.service import demand_classes
+from ml.forecast.service import demand_classes_as_of
 from ml.inventory.tuning import ALPHA_GRID, ForwardReplay
-
-RECENT_DAYS = 224  # the days a SKU's demand class is measured on, as the platform's plan does
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -119,13 +117,10 @@ def main(argv=None) -> int:
         flush=True,
     )
     forward = ForwardReplay(forecasts, demand, products, order_cycle=args.order_cycle)
-    demand_dates = pd.to_datetime(demand["demand_date"])
     rows = []
     tuned_days = sorted(levels["as_of_date"].unique())
     for i, day in enumerate(tuned_days):
-        day_ts = pd.Timestamp(day)
-        recent = demand[(demand_dates <= day_ts) & (demand_dates > day_ts - pd.Timedelta(days=RECENT_DAYS))]
-        window = forward.window(day_ts, args.window_days, demand_classes(recent))
+        window = forward.window(pd.Timestamp(day), args.window_days, demand_classes_as_of(demand, day))
         if window is None:
             continue
         today = levels[levels["as_of_date"] == day]

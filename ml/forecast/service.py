@@ -195,6 +195,18 @@ def demand_from_mart(mart: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+RECENT_DAYS = 224
+"""Demand a SKU's class and its own dispersion are measured on (the plan and the service-level tuning alike)."""
+
+
+def demand_classes_as_of(mart: pd.DataFrame, day, days: int = RECENT_DAYS) -> pd.Series:
+    """:func:`demand_classes` of the ``days`` days of ``mart`` up to ``day`` (nothing later): the classes the
+    plan gives the SKUs on ``day``."""
+    dates = pd.to_datetime(mart["demand_date"])
+    day = pd.Timestamp(day)
+    return demand_classes(mart[(dates <= day) & (dates > day - pd.Timedelta(days=days))])
+
+
 def demand_classes(mart: pd.DataFrame) -> pd.Series:
     """Demand class per SKU (ADI / CV², :mod:`ml.forecast.classify`) of ``fct_daily_sku_demand`` rows: a Series
     sku -> class (empty for an empty frame)."""

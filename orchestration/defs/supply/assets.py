@@ -26,8 +26,6 @@ HISTORY_DAYS = 400
 """Demand history the daily forecast reads: enough for yearly patterns, bounded so a day's cost is flat."""
 HORIZON = 28
 ORDER_CYCLE_DAYS = 7
-RECENT_DAYS = 224
-"""Demand a SKU's class and its own dispersion are measured on (the plan and the service-level tuning alike)."""
 
 
 class SupplyConfig(dg.Config):
@@ -274,12 +272,14 @@ def _tuned_levels(con, day: date) -> dict[str, float]:
     return {c: float(level) for c, level in rows}
 
 
-def _recent_demand(con, day: date, days: int = RECENT_DAYS) -> pd.DataFrame:
-    """``fct_daily_sku_demand`` over the ``days`` days up to ``day`` (nothing later): what a SKU's demand class
-    and its own dispersion are measured on."""
+def _recent_demand(con, day: date) -> pd.DataFrame:
+    """``fct_daily_sku_demand`` over the ``RECENT_DAYS`` days up to ``day`` (nothing later): what a SKU's demand
+    class and its own dispersion are measured on."""
+    from ml.forecast.service import RECENT_DAYS
+
     return con.execute(
         "SELECT * FROM marts.fct_daily_sku_demand WHERE demand_date <= ? AND demand_date > ?",
-        [day, day - timedelta(days=days)],
+        [day, day - timedelta(days=RECENT_DAYS)],
     ).df()
 
 
@@ -412,7 +412,7 @@ def replenishment(
 def _realised_fill(con, forecasts, mart, products, trading, config) -> dict:
     """Out of sample: the levels this asset set ``window_days`` trading days before D, replayed over the days
     since (up to D, nothing later) exactly as they were tuned. {} until such levels and forecasts exist."""
-    from ml.forecast.service import demand_classes
+    from ml.forecast.service import demand_classes_as_of
     from ml.inventory.tuning import ForwardReplay
 
     days = config.window_days
@@ -425,11 +425,10 @@ def _realised_fill(con, forecasts, mart, products, trading, config) -> dict:
     ).fetchall()
     if not rows:
         return {}
-    dates = pd.to_datetime(mart["demand_date"])
-    # the classes the plan used on that day: its own last RECENT_DAYS
-    classes = demand_classes(mart[(dates <= set_on) & (dates > set_on - pd.Timedelta(days=RECENT_DAYS))])
-    forward = ForwardReplay(forecasts, mart, products, order_cycle=config.order_cycle_days)
-    window = forward.window(set_on, days, classes)
+    # only the window's decision days: the frame is re-typed and pivoted again here
+    since = forecasts[pd.to_datetime(forecasts["as_of_date"]) >= set_on]
+    forward = ForwardReplay(since, mart, products, order_cycle=config.order_cycle_days)
+    window = forward.window(set_on, days, demand_classes_as_of(mart, set_on))  # the plan's classes that day
     if window is None:
         return {}
     result = forward.run(window, {c: float(level) for c, level, _ in rows})
@@ -502,7 +501,7 @@ def service_levels(
     warehouse: WarehouseResource,
     files: DataFilesResource,
 ) -> dg.MaterializeResult:
-    from ml.forecast.service import demand_classes
+    from ml.forecast.service import demand_classes_as_of
     from ml.inventory.tuning import recent_service_levels
 
     days = partition_days(context)
@@ -513,9 +512,6 @@ def service_levels(
         products = con.execute("SELECT sku, lead_time_days, price FROM marts.dim_products").df()
         for day in days:
             mart = _mart(con, day)
-            recent = mart[
-                pd.to_datetime(mart["demand_date"]) > pd.Timestamp(day - timedelta(days=RECENT_DAYS))
-            ]
             # The replay's decisions are the last window_days * n_windows + 1 trading days at most: only their
             # forecasts are read (every horizon day: the forecast's implied dispersion averages over them).
             trading = np.sort(pd.to_datetime(mart["demand_date"]).unique())
@@ -537,7 +533,7 @@ def service_levels(
                 forecasts,
                 mart,
                 products,
-                demand_classes(recent),  # the same 224 days the plan classifies on
+                demand_classes_as_of(mart, day),  # the classes the plan uses on the day
                 target=config.target_fill_rate,
                 window_days=config.window_days,
                 n_windows=config.n_windows,
