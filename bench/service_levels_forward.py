@@ -10,7 +10,10 @@ under three settings:
 
 - ``tuned_by_class``: the levels per class stored for D (what the plan uses with ``use_tuned_service_levels``);
 - ``tuned_uniform``: the one level for all SKUs stored for D;
-- ``fixed``: ``--fixed-level`` for every SKU (the plan's default run config, 0.95).
+- ``fixed``: ``--fixed-level`` for every SKU (the plan's default run config, 0.95);
+- ``naive``: the yardstick, a 28-day moving average plus the cover in days that the same tuning chose for D
+  (``naive_cover_days``; days without one, and warehouses written before that column existed, have no naive
+  row).
 
 It reports, per setting, how many forward windows reach the target and the mean fill rate and stock, and how
 much the tuned levels move from one tuned day to the next (in steps of the tuning grid). The forward windows of
@@ -78,19 +81,29 @@ def stability(levels: pd.DataFrame) -> dict:
     return out
 
 
-def summarise(rows: list[dict], setting: str, reference: str = "fixed") -> dict:
+def summarise(rows: list[dict], setting: str) -> dict | None:
+    """One setting over its forward windows; ``inventory_change_vs_X`` is its total stock over the windows
+    that setting X also has, relative to X's (-0.2: 20% less than X), for X in fixed and naive."""
+    rows = [r for r in rows if setting in r]
+    if not rows:
+        return None
     fills = np.array([r[setting]["fill_rate"] for r in rows])
     stock = np.array([r[setting]["avg_inventory_units"] for r in rows])
-    ref = np.array([r[reference]["avg_inventory_units"] for r in rows])
     targets = np.array([r["target_fill_rate"] for r in rows])
-    return {
+    out = {
         "windows": len(rows),
         "windows_reaching_target": int((fills >= targets).sum()),
         "mean_fill_rate": round(float(fills.mean()), 4),
         "min_fill_rate": round(float(fills.min()), 4),
         "mean_avg_inventory_units": round(float(stock.mean()), 1),
-        f"inventory_vs_{reference}": round(float(stock.sum() / ref.sum() - 1), 4) if ref.sum() else None,
     }
+    for reference in ("fixed", "naive"):
+        both = [r for r in rows if reference in r]
+        ours = sum(r[setting]["avg_inventory_units"] for r in both)
+        ref = sum(r[reference]["avg_inventory_units"] for r in both)
+        if reference != setting and ref:
+            out[f"inventory_change_vs_{reference}"] = round(ours / ref - 1, 4)
+    return out
 
 
 def main(argv=None) -> int:
@@ -108,6 +121,8 @@ def main(argv=None) -> int:
             "SELECT as_of_date, sku, horizon_day, mean, q90 FROM supply.demand_forecast"
         ).df()
         demand = con.execute("SELECT * FROM marts.fct_daily_sku_demand").df()
+    if "naive_cover_days" not in levels:
+        print("supply.service_levels has no naive_cover_days (written by an older version): no naive rows")
     if levels.empty:
         print("supply.service_levels is empty: materialise more days first", file=sys.stderr)
         return 1
@@ -139,10 +154,16 @@ def main(argv=None) -> int:
             ("fixed", args.fixed_level),
         ):
             row[name] = forward.run(window, level).as_dict()
+        cover = today["naive_cover_days"].iloc[0] if "naive_cover_days" in today else None
+        naive = forward.run_naive(window, float(cover)) if cover is not None and pd.notna(cover) else None
+        if naive is not None:
+            row["naive_cover_days"] = float(cover)
+            row["naive"] = naive.as_dict()
         rows.append(row)
         print(
             f"[{i + 1}/{len(tuned_days)}] {row['day']}: fill by class {row['tuned_by_class']['fill_rate']:.3f}, "
-            f"uniform {row['tuned_uniform']['fill_rate']:.3f}, fixed {row['fixed']['fill_rate']:.3f}",
+            f"uniform {row['tuned_uniform']['fill_rate']:.3f}, fixed {row['fixed']['fill_rate']:.3f}"
+            + (f", naive {row['naive']['fill_rate']:.3f}" if naive is not None else ""),
             flush=True,
         )
     if not rows:
@@ -155,7 +176,11 @@ def main(argv=None) -> int:
         ),
         "warehouse": str(args.warehouse),
         "fixed_level": args.fixed_level,
-        "summary": {s: summarise(rows, s) for s in ("tuned_by_class", "tuned_uniform", "fixed")},
+        "summary": {
+            s: summary
+            for s in ("tuned_by_class", "tuned_uniform", "fixed", "naive")
+            if (summary := summarise(rows, s)) is not None
+        },
         "stability": stability(levels),
         "days": rows,
         "seconds": round(time.perf_counter() - started, 1),

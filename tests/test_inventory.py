@@ -526,13 +526,21 @@ def test_service_levels_forward_bench_on_a_warehouse(tmp_path):
     days, demand, forecasts, products, classes = _store_with_forecasts(forecast_days=26, seed=3)
     mart = demand.assign(revenue=demand["units"] * 2.0, n_orders=(demand["units"] > 0).astype(int))
     tuned_on = [days[-20], days[-19], days[-18], days[-2]]  # the last has no 10 days after it
+    covers = (20.0, float("nan"), 5.0, 20.0)  # the second day had no naive cover (NULL in the table)
     levels = pd.DataFrame(
         [
-            (d.date(), c, lvl, 0.9, 0.95)
-            for d, lumpy in zip(tuned_on, (0.9, 0.95, 0.95, 0.99), strict=True)
+            (d.date(), c, lvl, 0.9, 0.95, cover)
+            for d, lumpy, cover in zip(tuned_on, (0.9, 0.95, 0.95, 0.99), covers, strict=True)
             for c, lvl in (("lumpy", lumpy), ("smooth", 0.8))
         ],
-        columns=["as_of_date", "demand_class", "service_level", "uniform_level", "target_fill_rate"],
+        columns=[
+            "as_of_date",
+            "demand_class",
+            "service_level",
+            "uniform_level",
+            "target_fill_rate",
+            "naive_cover_days",
+        ],
     )
     path = tmp_path / "w.duckdb"
     with duckdb.connect(str(path)) as con:
@@ -560,6 +568,21 @@ def test_service_levels_forward_bench_on_a_warehouse(tmp_path):
     assert summary["windows_reaching_target"] == sum(
         r["tuned_by_class"]["fill_rate"] >= 0.95 for r in result["days"]
     )
+    # The naive yardstick on the days with a cover only; a smaller cover holds less stock on the same days.
+    rows = result["days"]
+    assert ["naive" in r for r in rows] == [True, False, True]
+    assert [r.get("naive_cover_days") for r in rows] == [20.0, None, 5.0]
+    assert rows[2]["naive"]["avg_inventory_units"] < rows[0]["naive"]["avg_inventory_units"]
+    assert result["summary"]["naive"]["windows"] == 2
+    by_hand = sum(rows[i]["tuned_by_class"]["avg_inventory_units"] for i in (0, 2)) / sum(
+        rows[i]["naive"]["avg_inventory_units"] for i in (0, 2)
+    )
+    assert summary["inventory_change_vs_naive"] == pytest.approx(by_hand - 1, abs=1e-4)
+    fixed_by_hand = sum(r["tuned_by_class"]["avg_inventory_units"] for r in rows) / sum(
+        r["fixed"]["avg_inventory_units"] for r in rows
+    )
+    assert summary["inventory_change_vs_fixed"] == pytest.approx(fixed_by_hand - 1, abs=1e-4)
+    assert "inventory_change_vs_fixed" not in result["summary"]["fixed"]
     # Stability by hand: lumpy 0.9 -> 0.95 -> 0.95 -> 0.99 is +1, 0, +3 grid steps; smooth never moves.
     stab = result["stability"]
     assert stab["tuned_days"] == 4 and stab["share_of_days_any_class_changed"] == pytest.approx(

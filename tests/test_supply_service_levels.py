@@ -218,22 +218,30 @@ def test_levels_set_a_window_ago_are_replayed_over_the_days_since(tmp_path):
     assert meta["realised_levels_set_on"] == str(set_on.date())
     # The same replay by hand: the levels stored for day - 7, the classes of that day, the days after it.
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
-        levels = dict(
-            con.execute(
-                "SELECT demand_class, service_level FROM supply.service_levels WHERE as_of_date = ?",
-                [set_on.date()],
-            ).fetchall()
-        )
+        stored = con.execute(
+            "SELECT demand_class, service_level, naive_cover_days FROM supply.service_levels WHERE as_of_date = ?",
+            [set_on.date()],
+        ).df()
         forecasts = con.execute("SELECT * FROM supply.demand_forecast").df()
         mart = con.execute("SELECT * FROM marts.fct_daily_sku_demand").df()
         products = con.execute("SELECT * FROM marts.dim_products").df()
     dates = pd.to_datetime(mart["demand_date"])
     forward = ForwardReplay(forecasts, mart, products)
     classes = demand_classes(mart[(dates <= set_on) & (dates > set_on - timedelta(days=224))])
-    expected = forward.run(forward.window(set_on, 7, classes), levels)
+    window = forward.window(set_on, 7, classes)
+    expected = forward.run(window, dict(zip(stored["demand_class"], stored["service_level"], strict=True)))
     assert meta["realised_fill_rate"] == pytest.approx(expected.fill_rate)
     assert meta["realised_avg_inventory_units"] == pytest.approx(expected.avg_inventory_units)
     assert meta["realised_target_met"] == (expected.fill_rate >= 0.95)
+    # The naive cover tuned that day (260 days of history: there is one) is stored and replayed the same way.
+    (cover,) = stored["naive_cover_days"].unique()
+    assert pd.notna(cover) and cover >= 0
+    naive = forward.run_naive(window, cover)
+    assert meta["realised_naive_fill_rate"] == pytest.approx(naive.fill_rate)
+    assert meta["realised_naive_avg_inventory_units"] == pytest.approx(naive.avg_inventory_units)
+    assert meta["realised_inventory_vs_naive"] == pytest.approx(
+        expected.avg_inventory_units / naive.avg_inventory_units - 1
+    )
     # Only the last day has levels set 7 trading days before it within this run's tuned days.
     (check,) = result.get_asset_check_evaluations()
     assert check.metadata["days_tuned"].value == 8 and check.metadata["days_realised"].value == 1

@@ -228,6 +228,12 @@ def _replay_window(fc, grid, decision_days, products, classes, default_lead_time
     )
 
 
+def _replay_naive(w: _Window, cover: float, order_cycle: int) -> ReplayResult:
+    """The yardstick on a window: a moving average of the last NAIVE_WINDOW days plus ``cover`` days of it."""
+    pol = naive_policy(w.history, w.demand, w.lead, cover, window=NAIVE_WINDOW, order_cycle=order_cycle)
+    return replay(w.demand, pol, w.lead, initial_stock(pol), w.price)
+
+
 def recent_service_levels(
     forecasts: pd.DataFrame,
     demand: pd.DataFrame,
@@ -290,8 +296,7 @@ def recent_service_levels(
         return replay(w.demand, pol, w.lead, initial_stock(pol), w.price)
 
     def naive(w: _Window, cover):
-        pol = naive_policy(w.history, w.demand, w.lead, cover, window=NAIVE_WINDOW, order_cycle=order_cycle)
-        return replay(w.demand, pol, w.lead, initial_stock(pol), w.price)
+        return _replay_naive(w, cover, order_cycle)
 
     uniform_level, uniform = smallest_feasible(ALPHA_GRID, lambda a, w: ours(w, a), windows, target)
     all_classes = sorted(set().union(*(set(w.classes) for w in windows)))
@@ -360,3 +365,10 @@ class ForwardReplay:
             order_cycle=self.order_cycle,
         )
         return replay(window.demand, policy, window.lead, initial_stock(policy), window.price)
+
+    def run_naive(self, window: _Window, cover: float) -> ReplayResult | None:
+        """Replay ``window`` with the naive moving-average policy at ``cover`` days (None when fewer than
+        NAIVE_WINDOW days of demand precede the window: the tuning had no naive cover then either)."""
+        if window.history.shape[1] < NAIVE_WINDOW:
+            return None
+        return _replay_naive(window, cover, self.order_cycle)

@@ -419,11 +419,8 @@ def _realised_fill(con, forecasts, mart, products, trading, config) -> dict:
     if len(trading) < days + 1 or forecasts.empty or not table_exists(con, "supply.service_levels"):
         return {}
     set_on = pd.Timestamp(trading[-(days + 1)])
-    rows = con.execute(
-        "SELECT demand_class, service_level, target_fill_rate FROM supply.service_levels WHERE as_of_date = ?",
-        [set_on.date()],
-    ).fetchall()
-    if not rows:
+    stored = con.execute("SELECT * FROM supply.service_levels WHERE as_of_date = ?", [set_on.date()]).df()
+    if stored.empty:
         return {}
     # only the window's decision days: the frame is re-typed and pivoted again here
     since = forecasts[pd.to_datetime(forecasts["as_of_date"]) >= set_on]
@@ -431,13 +428,28 @@ def _realised_fill(con, forecasts, mart, products, trading, config) -> dict:
     window = forward.window(set_on, days, demand_classes_as_of(mart, set_on))  # the plan's classes that day
     if window is None:
         return {}
-    result = forward.run(window, {c: float(level) for c, level, _ in rows})
-    return {
+    result = forward.run(
+        window, dict(zip(stored["demand_class"], stored["service_level"].astype(float), strict=True))
+    )
+    out = {
         "realised_levels_set_on": str(set_on.date()),
         "realised_fill_rate": float(result.fill_rate),
         "realised_avg_inventory_units": float(result.avg_inventory_units),
-        "realised_target_met": bool(result.fill_rate >= float(rows[0][2])),
+        "realised_target_met": bool(result.fill_rate >= float(stored["target_fill_rate"].iloc[0])),
     }
+    # The yardstick out of sample too: the naive cover tuned that day (a table from before this column has none).
+    cover = stored["naive_cover_days"].iloc[0] if "naive_cover_days" in stored else None
+    naive = forward.run_naive(window, float(cover)) if cover is not None and pd.notna(cover) else None
+    if naive is not None:
+        out |= {
+            "realised_naive_fill_rate": float(naive.fill_rate),
+            "realised_naive_avg_inventory_units": float(naive.avg_inventory_units),
+        }
+        if naive.avg_inventory_units:
+            out["realised_inventory_vs_naive"] = float(
+                result.avg_inventory_units / naive.avg_inventory_units - 1
+            )
+    return out
 
 
 class ServiceLevelConfig(dg.Config):
@@ -555,6 +567,10 @@ def service_levels(
                     "window_start": result.window[0],
                     "window_end": result.window[1],
                     "target_fill_rate": config.target_fill_rate,
+                    # the yardstick's cover, so the days after can replay it too (NaN until it can be tuned)
+                    "naive_cover_days": np.nan
+                    if result.naive_cover_days is None
+                    else result.naive_cover_days,
                 }
             )
             replace_day(con, "supply.service_levels", frame, "as_of_date", day)
