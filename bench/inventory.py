@@ -66,13 +66,14 @@ from ml.inventory.simulate import (  # noqa: E402
     initial_stock,
     naive_policy,
     replay,
+    replay_series,
 )
 from ml.inventory.tuning import (  # noqa: E402
     ALPHA_GRID,
     COVER_GRID,
+    ClassReplays,
     levels_by_class,
     mean_stock,
-    per_series_levels,
     smallest_feasible,
 )
 
@@ -269,14 +270,22 @@ def main(argv: list[str] | None = None) -> dict:
         return out
 
     # Tune both policies to the target on the validation windows before the origin (never on the test window).
-    def ours_on(w: Window, a):
-        """Replay ours with service level ``a``: one for all SKUs, or a dict demand class -> level."""
-        a = per_series_levels(a, w.classes)
+    def ours_at(w: Window, a: float):
+        """Ours replayed with one service level ``a`` for all SKUs, totals per SKU."""
         ratio = None
         if args.lead_time_demand == "empirical":
             ratio = empirical_ratio_quantile(w.history, lead + 1, a)
         pol = forecast_policy(w.forecast, w.phi, lead, a, order_cycle=cycle, ratio=ratio)
-        return replay(w.demand, pol, lead, initial_stock(pol), w.price)
+        return replay_series(w.demand, pol, lead, initial_stock(pol), w.price)
+
+    class_replays: dict[int, ClassReplays] = {}
+
+    def ours_on(w: Window, a):
+        """Replay ours with service level ``a``: one for all SKUs, or a dict demand class -> level (scored from
+        the uniform replays of its levels: SKUs do not interact in the replay)."""
+        if id(w) not in class_replays:
+            class_replays[id(w)] = ClassReplays(lambda level, w=w: ours_at(w, level), w.classes)
+        return class_replays[id(w)](a)
 
     def naive_on(w: Window, c: float):
         pol = naive_policy(w.history, w.demand, lead, c, order_cycle=cycle)

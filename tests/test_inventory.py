@@ -467,21 +467,38 @@ def test_recent_service_levels_over_several_windows_must_meet_the_target_on_each
     assert two.uniform.avg_inventory_units > one.uniform.avg_inventory_units
 
 
-def test_cached_level_policies_equal_the_direct_policy():
-    from ml.inventory.simulate import forecast_policy
-    from ml.inventory.tuning import LevelPolicies, per_series_levels
+def test_class_replays_add_up_to_the_direct_replay_of_a_per_class_policy():
+    from ml.inventory.simulate import forecast_policy, initial_stock, replay, replay_series
+    from ml.inventory.tuning import ClassReplays, per_series_levels
 
     rng = np.random.default_rng(4)
     forecast = [rng.gamma(1.0, 2.0, size=(9, 20)) for _ in range(11)]  # refreshed daily: 10 days + the origin
     phi, lead = rng.uniform(1, 6, 9), rng.integers(1, 6, 9)
+    demand = rng.poisson(6.0, size=(9, 10)).astype(float) * rng.integers(0, 2, size=(9, 10))
+    price = rng.uniform(1, 5, 9)
     classes = np.array(["lumpy", "smooth", "erratic"] * 3, dtype=object)
-    policies = LevelPolicies(forecast, phi, lead, 10, classes, order_cycle=7)
+
+    def direct(level):
+        pol = forecast_policy(forecast, phi, lead, per_series_levels(level, classes), order_cycle=7)
+        return replay(demand, pol, lead, initial_stock(pol), price)
+
+    replayed = []
+
+    def at(level):
+        replayed.append(level)
+        pol = forecast_policy(forecast, phi, lead, level, order_cycle=7)
+        return replay_series(demand, pol, lead, initial_stock(pol), price)
+
+    replays = ClassReplays(at, classes)
     for level in (0.9, {"lumpy": 0.99, "smooth": 0.8}, {"lumpy": 0.5, "smooth": 0.7, "erratic": 0.999}):
-        direct = forecast_policy(forecast, phi, lead, per_series_levels(level, classes), order_cycle=7)
-        cached = policies(level)
-        for d in range(-1, 10):
-            np.testing.assert_allclose(cached(d)[0], direct(d)[0])
-            np.testing.assert_allclose(cached(d)[1], direct(d)[1])
+        want, got = direct(level), replays(level)
+        for field, value in want.__dict__.items():
+            assert getattr(got, field) == pytest.approx(value, rel=1e-12), field
+    # one replay per distinct level: 0.9, then 0.99 (also for erratic, unnamed), 0.8, 0.5, 0.7, 0.999
+    assert sorted(replayed) == [0.5, 0.7, 0.8, 0.9, 0.99, 0.999]
+    # the levels matter here: stock differs and the lowest levels lose sales
+    assert direct({"lumpy": 0.99, "smooth": 0.8}).avg_inventory_units != direct(0.9).avg_inventory_units
+    assert direct({"lumpy": 0.5, "smooth": 0.7, "erratic": 0.999}).lost_units > 0
 
 
 def test_forward_replay_of_a_window_equals_the_tuning_replay_that_ends_there():

@@ -41,6 +41,100 @@ class ReplayResult:
         return {k: (round(float(v), 4) if isinstance(v, float) else int(v)) for k, v in self.__dict__.items()}
 
 
+@dataclass
+class ReplaySums:
+    """A replay's sums over some of its series. Series do not interact in the replay (each has its own stock,
+    orders and lost sales), so the sums of a set of series add up, and a policy that gives each demand class its
+    own level can be scored from replays at one level each (:class:`ml.inventory.tuning.ClassReplays`)."""
+
+    n_series: int
+    n_days: int
+    served: float
+    lost: float
+    stockout_days: int
+    orders: int
+    inv_units: float
+    inv_value: float
+
+    def __add__(self, other: ReplaySums) -> ReplaySums:
+        assert self.n_days == other.n_days, "sums of different windows do not add up"
+        return ReplaySums(
+            self.n_series + other.n_series,
+            self.n_days,
+            *(getattr(self, f) + getattr(other, f) for f in _ADDITIVE),
+        )
+
+    def result(self) -> ReplayResult:
+        demand = self.served + self.lost
+        return ReplayResult(
+            fill_rate=self.served / demand if demand > 0 else float("nan"),
+            stockout_days=int(self.stockout_days),
+            stockout_day_share=self.stockout_days / max(self.n_series * self.n_days, 1),
+            avg_inventory_units=self.inv_units / self.n_days,
+            avg_inventory_value=self.inv_value / self.n_days,
+            orders=int(self.orders),
+            lost_units=float(self.lost),
+            demand_units=float(demand),
+        )
+
+
+_ADDITIVE = ("served", "lost", "stockout_days", "orders", "inv_units", "inv_value")
+
+
+@dataclass
+class SeriesReplay:
+    """A replay's totals per series (arrays of length n), for :meth:`sums` over any subset."""
+
+    n_days: int
+    served: np.ndarray
+    lost: np.ndarray
+    stockout_days: np.ndarray
+    orders: np.ndarray
+    inv_units: np.ndarray
+    inv_value: np.ndarray
+
+    def sums(self, mask: np.ndarray | None = None) -> ReplaySums:
+        take = slice(None) if mask is None else np.asarray(mask, dtype=bool)
+        n = len(self.served) if mask is None else int(take.sum())
+        return ReplaySums(n, self.n_days, *(float(getattr(self, f)[take].sum()) for f in _ADDITIVE))
+
+
+def replay_series(
+    demand: np.ndarray,
+    policy: Policy,
+    lead_time,
+    initial_on_hand: np.ndarray,
+    price: np.ndarray | None = None,
+) -> SeriesReplay:
+    """Replay ``demand`` ``(n, T)`` under ``policy`` (see the module docstring); units are whole items. Totals
+    per series; :func:`replay` adds them up."""
+    n, t = demand.shape
+    lt = np.broadcast_to(np.asarray(lead_time, dtype=int), (n,))
+    price = np.ones(n) if price is None else np.asarray(price, dtype=float)
+    on_hand = np.asarray(initial_on_hand, dtype=float).copy()
+    pipeline = np.zeros((n, t + int(lt.max()) + 2))
+    served_tot, lost_tot, inv_units, inv_value = (np.zeros(n) for _ in range(4))
+    stockout_days, orders = (np.zeros(n, dtype=int) for _ in range(2))
+    rows = np.arange(n)
+    for d in range(t):
+        on_hand += pipeline[:, d]
+        dem = demand[:, d]
+        served = np.minimum(on_hand, dem)
+        lost = dem - served
+        on_hand -= served
+        served_tot += served
+        lost_tot += lost
+        stockout_days += lost > 0
+        inv_units += on_hand
+        inv_value += on_hand * price
+        position = on_hand + pipeline[:, d + 1 :].sum(axis=1)
+        s, big_s = policy(d)
+        qty = np.where(position <= s, np.ceil(np.maximum(big_s - position, 0.0)), 0.0)
+        pipeline[rows, d + lt + 1] += qty
+        orders += qty > 0
+    return SeriesReplay(t, served_tot, lost_tot, stockout_days, orders, inv_units, inv_value)
+
+
 def replay(
     demand: np.ndarray,
     policy: Policy,
@@ -49,42 +143,7 @@ def replay(
     price: np.ndarray | None = None,
 ) -> ReplayResult:
     """Replay ``demand`` ``(n, T)`` under ``policy`` (see the module docstring); units are whole items."""
-    n, t = demand.shape
-    lt = np.broadcast_to(np.asarray(lead_time, dtype=int), (n,))
-    price = np.ones(n) if price is None else np.asarray(price, dtype=float)
-    on_hand = np.asarray(initial_on_hand, dtype=float).copy()
-    pipeline = np.zeros((n, t + int(lt.max()) + 2))
-    served_tot = lost_tot = 0.0
-    stockout_days = orders = 0
-    inv_units = inv_value = 0.0
-    rows = np.arange(n)
-    for d in range(t):
-        on_hand += pipeline[:, d]
-        dem = demand[:, d]
-        served = np.minimum(on_hand, dem)
-        lost = dem - served
-        on_hand -= served
-        served_tot += served.sum()
-        lost_tot += lost.sum()
-        stockout_days += int((lost > 0).sum())
-        inv_units += on_hand.sum()
-        inv_value += (on_hand * price).sum()
-        position = on_hand + pipeline[:, d + 1 :].sum(axis=1)
-        s, big_s = policy(d)
-        qty = np.where(position <= s, np.ceil(np.maximum(big_s - position, 0.0)), 0.0)
-        pipeline[rows, d + lt + 1] += qty
-        orders += int((qty > 0).sum())
-    demand_tot = float(demand.sum())
-    return ReplayResult(
-        fill_rate=served_tot / demand_tot if demand_tot > 0 else float("nan"),
-        stockout_days=stockout_days,
-        stockout_day_share=stockout_days / max(n * t, 1),
-        avg_inventory_units=inv_units / t,
-        avg_inventory_value=inv_value / t,
-        orders=orders,
-        lost_units=float(lost_tot),
-        demand_units=demand_tot,
-    )
+    return replay_series(demand, policy, lead_time, initial_on_hand, price).sums().result()
 
 
 def forecast_policy(

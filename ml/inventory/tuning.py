@@ -9,15 +9,25 @@ is a few huge orders), so one level for all SKUs holds more stock than needed fo
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import reduce
 
 import numpy as np
 import pandas as pd
 
 from ml.forecast.quantiles import history_dispersion
 from ml.inventory.policy import implied_dispersion
-from ml.inventory.simulate import ReplayResult, forecast_policy, initial_stock, naive_policy, replay
+from ml.inventory.simulate import (
+    ReplayResult,
+    SeriesReplay,
+    forecast_policy,
+    initial_stock,
+    naive_policy,
+    replay,
+    replay_series,
+)
 
 
 def smallest_feasible(grid: Sequence, run: Callable, windows: Sequence, target: float):
@@ -57,45 +67,37 @@ def per_series_levels(level, classes: Sequence):
     return np.array([level.get(c, top) for c in classes], dtype=float)
 
 
-class LevelPolicies:
-    """The forecast policy (:func:`ml.inventory.simulate.forecast_policy`) of one replay window at any service
-    level, one number or a dict demand class -> level, with each uniform level's (s, S) computed once.
+class ClassReplays:
+    """A window's replay at any service level, one number or a dict demand class -> level, from one replay per
+    uniform level at most.
 
-    Tuning replays the same window at many levels (a grid, then class-by-class moves); the negative binomial
-    quantiles are what costs, and a per-class policy is only a per-series pick among uniform ones.
+    Tuning replays the same window at many levels (a grid, then class-by-class moves). SKUs do not interact in
+    the replay, so a policy giving each class its own level scores as the sum of each class's totals in the
+    uniform replay at that class's level (:class:`ml.inventory.simulate.ReplaySums`): the moves cost additions
+    instead of replays. ``replay_at(level)`` replays the window with one level for all SKUs.
     """
 
-    def __init__(self, forecast, phi, lead_time, n_days: int, classes: Sequence, order_cycle: int, **kw):
-        self.args = (forecast, phi, lead_time)
-        self.kw = {"order_cycle": order_cycle, **kw}
-        self.n_days = n_days
+    def __init__(self, replay_at: Callable[[float], SeriesReplay], classes: Sequence):
+        self.replay_at = replay_at
         self.classes = np.asarray(classes, dtype=object)
-        self._tables: dict[float, list] = {}
+        self.names = sorted(set(self.classes))
+        self._sums: dict[float, dict] = {}
 
-    def _table(self, level: float) -> list:
-        if level not in self._tables:
-            pol = forecast_policy(*self.args, level, **self.kw)
-            self._tables[level] = [pol(d) for d in range(-1, self.n_days)]
-        return self._tables[level]
+    def _at(self, level: float) -> dict:
+        if level not in self._sums:
+            series = self.replay_at(level)
+            self._sums[level] = {c: series.sums(self.classes == c) for c in self.names}
+        return self._sums[level]
 
-    def __call__(self, level):
-        """A policy ``day -> (s, S)`` (``day`` from -1, the start) at ``level``."""
-        if not isinstance(level, dict):
-            table = self._table(level)
-            return lambda d: table[d + 1]
-        picks = [(self.classes == c, self._table(v)) for c, v in level.items()]
-        rest = ~np.isin(self.classes, list(level))
-        if rest.any():  # classes the dict does not name get its highest level, as per_series_levels does
-            picks.append((rest, self._table(max(level.values()))))
-
-        def policy(d: int):
-            s = np.zeros(len(self.classes))
-            big_s = np.zeros(len(self.classes))
-            for mask, table in picks:
-                s[mask], big_s[mask] = table[d + 1][0][mask], table[d + 1][1][mask]
-            return s, big_s
-
-        return policy
+    def __call__(self, level) -> ReplayResult:
+        """The replay at ``level`` (a class the dict does not name gets its highest level, as
+        :func:`per_series_levels` does)."""
+        if isinstance(level, dict):
+            top = max(level.values())
+            parts = [self._at(level.get(c, top))[c] for c in self.names]
+        else:
+            parts = list(self._at(level).values())
+        return reduce(operator.add, parts).result()
 
 
 def mean_stock(results) -> float:
@@ -286,14 +288,14 @@ def recent_service_levels(
     if not windows:
         return "no SKU has both a forecast and demand in the window"
 
-    policies = {
-        id(w): LevelPolicies(w.means, w.phi, w.lead, w.demand.shape[1], w.classes, order_cycle)
-        for w in windows
-    }
+    def replay_at(w: _Window, level: float) -> SeriesReplay:
+        pol = forecast_policy(w.means, w.phi, w.lead, level, order_cycle=order_cycle)
+        return replay_series(w.demand, pol, w.lead, initial_stock(pol), w.price)
+
+    replays = {id(w): ClassReplays(lambda level, w=w: replay_at(w, level), w.classes) for w in windows}
 
     def ours(w: _Window, level):
-        pol = policies[id(w)](level)
-        return replay(w.demand, pol, w.lead, initial_stock(pol), w.price)
+        return replays[id(w)](level)
 
     def naive(w: _Window, cover):
         return _replay_naive(w, cover, order_cycle)
