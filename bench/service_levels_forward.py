@@ -15,6 +15,11 @@ under three settings:
   (``naive_cover_days``; days without one, and warehouses written before that column existed, have no naive
   row).
 
+With ``--hindsight``, two oracles per window as well, tuned on the very window they are scored on (what no
+policy can know; they show how lean each policy family could be at the target, separating the policy from the
+tuning rule): ``hindsight_uniform``, the smallest uniform level whose replay reaches the target there, and
+``hindsight_naive``, the smallest naive cover that does.
+
 It reports, per setting, how many forward windows reach the target and the mean fill rate and stock, and how
 much the tuned levels move from one tuned day to the next (in steps of the tuning grid). The forward windows of
 consecutive days overlap: they are not independent trials. Reads the warehouse only (``supply.service_levels``,
@@ -37,7 +42,7 @@ import pandas as pd
 
 from bench.forecast import machine, versions
 from ml.forecast.service import demand_classes_as_of
-from ml.inventory.tuning import ALPHA_GRID, ForwardReplay
+from ml.inventory.tuning import ALPHA_GRID, COVER_GRID, ForwardReplay, smallest_feasible
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,6 +55,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--fixed-level", type=float, default=0.95, help="the fixed level compared against")
     parser.add_argument(
         "--order-cycle", type=int, default=7, help="days an order covers beyond s (the plan's)"
+    )
+    parser.add_argument(
+        "--hindsight",
+        action="store_true",
+        help="also the oracles tuned on each forward window itself (about 12 more replays per window)",
     )
     return parser.parse_args(argv)
 
@@ -83,7 +93,7 @@ def stability(levels: pd.DataFrame) -> dict:
 
 def summarise(rows: list[dict], setting: str) -> dict | None:
     """One setting over its forward windows; ``inventory_change_vs_X`` is its total stock over the windows
-    that setting X also has, relative to X's (-0.2: 20% less than X), for X in fixed and naive."""
+    that setting X also has, relative to X's (-0.2: 20% less than X), for X in fixed, naive and hindsight_naive."""
     rows = [r for r in rows if setting in r]
     if not rows:
         return None
@@ -97,12 +107,25 @@ def summarise(rows: list[dict], setting: str) -> dict | None:
         "min_fill_rate": round(float(fills.min()), 4),
         "mean_avg_inventory_units": round(float(stock.mean()), 1),
     }
-    for reference in ("fixed", "naive"):
+    for reference in ("fixed", "naive", "hindsight_naive"):
         both = [r for r in rows if reference in r]
         ours = sum(r[setting]["avg_inventory_units"] for r in both)
         ref = sum(r[reference]["avg_inventory_units"] for r in both)
         if reference != setting and ref:
             out[f"inventory_change_vs_{reference}"] = round(ours / ref - 1, 4)
+    return out
+
+
+def hindsight(forward: ForwardReplay, window, target: float) -> dict:
+    """The oracles on ``window``: the smallest uniform level and naive cover reaching ``target`` on it (the grid's
+    top when nothing does), with their replays."""
+    level, (ours,) = smallest_feasible(ALPHA_GRID, lambda a, w: forward.run(w, a), [window], target)
+    out = {"hindsight_level": level, "hindsight_uniform": ours.as_dict()}
+    if forward.run_naive(window, 0.0) is not None:  # enough history for the moving average
+        cover, (naive,) = smallest_feasible(
+            COVER_GRID, lambda c, w: forward.run_naive(w, c), [window], target
+        )
+        out |= {"hindsight_cover_days": cover, "hindsight_naive": naive.as_dict()}
     return out
 
 
@@ -159,6 +182,8 @@ def main(argv=None) -> int:
         if naive is not None:
             row["naive_cover_days"] = float(cover)
             row["naive"] = naive.as_dict()
+        if args.hindsight:
+            row |= hindsight(forward, window, row["target_fill_rate"])
         rows.append(row)
         print(
             f"[{i + 1}/{len(tuned_days)}] {row['day']}: fill by class {row['tuned_by_class']['fill_rate']:.3f}, "
@@ -178,7 +203,14 @@ def main(argv=None) -> int:
         "fixed_level": args.fixed_level,
         "summary": {
             s: summary
-            for s in ("tuned_by_class", "tuned_uniform", "fixed", "naive")
+            for s in (
+                "tuned_by_class",
+                "tuned_uniform",
+                "fixed",
+                "naive",
+                "hindsight_uniform",
+                "hindsight_naive",
+            )
             if (summary := summarise(rows, s)) is not None
         },
         "stability": stability(levels),

@@ -600,6 +600,34 @@ def test_service_levels_forward_bench_on_a_warehouse(tmp_path):
     )
     assert summary["inventory_change_vs_fixed"] == pytest.approx(fixed_by_hand - 1, abs=1e-4)
     assert "inventory_change_vs_fixed" not in result["summary"]["fixed"]
+    assert "hindsight_uniform" not in result["summary"]
+
+    # The oracles, tuned on each forward window itself: the first grid level (and cover) reaching the target there.
+    from ml.inventory.tuning import ALPHA_GRID, COVER_GRID, ForwardReplay
+
+    with duckdb.connect(str(path)) as con:  # a target this store's forecasts reach only at some higher levels
+        con.execute("UPDATE supply.service_levels SET target_fill_rate = 0.995")
+    args = ["--warehouse", str(path), "--out", str(out), "--window-days", "10", "--hindsight"]
+    assert forward_main(args) == 0
+    oracle = json.loads(out.read_text())
+    forward = ForwardReplay(forecasts, mart, products)
+    for row, day in zip(oracle["days"], tuned_on, strict=False):
+        window = forward.window(day, 10, classes)
+        fills = [forward.run(window, a).fill_rate for a in ALPHA_GRID]
+        reaching = [a for a, f in zip(ALPHA_GRID, fills, strict=True) if f >= 0.995]
+        assert row["hindsight_level"] == (reaching[0] if reaching else ALPHA_GRID[-1])
+        cover_fills = [forward.run_naive(window, c).fill_rate for c in COVER_GRID]
+        first_cover = next(
+            (c for c, f in zip(COVER_GRID, cover_fills, strict=True) if f >= 0.995), COVER_GRID[-1]
+        )
+        assert row["hindsight_cover_days"] == first_cover
+        assert row["hindsight_naive"]["fill_rate"] == pytest.approx(
+            forward.run_naive(window, first_cover).fill_rate, abs=1e-4
+        )
+    assert oracle["summary"]["hindsight_uniform"]["windows"] == 3
+    assert any(r["hindsight_level"] > ALPHA_GRID[0] for r in oracle["days"])  # the search did search
+    assert any(r["hindsight_cover_days"] > 0 for r in oracle["days"])
+    assert "inventory_change_vs_hindsight_naive" in oracle["summary"]["hindsight_uniform"]
     # Stability by hand: lumpy 0.9 -> 0.95 -> 0.95 -> 0.99 is +1, 0, +3 grid steps; smooth never moves.
     stab = result["stability"]
     assert stab["tuned_days"] == 4 and stab["share_of_days_any_class_changed"] == pytest.approx(
