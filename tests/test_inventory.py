@@ -422,12 +422,22 @@ def test_recent_service_levels_replay_the_stored_forecasts():
     assert res.uniform.fill_rate >= 0.95 and res.by_class.fill_rate >= 0.95 and res.naive.fill_rate >= 0.95
     assert res.uniform_level in ALPHA_GRID and set(res.levels) == {"lumpy", "smooth"}
     assert res.by_class.avg_inventory_units <= res.uniform.avg_inventory_units
+    # Per class: the rows add up to the window's totals, for ours and for the naive cover.
+    table = res.classes.set_index("demand_class")
+    assert table["skus"].sum() == 8 and table["demand_units"].sum() == res.by_class.demand_units
+    assert table["avg_stock_units"].sum() == pytest.approx(res.by_class.avg_inventory_units)
+    assert (table["fill_rate"] * table["demand_units"]).sum() / table["demand_units"].sum() == pytest.approx(
+        res.by_class.fill_rate
+    )
+    assert table["naive_avg_stock_units"].sum() == pytest.approx(res.naive.avg_inventory_units)
+    assert table["service_level"].to_dict() == res.levels
     # Fewer stored forecasts than the window: the replay shrinks to what is stored (9 forecasts: 8 days).
     short = recent_service_levels(forecasts[forecasts["as_of_date"] >= days[-9]], demand, products, classes)
     assert short.window == (days[-8].date(), days[-1].date())
     # Under 28 days of demand before the window: levels still, but no naive yardstick.
     young = recent_service_levels(forecasts, demand[demand["demand_date"] >= days[-30]], products, classes)
     assert young.naive is None and young.naive_cover_days is None and young.by_class.fill_rate >= 0.95
+    assert "naive_fill_rate" not in young.classes
     assert res.naive is not None
     # Too few to say anything: a reason, not levels.
     few = recent_service_levels(forecasts[forecasts["as_of_date"] >= days[-5]], demand, products, classes)

@@ -169,6 +169,10 @@ def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(t
     assert meta["inventory_vs_naive"] == pytest.approx(
         meta["replay_avg_inventory_units"] / meta["naive_avg_inventory_units"] - 1
     )
+    # The per-class table in the UI: one row per tuned class, with the naive cover's stock beside ours.
+    lines = meta["levels"].splitlines()
+    assert "avg_stock_units" in lines[0] and "naive_avg_stock_units" in lines[0]
+    assert len(lines) == 2 + meta["dagster/row_count"]
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         tuned = dict(con.execute("SELECT demand_class, service_level FROM supply.service_levels").fetchall())
         plan = con.execute(

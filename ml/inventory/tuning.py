@@ -21,6 +21,7 @@ from ml.forecast.quantiles import history_dispersion
 from ml.inventory.policy import implied_dispersion
 from ml.inventory.simulate import (
     ReplayResult,
+    ReplaySums,
     SeriesReplay,
     forecast_policy,
     initial_stock,
@@ -89,15 +90,17 @@ class ClassReplays:
             self._sums[level] = {c: series.sums(self.classes == c) for c in self.names}
         return self._sums[level]
 
-    def __call__(self, level) -> ReplayResult:
-        """The replay at ``level`` (a class the dict does not name gets its highest level, as
+    def by_class(self, level) -> dict[str, ReplaySums]:
+        """Each class's sums at ``level`` (a class the dict does not name gets its highest level, as
         :func:`per_series_levels` does)."""
-        if isinstance(level, dict):
-            top = max(level.values())
-            parts = [self._at(level.get(c, top))[c] for c in self.names]
-        else:
-            parts = list(self._at(level).values())
-        return reduce(operator.add, parts).result()
+        if not isinstance(level, dict):
+            return dict(self._at(level))
+        top = max(level.values())
+        return {c: self._at(level.get(c, top))[c] for c in self.names}
+
+    def __call__(self, level) -> ReplayResult:
+        """The replay at ``level``: the sum of its classes'."""
+        return reduce(operator.add, self.by_class(level).values()).result()
 
 
 def mean_stock(results) -> float:
@@ -171,6 +174,7 @@ class RecentTuning:
     uniform: ReplayResult  # the policy at ``uniform_level`` for all SKUs
     naive_cover_days: float | None
     naive: ReplayResult | None  # moving-average demand plus a fixed cover, tuned to the same target
+    classes: pd.DataFrame  # the newest window per demand class (:func:`class_table`)
 
 
 @dataclass
@@ -232,8 +236,33 @@ def _replay_window(fc, grid, decision_days, products, classes, default_lead_time
 
 def _replay_naive(w: _Window, cover: float, order_cycle: int) -> ReplayResult:
     """The yardstick on a window: a moving average of the last NAIVE_WINDOW days plus ``cover`` days of it."""
+    return _replay_naive_series(w, cover, order_cycle).sums().result()
+
+
+def _replay_naive_series(w: _Window, cover: float, order_cycle: int) -> SeriesReplay:
     pol = naive_policy(w.history, w.demand, w.lead, cover, window=NAIVE_WINDOW, order_cycle=order_cycle)
-    return replay(w.demand, pol, w.lead, initial_stock(pol), w.price)
+    return replay_series(w.demand, pol, w.lead, initial_stock(pol), w.price)
+
+
+def class_table(levels: dict, ours: dict, naive: SeriesReplay | None, classes: np.ndarray) -> pd.DataFrame:
+    """Per demand class on one window: SKUs, demand, the tuned level, fill rate and average stock, and the naive
+    cover's fill rate and stock on the same SKUs (where stock sits, and what it buys)."""
+    rows = []
+    for c, sums in ours.items():
+        r = sums.result()
+        row = {
+            "demand_class": c,
+            "skus": sums.n_series,
+            "demand_units": r.demand_units,
+            "service_level": levels.get(c, max(levels.values())),
+            "fill_rate": r.fill_rate,
+            "avg_stock_units": r.avg_inventory_units,
+        }
+        if naive is not None:
+            nr = naive.sums(classes == c).result()
+            row |= {"naive_fill_rate": nr.fill_rate, "naive_avg_stock_units": nr.avg_inventory_units}
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def recent_service_levels(
@@ -309,6 +338,7 @@ def recent_service_levels(
     if min(w.history.shape[1] for w in windows) >= NAIVE_WINDOW:  # the moving average needs that much history
         cover, naive_result = smallest_feasible(COVER_GRID, lambda c, w: naive(w, c), windows, target)
     newest = windows[0]
+    naive_series = _replay_naive_series(newest, cover, order_cycle) if cover is not None else None
     return RecentTuning(
         window=(newest.days[1].date(), newest.days[-1].date()),
         n_windows=len(windows),
@@ -319,6 +349,7 @@ def recent_service_levels(
         uniform=uniform[0],
         naive_cover_days=cover,
         naive=naive_result[0] if naive_result else None,
+        classes=class_table(levels, replays[id(newest)].by_class(levels), naive_series, newest.classes),
     )
 
 

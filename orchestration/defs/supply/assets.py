@@ -587,7 +587,8 @@ def service_levels(
                 "replay_avg_inventory_units": float(ours.avg_inventory_units),
                 "uniform_level": float(result.uniform_level),
                 "uniform_avg_inventory_units": float(uniform.avg_inventory_units),
-                "levels": dg.MetadataValue.md(markdown_table(frame[["demand_class", "service_level"]], 4)),
+                # where the stock sits and what it buys, per class, against the naive cover on the same SKUs
+                "levels": dg.MetadataValue.md(markdown_table(result.classes, 4)),
                 **realised,
             }
             if naive is not None:  # the yardstick needs 28 days of demand before the window
