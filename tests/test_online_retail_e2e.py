@@ -105,6 +105,41 @@ def test_lines_are_classified_like_the_protocol_and_revenue_matches(replay):
         assert abs(float(revenue) - 10_666_684.54) < 1.0
 
 
+def test_sales_undone_the_same_day_are_counted_apart(replay):
+    """A sale that the same customer returns on the same day (same SKU and quantity, after it) is counted in
+    units_reversed_same_day; units keeps it (the protocol). Worked out here with pandas on the CSV."""
+    csv = replay["csv"].reset_index(names="file_row")
+    csv = csv[csv.CustomerID.notna()].assign(
+        ts=pd.to_datetime(csv.InvoiceDate), day=pd.to_datetime(csv.InvoiceDate).dt.normalize()
+    )
+    sales = csv[~csv.InvoiceNo.str.startswith("C") & (csv.Quantity > 0) & (csv.UnitPrice > 0)]
+    returns = csv[csv.Quantity < 0].assign(Quantity=lambda f: -f.Quantity)
+    key = ["CustomerID", "StockCode", "day", "Quantity"]
+
+    def ranked(frame):  # the k-th line of each key in time order (file order within an invoice)
+        frame = frame.sort_values(["ts", "InvoiceNo", "file_row"])
+        return frame.assign(k=frame.groupby(key).cumcount())
+
+    pairs = ranked(sales).merge(ranked(returns)[[*key, "k", "ts"]], on=[*key, "k"], suffixes=("", "_return"))
+    pairs = pairs[pairs.ts_return >= pairs.ts]
+    expected = pairs.groupby(["StockCode", "day"]).Quantity.sum()
+    with duckdb.connect(str(replay["warehouse"]), read_only=True) as con:
+        got = con.execute(
+            "SELECT sku, demand_date, units_reversed_same_day, units FROM marts.fct_daily_sku_demand "
+            "WHERE units_reversed_same_day > 0"
+        ).df()
+    assert len(expected) > 0  # December 2010 has such pairs
+    got_by_key = dict(
+        zip(
+            zip(got.sku, pd.to_datetime(got.demand_date), strict=True),
+            got.units_reversed_same_day,
+            strict=True,
+        )
+    )
+    assert got_by_key == {k: int(v) for k, v in expected.items()}
+    assert (got.units_reversed_same_day <= got.units).all()
+
+
 def test_cancellations_and_guest_orders_are_kept(replay):
     csv = replay["csv"]
     with duckdb.connect(str(replay["warehouse"]), read_only=True) as con:

@@ -24,6 +24,7 @@ select
     f.sku,
     d.demand_date,
     coalesce(s.units, 0) as units,
+    coalesce(s.units_reversed_same_day, 0) as units_reversed_same_day,
     coalesce(s.revenue, 0) as revenue,
     coalesce(s.n_orders, 0) as n_orders,
     s.sku is null as is_zero_filled
