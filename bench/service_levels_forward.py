@@ -121,7 +121,7 @@ def hindsight(forward: ForwardReplay, window, target: float) -> dict:
     top when nothing does), with their replays."""
     level, (ours,) = smallest_feasible(ALPHA_GRID, lambda a, w: forward.run(w, a), [window], target)
     out = {"hindsight_level": level, "hindsight_uniform": ours.as_dict()}
-    if forward.run_naive(window, 0.0) is not None:  # enough history for the moving average
+    if forward.naive_possible(window):
         cover, (naive,) = smallest_feasible(
             COVER_GRID, lambda c, w: forward.run_naive(w, c), [window], target
         )
@@ -177,8 +177,8 @@ def main(argv=None) -> int:
             ("fixed", args.fixed_level),
         ):
             row[name] = forward.run(window, level).as_dict()
-        cover = today["naive_cover_days"].iloc[0] if "naive_cover_days" in today else None
-        naive = forward.run_naive(window, float(cover)) if cover is not None and pd.notna(cover) else None
+        cover = today.get("naive_cover_days", pd.Series([None])).iloc[0]
+        naive = forward.run_naive(window, cover)
         if naive is not None:
             row["naive_cover_days"] = float(cover)
             row["naive"] = naive.as_dict()

@@ -335,7 +335,7 @@ def recent_service_levels(
         ALPHA_GRID, lambda a, w: ours(w, a), windows, target, uniform_level, all_classes
     )
     cover = naive_result = None
-    if min(w.history.shape[1] for w in windows) >= NAIVE_WINDOW:  # the moving average needs that much history
+    if all(ForwardReplay.naive_possible(w) for w in windows):
         cover, naive_result = smallest_feasible(COVER_GRID, lambda c, w: naive(w, c), windows, target)
     newest = windows[0]
     naive_series = _replay_naive_series(newest, cover, order_cycle) if cover is not None else None
@@ -399,9 +399,15 @@ class ForwardReplay:
         )
         return replay(window.demand, policy, window.lead, initial_stock(policy), window.price)
 
-    def run_naive(self, window: _Window, cover: float) -> ReplayResult | None:
-        """Replay ``window`` with the naive moving-average policy at ``cover`` days (None when fewer than
-        NAIVE_WINDOW days of demand precede the window: the tuning had no naive cover then either)."""
-        if window.history.shape[1] < NAIVE_WINDOW:
+    def run_naive(self, window: _Window, cover: float | None) -> ReplayResult | None:
+        """Replay ``window`` with the naive moving-average policy at ``cover`` days. None when there is no cover
+        (None or NaN: a stored day the tuning had none for) or fewer than NAIVE_WINDOW days of demand precede
+        the window."""
+        if cover is None or pd.isna(cover) or not self.naive_possible(window):
             return None
-        return _replay_naive(window, cover, self.order_cycle)
+        return _replay_naive(window, float(cover), self.order_cycle)
+
+    @staticmethod
+    def naive_possible(window: _Window) -> bool:
+        """Whether NAIVE_WINDOW days of demand precede ``window`` (the moving average needs them)."""
+        return window.history.shape[1] >= NAIVE_WINDOW

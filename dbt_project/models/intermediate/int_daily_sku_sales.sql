@@ -10,42 +10,30 @@ with lines as (
     where {{ in_window('order_date') }}
 ),
 
-sales as (
+-- sale and return lines of known customers, the k-th in time order per customer, SKU, day and quantity
+paired_lines as (
     select
         order_id,
         line_no,
+        line_type,
         customer_id,
         sku,
         order_date,
         order_ts,
-        qty,
+        abs(qty) as qty,
         row_number() over (
-            partition by customer_id, sku, order_date, qty order by order_ts, order_id, line_no
+            partition by line_type, customer_id, sku, order_date, abs(qty) order by order_ts, order_id, line_no
         ) as k
     from lines
-    where line_type = 'sale' and customer_id is not null
-),
-
-reversals as (
-    select
-        customer_id,
-        sku,
-        order_date,
-        order_ts,
-        -qty as qty,
-        row_number() over (
-            partition by customer_id, sku, order_date, qty order by order_ts, order_id, line_no
-        ) as k
-    from lines
-    where line_type = 'return' and customer_id is not null
+    where line_type in ('sale', 'return') and customer_id is not null
 ),
 
 reversed_sales as (
     select
         s.order_id,
         s.line_no
-    from sales as s
-    inner join reversals as r
+    from paired_lines as s
+    inner join paired_lines as r
         on
             s.customer_id = r.customer_id
             and s.sku = r.sku
@@ -53,6 +41,7 @@ reversed_sales as (
             and s.qty = r.qty
             and s.k = r.k
             and s.order_ts <= r.order_ts
+    where s.line_type = 'sale' and r.line_type = 'return'
 )
 
 select

@@ -438,8 +438,7 @@ def _realised_fill(con, forecasts, mart, products, trading, config) -> dict:
         "realised_target_met": bool(result.fill_rate >= float(stored["target_fill_rate"].iloc[0])),
     }
     # The yardstick out of sample too: the naive cover tuned that day (a table from before this column has none).
-    cover = stored["naive_cover_days"].iloc[0] if "naive_cover_days" in stored else None
-    naive = forward.run_naive(window, float(cover)) if cover is not None and pd.notna(cover) else None
+    naive = forward.run_naive(window, stored.get("naive_cover_days", pd.Series([None])).iloc[0])
     if naive is not None:
         out |= {
             "realised_naive_fill_rate": float(naive.fill_rate),
