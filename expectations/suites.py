@@ -269,6 +269,9 @@ def _fct_daily_sku_demand() -> list[Any]:
         _between("n_orders", 0, None),
         # Reconciliation with the order lines of the same day: demand = units of sale lines.
         _between("units_minus_sale_lines", 0, 0),
+        # Sales undone the same day are a part of units, never more.
+        _between("units_reversed_same_day", 0, None),
+        _between("units_not_reversed", 0, None),
     ]
 
 
@@ -322,7 +325,8 @@ WHERE o.order_date BETWEEN $window_start AND $window_end
 
 _FCT_DAILY_SKU_DEMAND_SQL = """
 SELECT d.*, CAST(coalesce(s.sale_units, 0) AS BIGINT) AS sale_line_units,
-       CAST(d.units - coalesce(s.sale_units, 0) AS BIGINT) AS units_minus_sale_lines
+       CAST(d.units - coalesce(s.sale_units, 0) AS BIGINT) AS units_minus_sale_lines,
+       CAST(d.units - d.units_reversed_same_day AS BIGINT) AS units_not_reversed
 FROM marts.fct_daily_sku_demand AS d
 LEFT JOIN (
     SELECT sku, order_date, sum(qty) AS sale_units
