@@ -14,6 +14,8 @@ STAMP := $(VENV)/.aigc-installed
 SOURCE ?= simulated
 SCALE ?= small
 DAYS ?= 14
+# Assets a CLI backfill materialises (Dagster selection syntax, e.g. supply/service_levels or 'supply/service_levels+')
+SELECT ?= *
 PORT ?= 3000
 API_PORT ?= 8000
 # Test processes: the suite is mostly single-threaded Python, so one worker per core (pytest-xdist); whole test
@@ -29,7 +31,7 @@ help:
 	@echo "make test-e2e                                        the Dagster UI in headless Chromium (needs apt chromium)"
 	@echo "make ui                                              Dagster UI on http://127.0.0.1:$(PORT)"
 	@echo "make api                                             read API on http://127.0.0.1:$(API_PORT) (recommendations, forecasts, plan)"
-	@echo "make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD          materialise a range as one single-run backfill"
+	@echo "make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [SELECT=..]  materialise a range (all assets, or SELECT) as one run"
 	@echo "make lint | dbt-docs | clean | test-full"
 
 $(PY):
@@ -93,6 +95,6 @@ clean:
 	rm -rf .data dbt_project/target dbt_project/logs
 
 backfill: setup
-	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [SELECT=supply/service_levels]"; exit 2; }
 	DAGSTER_HOME=$$($(PY) -m orchestration.instance) \
-	  $(VENV)/bin/dagster asset materialize -m orchestration.definitions --select '*' --partition-range $(FROM)...$(TO)
+	  $(VENV)/bin/dagster asset materialize -m orchestration.definitions --select '$(SELECT)' --partition-range $(FROM)...$(TO)
