@@ -59,13 +59,21 @@ def smallest_feasible(grid: Sequence, run: Callable, windows: Sequence, target: 
     return grid[lo], results[lo]
 
 
+def class_levels(level, classes: Sequence) -> dict:
+    """The service level of each of ``classes``: ``level`` itself when it is one number, else from a dict demand
+    class -> level (a class it does not name gets the highest level in it: the cautious choice)."""
+    if not isinstance(level, dict):
+        return dict.fromkeys(classes, level)
+    top = max(level.values())
+    return {c: level.get(c, top) for c in classes}
+
+
 def per_series_levels(level, classes: Sequence):
-    """The service level of each series: ``level`` itself when it is one number, else from a dict demand class ->
-    level (a class it does not name gets the highest level in it: the cautious choice)."""
+    """The service level of each series (:func:`class_levels`): ``level`` itself when it is one number."""
     if not isinstance(level, dict):
         return level
-    top = max(level.values())
-    return np.array([level.get(c, top) for c in classes], dtype=float)
+    by_class = class_levels(level, set(classes))
+    return np.array([by_class[c] for c in classes], dtype=float)
 
 
 class ClassReplays:
@@ -91,12 +99,8 @@ class ClassReplays:
         return self._sums[level]
 
     def by_class(self, level) -> dict[str, ReplaySums]:
-        """Each class's sums at ``level`` (a class the dict does not name gets its highest level, as
-        :func:`per_series_levels` does)."""
-        if not isinstance(level, dict):
-            return dict(self._at(level))
-        top = max(level.values())
-        return {c: self._at(level.get(c, top))[c] for c in self.names}
+        """Each class's sums at its level (:func:`class_levels`)."""
+        return {c: self._at(lvl)[c] for c, lvl in class_levels(level, self.names).items()}
 
     def __call__(self, level) -> ReplayResult:
         """The replay at ``level``: the sum of its classes'."""
@@ -254,7 +258,7 @@ def class_table(levels: dict, ours: dict, naive: SeriesReplay | None, classes: n
             "demand_class": c,
             "skus": sums.n_series,
             "demand_units": r.demand_units,
-            "service_level": levels.get(c, max(levels.values())),
+            "service_level": class_levels(levels, [c])[c],
             "fill_rate": r.fill_rate,
             "avg_stock_units": r.avg_inventory_units,
         }
@@ -326,8 +330,11 @@ def recent_service_levels(
     def ours(w: _Window, level):
         return replays[id(w)](level)
 
+    naive_series: dict[tuple, SeriesReplay] = {}  # the newest window's is kept for the per-class table
+
     def naive(w: _Window, cover):
-        return _replay_naive(w, cover, order_cycle)
+        naive_series[id(w), cover] = _replay_naive_series(w, cover, order_cycle)
+        return naive_series[id(w), cover].sums().result()
 
     uniform_level, uniform = smallest_feasible(ALPHA_GRID, lambda a, w: ours(w, a), windows, target)
     all_classes = sorted(set().union(*(set(w.classes) for w in windows)))
@@ -338,7 +345,6 @@ def recent_service_levels(
     if all(ForwardReplay.naive_possible(w) for w in windows):
         cover, naive_result = smallest_feasible(COVER_GRID, lambda c, w: naive(w, c), windows, target)
     newest = windows[0]
-    naive_series = _replay_naive_series(newest, cover, order_cycle) if cover is not None else None
     return RecentTuning(
         window=(newest.days[1].date(), newest.days[-1].date()),
         n_windows=len(windows),
@@ -349,7 +355,12 @@ def recent_service_levels(
         uniform=uniform[0],
         naive_cover_days=cover,
         naive=naive_result[0] if naive_result else None,
-        classes=class_table(levels, replays[id(newest)].by_class(levels), naive_series, newest.classes),
+        classes=class_table(
+            levels,
+            replays[id(newest)].by_class(levels),
+            naive_series.get((id(newest), cover)),
+            newest.classes,
+        ),
     )
 
 
