@@ -24,7 +24,9 @@ It reports, per setting, how many forward windows reach the target and the mean 
 much the tuned levels move from one tuned day to the next (in steps of the tuning grid). The forward windows of
 consecutive days overlap: they are not independent trials. Reads the warehouse only (``supply.service_levels``,
 ``supply.demand_forecast``, ``marts.fct_daily_sku_demand``, ``marts.dim_products``); materialise a range of
-days first, e.g. ``AIGC_DATA_DIR=/tmp/or make demo SOURCE=online_retail DAYS=180``.
+days first, e.g. ``AIGC_DATA_DIR=/tmp/or make demo SOURCE=online_retail DAYS=180``. The demand replayed is the
+one the platform plans on: the mart's units net of the sales undone the same day
+(:func:`ml.forecast.service.planning_demand`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from bench.forecast import machine, versions
-from ml.forecast.service import demand_classes_as_of
+from ml.forecast.service import demand_classes_as_of, planning_demand
 from ml.inventory.tuning import ALPHA_GRID, COVER_GRID, ForwardReplay, smallest_feasible
 
 
@@ -143,7 +145,8 @@ def main(argv=None) -> int:
         forecasts = con.execute(
             "SELECT as_of_date, sku, horizon_day, mean, q90 FROM supply.demand_forecast"
         ).df()
-        demand = con.execute("SELECT * FROM marts.fct_daily_sku_demand").df()
+        # the demand the platform planned on (net of sales undone the same day), as the asset replays it
+        demand = planning_demand(con.execute("SELECT * FROM marts.fct_daily_sku_demand").df())
     if "naive_cover_days" not in levels:
         print("supply.service_levels has no naive_cover_days (written by an older version): no naive rows")
     if levels.empty:

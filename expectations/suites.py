@@ -272,6 +272,8 @@ def _fct_daily_sku_demand() -> list[Any]:
         # Sales undone the same day are a part of units, never more.
         _between("units_reversed_same_day", 0, None),
         _between("units_not_reversed", 0, None),
+        _between("revenue_reversed_same_day", 0, None),
+        _between("revenue_not_reversed", 0, None),
     ]
 
 
@@ -326,7 +328,8 @@ WHERE o.order_date BETWEEN $window_start AND $window_end
 _FCT_DAILY_SKU_DEMAND_SQL = """
 SELECT d.*, CAST(coalesce(s.sale_units, 0) AS BIGINT) AS sale_line_units,
        CAST(d.units - coalesce(s.sale_units, 0) AS BIGINT) AS units_minus_sale_lines,
-       CAST(d.units - d.units_reversed_same_day AS BIGINT) AS units_not_reversed
+       CAST(d.units - d.units_reversed_same_day AS BIGINT) AS units_not_reversed,
+       round(CAST(d.revenue - d.revenue_reversed_same_day AS DOUBLE), 4) AS revenue_not_reversed
 FROM marts.fct_daily_sku_demand AS d
 LEFT JOIN (
     SELECT sku, order_date, sum(qty) AS sale_units

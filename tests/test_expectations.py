@@ -56,7 +56,8 @@ FROM raw.orders AS o LEFT JOIN marts.fct_order_items AS l ON o.order_id = l.orde
 GROUP BY ALL;
 CREATE TABLE marts.fct_daily_sku_demand AS
 SELECT sku, order_date AS demand_date, CAST(sum(qty) AS HUGEINT) AS units, 0 AS units_reversed_same_day,
-       sum(net_amount) AS revenue, count(DISTINCT order_id) AS n_orders, false AS is_zero_filled
+       sum(net_amount) AS revenue, CAST(0 AS DECIMAL(18, 2)) AS revenue_reversed_same_day,
+       count(DISTINCT order_id) AS n_orders, false AS is_zero_filled
 FROM marts.fct_order_items WHERE is_sale GROUP BY ALL;
 CREATE TABLE marts.dim_products AS
 SELECT p.sku, p.title, p.description, p.category, p.brand, p.price, p.currency, p.supplier_id,
@@ -378,19 +379,21 @@ def test_daily_demand_must_reconcile_with_sale_lines(con) -> None:
     assert failed.sample_rows[0]["sku"] == "P01020" and failed.sample_rows[0]["sale_line_units"] == 4
 
 
-def test_more_units_undone_than_sold_is_reported(con) -> None:
+@pytest.mark.parametrize("measure", ["units", "revenue"])
+def test_more_undone_than_sold_is_reported(con, measure) -> None:
     con.execute(
-        "UPDATE marts.fct_daily_sku_demand SET units_reversed_same_day = units + 2 "
+        f"UPDATE marts.fct_daily_sku_demand SET {measure}_reversed_same_day = {measure} + 2 "
         "WHERE sku = 'P01020' AND demand_date = ?",
         [D2],
     )
     failed = _only_failure(
         validate_partition(con, "fct_daily_sku_demand", D2, D2),
         "expect_column_values_to_be_between",
-        "units_not_reversed",
+        f"{measure}_not_reversed",
     )
     assert failed.unexpected_values == [-2]
-    assert failed.sample_rows[0]["sku"] == "P01020" and failed.sample_rows[0]["units_reversed_same_day"] == 6
+    row = failed.sample_rows[0]
+    assert row["sku"] == "P01020" and row[f"{measure}_reversed_same_day"] == pytest.approx(row[measure] + 2)
 
 
 def test_row_count_outside_the_recent_bounds_is_reported(con) -> None:

@@ -16,9 +16,10 @@ from ml.forecast import (
     forecast_for_origin,
 )
 from ml.forecast.quantiles import nb1_quantile
-from ml.forecast.service import next_periods
+from ml.forecast.service import next_periods, planning_demand
 from ml.forecast.synthetic import synthetic_store
 from ml.inventory.policy import implied_dispersion
+from tests.marts import demand_mart
 
 
 @pytest.fixture(scope="module")
@@ -72,16 +73,7 @@ def test_default_model_is_the_benchmarked_ensemble():
 # -- the platform-facing API on frames shaped like the dbt marts ---------------------------------------------
 def _mart(n_series=30, n_periods=160, seed=5):
     df, _ = synthetic_store(n_series=n_series, n_periods=n_periods, season_length=7, seed=seed)
-    return pd.DataFrame(
-        {
-            "sku": df["unique_id"],
-            "demand_date": df["ds"],
-            "units": df["y"],
-            "revenue": df["y"] * df["price"],
-            "n_orders": (df["y"] > 0).astype(int),
-            "is_zero_filled": df["y"] == 0,
-        }
-    )
+    return demand_mart(df).assign(demand_date=pd.to_datetime(df["ds"]))  # timestamps, as the tests compare
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +87,23 @@ def test_demand_from_mart_maps_columns_and_price(mart):
     assert d["price"].iloc[0] == pytest.approx(2.5) and np.isnan(d["price"].iloc[1])
     with pytest.raises(ValueError):
         demand_from_mart(mart.drop(columns=["units"]))
+
+
+def test_planning_demand_takes_off_the_sales_undone_the_same_day(mart):
+    rows = mart.head(3).assign(
+        units=[5.0, 7.0, 0.0],
+        units_reversed_same_day=[5.0, 2.0, None],  # None: a partition built before the column existed
+        revenue=[10.0, 21.0, 0.0],
+        revenue_reversed_same_day=[10.0, 6.0, None],
+    )
+    net = planning_demand(rows)
+    assert net["units"].tolist() == [0.0, 5.0, 0.0] and net["revenue"].tolist() == [0.0, 15.0, 0.0]
+    assert rows["units"].tolist() == [5.0, 7.0, 0.0]  # the caller's frame is left as it was
+    # The price the models see stays per unit sold: 15 / 5 on the second day, none on a day all undone.
+    price = demand_from_mart(net)["price"]
+    assert np.isnan(price.iloc[0]) and price.iloc[1] == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="revenue_reversed_same_day"):
+        planning_demand(rows.drop(columns=["revenue_reversed_same_day"]))
 
 
 def test_next_periods_skips_days_the_shop_never_trades():

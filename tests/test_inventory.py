@@ -551,7 +551,12 @@ def test_service_levels_forward_bench_on_a_warehouse(tmp_path):
     from bench.service_levels_forward import main as forward_main
 
     days, demand, forecasts, products, classes = _store_with_forecasts(forecast_days=26, seed=3)
-    mart = demand.assign(revenue=demand["units"] * 2.0, n_orders=(demand["units"] > 0).astype(int))
+    mart = demand.assign(
+        revenue=demand["units"] * 2.0,
+        n_orders=(demand["units"] > 0).astype(int),
+        units_reversed_same_day=0.0,
+        revenue_reversed_same_day=0.0,
+    )
     tuned_on = [days[-20], days[-19], days[-18], days[-2]]  # the last has no 10 days after it
     covers = (20.0, float("nan"), 5.0, 20.0)  # the second day had no naive cover (NULL in the table)
     levels = pd.DataFrame(

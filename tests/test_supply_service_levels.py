@@ -17,24 +17,26 @@ from ml.forecast.panel import to_panel
 from ml.forecast.synthetic import synthetic_store
 from orchestration.defs.supply.assets import demand_forecast, replenishment
 from orchestration.resources import DataFilesResource, WarehouseResource
+from tests.marts import demand_mart
 
 LEVELS = {"intermittent": 0.8, "lumpy": 0.8}
 
 
-def _write_marts(path):
+def _write_marts(path, one_big_sale: str | None = None):
+    """``one_big_sale``: None, ``"undone"`` (the first SKU sells 5,000 more units 10 days before the last day and
+    the customer returns them the same day) or ``"kept"`` (the same sale, not returned)."""
     df, _ = synthetic_store(n_series=24, n_periods=260, season_length=7, seed=5, start="2025-01-01")
     df["ds"] = pd.to_datetime(df["ds"])
     day = df["ds"].max()
-    mart = pd.DataFrame(
-        {
-            "sku": df["unique_id"],
-            "demand_date": df["ds"].dt.date,
-            "units": df["y"],
-            "revenue": df["y"] * df["price"],
-            "n_orders": (df["y"] > 0).astype(int),
-            "is_zero_filled": df["y"] == 0,
-        }
-    )
+    mart = demand_mart(df)
+    if one_big_sale is not None:
+        big = (mart["sku"] == mart["sku"].min()) & (mart["demand_date"] == (day - timedelta(days=10)).date())
+        assert big.sum() == 1
+        price = float(df.loc[big.to_numpy(), "price"].iloc[0])
+        mart.loc[big, ["units", "revenue", "n_orders"]] += [5000.0, 5000.0 * price, 1]
+        mart.loc[big, "is_zero_filled"] = False
+        if one_big_sale == "undone":
+            mart.loc[big, ["units_reversed_same_day", "revenue_reversed_same_day"]] = [5000.0, 5000.0 * price]
     skus = sorted(df["unique_id"].unique())
     inventory = pd.DataFrame(
         {
@@ -126,6 +128,38 @@ def test_plan_gives_each_demand_class_its_own_service_level(tmp_path):
     assert (flagged["stockout_risk"] > 1 - flagged["service_level"]).all()
     not_flagged = got.drop(index=alerts["sku"])
     assert (not_flagged["stockout_risk"] <= 1 - not_flagged["service_level"]).all()
+
+
+def test_a_sale_undone_the_same_day_changes_neither_forecast_nor_plan(tmp_path):
+    """The supply chain plans on demand net of sales the customer undid the same day (Online Retail's 74,215-unit
+    order cancelled minutes later); the same sale kept is real demand and moves that SKU's forecast and plan."""
+    tables = {}
+    for case in (None, "undone", "kept"):
+        path = tmp_path / str(case) / "warehouse.duckdb"
+        path.parent.mkdir()
+        _, day = _write_marts(path, one_big_sale=case)
+        resources = {
+            "warehouse": WarehouseResource(path=str(path)),
+            "files": DataFilesResource.under(path.parent),
+        }
+        assert dg.materialize(
+            [demand_forecast, replenishment], partition_key=str(day.date()), resources=resources
+        ).success
+        with duckdb.connect(str(path)) as con:
+            tables[case] = {
+                name: con.execute(
+                    f"SELECT * FROM supply.{name} WHERE as_of_date = ? ORDER BY ALL", [day.date()]
+                ).df()
+                for name in ("demand_forecast", "replenishment_plan")
+            }
+    for name in ("demand_forecast", "replenishment_plan"):
+        pd.testing.assert_frame_equal(tables["undone"][name], tables[None][name])
+    sku = tables[None]["replenishment_plan"]["sku"].min()
+    plan = {case: t["replenishment_plan"].set_index("sku") for case, t in tables.items()}
+    # Kept, the sale is one day of 5,000 units in a SKU selling a few a day: its dispersion explodes and its
+    # plan changes (here the forecast drops to nothing and so does the order: the spike is read as noise).
+    assert plan["kept"].loc[sku, "phi"] > 100 * plan[None].loc[sku, "phi"]
+    assert plan["kept"].loc[sku, "order_qty"] != plan[None].loc[sku, "order_qty"]
 
 
 def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(tmp_path):

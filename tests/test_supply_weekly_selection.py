@@ -12,20 +12,12 @@ from ml.forecast.service import selection_anchor
 from ml.forecast.synthetic import synthetic_store
 from orchestration.defs.supply.assets import demand_forecast
 from orchestration.resources import DataFilesResource, WarehouseResource
+from tests.marts import demand_mart
 
 
 def _write_mart(path) -> pd.DatetimeIndex:
     df, _ = synthetic_store(n_series=20, n_periods=260, season_length=7, seed=11, start="2025-01-01")
-    mart = pd.DataFrame(
-        {
-            "sku": df["unique_id"],
-            "demand_date": pd.to_datetime(df["ds"]).dt.date,
-            "units": df["y"],
-            "revenue": df["y"] * df["price"],
-            "n_orders": (df["y"] > 0).astype(int),
-            "is_zero_filled": df["y"] == 0,
-        }
-    )
+    mart = demand_mart(df)
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE SCHEMA marts")
         con.register("mart_frame", mart)

@@ -170,6 +170,31 @@ def _point_metrics(df: pd.DataFrame) -> dict:
 
 
 # -- platform-facing: the shapes of the dbt marts ------------------------------------------------------------
+REVERSED_COLUMNS = {"units": "units_reversed_same_day", "revenue": "revenue_reversed_same_day"}
+"""The mart's columns for the part of each measure that the same customer undid on the same day."""
+
+
+def planning_demand(mart: pd.DataFrame) -> pd.DataFrame:
+    """``fct_daily_sku_demand`` rows as the supply chain plans on them: ``units`` and ``revenue`` less the sales
+    the same customer reversed on the same day (``units_reversed_same_day``, ``revenue_reversed_same_day``).
+
+    Why: such a sale never took stock off the shelf. Online Retail's order 541431 (74,215 units of one SKU,
+    cancelled minutes later) otherwise made that SKU's dispersion and safety stock absurd for months. The
+    benchmark keeps DESIGN.md's protocol demand (``units`` as is). A partition built before the columns existed
+    has NULLs there until it is re-materialised; those rows count as nothing reversed.
+    """
+    missing = [c for c in REVERSED_COLUMNS.values() if c not in mart.columns]
+    if missing:
+        raise ValueError(
+            f"fct_daily_sku_demand frame lacks {missing}: the warehouse was built by an older version; "
+            "re-materialise the marts (make backfill FROM=... TO=...)"
+        )
+    out = mart.copy()
+    for measure, reversed_part in REVERSED_COLUMNS.items():
+        out[measure] = out[measure] - out[reversed_part].fillna(0)
+    return out
+
+
 def demand_from_mart(mart: pd.DataFrame) -> pd.DataFrame:
     """``fct_daily_sku_demand`` rows -> ``unique_id, ds, y, revenue, orders, price`` for the models.
 

@@ -1,10 +1,11 @@
 {{ config(**date_partitioned('order_date')) }}
 
 -- Daily sales per SKU (sale lines only): the small aggregate that demand and profiles build on.
--- units_reversed_same_day: the part of units that the same customer undid on the same day with a return line
--- of the same SKU and quantity, after the sale (Online Retail's cancellation invoices minutes later, e.g.
--- 541431 / C541433, 74,215 units). units keeps them, as DESIGN.md's demand protocol does; planners can
--- subtract them. Each return undoes at most one sale: the k-th such return pairs with the k-th such sale.
+-- units_reversed_same_day (and its revenue): the part of units that the same customer undid on the same day
+-- with a return line of the same SKU and quantity, after the sale (Online Retail's cancellation invoices
+-- minutes later, e.g. 541431 / C541433, 74,215 units). units keeps them, as DESIGN.md's demand protocol does;
+-- the supply chain plans on units net of them. Each return undoes at most one sale: the k-th such return
+-- pairs with the k-th such sale.
 with lines as (
     select * from {{ ref('int_order_lines') }}
     where {{ in_window('order_date') }}
@@ -50,6 +51,7 @@ select
     sum(l.qty) as units,
     coalesce(sum(l.qty) filter (where rs.order_id is not null), 0) as units_reversed_same_day,
     sum(l.net_amount) as revenue,
+    coalesce(sum(l.net_amount) filter (where rs.order_id is not null), 0) as revenue_reversed_same_day,
     count(distinct l.order_id) as n_orders
 from lines as l
 left join reversed_sales as rs

@@ -26,6 +26,7 @@ select
     coalesce(s.units, 0) as units,
     coalesce(s.units_reversed_same_day, 0) as units_reversed_same_day,
     coalesce(s.revenue, 0) as revenue,
+    coalesce(s.revenue_reversed_same_day, 0) as revenue_reversed_same_day,
     coalesce(s.n_orders, 0) as n_orders,
     s.sku is null as is_zero_filled
 from trading_days as d

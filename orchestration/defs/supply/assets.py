@@ -76,14 +76,22 @@ class ForecastConfig(dg.Config):
     )
 
 
+def _demand(con, day: date, start: date) -> pd.DataFrame:
+    """``fct_daily_sku_demand`` in ``(start, day]`` as the supply chain plans on it: net of the sales undone the
+    same day (:func:`ml.forecast.service.planning_demand`). Every supply asset reads demand through here."""
+    from ml.forecast.service import planning_demand
+
+    return planning_demand(
+        con.execute(
+            "SELECT * FROM marts.fct_daily_sku_demand WHERE demand_date <= ? AND demand_date > ?",
+            [day, start],
+        ).df()
+    )
+
+
 def _mart(con, day: date, history_from: date | None = None) -> pd.DataFrame:
     """Demand up to ``day``, starting ``HISTORY_DAYS`` before ``history_from`` (default: ``day``)."""
-    start = (history_from or day) - timedelta(days=HISTORY_DAYS)
-    return con.execute(
-        "SELECT sku, demand_date, units, revenue, n_orders, is_zero_filled FROM marts.fct_daily_sku_demand "
-        "WHERE demand_date <= ? AND demand_date > ?",
-        [day, start],
-    ).df()
+    return _demand(con, day, (history_from or day) - timedelta(days=HISTORY_DAYS))
 
 
 @dg.asset(
@@ -277,10 +285,7 @@ def _recent_demand(con, day: date) -> pd.DataFrame:
     class and its own dispersion are measured on."""
     from ml.forecast.service import RECENT_DAYS
 
-    return con.execute(
-        "SELECT * FROM marts.fct_daily_sku_demand WHERE demand_date <= ? AND demand_date > ?",
-        [day, day - timedelta(days=RECENT_DAYS)],
-    ).df()
+    return _demand(con, day, day - timedelta(days=RECENT_DAYS))
 
 
 @dg.multi_asset(
