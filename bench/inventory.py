@@ -71,9 +71,11 @@ from ml.inventory.simulate import (  # noqa: E402
 from ml.inventory.tuning import (  # noqa: E402
     ALPHA_GRID,
     COVER_GRID,
+    FILL_RULES,
     ClassReplays,
     levels_by_class,
     mean_stock,
+    reaches,
     smallest_feasible,
 )
 
@@ -165,10 +167,10 @@ class Window:
     classes: np.ndarray  # demand class of each series (ADI / CV² on its history)
 
 
-def _cheapest_on_validation(tried: dict, target: float) -> str:
+def _cheapest_on_validation(tried: dict, target: float, rule: str = "every_window") -> str:
     """The planning forecast whose tuned replay holds the least average stock over the validation windows, among
-    those that reach ``target`` on every window (all of them if none does)."""
-    ok = [n for n, t in tried.items() if min(r.fill_rate for r in t["validation"]) >= target] or list(tried)
+    those that reach ``target`` there by ``rule`` (all of them if none does)."""
+    ok = [n for n, t in tried.items() if reaches(t["validation"], target, rule)] or list(tried)
     return min(ok, key=lambda n: np.mean([r.avg_inventory_units for r in tried[n]["validation"]]))
 
 
@@ -231,6 +233,13 @@ def main(argv: list[str] | None = None) -> dict:
         choices=["uniform", "by_class"],
         help="one cycle service level per demand class, refined on the validation windows from the uniform "
         "level (default; ml.inventory.tuning.levels_by_class), or one level for all SKUs",
+    )
+    ap.add_argument(
+        "--fill-rule",
+        default="every_window",
+        choices=list(FILL_RULES),
+        help="how the validation windows must reach the target: each of them (default) or their units pooled "
+        "(ml.inventory.tuning.reaches); the same rule tunes ours and the naive cover",
     )
     ap.add_argument(
         "--refresh",
@@ -297,14 +306,16 @@ def main(argv: list[str] | None = None) -> dict:
     for name in PLANNING_MODELS if args.model == "auto" else (args.model,):
         t_model = time.perf_counter()
         windows = windows_of(name)
-        a, a_val = smallest_feasible(ALPHA_GRID, lambda a, w: ours_on(w, a), windows[:-1], args.target)
+        a, a_val = smallest_feasible(
+            ALPHA_GRID, lambda a, w: ours_on(w, a), windows[:-1], args.target, args.fill_rule
+        )
         tried[name] = {
             "windows": windows,
             "alpha": a,
             "validation": a_val,
             "seconds": round(time.perf_counter() - t_model, 1),
         }
-    chosen = _cheapest_on_validation(tried, args.target)
+    chosen = _cheapest_on_validation(tried, args.target, args.fill_rule)
     windows, alpha, alpha_val = (tried[chosen][k] for k in ("windows", "alpha", "validation"))
     *val, test = windows
     by_class = None
@@ -318,16 +329,19 @@ def main(argv: list[str] | None = None) -> dict:
             start=alpha,
             classes=sorted(set().union(*(set(w.classes) for w in val))),
             progress=lambda msg: print(f"service levels by class, {msg}", file=sys.stderr),
+            rule=args.fill_rule,
         )
         by_class = {
             "rule": "from the uniform level, greedy grid steps (one class down, or one down and one up) kept "
-            "while every validation window reaches the target and mean validation stock falls",
+            f"while the validation windows reach the target ({args.fill_rule}) and mean validation stock falls",
             "uniform_alpha": tried[chosen]["alpha"],
             "uniform_validation_mean_inventory_units": round(mean_stock(uniform_val), 1),
             "by_class_validation_mean_inventory_units": round(mean_stock(alpha_val), 1),
             "levels": alpha,
         }
-    cover, cover_val = smallest_feasible(COVER_GRID, lambda c, w: naive_on(w, c), val, args.target)
+    cover, cover_val = smallest_feasible(
+        COVER_GRID, lambda c, w: naive_on(w, c), val, args.target, args.fill_rule
+    )
 
     print(f"tuned: ours alpha {alpha}, naive cover {cover} days; replaying the test window", file=sys.stderr)
     # Test replay.
@@ -388,7 +402,9 @@ def main(argv: list[str] | None = None) -> dict:
         },
         "target_fill_rate": args.target,
         "tuning_on_validation_window": {
-            "rule": "smallest grid value whose replay reaches the target fill rate on every window",
+            "rule": "smallest grid value whose replay reaches the target fill rate "
+            + ("on every window" if args.fill_rule == "every_window" else "on the windows' units pooled"),
+            "fill_rule": args.fill_rule,
             "window_origins": [str(panel.calendar[w.origin])[:10] for w in val],
             "ours_alpha": alpha,
             "ours_validation": [r.as_dict() for r in alpha_val],

@@ -670,3 +670,32 @@ def test_smallest_feasible_bisects_to_the_first_value_reaching_the_target():
     assert run(42.5, 2).fill_rate < 0.95
     # no value reaches the target: the last one, as before
     assert smallest_feasible(COVER_GRID, run, [1, 2], 1.01)[0] == COVER_GRID[-1]
+
+
+def test_pooled_fill_rule_counts_the_units_of_all_windows_together():
+    from types import SimpleNamespace
+
+    from ml.inventory.tuning import COVER_GRID, reaches, smallest_feasible
+
+    def res(lost, demand):
+        fill = 1 - lost / demand if demand else 1.0
+        return SimpleNamespace(fill_rate=fill, lost_units=lost, demand_units=demand)
+
+    # A hard small month (80%) and an easy big one (99%): 29 lost of 1,100 units is 97.4% pooled.
+    months = [res(20, 100), res(9, 1000)]
+    assert not reaches(months, 0.95) and reaches(months, 0.95, "pooled")
+    assert not reaches(months, 0.98, "pooled")
+    assert reaches([res(0, 0), res(0, 0)], 0.95, "pooled")  # no demand: nothing to miss
+    with pytest.raises(ValueError, match="unknown fill rule"):
+        reaches(months, 0.95, "mean")
+
+    def run(cover, window):  # window 2 is small and needs 20 more cover days than window 1
+        demand = 100.0 if window == 2 else 900.0
+        fill = min(1.0, max(0.0, (cover - 20 * (window - 1)) / 40))
+        return res((1 - fill) * demand, demand)
+
+    every, _ = smallest_feasible(COVER_GRID, run, [1, 2], 0.94)
+    pooled, results = smallest_feasible(COVER_GRID, run, [1, 2], 0.94, "pooled")
+    assert every == 58.0  # window 2: (58 - 20) / 40 = 0.95; 57.5 gives 0.9375
+    # pooled, below c = 40: (900 * c / 40 + 100 * (c - 20) / 40) / 1000 = (25 c - 50) / 1000 >= 0.94 -> c >= 39.6
+    assert pooled == 40.0 and reaches(results, 0.94, "pooled") and not reaches(results, 0.94)

@@ -172,8 +172,8 @@ def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(t
         "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
         "files": DataFilesResource.under(tmp_path),
     }
-    first = (day - timedelta(days=11)).date()
-    # Twelve days of forecasts in one run (a backfill), then the tuning and the plan for the last day.
+    first = (day - timedelta(days=14)).date()
+    # Fifteen days of forecasts in one run (a backfill), then the tuning and the plan for the last day.
     forecasts = dg.materialize(
         [demand_forecast],
         resources=resources,
@@ -194,7 +194,7 @@ def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(t
     meta = {k: v.value for k, v in mat.metadata.items()}
     assert meta["window"] == f"{(day - timedelta(days=9)).date()} .. {day.date()}"
     assert meta["skus_replayed"] == 24
-    assert meta["windows_replayed"] == 1  # 11 replayable days: one window of 10, no full second one
+    assert meta["windows_replayed"] == 1  # 14 replayable days: one window of 10, no full second one
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == "replay_reaches_target" and check.passed
     assert check.metadata["days_tuned"].value == 1 and check.metadata["days_missing_target"].value == 0
@@ -217,6 +217,25 @@ def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(t
     exported = pd.read_parquet(tmp_path / "exports" / "service_levels" / f"date={day.date()}")
     assert dict(zip(exported["demand_class"], exported["service_level"], strict=True)) == tuned
     assert (plan["service_level"] == plan["demand_class"].map(tuned)).all()
+    # Two windows of 7 days and a 99.5% target: pooled over both, the level is lower than the one that must hold
+    # on each (0.8 against 0.9 on this store).
+    stored = {}
+    for rule in ("every_window", "pooled"):
+        run_config = {"window_days": 7, "n_windows": 2, "fill_rule": rule, "target_fill_rate": 0.995}
+        result = dg.materialize(
+            [service_levels],
+            partition_key=str(day.date()),
+            resources=resources,
+            run_config=dg.RunConfig(ops={"supply__service_levels": {"config": run_config}}),
+        )
+        (mat,) = result.asset_materializations_for_node("supply__service_levels")
+        assert mat.metadata["fill_rule"].value == rule and mat.metadata["windows_replayed"].value == 2
+        with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+            stored[rule] = dict(
+                con.execute("SELECT demand_class, uniform_level FROM supply.service_levels").fetchall()
+            )
+    assert set(stored["pooled"]) == set(stored["every_window"])
+    assert all(stored["pooled"][c] < stored["every_window"][c] for c in stored["pooled"])
 
 
 def test_levels_set_a_window_ago_are_replayed_over_the_days_since(tmp_path):

@@ -2,9 +2,10 @@
 
 A policy parameter (the cycle service level of the forecast policy, the cover days of the naive one) is tuned by
 replaying windows before the origin: the smallest value on a grid whose replay reaches the target fill rate on
-every window. :func:`levels_by_class` then refines one level into one per demand class by marginal analysis: a
-unit of safety stock buys more fill on some classes than on others (an erratic SKU's tail is short, a lumpy SKU's
-is a few huge orders), so one level for all SKUs holds more stock than needed for the same total fill rate.
+every window (or over all windows together: :func:`reaches`). :func:`levels_by_class` then refines one level
+into one per demand class by marginal analysis: a unit of safety stock buys more fill on some classes than on
+others (an erratic SKU's tail is short, a lumpy SKU's is a few huge orders), so one level for all SKUs holds
+more stock than needed for the same total fill rate.
 """
 
 from __future__ import annotations
@@ -30,10 +31,27 @@ from ml.inventory.simulate import (
     replay_series,
 )
 
+FILL_RULES = ("every_window", "pooled")
+"""How several windows' replays must reach the fill-rate target: each of them, or their units together."""
 
-def smallest_feasible(grid: Sequence, run: Callable, windows: Sequence, target: float):
-    """``(value, results)``: the first ``grid`` value whose ``run(value, window)`` reaches ``target`` fill rate on
-    every window (else the last value), with the per-window results.
+
+def reaches(results: Sequence[ReplayResult], target: float, rule: str = "every_window") -> bool:
+    """Whether replays of several windows reach ``target``: ``every_window``, the worst window's fill rate (a
+    level that holds in the hardest recent month); ``pooled``, the units served over all windows together (what
+    the windows add up to: a hard month is offset by an easy one)."""
+    if rule == "every_window":
+        return min(r.fill_rate for r in results) >= target
+    if rule == "pooled":
+        demand = sum(r.demand_units for r in results)
+        return demand <= 0 or 1.0 - sum(r.lost_units for r in results) / demand >= target
+    raise ValueError(f"unknown fill rule {rule!r}; one of {FILL_RULES}")
+
+
+def smallest_feasible(
+    grid: Sequence, run: Callable, windows: Sequence, target: float, rule: str = "every_window"
+):
+    """``(value, results)``: the first ``grid`` value whose ``run(value, window)`` reaches ``target`` fill rate
+    over the windows by ``rule`` (:func:`reaches`; else the last value), with the per-window results.
 
     Found by bisection: a higher service level or a longer cover holds more stock at every decision, so the fill
     rate rises along the grid and the values reaching the target are a tail of it. That takes about log2(n)
@@ -45,7 +63,7 @@ def smallest_feasible(grid: Sequence, run: Callable, windows: Sequence, target: 
     def feasible(i: int) -> bool:
         if i not in results:
             results[i] = [run(grid[i], w) for w in windows]
-        return min(r.fill_rate for r in results[i]) >= target
+        return reaches(results[i], target, rule)
 
     lo, hi = 0, len(grid) - 1
     if not feasible(hi):
@@ -120,13 +138,15 @@ def levels_by_class(
     classes: Sequence[str],
     max_rounds: int = 20,
     progress: Callable[[str], None] | None = None,
+    rule: str = "every_window",
 ):
     """``(levels, results)``: one service level per class, from ``start`` for all, by greedy moves on ``grid``.
 
     ``run(levels, window)`` replays a window with ``levels`` (class -> level). A move lowers one class by a grid
     step, or lowers one class and raises another (stock shifted to where it buys more fill); the move kept in
-    each round is the one with the least mean stock over the windows among those still reaching ``target`` on
-    every window, and only if it holds less stock than the current levels. Stops when no move helps.
+    each round is the one with the least mean stock over the windows among those still reaching ``target`` (by
+    ``rule``, :func:`reaches`), and only if it holds less stock than the current levels. Stops when no move
+    helps.
     """
     grid = list(grid)
     levels = {c: start for c in classes}
@@ -146,9 +166,7 @@ def levels_by_class(
         for move in moves:
             trial = {**levels, **move}
             res = [run(trial, w) for w in windows]
-            if min(r.fill_rate for r in res) >= target and mean_stock(res) < mean_stock(
-                found[1] if found else best
-            ):
+            if reaches(res, target, rule) and mean_stock(res) < mean_stock(found[1] if found else best):
                 found = (trial, res)
         if found is None:
             break
@@ -280,6 +298,7 @@ def recent_service_levels(
     min_window_days: int = 7,
     order_cycle: int = 7,
     default_lead_time: int = 7,
+    fill_rule: str = "every_window",
 ) -> RecentTuning | str:
     """Service levels per demand class that would have reached ``target`` fill rate over the shop's last days.
 
@@ -287,7 +306,8 @@ def recent_service_levels(
     are stored) exactly as the plan runs: at the end of each day the (s, S) policy reads that day's stored
     forecast; orders arrive after the product's lead time; lost sales. With ``n_windows`` > 1, that many
     consecutive windows of ``window_days`` ending on the last day (as many full ones as the stored forecasts
-    cover) must each reach the target, which steadies the levels from one day to the next. The levels are the
+    cover) must reach the target by ``fill_rule`` (:func:`reaches`: each of them, the default, or their units
+    together), which steadies the levels from one day to the next. The levels are the
     smallest uniform one reaching the target (:func:`smallest_feasible`), refined per class
     (:func:`levels_by_class`); a naive moving-average cover policy tuned to the same target is the yardstick
     (when 28 days of demand precede every window; else ``naive`` is None).
@@ -336,14 +356,18 @@ def recent_service_levels(
         naive_series[id(w), cover] = _replay_naive_series(w, cover, order_cycle)
         return naive_series[id(w), cover].sums().result()
 
-    uniform_level, uniform = smallest_feasible(ALPHA_GRID, lambda a, w: ours(w, a), windows, target)
+    uniform_level, uniform = smallest_feasible(
+        ALPHA_GRID, lambda a, w: ours(w, a), windows, target, fill_rule
+    )
     all_classes = sorted(set().union(*(set(w.classes) for w in windows)))
     levels, by_class = levels_by_class(
-        ALPHA_GRID, lambda a, w: ours(w, a), windows, target, uniform_level, all_classes
+        ALPHA_GRID, lambda a, w: ours(w, a), windows, target, uniform_level, all_classes, rule=fill_rule
     )
     cover = naive_result = None
     if all(ForwardReplay.naive_possible(w) for w in windows):
-        cover, naive_result = smallest_feasible(COVER_GRID, lambda c, w: naive(w, c), windows, target)
+        cover, naive_result = smallest_feasible(
+            COVER_GRID, lambda c, w: naive(w, c), windows, target, fill_rule
+        )
     newest = windows[0]
     return RecentTuning(
         window=(newest.days[1].date(), newest.days[-1].date()),

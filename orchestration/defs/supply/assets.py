@@ -469,8 +469,15 @@ class ServiceLevelConfig(dg.Config):
         default=2,
         ge=1,
         description=(
-            "Consecutive windows of window_days (as many full ones as the stored forecasts cover) on each of which "
-            "the levels must reach the target: steadier levels from one day to the next."
+            "Consecutive windows of window_days (as many full ones as the stored forecasts cover) over which the "
+            "levels must reach the target (see fill_rule): steadier levels from one day to the next."
+        ),
+    )
+    fill_rule: Literal["every_window", "pooled"] = Field(
+        default="every_window",
+        description=(
+            "every_window: the target on each window (follows the hardest recent month); pooled: on the units "
+            "of all windows together (leaner; a hard month is offset by an easy one)."
         ),
     )
     order_cycle_days: int = Field(
@@ -554,6 +561,7 @@ def service_levels(
                 window_days=config.window_days,
                 n_windows=config.n_windows,
                 order_cycle=config.order_cycle_days,
+                fill_rule=config.fill_rule,
             )
             realised = _realised_fill(con, forecasts, mart, products, trading, config)
             if realised:
@@ -586,6 +594,7 @@ def service_levels(
                 "dagster/row_count": len(frame),
                 "window": f"{result.window[0]} .. {result.window[1]}",  # the newest; metrics below are its
                 "windows_replayed": int(result.n_windows),
+                "fill_rule": config.fill_rule,
                 "skus_replayed": int(result.n_skus),
                 "replay_fill_rate": float(ours.fill_rate),
                 "replay_avg_inventory_units": float(ours.avg_inventory_units),
