@@ -475,6 +475,12 @@ def test_recent_service_levels_over_several_windows_must_meet_the_target_on_each
     assert one.window == two.window == (days[-10].date(), days[-1].date())
     assert (one.uniform_level, two.uniform_level) == (0.5, 0.7)
     assert two.uniform.avg_inventory_units > one.uniform.avg_inventory_units
+    assert one.reached and two.reached
+    # A target no level reaches: the grid's top, reported as not reached (what the asset check fails on).
+    out_of_reach = recent_service_levels(
+        forecasts, demand, products, classes, target=1.01, window_days=10, n_windows=2
+    )
+    assert out_of_reach.uniform_level == 0.9999 and not out_of_reach.reached
 
 
 def test_class_replays_add_up_to_the_direct_replay_of_a_per_class_policy():

@@ -197,6 +197,9 @@ class RecentTuning:
     naive_cover_days: float | None
     naive: ReplayResult | None  # moving-average demand plus a fixed cover, tuned to the same target
     classes: pd.DataFrame  # the newest window per demand class (:func:`class_table`)
+    reached: (
+        bool  # whether ``levels`` reach the target over all the windows replayed, by the tuning's fill rule
+    )
 
 
 @dataclass
@@ -385,6 +388,7 @@ def recent_service_levels(
             naive_series.get((id(newest), cover)),
             newest.classes,
         ),
+        reached=reaches(by_class, target, fill_rule),
     )
 
 
