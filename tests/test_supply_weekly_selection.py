@@ -4,11 +4,14 @@ A real Dagster materialisation against a temporary DuckDB holding a `marts.fct_d
 (the simulated store's first weeks are too short for the full ensemble's validation windows).
 """
 
+import re
+
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
 
-from ml.forecast.service import selection_anchor
+from ml.forecast.service import demand_from_mart, history_fingerprint, selection_anchor
 from ml.forecast.synthetic import synthetic_store
 from orchestration.defs.supply.assets import demand_forecast
 from orchestration.resources import DataFilesResource, WarehouseResource
@@ -25,28 +28,36 @@ def _write_mart(path) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(sorted(pd.to_datetime(df["ds"]).unique()))
 
 
-def test_full_model_selects_weekly_and_reuses_the_selection(tmp_path):
-    days = _write_mart(tmp_path / "warehouse.duckdb")
-    anchor = selection_anchor(days[250])
-    thursday, monday = anchor + pd.Timedelta(days=3), anchor
+def _materialise_full(tmp_path, day) -> dict:
     resources = {
         "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
         "files": DataFilesResource.under(tmp_path),
     }
     config = dg.RunConfig(ops={"supply__demand_forecast": {"config": {"model": "full"}}})
-    metas = []
-    for day in (thursday, monday):  # out of order, as a backfill may run
-        result = dg.materialize(
-            [demand_forecast], partition_key=str(day.date()), resources=resources, run_config=config
-        )
-        assert result.success
-        (mat,) = result.asset_materializations_for_node("supply__demand_forecast")
-        metas.append({k: v.value for k, v in mat.metadata.items()})
+    result = dg.materialize(
+        [demand_forecast], partition_key=str(day.date()), resources=resources, run_config=config
+    )
+    assert result.success
+    (mat,) = result.asset_materializations_for_node("supply__demand_forecast")
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def _stored(tmp_path) -> list[str]:
+    return sorted(p.name for p in (tmp_path / "artifacts" / "supply" / "forecast_selection").iterdir())
+
+
+def test_full_model_selects_weekly_and_reuses_the_selection(tmp_path):
+    days = _write_mart(tmp_path / "warehouse.duckdb")
+    anchor = selection_anchor(days[250])
+    thursday, monday = anchor + pd.Timedelta(days=3), anchor
+    metas = [
+        _materialise_full(tmp_path, day) for day in (thursday, monday)
+    ]  # out of order, as a backfill may
     assert [m["model_selected_on"] for m in metas] == [str(anchor.date())] * 2
     assert [m["model_selection_reused"] for m in metas] == [False, True]
     assert metas[0]["models"] == {"ensemble": 20}
-    stored = list((tmp_path / "artifacts" / "supply" / "forecast_selection").iterdir())
-    assert [p.name for p in stored] == [f"selection-{anchor.date()}-ensemble.pkl"]
+    (stored,) = _stored(tmp_path)
+    assert re.fullmatch(rf"selection-{anchor.date()}-ensemble-[0-9a-f]{{12}}\.pkl", stored)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         rows = con.execute(
             "SELECT as_of_date, count(*), min(forecast_date) > as_of_date, min(q90 - q50) >= 0 "
@@ -56,3 +67,53 @@ def test_full_model_selects_weekly_and_reuses_the_selection(tmp_path):
         (str(monday.date()), 20 * 28, True, True),
         (str(thursday.date()), 20 * 28, True, True),
     ]
+
+
+def test_a_changed_history_is_selected_again_not_served_from_the_stale_selection(tmp_path):
+    """Re-landed data (here: a sale before the anchor undone the same day, which the supply chain nets out)
+    changes what the week's selection was fitted on: the next day selects again and replaces the stale file;
+    a day after the anchor does not count, so a new day's demand keeps the selection."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    days = _write_mart(warehouse)
+    anchor = selection_anchor(days[250])
+    first = _materialise_full(tmp_path, anchor + pd.Timedelta(days=2))
+    (before,) = _stored(tmp_path)
+    with duckdb.connect(str(warehouse)) as con:
+        sku, units = con.execute(
+            "SELECT sku, units FROM marts.fct_daily_sku_demand WHERE demand_date = ? AND units > 0 LIMIT 1",
+            [(anchor - pd.Timedelta(days=10)).date()],
+        ).fetchone()
+        con.execute(
+            "UPDATE marts.fct_daily_sku_demand SET units_reversed_same_day = units, "
+            "revenue_reversed_same_day = revenue WHERE sku = ? AND demand_date = ?",
+            [sku, (anchor - pd.Timedelta(days=10)).date()],
+        )
+        # Demand on a day after the anchor: part of the update, not of the selection's history.
+        con.execute(
+            "UPDATE marts.fct_daily_sku_demand SET units = units + 5 WHERE demand_date = ?",
+            [(anchor + pd.Timedelta(days=1)).date()],
+        )
+    assert units > 0
+    second = _materialise_full(tmp_path, anchor + pd.Timedelta(days=3))
+    (after,) = _stored(tmp_path)
+    third = _materialise_full(tmp_path, anchor + pd.Timedelta(days=4))
+    assert [m["model_selection_reused"] for m in (first, second, third)] == [False, False, True]
+    assert {m["model_selected_on"] for m in (first, second, third)} == {str(anchor.date())}
+    assert after != before and after.startswith(f"selection-{anchor.date()}-ensemble-")
+    assert _stored(tmp_path) == [after]
+
+
+def test_history_fingerprint_reads_only_the_history_up_to_the_day_and_ignores_row_order():
+    df, _ = synthetic_store(n_series=5, n_periods=60, season_length=7, seed=3, start="2025-01-01")
+    demand = demand_from_mart(demand_mart(df))
+    day = pd.Timestamp("2025-02-10")
+    base = history_fingerprint(demand, day)
+    shuffled = demand.sample(frac=1.0, random_state=0)[demand.columns[::-1]]
+    assert history_fingerprint(shuffled, day) == base
+    later = demand.copy()
+    later.loc[later["ds"] > day, "y"] += 1.0
+    assert history_fingerprint(later, day) == base
+    earlier = demand.copy()
+    earlier.loc[earlier.index[np.flatnonzero(earlier["ds"] == day)[0]], "y"] += 1.0
+    assert history_fingerprint(earlier, day) != base
+    assert re.fullmatch(r"[0-9a-f]{12}", base)

@@ -25,6 +25,8 @@ The replenishment plan and stock-out alerts are :func:`ml.inventory.plan_from_ma
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -281,12 +283,29 @@ def selection_anchor(as_of, every_days: int = 7) -> pd.Timestamp:
     return SELECTION_EPOCH + pd.Timedelta(days=(days // every_days) * every_days)
 
 
+def history_fingerprint(demand: pd.DataFrame, up_to) -> str:
+    """A short hash of the demand rows dated on or before ``up_to`` (order of rows and columns ignored): what a
+    stored selection was fitted on, so a selection is only reused for the same history."""
+    import hashlib
+
+    part = demand[demand[DS] <= pd.Timestamp(up_to)]
+    part = part[sorted(part.columns)].sort_values([ID, DS], kind="mergesort")
+    hashes = pd.util.hash_pandas_object(part, index=False).to_numpy()
+    return hashlib.sha256(hashes.tobytes()).hexdigest()[:12]
+
+
 def stored_selection(
     model: Forecaster, demand: pd.DataFrame, as_of, folder, every_days: int = 7
 ) -> tuple[Forecaster, pd.Timestamp, bool]:
     """``model`` selected and trained on the demand up to the selection anchor of ``as_of`` (loaded from
-    ``folder`` when an earlier day of the period already did it, else fitted and saved there), then updated with
-    the demand up to ``as_of`` (``Forecaster.update``). Returns ``(model, anchor, reused)``.
+    ``folder`` when an earlier day of the period already did it on the same history, else fitted and saved
+    there), then updated with the demand up to ``as_of`` (``Forecaster.update``). Returns
+    ``(model, anchor, reused)``.
+
+    The stored file is keyed by the anchor, the model and :func:`history_fingerprint` of the demand up to the
+    anchor. Why the fingerprint: when the history changes (late data re-landed, a mart rebuilt under a new rule
+    such as net demand) a selection keyed by the day alone would keep serving models trained on the old history
+    until its week ended. A new selection replaces the stale files of the same anchor and model.
 
     Everything it reads is dated on or before ``as_of``: the anchor is never after it.
     """
@@ -297,7 +316,9 @@ def stored_selection(
     anchor = selection_anchor(as_of, every_days)
     if demand.empty or demand[DS].min() > anchor:
         raise ShortHistoryError(f"no demand on or before the selection day {anchor.date()}")
-    path = Path(folder) / f"selection-{anchor.date()}-{model.name}.pkl"
+    folder = Path(folder)
+    stem = f"selection-{anchor.date()}-{model.name}"
+    path = folder / f"{stem}-{history_fingerprint(demand, anchor)}.pkl"
     stored = None
     if path.exists():
         try:
@@ -311,11 +332,15 @@ def stored_selection(
         model = stored
     else:
         model.fit(demand, origin=anchor)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         with tmp.open("wb") as fh:
             pickle.dump(model.for_storage(), fh)
         tmp.replace(path)  # atomic: a concurrent reader sees the whole file or none
+        # Selections of this anchor fitted on another history (and the unkeyed name older versions wrote).
+        for stale in [*folder.glob(f"{stem}-{'[0-9a-f]' * 12}.pkl"), folder / f"{stem}.pkl"]:
+            if stale != path:
+                stale.unlink(missing_ok=True)
     covs = tuple(c for c in model.covariates if c in demand.columns)
     model.update(to_panel(demand, covariates=covs, origin=pd.Timestamp(as_of)))
     return model, anchor, reused
