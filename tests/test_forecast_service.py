@@ -16,7 +16,7 @@ from ml.forecast import (
     forecast_for_origin,
 )
 from ml.forecast.quantiles import nb1_quantile
-from ml.forecast.service import next_periods, planning_demand
+from ml.forecast.service import history_fingerprint, next_periods, planning_demand
 from ml.forecast.synthetic import synthetic_store
 from ml.inventory.policy import implied_dispersion
 from tests.marts import demand_mart
@@ -210,7 +210,8 @@ def test_weekly_selection_is_stored_reused_and_order_independent(mart, tmp_path)
     assert {wed, fri} <= set(days)
     first = daily_forecast(mart, fri, horizon=14, model=_small_selection(), selection_dir=tmp_path)
     assert first.attrs["selection"] == {"selected_on": str(anchor.date()), "reused": False}
-    assert [p.name for p in tmp_path.iterdir()] == [f"selection-{anchor.date()}-ensemble.pkl"]
+    stored = f"selection-{anchor.date()}-ensemble-{history_fingerprint(demand_from_mart(mart), anchor)}.pkl"
+    assert [p.name for p in tmp_path.iterdir()] == [stored]
     again = daily_forecast(mart, wed, horizon=14, model=_small_selection(), selection_dir=tmp_path)
     assert again.attrs["selection"]["reused"] is True
     # The same as selecting at the anchor and updating to Wednesday by hand, and as a run with nothing stored.
@@ -240,13 +241,16 @@ def test_a_damaged_stored_selection_is_replaced(mart, tmp_path):
 
     days = pd.DatetimeIndex(np.sort(mart["demand_date"].unique()))
     day = days[120]
-    path = tmp_path / f"selection-{selection_anchor(day).date()}-ensemble.pkl"
+    anchor = selection_anchor(day)
+    fingerprint = history_fingerprint(demand_from_mart(mart), anchor)
+    path = tmp_path / f"selection-{anchor.date()}-ensemble-{fingerprint}.pkl"
     path.write_bytes(b"not a pickle")
     with pytest.warns(UserWarning, match="could not be loaded"):
         fc = daily_forecast(mart, day, horizon=14, model=_small_selection(), selection_dir=tmp_path)
     assert fc.attrs["selection"]["reused"] is False
     again = daily_forecast(mart, day, horizon=14, model=_small_selection(), selection_dir=tmp_path)
     assert again.attrs["selection"]["reused"] is True  # the damaged file was overwritten by a good one
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
     pd.testing.assert_frame_equal(fc, again)
 
 
