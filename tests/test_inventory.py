@@ -1,6 +1,7 @@
 """Replenishment arithmetic (textbook worked examples), supplier choice, the replay, and the bench end to end."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -705,3 +706,25 @@ def test_pooled_fill_rule_counts_the_units_of_all_windows_together():
     assert every == 58.0  # window 2: (58 - 20) / 40 = 0.95; 57.5 gives 0.9375
     # pooled, below c = 40: (900 * c / 40 + 100 * (c - 20) / 40) / 1000 = (25 c - 50) / 1000 >= 0.94 -> c >= 39.6
     assert pooled == 40.0 and reaches(results, 0.94, "pooled") and not reaches(results, 0.94)
+
+
+@pytest.mark.parametrize(
+    ("level", "by_class", "named"),
+    [(1.0, None, "service_level"), (0.95, {"lumpy": 95.0}, "service_level_by_class[lumpy]")],
+)
+def test_a_service_level_outside_0_1_stops_the_plan(level, by_class, named):
+    # Before, a level of 1 planned zero stock (scipy's infinite quantile was read as nothing to cover).
+    with pytest.raises(ValueError, match=rf"strictly between 0 and 1.*{re.escape(named)}"):
+        plan_from_marts(
+            pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), 0, level, service_level_by_class=by_class
+        )
+
+
+def test_the_plan_config_refuses_a_service_level_of_one():
+    from pydantic import ValidationError
+
+    from orchestration.defs.supply.assets import SupplyConfig
+
+    assert SupplyConfig(service_level=0.999).service_level == 0.999
+    with pytest.raises(ValidationError, match="less than 1"):
+        SupplyConfig(service_level=1.0)

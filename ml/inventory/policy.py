@@ -354,6 +354,13 @@ def plan_from_marts(
     """
     from ml.forecast.service import split_by_warehouse
 
+    named = {"service_level": service_level} | {
+        f"service_level_by_class[{c}]": v for c, v in (service_level_by_class or {}).items()
+    }
+    bad = {k: v for k, v in named.items() if not 0 < v < 1}
+    if bad:
+        # a quantile at 1 is infinite stock; 95 for 0.95 is a typo worth stopping on, not planning
+        raise ValueError(f"service levels must lie strictly between 0 and 1, got {bad}")
     inv = latest_snapshot(inventory, as_of)
     shares = warehouse_shares(inventory, as_of)
     if "warehouse_id" not in forecast.columns:

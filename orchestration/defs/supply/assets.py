@@ -31,7 +31,9 @@ ORDER_CYCLE_DAYS = 7
 class SupplyConfig(dg.Config):
     service_level: float = Field(
         default=0.95,
-        description="Target cycle service level of the plan (the probability of no stock-out in a cycle).",
+        gt=0,
+        lt=1,
+        description="Target cycle service level of the plan (the probability of no stock-out in a cycle), below 1.",
     )
     order_cycle_days: int = Field(
         default=ORDER_CYCLE_DAYS,

@@ -1,0 +1,62 @@
+"""`nb1_quantile`: the exact negative-binomial (NB1) quantile the forecasts, the plan and the replays share, now
+found by a search on the CDF instead of scipy's per-cell root finding. It must give scipy's answers."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from ml.forecast.quantiles import DEDUPLICATE_FROM, nb1_cdf, nb1_quantile
+
+
+def _scipy(mean, phi, tau):
+    out = np.zeros_like(mean)
+    pois = (mean > 0) & (phi <= 1 + 1e-9)
+    nb = (mean > 0) & ~pois
+    out[pois] = stats.poisson.ppf(tau[pois], mean[pois])
+    out[nb] = stats.nbinom.ppf(tau[nb], mean[nb] / (phi[nb] - 1), 1 / phi[nb])
+    return out
+
+
+def test_equals_scipy_over_the_ranges_the_platform_meets():
+    # Means from a sale a year to a bulk SKU's month, dispersions from Poisson to the cap of 1e4, the levels of the
+    # forecasts (0.5, 0.9), the tuning grid and its extremes; a few zero means.
+    rng = np.random.default_rng(7)
+    n = 40_000
+    mean = np.exp(rng.uniform(np.log(1e-4), np.log(1e5), n))
+    phi = 1 + np.exp(rng.uniform(np.log(1e-6), np.log(1e4), n))
+    phi[::5] = 1.0
+    mean[::13] = 0.0
+    tau = rng.choice([0.01, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9995, 0.9999], n)
+    got = nb1_quantile(mean, phi, tau)  # one call: repeated triples are looked for first
+    np.testing.assert_array_equal(got, _scipy(mean, phi, tau))
+    assert n > DEDUPLICATE_FROM > 2_000
+    direct = np.concatenate(
+        [
+            nb1_quantile(mean[i : i + 2_000], phi[i : i + 2_000], tau[i : i + 2_000])
+            for i in range(0, n, 2_000)
+        ]
+    )
+    np.testing.assert_array_equal(direct, got)
+    # and it is the definition: the smallest k with P(D <= k) >= tau
+    pos = mean > 0
+    assert (nb1_cdf(got[pos], mean[pos], phi[pos]) >= tau[pos]).all()
+    assert (nb1_cdf(got[pos] - 1, mean[pos], phi[pos]) < tau[pos]).all()
+
+
+def test_by_hand_and_broadcasting():
+    # Poisson(2): P(D <= 3) = 0.857, P(D <= 4) = 0.947, P(D <= 5) = 0.983
+    assert nb1_quantile(np.array([2.0]), 1.0, 0.9)[0] == 4
+    assert nb1_quantile(np.array([2.0]), 1.0, 0.95)[0] == 5
+    # NB1(mean 2, phi 2) is NB(r=2, p=1/2): P(0)=1/4, P(1)=1/4, P(2)=3/16, P(3)=1/8, so P(D <= 2) = 0.6875
+    assert nb1_quantile(np.array([2.0]), 2.0, 0.68)[0] == 2
+    assert nb1_quantile(np.array([2.0]), 2.0, 0.69)[0] == 3
+    # rows: phi 1 and 2; columns: levels 0.9 and 0.69. Poisson(2) P(D <= 2) = 0.677 < 0.69; NB1(2, 2):
+    # P(4) = 5/64 and P(5) = 6/128, so P(D <= 4) = 0.891 < 0.9 <= P(D <= 5) = 0.9375
+    table = nb1_quantile(np.array([[0.0, 2.0], [2.0, 2.0]]), np.array([[1.0], [2.0]]), np.array([0.9, 0.69]))
+    np.testing.assert_array_equal(table, [[0, 3], [5, 3]])
+
+
+@pytest.mark.parametrize("tau", [1.0, 95.0, np.nan])
+def test_a_level_of_one_or_more_is_an_error_not_a_zero(tau):
+    with pytest.raises(ValueError, match="below 1"):
+        nb1_quantile(np.array([3.0]), 2.0, tau)
