@@ -40,7 +40,7 @@ import pandas as pd  # noqa: E402
 from ml.forecast.baselines import Zero  # noqa: E402
 from ml.forecast.classify import CLASSES, adi_cv2, classify  # noqa: E402
 from ml.forecast.ensemble import SelectedEnsemble  # noqa: E402
-from ml.forecast.metrics import evaluate  # noqa: E402
+from ml.forecast.metrics import bootstrap_intervals, evaluate  # noqa: E402
 from ml.forecast.panel import Panel  # noqa: E402
 from ml.forecast.protocol import (  # noqa: E402
     HORIZON,
@@ -268,6 +268,12 @@ def main(argv: list[str] | None = None) -> dict:
         choices=sorted(EXTRA_CANDIDATES),
         help="variants added to the ensemble's candidate pool (selection on validation decides) and reported",
     )
+    ap.add_argument(
+        "--bootstrap",
+        type=int,
+        default=2000,
+        help="resamples of the series for the intervals of WRMSSE, bias and the ratio to the best peer",
+    )
     args = ap.parse_args(argv)
     ours, sf_names, run_lgbm = resolve_models(args.models)
     ours = [*ours, *args.extra_candidates]
@@ -377,6 +383,26 @@ def main(argv: list[str] | None = None) -> dict:
             file=sys.stderr,
         )
 
+    # One test window of one shop: how much of the ranking is the draw of SKUs (paired over models).
+    peers = [n for n in models if ":" in n]
+    best_peer = min(peers, key=lambda n: models[n]["WRMSSE"]) if peers else None
+    uncertainty = bootstrap_intervals(
+        split.actual(),
+        {name: np.clip(np.nan_to_num(r["mean"]), 0, None) for name, r in results.items()},
+        split.history(),
+        split.weights,
+        reference=best_peer,
+        n_boot=args.bootstrap,
+    )
+    for name, vs in uncertainty.get("vs_reference", {}).items():
+        if ":" not in name:
+            lo, hi = vs["WRMSSE_ratio"]
+            print(
+                f"{name:34s} WRMSSE / {best_peer}: 95% interval {lo:.3f}..{hi:.3f}, "
+                f"lower in {vs['share_better']:.0%} of resamples",
+                file=sys.stderr,
+            )
+
     out = {
         "dataset": Path(args.data).name if kind == "generic" else "online_retail",
         "protocol": {
@@ -401,6 +427,7 @@ def main(argv: list[str] | None = None) -> dict:
         "models": models,
         "by_class": by_class,
         "selection": selection,
+        "uncertainty": uncertainty,
         "notes": notes,
         "seconds_total": round(time.perf_counter() - t_start, 1),
     }

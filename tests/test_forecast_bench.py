@@ -46,6 +46,11 @@ def test_bench_runs_on_a_generic_csv(tiny_csv, tmp_path):
     assert saved["models"]["ensemble"]["WRMSSE"] < saved["models"]["zero"]["WRMSSE"]
     assert set(saved["by_class"]["ensemble"]) <= {"smooth", "erratic", "intermittent", "lumpy"}
     assert saved["selection"]["validation_origins"] and saved["machine"] and saved["date"]
+    intervals = saved["uncertainty"]["models"]
+    assert set(intervals) == {"ensemble", "tsb", "zero"} and "vs_reference" not in saved["uncertainty"]
+    assert intervals["zero"]["bias"] == [-1.0, -1.0]
+    lo, hi = intervals["ensemble"]["WRMSSE"]
+    assert lo < hi and lo <= saved["models"]["ensemble"]["WRMSSE"] + 1e-4
 
 
 def test_bench_runs_a_statsforecast_peer(tiny_csv, tmp_path):

@@ -73,3 +73,41 @@ def test_scaled_pinball_is_weighted_like_wrmsse():
     s1, _ = M.naive_scales(hist)
     assert M.scaled_pinball(actual, q, 0.9, s1, np.array([1.0, 1.0])) == pytest.approx(0.7)
     assert M.scaled_pinball(actual, q, 0.9, s1, np.array([3.0, 1.0])) == pytest.approx((1.5 + 0.9) / 4)
+
+
+def test_bootstrap_intervals_by_hand():
+    # Three series with one-step naive MSE 1 (history alternates 0, 1) and equal weights. Model "a" is off by
+    # 1 everywhere on series 0 only; "b" is "a" on every series; "c" is perfect.
+    hist = np.tile([0.0, 1.0] * 4, (3, 1))
+    actual = np.array([[2.0, 2.0], [1.0, 1.0], [3.0, 3.0]])
+    a = actual + np.array([[1.0], [0.0], [0.0]])
+    out = M.bootstrap_intervals(
+        actual, {"a": a, "b": a.copy(), "c": actual}, hist, np.ones(3), "b", n_boot=500
+    )
+    lo, hi = out["models"]["a"]["WRMSSE"]
+    # a resample's WRMSSE is (draws of series 0) / 3: from 0 to 1; the central 95% spans 0 and 2/3 at least
+    assert lo == 0.0 and 2 / 3 <= hi <= 1.0
+    assert out["models"]["c"]["WRMSSE"] == [0.0, 0.0] and out["models"]["c"]["bias"] == [0.0, 0.0]
+    # bias = draws0 * 2 / (draws0 * 4 + draws1 * 2 + draws2 * 6): 0 when series 0 is not drawn
+    assert out["models"]["a"]["bias"][0] == 0.0 and 0 < out["models"]["a"]["bias"][1] <= 0.5
+    assert out["reference"] == "b"
+    assert out["vs_reference"]["a"]["share_better"] == 0.0  # equal on every resample, never lower
+    # lower whenever series 0 is drawn: 1 - (2/3)^3 = 19/27 of resamples
+    assert out["vs_reference"]["c"]["share_better"] == pytest.approx(19 / 27, abs=0.07)
+    assert "b" not in out["vs_reference"]
+    again = M.bootstrap_intervals(actual, {"a": a}, hist, np.ones(3), n_boot=500)
+    assert again["models"]["a"] == out["models"]["a"]  # the same seed draws the same resamples
+    assert "vs_reference" not in again
+
+
+def test_bootstrap_interval_narrows_with_more_series():
+    rng = np.random.default_rng(1)
+
+    def width(n):
+        hist = rng.poisson(3.0, (n, 60)).astype(float)
+        actual = rng.poisson(3.0, (n, 28)).astype(float)
+        out = M.bootstrap_intervals(actual, {"m": np.full_like(actual, 3.0)}, hist, np.ones(n), n_boot=400)
+        lo, hi = out["models"]["m"]["WRMSSE"]
+        return hi - lo
+
+    assert width(1600) < 0.5 * width(100)  # about 1/sqrt(16) = 0.25 in theory

@@ -130,3 +130,63 @@ def evaluate(
     q90 = quantiles.get(0.9)
     out["coverage90"] = coverage(actual, q90) if q90 is not None else float("nan")
     return out
+
+
+def bootstrap_intervals(
+    actual: np.ndarray,
+    means: dict[str, np.ndarray],
+    history: np.ndarray,
+    weights: np.ndarray,
+    reference: str | None = None,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """How far a single test window's WRMSSE and bias could move with another draw of SKUs: a paired bootstrap
+    over series (each resample draws ``n`` series with replacement, the same draw for every model; a series'
+    days stay together because they are correlated). Weights are renormalised inside each resample, as
+    :func:`weighted_mean` does (zero-scale series count as absent).
+
+    Returns ``{"method", "models": {name: {"WRMSSE": [lo, hi], "bias": [lo, hi]}}}`` with the central ``level``
+    percentile intervals and, when ``reference`` names one of ``means``, ``"reference"`` and ``"vs_reference":
+    {name: {"WRMSSE_ratio": [lo, hi], "share_better": p}}``: the interval of the model's WRMSSE over the
+    reference's on the same resamples, and the share of resamples in which the model's is lower.
+    """
+    actual = np.asarray(actual, dtype=float)
+    n = actual.shape[0]
+    _, s2 = naive_scales(history)
+    w = np.asarray(weights, dtype=float)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)  # (B, n): draws per series
+    y_sum = np.nansum(actual, axis=1)
+    tails = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+
+    def interval(values: np.ndarray) -> list[float]:
+        return [float(v) for v in np.nanpercentile(values, tails)]
+
+    wrmsse_b, out = {}, {"models": {}}
+    for name, mean in means.items():
+        r = rmsse_per_series(actual, np.asarray(mean, dtype=float), s2)
+        ok = np.isfinite(r)
+        wr = np.where(ok, w, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            wrmsse_b[name] = (counts @ (wr * np.where(ok, r, 0.0))) / (counts @ wr)
+            err = np.nansum(np.asarray(mean, dtype=float) - actual, axis=1)
+            bias_b = (counts @ err) / (counts @ y_sum)
+        out["models"][name] = {"WRMSSE": interval(wrmsse_b[name]), "bias": interval(bias_b)}
+    out["method"] = (
+        f"paired bootstrap over series: {n_boot} resamples of {n} series with replacement, seed {seed}; "
+        f"central {level:.0%} percentile intervals"
+    )
+    if reference is not None and reference in means:
+        out["reference"] = reference
+        ref = wrmsse_b[reference]
+        out["vs_reference"] = {
+            name: {
+                "WRMSSE_ratio": interval(b / ref),
+                "share_better": float(np.mean(b < ref)),
+            }
+            for name, b in wrmsse_b.items()
+            if name != reference
+        }
+    return out
