@@ -92,6 +92,8 @@ def test_bootstrap_intervals_by_hand():
     assert out["models"]["a"]["bias"][0] == 0.0 and 0 < out["models"]["a"]["bias"][1] <= 0.5
     assert out["reference"] == "b"
     assert out["vs_reference"]["a"]["share_better"] == 0.0  # equal on every resample, never lower
+    noisy = M.bootstrap_intervals(actual, {"a": a, "b": a * (1 + 1e-13)}, hist, np.ones(3), "a", n_boot=200)
+    assert noisy["vs_reference"]["b"]["share_better"] == 0.0  # a rounding difference is not a win
     # lower whenever series 0 is drawn: 1 - (2/3)^3 = 19/27 of resamples
     assert out["vs_reference"]["c"]["share_better"] == pytest.approx(19 / 27, abs=0.07)
     assert "b" not in out["vs_reference"]
