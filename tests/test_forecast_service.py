@@ -209,8 +209,14 @@ def test_weekly_selection_is_stored_reused_and_order_independent(mart, tmp_path)
     wed, fri = anchor + pd.Timedelta(days=2), anchor + pd.Timedelta(days=4)
     assert {wed, fri} <= set(days)
     first = daily_forecast(mart, fri, horizon=14, model=_small_selection(), selection_dir=tmp_path)
-    assert first.attrs["selection"] == {"selected_on": str(anchor.date()), "reused": False}
-    stored = f"selection-{anchor.date()}-ensemble-{history_fingerprint(demand_from_mart(mart), anchor)}.pkl"
+    fingerprint = history_fingerprint(demand_from_mart(mart), anchor)
+    assert first.attrs["selection"] == {
+        "selected_on": str(anchor.date()),
+        "reused": False,
+        "history": fingerprint,
+        "replaced": 0,
+    }
+    stored = f"selection-{anchor.date()}-ensemble-{fingerprint}.pkl"
     assert [p.name for p in tmp_path.iterdir()] == [stored]
     again = daily_forecast(mart, wed, horizon=14, model=_small_selection(), selection_dir=tmp_path)
     assert again.attrs["selection"]["reused"] is True

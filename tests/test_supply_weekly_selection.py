@@ -4,6 +4,7 @@ A real Dagster materialisation against a temporary DuckDB holding a `marts.fct_d
 (the simulated store's first weeks are too short for the full ensemble's validation windows).
 """
 
+import logging
 import re
 
 import dagster as dg
@@ -34,12 +35,18 @@ def _materialise_full(tmp_path, day) -> dict:
         "files": DataFilesResource.under(tmp_path),
     }
     config = dg.RunConfig(ops={"supply__demand_forecast": {"config": {"model": "full"}}})
+    instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
-        [demand_forecast], partition_key=str(day.date()), resources=resources, run_config=config
+        [demand_forecast],
+        partition_key=str(day.date()),
+        resources=resources,
+        run_config=config,
+        instance=instance,
     )
     assert result.success
     (mat,) = result.asset_materializations_for_node("supply__demand_forecast")
-    return {k: v.value for k, v in mat.metadata.items()}
+    warnings = [e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING]
+    return {k: v.value for k, v in mat.metadata.items()} | {"warnings": warnings}
 
 
 def _stored(tmp_path) -> list[str]:
@@ -100,6 +107,10 @@ def test_a_changed_history_is_selected_again_not_served_from_the_stale_selection
     assert [m["model_selection_reused"] for m in (first, second, third)] == [False, False, True]
     assert {m["model_selected_on"] for m in (first, second, third)} == {str(anchor.date())}
     assert after != before and after.startswith(f"selection-{anchor.date()}-ensemble-")
+    assert [len(m["warnings"]) for m in (first, second, third)] == [0, 1, 0]
+    assert "changed since the week's stored model selection" in second["warnings"][0]
+    histories = [m["model_selection_history"] for m in (first, second, third)]
+    assert histories[0] != histories[1] == histories[2] and after.endswith(f"-{histories[1]}.pkl")
     assert _stored(tmp_path) == [after]
 
 

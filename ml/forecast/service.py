@@ -296,11 +296,12 @@ def history_fingerprint(demand: pd.DataFrame, up_to) -> str:
 
 def stored_selection(
     model: Forecaster, demand: pd.DataFrame, as_of, folder, every_days: int = 7
-) -> tuple[Forecaster, pd.Timestamp, bool]:
+) -> tuple[Forecaster, pd.Timestamp, dict]:
     """``model`` selected and trained on the demand up to the selection anchor of ``as_of`` (loaded from
     ``folder`` when an earlier day of the period already did it on the same history, else fitted and saved
-    there), then updated with the demand up to ``as_of`` (``Forecaster.update``). Returns
-    ``(model, anchor, reused)``.
+    there), then updated with the demand up to ``as_of`` (``Forecaster.update``). Returns ``(model, anchor, info)``,
+    ``info``: ``reused`` (loaded from ``folder``), ``history`` (the fingerprint) and ``replaced`` (how many stored
+    selections of the same anchor, fitted on another history, the new one replaced).
 
     The stored file is keyed by the anchor, the model and :func:`history_fingerprint` of the demand up to the
     anchor. Why the fingerprint: when the history changes (late data re-landed, a mart rebuilt under a new rule
@@ -318,7 +319,8 @@ def stored_selection(
         raise ShortHistoryError(f"no demand on or before the selection day {anchor.date()}")
     folder = Path(folder)
     stem = f"selection-{anchor.date()}-{model.name}"
-    path = folder / f"{stem}-{history_fingerprint(demand, anchor)}.pkl"
+    fingerprint = history_fingerprint(demand, anchor)
+    path = folder / f"{stem}-{fingerprint}.pkl"
     stored = None
     if path.exists():
         try:
@@ -327,7 +329,7 @@ def stored_selection(
         except Exception as exc:  # written by an older version of the code, or damaged: select again
             msg = f"{path.name} could not be loaded ({type(exc).__name__}: {exc}); selecting again"
             warnings.warn(msg, stacklevel=2)
-    reused = stored is not None
+    reused, replaced = stored is not None, 0
     if reused:
         model = stored
     else:
@@ -339,11 +341,12 @@ def stored_selection(
         tmp.replace(path)  # atomic: a concurrent reader sees the whole file or none
         # Selections of this anchor fitted on another history (and the unkeyed name older versions wrote).
         for stale in [*folder.glob(f"{stem}-{'[0-9a-f]' * 12}.pkl"), folder / f"{stem}.pkl"]:
-            if stale != path:
+            if stale != path and stale.exists():
                 stale.unlink(missing_ok=True)
+                replaced += 1
     covs = tuple(c for c in model.covariates if c in demand.columns)
     model.update(to_panel(demand, covariates=covs, origin=pd.Timestamp(as_of)))
-    return model, anchor, reused
+    return model, anchor, {"reused": reused, "history": fingerprint, "replaced": replaced}
 
 
 def daily_forecast(
@@ -390,8 +393,8 @@ def daily_forecast(
         if selection_dir is None:
             model.fit(demand)
         else:
-            model, anchor, reused = stored_selection(model, demand, as_of, selection_dir, reselect_every_days)
-            selection = {"selected_on": str(anchor.date()), "reused": reused}
+            model, anchor, info = stored_selection(model, demand, as_of, selection_dir, reselect_every_days)
+            selection = {"selected_on": str(anchor.date()), **info}
     except ShortHistoryError:
         # The store's first weeks cannot hold a validation window: serve TSB (the strongest single model on
         # intermittent demand in the benchmark) until they can, under a name that says so.

@@ -139,6 +139,11 @@ def demand_forecast(
                 reselect_every_days=config.reselect_every_days,
             )
             selection = fc.attrs.get("selection", {})
+            if selection.get("replaced"):
+                context.log.warning(
+                    f"{day}: the demand up to {selection['selected_on']} changed since the week's stored "
+                    "model selection was made (data re-landed or marts rebuilt); selected again on the new history"
+                )
             frame = pd.DataFrame(
                 {
                     "as_of_date": pd.Timestamp(day).date(),
@@ -171,6 +176,8 @@ def demand_forecast(
             "models": dg.MetadataValue.json(frame.groupby("model_name")["sku"].nunique().to_dict()),
             "model_selected_on": selection.get("selected_on", ""),
             "model_selection_reused": bool(selection.get("reused", False)),
+            # which history the selection was fitted on: a change here mid-week means the data changed
+            "model_selection_history": str(selection.get("history", "")),
             "top_skus_next_7_days": dg.MetadataValue.md(markdown_table(top)),
             "forecast_chart": _forecast_chart(mart, frame),
         }
