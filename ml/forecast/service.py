@@ -371,8 +371,9 @@ def daily_forecast(
     NB1(s * mean, 1 + s * (phi - 1))), not from scaling the quantiles, which would understate small warehouses.
     ``selection_dir``: select and train once per ``reselect_every_days`` (:func:`stored_selection`; the models
     are kept there) and only update with the newest demand on the other days: on Online Retail's 2,808 SKUs the
-    full ensemble's selection takes about 50 s on a quiet machine (the benchmark table), an update about a second. Without it the model is selected afresh every day. The frame's
-    ``attrs["selection"]`` says which day's selection served and whether it was reused.
+    full ensemble's selection takes about 50 s on a quiet machine (the benchmark table), an update about a
+    second. Without it the model is selected afresh every day. The frame's ``attrs["selection"]`` says which
+    day's selection served, whether it was reused and the history it was fitted on (:func:`stored_selection`).
 
     Returns ``origin_date, sku, [warehouse_id,] forecast_date, step, mean, q50, q90, model``.
     """
