@@ -70,7 +70,12 @@ def nb1_quantile(mean: np.ndarray, phi: np.ndarray, tau) -> np.ndarray:
         out[pos] = _nb1_ppf(m, p, t)
         return out
     # Forecast tables repeat the same (mean, phi, tau) along flat horizons: evaluate each triple once.
-    codes = pd.DataFrame({"m": m, "p": p, "t": t}).groupby(["m", "p", "t"], sort=False).ngroup().to_numpy()
+    codes = (
+        pd.DataFrame({"m": m, "p": p, "t": t})
+        .groupby(["m", "p", "t"], sort=False, dropna=False)
+        .ngroup()
+        .to_numpy()
+    )
     first = np.unique(codes, return_index=True)[1]
     out[pos] = _nb1_ppf(m[first], p[first], t[first])[codes]
     return out
