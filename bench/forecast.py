@@ -181,11 +181,16 @@ def _round(d: dict) -> dict:
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
 
 
+def _scored(values: np.ndarray) -> np.ndarray:
+    """A forecast as it is scored: missing values count as 0, negatives as 0 (demand cannot be negative)."""
+    return np.clip(np.nan_to_num(values), 0, None)
+
+
 def score(split: Split, mean, quantiles, classes) -> tuple[dict, dict]:
     """Overall metrics and the same per demand class (weights renormalised inside each class)."""
     actual, hist, w = split.actual(), split.history(), split.weights
-    quantiles = {q: np.clip(np.nan_to_num(v), 0, None) for q, v in quantiles.items()}
-    mean = np.clip(np.nan_to_num(mean), 0, None)
+    quantiles = {q: _scored(v) for q, v in quantiles.items()}
+    mean = _scored(mean)
     overall = _round(evaluate(actual, mean, hist, w, quantiles))
     by = {}
     for cls in CLASSES:
@@ -388,7 +393,7 @@ def main(argv: list[str] | None = None) -> dict:
     best_peer = min(peers, key=lambda n: models[n]["WRMSSE"]) if peers else None
     uncertainty = bootstrap_intervals(
         split.actual(),
-        {name: np.clip(np.nan_to_num(r["mean"]), 0, None) for name, r in results.items()},
+        {name: _scored(r["mean"]) for name, r in results.items()},
         split.history(),
         split.weights,
         reference=best_peer,

@@ -62,13 +62,14 @@ def test_a_level_of_one_or_more_is_an_error_not_a_zero(tau):
         nb1_quantile(np.array([3.0]), 2.0, tau)
 
 
-def test_an_undefined_dispersion_plans_nothing_on_either_path():
-    # NaN phi (a broken input upstream) gave 0 before, as scipy's NaN was zeroed; the deduplicating path must
-    # not let NaN keys borrow another cell's quantile.
+def test_an_undefined_mean_or_dispersion_plans_nothing_on_either_path():
+    # NaN or infinite inputs (broken upstream) gave 0 before, as scipy's NaN was zeroed; the deduplicating path
+    # must not let such keys borrow another cell's quantile.
     for n in (100, 2 * DEDUPLICATE_FROM):
         phi = np.full(n, 2.0)
         phi[::2] = np.nan
-        q = nb1_quantile(np.full(n, 3.0), phi, 0.9)
-        assert (q[::2] == 0).all() and (
-            q[1::2] == 6
-        ).all()  # NB1(3, 2) = NB(3, 1/2): P(D <= 5) < 0.9 <= P(D <= 6)
+        mean = np.full(n, 3.0)
+        mean[1::4] = np.inf
+        q = nb1_quantile(mean, phi, 0.9)
+        # NB1(3, 2) = NB(3, 1/2): P(D <= 5) < 0.9 <= P(D <= 6)
+        assert (q[::2] == 0).all() and (q[1::4] == 0).all() and (q[3::4] == 6).all()

@@ -62,7 +62,8 @@ def nb1_quantile(mean: np.ndarray, phi: np.ndarray, tau) -> np.ndarray:
     if (tau >= 1).any() or not np.isfinite(tau).all():
         raise ValueError("quantile levels must be finite and below 1 (the 1 quantile of demand is infinite)")
     out = np.zeros_like(mean)
-    pos = mean > 0
+    # A broken input (NaN or infinite mean or dispersion) plans nothing, as scipy's NaN did before.
+    pos = (mean > 0) & np.isfinite(mean) & np.isfinite(phi)
     if not pos.any():
         return out
     m, p, t = mean[pos], np.maximum(phi[pos], 1.0), tau[pos]
@@ -116,7 +117,7 @@ def _nb1_ppf(mean: np.ndarray, phi: np.ndarray, tau: np.ndarray) -> np.ndarray:
     k = shape[wide]
     guess[wide] = k * np.clip(1.0 - 1.0 / (9.0 * k) + z / (3.0 * np.sqrt(k)), 0.0, None) ** 3
     guess[~wide] = special.gammaincinv(shape[~wide], tau[~wide])
-    guess = np.clip(np.floor(np.nan_to_num(guess * phi - 0.5, nan=0.0, posinf=0.0)), 0.0, 1e15)
+    guess = np.clip(np.floor(guess * phi - 0.5), 0.0, 1e15)
     reached = nb1_cdf(guess, mean, phi) >= tau
     hi = np.where(reached, guess, np.inf)  # smallest k known to reach tau
     lo = np.where(reached, -1.0, guess)  # largest k known not to (-1: none known yet)
@@ -142,18 +143,14 @@ def _nb1_ppf(mean: np.ndarray, phi: np.ndarray, tau: np.ndarray) -> np.ndarray:
             down, step_down = down[keep], step_down[keep] * 2.0
         if not len(up) and not len(down):
             break
-    else:  # not bracketed (cannot happen for valid inputs; NaN parameters): scipy decides those cells
-        rest = np.union1d(up, down)
-        hi[rest] = stats.nbinom.ppf(tau[rest], mean[rest] / (phi[rest] - 1.0), 1.0 / phi[rest])
-        lo[rest] = hi[rest] - 1.0
+    else:  # 2**64 units away from a finite guess: unreachable for finite parameters (nb1_quantile filters)
+        raise RuntimeError("NB1 quantile search did not bracket the answer")
     # Now lo < answer <= hi: bisect what is still open.
     todo = np.flatnonzero(hi - lo > 1)
     while len(todo):
         probe(todo, np.floor((lo[todo] + hi[todo]) / 2.0))
         todo = todo[hi[todo] - lo[todo] > 1]
-    return np.nan_to_num(
-        hi, nan=0.0, posinf=0.0
-    )  # as scipy's answer was used before: NaN inputs plan nothing
+    return hi
 
 
 def history_dispersion(y: np.ndarray, window: int = 112, max_phi: float = 1e4) -> np.ndarray:
