@@ -16,10 +16,11 @@ built on them can fail.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
@@ -165,8 +166,13 @@ class VolumeCheck:
     day: date
     rows: int
     recent_median: float | None
-    """Median daily rows over the previous days that had any rows (None without history)."""
+    """The baseline: median daily rows of recent same weekdays, or of the previous days (days with rows only;
+    None without history)."""
     min_ratio: float
+    regular_closing_day: bool = False
+    """No rows on this day's weekday in any recent week either: the shop is closed that weekday, not broken."""
+    baseline: str = "previous days"
+    """``same weekday`` (the median of the last ``weekday_weeks`` same weekdays with rows) or ``previous days``."""
 
     @property
     def ratio(self) -> float | None:
@@ -174,7 +180,7 @@ class VolumeCheck:
 
     @property
     def ok(self) -> bool:
-        return self.ratio is None or self.ratio >= self.min_ratio
+        return self.regular_closing_day or self.ratio is None or self.ratio >= self.min_ratio
 
     def as_metadata(self) -> dict:
         return {
@@ -184,6 +190,8 @@ class VolumeCheck:
             "recent_median": float(self.recent_median or 0.0),
             "ratio_to_recent": float(self.ratio if self.ratio is not None else 1.0),
             "min_ratio": self.min_ratio,
+            "regular_closing_day": self.regular_closing_day,
+            "baseline": self.baseline,
         }
 
 
@@ -194,16 +202,39 @@ def volume_vs_recent(
     day: date,
     history_days: int = 7,
     min_ratio: float = 0.5,
+    closed_weeks: int = 8,
+    weekday_weeks: int = 4,
 ) -> VolumeCheck:
-    """Rows of ``table`` on ``day`` against the median of the previous ``history_days`` days.
+    """Rows of ``table`` on ``day`` against a baseline: the median of the last ``weekday_weeks`` same weekdays
+    (within ``closed_weeks`` weeks) that had rows, or, while fewer than two exist, of the previous
+    ``history_days`` days that had rows.
 
-    Days without rows are left out of the median: the real store does not trade on Saturdays, and a closed
-    day is not a baseline. A drop below ``min_ratio`` × the median fails.
+    Why the same weekday: shops have a weekly rhythm (Online Retail sells about half as much on Sundays), so a
+    Sunday against the week's median is a false alarm every week. Days without rows are left out of the
+    baselines: a closed day is not a baseline. A drop below ``min_ratio`` × the baseline fails, except on a
+    regular closing day: an
+    empty day whose weekday was empty on every one of the previous ``closed_weeks`` same weekdays since the
+    table's first day, at least two of them (the rule :func:`ml.forecast.service.next_periods` uses for the
+    trading calendar). An outage on a weekday the shop trades still fails.
     """
+    day = pd.Timestamp(day).date()
+    lookback = max(int(history_days), 7 * int(closed_weeks))
+    counts = dict(
+        con.execute(
+            f"SELECT {date_column}, count(*) FROM {table} "
+            f"WHERE {date_column} >= CAST(? AS DATE) - {lookback} AND {date_column} < ? GROUP BY 1",
+            [day, day],
+        ).fetchall()
+    )
     rows = con.execute(f"SELECT count(*) FROM {table} WHERE {date_column} = ?", [day]).fetchone()[0]
-    median = con.execute(
-        f"SELECT median(n) FROM (SELECT {date_column}, count(*) AS n FROM {table} "
-        f"WHERE {date_column} >= CAST(? AS DATE) - {int(history_days)} AND {date_column} < ? GROUP BY 1)",
-        [day, day],
-    ).fetchone()[0]
-    return VolumeCheck(table, day, int(rows), None if median is None else float(median), min_ratio)
+    first = con.execute(f"SELECT min({date_column}) FROM {table}").fetchone()[0]
+    same_weekdays = [day - timedelta(days=7 * k) for k in range(1, int(closed_weeks) + 1)]
+    passed = [d for d in same_weekdays if first is not None and d >= first]
+    closing = rows == 0 and len(passed) >= 2 and not any(counts.get(d, 0) for d in passed)
+    weekday = [counts[d] for d in passed if counts.get(d, 0) > 0][: int(weekday_weeks)]
+    if len(weekday) >= 2:
+        baseline, median = "same weekday", float(np.median(weekday))
+    else:
+        recent = [n for d, n in counts.items() if (day - d).days <= history_days]
+        baseline, median = "previous days", float(np.median(recent)) if recent else None
+    return VolumeCheck(table, day, int(rows), median, min_ratio, closing, baseline)

@@ -146,8 +146,10 @@ def _volume_check(model: str, date_column: str) -> dg.AssetChecksDefinition:
         asset=dg.AssetKey(["marts", model]),
         name="no_day_over_day_volume_drop",
         description=(
-            f"Rows of `marts.{model}` on each partition day ≥ 50% of the median of the previous 7 trading days. "
-            "Warns: a quiet day can be real (a holiday), but an upstream outage looks the same."
+            f"Rows of `marts.{model}` on each partition day ≥ 50% of the median of the same weekday over the last 4 "
+            "weeks it traded (of the previous 7 trading days while fewer than two exist); a weekday with no rows "
+            "in any recent week is a closing day, not a drop. Warns: a quiet day can be real (a holiday), but an "
+            "upstream outage looks the same."
         ),
         partitions_def=daily_partitions,
         blocking=False,
@@ -157,11 +159,20 @@ def _volume_check(model: str, date_column: str) -> dg.AssetChecksDefinition:
             results = [
                 volume_vs_recent(con, f"marts.{model}", date_column, day) for day in partition_days(context)
             ]
-        worst = min(results, key=lambda r: r.ratio if r.ratio is not None else float("inf"))
+        # the day to show: the worst drop among the failing days, else the lowest ratio among the days judged
+        judged = (
+            [r for r in results if not r.ok] or [r for r in results if not r.regular_closing_day] or results
+        )
+        worst = min(judged, key=lambda r: r.ratio if r.ratio is not None else float("inf"))
         return dg.AssetCheckResult(
             passed=all(r.ok for r in results),
             severity=dg.AssetCheckSeverity.WARN,
-            metadata=worst.as_metadata() | {"days_checked": len(results)},
+            metadata=worst.as_metadata()
+            | {
+                "days_checked": len(results),
+                "days_below": len([r for r in results if not r.ok]),
+                "regular_closing_days": len([r for r in results if r.regular_closing_day]),
+            },
         )
 
     return _check
