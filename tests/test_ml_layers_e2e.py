@@ -105,6 +105,10 @@ def test_the_forecast_shows_a_chart_of_forecast_against_actuals(ml_run):
     assert chart.value.startswith("![forecast vs actuals, top SKUs, as of 2025-01-21](data:image/png;base64,")
     png = base64.b64decode(chart.value.split("base64,", 1)[1].rstrip(")"))
     assert png.startswith(PNG_SIGNATURE) and len(png) > 5_000
+    # the daily (fast) model is fitted on the day's own history: no weekly selection to describe
+    meta = events[-1].metadata
+    assert meta["model_selected_on"].value == "2025-01-21" and meta["model_selection_reused"].value is False
+    assert "model_selection_history" not in meta
 
 
 def test_replenishment_plan_is_consistent(store):

@@ -176,8 +176,9 @@ def demand_forecast(
             "models": dg.MetadataValue.json(frame.groupby("model_name")["sku"].nunique().to_dict()),
             "model_selected_on": selection.get("selected_on", ""),
             "model_selection_reused": bool(selection.get("reused", False)),
-            # which history the selection was fitted on: a change here mid-week means the data changed
-            "model_selection_history": str(selection.get("history", "")),
+            # which history a weekly selection was fitted on (a change mid-week means the data changed); the
+            # daily model is fitted on the day's history and has none to show
+            **({"model_selection_history": selection["history"]} if selection.get("history") else {}),
             "top_skus_next_7_days": dg.MetadataValue.md(markdown_table(top)),
             "forecast_chart": _forecast_chart(mart, frame),
         }
