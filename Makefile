@@ -76,7 +76,8 @@ ui: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	cd dbt_project && $(VENV)/bin/sqlfluff lint models tests macros
+	# sqlfluff's dbt templater opens the warehouse: a throwaway one, so linting works before any demo ran
+	cd dbt_project && AIGC_WAREHOUSE_PATH=$$(mktemp -d)/lint.duckdb $(VENV)/bin/sqlfluff lint models tests macros
 
 dbt-docs: setup
 	cd dbt_project && AIGC_WAREHOUSE_PATH=$$($(PY) -m orchestration.settings warehouse-path) \
