@@ -19,6 +19,11 @@ def _orders(per_day: dict[date, int]) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _check(con: duckdb.DuckDBPyConnection, day: date):
+    (result,) = volume_vs_recent(con, "orders", "order_date", [day])
+    return result
+
+
 def _weekly(weeks: int, overrides: dict[date, int] | None = None) -> dict[date, int]:
     """100 orders Monday..Friday, 50 on Sunday, none on Saturday."""
     per_day = {}
@@ -31,11 +36,11 @@ def _weekly(weeks: int, overrides: dict[date, int] | None = None) -> dict[date, 
 def test_a_sunday_is_judged_against_sundays_and_a_saturday_is_a_closing_day():
     con = _orders(_weekly(6))
     sunday, saturday = START + timedelta(days=34), START + timedelta(days=33)
-    r = volume_vs_recent(con, "orders", "order_date", sunday)
+    r = _check(con, sunday)
     # against the previous 7 days' median (100) a Sunday's 50 would be a 0.5 ratio at the edge; against
     # Sundays it is 1.0
     assert (r.rows, r.recent_median, r.baseline, r.ok) == (50, 50.0, "same weekday", True)
-    r = volume_vs_recent(con, "orders", "order_date", saturday)
+    r = _check(con, saturday)
     assert (r.rows, r.regular_closing_day, r.ok) == (0, True, True)
     assert r.as_metadata()["regular_closing_day"] is True
 
@@ -43,17 +48,17 @@ def test_a_sunday_is_judged_against_sundays_and_a_saturday_is_a_closing_day():
 def test_an_outage_on_a_trading_day_still_warns():
     wednesday = START + timedelta(days=30)
     con = _orders(_weekly(6, {wednesday: 0}))
-    r = volume_vs_recent(con, "orders", "order_date", wednesday)
+    r = _check(con, wednesday)
     assert (r.rows, r.recent_median, r.regular_closing_day, r.ok) == (0, 100.0, False, False)
     half = _orders(_weekly(6, {wednesday: 40}))
-    r = volume_vs_recent(half, "orders", "order_date", wednesday)
+    r = _check(half, wednesday)
     assert r.ratio == pytest.approx(0.4) and not r.ok
 
 
 def test_the_first_weeks_use_the_previous_days_and_cannot_call_a_day_closed():
     con = _orders(_weekly(2))
     first_saturday, second_saturday = START + timedelta(days=5), START + timedelta(days=12)
-    r = volume_vs_recent(con, "orders", "order_date", first_saturday)
+    r = _check(con, first_saturday)
     # no earlier Saturday: an empty day against the previous days' median (100) warns
     assert (r.baseline, r.recent_median, r.regular_closing_day, r.ok) == (
         "previous days",
@@ -61,10 +66,10 @@ def test_the_first_weeks_use_the_previous_days_and_cannot_call_a_day_closed():
         False,
         False,
     )
-    r = volume_vs_recent(con, "orders", "order_date", second_saturday)
+    r = _check(con, second_saturday)
     assert not r.regular_closing_day and not r.ok  # one earlier empty Saturday is not yet a pattern
     third = _orders(_weekly(3))
-    assert volume_vs_recent(third, "orders", "order_date", START + timedelta(days=19)).regular_closing_day
+    assert _check(third, START + timedelta(days=19)).regular_closing_day
 
 
 def test_a_closed_weekday_that_reopens_is_judged_again():
@@ -73,7 +78,7 @@ def test_a_closed_weekday_that_reopens_is_judged_again():
     for week in range(4, 7):
         per_day[START + timedelta(days=7 * week + 5)] = 80
     con = _orders(per_day)
-    r = volume_vs_recent(con, "orders", "order_date", START + timedelta(days=7 * 7 + 5))
+    r = _check(con, START + timedelta(days=7 * 7 + 5))
     assert (r.rows, r.regular_closing_day, r.baseline, r.recent_median, r.ok) == (
         0,
         False,
@@ -81,3 +86,15 @@ def test_a_closed_weekday_that_reopens_is_judged_again():
         80.0,
         False,
     )
+
+
+def test_a_range_is_judged_day_by_day_as_each_day_alone():
+    wednesday = START + timedelta(days=30)
+    con = _orders(_weekly(7, {wednesday: 0}))
+    days = [START + timedelta(days=i) for i in range(7, 49)]
+    ranged = volume_vs_recent(con, "orders", "order_date", days)
+    assert ranged == [_check(con, d) for d in days]
+    assert [r.day for r in ranged if not r.ok] == [
+        START + timedelta(days=12),
+        wednesday,
+    ]  # 2nd Saturday, outage

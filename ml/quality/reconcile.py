@@ -199,42 +199,48 @@ def volume_vs_recent(
     con: duckdb.DuckDBPyConnection,
     table: str,
     date_column: str,
-    day: date,
+    days,
     history_days: int = 7,
     min_ratio: float = 0.5,
     closed_weeks: int = 8,
     weekday_weeks: int = 4,
-) -> VolumeCheck:
-    """Rows of ``table`` on ``day`` against a baseline: the median of the last ``weekday_weeks`` same weekdays
-    (within ``closed_weeks`` weeks) that had rows, or, while fewer than two exist, of the previous
+) -> list[VolumeCheck]:
+    """Rows of ``table`` on each of ``days`` against a baseline: the median of the last ``weekday_weeks`` same
+    weekdays (within ``closed_weeks`` weeks) that had rows, or, while fewer than two exist, of the previous
     ``history_days`` days that had rows.
 
     Why the same weekday: shops have a weekly rhythm (Online Retail sells about half as much on Sundays), so a
     Sunday against the week's median is a false alarm every week. Days without rows are left out of the
     baselines: a closed day is not a baseline. A drop below ``min_ratio`` × the baseline fails, except on a
-    regular closing day: an
-    empty day whose weekday was empty on every one of the previous ``closed_weeks`` same weekdays since the
-    table's first day, at least two of them (the rule :func:`ml.forecast.service.next_periods` uses for the
-    trading calendar). An outage on a weekday the shop trades still fails.
+    regular closing day: an empty day whose weekday was empty on every one of the previous ``closed_weeks`` same
+    weekdays since the table's first day, at least two of them (the rule :func:`ml.forecast.service.next_periods`
+    uses for the trading calendar). An outage on a weekday the shop trades still fails.
+
+    One query for the whole range (a backfill checks months of days at once).
     """
-    day = pd.Timestamp(day).date()
+    days = [pd.Timestamp(d).date() for d in days]
+    if not days:
+        return []
     lookback = max(int(history_days), 7 * int(closed_weeks))
     counts = dict(
         con.execute(
             f"SELECT {date_column}, count(*) FROM {table} "
-            f"WHERE {date_column} >= CAST(? AS DATE) - {lookback} AND {date_column} < ? GROUP BY 1",
-            [day, day],
+            f"WHERE {date_column} >= CAST(? AS DATE) - {lookback} AND {date_column} <= ? GROUP BY 1",
+            [min(days), max(days)],
         ).fetchall()
     )
-    rows = con.execute(f"SELECT count(*) FROM {table} WHERE {date_column} = ?", [day]).fetchone()[0]
     first = con.execute(f"SELECT min({date_column}) FROM {table}").fetchone()[0]
-    same_weekdays = [day - timedelta(days=7 * k) for k in range(1, int(closed_weeks) + 1)]
-    passed = [d for d in same_weekdays if first is not None and d >= first]
-    closing = rows == 0 and len(passed) >= 2 and not any(counts.get(d, 0) for d in passed)
-    weekday = [counts[d] for d in passed if counts.get(d, 0) > 0][: int(weekday_weeks)]
-    if len(weekday) >= 2:
-        baseline, median = "same weekday", float(np.median(weekday))
-    else:
-        recent = [n for d, n in counts.items() if (day - d).days <= history_days]
-        baseline, median = "previous days", float(np.median(recent)) if recent else None
-    return VolumeCheck(table, day, int(rows), median, min_ratio, closing, baseline)
+    out = []
+    for day in days:
+        rows = counts.get(day, 0)
+        same_weekdays = [day - timedelta(days=7 * k) for k in range(1, int(closed_weeks) + 1)]
+        passed = [d for d in same_weekdays if first is not None and d >= first]
+        closing = rows == 0 and len(passed) >= 2 and not any(counts.get(d, 0) for d in passed)
+        weekday = [counts[d] for d in passed if counts.get(d, 0) > 0][: int(weekday_weeks)]
+        if len(weekday) >= 2:
+            baseline, median = "same weekday", float(np.median(weekday))
+        else:
+            recent = [n for d, n in counts.items() if 0 < (day - d).days <= history_days]
+            baseline, median = "previous days", float(np.median(recent)) if recent else None
+        out.append(VolumeCheck(table, day, int(rows), median, min_ratio, closing, baseline))
+    return out
