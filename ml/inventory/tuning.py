@@ -197,9 +197,8 @@ class RecentTuning:
     naive_cover_days: float | None
     naive: ReplayResult | None  # moving-average demand plus a fixed cover, tuned to the same target
     classes: pd.DataFrame  # the newest window per demand class (:func:`class_table`)
-    reached: (
-        bool  # whether ``levels`` reach the target over all the windows replayed, by the tuning's fill rule
-    )
+    # whether ``levels`` reach the target over all the windows replayed, by the tuning's fill rule
+    reached: bool
 
 
 @dataclass
