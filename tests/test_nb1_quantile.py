@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ml.forecast.quantiles import DEDUPLICATE_FROM, nb1_cdf, nb1_quantile
+from ml.forecast.quantiles import DEDUPLICATE_FROM, nb1_cdf, nb1_quantile, nb1_sf
 
 
 def _scipy(mean, phi, tau):
@@ -73,3 +73,20 @@ def test_an_undefined_mean_or_dispersion_plans_nothing_on_either_path():
         q = nb1_quantile(mean, phi, 0.9)
         # NB1(3, 2) = NB(3, 1/2): P(D <= 5) < 0.9 <= P(D <= 6)
         assert (q[::2] == 0).all() and (q[1::4] == 0).all() and (q[3::4] == 6).all()
+
+
+def test_cdf_and_tail_match_scipy_and_add_up_to_one():
+    rng = np.random.default_rng(3)
+    n = 20_000
+    mean = np.exp(rng.uniform(np.log(1e-3), np.log(1e4), n))
+    phi = 1 + np.exp(rng.uniform(np.log(1e-6), np.log(1e4), n))
+    phi[::4] = 1.0
+    k = np.floor(rng.uniform(-0.2, 3.0, n) * mean)  # some below 0: P(D <= -1) = 0, P(D > -1) = 1
+    cdf, sf = nb1_cdf(k, mean, phi), nb1_sf(k, mean, phi)
+    pois = phi == 1.0
+    expect_cdf = np.where(pois, stats.poisson.cdf(k, mean), stats.nbinom.cdf(k, mean / (phi - 1), 1 / phi))
+    expect_sf = np.where(pois, stats.poisson.sf(k, mean), stats.nbinom.sf(k, mean / (phi - 1), 1 / phi))
+    np.testing.assert_allclose(cdf, expect_cdf, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(sf, expect_sf, rtol=1e-9, atol=1e-300)  # the far tail keeps its digits
+    np.testing.assert_allclose(cdf + sf, 1.0, rtol=1e-12)
+    assert (cdf[k < 0] == 0).all() and (sf[k < 0] == 1).all()

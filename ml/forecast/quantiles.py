@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 from ml.forecast.panel import Panel
 
@@ -88,15 +88,27 @@ many; a replay's one day (one cell per SKU) has none worth the hashing."""
 
 
 def nb1_cdf(k: np.ndarray, mean: np.ndarray, phi: np.ndarray) -> np.ndarray:
-    """``P(D <= k)`` for D ~ NB1(mean, phi) at whole ``k`` (Poisson where ``phi`` is 1; 0 for ``k < 0``), by the
-    regularised incomplete beta (gamma) function scipy's ``nbinom.cdf`` (``poisson.cdf``) uses, without its
+    """``P(D <= k)`` for D ~ NB1(mean, phi) at whole ``k`` (Poisson where ``phi`` is 1; 0 for ``k < 0``): the
+    regularised incomplete beta (gamma) function scipy's ``nbinom.cdf`` (``poisson.cdf``) evaluates, without its
     per-call overhead. ``mean > 0``; arrays of one shape."""
-    out = np.zeros_like(mean)
+    return _nb1_tail(k, mean, phi, upper=False)
+
+
+def nb1_sf(k: np.ndarray, mean: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """``P(D > k)`` (1 for ``k < 0``), by the complementary functions, so a far tail keeps its precision instead
+    of being ``1 - cdf``. Same arguments as :func:`nb1_cdf`."""
+    return _nb1_tail(k, mean, phi, upper=True)
+
+
+def _nb1_tail(k: np.ndarray, mean: np.ndarray, phi: np.ndarray, upper: bool) -> np.ndarray:
+    out = np.full_like(mean, 1.0 if upper else 0.0)
     ok = k >= 0
     pois = ok & (phi <= 1.0 + 1e-9)
     nb = ok & ~pois
-    out[pois] = special.gammaincc(k[pois] + 1.0, mean[pois])
-    out[nb] = special.betainc(mean[nb] / (phi[nb] - 1.0), k[nb] + 1.0, 1.0 / phi[nb])
+    gamma = special.gammainc if upper else special.gammaincc
+    beta = special.betaincc if upper else special.betainc
+    out[pois] = gamma(k[pois] + 1.0, mean[pois])
+    out[nb] = beta(mean[nb] / (phi[nb] - 1.0), k[nb] + 1.0, 1.0 / phi[nb])
     return out
 
 
@@ -201,11 +213,7 @@ def _cdf_below(phi: np.ndarray, mean: np.ndarray, actual: np.ndarray) -> np.ndar
     phi = np.broadcast_to(phi, mean.shape)
     out = np.where(y <= 0, 0.0, 1.0)
     pos = (mean > 0) & (y > 0)
-    pois = pos & (phi <= 1.0 + 1e-9)
-    nb = pos & ~pois
-    below = np.ceil(y) - 1.0
-    out[pois] = stats.poisson.cdf(below[pois], mean[pois])
-    out[nb] = stats.nbinom.cdf(below[nb], mean[nb] / (phi[nb] - 1.0), 1.0 / phi[nb])
+    out[pos] = nb1_cdf(np.ceil(y[pos]) - 1.0, mean[pos], phi[pos])
     out[np.isnan(y)] = np.nan
     return out.ravel()
 

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ml.forecast import quantiles
 from ml.forecast.quantiles import nb1_quantile
 
 PHI_GRID = np.exp(np.linspace(0.0, np.log(5000.0), 80))
@@ -116,10 +117,7 @@ def nb1_sf(x: np.ndarray, mean: np.ndarray, phi: np.ndarray) -> np.ndarray:
     x, mean, phi = (np.asarray(a, dtype=float) for a in np.broadcast_arrays(x, mean, phi))
     out = np.zeros_like(mean)
     pos = mean > 0
-    pois = pos & (phi <= 1 + 1e-9)
-    nb = pos & ~pois
-    out[pois] = stats.poisson.sf(np.floor(x[pois]), mean[pois])
-    out[nb] = stats.nbinom.sf(np.floor(x[nb]), mean[nb] / (phi[nb] - 1), 1 / phi[nb])
+    out[pos] = quantiles.nb1_sf(np.floor(x[pos]), mean[pos], phi[pos])
     return out
 
 
