@@ -8,27 +8,33 @@ from scipy import stats
 from ml.forecast.quantiles import DEDUPLICATE_FROM, nb1_cdf, nb1_quantile, nb1_sf
 
 
-def _scipy(mean, phi, tau):
+def _scipy(method: str, x, mean, phi):
+    """scipy's ``method`` (ppf, cdf, sf) of NB1(mean, phi), Poisson at phi 1; 0 where the mean is 0."""
     out = np.zeros_like(mean)
     pois = (mean > 0) & (phi <= 1 + 1e-9)
     nb = (mean > 0) & ~pois
-    out[pois] = stats.poisson.ppf(tau[pois], mean[pois])
-    out[nb] = stats.nbinom.ppf(tau[nb], mean[nb] / (phi[nb] - 1), 1 / phi[nb])
+    out[pois] = getattr(stats.poisson, method)(x[pois], mean[pois])
+    out[nb] = getattr(stats.nbinom, method)(x[nb], mean[nb] / (phi[nb] - 1), 1 / phi[nb])
     return out
 
 
-def test_equals_scipy_over_the_ranges_the_platform_meets():
-    # Means from a sale a year to a bulk SKU's month, dispersions from Poisson to the cap of 1e4, the levels of the
-    # forecasts (0.5, 0.9), the tuning grid and its extremes; a few zero means.
-    rng = np.random.default_rng(7)
-    n = 40_000
+def _parameters(rng, n: int, every_poisson: int):
+    """Means from a sale a year to a bulk SKU's month, dispersions from Poisson to the cap of 1e4."""
     mean = np.exp(rng.uniform(np.log(1e-4), np.log(1e5), n))
     phi = 1 + np.exp(rng.uniform(np.log(1e-6), np.log(1e4), n))
-    phi[::5] = 1.0
+    phi[::every_poisson] = 1.0
+    return mean, phi
+
+
+def test_equals_scipy_over_the_ranges_the_platform_meets():
+    # The levels of the forecasts (0.5, 0.9), the tuning grid and its extremes; a few zero means.
+    rng = np.random.default_rng(7)
+    n = 40_000
+    mean, phi = _parameters(rng, n, every_poisson=5)
     mean[::13] = 0.0
     tau = rng.choice([0.01, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 0.9995, 0.9999], n)
     got = nb1_quantile(mean, phi, tau)  # one call: repeated triples are looked for first
-    np.testing.assert_array_equal(got, _scipy(mean, phi, tau))
+    np.testing.assert_array_equal(got, _scipy("ppf", tau, mean, phi))
     assert n > DEDUPLICATE_FROM > 2_000
     direct = np.concatenate(
         [
@@ -78,15 +84,12 @@ def test_an_undefined_mean_or_dispersion_plans_nothing_on_either_path():
 def test_cdf_and_tail_match_scipy_and_add_up_to_one():
     rng = np.random.default_rng(3)
     n = 20_000
-    mean = np.exp(rng.uniform(np.log(1e-3), np.log(1e4), n))
-    phi = 1 + np.exp(rng.uniform(np.log(1e-6), np.log(1e4), n))
-    phi[::4] = 1.0
+    mean, phi = _parameters(rng, n, every_poisson=4)
     k = np.floor(rng.uniform(-0.2, 3.0, n) * mean)  # some below 0: P(D <= -1) = 0, P(D > -1) = 1
     cdf, sf = nb1_cdf(k, mean, phi), nb1_sf(k, mean, phi)
-    pois = phi == 1.0
-    expect_cdf = np.where(pois, stats.poisson.cdf(k, mean), stats.nbinom.cdf(k, mean / (phi - 1), 1 / phi))
-    expect_sf = np.where(pois, stats.poisson.sf(k, mean), stats.nbinom.sf(k, mean / (phi - 1), 1 / phi))
-    np.testing.assert_allclose(cdf, expect_cdf, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(sf, expect_sf, rtol=1e-9, atol=1e-300)  # the far tail keeps its digits
+    np.testing.assert_allclose(cdf, _scipy("cdf", k, mean, phi), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(
+        sf, _scipy("sf", k, mean, phi), rtol=1e-9, atol=1e-300
+    )  # the far tail keeps its digits
     np.testing.assert_allclose(cdf + sf, 1.0, rtol=1e-12)
     assert (cdf[k < 0] == 0).all() and (sf[k < 0] == 1).all()
