@@ -59,6 +59,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--order-cycle", type=int, default=7, help="days an order covers beyond s (the plan's)"
     )
     parser.add_argument(
+        "--choose-until",
+        type=dt.date.fromisoformat,
+        help=(
+            "YYYY-MM-DD: also summarise two parts, 'choice' (tuned days up to it) and 'judge' (tuned days from the "
+            "last demand day of the last choice window on, so no demand day is in both)"
+        ),
+    )
+    parser.add_argument(
         "--hindsight",
         action="store_true",
         help="also the oracles tuned on each forward window itself (about 12 more replays per window)",
@@ -118,6 +126,33 @@ def summarise(rows: list[dict], setting: str) -> dict | None:
     return out
 
 
+SETTINGS = ("tuned_by_class", "tuned_uniform", "fixed", "naive", "hindsight_uniform", "hindsight_naive")
+
+
+def summarise_all(rows: list[dict]) -> dict:
+    """Every setting that has windows in ``rows``, by :func:`summarise`."""
+    return {s: summary for s in SETTINGS if (summary := summarise(rows, s)) is not None}
+
+
+def split(rows: list[dict], choose_until: dt.date) -> dict:
+    """Two parts of a walk-forward for a choice made on one and judged on the other: ``choice``, the rows whose
+    tuned day is up to ``choose_until``; ``judge``, the rows whose tuned day is on or after the last demand day of
+    the last choice window (a window's demand days are after its tuned day, so the two parts share none). Rows in
+    between are dropped and counted."""
+    choice = [r for r in rows if dt.date.fromisoformat(r["day"]) <= choose_until]
+    if not choice:
+        raise ValueError(f"no tuned day with a forward window up to {choose_until}")
+    boundary = max(dt.date.fromisoformat(r["window_end"]) for r in choice)
+    judge = [r for r in rows if dt.date.fromisoformat(r["day"]) >= boundary]
+    return {
+        "choose_until": choose_until.isoformat(),
+        "judge_from": boundary.isoformat(),
+        "dropped_windows": len(rows) - len(choice) - len(judge),
+        "choice": summarise_all(choice),
+        "judge": summarise_all(judge),
+    }
+
+
 def hindsight(forward: ForwardReplay, window, target: float) -> dict:
     """The oracles on ``window``: the smallest uniform level and naive cover reaching ``target`` on it (the grid's
     top when nothing does), with their replays."""
@@ -172,6 +207,7 @@ def main(argv=None) -> int:
             "target_fill_rate": float(today["target_fill_rate"].iloc[0]),
             "levels": by_class,
             "uniform_level": uniform,
+            "window_end": str(window.days[-1].date()),  # the last demand day replayed
             "skus": len(window.classes),
         }
         for name, level in (
@@ -204,18 +240,8 @@ def main(argv=None) -> int:
         ),
         "warehouse": str(args.warehouse),
         "fixed_level": args.fixed_level,
-        "summary": {
-            s: summary
-            for s in (
-                "tuned_by_class",
-                "tuned_uniform",
-                "fixed",
-                "naive",
-                "hindsight_uniform",
-                "hindsight_naive",
-            )
-            if (summary := summarise(rows, s)) is not None
-        },
+        "summary": summarise_all(rows),
+        **({"split": split(rows, args.choose_until)} if args.choose_until else {}),
         "stability": stability(levels),
         "days": rows,
         "seconds": round(time.perf_counter() - started, 1),
@@ -226,6 +252,8 @@ def main(argv=None) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps(result["summary"], indent=2))
+    if args.choose_until:
+        print(json.dumps(result["split"], indent=2))
     print(json.dumps(result["stability"], indent=2))
     return 0
 

@@ -1,5 +1,6 @@
 """Replenishment arithmetic (textbook worked examples), supplier choice, the replay, and the bench end to end."""
 
+import datetime as dt
 import json
 import re
 
@@ -599,6 +600,7 @@ def test_service_levels_forward_bench_on_a_warehouse(tmp_path):
     assert [r["day"] for r in result["days"]] == [str(d.date()) for d in tuned_on[:3]]
     first = result["days"][0]
     assert first["levels"] == {"lumpy": 0.9, "smooth": 0.8} and first["uniform_level"] == 0.9
+    assert first["window_end"] == str(days[-10].date())  # 10 demand days after the tuned day
     # The fixed setting is 0.95 for every SKU: above every tuned level here, so it holds the most stock.
     for row in result["days"]:
         assert row["fixed"]["avg_inventory_units"] >= row["tuned_by_class"]["avg_inventory_units"]
@@ -728,3 +730,36 @@ def test_the_plan_config_refuses_a_service_level_of_one():
     assert SupplyConfig(service_level=0.999).service_level == 0.999
     with pytest.raises(ValidationError, match="less than 1"):
         SupplyConfig(service_level=1.0)
+
+
+def test_walk_forward_split_keeps_choice_and_judge_windows_apart():
+    from bench.service_levels_forward import split
+
+    def row(day, end, fill, stock):
+        return {
+            "day": day,
+            "window_end": end,
+            "target_fill_rate": 0.95,
+            "tuned_by_class": {"fill_rate": fill, "avg_inventory_units": stock},
+        }
+
+    rows = [
+        row("2011-06-28", "2011-08-03", 0.96, 100.0),
+        row("2011-06-30", "2011-08-05", 0.94, 300.0),
+        row("2011-07-01", "2011-08-08", 0.90, 999.0),  # shares demand days with both parts: dropped
+        row("2011-08-04", "2011-09-09", 0.99, 999.0),  # starts before the last choice window ends: dropped
+        row(
+            "2011-08-05", "2011-09-12", 0.97, 50.0
+        ),  # the choice windows' last demand day: its demand is after
+        row("2011-09-01", "2011-10-07", 0.93, 70.0),
+    ]
+    parts = split(rows, dt.date(2011, 6, 30))
+    assert parts["judge_from"] == "2011-08-05" and parts["dropped_windows"] == 2
+    choice, judge = parts["choice"]["tuned_by_class"], parts["judge"]["tuned_by_class"]
+    assert (choice["windows"], choice["windows_reaching_target"]) == (2, 1)
+    assert choice["mean_fill_rate"] == pytest.approx(0.95) and choice["mean_avg_inventory_units"] == 200.0
+    assert (judge["windows"], judge["windows_reaching_target"]) == (2, 1)
+    assert judge["mean_fill_rate"] == pytest.approx(0.95) and judge["mean_avg_inventory_units"] == 60.0
+    assert "naive" not in parts["choice"]  # no row has that setting
+    with pytest.raises(ValueError, match="no tuned day"):
+        split(rows, dt.date(2011, 1, 1))
