@@ -265,6 +265,43 @@ def test_negative_unit_price_on_an_order_line_is_quarantined(con, landing, day1_
     assert_day1_intact_and_nothing_lost(con, landing, day1_loaded)
 
 
+def test_an_order_whose_lines_all_fail_their_own_rules_is_quarantined_with_them(con, landing, day1_loaded):
+    # Online Retail's "Adjust bad debt" invoices: the header's total is its one line's amount, a negative price,
+    # so header and landed lines agree, yet the line is quarantined; the header must follow it, or the marts
+    # hold an order whose lines are not there (which failed fct_orders' blocking total check).
+    lines = pq.read_table(file_of(landing, "order_items"))
+    order_id = lines.column("order_id")[0].as_py()
+    mine = [i for i, o in enumerate(lines.column("order_id").to_pylist()) if o == order_id]
+    price = -11062.06
+    amounts = []
+
+    def corrupt(t: pa.Table) -> pa.Table:
+        for i in mine:
+            t = set_cell(t, "unit_price", i, price)
+            qty, discount = t.column("qty")[i].as_py(), t.column("discount")[i].as_py() or 0.0
+            amounts.append(round(qty * price * (1 - discount), 2))
+        return t
+
+    rewrite(landing, "order_items", corrupt)
+    orders = pq.read_table(file_of(landing, "orders"))
+    row = orders.column("order_id").to_pylist().index(order_id)
+    rewrite(landing, "orders", lambda t: set_cell(t, "order_total", row, round(sum(amounts), 2)))
+    results = load_all(con, landing, D2)
+    assert not any(isinstance(r, Exception) for r in results.values())
+    assert quarantine(con, "order_items") == {"negative:unit_price": len(mine)}
+    assert quarantine(con, "orders") == {"order_total_mismatch:order_total": 1}
+    assert con.execute("SELECT order_id FROM raw.quarantine_orders").fetchone()[0] == order_id
+    # every order left in raw adds up to the lines left in raw
+    off = con.execute(
+        """SELECT count(*) FROM raw.orders AS o
+           LEFT JOIN (SELECT order_id, sum(round(qty * unit_price * (1 - coalesce(discount, 0)), 2)) AS total
+                      FROM raw.order_items GROUP BY order_id) AS l USING (order_id)
+           WHERE abs(o.order_total - coalesce(l.total, 0)) > 0.011"""
+    ).fetchone()[0]
+    assert off == 0
+    assert_day1_intact_and_nothing_lost(con, landing, day1_loaded)
+
+
 def test_absurd_quantities_are_quarantined(con, landing, day1_loaded):
     rewrite(landing, "inventory", lambda t: set_cell(t, "on_hand", 0, 1_000_000_000))
     expect_quarantine(con, landing, day1_loaded, "inventory", {"out_of_range:on_hand": 1})

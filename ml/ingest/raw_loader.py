@@ -169,8 +169,9 @@ def _reason_sql(
     ``future_ts``                     a fact time after the end of its landing day (a file cannot hold the future);
     ``stale_ts``                      a fact time more than the late-row tolerance before its landing day;
     ``unknown_ref``                   a customer or SKU that the raw layer has not seen by the landing day;
-    ``order_total_mismatch``          an order whose total disagrees with the sum of its lines by over a cent
-                                      (the order and all its lines are quarantined together).
+    ``order_total_mismatch``          an order whose total disagrees by over a cent with the sum of its lines
+                                      that pass the rules above (the order and all its lines are quarantined
+                                      together: :func:`_mark_mismatched_orders`).
     """
     day = f"DATE '{landing_day.isoformat()}'"
     whens = []
@@ -223,9 +224,16 @@ def _mark_mismatched_orders(
 ) -> bool:
     """Fill ``_mismatched_orders`` with the orders of ``day`` whose total disagrees with their lines.
 
+    The lines counted are those that pass the row-level rules that a line's own file decides (everything but
+    the reference rule): a line quarantined for its own reason must take its order with it, or the marts would
+    hold a header whose lines are not there. Online Retail's "Adjust bad debt" invoices are such orders: a
+    header of -11,062.06 whose only line has a negative price; the header alone reached ``marts.fct_orders`` and
+    failed its blocking total check on every backfill through August 2011.
+
     Decided from the landing files of both tables of that day alone, so loading orders and loading order lines
     reach the same verdict whatever the warehouse holds. Returns False when either table has no files (the
-    source does not deliver both, or the rule cannot be evaluated).
+    source does not deliver both, or the rule cannot be evaluated). An order without any landed line is not
+    judged here.
     """
     order_files = day_files(landing_root, source, "orders", day)
     line_files = day_files(landing_root, source, "order_items", day)
@@ -238,18 +246,22 @@ def _mark_mismatched_orders(
             check_file(f, CONTRACTS["order_items"])
     except LandingFileError:
         return False  # the table's own load reports the bad file
+    line_reason = _reason_sql(CONTRACTS["order_items"], day, references=())
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _mismatched_orders AS
         SELECT o.order_id
         FROM read_parquet(?) AS o
         INNER JOIN (
-            SELECT order_id, sum(round(qty * unit_price * (1 - coalesce(discount, 0.0)), 2)) AS lines_total
-            FROM read_parquet(?)
-            GROUP BY order_id
+            SELECT
+                src.order_id,
+                coalesce(sum(round(src.qty * src.unit_price * (1 - coalesce(src.discount, 0.0)), 2))
+                    FILTER (WHERE ({line_reason}) IS NULL), 0.0) AS lines_total
+            FROM read_parquet(?) AS src
+            GROUP BY src.order_id
         ) AS l ON l.order_id = o.order_id
         WHERE o.order_total IS NOT NULL
-          AND isfinite(o.order_total) AND isfinite(l.lines_total)
+          AND isfinite(o.order_total)
           AND abs(o.order_total - l.lines_total) > {ORDER_TOTAL_TOLERANCE}
         """,
         [[str(f) for f in order_files], [str(f) for f in line_files]],

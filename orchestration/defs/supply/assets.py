@@ -218,7 +218,7 @@ def forecast_backtest(
     days = partition_days(context)
     result = pd.DataFrame()
     with warehouse.connect() as con:
-        for day in days:
+        for i, day in enumerate(days, 1):
             forecasts = con.execute(
                 "SELECT as_of_date AS origin_date, sku, forecast_date, horizon_day AS step, mean, q50, q90 "
                 "FROM supply.demand_forecast WHERE as_of_date < ? AND as_of_date >= ?",
@@ -231,6 +231,7 @@ def forecast_backtest(
                 continue
             result = result.assign(day=pd.Timestamp(day).date(), origin_date=result["origin_date"].dt.date)
             replace_day(con, "supply.forecast_backtest", result, "day", day)
+            context.log.info(f"[{i}/{len(days)}] {day}: {len(result)} lags scored")
     metadata: dict = {"as_of": days[-1].isoformat(), "dagster/row_count": len(result)}
     for row in result.itertuples(index=False):
         for name in ("WAPE", "bias", "coverage90", "WRMSSE"):
@@ -346,11 +347,11 @@ def replenishment(
     days = partition_days(context)
     plan = alerts = pd.DataFrame()
     with warehouse.connect() as con:
-        for day in days:
+        for i, day in enumerate(days, 1):
             plan = _plan_for_day(con, day, config)
             if plan.empty:
                 context.log.info(
-                    f"{day}: no forecast or no inventory snapshot (the source has none): no plan"
+                    f"[{i}/{len(days)}] {day}: no forecast or no inventory snapshot (the source has none): no plan"
                 )
                 continue
             alerts = stockout_alerts(plan, service_level=config.service_level)
@@ -358,6 +359,7 @@ def replenishment(
             replace_day(con, "supply.stockout_alerts", alerts, "as_of_date", day)
             write_export(plan, files.path("exports"), "replenishment_plan", day)
             write_export(alerts, files.path("exports"), "stockout_alerts", day)
+            context.log.info(f"[{i}/{len(days)}] {day}: {len(plan)} plan rows, {len(alerts)} alerts")
     note = {} if not plan.empty else {"note": "no plan: the source delivers no inventory snapshots"}
     plan_md = {
         "dagster/row_count": len(plan),
@@ -545,7 +547,7 @@ def service_levels(
     realised_fills: dict[str, float] = {}
     with warehouse.connect() as con:
         products = con.execute("SELECT sku, lead_time_days, price FROM marts.dim_products").df()
-        for day in days:
+        for i, day in enumerate(days, 1):
             mart = _mart(con, day)
             # The replay's decisions are the last window_days * n_windows + 1 trading days at most: only their
             # forecasts are read (every horizon day: the forecast's implied dispersion averages over them).
@@ -579,7 +581,7 @@ def service_levels(
             if realised:
                 realised_fills[day.isoformat()] = realised["realised_fill_rate"]
             if isinstance(result, str):
-                context.log.info(f"{day}: nothing to tune: {result}")
+                context.log.info(f"[{i}/{len(days)}] {day}: nothing to tune: {result}")
                 metadata = {"as_of": day.isoformat(), "note": result, "dagster/row_count": 0, **realised}
                 continue
             frame = pd.DataFrame(
@@ -629,7 +631,7 @@ def service_levels(
                         ours.avg_inventory_units / naive.avg_inventory_units - 1
                     )
             context.log.info(
-                f"{day}: levels {result.levels}, replay fill {ours.fill_rate:.3f} with "
+                f"[{i}/{len(days)}] {day}: levels {result.levels}, replay fill {ours.fill_rate:.3f} with "
                 f"{ours.avg_inventory_units:,.0f} units"
             )
     check = dg.AssetCheckResult(
