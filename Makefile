@@ -58,7 +58,7 @@ test: setup
 test-e2e: setup
 	$(PY) -m pytest -q -m browser
 
-# The whole Online Retail year through the pipeline (about 10+ minutes on 2 cores) on top of the suite.
+# The whole Online Retail year through the pipeline (about an hour on 2 cores, ~30 GB free disk at its peak) on top of the suite.
 test-full: setup
 	AIGC_TEST_RETAIL_DAYS=374 $(PY) -m pytest -q -m "not browser" $(XDIST)
 	$(PY) -m pytest -q -m browser

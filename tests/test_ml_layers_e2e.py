@@ -187,3 +187,37 @@ def test_a_failing_blocking_check_stops_the_training_side(store, tmp_path):
     assert gx and not gx[0].passed
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "features/daily_aggregates" not in materialized
+
+
+def test_recommendations_delete_bundles_past_their_retention(store, tmp_path):
+    """The run that built the lists keeps every bundle of its days (28-day default); serving the last day again
+    with a 2-day retention deletes the bundles before the day before it, and the lists are unchanged."""
+    import shutil
+
+    data_dir = tmp_path / "pruned"
+    shutil.copytree(store, data_dir, ignore=shutil.ignore_patterns("dagster_home"))
+    root = data_dir / "artifacts" / "recommend"
+    assert sorted(p.name for p in root.iterdir()) == [f"candidates-2025-01-{d}" for d in (19, 20, 21)]
+    before = q(
+        data_dir,
+        "SELECT customer_id, rank, sku FROM outputs.recommendations WHERE as_of_date = ? ORDER BY 1, 2",
+        [date(2025, 1, 21)],
+    )
+    config = {**FAST, "bundle_retention_days": 2}
+    result = dg.materialize(
+        all_assets(),
+        selection=dg.AssetSelection.assets(dg.AssetKey(["recommend", "recommendations"])),
+        resources=resources_for(data_dir),
+        partition_key=LAST,
+        run_config={"ops": {"recommend__recommendations": {"config": config}}},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    (event,) = result.get_asset_materialization_events()
+    assert event.materialization.metadata["bundles_pruned"].value == 1
+    assert sorted(p.name for p in root.iterdir()) == ["candidates-2025-01-20", "candidates-2025-01-21"]
+    after = q(
+        data_dir,
+        "SELECT customer_id, rank, sku FROM outputs.recommendations WHERE as_of_date = ? ORDER BY 1, 2",
+        [date(2025, 1, 21)],
+    )
+    assert after == before and len(after) > 0

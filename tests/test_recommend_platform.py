@@ -284,3 +284,25 @@ def test_collapse_repeats_accepts_an_empty_history():
         {"customer_id": [], "sku": [], "event_ts": pd.to_datetime([], utc=True), "event_type": []}
     )
     assert _collapse_repeats(empty).empty
+
+
+def test_prune_bundles_deletes_only_dated_bundles_before_the_cutoff(tmp_path):
+    for name in (
+        "candidates-2025-01-01",
+        "candidates-2025-01-02",
+        "candidates-2025-01-03",
+        "candidates-x",
+        "notes",
+    ):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text("{}")
+    (tmp_path / "candidates-2024-12-31.txt").write_text("a file, not a bundle")
+    removed = P.prune_bundles(tmp_path, date(2025, 1, 3))
+    assert removed == ["candidates-2025-01-01", "candidates-2025-01-02"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "candidates-2024-12-31.txt",
+        "candidates-2025-01-03",
+        "candidates-x",
+        "notes",
+    ]
+    assert P.prune_bundles(tmp_path / "missing", date(2025, 1, 3)) == []

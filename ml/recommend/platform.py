@@ -36,6 +36,7 @@ import datetime as dt
 import hashlib
 import json
 import pickle
+import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -205,6 +206,34 @@ def load_candidates(path: str | Path) -> CandidateModels:
     with open(path / "models.pkl", "rb") as fh:
         state = pickle.load(fh)
     return CandidateModels(**state, path=path)
+
+
+BUNDLE_PREFIX = "candidates-"
+
+
+def prune_bundles(root: str | Path, keep_from: dt.date) -> list[str]:
+    """Delete the bundles under ``root`` (``candidates-YYYY-MM-DD`` folders) dated before ``keep_from``; returns
+    the names removed, oldest first. Anything else under ``root`` is left alone.
+
+    A bundle holds every candidate's fitted state (EASE's item-by-item matrix dominates: about 80 MB a day on
+    Online Retail by December), so a year of daily bundles kept forever is tens of gigabytes of models that
+    nothing reads again: a day's bundle serves that day's lists and the next day's evaluation.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    removed = []
+    for folder in sorted(root.iterdir()):
+        if not (folder.is_dir() and folder.name.startswith(BUNDLE_PREFIX)):
+            continue
+        try:
+            day = dt.date.fromisoformat(folder.name[len(BUNDLE_PREFIX) :])
+        except ValueError:
+            continue
+        if day < keep_from:
+            shutil.rmtree(folder)
+            removed.append(folder.name)
+    return removed
 
 
 def _version(name: str, as_of: str, params: Mapping[str, Any]) -> str:
