@@ -200,15 +200,16 @@ class CandidateModels:
         return folder
 
 
+BUNDLE_PREFIX = "candidates-"
+"""A day's bundle is the folder ``candidates-YYYY-MM-DD`` under the artifact directory."""
+
+
 def load_candidates(path: str | Path) -> CandidateModels:
     """Load a bundle written by :func:`train_candidates` (the folder holding ``manifest.json``)."""
     path = Path(path)
     with open(path / "models.pkl", "rb") as fh:
         state = pickle.load(fh)
     return CandidateModels(**state, path=path)
-
-
-BUNDLE_PREFIX = "candidates-"
 
 
 def prune_bundles(root: str | Path, keep_from: dt.date) -> list[str]:
@@ -398,7 +399,7 @@ def train_candidates(
         manifest=manifest,
     )
     manifest["train_seconds"] = round(time.perf_counter() - started, 3)
-    bundle.save(Path(artifact_dir) / f"candidates-{as_of_day}")
+    bundle.save(Path(artifact_dir) / f"{BUNDLE_PREFIX}{as_of_day}")
     return bundle
 
 
