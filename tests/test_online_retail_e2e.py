@@ -39,7 +39,7 @@ def replay(tmp_path_factory):
         text=True,
         timeout=3 * 3600
         if FULL_YEAR
-        else 900,  # a guard against a hang: the year takes about an hour on 2 cores
+        else 900,  # a guard against a hang: the year takes well over an hour on 2 cores
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     csv = pd.read_csv(DEFAULT_CSV, dtype={"InvoiceNo": str, "StockCode": str, "CustomerID": "Int64"})

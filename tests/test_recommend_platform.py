@@ -297,6 +297,12 @@ def test_prune_bundles_deletes_only_dated_bundles_before_the_cutoff(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "manifest.json").write_text("{}")
     (tmp_path / "candidates-2024-12-31.txt").write_text("a file, not a bundle")
+    # the warm start's source: the newest complete bundle before the day
+    assert P.previous_bundle(tmp_path, date(2025, 1, 3)) == tmp_path / "candidates-2025-01-02"
+    assert P.previous_bundle(tmp_path, date(2025, 1, 1)) is None
+    (tmp_path / "candidates-2025-01-02" / "manifest.json").unlink()  # a bundle still being written
+    assert P.previous_bundle(tmp_path, date(2025, 1, 3)) is None
+    assert P.bundle_dir(tmp_path, date(2025, 1, 3)) == tmp_path / "candidates-2025-01-03"
     removed = P.prune_bundles(tmp_path, date(2025, 1, 3))
     assert removed == ["candidates-2025-01-01", "candidates-2025-01-02"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [

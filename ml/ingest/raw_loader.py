@@ -228,7 +228,7 @@ def _mark_mismatched_orders(
     the reference rule): a line quarantined for its own reason must take its order with it, or the marts would
     hold a header whose lines are not there. Online Retail's "Adjust bad debt" invoices are such orders: a
     header of -11,062.06 whose only line has a negative price; the header alone reached ``marts.fct_orders`` and
-    failed its blocking total check on every backfill through August 2011.
+    failed its blocking total check on every backfill that included 2011-08-12.
 
     Decided from the landing files of both tables of that day alone, so loading orders and loading order lines
     reach the same verdict whatever the warehouse holds. Returns False when either table has no files (the

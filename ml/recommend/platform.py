@@ -204,6 +204,32 @@ BUNDLE_PREFIX = "candidates-"
 """A day's bundle is the folder ``candidates-YYYY-MM-DD`` under the artifact directory."""
 
 
+def bundle_dir(root: str | Path, day: dt.date) -> Path:
+    """The folder of ``day``'s bundle under ``root`` (what :func:`train_candidates` writes)."""
+    return Path(root) / f"{BUNDLE_PREFIX}{day.isoformat()}"
+
+
+def _dated_bundles(root: str | Path) -> list[tuple[dt.date, Path]]:
+    """The bundle folders under ``root`` with their day, oldest first (other names are not bundles)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    out = []
+    for folder in root.iterdir():
+        if folder.is_dir() and folder.name.startswith(BUNDLE_PREFIX):
+            try:
+                out.append((dt.date.fromisoformat(folder.name[len(BUNDLE_PREFIX) :]), folder))
+            except ValueError:
+                continue
+    return sorted(out)
+
+
+def previous_bundle(root: str | Path, day: dt.date) -> Path | None:
+    """The newest complete bundle under ``root`` from before ``day`` (SASRec warm-starts from it), or None."""
+    earlier = [folder for d, folder in _dated_bundles(root) if d < day]
+    return earlier[-1] if earlier and (earlier[-1] / "manifest.json").exists() else None
+
+
 def load_candidates(path: str | Path) -> CandidateModels:
     """Load a bundle written by :func:`train_candidates` (the folder holding ``manifest.json``)."""
     path = Path(path)
@@ -220,17 +246,8 @@ def prune_bundles(root: str | Path, keep_from: dt.date) -> list[str]:
     Online Retail by December), so a year of daily bundles kept forever is tens of gigabytes of models that
     nothing reads again: a day's bundle serves that day's lists and the next day's evaluation.
     """
-    root = Path(root)
-    if not root.is_dir():
-        return []
     removed = []
-    for folder in sorted(root.iterdir()):
-        if not (folder.is_dir() and folder.name.startswith(BUNDLE_PREFIX)):
-            continue
-        try:
-            day = dt.date.fromisoformat(folder.name[len(BUNDLE_PREFIX) :])
-        except ValueError:
-            continue
+    for day, folder in _dated_bundles(root):
         if day < keep_from:
             shutil.rmtree(folder)
             removed.append(folder.name)
@@ -399,7 +416,7 @@ def train_candidates(
         manifest=manifest,
     )
     manifest["train_seconds"] = round(time.perf_counter() - started, 3)
-    bundle.save(Path(artifact_dir) / f"{BUNDLE_PREFIX}{as_of_day}")
+    bundle.save(bundle_dir(artifact_dir, dt.date.fromisoformat(as_of_day)))
     return bundle
 
 

@@ -93,20 +93,14 @@ def _items(con) -> pd.DataFrame:
     return con.execute("SELECT sku, title, description, category, brand FROM marts.dim_products").df()
 
 
+def _bundles_root(files: DataFilesResource) -> Path:
+    return files.path("artifacts", "recommend")
+
+
 def _bundle_dir(files: DataFilesResource, day: date) -> Path:
-    return files.path("artifacts", "recommend", f"candidates-{day.isoformat()}")
+    from ml.recommend.platform import bundle_dir  # torch comes with it: not at definitions load
 
-
-def _previous_bundle(files: DataFilesResource, day: date) -> Path | None:
-    root = Path(files.artifacts_dir) / "recommend"
-    if not root.is_dir():
-        return None
-    earlier = sorted(
-        p
-        for p in root.iterdir()
-        if p.name.startswith("candidates-") and p.name < f"candidates-{day.isoformat()}"
-    )
-    return earlier[-1] if earlier and (earlier[-1] / "manifest.json").exists() else None
+    return bundle_dir(_bundles_root(files), day)
 
 
 @dg.asset(
@@ -130,7 +124,7 @@ def candidate_models(
     warehouse: WarehouseResource,
     files: DataFilesResource,
 ) -> dg.MaterializeResult:
-    from ml.recommend.platform import train_candidates
+    from ml.recommend.platform import previous_bundle, train_candidates
 
     days = partition_days(context)
     manifest: dict = {}
@@ -141,12 +135,12 @@ def candidate_models(
             if data.empty:
                 context.log.info(f"[{i}/{len(days)}] {day}: no interactions yet")
                 continue
-            previous = _previous_bundle(files, day)
+            previous = previous_bundle(_bundles_root(files), day)
             retrain = previous is None or day.weekday() == config.sasrec_retrain_weekday
             bundle = train_candidates(
                 data,
                 day,
-                _bundle_dir(files, day).parent,
+                _bundles_root(files),
                 items=items,
                 warm_start_from=previous,
                 retrain_sasrec=retrain,
@@ -400,9 +394,7 @@ def recommendations(
                 f"{day}: {recs['customer_id'].nunique()} customers × {config.top_k} from {champion_name}"
             )
     # Only after the lists: a range run evaluates and serves every day of the range from its bundle first.
-    pruned = prune_bundles(
-        _bundle_dir(files, days[-1]).parent, days[-1] - timedelta(days=config.bundle_retention_days - 1)
-    )
+    pruned = prune_bundles(_bundles_root(files), days[-1] - timedelta(days=config.bundle_retention_days - 1))
     if pruned:
         context.log.info(
             f"deleted {len(pruned)} candidate bundles older than the last {config.bundle_retention_days} days"
