@@ -81,7 +81,7 @@ lint: setup
 	cd dbt_project && AIGC_WAREHOUSE_PATH=$$(mktemp -d)/lint.duckdb $(VENV)/bin/sqlfluff lint models tests macros
 
 dbt-docs: setup
-	cd dbt_project && AIGC_WAREHOUSE_PATH=$$($(PY) -m orchestration.settings warehouse-path) \
+	cd dbt_project && AIGC_WAREHOUSE_PATH=$$($(PY) -m ml.settings warehouse-path) \
 	  $(VENV)/bin/dbt docs generate --profiles-dir .
 
 # The forecast benchmark with its peers in the same run (they need pandas < 3: a separate environment).

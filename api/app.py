@@ -28,7 +28,7 @@ _DAY = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
 
 def exports_root() -> Path:
-    from orchestration import settings
+    from ml import settings
 
     return Path(os.environ.get("AIGC_EXPORTS_DIR") or settings.exports_dir())
 

@@ -41,6 +41,7 @@ from ml.forecast.baselines import Zero  # noqa: E402
 from ml.forecast.classify import CLASSES, adi_cv2, classify  # noqa: E402
 from ml.forecast.ensemble import SelectedEnsemble  # noqa: E402
 from ml.forecast.metrics import bootstrap_intervals, evaluate  # noqa: E402
+from ml.forecast.models import candidates, fast_model  # noqa: E402
 from ml.forecast.panel import Panel  # noqa: E402
 from ml.forecast.protocol import (  # noqa: E402
     HORIZON,
@@ -53,7 +54,6 @@ from ml.forecast.protocol import (  # noqa: E402
     make_split,
     read_demand_csv,
 )
-from ml.forecast.service import candidates, fast_model  # noqa: E402
 
 STATSFORECAST_MODELS = ("SeasonalNaive", "CrostonOptimized", "ADIDA", "IMAPA", "TSB", "AutoETS")
 LGBM_NAME = "mlforecast:lightgbm_tweedie"

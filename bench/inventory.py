@@ -44,7 +44,8 @@ from bench.forecast import machine, versions  # noqa: E402
 from ml.forecast.baselines import TSB  # noqa: E402
 from ml.forecast.classify import adi_cv2, classify  # noqa: E402
 from ml.forecast.ensemble import SelectedEnsemble  # noqa: E402
-from ml.forecast.panel import extend_calendar  # noqa: E402
+from ml.forecast.models import candidates, fast_model  # noqa: E402
+from ml.forecast.panel import extend_calendar, next_periods  # noqa: E402
 from ml.forecast.protocol import (  # noqa: E402
     HORIZON,
     SEASON_LENGTH,
@@ -54,7 +55,6 @@ from ml.forecast.protocol import (  # noqa: E402
     validation_origins,
 )
 from ml.forecast.quantiles import NegBinQuantiles  # noqa: E402
-from ml.forecast.service import candidates, fast_model, next_periods  # noqa: E402
 from ml.inventory.policy import (  # noqa: E402
     Supplier,
     choose_supplier,

@@ -26,7 +26,7 @@ consecutive days overlap: they are not independent trials. Reads the warehouse o
 ``supply.demand_forecast``, ``marts.fct_daily_sku_demand``, ``marts.dim_products``); materialise a range of
 days first, e.g. ``AIGC_DATA_DIR=/tmp/or make demo SOURCE=online_retail DAYS=180``. The demand replayed is the
 one the platform plans on: the mart's units net of the sales undone the same day
-(:func:`ml.forecast.service.planning_demand`).
+(:func:`ml.forecast.marts.planning_demand`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from bench.forecast import machine, versions
-from ml.forecast.service import demand_classes_as_of, planning_demand
+from ml.forecast.marts import demand_classes_as_of, planning_demand
 from ml.inventory.tuning import ALPHA_GRID, COVER_GRID, ForwardReplay, smallest_feasible
 
 
@@ -51,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.service_levels_forward", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--warehouse", help="DuckDB file (default: the platform's, orchestration.settings)")
+    parser.add_argument("--warehouse", help="DuckDB file (default: the platform's, ml.settings)")
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--window-days", type=int, default=28, help="trading days replayed after each day")
     parser.add_argument("--fixed-level", type=float, default=0.95, help="the fixed level compared against")
@@ -169,7 +169,7 @@ def hindsight(forward: ForwardReplay, window, target: float) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.warehouse is None:
-        from orchestration.settings import warehouse_path
+        from ml.settings import warehouse_path
 
         args.warehouse = str(warehouse_path())
     started = time.perf_counter()

@@ -1,11 +1,12 @@
 """Small PNG charts for the UI: pictures ops would rather look at than a table of numbers.
 
-Rendered with matplotlib's Agg backend (no screen needed) into PNG bytes; the orchestration layer embeds them in
-the materialisation's markdown metadata as a data URI, so the Dagster UI shows the image itself.
+Rendered with matplotlib's Agg backend (no screen needed) into PNG bytes; :func:`png_markdown` embeds one in
+markdown as a data URI, so the Dagster UI's markdown metadata shows the image itself.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 
 import matplotlib
@@ -69,3 +70,9 @@ def forecast_vs_actuals_png(
     fig.savefig(buffer, format="png", dpi=72)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def png_markdown(png: bytes, alt: str) -> str:
+    """Markdown showing a PNG inline (a data URI): a picture in the metadata, not a link to a file."""
+    encoded = base64.b64encode(png).decode("ascii")
+    return f"![{alt}](data:image/png;base64,{encoded})"

@@ -1,7 +1,8 @@
 """Small DuckDB helpers every layer shares: schemas, idempotent per-day writes, markdown tables for metadata.
 
-``replace_partition*`` replace one day's rows of a table in one transaction (create the table from the first
-batch's shape), so re-running a day replaces it and never duplicates it.
+:func:`replace_partition` replaces one day's (or a range's) rows of a table in one transaction, creating the
+schema and the table from the first batch's shape, so re-running a day replaces it and never duplicates it;
+:func:`write_partition` does the same inside a caller's :func:`transaction` (several tables at once).
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+
+
+def sql_date(day: date) -> str:
+    """A SQL date literal; safe to inline because it is built from a ``date`` object, never from user text."""
+    return f"DATE '{date.fromordinal(day.toordinal()).isoformat()}'"
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, schema: str) -> None:
@@ -41,32 +47,56 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("commit")
 
 
+Days = date | tuple[date, date]
+"""One day, or an inclusive ``(first, last)`` range of days."""
+
+
+def _date_range(days: Days) -> tuple[date, date]:
+    return days if isinstance(days, tuple) else (days, days)
+
+
 def write_partition(
     con: duckdb.DuckDBPyConnection,
     table: str,
     date_column: str,
-    day: date,
-    select_sql: str,
+    days: Days,
+    rows: str | pd.DataFrame,
     params: Sequence[Any] | None = None,
 ) -> int:
-    """Delete ``day`` from ``table`` and insert ``select_sql`` (no transaction of its own; see below).
+    """Replace the rows of ``days`` in ``schema.table`` by ``rows`` (no transaction of its own: see
+    :func:`replace_partition`). The one per-day writer of every layer written from Python.
 
-    The table is created from the query's shape on first use. ``select_sql`` must produce ``date_column``
-    and only rows of ``day``. Returns the number of rows written for the day.
+    ``rows`` is a SELECT (with ``params``) or a DataFrame; it must hold ``date_column`` and only rows of
+    ``days``. The schema and the table are created from the rows' shape on first use; columns the rows bring and
+    the table lacks are added (NULL in the rows already there). Returns the number of rows now stored for
+    ``days``.
     """
+    first, last = _date_range(days)
+    if isinstance(rows, pd.DataFrame):
+        view = f"_rows_{abs(hash((table, first, last))) % 10**9}"
+        con.register(view, rows)
+        try:
+            return write_partition(con, table, date_column, days, f"select * from {view}")
+        finally:
+            con.unregister(view)
     params = list(params or [])
+    ensure_schema(con, table.split(".")[0])
     if table_exists(con, table):
-        _add_new_columns(con, table, select_sql, params)
-        con.execute(f"delete from {table} where {date_column} = ?", [day])
-        con.execute(f"insert into {table} by name {select_sql}", params)
+        _add_new_columns(con, table, rows, params)
+        con.execute(f"delete from {table} where {date_column} between ? and ?", [first, last])
+        con.execute(f"insert into {table} by name {rows}", params)
     else:
-        con.execute(f"create table {table} as {select_sql}", params)
-    return int(con.execute(f"select count(*) from {table} where {date_column} = ?", [day]).fetchall()[0][0])
+        con.execute(f"create table {table} as {rows}", params)
+    return int(
+        con.execute(
+            f"select count(*) from {table} where {date_column} between ? and ?", [first, last]
+        ).fetchall()[0][0]
+    )
 
 
 def _add_new_columns(con, table: str, select_sql: str, params: list) -> None:
     """Columns the query produces and ``table`` lacks are added (NULL in the rows already there), so a day
-    written by a newer version of an asset lands next to the older days instead of failing the insert."""
+    written with a new column lands next to the days written before it instead of failing the insert."""
     con.execute(
         f"create or replace temp table _partition_shape as select * from ({select_sql}) limit 0", params
     )
@@ -84,29 +114,21 @@ def replace_partition(
     con: duckdb.DuckDBPyConnection,
     table: str,
     date_column: str,
-    day: date,
-    select_sql: str,
+    days: Days,
+    rows: str | pd.DataFrame,
     params: Sequence[Any] | None = None,
 ) -> int:
-    """:func:`write_partition` in its own transaction: re-running a day replaces it, never duplicates it."""
+    """:func:`write_partition` in its own transaction: re-running a day replaces it, never duplicates it, and a
+    failure leaves the rows that were there."""
     with transaction(con):
-        return write_partition(con, table, date_column, day, select_sql, params)
+        return write_partition(con, table, date_column, days, rows, params)
 
 
-def replace_partition_df(
-    con: duckdb.DuckDBPyConnection, table: str, date_column: str, day: date, frame: pd.DataFrame
-) -> int:
-    """:func:`replace_partition` for a DataFrame that already holds ``date_column``."""
-    view = f"_frame_{abs(hash((table, day))) % 10**9}"
-    con.register(view, frame)
-    try:
-        return replace_partition(con, table, date_column, day, f"select * from {view}")
-    finally:
-        con.unregister(view)
-
-
-def markdown_table(frame: pd.DataFrame, float_digits: int = 3, max_rows: int = 30) -> str:
-    """A GitHub markdown table (no extra dependency); long tables are cut to ``max_rows`` with a note."""
+def markdown_table(
+    frame: pd.DataFrame, float_digits: int = 3, max_rows: int = 30, max_cell_chars: int | None = None
+) -> str:
+    """A GitHub markdown table (no extra dependency); long tables are cut to ``max_rows`` with a note, long
+    cells to ``max_cell_chars`` when given."""
     if frame.empty:
         return "_(no rows)_"
     shown = frame.head(max_rows)
@@ -116,10 +138,19 @@ def markdown_table(frame: pd.DataFrame, float_digits: int = 3, max_rows: int = 3
             return ""
         if isinstance(value, float):
             return f"{value:.{float_digits}f}"
-        return str(value).replace("|", "\\|")
+        text = str(value).replace("|", "\\|").replace("\n", " ")
+        return text[:max_cell_chars] if max_cell_chars else text
 
     header = "| " + " | ".join(str(c) for c in shown.columns) + " |"
     rule = "| " + " | ".join("---" for _ in shown.columns) + " |"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
     note = [f"\n_{len(frame) - max_rows} more rows not shown_"] if len(frame) > max_rows else []
     return "\n".join([header, rule, *body, *note])
+
+
+def query_markdown(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None, limit: int = 5
+) -> str:
+    """The first ``limit`` rows of a query as a :func:`markdown_table` (cells cut to 60 characters)."""
+    frame = con.execute(f"select * from ({sql}) limit {int(limit)}", list(params or [])).df()
+    return markdown_table(frame, max_rows=limit, max_cell_chars=60)

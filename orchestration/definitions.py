@@ -16,6 +16,7 @@ from orchestration.defs.quality.assets import (
     volume_checks,
 )
 from orchestration.defs.recommend.assets import recommend_assets
+from orchestration.defs.recommend.retention import recommender_bundle_retention, retention_schedule
 from orchestration.defs.schedules import daily_pipeline, daily_schedule
 from orchestration.defs.supply.assets import supply_assets
 from orchestration.defs.transform.assets import dbt_daily_models
@@ -43,8 +44,8 @@ defs = dg.Definitions(
         *freshness_checks,
     ],
     sensors=[freshness_sensor, landing_drop_sensor, run_failure_alert_sensor],
-    jobs=[daily_pipeline, raw_ingest],
-    schedules=[daily_schedule],
+    jobs=[daily_pipeline, raw_ingest, recommender_bundle_retention],
+    schedules=[daily_schedule, retention_schedule],
     resources=build_resources(),
     # One process per run: on a 2-core machine, a subprocess per step costs more than it saves, and steps
     # that write the warehouse must run one at a time anyway.

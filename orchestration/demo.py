@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     # The source decides the partitions' start date, so it must be set before the definitions are imported.
     os.environ["AIGC_SOURCE"] = args.source
     os.environ["AIGC_SCALE"] = args.scale
-    from orchestration import settings
+    from ml import settings
     from orchestration.instance import prepare_instance
 
     os.environ["DAGSTER_HOME"] = str(prepare_instance())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from orchestration import settings
+from ml import settings
 from orchestration.partitions import POOL
 
 

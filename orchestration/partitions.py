@@ -6,8 +6,8 @@ from datetime import date, datetime, timedelta
 
 import dagster as dg
 
+from ml.settings import source_settings
 from ml.sources import get_source
-from orchestration.settings import source_settings
 
 POOL = "duckdb_warehouse"
 """The concurrency pool of every asset that writes the DuckDB file (one writer process at a time)."""

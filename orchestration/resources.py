@@ -1,4 +1,4 @@
-"""Resources, keyed by the environment that :func:`orchestration.settings.environment` decides."""
+"""Resources, keyed by the environment that :func:`ml.settings.environment` decides."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
 
-from orchestration import settings
+from ml import settings
+from ml.artifacts import ArtifactStore
+from ml.exports import write_export
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -45,6 +47,14 @@ class DataFilesResource(dg.ConfigurableResource):
         target = Path(root).joinpath(*parts)
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
+
+    def artifacts(self) -> ArtifactStore:
+        """The model artifact store (recommender bundles, forecast selections)."""
+        return ArtifactStore(self.artifacts_dir)
+
+    def export(self, frame, output: str, day) -> Path:
+        """Write ``day``'s ``output`` as Parquet for the read API and other systems (:func:`ml.exports.write_export`)."""
+        return write_export(frame, Path(self.exports_dir), output, day)
 
     @classmethod
     def under(cls, data_dir: Path) -> DataFilesResource:

@@ -8,8 +8,7 @@ import struct
 import pandas as pd
 import pytest
 
-from ml.charts import PNG_SIGNATURE, forecast_vs_actuals_png, top_skus
-from orchestration.metadata import png_markdown
+from ml.charts import PNG_SIGNATURE, forecast_vs_actuals_png, png_markdown, top_skus
 
 
 def _frames():
@@ -55,7 +54,7 @@ def test_forecast_chart_is_a_png_with_one_panel_per_sku():
 def test_png_markdown_embeds_the_image_as_a_data_uri():
     history, forecast = _frames()
     png = forecast_vs_actuals_png(history, forecast, ["A"])
-    text = png_markdown(png, alt="chart").value
+    text = png_markdown(png, alt="chart")
     assert text.startswith("![chart](data:image/png;base64,")
     assert base64.b64decode(text.split(",", 1)[1].rstrip(")")) == png
     assert len(png) < 200_000  # small enough for the event log

@@ -137,7 +137,13 @@ def test_every_raw_and_staging_table_has_a_blocking_reconciliation_check():
 def test_every_run_config_field_is_described_for_the_launchpad():
     configs = [c for c in dg.Config.__subclasses__() if c.__module__.startswith("orchestration.")]
     names = {c.__name__ for c in configs}
-    assert {"DbtRunConfig", "RecommendConfig", "SupplyConfig", "ForecastConfig"} <= names
+    assert {
+        "DbtRunConfig",
+        "RecommendConfig",
+        "ReplenishmentConfig",
+        "ForecastConfig",
+        "ServiceLevelConfig",
+    } <= names
     for config in configs:
         for field, spec in config.to_fields_dict().items():
             assert spec.description, f"{config.__name__}.{field} has no description in the UI"

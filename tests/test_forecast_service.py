@@ -1,40 +1,18 @@
-"""Entry points of the daily assets: forecast for an origin / for day D from the mart, backtests, warehouse split."""
-
-import time
+"""The daily forecast of day D from the mart, its weekly stored selection, backtests and the warehouse split."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ml.forecast import (
-    TSB,
-    backtest,
-    backtest_for_day,
-    daily_forecast,
-    default_model,
-    demand_from_mart,
-    forecast_for_origin,
-)
+from ml.artifacts import ArtifactStore
+from ml.forecast import TSB, backtest, backtest_for_day, daily_forecast, default_model, demand_from_mart
+from ml.forecast.marts import planning_demand, sku_dispersion
+from ml.forecast.panel import next_periods
 from ml.forecast.quantiles import nb1_quantile
-from ml.forecast.service import history_fingerprint, next_periods, planning_demand
+from ml.forecast.selection import SELECTIONS, history_fingerprint, selection_anchor
 from ml.forecast.synthetic import synthetic_store
-from ml.inventory.policy import implied_dispersion
+from ml.inventory.policy import implied_dispersion, split_by_warehouse
 from tests.marts import demand_mart
-
-
-@pytest.fixture(scope="module")
-def demand():
-    df, _ = synthetic_store(n_series=6, n_periods=150, season_length=7, seed=4)
-    return df
-
-
-def test_forecast_for_origin_ignores_later_rows(demand):
-    days = np.sort(demand["ds"].unique())
-    origin = days[120]
-    a = forecast_for_origin(demand, origin, horizon=7, model=TSB())
-    b = forecast_for_origin(demand[demand["ds"] <= origin], origin, horizon=7, model=TSB())
-    pd.testing.assert_frame_equal(a, b)
-    assert (a["origin"] == origin).all() and a["ds"].min() == days[121] and len(a) == 6 * 7
 
 
 def test_backtest_by_hand():
@@ -137,7 +115,7 @@ def test_daily_forecast_shape_and_no_look_ahead(mart):
     pd.testing.assert_frame_equal(fc, daily_forecast(tampered, day, horizon=14))
 
 
-def test_daily_forecast_splits_by_warehouse_with_thinned_quantiles(mart):
+def test_a_forecast_splits_by_warehouse_with_thinned_quantiles(mart):
     day = np.sort(mart["demand_date"].unique())[120]
     skus = sorted(mart["sku"].unique())
     shares = pd.DataFrame(
@@ -148,7 +126,7 @@ def test_daily_forecast_splits_by_warehouse_with_thinned_quantiles(mart):
         }
     )
     whole = daily_forecast(mart, day, horizon=7)
-    split = daily_forecast(mart, day, horizon=7, warehouse_shares=shares)
+    split = split_by_warehouse(whole, shares)
     assert len(split) == 2 * len(whole) and "warehouse_id" in split
     summed = split.groupby(["sku", "step"])["mean"].sum()
     np.testing.assert_allclose(summed.to_numpy(), whole.set_index(["sku", "step"])["mean"].loc[summed.index])
@@ -178,17 +156,7 @@ def test_backtest_for_day_scores_forecasts_made_k_days_earlier(mart):
     assert out.set_index("lag").loc[7, "n_points"] == 30 * 7 and np.isfinite(out["WRMSSE"]).all()
 
 
-def test_daily_forecast_of_500_skus_is_fast():
-    big = _mart(n_series=500, n_periods=200, seed=6)
-    t0 = time.perf_counter()
-    fc = daily_forecast(big, np.sort(big["demand_date"].unique())[-1], horizon=28)
-    assert len(fc) == 500 * 28
-    assert time.perf_counter() - t0 < 20  # a few seconds alone; generous for a shared 2-core machine
-
-
 def test_selection_anchor_is_the_monday_on_or_before():
-    from ml.forecast.service import selection_anchor
-
     assert selection_anchor("2025-01-08") == pd.Timestamp("2025-01-06")  # Wednesday -> Monday
     assert selection_anchor("2025-01-06") == pd.Timestamp("2025-01-06")
     assert selection_anchor("2025-01-05") == pd.Timestamp("2024-12-30")  # Sunday -> the Monday before
@@ -202,37 +170,43 @@ def _small_selection():
 
 
 def test_weekly_selection_is_stored_reused_and_order_independent(mart, tmp_path):
-    from ml.forecast.service import selection_anchor
-
     days = pd.DatetimeIndex(np.sort(mart["demand_date"].unique()))
     anchor = selection_anchor(days[120])
     wed, fri = anchor + pd.Timedelta(days=2), anchor + pd.Timedelta(days=4)
     assert {wed, fri} <= set(days)
-    first = daily_forecast(mart, fri, horizon=14, model=_small_selection(), selection_dir=tmp_path)
+    store = ArtifactStore(tmp_path)
+    first = daily_forecast(mart, fri, horizon=14, model=_small_selection(), selection_store=store)
     fingerprint = history_fingerprint(demand_from_mart(mart), anchor)
+    stored = f"selection-{anchor.date()}-ensemble-{fingerprint}.pkl"
+    info = store.info(SELECTIONS, stored)
     assert first.attrs["selection"] == {
         "selected_on": str(anchor.date()),
         "reused": False,
         "history": fingerprint,
         "replaced": 0,
+        "artifact": info.as_metadata(),
     }
-    stored = f"selection-{anchor.date()}-ensemble-{fingerprint}.pkl"
-    assert [p.name for p in tmp_path.iterdir()] == [stored]
-    again = daily_forecast(mart, wed, horizon=14, model=_small_selection(), selection_dir=tmp_path)
+    assert store.names(SELECTIONS) == [stored] and info.size_bytes == info.path.stat().st_size > 0
+    again = daily_forecast(mart, wed, horizon=14, model=_small_selection(), selection_store=store)
     assert again.attrs["selection"]["reused"] is True
+    assert again.attrs["selection"]["artifact"]["sha256"] == info.sha256
     # The same as selecting at the anchor and updating to Wednesday by hand, and as a run with nothing stored.
     demand = demand_from_mart(mart)
     by_hand = _small_selection().fit(demand, origin=anchor)
     by_hand.update(_panel(demand, wed))
     expected = by_hand.predict_panel(14, future_calendar=next_periods(by_hand.panel_.calendar, 14))
     np.testing.assert_allclose(again["mean"].to_numpy(), expected.mean.ravel())
-    fresh = daily_forecast(mart, wed, horizon=14, model=_small_selection(), selection_dir=tmp_path / "new")
+    fresh = daily_forecast(
+        mart, wed, horizon=14, model=_small_selection(), selection_store=ArtifactStore(tmp_path / "new")
+    )
     pd.testing.assert_frame_equal(again, fresh)
     # Nothing after Wednesday is read, by the stored selection or by the update.
     tampered = mart.copy()
     later = pd.to_datetime(tampered["demand_date"]) > wed
     tampered.loc[later, "units"] *= 50
-    other = daily_forecast(tampered, wed, horizon=14, model=_small_selection(), selection_dir=tmp_path / "t")
+    other = daily_forecast(
+        tampered, wed, horizon=14, model=_small_selection(), selection_store=ArtifactStore(tmp_path / "t")
+    )
     pd.testing.assert_frame_equal(again, other)
 
 
@@ -243,26 +217,24 @@ def _panel(demand, day):
 
 
 def test_a_damaged_stored_selection_is_replaced(mart, tmp_path):
-    from ml.forecast.service import selection_anchor
-
     days = pd.DatetimeIndex(np.sort(mart["demand_date"].unique()))
     day = days[120]
     anchor = selection_anchor(day)
     fingerprint = history_fingerprint(demand_from_mart(mart), anchor)
-    path = tmp_path / f"selection-{anchor.date()}-ensemble-{fingerprint}.pkl"
+    store = ArtifactStore(tmp_path)
+    path = store.path(SELECTIONS, f"selection-{anchor.date()}-ensemble-{fingerprint}.pkl")
+    path.parent.mkdir(parents=True)
     path.write_bytes(b"not a pickle")
     with pytest.warns(UserWarning, match="could not be loaded"):
-        fc = daily_forecast(mart, day, horizon=14, model=_small_selection(), selection_dir=tmp_path)
+        fc = daily_forecast(mart, day, horizon=14, model=_small_selection(), selection_store=store)
     assert fc.attrs["selection"]["reused"] is False
-    again = daily_forecast(mart, day, horizon=14, model=_small_selection(), selection_dir=tmp_path)
+    again = daily_forecast(mart, day, horizon=14, model=_small_selection(), selection_store=store)
     assert again.attrs["selection"]["reused"] is True  # the damaged file was overwritten by a good one
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert store.names(SELECTIONS) == [path.name]
     pd.testing.assert_frame_equal(fc, again)
 
 
 def test_sku_dispersion_from_the_mart_by_hand():
-    from ml.forecast.service import sku_dispersion
-
     days = pd.date_range("2025-02-03", periods=8, freq="D")
     mart = pd.DataFrame(
         {

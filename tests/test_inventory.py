@@ -725,11 +725,11 @@ def test_a_service_level_outside_0_1_stops_the_plan(level, by_class, named):
 def test_the_plan_config_refuses_a_service_level_of_one():
     from pydantic import ValidationError
 
-    from orchestration.defs.supply.assets import SupplyConfig
+    from orchestration.defs.supply.assets import ReplenishmentConfig
 
-    assert SupplyConfig(service_level=0.999).service_level == 0.999
+    assert ReplenishmentConfig(service_level=0.999).service_level == 0.999
     with pytest.raises(ValidationError, match="less than 1"):
-        SupplyConfig(service_level=1.0)
+        ReplenishmentConfig(service_level=1.0)
 
 
 def test_walk_forward_split_keeps_choice_and_judge_windows_apart():

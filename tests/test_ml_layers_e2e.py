@@ -189,32 +189,59 @@ def test_a_failing_blocking_check_stops_the_training_side(store, tmp_path):
     assert "features/daily_aggregates" not in materialized
 
 
-def test_recommendations_delete_bundles_past_their_retention(store, tmp_path):
-    """The run that built the lists keeps every bundle of its days (28-day default); serving the last day again
-    with a 2-day retention deletes the bundles before the day before it, and the lists are unchanged."""
+def test_retention_deletes_old_bundles_but_not_what_a_running_run_reads(store, tmp_path):
+    """The recommend assets never delete a bundle; the retention job keeps the newest days and every day an
+    unfinished run reads (here a re-run of 01-19 in progress: that day and the one before), and the lists served
+    from the newest bundle stay the same."""
     import shutil
+
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    from ml.artifacts import ArtifactStore
+    from ml.recommend.bundles import BUNDLES
+    from orchestration.definitions import defs
 
     data_dir = tmp_path / "pruned"
     shutil.copytree(store, data_dir, ignore=shutil.ignore_patterns("dagster_home"))
-    root = data_dir / "artifacts" / "recommend"
-    assert sorted(p.name for p in root.iterdir()) == [f"candidates-2025-01-{d}" for d in (19, 20, 21)]
+    bundles = ArtifactStore(data_dir / "artifacts")
+    assert bundles.names(BUNDLES) == ["2025-01-19", "2025-01-20", "2025-01-21"]
     before = q(
         data_dir,
         "SELECT customer_id, rank, sku FROM outputs.recommendations WHERE as_of_date = ? ORDER BY 1, 2",
         [date(2025, 1, 21)],
     )
-    config = {**FAST, "bundle_retention_days": 2}
-    result = dg.materialize(
+    instance = dg.DagsterInstance.ephemeral()
+    running = DagsterRun(
+        job_name="daily_pipeline", status=DagsterRunStatus.STARTED, tags={"dagster/partition": "2025-01-19"}
+    )
+    instance.add_run(running)
+    job = defs.resolve_job_def("recommender_bundle_retention")
+    result = job.execute_in_process(
+        instance=instance,
+        resources=resources_for(data_dir),
+        run_config={"ops": {"prune_recommender_bundles": {"config": {"bundle_retention_days": 2}}}},
+    )
+    assert result.output_for_node("prune_recommender_bundles") == 0  # 01-19: read by the run in progress
+    assert bundles.names(BUNDLES) == ["2025-01-19", "2025-01-20", "2025-01-21"]
+    instance.report_run_canceled(running)  # the run ends: nothing protects the old days any more
+    result = job.execute_in_process(
+        instance=instance,
+        resources=resources_for(data_dir),
+        run_config={"ops": {"prune_recommender_bundles": {"config": {"bundle_retention_days": 2}}}},
+    )
+    assert result.output_for_node("prune_recommender_bundles") == 1
+    assert bundles.names(BUNDLES) == ["2025-01-20", "2025-01-21"]
+    observed = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    assert [e.event_specific_data.asset_observation.partition for e in observed] == ["2025-01-19"]
+    again = dg.materialize(
         all_assets(),
         selection=dg.AssetSelection.assets(dg.AssetKey(["recommend", "recommendations"])),
         resources=resources_for(data_dir),
         partition_key=LAST,
-        run_config={"ops": {"recommend__recommendations": {"config": config}}},
+        run_config={"ops": {"recommend__recommendations": {"config": FAST}}},
         instance=dg.DagsterInstance.ephemeral(),
     )
-    (event,) = result.get_asset_materialization_events()
-    assert event.materialization.metadata["bundles_pruned"].value == 1
-    assert sorted(p.name for p in root.iterdir()) == ["candidates-2025-01-20", "candidates-2025-01-21"]
+    assert again.success
     after = q(
         data_dir,
         "SELECT customer_id, rank, sku FROM outputs.recommendations WHERE as_of_date = ? ORDER BY 1, 2",

@@ -1,4 +1,4 @@
-"""The platform API (train -> evaluate next day -> recommend -> champion gate) on the simulated store.
+"""The daily recommender pieces (train -> evaluate next day -> recommend -> champion gate) on the simulated store.
 
 The store's customers have known category tastes (``World.true_category_affinity``), so besides next-day hit rates
 the tests check that personalised lists follow those tastes better than popularity does.
@@ -14,7 +14,13 @@ import pandas as pd
 import pytest
 import torch
 
-from ml.recommend import platform as P
+from ml.artifacts import ArtifactStore
+from ml.recommend.bundles import BUNDLES, expired_bundles, load_bundle
+from ml.recommend.champion import choose_champion
+from ml.recommend.evaluation import evaluate_next_day, flatten_metrics
+from ml.recommend.interactions import collapse_repeats
+from ml.recommend.serving import recommend
+from ml.recommend.training import train_candidates
 from ml.sources.simulated import SimulatedStore
 
 torch.set_num_threads(1)
@@ -48,16 +54,16 @@ def trained(store, tmp_path_factory):
     as_of = START + timedelta(days=TRAIN_DAYS - 1)
     history = events[events["event_ts"] < _day(TRAIN_DAYS)]
     items = products[products["first_seen_ts"] < _day(TRAIN_DAYS)]
-    folder = tmp_path_factory.mktemp("artifacts")
-    bundle = P.train_candidates(
-        history, as_of, folder, items=items, seed=0, sasrec_time_budget=20, sasrec_config=SASREC
+    artifacts = ArtifactStore(tmp_path_factory.mktemp("artifacts"))
+    bundle = train_candidates(
+        history, as_of, artifacts, items=items, seed=0, sasrec_time_budget=20, sasrec_config=SASREC
     )
     nxt = events[(events["event_ts"] >= _day(TRAIN_DAYS)) & (events["event_ts"] < _day(TRAIN_DAYS + 1))]
-    return bundle, history, nxt[nxt["event_type"] == "purchase"], folder
+    return bundle, history, nxt[nxt["event_type"] == "purchase"], artifacts
 
 
 def test_manifest_and_reload(trained):
-    bundle, history, _, folder = trained
+    bundle, history, _, store = trained
     manifest = json.loads((bundle.path / "manifest.json").read_text())
     assert manifest["as_of"] == str(START + timedelta(days=TRAIN_DAYS - 1))
     assert manifest["data_window"]["events"] == len(history)
@@ -67,26 +73,27 @@ def test_manifest_and_reload(trained):
     )
     for entry in manifest["models"].values():
         assert entry["version"] and entry["train_seconds"] >= 0
-    again = P.load_candidates(bundle.path)
+    assert bundle.path == store.path(BUNDLES, manifest["as_of"]) and store.names(BUNDLES) == [
+        manifest["as_of"]
+    ]
+    again = load_bundle(store, START + timedelta(days=TRAIN_DAYS - 1))
     customers = history["customer_id"].unique()[:30]
-    a = P.recommend(bundle["ease"], customers, history, k=5)
-    b = P.recommend(again["ease"], customers, history, k=5)
+    a = recommend(bundle["ease"], customers, history, k=5)
+    b = recommend(again["ease"], customers, history, k=5)
     pd.testing.assert_frame_equal(a, b)
 
 
-def test_training_ignores_events_after_the_cutoff(store, tmp_path):
+def test_training_ignores_events_after_the_cutoff(store):
     _, events, _ = store
     as_of = START + timedelta(days=4)
-    cut = P.train_candidates(
-        events[events["event_ts"] < _day(5)], as_of, tmp_path / "a", models=["popularity"]
-    )
-    full = P.train_candidates(events, as_of, tmp_path / "b", models=["popularity"])
+    cut = train_candidates(events[events["event_ts"] < _day(5)], as_of, models=["popularity"])
+    full = train_candidates(events, as_of, models=["popularity"])
     np.testing.assert_array_equal(cut.models["popularity"].pop_, full.models["popularity"].pop_)
 
 
 def test_every_model_beats_random_and_popularity_next_day(trained):
     bundle, history, purchases, _ = trained
-    metrics = P.evaluate_next_day(bundle, history, purchases, k=(10, 20))
+    metrics = evaluate_next_day(bundle, history, purchases, k=(10, 20))
     n_items = len(bundle.item_ids)
     pop = metrics["popularity"]["NDCG@10"]
     # random lists hit about 10 / n_items of each customer's targets
@@ -112,7 +119,7 @@ def test_lists_follow_the_true_category_tastes(store, trained):
     customers = purchases["customer_id"].unique()
 
     def taste_of_lists(name: str) -> float:
-        recs = P.recommend(bundle[name], customers, history, k=10)
+        recs = recommend(bundle[name], customers, history, k=10)
         cats = category.reindex(recs["sku"]).to_numpy()
         aff = truth.to_numpy()[truth.index.get_indexer(recs["customer_id"]), truth.columns.get_indexer(cats)]
         return float(aff.mean())
@@ -128,7 +135,7 @@ def test_cold_slices(trained):
     buyers = purchases["customer_id"].unique()
     hidden = set(buyers[::3])
     visible = history[~history["customer_id"].isin(hidden)]
-    metrics = P.evaluate_next_day(bundle, visible, purchases, k=(10,), model_names=["popularity", "ease"])
+    metrics = evaluate_next_day(bundle, visible, purchases, k=(10,), model_names=["popularity", "ease"])
     cold = metrics["ease"]["cold_users"]
     assert cold["users"] == len(hidden)
     # new customers are served region popularity by every model, so EASE and popularity are comparable there
@@ -137,20 +144,20 @@ def test_cold_slices(trained):
     assert "cold_items" in metrics["ease"]
 
 
-def test_new_items_reach_lists_through_content(store, tmp_path):
+def test_new_items_reach_lists_through_content(store):
     _, events, products = store
     as_of = START + timedelta(days=TRAIN_DAYS - 1)
     history = events[events["event_ts"] < _day(TRAIN_DAYS)]
     # ten items have never been seen by the collaborative models (as if they launched today)
     new = np.sort(history["sku"].value_counts().index[20:30].to_numpy())
     train = history[~history["sku"].isin(new)]
-    bundle = P.train_candidates(
-        train, as_of, tmp_path, items=products, models=["popularity", "segment_popularity", "content", "ease"]
+    bundle = train_candidates(
+        train, as_of, items=products, models=["popularity", "segment_popularity", "content", "ease"]
     )
     assert set(new) <= set(bundle.item_ids) and not np.isin(new, bundle.item_ids[bundle.trained_items]).any()
     customers = train["customer_id"].unique()[:300]
-    content = P.recommend(bundle["content"], customers, train, k=20)
-    ease = P.recommend(bundle["ease"], customers, train, k=20)
+    content = recommend(bundle["content"], customers, train, k=20)
+    ease = recommend(bundle["ease"], customers, train, k=20)
     assert content["sku"].isin(new).any()
     # nobody has bought a new item, so its reason can only be its category (one of the customer's) or popularity
     new_rows = content[content["sku"].isin(new)]
@@ -175,7 +182,7 @@ def test_recommendations_exclude_purchases_and_reasons_cite_history(trained):
     purchased = mine[mine["event_type"] == "purchase"]
     bought = set(zip(purchased["customer_id"], purchased["sku"], strict=True))
     for name in ("transition", "sasrec", "itemknn", "popularity"):
-        recs = P.recommend(bundle[name], customers, history, k=10, items=items)
+        recs = recommend(bundle[name], customers, history, k=10, items=items)
         assert list(recs.columns[:7]) == [
             "customer_id",
             "rank",
@@ -208,12 +215,12 @@ def test_warm_start_and_carry_over(trained, store, tmp_path):
     _, events, products = store
     as_of = START + timedelta(days=TRAIN_DAYS)
     later = events[events["event_ts"] < _day(TRAIN_DAYS + 1)]
-    carried = P.train_candidates(
+    carried = train_candidates(
         later,
         as_of,
-        tmp_path,
+        ArtifactStore(tmp_path),
         items=products,
-        warm_start_from=bundle.path,
+        warm_start_from=bundle,
         retrain_sasrec=False,
         models=["popularity", "segment_popularity", "sasrec"],
     )
@@ -223,10 +230,9 @@ def test_warm_start_and_carry_over(trained, store, tmp_path):
     o = old.net_.item_emb.weight.detach().numpy()[np.searchsorted(old.item_ids_, shared) + 1]
     n = new.net_.item_emb.weight.detach().numpy()[np.searchsorted(new.item_ids_, shared) + 1]
     np.testing.assert_array_equal(o, n)
-    warm = P.train_candidates(
+    warm = train_candidates(
         later,
         as_of,
-        tmp_path / "w",
         items=products,
         warm_start_from=bundle,
         retrain_sasrec=True,
@@ -246,18 +252,18 @@ def test_choose_champion():
             {"date": f"2025-02-{d + 1:02d}", "model": "ease", "NDCG@10": 0.12},
         ]
     df = pd.DataFrame(rows)
-    last5 = P.choose_champion(df, margin=0.1, last_days=5)
+    last5 = choose_champion(df, margin=0.1, last_days=5)
     assert last5["champion"] == "sasrec" and "sasrec" in last5["reason"] and last5["beats_baseline"]
     assert len(last5["window"]) == 5
-    all10 = P.choose_champion(df, margin=0.1, last_days=10)
+    all10 = choose_champion(df, margin=0.1, last_days=10)
     assert all10["champion"] == "ease"  # sasrec's mean over 10 days (0.115) is below ease's 0.12
-    strict = P.choose_champion(df, margin=0.5, last_days=5, previous_champion="ease")
+    strict = choose_champion(df, margin=0.5, last_days=5, previous_champion="ease")
     assert strict["champion"] == "ease" and "previous champion" in strict["reason"]
     assert not strict["beats_baseline"]
-    none = P.choose_champion(df, margin=0.5, last_days=5)
+    none = choose_champion(df, margin=0.5, last_days=5)
     assert none["champion"] == "popularity" and "serving popularity" in none["reason"]
     assert not none["beats_baseline"]
-    flat = P.flatten_metrics("2025-03-01", {"m": {"NDCG@10": 0.2, "cold_users": {"NDCG@10": 0.1}}})
+    flat = flatten_metrics("2025-03-01", {"m": {"NDCG@10": 0.2, "cold_users": {"NDCG@10": 0.1}}})
     assert flat.loc[0, "cold_users.NDCG@10"] == 0.1
 
 
@@ -271,44 +277,39 @@ def test_repeated_events_collapse_and_history_is_capped():
             "event_type": ["view", "purchase", "view", "view", "cart"],
         }
     )
-    assert P._collapse_repeats(events, None)["sku"].tolist() == ["a", "b", "a", "c"]
-    assert P._collapse_repeats(events, 2)["sku"].tolist() == ["a", "c"]
+    assert collapse_repeats(events, None)["sku"].tolist() == ["a", "b", "a", "c"]
+    assert collapse_repeats(events, 2)["sku"].tolist() == ["a", "c"]
 
 
 def test_collapse_repeats_accepts_an_empty_history():
-    import pandas as pd
-
-    from ml.recommend.platform import _collapse_repeats
-
     empty = pd.DataFrame(
         {"customer_id": [], "sku": [], "event_ts": pd.to_datetime([], utc=True), "event_type": []}
     )
-    assert _collapse_repeats(empty).empty
+    assert collapse_repeats(empty).empty
 
 
-def test_prune_bundles_deletes_only_dated_bundles_before_the_cutoff(tmp_path):
-    for name in (
-        "candidates-2025-01-01",
-        "candidates-2025-01-02",
-        "candidates-2025-01-03",
-        "candidates-x",
-        "notes",
-    ):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "manifest.json").write_text("{}")
-    (tmp_path / "candidates-2024-12-31.txt").write_text("a file, not a bundle")
-    # the warm start's source: the newest complete bundle before the day
-    assert P.previous_bundle(tmp_path, date(2025, 1, 3)) == tmp_path / "candidates-2025-01-02"
-    assert P.previous_bundle(tmp_path, date(2025, 1, 1)) is None
-    (tmp_path / "candidates-2025-01-02" / "manifest.json").unlink()  # a bundle still being written
-    assert P.previous_bundle(tmp_path, date(2025, 1, 3)) is None
-    assert P.bundle_dir(tmp_path, date(2025, 1, 3)) == tmp_path / "candidates-2025-01-03"
-    removed = P.prune_bundles(tmp_path, date(2025, 1, 3))
-    assert removed == ["candidates-2025-01-01", "candidates-2025-01-02"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "candidates-2024-12-31.txt",
-        "candidates-2025-01-03",
-        "candidates-x",
-        "notes",
+def test_retention_keeps_the_recent_bundles_and_what_unfinished_runs_read(tmp_path):
+    store = ArtifactStore(tmp_path)
+    for day in range(1, 11):
+        store.write(
+            BUNDLES, f"2025-01-{day:02d}", lambda f: (f / "manifest.json").write_text("{}"), folder=True
+        )
+    store.write(BUNDLES, "notes", lambda f: f.write_text("not a bundle"))
+    # three days back from the newest (01-10): 01-08 .. 01-10 stay; an unfinished run reads 01-04
+    assert expired_bundles(store, 3, protected={date(2025, 1, 4)}) == [
+        f"2025-01-{d:02d}" for d in (1, 2, 3, 5, 6, 7)
     ]
-    assert P.prune_bundles(tmp_path / "missing", date(2025, 1, 3)) == []
+    assert expired_bundles(store, 30) == [] and expired_bundles(ArtifactStore(tmp_path / "none"), 3) == []
+    assert load_bundle(store, date(2025, 1, 11)) is None
+
+
+def test_the_runs_a_retention_must_spare():
+    from orchestration.defs.recommend.retention import days_a_run_reads
+
+    assert days_a_run_reads({"dagster/partition": "2025-01-05"}) == {date(2025, 1, 4), date(2025, 1, 5)}
+    ranged = {
+        "dagster/asset_partition_range_start": "2025-01-05",
+        "dagster/asset_partition_range_end": "2025-01-07",
+    }
+    assert days_a_run_reads(ranged) == {date(2025, 1, d) for d in range(4, 8)}
+    assert days_a_run_reads({}) == set() and days_a_run_reads({"dagster/partition": "all"}) == set()

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from ml.ingest.raw_loader import load_window
-from ml.quality.reconcile import quarantine_summary, reconcile_landing, reconcile_staging
+from ml.quality.reconcile import reconcile_landing, reconcile_staging, write_quarantine_summary
 from ml.sources import get_source
 
 DAY = date(2025, 1, 1)
@@ -39,9 +39,13 @@ def test_clean_load_balances_including_quarantine_and_duplicates(loaded):
     assert rec.ok and rec.quarantined > 0 and rec.landed == rec.raw + rec.quarantined
     stg = reconcile_staging(con, "events", DAY, DAY)
     assert stg.ok and stg.duplicates > 0 and stg.raw == stg.staged + stg.duplicates
-    summary = quarantine_summary(con, DAY, DAY)
+    summary = write_quarantine_summary(con, DAY, DAY)
     assert int(summary["n_rows"].sum()) == rec.quarantined
     assert set(summary["table_name"]) == {"events"}
+    # written once per day: a second run replaces the day instead of adding to it
+    write_quarantine_summary(con, DAY, DAY)
+    stored = con.execute("SELECT sum(n_rows), count(*) FROM quality.quarantine_daily").fetchone()
+    assert stored == (rec.quarantined, len(summary))
 
 
 def test_a_lost_raw_row_breaks_the_landing_reconciliation(loaded):

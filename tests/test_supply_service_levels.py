@@ -1,4 +1,5 @@
-"""The `replenishment_plan` asset with a service level per demand class, written next to an older plan table.
+"""The `replenishment_plan` asset with a service level per demand class, written next to a plan table without
+that column (a column added to an asset lands beside the days written before it).
 
 A real Dagster materialisation of the forecast and the plan against a temporary DuckDB holding the three marts
 the plan reads (daily SKU demand, inventory snapshots, products), built from the synthetic store.
@@ -59,7 +60,7 @@ def _write_marts(path, one_big_sale: str | None = None):
             "alt_lead_time_days": None,
         }
     )
-    # A plan table as an older version wrote it: no demand_class column.
+    # A plan table written before the demand_class column existed.
     old_plan = pd.DataFrame(
         {"as_of_date": [(day - timedelta(days=1)).date()], "sku": [skus[0]], "order_qty": [1.0]}
     )
@@ -247,7 +248,7 @@ def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(t
 def test_levels_set_a_window_ago_are_replayed_over_the_days_since(tmp_path):
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-    from ml.forecast.service import demand_classes
+    from ml.forecast.marts import demand_classes
     from ml.inventory.tuning import ForwardReplay
     from orchestration.defs.supply.assets import service_levels
 

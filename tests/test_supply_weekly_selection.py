@@ -12,7 +12,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ml.forecast.service import demand_from_mart, history_fingerprint, selection_anchor
+from ml.artifacts import ArtifactStore
+from ml.forecast.marts import demand_from_mart
+from ml.forecast.selection import SELECTIONS, history_fingerprint, selection_anchor
 from ml.forecast.synthetic import synthetic_store
 from orchestration.defs.supply.assets import demand_forecast
 from orchestration.resources import DataFilesResource, WarehouseResource
@@ -50,7 +52,7 @@ def _materialise_full(tmp_path, day) -> dict:
 
 
 def _stored(tmp_path) -> list[str]:
-    return sorted(p.name for p in (tmp_path / "artifacts" / "supply" / "forecast_selection").iterdir())
+    return ArtifactStore(tmp_path / "artifacts").names(SELECTIONS)
 
 
 def test_full_model_selects_weekly_and_reuses_the_selection(tmp_path):
@@ -65,6 +67,9 @@ def test_full_model_selects_weekly_and_reuses_the_selection(tmp_path):
     assert metas[0]["models"] == {"ensemble": 20}
     (stored,) = _stored(tmp_path)
     assert re.fullmatch(rf"selection-{anchor.date()}-ensemble-[0-9a-f]{{12}}\.pkl", stored)
+    # the metadata names the stored selection with its size and hash
+    info = ArtifactStore(tmp_path / "artifacts").info(SELECTIONS, stored)
+    assert [m["model_selection_artifact"] for m in metas] == [info.as_metadata()] * 2
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         rows = con.execute(
             "SELECT as_of_date, count(*), min(forecast_date) > as_of_date, min(q90 - q50) >= 0 "

@@ -16,8 +16,8 @@ import dagster as dg
 import duckdb
 import pytest
 
+from ml.settings import REPO_ROOT
 from orchestration.instance import prepare_instance
-from orchestration.settings import REPO_ROOT
 from tests.pipeline_helpers import FOUNDATION_GROUPS, all_assets, landing_rows, resources_for
 from tests.ui_server import LOCATION, DagsterUI, start_dagster_dev, stop
 

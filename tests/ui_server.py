@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestration.settings import REPO_ROOT
+from ml.settings import REPO_ROOT
 
 DAGSTER = Path(sys.executable).with_name("dagster")
 LOCATION = "aigc_commerce"

@@ -9,26 +9,22 @@ to an origin, predict ``h`` periods with a mean and quantiles (0.5 and 0.9 by de
 - selection/combination on rolling validation origins: :mod:`ml.forecast.ensemble`;
 - metrics (RMSSE, WRMSSE, MASE, WAPE, bias, pinball, coverage): :mod:`ml.forecast.metrics`;
 - the Online Retail / generic-CSV protocol: :mod:`ml.forecast.protocol`;
-- entry points for the daily assets (forecast for an origin, backtest): :mod:`ml.forecast.service`.
+- the models the platform runs (candidate factories, the full and the fast ensemble): :mod:`ml.forecast.models`;
+- the mart's demand as the models and the plan read it (net demand, classes, dispersion): :mod:`ml.forecast.marts`;
+- the daily forecast of day D: :mod:`ml.forecast.daily`, with the weekly stored selection of
+  :mod:`ml.forecast.selection`; accuracy of stored forecasts once actuals arrive: :mod:`ml.forecast.backtest`.
 """
 
+from ml.forecast.backtest import backtest, backtest_for_day
 from ml.forecast.base import DEFAULT_QUANTILES, Forecast, Forecaster, quantile_column
 from ml.forecast.baselines import TSB, CrostonSBA, MovingAverage, Naive, SeasonalNaive, Zero
 from ml.forecast.classify import adi_cv2, classify, classify_panel
+from ml.forecast.daily import daily_forecast
 from ml.forecast.ensemble import SelectedEnsemble
 from ml.forecast.gbm import GlobalGBM
+from ml.forecast.marts import demand_from_mart, planning_demand
+from ml.forecast.models import candidates, default_model, fast_model
 from ml.forecast.panel import Panel, to_panel
-from ml.forecast.service import (
-    backtest,
-    backtest_for_day,
-    candidates,
-    daily_forecast,
-    default_model,
-    demand_from_mart,
-    fast_model,
-    forecast_for_origin,
-    split_by_warehouse,
-)
 
 __all__ = [
     "DEFAULT_QUANTILES",
@@ -53,8 +49,7 @@ __all__ = [
     "default_model",
     "demand_from_mart",
     "fast_model",
-    "forecast_for_origin",
+    "planning_demand",
     "quantile_column",
-    "split_by_warehouse",
     "to_panel",
 ]

@@ -133,3 +133,23 @@ def extend_calendar(calendar: np.ndarray, h: int) -> np.ndarray:
         vals, counts = np.unique(diffs, return_counts=True)
         step = vals[np.argmax(counts)]
     return cal[-1] + step * np.arange(1, h + 1)
+
+
+def next_periods(calendar: np.ndarray, h: int, lookback_days: int = 56) -> np.ndarray:
+    """The next ``h`` dates of a trading calendar: calendar days after its end, skipping weekdays on which the
+    shop did not trade in the last ``lookback_days`` (Online Retail never trades on Saturdays). A weekday counts
+    as closed only once it has passed at least twice without trading, so a short history (the first days of a
+    shop) forecasts every calendar day instead of guessing a weekly calendar from one or two dates."""
+    cal = pd.DatetimeIndex(np.asarray(calendar))
+    last = cal[-1]
+    start = max(cal[0], last - pd.Timedelta(days=lookback_days - 1))
+    recent = cal[cal >= start]
+    passed = pd.date_range(start, last, freq="D").dayofweek.value_counts()
+    closed = {d for d in range(7) if passed.get(d, 0) >= 2 and d not in set(recent.dayofweek)}
+    open_days = set(range(7)) - closed
+    out, day = [], last
+    while len(out) < h:
+        day = day + pd.Timedelta(days=1)
+        if day.dayofweek in open_days:
+            out.append(day)
+    return pd.DatetimeIndex(out).to_numpy()

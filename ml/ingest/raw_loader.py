@@ -363,20 +363,3 @@ def load_window(
         con.execute("ROLLBACK")
         raise
     return result
-
-
-def preview_markdown(
-    con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, limit: int = 5
-) -> str:
-    """The first rows of a query as a markdown table (for Dagster metadata)."""
-    cur = con.execute(f"SELECT * FROM ({sql}) LIMIT {int(limit)}", params or [])
-    names = [d[0] for d in cur.description]
-    rows = cur.fetchall()
-
-    def cell(v: object) -> str:
-        text = "" if v is None else str(v)
-        return text.replace("|", "\\|").replace("\n", " ")[:60]
-
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)

@@ -309,6 +309,25 @@ def warehouse_shares(inventory: pd.DataFrame, as_of=None, window_days: int = 28)
     return g[["sku", "warehouse_id", "share"]]
 
 
+def split_by_warehouse(forecast: pd.DataFrame, shares: pd.DataFrame) -> pd.DataFrame:
+    """Split a SKU-level forecast frame (``sku, step, mean, q50, q90, ...``) by ``shares``
+    (``sku, warehouse_id, share``): means scale by the share; each quantile is that of the thinned negative
+    binomial NB1(s * mean, 1 + s * (phi - 1)), ``phi`` implied by the SKU's own ``mean``/``q90``."""
+    fc = forecast.astype({"sku": str})
+    wide_mean = fc.pivot_table(index="sku", columns="step", values="mean", sort=True)
+    wide_q90 = fc.pivot_table(index="sku", columns="step", values="q90", sort=True).reindex(wide_mean.index)
+    phi = pd.Series(implied_dispersion(wide_mean.to_numpy(), wide_q90.to_numpy()), index=wide_mean.index)
+    sh = shares[["sku", "warehouse_id", "share"]].astype({"sku": str})
+    out = fc.merge(sh, on="sku", how="inner")
+    s = out.pop("share").to_numpy(dtype=float)
+    out["mean"] = out["mean"].to_numpy(dtype=float) * s
+    phi_w = 1.0 + s * (phi.reindex(out["sku"]).to_numpy() - 1.0)
+    for col in [c for c in fc.columns if c.startswith("q") and c[1:].replace(".", "").isdigit()]:
+        out[col] = nb1_quantile(out["mean"].to_numpy(), phi_w, float(col[1:]) / 100)
+    first = [c for c in ("origin_date", "sku", "warehouse_id", "forecast_date", "step") if c in out.columns]
+    return out[first + [c for c in out.columns if c not in first]].reset_index(drop=True)
+
+
 def plan_from_marts(
     forecast: pd.DataFrame,
     inventory: pd.DataFrame,
@@ -323,7 +342,7 @@ def plan_from_marts(
 ) -> pd.DataFrame:
     """The ``replenishment_plan`` asset: one row per ``sku x warehouse_id``.
 
-    - ``forecast``: :func:`ml.forecast.service.daily_forecast` output (``sku, [warehouse_id,] step, mean, q90``);
+    - ``forecast``: :func:`ml.forecast.daily.daily_forecast` output (``sku, [warehouse_id,] step, mean, q90``);
       a SKU-level forecast is split over warehouses by :func:`warehouse_shares` of ``inventory``;
     - ``inventory``: ``fct_inventory_daily`` (``sku, warehouse_id, snapshot_date, on_hand, on_order,
       units_sold``): the snapshot on or before ``as_of`` is the stock now;
@@ -344,14 +363,12 @@ def plan_from_marts(
     finds such levels on replayed validation windows). Each row reports its ``demand_class`` and
     ``service_level``.
 
-    ``dispersion`` (sku -> NB1 phi from the SKU's own demand history, :func:`ml.forecast.service.sku_dispersion`)
+    ``dispersion`` (sku -> NB1 phi from the SKU's own demand history, :func:`ml.forecast.marts.sku_dispersion`)
     widens the lead-time demand where history is lumpier than the forecast's q90 says: the plan uses the larger
     of the two, thinned to the warehouse's share (``1 + share * (phi - 1)``). A 0.9 quantile says little about the
     far tail that a high service level needs; the replenishment benchmark could not reach a 95% fill rate at any
     level with the q90-implied dispersion alone.
     """
-    from ml.forecast.service import split_by_warehouse
-
     named = {"service_level": service_level} | {
         f"service_level_by_class[{c}]": v for c, v in (service_level_by_class or {}).items()
     }

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 
 import duckdb
 
+from ml.summary import summary  # noqa: F401  (the profile builders import it from here)
 from ml.warehouse import ensure_schema as _ensure_schema
 from ml.warehouse import (  # noqa: F401  (the profile builders import them from here)
     markdown_table,
     replace_partition,
-    replace_partition_df,
     table_exists,
     transaction,
     write_partition,
 )
+from ml.warehouse import sql_date as lit  # noqa: F401  (the profile builders import it from here)
 
 FEATURES = "features"
 MARTS = "marts"
@@ -49,22 +49,5 @@ def single_threaded() -> Iterator[None]:
         yield
 
 
-def lit(day: date) -> str:
-    """A SQL date literal; safe to inline because it is built from a ``date`` object, never from user text."""
-    return f"DATE '{date.fromordinal(day.toordinal()).isoformat()}'"
-
-
 def shift(day: date, days: int) -> date:
     return day + timedelta(days=days)
-
-
-def summary(row_count: int, metrics: dict[str, float | int | None], markdown: dict[str, str]) -> dict:
-    """The summary shape every builder returns (a Dagster asset turns it into metadata).
-
-    ``metrics`` are numbers (``None`` when not computable that day) that plot over partitions;
-    ``markdown`` are small tables for the UI.
-    """
-    clean = {
-        k: (None if v is None or (isinstance(v, float) and math.isnan(v)) else v) for k, v in metrics.items()
-    }
-    return {"row_count": int(row_count), "metrics": clean, "markdown": markdown}

@@ -27,7 +27,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ml.profiles._db import FEATURES, lit, markdown_table, replace_partition_df, shift, summary
+from ml.profiles._db import FEATURES, lit, markdown_table, replace_partition, shift, summary
 from ml.profiles.daily import require_aggregates
 
 WINDOW_DAYS = 28
@@ -90,7 +90,7 @@ def place_profiles(con: duckdb.DuckDBPyConnection, as_of: date) -> dict:
     channel_aov = pooled["gmv"] / pooled["orders"].replace(0, np.nan)
     cells["aov"] = (cells["gmv"] + AOV_PSEUDO_ORDERS * channel_aov) / (cells["orders"] + AOV_PSEUDO_ORDERS)
     cells["window_days"] = WINDOW_DAYS
-    rows = replace_partition_df(con, PLACE_PROFILES, "as_of_date", as_of, cells)
+    rows = replace_partition(con, PLACE_PROFILES, "as_of_date", as_of, cells)
 
     by_channel = (
         cells.groupby("channel")[["views", "carts", "purchases", "orders", "gmv"]].sum().reset_index()

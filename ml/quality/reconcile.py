@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from ml.sources.landing import day_files
 from ml.sources.schema import CONTRACTS
-from ml.warehouse import table_exists
+from ml.warehouse import replace_partition, sql_date, table_exists
 
 
 @dataclass(frozen=True)
@@ -145,19 +145,36 @@ def reconcile_staging(
     return StagingReconciliation(table, spec.model, first, last, raw, staged, raw - distinct)
 
 
-def quarantine_summary(con: duckdb.DuckDBPyConnection, first_day: date, last_day: date) -> pd.DataFrame:
-    """Quarantined rows per landing day, table and reason code (zero rows when nothing was quarantined)."""
-    parts = []
-    for table in CONTRACTS:
-        if table_exists(con, f"raw.quarantine_{table}"):
-            parts.append(
-                f"SELECT _landing_date AS landing_date, '{table}' AS table_name, _reason AS reason, "
-                f"count(*) AS n_rows FROM raw.quarantine_{table} WHERE _landing_date BETWEEN $1 AND $2 GROUP BY 1, 3"
-            )
-    if not parts:
-        return pd.DataFrame(columns=["landing_date", "table_name", "reason", "n_rows"])
-    sql = " UNION ALL ".join(parts) + " ORDER BY landing_date, table_name, reason"
-    return con.execute(sql, [first_day, last_day]).df()
+QUARANTINE_DAILY = "quality.quarantine_daily"
+"""Quarantined rows per landing day, table and reason code."""
+
+
+def _quarantine_counts_sql(con: duckdb.DuckDBPyConnection, first_day: date, last_day: date) -> str:
+    window = f"_landing_date between {sql_date(first_day)} and {sql_date(last_day)}"
+    parts = [
+        f"select _landing_date as landing_date, '{table}' as table_name, _reason as reason, count(*) as n_rows "
+        f"from raw.quarantine_{table} where {window} group by 1, 3"
+        for table in CONTRACTS
+        if table_exists(con, f"raw.quarantine_{table}")
+    ]
+    empty = "select null::date as landing_date, null::varchar as table_name, null::varchar as reason, 0::bigint as n_rows where false"
+    return " union all ".join(parts) if parts else empty
+
+
+def write_quarantine_summary(con: duckdb.DuckDBPyConnection, first_day: date, last_day: date) -> pd.DataFrame:
+    """Count the quarantined rows per landing day, table and reason of ``[first_day, last_day]`` into
+    :data:`QUARANTINE_DAILY` (replacing those days) and return them (zero rows when nothing was quarantined)."""
+    replace_partition(
+        con,
+        QUARANTINE_DAILY,
+        "landing_date",
+        (first_day, last_day),
+        _quarantine_counts_sql(con, first_day, last_day),
+    )
+    return con.execute(
+        f"select * from {QUARANTINE_DAILY} where landing_date between ? and ? order by landing_date, table_name, reason",
+        [first_day, last_day],
+    ).df()
 
 
 @dataclass(frozen=True)
@@ -213,7 +230,7 @@ def volume_vs_recent(
     Sunday against the week's median is a false alarm every week. Days without rows are left out of the
     baselines: a closed day is not a baseline. A drop below ``min_ratio`` × the baseline fails, except on a
     regular closing day: an empty day whose weekday was empty on every one of the previous ``closed_weeks`` same
-    weekdays since the table's first day, at least two of them (the rule :func:`ml.forecast.service.next_periods`
+    weekdays since the table's first day, at least two of them (the rule :func:`ml.forecast.panel.next_periods`
     uses for the trading calendar). An outage on a weekday the shop trades still fails.
 
     One query for the whole range (a backfill checks months of days at once).

@@ -5,9 +5,13 @@ item-index sequences), ``score(users, histories)`` -> ``[n_users, n_items]`` and
 Metrics (full ranking, pessimistic ties) are in :mod:`ml.recommend.metrics`; the paper-protocol benchmark is
 ``python -m bench.recsys``. Serving lists for every user in one pass: :func:`~ml.recommend.base.batched_topk`.
 
-The daily pipeline uses :mod:`ml.recommend.platform` (``train_candidates``, ``evaluate_next_day``, ``recommend``,
-``choose_champion``), which works on the shop's event log (customer_id, sku, event_ts, event_type). Nothing here
-imports Dagster; torch is imported by the SASRec module, so import this package inside asset functions.
+The daily pipeline's steps are :mod:`ml.recommend.daily`, built on the shop's interaction log
+(:mod:`~ml.recommend.interactions`: customer_id, sku, event_ts, event_type): :mod:`~ml.recommend.training`
+(``train_candidates``) stores a day's :mod:`~ml.recommend.bundles`; :mod:`~ml.recommend.evaluation`
+(``evaluate_next_day``), :mod:`~ml.recommend.serving` (``recommend``, with reasons) and
+:mod:`~ml.recommend.champion` (``choose_champion``) read it; :mod:`~ml.recommend.scoring` holds the rules every list
+obeys. Nothing here imports Dagster; torch is imported by the SASRec module, so import this package inside asset
+functions.
 """
 
 from ml.recommend.base import Recommender, batched_topk, topk_from_scores

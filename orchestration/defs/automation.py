@@ -18,9 +18,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from ml import settings
 from ml.sources.landing import day_dir, parse_day
 from ml.sources.schema import TABLES
-from orchestration import settings
 from orchestration.defs.ingest.assets import raw_key
 from orchestration.partitions import daily_partitions
 

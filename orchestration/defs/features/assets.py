@@ -15,8 +15,10 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from ml.summary import summary
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.defs.transform.dbt_args import LOOKBACK_DAYS
+from orchestration.metadata import summary_metadata
 from orchestration.partitions import DAILY_WAREHOUSE_WRITER, daily_partitions, partition_days
 from orchestration.resources import WarehouseResource
 
@@ -29,32 +31,6 @@ MARTS_READ = [
     "dim_products",
     "fct_inventory_daily",
 ]
-
-
-def summary_metadata(summaries: list[dict], days: list[date]) -> dict:
-    """Builder summaries as Dagster metadata: the last day's in full, and every day's numbers as a table.
-
-    A daily run has one day, so its numbers plot over partitions; a backfill of a range reports the range's
-    last day in the plots (Dagster records one materialisation for the whole range) and each day in ``per_day``.
-    """
-    summary = summaries[-1]
-    metadata: dict = {"as_of": days[-1].isoformat(), "days_built": len(days)}
-    if len(days) > 1:
-        names = [k for k, v in (summary.get("metrics") or {}).items() if isinstance(v, int | float)][:8]
-        rows = ["| day | rows | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
-        for day, s in zip(days, summaries, strict=True):
-            m = s.get("metrics") or {}
-            cells = [f"{m[n]:.4g}" if isinstance(m.get(n), float) else str(m.get(n, "")) for n in names]
-            rows.append(f"| {day} | {s.get('row_count', '')} | " + " | ".join(cells) + " |")
-        metadata["per_day"] = dg.MetadataValue.md("\n".join(rows))
-    if "row_count" in summary:
-        metadata["dagster/row_count"] = int(summary["row_count"])
-    for name, value in (summary.get("metrics") or {}).items():
-        if value is not None:
-            metadata[name] = float(value) if isinstance(value, float) else value
-    for name, text in (summary.get("markdown") or {}).items():
-        metadata[name] = dg.MetadataValue.md(text)
-    return metadata
 
 
 def _first_source_day() -> date:
@@ -101,11 +77,10 @@ def _aggregate(con, day: date) -> dict:
     for d in (first + timedelta(days=i) for i in range((day - first).days + 1)):
         result = update_daily_aggregates(con, d)
     rows = result.get("rows", {})
-    return {
-        "row_count": int(sum(rows.values())) if rows else 0,
-        "metrics": {f"rows_{table}": int(n) for table, n in rows.items()}
-        | {"seconds": result.get("seconds")},
-    }
+    return summary(
+        int(sum(rows.values())) if rows else 0,
+        {f"rows_{table}": int(n) for table, n in rows.items()} | {"seconds": result.get("seconds")},
+    )
 
 
 def _lazy(name: str) -> Callable:

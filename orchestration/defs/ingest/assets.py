@@ -12,8 +12,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from ml.ingest.raw_loader import create_raw_tables, load_window, preview_markdown
+from ml.ingest.raw_loader import create_raw_tables, load_window
 from ml.sources.schema import CONTRACTS, TABLES
+from ml.warehouse import query_markdown
 from orchestration.metadata import column_schema
 from orchestration.partitions import POOL, daily_partitions, partition_days
 from orchestration.resources import StoreSourceResource, WarehouseResource
@@ -134,7 +135,7 @@ def raw_tables(context: dg.AssetExecutionContext, store: StoreSourceResource, wa
                         "| day | landed | loaded | quarantined |\n|---|---|---|---|\n" + per_day
                     ),
                     "preview": dg.MetadataValue.md(
-                        preview_markdown(
+                        query_markdown(
                             con,
                             f"SELECT * EXCLUDE (_source_file) FROM raw.{table} "
                             "WHERE _landing_date BETWEEN ? AND ?",

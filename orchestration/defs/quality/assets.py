@@ -16,15 +16,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from ml.ingest.raw_loader import preview_markdown
 from ml.quality.reconcile import (
     STAGING,
-    quarantine_summary,
     reconcile_landing,
     reconcile_staging,
     volume_vs_recent,
+    write_quarantine_summary,
 )
 from ml.sources.schema import TABLES
+from ml.warehouse import markdown_table
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.defs.ingest.assets import raw_key
 from orchestration.defs.transform.dbt_args import partition_vars
@@ -104,33 +104,17 @@ staging_checks = [_staging_check(t) for t in TABLES]
 def quarantine_summary_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     days = partition_days(context)
     with warehouse.connect() as con:
-        summary = quarantine_summary(con, days[0], days[-1])
-        con.execute("CREATE SCHEMA IF NOT EXISTS quality")
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS quality.quarantine_daily "
-            "(landing_date DATE, table_name VARCHAR, reason VARCHAR, n_rows BIGINT)"
-        )
-        con.execute("BEGIN TRANSACTION")
-        con.execute(
-            "DELETE FROM quality.quarantine_daily WHERE landing_date BETWEEN ? AND ?", [days[0], days[-1]]
-        )
-        if len(summary):
-            con.register("_summary", summary)
-            con.execute("INSERT INTO quality.quarantine_daily SELECT * FROM _summary")
-            con.unregister("_summary")
-        con.execute("COMMIT")
-        preview = preview_markdown(
-            con,
-            "SELECT table_name, reason, sum(n_rows) AS n_rows FROM quality.quarantine_daily "
-            "WHERE landing_date BETWEEN ? AND ? GROUP BY 1, 2 ORDER BY 3 DESC",
-            [days[0], days[-1]],
-            limit=20,
-        )
-    per_table = summary.groupby("table_name")["n_rows"].sum().to_dict() if len(summary) else {}
+        summary = write_quarantine_summary(con, days[0], days[-1])
+    by_reason = summary.groupby(["table_name", "reason"], as_index=False)["n_rows"].sum()
+    per_table = summary.groupby("table_name")["n_rows"].sum().to_dict()
     metadata = {
-        "quarantined_rows": int(summary["n_rows"].sum()) if len(summary) else 0,
+        "quarantined_rows": int(summary["n_rows"].sum()),
         "dagster/row_count": len(summary),
-        "by_reason": dg.MetadataValue.md(preview if len(summary) else "_nothing quarantined_"),
+        "by_reason": dg.MetadataValue.md(
+            markdown_table(by_reason.sort_values("n_rows", ascending=False), max_rows=20)
+            if len(summary)
+            else "_nothing quarantined_"
+        ),
     }
     metadata.update({f"quarantined_{t}": int(per_table.get(t, 0)) for t in TABLES})
     return dg.MaterializeResult(metadata=metadata)

@@ -17,13 +17,13 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from pydantic import Field
 
+from ml.settings import dbt_env
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.defs.transform.dbt_args import build_args, partition_vars
 from orchestration.defs.transform.project import dbt_project
 from orchestration.metadata import table_columns, table_schema
 from orchestration.partitions import POOL, daily_partitions, partition_days
 from orchestration.resources import WarehouseResource
-from orchestration.settings import dbt_env
 
 INCREMENTAL = "config.materialized:incremental"
 OWNERS = ["team:data-platform"]

@@ -1,7 +1,7 @@
 """Where things live and which environment and source are active: the one place that decides.
 
 No Dagster import here, so the Makefile, dbt helpers and benchmarks can ask for paths cheaply
-(``python -m orchestration.settings warehouse-path``).
+(``python -m ml.settings warehouse-path``).
 
 Environment variables (all optional):
 
@@ -112,7 +112,7 @@ def _main(argv: list[str]) -> int:
         "environment": environment,
     }
     if len(argv) != 1 or argv[0] not in commands:
-        print(f"usage: python -m orchestration.settings {{{'|'.join(commands)}}}", file=sys.stderr)
+        print(f"usage: python -m ml.settings {{{'|'.join(commands)}}}", file=sys.stderr)
         return 2
     print(commands[argv[0]]())
     return 0

@@ -1,0 +1,66 @@
+"""The champion gate: which candidate serves, judged on the last evaluated days against popularity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+BASELINE = "popularity"
+
+
+def choose_champion(
+    history_of_daily_metrics: pd.DataFrame,
+    margin: float = 0.05,
+    previous_champion: str | None = None,
+    metric: str = "NDCG@10",
+    last_days: int = 7,
+    min_days: int = 3,
+    baseline: str = BASELINE,
+) -> dict[str, Any]:
+    """The model to serve: the best challenger that beats ``baseline`` by ``margin`` on the last evaluated days.
+
+    ``history_of_daily_metrics`` has one row per (``date``, ``model``) with the ``metric`` column (what
+    :func:`evaluate_next_day` returned, flattened). A challenger qualifies when, over the last ``last_days``
+    evaluated dates, its mean ``metric`` is at least ``(1 + margin)`` times the baseline's and it was evaluated
+    on at least ``min_days`` of them. Otherwise the previous champion is kept if it still does at least as well as
+    the baseline on those days, else the baseline itself is served. The reason says which case applied.
+    """
+    df = history_of_daily_metrics
+    if df.empty or baseline not in set(df["model"]):
+        return {
+            "champion": previous_champion or baseline,
+            "reason": "no evaluated days yet",
+            "beats_baseline": False,
+            "window": [],
+        }
+    dates = sorted(df.loc[df["model"] == baseline, "date"].unique())[-last_days:]
+    window = df[df["date"].isin(dates)]
+    means = window.groupby("model")[metric].mean()
+    days = window.groupby("model")["date"].nunique()
+    base = float(means[baseline])
+    bar = base * (1.0 + margin)
+    qualified = means[(means.index != baseline) & (means >= bar) & (days >= min(min_days, len(dates)))]
+    qualified = qualified[[m for m in qualified.index if means[m] > base]]
+    info = {"window": [str(d) for d in dates], "means": {m: round(float(v), 6) for m, v in means.items()}}
+    if len(qualified):
+        best = str(qualified.idxmax())
+        reason = (
+            f"{best} mean {metric} {means[best]:.4f} over {len(dates)} day(s) beats {baseline} "
+            f"{base:.4f} by {means[best] / base - 1 if base > 0 else float('inf'):.1%} (margin {margin:.0%})"
+        )
+        return {"champion": best, "reason": reason, "beats_baseline": True, **info}
+    if previous_champion and previous_champion in means.index and means[previous_champion] >= base:
+        reason = (
+            f"no challenger clears {baseline} by {margin:.0%}; keeping previous champion {previous_champion} "
+            f"({means[previous_champion]:.4f} vs {base:.4f})"
+        )
+        return {"champion": previous_champion, "reason": reason, "beats_baseline": False, **info}
+    return {
+        "champion": baseline,
+        "beats_baseline": False,
+        "reason": (
+            f"no model clears {baseline} ({base:.4f}) by {margin:.0%} over {len(dates)} day(s): serving {baseline}"
+        ),
+        **info,
+    }

@@ -1,0 +1,244 @@
+"""The recommend group's daily steps over the warehouse and the artifact store (no Dagster import).
+
+For day D, in dependency order:
+
+1. :func:`train_day`: every candidate fitted on the last :data:`TRAINING_WINDOW_DAYS` days of interactions up
+   to D, stored as D's bundle; SASRec warm-starts from D-1's bundle (retrained on one weekday, carried over on
+   the others; trained from scratch when D-1 has no bundle).
+2. :func:`evaluate_day`: D-1's bundle scored on the purchases of D (:data:`METRICS`).
+3. :func:`champion_day`: the model to serve from D (:data:`CHAMPIONS`), from the last evaluated days and D-1's
+   champion.
+4. :func:`recommend_day`: the champion's top-K for D+1 for every customer active in the last
+   :data:`ACTIVE_DAYS` days (:data:`LISTS`).
+
+Each returns the rows for its table and a summary (:mod:`ml.summary`); the assets write, export and attach them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import duckdb
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from ml.artifacts import ArtifactStore
+from ml.recommend.bundles import BUNDLES, CandidateModels, load_bundle
+from ml.recommend.champion import choose_champion
+from ml.recommend.interactions import read_interactions, read_purchases
+from ml.summary import summary
+from ml.warehouse import markdown_table, table_exists
+
+TRAINING_WINDOW_DAYS = 90
+ACTIVE_DAYS = 30
+CHAMPION_LOOKBACK_DAYS = 30
+"""Evaluated days the champion gate reads (it judges the last 7 evaluated ones among them)."""
+METRICS = "recommend.daily_metrics"
+CHAMPIONS = "recommend.champion_history"
+LISTS = "outputs.recommendations"
+
+
+class RecommendSettings(BaseModel):
+    sasrec_time_budget_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Training budget of a SASRec retrain in seconds (early stopping usually ends it sooner).",
+    )
+    sasrec_retrain_weekday: int = Field(
+        default=0,
+        ge=0,
+        le=6,
+        description="Weekday (0 = Monday) on which SASRec retrains; other days carry the last weights over.",
+    )
+    top_k: int = Field(default=20, ge=1, description="Recommendations kept per customer.")
+    champion_margin: float = Field(
+        default=0.05,
+        ge=0,
+        description="A challenger must beat popularity's NDCG@10 by this fraction over the last evaluated days.",
+    )
+
+
+def train_day(
+    con: duckdb.DuckDBPyConnection,
+    store: ArtifactStore,
+    day: date,
+    settings: RecommendSettings,
+    items: pd.DataFrame | None = None,
+) -> CandidateModels | None:
+    """Fit and store day ``day``'s bundle (None: no interactions in the window yet). ``items``: the catalogue
+    (:func:`ml.recommend.interactions.read_items`)."""
+    from ml.recommend.training import train_candidates
+
+    data = read_interactions(con, day - timedelta(days=TRAINING_WINDOW_DAYS - 1), day)
+    if data.empty:
+        return None
+    previous = load_bundle(store, day - timedelta(days=1))
+    return train_candidates(
+        data,
+        day,
+        store,
+        items=items,
+        warm_start_from=previous,
+        retrain_sasrec=previous is None or day.weekday() == settings.sasrec_retrain_weekday,
+        sasrec_time_budget=settings.sasrec_time_budget_seconds,
+    )
+
+
+def training_summary(bundle: CandidateModels, store: ArtifactStore) -> dict:
+    """The bundle's version, data window, models with their train seconds, and where it is stored (path, size,
+    content hash)."""
+    manifest = bundle.manifest
+    window = manifest.get("data_window", {})
+    models = pd.DataFrame(
+        [
+            {
+                "model": n,
+                "version": m["version"],
+                "train_seconds": m["train_seconds"],
+                "note": m.get("note", ""),
+            }
+            for n, m in manifest.get("models", {}).items()
+        ]
+    )
+    artifact = store.info(BUNDLES, bundle.as_of)
+    return summary(
+        metrics={
+            "version": manifest.get("version", ""),
+            "sasrec_retrained": bool(manifest.get("retrain_sasrec", False)),
+            "warm_start_from": manifest.get("warm_start_from") or "",
+            "train_seconds": float(manifest.get("train_seconds", 0.0)),
+            "catalogue_items": int(window.get("catalogue_items", 0)),
+            "customers": int(window.get("customers", 0)),
+            "bundle_size_bytes": artifact.size_bytes,
+        },
+        markdown={"models": markdown_table(models)},
+        json={"data_window": window, "bundle": artifact.as_metadata()},
+    )
+
+
+def evaluate_day(con: duckdb.DuckDBPyConnection, store: ArtifactStore, day: date) -> pd.DataFrame:
+    """The day's rows of :data:`METRICS`: every candidate of D-1's bundle scored on the purchases of ``day``
+    (one row per model; empty when D-1 has no bundle)."""
+    from ml.recommend.evaluation import evaluate_next_day, flatten_metrics
+
+    yesterday = day - timedelta(days=1)
+    bundle = load_bundle(store, yesterday)
+    if bundle is None:
+        return pd.DataFrame()
+    history = read_interactions(con, day - timedelta(days=TRAINING_WINDOW_DAYS), yesterday)
+    metrics = evaluate_next_day(bundle, history, read_purchases(con, day, day))
+    return flatten_metrics(pd.Timestamp(day).date(), metrics).rename(columns={"date": "eval_date"})
+
+
+def evaluation_summary(table: pd.DataFrame) -> dict:
+    """NDCG@10 and recall@20 per model (they plot over partitions) and the table of every metric."""
+    if table.empty:
+        return summary(0)
+    metrics: dict = {}
+    for row in table.to_dict(orient="records"):
+        metrics[f"NDCG@10_{row['model']}"] = float(row.get("NDCG@10", 0.0))
+        metrics[f"recall@20_{row['model']}"] = float(row.get("recall@20", 0.0))
+    metrics["evaluated_users"] = int(table["users"].max())
+    shown = [
+        c
+        for c in (
+            "model",
+            "HR@10",
+            "NDCG@10",
+            "recall@20",
+            "coverage@10",
+            "cold_users.NDCG@10",
+            "cold_items.NDCG@10",
+            "users",
+        )
+        if c in table.columns
+    ]
+    return summary(
+        len(table), metrics, {"metrics": markdown_table(table[shown].sort_values("NDCG@10", ascending=False))}
+    )
+
+
+def previous_champion(con: duckdb.DuckDBPyConnection, day: date) -> str | None:
+    """The champion chosen on the day before ``day`` (None before the first)."""
+    if not table_exists(con, CHAMPIONS):
+        return None
+    row = con.execute(
+        f"SELECT champion FROM {CHAMPIONS} WHERE as_of_date = ?", [day - timedelta(days=1)]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def champion_day(
+    con: duckdb.DuckDBPyConnection, store: ArtifactStore, day: date, settings: RecommendSettings
+) -> tuple[pd.DataFrame, dict]:
+    """The day's row of :data:`CHAMPIONS` and the choice (:func:`ml.recommend.champion.choose_champion`, plus
+    ``servable``: whether the day's bundle exists to serve it)."""
+    metrics = pd.DataFrame(columns=["date", "model", "NDCG@10"])
+    if table_exists(con, METRICS):
+        metrics = con.execute(
+            f'SELECT eval_date AS date, model, "NDCG@10" FROM {METRICS} WHERE eval_date <= ? AND eval_date > ?',
+            [day, day - timedelta(days=CHAMPION_LOOKBACK_DAYS)],
+        ).df()
+    choice = choose_champion(
+        metrics, margin=settings.champion_margin, previous_champion=previous_champion(con, day)
+    )
+    choice["servable"] = store.exists(BUNDLES, day.isoformat())
+    choice["beats_baseline"] = bool(choice.get("beats_baseline", False))
+    row = pd.DataFrame(
+        [
+            {
+                "as_of_date": pd.Timestamp(day).date(),
+                "champion": choice["champion"],
+                "reason": choice["reason"],
+                "beats_baseline": choice["beats_baseline"],
+            }
+        ]
+    )
+    return row, choice
+
+
+def recommend_day(
+    con: duckdb.DuckDBPyConnection,
+    store: ArtifactStore,
+    day: date,
+    settings: RecommendSettings,
+    items: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The day's rows of :data:`LISTS`: the champion's top-K for D+1 for every customer active in the last
+    :data:`ACTIVE_DAYS` days, with score, rank, model version and reason (empty without a champion or a bundle)."""
+    from ml.recommend.serving import recommend
+
+    bundle = load_bundle(store, day)
+    row = (
+        con.execute(f"SELECT champion FROM {CHAMPIONS} WHERE as_of_date = ?", [day]).fetchone()
+        if table_exists(con, CHAMPIONS)
+        else None
+    )
+    if row is None or bundle is None:
+        return pd.DataFrame()
+    history = read_interactions(con, day - timedelta(days=TRAINING_WINDOW_DAYS - 1), day)
+    active = history.loc[
+        history["event_ts"] >= pd.Timestamp(day, tz="UTC") - pd.Timedelta(days=ACTIVE_DAYS - 1), "customer_id"
+    ].unique()
+    recs = recommend(bundle[row[0]], sorted(active), history, k=settings.top_k, items=items)
+    recs.insert(0, "as_of_date", pd.Timestamp(day).date())
+    recs.insert(1, "target_date", pd.Timestamp(day + timedelta(days=1)).date())
+    return recs
+
+
+def recommendations_summary(recs: pd.DataFrame) -> dict:
+    """Customers served, distinct SKUs, the kinds of reasons given and a preview of the top three per customer."""
+    if recs.empty:
+        return summary(0)
+    kinds = recs["reason"].str.extract(r"^(bought together|similar to|new in|popular in)")[0].fillna("other")
+    preview = recs[recs["rank"] <= 3][["customer_id", "rank", "sku", "score", "reason"]]
+    return summary(
+        len(recs),
+        metrics={
+            "model": str(recs["model_name"].iloc[0]),
+            "customers": int(recs["customer_id"].nunique()),
+            "distinct_skus": int(recs["sku"].nunique()),
+        },
+        markdown={"preview": markdown_table(preview, max_rows=12)},
+        json={"reasons": kinds.value_counts().to_dict()},
+    )

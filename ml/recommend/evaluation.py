@@ -1,0 +1,113 @@
+"""The platform protocol: candidates trained on day D scored on the purchases of D+1 (HR, NDCG, recall@K)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ml.recommend.bundles import CandidateModels
+from ml.recommend.interactions import clean_events, day_end
+from ml.recommend.scoring import histories, topk_batched
+
+
+def _ranking_metrics(top: np.ndarray, relevant: sp.csr_matrix, n_relevant: np.ndarray, ks: Sequence[int]):
+    """HR/NDCG/recall@K for multi-item targets; ``relevant`` is users x items (0/1), ``n_relevant`` per user."""
+    safe = np.where(top >= 0, top, 0)
+    hits = np.asarray(relevant[np.arange(len(top))[:, None], safe].todense()) > 0
+    hits &= top >= 0
+    discounts = 1.0 / np.log2(np.arange(2, top.shape[1] + 2))
+    out: dict[str, float] = {}
+    n = max(len(top), 1)
+    for k in ks:
+        h = hits[:, :k]
+        dcg = (h * discounts[:k]).sum(axis=1)
+        ideal = np.cumsum(discounts[:k])[np.clip(np.minimum(n_relevant, k) - 1, 0, None)]
+        out[f"HR@{k}"] = float(h.any(axis=1).sum() / n)
+        out[f"NDCG@{k}"] = float((dcg / ideal).sum() / n)
+        out[f"recall@{k}"] = float((h.sum(axis=1) / np.maximum(n_relevant, 1)).sum() / n)
+    return out
+
+
+def evaluate_next_day(
+    models: CandidateModels,
+    history: pd.DataFrame,
+    next_day_purchases: pd.DataFrame,
+    k: Sequence[int] = (10, 20),
+    model_names: Iterable[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Score every candidate against the purchases of the day after training (platform protocol).
+
+    ``history`` is what the models may use as input (events up to the end of ``as_of``); the evaluated customers
+    are those with a purchase in ``next_day_purchases`` (``customer_id, sku``). Items they had already purchased
+    are excluded from both the lists and the targets (the rule forbids recommending them). Besides the overall
+    metrics each model gets ``cold_users`` (no event in ``history``) and ``cold_items`` (targets restricted to
+    items without any event in the training window) slices, and ``coverage@K``: the share of the catalogue that
+    appears in at least one top-K list.
+    """
+    ks = tuple(sorted(k))
+    buys = next_day_purchases.dropna(subset=["customer_id", "sku"])
+    if "event_type" in buys:
+        buys = buys[buys["event_type"] == "purchase"]
+    buys = buys.assign(customer_id=buys["customer_id"].astype(str), sku=buys["sku"].astype(str))
+    buys = buys.drop_duplicates(["customer_id", "sku"])
+    customers = np.asarray(sorted(buys["customer_id"].unique()), dtype=object)
+    hist = histories(models, customers, clean_events(history, before=day_end(models.as_of)))
+    n_items = len(models.item_ids)
+    rows = pd.Index(customers).get_indexer(buys["customer_id"].to_numpy())
+    cols = pd.Index(models.item_ids).get_indexer(buys["sku"].to_numpy())
+    in_vocab = cols >= 0
+    already = np.zeros(len(buys), dtype=bool)
+    if in_vocab.any():
+        # scipy returns a matrix or a sparse array for fancy indexing, depending on the sizes involved
+        picked = hist.purchased[rows[in_vocab], cols[in_vocab]]
+        picked = picked.toarray() if sp.issparse(picked) else np.asarray(picked)
+        already[in_vocab] = picked.ravel() > 0
+    fresh = ~already
+    relevant = sp.csr_matrix(
+        (
+            np.ones(int((fresh & in_vocab).sum()), np.float32),
+            (rows[fresh & in_vocab], cols[fresh & in_vocab]),
+        ),
+        shape=(len(customers), n_items),
+    )
+    # out-of-catalogue targets count as relevant (and unreachable), so no model looks better by ignoring them
+    n_relevant = np.bincount(rows[fresh], minlength=len(customers))
+    is_cold_item = ~np.isin(np.arange(n_items), models.trained_items)
+    cold_rel = relevant @ sp.diags(is_cold_item.astype(np.float32))
+    n_cold = np.asarray((cold_rel > 0).sum(axis=1)).ravel()
+    evaluated = n_relevant > 0
+    cold_users = evaluated & (hist.seqs.lengths == 0)
+    cold_item_users = n_cold > 0
+    out: dict[str, dict[str, Any]] = {}
+    for name in model_names or models.names:
+        top, _ = topk_batched(models[name], hist, max(ks))
+        e = np.flatnonzero(evaluated)
+        res: dict[str, Any] = _ranking_metrics(top[e], relevant[e], n_relevant[e], ks)
+        for kk in ks:
+            shown = top[e, :kk]
+            res[f"coverage@{kk}"] = float(len(np.unique(shown[shown >= 0])) / n_items)
+        res["users"] = int(len(e))
+        cu = np.flatnonzero(cold_users)
+        res["cold_users"] = _ranking_metrics(top[cu], relevant[cu], n_relevant[cu], ks) | {"users": len(cu)}
+        ci = np.flatnonzero(cold_item_users)
+        res["cold_items"] = _ranking_metrics(top[ci], cold_rel[ci], n_cold[ci], ks) | {"users": len(ci)}
+        out[name] = res
+    return out
+
+
+def flatten_metrics(date: Any, metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per model from :func:`evaluate_next_day`, slices as ``cold_users.NDCG@10`` columns."""
+    rows = []
+    for model, res in metrics.items():
+        row: dict[str, Any] = {"date": date, "model": model}
+        for key, val in res.items():
+            if isinstance(val, Mapping):
+                row.update({f"{key}.{k}": v for k, v in val.items()})
+            else:
+                row[key] = val
+        rows.append(row)
+    return pd.DataFrame(rows)

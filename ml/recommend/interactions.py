@@ -1,0 +1,127 @@
+"""The shop's interaction log as the platform's recommenders read it.
+
+Schema: ``customer_id`` (str), ``sku`` (str), ``event_ts`` (tz-aware UTC), ``event_type`` in {view, cart,
+purchase}; an optional ``region`` column gives each customer's region (the latest one seen is used) for the
+new-user fallback. :func:`read_interactions` builds it from the marts: views and carts from the clickstream,
+purchases from the order lines (the real data has no clickstream, only orders).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml.recommend.data import Sequences
+
+EVENT_TYPES = ("view", "cart", "purchase")
+DAY_SECONDS = 86_400.0
+
+
+def read_purchases(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pd.DataFrame:
+    """Sale lines of known customers ordered in ``[first, last]``, as purchase interactions."""
+    return con.execute(
+        "SELECT customer_id, sku, order_ts AS event_ts, 'purchase' AS event_type, region "
+        "FROM marts.fct_order_items WHERE order_date BETWEEN ? AND ? AND is_sale AND customer_id IS NOT NULL",
+        [first, last],
+    ).df()
+
+
+def read_interactions(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pd.DataFrame:
+    """Views and carts from the clickstream plus purchases from the order lines, dated in ``[first, last]``
+    (a purchase event of the clickstream is the same purchase as its order line: the line is kept)."""
+    events = con.execute(
+        "SELECT customer_id, sku, event_ts, event_type, region FROM marts.fct_events "
+        "WHERE event_date BETWEEN ? AND ? AND customer_id IS NOT NULL AND event_type <> 'purchase'",
+        [first, last],
+    ).df()
+    frame = pd.concat([events, read_purchases(con, first, last)], ignore_index=True)
+    frame["event_ts"] = pd.to_datetime(frame["event_ts"], utc=True)
+    return frame
+
+
+def read_items(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The catalogue: ``sku, title, description, category, brand``."""
+    return con.execute("SELECT sku, title, description, category, brand FROM marts.dim_products").df()
+
+
+def day_end(as_of: Any) -> pd.Timestamp:
+    """First instant after day ``as_of`` (UTC): the exclusive upper bound of the training data."""
+    ts = pd.Timestamp(as_of)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.normalize() + pd.Timedelta(days=1)
+
+
+def clean_events(events: pd.DataFrame, before: pd.Timestamp | None = None) -> pd.DataFrame:
+    cols = ["customer_id", "sku", "event_ts", "event_type"] + (["region"] if "region" in events else [])
+    df = events[cols].dropna(subset=["customer_id", "sku", "event_ts"]).copy()
+    df["event_ts"] = pd.to_datetime(df["event_ts"], utc=True)
+    df["customer_id"] = df["customer_id"].astype(str)
+    df["sku"] = df["sku"].astype(str)
+    if "event_type" in df:
+        df = df[df["event_type"].isin(EVENT_TYPES)]
+    if before is not None:
+        df = df[df["event_ts"] < before]
+    return df.sort_values("event_ts", kind="stable")
+
+
+MAX_HISTORY = 200
+"""Most recent (collapsed) events kept per customer for the sequence and item-item models: bounds the cost on a
+busy store (a medium-scale customer views hundreds of items a month) while keeping far more than SASRec's window."""
+
+
+def collapse_repeats(df: pd.DataFrame, max_history: int | None = MAX_HISTORY) -> pd.DataFrame:
+    """Drop consecutive events of a customer on the same item (view -> cart -> purchase is one step) and keep
+    each customer's last ``max_history`` steps."""
+    if df.empty:  # a day after a closed day (the real shop does not trade on Saturdays) has no history rows
+        return df
+    df = df.sort_values(["customer_id", "event_ts"], kind="stable")
+    same = (df["customer_id"].to_numpy()[1:] == df["customer_id"].to_numpy()[:-1]) & (
+        df["sku"].to_numpy()[1:] == df["sku"].to_numpy()[:-1]
+    )
+    df = df[np.concatenate([[True], ~same])]
+    if max_history is not None:
+        from_end = df.groupby("customer_id", sort=False).cumcount(ascending=False).to_numpy()
+        df = df[from_end < max_history]
+    return df
+
+
+def to_sequences(df: pd.DataFrame, vocab: np.ndarray, customers: Sequence[str] | None = None) -> Sequences:
+    """Time-ordered item sequences in the given vocabulary (unknown items dropped); rows follow ``customers``."""
+    df = df[pd.Index(vocab).get_indexer(df["sku"].to_numpy()) >= 0]
+    frame = pd.DataFrame(
+        {"user": df["customer_id"].to_numpy(), "item": df["sku"].to_numpy(), "ts": _seconds(df["event_ts"])}
+    )
+    seqs = Sequences.from_frame(frame, item_ids=vocab)
+    if customers is None:
+        return seqs
+    rows = pd.Index(seqs.user_ids).get_indexer(np.asarray(customers, dtype=object))
+    lists = [seqs[r] if r >= 0 else np.zeros(0, np.int64) for r in rows]
+    return Sequences.from_lists(lists, len(vocab), np.asarray(customers, dtype=object))
+
+
+def _seconds(ts: pd.Series) -> np.ndarray:
+    return (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+
+
+def last_regions(df: pd.DataFrame) -> pd.Series:
+    if "region" not in df:
+        return pd.Series(dtype=object)
+    last = df.dropna(subset=["region"]).drop_duplicates("customer_id", keep="last")
+    return pd.Series(last["region"].to_numpy(), index=last["customer_id"].to_numpy())
+
+
+def item_labels(items: pd.DataFrame | None, vocab: np.ndarray) -> tuple[pd.Series, pd.Series]:
+    if items is None or not len(items):
+        return pd.Series(vocab, index=vocab), pd.Series(index=vocab, dtype=object)
+    meta = items.assign(sku=items["sku"].astype(str)).drop_duplicates("sku", keep="last").set_index("sku")
+    meta = meta.reindex(vocab)
+    titles = (
+        meta["title"].fillna(pd.Series(vocab, index=vocab)) if "title" in meta else pd.Series(vocab, vocab)
+    )
+    cats = meta["category"] if "category" in meta else pd.Series(index=vocab, dtype=object)
+    return titles.astype(str), cats
