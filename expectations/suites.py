@@ -30,21 +30,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# Accepted sets. The simulated store's values plus the Online Retail replay's ("online" channel); a test keeps
-# them in sync with ml.sources.simulated.
-EVENT_TYPES: tuple[str, ...] = ("view", "cart", "purchase")
-CHANNELS: tuple[str, ...] = ("app", "web", "email", "paid_search", "social", "online")
-PROMO_CHANNELS: tuple[str, ...] = (*CHANNELS, "all")
-PLACEMENTS: tuple[str, ...] = ("home", "search", "category", "recommendation", "promo_banner", "cart")
-DEVICES: tuple[str, ...] = ("app", "web_mobile", "desktop")
-ORDER_STATUSES: tuple[str, ...] = ("placed", "cancelled")
-LINE_TYPES: tuple[str, ...] = ("sale", "return", "adjustment")
+from ml.sources.schema import (
+    CHANNELS,
+    CURRENCY_CODE_PATTERN,
+    DEVICES,
+    EVENT_TYPES,
+    LATE_ROW_TOLERANCE_DAYS,
+    LINE_TYPES,
+    MAX_ABS_QUANTITY,
+    MAX_LEAD_TIME_DAYS,
+    ORDER_STATUSES,
+    PLACEMENTS,
+    PROMO_CHANNELS,
+)
 
-RAW_LATE_DAYS = 3
-"""How many days late a raw row may be: the lookback the dbt run re-reads (orchestration LOOKBACK_DAYS)."""
-MAX_ABS_QTY = 100_000
-"""Beyond this a quantity is absurd (Online Retail's largest real line is 80,995 units)."""
-MAX_LEAD_TIME_DAYS = 365
+# Every accepted set and every limit comes from the landing contract (ml.sources.schema), the one home of the
+# platform's vocabularies and limits: the raw loader, dbt's tests and the simulator read the same values.
+
+SHA256_HEX = r"^[0-9a-f]{64}$"
+"""How PII leaves the raw layer: a sha256 hex digest (dbt's ``pii_hash`` macro)."""
 CENT = 0.01
 
 PARAM_TS_MIN = "window_ts_min"
@@ -176,7 +180,7 @@ def _raw_products() -> list[Any]:
     return [
         _between("price", 0, None, strict_min=True),
         _between("lead_time_days", 0, MAX_LEAD_TIME_DAYS),
-        _regex("currency", r"^[A-Z]{3}$"),
+        _regex("currency", CURRENCY_CODE_PATTERN),
     ]
 
 
@@ -198,7 +202,7 @@ def _raw_orders() -> list[Any]:
     return [
         _in_set("status", ORDER_STATUSES),
         _in_set("channel", CHANNELS),
-        _regex("currency", r"^[A-Z]{3}$"),
+        _regex("currency", CURRENCY_CODE_PATTERN),
         _within_a_cent("total_minus_lines"),
     ]
 
@@ -210,7 +214,7 @@ def _raw_order_items() -> list[Any]:
         *_not_null("sku", "qty", "unit_price"),
         # Negative quantities are cancellations (kept); zero or absurd ones are not.
         gxe.ExpectColumnValuesToNotBeInSet(column="qty", value_set=[0]),
-        _between("qty", -MAX_ABS_QTY, MAX_ABS_QTY),
+        _between("qty", -MAX_ABS_QUANTITY, MAX_ABS_QUANTITY),
         # Zero prices occur in real data (samples, fees) and become 'adjustment' lines downstream.
         _between("unit_price", 0, None),
         _between("discount", 0, 1),
@@ -229,7 +233,7 @@ def _fct_orders() -> list[Any]:
     return [
         _in_set("status", ORDER_STATUSES),
         _in_set("channel", CHANNELS),
-        _regex("currency", r"^[A-Z]{3}$"),
+        _regex("currency", CURRENCY_CODE_PATTERN),
         _between("units", 0, None),
         _within_a_cent("total_minus_lines"),
     ]
@@ -240,11 +244,11 @@ def _fct_order_items() -> list[Any]:
         *_not_null("sku", "qty", "unit_price", "line_type"),
         _in_set("line_type", LINE_TYPES),
         # After cleaning: a sale line has a positive quantity and a positive price.
-        _between("qty", 1, MAX_ABS_QTY, row_condition="is_sale == True", condition_parser="pandas"),
+        _between("qty", 1, MAX_ABS_QUANTITY, row_condition="is_sale == True", condition_parser="pandas"),
         _between(
             "unit_price", 0, None, strict_min=True, row_condition="is_sale == True", condition_parser="pandas"
         ),
-        _between("qty", -MAX_ABS_QTY, MAX_ABS_QTY),
+        _between("qty", -MAX_ABS_QUANTITY, MAX_ABS_QUANTITY),
         _between("discount", 0, 1),
     ]
 
@@ -282,15 +286,15 @@ def _dim_products() -> list[Any]:
         _between("price", 0, None, strict_min=True),
         _between("lead_time_days", 0, MAX_LEAD_TIME_DAYS),
         _between("min_order_qty", 1, None),
-        _regex("currency", r"^[A-Z]{3}$"),
+        _regex("currency", CURRENCY_CODE_PATTERN),
     ]
 
 
 def _dim_customers() -> list[Any]:
     # PII leaves the raw layer only as a sha256 hex digest.
     return [
-        _regex("email_hash", r"^[0-9a-f]{64}$"),
-        _regex("phone_hash", r"^[0-9a-f]{64}$"),
+        _regex("email_hash", SHA256_HEX),
+        _regex("phone_hash", SHA256_HEX),
         _in_set("preferred_device", DEVICES),
     ]
 
@@ -357,7 +361,8 @@ def _raw(
         blocking=False,
         key=key,
         time_column=time_column,
-        late_days=RAW_LATE_DAYS,
+        # Raw rows may be as late as the contract tolerates (the lookback dbt re-reads), no later.
+        late_days=LATE_ROW_TOLERANCE_DAYS,
         volume_checked=volume,
         rules=rules,
         slice_sql=sql,

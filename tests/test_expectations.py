@@ -23,9 +23,20 @@ from expectations import (
     volume_bounds,
     window_days,
 )
-from expectations import suites as suite_defs
 from ml.ingest.raw_loader import create_raw_tables
-from ml.sources.schema import CONTRACTS
+from ml.sources.schema import (
+    CHANNELS,
+    CONTRACTS,
+    DEVICES,
+    EVENT_TYPES,
+    LATE_ROW_TOLERANCE_DAYS,
+    LINE_TYPES,
+    MAX_ABS_QUANTITY,
+    MAX_LEAD_TIME_DAYS,
+    ORDER_STATUSES,
+    PLACEMENTS,
+    PROMO_CHANNELS,
+)
 
 DAYS = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(4)]
 D1, D2, D3, D4 = DAYS
@@ -199,13 +210,39 @@ def test_registry_covers_every_raw_table_and_key_marts() -> None:
             assert spec.date_column == "_landing_date"
 
 
-def test_accepted_sets_cover_the_simulated_store() -> None:
-    from ml.sources import simulated
-
-    assert set(simulated.EVENT_TYPES) <= set(suite_defs.EVENT_TYPES)
-    assert set(simulated.CHANNELS) <= set(suite_defs.CHANNELS)
-    assert set(simulated.PLACEMENTS) <= set(suite_defs.PLACEMENTS)
-    assert set(simulated.DEVICES) <= set(suite_defs.DEVICES)
+def test_every_accepted_set_and_bound_is_the_contract_s() -> None:
+    """The suites hold no vocabulary or limit of their own: each is the landing contract's value."""
+    in_sets, bounds = {}, {}
+    for name, spec in SUITES.items():
+        for e in spec.expectations():
+            if e.expectation_type == "expect_column_values_to_be_in_set":
+                in_sets[(name, e.column)] = tuple(e.value_set)
+            elif e.expectation_type == "expect_column_values_to_be_between" and e.column in (
+                "qty",
+                "lead_time_days",
+            ):
+                bounds.setdefault(e.column, set()).add((e.min_value, e.max_value))
+    events = {"event_type": EVENT_TYPES, "channel": CHANNELS, "placement": PLACEMENTS, "device": DEVICES}
+    assert in_sets == {
+        ("raw_customers", "preferred_device"): DEVICES,
+        **{("raw_events", column): values for column, values in events.items()},
+        ("raw_orders", "status"): ORDER_STATUSES,
+        ("raw_orders", "channel"): CHANNELS,
+        ("raw_promotions", "channel"): PROMO_CHANNELS,
+        ("fct_orders", "status"): ORDER_STATUSES,
+        ("fct_orders", "channel"): CHANNELS,
+        ("fct_order_items", "line_type"): LINE_TYPES,
+        **{("fct_events", column): values for column, values in events.items()},
+        ("dim_customers", "preferred_device"): DEVICES,
+    }
+    assert bounds == {
+        "qty": {(-MAX_ABS_QUANTITY, MAX_ABS_QUANTITY), (1, MAX_ABS_QUANTITY)},
+        "lead_time_days": {(0, MAX_LEAD_TIME_DAYS)},
+    }
+    # Raw rows may be as late as the contract tolerates, marts rows not at all.
+    late = {name: spec.late_days for name, spec in SUITES.items()}
+    assert {late[f"raw_{t}"] for t in CONTRACTS} == {LATE_ROW_TOLERANCE_DAYS}
+    assert {d for name, d in late.items() if not name.startswith("raw_")} == {0}
 
 
 def test_every_suite_passes_on_clean_data(con, tmp_path: Path) -> None:
