@@ -4,6 +4,7 @@ sources and their dirt use its values, and what they produce lies inside them.""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -13,6 +14,7 @@ import pytest
 
 from ml.ingest.raw_loader import load_window
 from ml.sources import dirt, get_source, simulated
+from ml.sources.dbt_macros import MACRO_FILE, render
 from ml.sources.landing import write_table
 from ml.sources.online_retail import DEFAULT_CSV, OnlineRetailReplay
 from ml.sources.schema import (
@@ -22,9 +24,11 @@ from ml.sources.schema import (
     DEVICES,
     EVENT_TYPES,
     LATE_ROW_TOLERANCE_DAYS,
+    LIMITS,
     MAX_ABS_QUANTITY,
     ONLINE_RETAIL_CHANNEL,
     ORDER_STATUSES,
+    ORDER_TOTAL_TOLERANCE,
     PLACEMENTS,
     PROMO_CHANNELS,
     SHOP_CHANNELS,
@@ -116,3 +120,56 @@ def test_the_loader_quarantines_a_quantity_just_beyond_the_bound(tmp_path, sign:
         result = load_window(con, tmp_path, "s", "order_items", [DAY])
         assert result.quarantined_by_reason() == {"out_of_range:qty": 1}
         assert con.execute("SELECT qty FROM raw.order_items").fetchall() == [(sign * MAX_ABS_QUANTITY,)]
+
+
+def test_the_committed_dbt_macro_file_is_what_the_contract_generates() -> None:
+    committed = (Path(__file__).resolve().parents[1] / MACRO_FILE).read_text()
+    assert committed == render(), "regenerate: python -m ml.sources.dbt_macros > " + MACRO_FILE
+    assert "'line_types':     ['sale', 'return', 'adjustment']," in committed
+    assert "'order_total_tolerance':   0.011," in committed
+    assert set(LIMITS) == {
+        "late_row_tolerance_days",
+        "max_abs_quantity",
+        "max_lead_time_days",
+        "order_total_tolerance",
+    }
+    assert LIMITS["order_total_tolerance"] == ORDER_TOTAL_TOLERANCE
+
+
+def test_the_generated_macros_return_the_contract_values_in_dbt(tmp_path, monkeypatch) -> None:
+    """dbt itself reads every vocabulary and limit back as the contract has it, and refuses an unknown name."""
+    import json
+
+    from dbt.cli.main import dbtRunner
+
+    project = Path(__file__).resolve().parents[1] / "dbt_project"
+    monkeypatch.setenv("AIGC_WAREHOUSE_PATH", str(tmp_path / "compile.duckdb"))
+    calls = [f"contract_vocabulary('{name}')" for name in VOCABULARIES] + [
+        f"contract_limit('{name}')" for name in LIMITS
+    ]
+    macro = "{{ tojson([" + ", ".join(calls) + "]) }}"
+    args = [
+        "--quiet",
+        "--log-format",
+        "text",
+        "compile",
+        "--project-dir",
+        str(project),
+        "--profiles-dir",
+        str(project),
+        "--target-path",
+        str(tmp_path / "target"),
+        "--log-path",
+        str(tmp_path / "logs"),
+        "--inline",
+        macro,
+    ]
+    result = dbtRunner().invoke(args)
+    assert result.success, result.exception
+    (node,) = result.result.results
+    values = json.loads(node.node.compiled_code)
+    assert values == [list(v) for v in VOCABULARIES.values()] + list(LIMITS.values())
+    messages: list[str] = []
+    bad = dbtRunner(callbacks=[lambda event: messages.append(event.info.msg)])
+    assert not bad.invoke([*args[:-1], "{{ contract_vocabulary('colours') }}"]).success
+    assert any("unknown contract vocabulary 'colours'; known: channels, devices" in m for m in messages)

@@ -93,6 +93,14 @@ most a cent, plus float noise. Used by the raw loader's ``order_total_mismatch``
 CURRENCY_CODE_PATTERN = r"^[A-Z]{3}$"
 """An ISO 4217 currency code, as staging writes it (upper case)."""
 
+LIMITS: dict[str, int | float] = {
+    "late_row_tolerance_days": LATE_ROW_TOLERANCE_DAYS,
+    "max_abs_quantity": MAX_ABS_QUANTITY,
+    "max_lead_time_days": MAX_LEAD_TIME_DAYS,
+    "order_total_tolerance": ORDER_TOTAL_TOLERANCE,
+}
+"""The numeric limits by name: the names dbt's ``contract_limit()`` macro takes."""
+
 
 @dataclass(frozen=True)
 class TableContract:
