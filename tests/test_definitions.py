@@ -144,6 +144,24 @@ def test_contract_vocabulary_tests_are_described_with_their_values_and_keep_thei
     )
 
 
+def test_the_order_total_invariant_is_one_blocking_dbt_check():
+    specs = _dbt_check_specs()
+    total = specs["assert_order_total_matches_lines"]
+    assert total.blocking and total.asset_key == dg.AssetKey(["marts", "fct_orders"])
+    assert total.description.startswith(
+        "dbt test (tests/assert_order_total_matches_lines.sql): An order's total as the source sent it equals the "
+        "sum of its lines in the marts within a cent"
+    )
+    from expectations import SUITES
+
+    columns = [
+        getattr(e, "column", None)
+        for name in ("raw_orders", "fct_orders")
+        for e in SUITES[name].expectations()
+    ]
+    assert "total_minus_lines" not in columns and SUITES["fct_orders"].slice_sql is None
+
+
 def test_daily_schedule_targets_the_latest_partition_with_a_stable_run_key():
     schedule = defs.resolve_schedule_def("daily_pipeline_schedule")
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 10, 2, 0, tzinfo=UTC))
