@@ -2,18 +2,16 @@
 
 Each :class:`SuiteSpec` says which table it guards, which date column selects a partition's slice, whether a
 failure blocks downstream assets (the marts that feed model training do), and how to build its expectations.
-Every suite gets three generic rules from its spec, and its own rules from a small builder function:
+Every suite gets two generic rules from its spec, and its own rules from a small builder function:
 
 * the key is not null and unique (``expect_column_values_to_be_unique`` for one column,
   ``expect_compound_columns_to_be_unique`` for several);
 * the business timestamp is not null and lies inside the partition window, ``[first day - late_days, last day + 1 day)``: raw
-  tables accept rows up to ``late_days`` late (the lookback that dbt re-reads), marts none;
-* where ``volume_checked``, the row count lies within bounds derived from the previous days' counts (see
-  :func:`volume_bounds`); without recent counts the bounds are open.
+  tables accept rows up to ``late_days`` late (the lookback that dbt re-reads), marts none.
 
 Bounds that depend on the partition are GX suite parameters (``{"$PARAMETER": name}``), filled in at run time by
-the runner (:data:`PARAM_TS_MIN`, :data:`PARAM_TS_MAX`, :data:`PARAM_MIN_ROWS`, :data:`PARAM_MAX_ROWS`), so a suite
-is built once per process and its Data Docs page shows the concrete bounds of each run.
+the runner (:data:`PARAM_TS_MIN`, :data:`PARAM_TS_MAX`), so a suite is built once per process and its Data Docs
+page shows the concrete bounds of each run.
 
 Cross-column and cross-table rules are computed in the SQL that fetches the slice (``slice_sql``) and checked as
 an ordinary column, e.g. ``units_minus_sale_lines`` = a day's demand minus the units of that day's sale lines,
@@ -21,15 +19,14 @@ expected to be zero.
 
 What is not here, because it has one home elsewhere (docs/quality.md, "Where each rule lives"): row rules are the
 raw loader's (quarantine); the order-total invariant of the marts is the dbt test
-``assert_order_total_matches_lines``.
+``assert_order_total_matches_lines``; volume is judged by one rule, :func:`ml.quality.reconcile.volume_vs_recent`
+(the same weekday's median), in the Dagster check ``no_day_over_day_volume_drop``.
 
 Great Expectations is imported only inside the builder functions: importing this module is cheap.
 """
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,8 +53,6 @@ SHA256_HEX = r"^[0-9a-f]{64}$"
 
 PARAM_TS_MIN = "window_ts_min"
 PARAM_TS_MAX = "window_ts_max"
-PARAM_MIN_ROWS = "min_rows"
-PARAM_MAX_ROWS = "max_rows"
 
 
 def _param(name: str) -> dict[str, str]:
@@ -77,8 +72,6 @@ class SuiteSpec:
     time_column: str | None
     """Business timestamp that must lie inside the window (allowing ``late_days`` before it)."""
     late_days: int = 0
-    volume_checked: bool = False
-    """Whether the row count is checked against bounds from the previous days' counts."""
     rules: Callable[[], list[Any]] = field(default=lambda: [], repr=False)
     """Table-specific expectations (GX expectation objects), built lazily."""
     slice_sql: str | None = None
@@ -92,7 +85,7 @@ class SuiteSpec:
         return f"SELECT * FROM {self.table} WHERE {self.date_column} BETWEEN $window_start AND $window_end"
 
     def expectations(self) -> list[Any]:
-        """All expectations of the suite: key, time window, volume, then the table's own rules."""
+        """All expectations of the suite: key, time window, then the table's own rules."""
         import great_expectations.expectations as gxe
 
         out: list[Any] = [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in self.key]
@@ -111,35 +104,7 @@ class SuiteSpec:
                     strict_max=True,
                 )
             )
-        if self.volume_checked:
-            out.append(
-                gxe.ExpectTableRowCountToBeBetween(
-                    min_value=_param(PARAM_MIN_ROWS), max_value=_param(PARAM_MAX_ROWS)
-                )
-            )
         return out + self.rules()
-
-
-def volume_bounds(
-    recent_counts: Sequence[int] | None,
-    n_days: int = 1,
-    low: float = 0.5,
-    high: float = 2.0,
-    min_history: int = 3,
-) -> tuple[int | None, int | None]:
-    """Row-count bounds for a window of ``n_days`` days from the daily counts of the previous days.
-
-    Lower bound: ``low`` x the median recent day (a drop to under half a normal day means lost files); upper
-    bound: ``high`` x the busiest recent day (weekly seasonality and promotions move a day by tens of percent;
-    a duplicated load is caught by the key rule, a runaway one here). With fewer than ``min_history`` days of history both bounds are open
-    (``None``), so the first partitions of a new source do not fail.
-    """
-    counts = [int(c) for c in (recent_counts or [])]
-    if len(counts) < min_history:
-        return None, None
-    lower = math.floor(low * statistics.median(counts) * n_days)
-    upper = math.ceil(high * max(counts) * n_days)
-    return lower, upper
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -318,9 +283,7 @@ def _raw(
     key: tuple[str, ...],
     time_column: str,
     rules: Callable[[], list[Any]],
-    volume: bool,
     description: str,
-    sql: str | None = None,
 ) -> SuiteSpec:
     return SuiteSpec(
         name=f"raw_{table}",
@@ -331,9 +294,7 @@ def _raw(
         time_column=time_column,
         # Raw rows may be as late as the contract tolerates (the lookback dbt re-reads), no later.
         late_days=LATE_ROW_TOLERANCE_DAYS,
-        volume_checked=volume,
         rules=rules,
-        slice_sql=sql,
         description=description,
     )
 
@@ -346,20 +307,16 @@ SUITES: dict[str, SuiteSpec] = {
             ("customer_id",),
             "first_seen_ts",
             _raw_customers,
-            False,
             "Sign-ups of the landing day.",
         ),
-        _raw("products", ("sku",), "first_seen_ts", _raw_products, False, "New listings: price > 0."),
-        _raw("suppliers", ("supplier_id",), "first_seen_ts", _raw_suppliers, False, "New suppliers."),
-        _raw(
-            "events", ("event_id",), "ts", _raw_events, True, "Clickstream: accepted event types, channels."
-        ),
+        _raw("products", ("sku",), "first_seen_ts", _raw_products, "New listings: price > 0."),
+        _raw("suppliers", ("supplier_id",), "first_seen_ts", _raw_suppliers, "New suppliers."),
+        _raw("events", ("event_id",), "ts", _raw_events, "Clickstream: accepted event types, channels."),
         _raw(
             "orders",
             ("order_id",),
             "ts",
             _raw_orders,
-            True,
             "Order headers: known status and channel, currency code.",
         ),
         _raw(
@@ -367,7 +324,6 @@ SUITES: dict[str, SuiteSpec] = {
             ("order_id", "line_no"),
             "ts",
             _raw_order_items,
-            True,
             "Order lines: quantity non-zero and not absurd, price >= 0, discount in [0, 1].",
         ),
         _raw(
@@ -375,7 +331,6 @@ SUITES: dict[str, SuiteSpec] = {
             ("sku", "warehouse_id", "snapshot_ts"),
             "snapshot_ts",
             _raw_inventory,
-            True,
             "End-of-day stock: non-negative.",
         ),
         _raw(
@@ -383,7 +338,6 @@ SUITES: dict[str, SuiteSpec] = {
             ("promo_id", "active_ts"),
             "active_ts",
             _raw_promotions,
-            False,
             "Active promotions: discount in (0, 1], known channel.",
         ),
         SuiteSpec(
@@ -393,7 +347,6 @@ SUITES: dict[str, SuiteSpec] = {
             blocking=True,
             key=("order_id",),
             time_column="order_ts",
-            volume_checked=True,
             rules=_fct_orders,
             description="Orders: known status and channel, currency code, units >= 0.",
         ),
@@ -404,7 +357,6 @@ SUITES: dict[str, SuiteSpec] = {
             blocking=True,
             key=("order_id", "line_no"),
             time_column="order_ts",
-            volume_checked=True,
             rules=_fct_order_items,
             description="Order lines: sale lines have quantity > 0 and price > 0.",
         ),
@@ -415,7 +367,6 @@ SUITES: dict[str, SuiteSpec] = {
             blocking=True,
             key=("event_id",),
             time_column="event_ts",
-            volume_checked=True,
             rules=_fct_events,
             description="Clickstream fact: accepted event types, channels, placements, devices.",
         ),
@@ -426,7 +377,6 @@ SUITES: dict[str, SuiteSpec] = {
             blocking=True,
             key=("sku", "demand_date"),
             time_column=None,
-            volume_checked=True,
             rules=_fct_daily_sku_demand,
             slice_sql=_FCT_DAILY_SKU_DEMAND_SQL,
             description="Daily demand: units >= 0 and equal to the day's sale lines.",
