@@ -2,25 +2,22 @@
 
 Public API (what an asset check calls)::
 
-    from expectations import SUITES, recent_counts, validate_partition, to_asset_check_result
+    from expectations import SUITES, validate_partition, to_asset_check_result
 
     spec = SUITES["fct_orders"]          # SuiteSpec: table, date_column, blocking, key, time_column, ...
-    counts = recent_counts(con, "fct_orders", first_day)           # previous 7 days' row counts
-    outcome = validate_partition(con, "fct_orders", first_day, last_day,
-                                 docs_dir=data_dir / "gx_docs", recent_counts=counts)
+    outcome = validate_partition(con, "fct_orders", first_day, last_day, docs_dir=data_dir / "gx_docs")
     return to_asset_check_result(outcome, asset_key=..., check_name="gx_fct_orders")
 
 * ``SUITES: dict[str, SuiteSpec]``: one suite per raw table (``raw_<table>``, non-blocking) and per key mart
   (``fct_orders``, ``fct_order_items``, ``fct_events``, ``fct_daily_sku_demand``: blocking;
   ``dim_products``, ``dim_customers``: non-blocking). See :mod:`expectations.suites` and ``docs/quality.md``.
-* ``validate_partition(con, suite_name, window_start, window_end, docs_dir=None, recent_counts=None)
+* ``validate_partition(con, suite_name, window_start, window_end, docs_dir=None)
   -> ValidationOutcome``: reads only the window's slice from the (read-only) DuckDB connection, validates it
   with one ephemeral GX context per process, optionally builds Data Docs under ``docs_dir``. Windows are
   inclusive dates, or the half-open datetimes of a Dagster ``TimeWindow``.
 * ``ValidationOutcome``: ``success``, ``row_count``, ``evaluated``/``successful``/``unsuccessful``,
   ``failed: list[FailedExpectation]`` (expectation, column, rule, observed value or unexpected count/values,
   up to 5 sample failing rows), ``parameters``, ``docs_path``, ``duration_s``.
-* ``recent_counts(con, suite_name, window_start, days=7) -> list[int]`` and ``volume_bounds(...)``.
 * ``validate_all(con, window_start, window_end, suites=None, docs_dir=None)``: every suite on one window.
 * ``to_asset_check_result(outcome, asset_key=None, check_name=None) -> dagster.AssetCheckResult``: lives in
   :mod:`expectations.dagster_check`, the only module here that imports Dagster (loaded on first use).
@@ -36,12 +33,11 @@ from expectations.runner import (
     FailedExpectation,
     ValidationOutcome,
     fetch_slice,
-    recent_counts,
     validate_all,
     validate_partition,
     window_days,
 )
-from expectations.suites import SUITES, SuiteSpec, volume_bounds
+from expectations.suites import SUITES, SuiteSpec
 
 __all__ = [
     "SUITES",
@@ -49,11 +45,9 @@ __all__ = [
     "SuiteSpec",
     "ValidationOutcome",
     "fetch_slice",
-    "recent_counts",
     "to_asset_check_result",
     "validate_all",
     "validate_partition",
-    "volume_bounds",
     "window_days",
 ]
 

@@ -15,7 +15,7 @@ import hashlib
 import math
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -25,15 +25,7 @@ from urllib.parse import unquote, urlparse
 import duckdb
 import pandas as pd
 
-from expectations.suites import (
-    PARAM_MAX_ROWS,
-    PARAM_MIN_ROWS,
-    PARAM_TS_MAX,
-    PARAM_TS_MIN,
-    SUITES,
-    SuiteSpec,
-    volume_bounds,
-)
+from expectations.suites import PARAM_TS_MAX, PARAM_TS_MIN, SUITES, SuiteSpec
 
 SAMPLE_ROWS = 5
 _PARTIAL_UNEXPECTED = 20
@@ -50,7 +42,7 @@ class FailedExpectation:
     rule: dict[str, Any]
     """The expectation's arguments as run (bounds, value set, row condition), JSON-friendly."""
     observed_value: Any = None
-    """Table-level rules: what was observed (e.g. the row count)."""
+    """Table-level rules: what was observed (e.g. a row count)."""
     unexpected_count: int | None = None
     unexpected_percent: float | None = None
     unexpected_values: list[Any] = field(default_factory=list)
@@ -89,7 +81,7 @@ class ValidationOutcome:
     successful: int
     failed: list[FailedExpectation]
     parameters: dict[str, Any]
-    """The run-time bounds the suite was evaluated with (time window, row-count bounds)."""
+    """The run-time bounds the suite was evaluated with (the time window)."""
     duration_s: float
     docs_path: str | None = None
     """Path of the Data Docs HTML page of this validation, when a docs directory was given."""
@@ -150,30 +142,6 @@ def fetch_slice(
     # pandas turns DATE into midnight timestamps; remember which were dates so sample rows show them as dates.
     df.attrs["date_columns"] = date_columns
     return df
-
-
-def recent_counts(
-    con: duckdb.DuckDBPyConnection, suite_name: str, window_start: Any, days: int = 7
-) -> list[int]:
-    """Daily row counts of the suite's table for the ``days`` days before the window (oldest first).
-
-    Days before the table's first date are left out (a new source has no history); days after it without rows
-    count as 0. Feed the result to :func:`validate_partition` as ``recent_counts``.
-    """
-    spec = SUITES[suite_name]
-    first = window_start.date() if isinstance(window_start, dt.datetime) else window_start
-    since = first - dt.timedelta(days=days)
-    col = spec.date_column
-    rows = con.execute(
-        f"SELECT {col}, count(*) FROM {spec.table} WHERE {col} >= ? AND {col} < ? GROUP BY 1",
-        [since, first],
-    ).fetchall()
-    (table_first,) = con.execute(f"SELECT min({col}) FROM {spec.table}").fetchone()
-    if table_first is None:
-        return []
-    by_day = dict(rows)
-    start = max(since, table_first)
-    return [int(by_day.get(start + dt.timedelta(days=i), 0)) for i in range((first - start).days)]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -397,12 +365,9 @@ def validate_partition(
     window_start: Any,
     window_end: Any,
     docs_dir: str | Path | None = None,
-    recent_counts: Sequence[int] | None = None,
 ) -> ValidationOutcome:
     """Validate the window's slice of the suite's table; see the module docstring for the window types.
 
-    ``recent_counts``: daily row counts of the days before the window (e.g. from :func:`recent_counts`); the
-    row-count bounds come from :func:`expectations.suites.volume_bounds` and are scaled by the window's length.
     ``docs_dir``: when given, GX Data Docs are built there and ``docs_path`` names this validation's page.
     """
     if suite_name not in SUITES:
@@ -416,14 +381,7 @@ def validate_partition(
     if spec.time_column and spec.time_column in df.columns:
         aware = isinstance(df[spec.time_column].dtype, pd.DatetimeTZDtype)
     ts_min, ts_max = _ts_bounds(spec, first, last, aware)
-    n_days = (last - first).days + 1
-    min_rows, max_rows = volume_bounds(recent_counts, n_days=n_days)
-    parameters = {
-        PARAM_TS_MIN: ts_min,
-        PARAM_TS_MAX: ts_max,
-        PARAM_MIN_ROWS: min_rows,
-        PARAM_MAX_ROWS: max_rows,
-    }
+    parameters = {PARAM_TS_MIN: ts_min, PARAM_TS_MAX: ts_max}
 
     state = _gx_state()
     run_name = first.isoformat() if first == last else f"{first.isoformat()}_{last.isoformat()}"
@@ -478,11 +436,8 @@ def validate_all(
     window_end: Any,
     suites: Iterable[str] | None = None,
     docs_dir: str | Path | None = None,
-    history_days: int = 7,
 ) -> dict[str, ValidationOutcome]:
-    """Every suite (or the given ones) on one window, recent counts read from the same warehouse."""
-    out = {}
-    for name in suites or SUITES:
-        counts = recent_counts(con, name, window_start, history_days) if SUITES[name].volume_checked else None
-        out[name] = validate_partition(con, name, window_start, window_end, docs_dir, counts)
-    return out
+    """Every suite (or the given ones) on one window."""
+    return {
+        name: validate_partition(con, name, window_start, window_end, docs_dir) for name in suites or SUITES
+    }

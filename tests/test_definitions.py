@@ -110,6 +110,58 @@ def test_dbt_tests_surface_as_asset_checks():
     assert any(name.startswith("relationships_fct_order_items_sku") for name in checks)
 
 
+def _dbt_check_specs() -> dict[str, dg.AssetCheckSpec]:
+    return {
+        spec.name: spec
+        for checks_def in defs.assets or []
+        if isinstance(checks_def, dg.AssetsDefinition)
+        for spec in checks_def.check_specs
+    }
+
+
+def test_contract_vocabulary_tests_are_described_with_their_values_and_keep_their_window():
+    specs = _dbt_check_specs()
+    vocab = {name: spec for name, spec in specs.items() if name.startswith("accepted_contract_values_")}
+    assert set(vocab) == {
+        "accepted_contract_values_fct_events_event_type__event_types",
+        "accepted_contract_values_fct_orders_status__order_statuses",
+        "accepted_contract_values_fct_order_items_line_type__line_types",
+    }
+    assert vocab["accepted_contract_values_fct_events_event_type__event_types"].description == (
+        "dbt test: `event_type` of `fct_events` takes only the values of the landing contract's vocabulary "
+        "`event_types` (view, cart, purchase; ml/sources/schema.py). Fails the check when any row breaks it."
+    )
+    assert (
+        "(sale, return, adjustment;"
+        in vocab["accepted_contract_values_fct_order_items_line_type__line_types"].description
+    )
+    assert all(spec.blocking for spec in vocab.values())
+    assert not any(name.startswith("accepted_values_") for name in specs)  # no hand-written lists left
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    tests = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "test"}
+    assert tests["accepted_contract_values_fct_orders_status__order_statuses"]["config"]["where"] == (
+        "order_date between '2025-01-01' and '2025-01-14'"  # the window vars' defaults
+    )
+
+
+def test_the_order_total_invariant_is_one_blocking_dbt_check():
+    specs = _dbt_check_specs()
+    total = specs["assert_order_total_matches_lines"]
+    assert total.blocking and total.asset_key == dg.AssetKey(["marts", "fct_orders"])
+    assert total.description.startswith(
+        "dbt test (tests/assert_order_total_matches_lines.sql): An order's total as the source sent it equals the "
+        "sum of its lines in the marts within a cent"
+    )
+    from expectations import SUITES
+
+    columns = [
+        getattr(e, "column", None)
+        for name in ("raw_orders", "fct_orders")
+        for e in SUITES[name].expectations()
+    ]
+    assert "total_minus_lines" not in columns and SUITES["fct_orders"].slice_sql is None
+
+
 def test_daily_schedule_targets_the_latest_partition_with_a_stable_run_key():
     schedule = defs.resolve_schedule_def("daily_pipeline_schedule")
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 10, 2, 0, tzinfo=UTC))

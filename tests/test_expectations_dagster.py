@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from expectations import SUITES, to_asset_check_result, validate_partition
+from expectations import SUITES, FailedExpectation, to_asset_check_result, validate_partition
 
 # clean_warehouse: the session fixture of the suite tests (a clean four-day warehouse, built once).
 from tests.test_expectations import D2, build_warehouse, clean_warehouse  # noqa: F401
@@ -26,9 +26,8 @@ def con(clean_warehouse: Path, tmp_path: Path) -> duckdb.DuckDBPyConnection:  # 
 
 def test_failed_outcome_becomes_a_failed_check_with_metadata(con, tmp_path: Path) -> None:
     con.execute("UPDATE marts.fct_events SET event_type = 'click' WHERE event_id = 'E010205'")
-    outcome = validate_partition(
-        con, "fct_events", D2, D2, docs_dir=tmp_path / "docs", recent_counts=[60, 60, 60]
-    )
+    con.execute("UPDATE marts.fct_events SET channel = 'carrier_pigeon' WHERE event_id = 'E010201'")
+    outcome = validate_partition(con, "fct_events", D2, D2, docs_dir=tmp_path / "docs")
     result = to_asset_check_result(outcome, asset_key=dg.AssetKey(["marts", "fct_events"]))
 
     assert isinstance(result, dg.AssetCheckResult)
@@ -41,18 +40,13 @@ def test_failed_outcome_becomes_a_failed_check_with_metadata(con, tmp_path: Path
     assert md["expectations_failed"].value == 2 == len(outcome.failed)
     assert md["expectations_evaluated"].value == outcome.evaluated
     table = md["failed_expectations"].value
-    assert "expect_column_values_to_be_in_set" in table and "event_type" in table
-    assert "expect_table_row_count_to_be_between" in table and "observed 6" in table
+    assert "| expect_column_values_to_be_in_set | event_type |" in table
+    assert "1 unexpected row (16.67%); e.g. carrier_pigeon |" in table
     observed = md["observed_values"].value
-    assert observed["1. expect_table_row_count_to_be_between"]["observed_value"] == 6
-    assert observed["1. expect_table_row_count_to_be_between"]["rule"] == {"min_value": 30, "max_value": 120}
-    assert (
-        "| expect_table_row_count_to_be_between | (table) | min_value=30, max_value=120 | observed 6 |"
-        in table
-    )
-    assert observed["2. expect_column_values_to_be_in_set (event_type)"]["unexpected_values"] == ["click"]
+    assert observed["1. expect_column_values_to_be_in_set (event_type)"]["unexpected_values"] == ["click"]
+    assert observed["2. expect_column_values_to_be_in_set (channel)"]["unexpected_count"] == 1
     samples = md["sample_failing_rows"].value
-    assert "E010205" in samples and "| event_id |" in samples
+    assert "E010205" in samples and "E010201" in samples and "| event_id |" in samples
     assert md["data_docs"].value == outcome.docs_path and Path(outcome.docs_path).is_file()
     assert md["data_docs_url"].value.startswith("file://") and md["data_docs_url"].value.endswith(".html")
     assert md["window"].value == "2025-01-02"
@@ -73,7 +67,7 @@ def test_a_failing_blocking_check_stops_the_downstream_asset(tmp_path: Path) -> 
     path = tmp_path / "warehouse.duckdb"
     with duckdb.connect(str(path)) as writer:
         build_warehouse(writer)
-        writer.execute("UPDATE marts.fct_orders SET order_total = order_total + 5 WHERE order_id = 'O01020'")
+        writer.execute("UPDATE marts.fct_orders SET status = 'lost' WHERE order_id = 'O01020'")
 
     @dg.asset(key=["marts", "fct_orders"])
     def fct_orders() -> None:
@@ -91,15 +85,39 @@ def test_a_failing_blocking_check_stops_the_downstream_asset(tmp_path: Path) -> 
     result = dg.materialize([fct_orders, gx_fct_orders, training_set], raise_on_error=False)
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.ERROR
-    assert "total_minus_lines" in evaluation.metadata["failed_expectations"].value
+    assert "expect_column_values_to_be_in_set | status" in evaluation.metadata["failed_expectations"].value
     materialized = {m.asset_key for m in result.get_asset_materialization_events()}
     assert dg.AssetKey(["marts", "fct_orders"]) in materialized
     assert dg.AssetKey("training_set") not in materialized
 
     # Repaired data: the same graph runs through.
     with duckdb.connect(str(path)) as writer:
-        writer.execute("UPDATE marts.fct_orders SET order_total = order_total - 5 WHERE order_id = 'O01020'")
+        writer.execute("UPDATE marts.fct_orders SET status = 'placed' WHERE order_id = 'O01020'")
     result = dg.materialize([fct_orders, gx_fct_orders, training_set])
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.passed is True
     assert dg.AssetKey("training_set") in {m.asset_key for m in result.get_asset_materialization_events()}
+
+
+def test_a_table_level_failure_shows_its_observed_value(con) -> None:
+    """A table-level rule (none of the suites has one; volume is judged elsewhere) reports what it observed."""
+    outcome = validate_partition(con, "raw_orders", D2, D2)
+    outcome.success = False
+    outcome.failed = [
+        FailedExpectation(
+            expectation="expect_table_row_count_to_be_between",
+            column=None,
+            rule={"min_value": 30, "max_value": 120},
+            observed_value=6,
+        )
+    ]
+    result = to_asset_check_result(outcome)
+    assert result.passed is False and result.severity == dg.AssetCheckSeverity.WARN
+    table = result.metadata["failed_expectations"].value
+    assert (
+        "| expect_table_row_count_to_be_between | (table) | min_value=30, max_value=120 | observed 6 |"
+        in table
+    )
+    observed = result.metadata["observed_values"].value["1. expect_table_row_count_to_be_between"]
+    assert observed["observed_value"] == 6 and observed["rule"] == {"min_value": 30, "max_value": 120}
+    assert result.metadata["sample_failing_rows"].value == "No failing rows."

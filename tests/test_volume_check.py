@@ -1,12 +1,20 @@
-"""`volume_vs_recent`: the day-over-day volume warning of `marts.fct_orders` / `fct_events`, on a small DuckDB
-table with a weekly rhythm like Online Retail's (closed on Saturdays, half volume on Sundays)."""
+"""`volume_vs_recent`: the platform's one volume rule, the warning check `no_day_over_day_volume_drop` on the marts,
+on a small DuckDB table with a weekly rhythm like Online Retail's (closed on Saturdays, half volume on Sundays)."""
 
 from datetime import date, timedelta
 
 import duckdb
 import pytest
 
-from ml.quality.reconcile import volume_vs_recent
+from ml.quality.reconcile import (
+    VOLUME_CLOSED_WEEKS,
+    VOLUME_HISTORY_DAYS,
+    VOLUME_MIN_RATIO,
+    VOLUME_WEEKDAY_WEEKS,
+    volume_rule,
+    volume_summary,
+    volume_vs_recent,
+)
 
 START = date(2024, 1, 1)  # a Monday
 
@@ -98,3 +106,112 @@ def test_a_range_is_judged_day_by_day_as_each_day_alone():
         START + timedelta(days=12),
         wednesday,
     ]  # 2nd Saturday, outage
+
+
+def test_the_thresholds_are_named_once_and_are_the_defaults():
+    import inspect
+
+    defaults = {
+        k: p.default
+        for k, p in inspect.signature(volume_vs_recent).parameters.items()
+        if p.default is not p.empty
+    }
+    assert defaults == {
+        "history_days": VOLUME_HISTORY_DAYS,
+        "min_ratio": VOLUME_MIN_RATIO,
+        "closed_weeks": VOLUME_CLOSED_WEEKS,
+        "weekday_weeks": VOLUME_WEEKDAY_WEEKS,
+    }
+    assert (VOLUME_MIN_RATIO, VOLUME_WEEKDAY_WEEKS, VOLUME_CLOSED_WEEKS, VOLUME_HISTORY_DAYS) == (
+        0.5,
+        4,
+        8,
+        7,
+    )
+    assert volume_rule().startswith(
+        "rows on each day >= 50% of the median of the same weekday over the last 4 weeks"
+    )
+
+
+def test_the_summary_names_days_checked_below_closing_and_the_worst_day():
+    wednesday, thursday = START + timedelta(days=30), START + timedelta(days=31)
+    con = _orders(_weekly(6, {wednesday: 0, thursday: 30}))
+    days = [START + timedelta(days=i) for i in range(28, 35)]  # Monday .. Sunday of week 5
+    summary = volume_summary(volume_vs_recent(con, "orders", "order_date", days))
+    assert summary == {
+        "passed": False,
+        "days_checked": 7,
+        "days_below": 2,
+        "regular_closing_days": 1,  # the Saturday
+        # the worst of the days below: the outage
+        "table": "orders",
+        "day": wednesday.isoformat(),
+        "rows": 0,
+        "recent_median": 100.0,
+        "ratio_to_recent": 0.0,
+        "min_ratio": VOLUME_MIN_RATIO,
+        "regular_closing_day": False,
+        "baseline": "same weekday",
+    }
+    # a good week shows its lowest judged ratio, never the closing day's
+    calm = volume_summary(volume_vs_recent(_orders(_weekly(6, {thursday: 80})), "orders", "order_date", days))
+    assert (calm["passed"], calm["days_below"], calm["day"], calm["ratio_to_recent"]) == (
+        True,
+        0,
+        thursday.isoformat(),
+        0.8,
+    )
+
+
+def test_the_dagster_check_warns_on_each_watched_mart_and_never_blocks(tmp_path):
+    """The one place volume is judged: no_day_over_day_volume_drop on the marts of every landing feed, with
+    severity WARN; a range backfill judges its days in one evaluation."""
+    import dagster as dg
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from orchestration.defs.quality.assets import VOLUME_WATCHED, volume_checks
+    from tests.pipeline_helpers import all_assets, resources_for
+
+    assert VOLUME_WATCHED == {
+        "fct_events": "event_date",
+        "fct_orders": "order_date",
+        "fct_order_items": "order_date",
+        "fct_inventory_daily": "snapshot_date",
+    }
+    specs = {spec.asset_key.path[-1]: spec for c in volume_checks for spec in c.check_specs}
+    assert set(specs) == set(VOLUME_WATCHED)
+    assert all(s.name == "no_day_over_day_volume_drop" and not s.blocking for s in specs.values())
+    assert volume_rule() in specs["fct_orders"].description
+    # nothing else in the code location judges volume (no dbt test, no GX row-count rule)
+    every_check = {key for a in all_assets() for key in getattr(a, "check_keys", ())}
+    volume_named = {(k.asset_key.path[-1], k.name) for k in every_check if "volume" in k.name}
+    assert volume_named == {(m, "no_day_over_day_volume_drop") for m in VOLUME_WATCHED}
+
+    first = date(2025, 1, 6)  # a Monday, in the partitions of the default (simulated) source
+    wednesday = first + timedelta(days=30)
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE SCHEMA marts; CREATE TABLE marts.fct_orders (order_date DATE)")
+        for i in range(42):
+            day = first + timedelta(days=i)
+            n = 0 if day == wednesday else {5: 0, 6: 50}.get(day.weekday(), 100)
+            con.execute("INSERT INTO marts.fct_orders SELECT ?::DATE FROM range(?)", [day, n])
+    result = dg.materialize(
+        all_assets(),
+        selection=dg.AssetSelection.checks(
+            dg.AssetCheckKey(dg.AssetKey(["marts", "fct_orders"]), specs["fct_orders"].name)
+        ),
+        resources=resources_for(tmp_path),
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: (first + timedelta(days=28)).isoformat(),
+            ASSET_PARTITION_RANGE_END_TAG: (first + timedelta(days=34)).isoformat(),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success  # a warning does not fail the run
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert (evaluation.passed, evaluation.severity) == (False, dg.AssetCheckSeverity.WARN)
+    md = {k: v.value for k, v in evaluation.metadata.items()}
+    assert (md["days_checked"], md["days_below"], md["regular_closing_days"]) == (7, 1, 1)
+    assert (md["day"], md["rows"], md["recent_median"]) == (wednesday.isoformat(), 0, 100.0)
+    assert "passed" not in md

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml.sources.landing import day_files
-from ml.sources.schema import CONTRACTS, TableContract
+from ml.sources.schema import CONTRACTS, ORDER_TOTAL_TOLERANCE, TableContract
 
 META_COLUMNS = {
     "_landing_date": "DATE",
@@ -213,10 +213,6 @@ def _reason_sql(
             "WHEN src.order_id IN (SELECT order_id FROM _mismatched_orders) THEN 'order_total_mismatch:order_total'"
         )
     return "CASE " + " ".join(whens) + " END" if whens else "NULL"
-
-
-ORDER_TOTAL_TOLERANCE = 0.011
-"""An order total may differ from the sum of its rounded lines by at most a cent (plus float noise)."""
 
 
 def _mark_mismatched_orders(

@@ -177,6 +177,30 @@ def write_quarantine_summary(con: duckdb.DuckDBPyConnection, first_day: date, la
     ).df()
 
 
+# -- Volume: the platform's one volume rule ------------------------------------------------------------------------
+# A day's rows against the median of the same weekday in recent weeks; it warns, never blocks (a quiet day can be
+# real). Evaluated by the Dagster check ``no_day_over_day_volume_drop`` on the marts (docs/quality.md).
+
+VOLUME_MIN_RATIO = 0.5
+"""A day with fewer rows than this share of its baseline is a drop."""
+VOLUME_WEEKDAY_WEEKS = 4
+"""The baseline is the median of at most this many recent same weekdays that had rows."""
+VOLUME_CLOSED_WEEKS = 8
+"""How far back same weekdays are looked at, both for the baseline and to recognise a closing day."""
+VOLUME_HISTORY_DAYS = 7
+"""While fewer than two same weekdays with rows exist, the baseline is the median of this many previous days."""
+
+
+def volume_rule() -> str:
+    """The rule in words, from the thresholds above (for check descriptions and docs)."""
+    return (
+        f"rows on each day >= {VOLUME_MIN_RATIO:.0%} of the median of the same weekday over the last "
+        f"{VOLUME_WEEKDAY_WEEKS} weeks it traded (within {VOLUME_CLOSED_WEEKS} weeks; of the previous "
+        f"{VOLUME_HISTORY_DAYS} days with rows while fewer than two such weekdays exist); a weekday with no rows "
+        "in any recent week is a closing day, not a drop"
+    )
+
+
 @dataclass(frozen=True)
 class VolumeCheck:
     table: str
@@ -217,10 +241,10 @@ def volume_vs_recent(
     table: str,
     date_column: str,
     days,
-    history_days: int = 7,
-    min_ratio: float = 0.5,
-    closed_weeks: int = 8,
-    weekday_weeks: int = 4,
+    history_days: int = VOLUME_HISTORY_DAYS,
+    min_ratio: float = VOLUME_MIN_RATIO,
+    closed_weeks: int = VOLUME_CLOSED_WEEKS,
+    weekday_weeks: int = VOLUME_WEEKDAY_WEEKS,
 ) -> list[VolumeCheck]:
     """Rows of ``table`` on each of ``days`` against a baseline: the median of the last ``weekday_weeks`` same
     weekdays (within ``closed_weeks`` weeks) that had rows, or, while fewer than two exist, of the previous
@@ -261,3 +285,21 @@ def volume_vs_recent(
             baseline, median = "previous days", float(np.median(recent)) if recent else None
         out.append(VolumeCheck(table, day, int(rows), median, min_ratio, closing, baseline))
     return out
+
+
+def volume_summary(results: list[VolumeCheck]) -> dict:
+    """What a volume check over ``results`` (one per day, see :func:`volume_vs_recent`) reports: whether every
+    day passed, how many days were checked, below the rule and regular closing days, and the day to look at,
+    flattened into the dict (``day``, ``rows``, ``recent_median``, ``ratio_to_recent``, ...): the worst drop among
+    the days below, else the lowest ratio among the days judged (closing days are not judged)."""
+    if not results:
+        raise ValueError("no days to summarise")
+    below = [r for r in results if not r.ok]
+    judged = below or [r for r in results if not r.regular_closing_day] or results
+    worst = min(judged, key=lambda r: r.ratio if r.ratio is not None else float("inf"))
+    return worst.as_metadata() | {
+        "passed": not below,
+        "days_checked": len(results),
+        "days_below": len(below),
+        "regular_closing_days": len([r for r in results if r.regular_closing_day]),
+    }

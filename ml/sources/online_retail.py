@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ml.sources import Source
-from ml.sources.schema import CONTRACTS
+from ml.sources.schema import CONTRACTS, ONLINE_RETAIL_CHANNEL
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "data" / "online_retail" / "online_retail.csv.gz"
 """The repo copy of the file (see ``data/online_retail/SOURCE.md`` for origin, columns and counts)."""
@@ -113,7 +113,7 @@ def _load(path: str) -> dict[str, _DayIndexed]:
             "ts": head["ts"],
             "customer_id": head["customer_id"],
             "session_id": pd.Series(None, index=head.index, dtype=object),
-            "channel": "online",
+            "channel": ONLINE_RETAIL_CHANNEL,
             "region": head["country"],
             "country": head["country"],
             "currency": CURRENCY,

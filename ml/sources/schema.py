@@ -4,6 +4,13 @@ This is the boundary between the world and the platform. Sources write exactly t
 with these Arrow types) and the raw loader checks every file against the same contract, so a change here is a
 change for both sides.
 
+It is also the one home of the platform's data rules that are values: the closed vocabularies (event types,
+channels, placements, devices, order statuses, the marts' line types) and the numeric limits (the quantity
+bound, the lead-time bound, the late-row tolerance, the order-total tolerance). Everything that checks or
+produces these values reads them from here: the raw loader (quarantine), the Great Expectations suites
+(``expectations/suites.py``), the dbt tests (through ``dbt_project/macros/contract_vocabularies.sql``, generated
+from this module by ``python -m ml.sources.dbt_macros``), the store simulator and its dirt.
+
 Timestamps are timezone-aware instants (Arrow ``timestamp[us, tz=...]``); staging standardises them to UTC.
 """
 
@@ -15,13 +22,84 @@ import pyarrow as pa
 
 TS = pa.timestamp("us", tz="UTC")
 
+# -- Closed vocabularies ---------------------------------------------------------------------------------------
+# The simulator indexes EVENT_TYPES, SHOP_CHANNELS, PLACEMENTS, DEVICES and ORDER_STATUSES by position (its
+# probability tables follow this order, and its days must stay byte-identical): add values at the end.
+
+EVENT_TYPES: tuple[str, ...] = ("view", "cart", "purchase")
+"""What a clickstream event records, in funnel order. Quarantined at load when outside the set."""
+
+SHOP_CHANNELS: tuple[str, ...] = ("app", "web", "email", "paid_search", "social")
+"""The channels of a shop with an app, a website, mailings, search ads and social media: the simulated store's."""
+
+ONLINE_RETAIL_CHANNEL = "online"
+"""The one channel of the Online Retail replay (a web shop whose files do not say how a customer arrived)."""
+
+CHANNELS: tuple[str, ...] = (*SHOP_CHANNELS, ONLINE_RETAIL_CHANNEL)
+"""Every channel an event or order may carry."""
+
+ALL_CHANNELS = "all"
+"""A promotion's channel when it runs on every channel."""
+
+PROMO_CHANNELS: tuple[str, ...] = (*CHANNELS, ALL_CHANNELS)
+
+PLACEMENTS: tuple[str, ...] = ("home", "search", "category", "recommendation", "promo_banner", "cart")
+"""Where on the site or app an event happens (checkouts happen on ``cart``)."""
+
+DEVICES: tuple[str, ...] = ("app", "web_mobile", "desktop")
+
+ORDER_STATUSES: tuple[str, ...] = ("placed", "cancelled")
+"""An order header's status. Quarantined at load when outside the set."""
+
+LINE_TYPES: tuple[str, ...] = ("sale", "return", "adjustment")
+"""How the marts classify an order line (dbt ``int_order_lines``): ``sale`` (quantity > 0, price > 0, order not
+cancelled: the demand forecasts learn from), ``return`` (quantity < 0), ``adjustment`` (anything else). A marts
+vocabulary, not a landing column; it lives here so that every vocabulary has one home."""
+
+VOCABULARIES: dict[str, tuple[str, ...]] = {
+    "event_types": EVENT_TYPES,
+    "channels": CHANNELS,
+    "promo_channels": PROMO_CHANNELS,
+    "placements": PLACEMENTS,
+    "devices": DEVICES,
+    "order_statuses": ORDER_STATUSES,
+    "line_types": LINE_TYPES,
+}
+"""Every closed vocabulary by name: the names the dbt test ``accepted_contract_values`` takes."""
+
+# -- Limits --------------------------------------------------------------------------------------------------------
+
 LATE_ROW_TOLERANCE_DAYS = 3
 """How many days late a fact row may land (its time before its landing day). dbt rebuilds this many days
 before each partition (the lookback), so a late row within the tolerance is picked up and counted once; an
-older one is quarantined as ``stale_ts`` instead of being loaded where no model would ever read it."""
+older one is quarantined as ``stale_ts`` instead of being loaded where no model would ever read it. The raw
+Great Expectations suites accept rows this late and no later."""
 
-MAX_ABS_QUANTITY = 1_000_000
-"""Largest credible quantity on one order line or stock position (the real data peaks at 80,995)."""
+MAX_ABS_QUANTITY = 100_000
+"""Largest credible quantity on one order line or stock position; a larger magnitude is quarantined at load
+(``out_of_range``) and fails the Great Expectations suites. The real data's largest line is 80,995 units (and
+its cancellation, -80,995), so the bound keeps about 20% headroom above anything real while a quantity off by a
+factor of ten or more (units for grams, a digit too many) is stopped before it reaches the forecasts."""
+
+MAX_LEAD_TIME_DAYS = 365
+"""Longest credible supplier lead time. Checked by the Great Expectations suites on products and suppliers
+(warn); not a quarantine rule, since quarantining a product would take its order lines with it."""
+
+ORDER_TOTAL_TOLERANCE = 0.011
+"""An order's total may differ from the sum of its lines (each rounded to the cent, discount applied) by at
+most a cent, plus float noise. Used by the raw loader's ``order_total_mismatch`` rule and by the dbt test
+``assert_order_total_matches_lines``."""
+
+CURRENCY_CODE_PATTERN = r"^[A-Z]{3}$"
+"""An ISO 4217 currency code, as staging writes it (upper case)."""
+
+LIMITS: dict[str, int | float] = {
+    "late_row_tolerance_days": LATE_ROW_TOLERANCE_DAYS,
+    "max_abs_quantity": MAX_ABS_QUANTITY,
+    "max_lead_time_days": MAX_LEAD_TIME_DAYS,
+    "order_total_tolerance": ORDER_TOTAL_TOLERANCE,
+}
+"""The numeric limits by name: the names dbt's ``contract_limit()`` macro takes."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +203,7 @@ CONTRACTS: dict[str, TableContract] = {
             key=("event_id",),
             time_column="ts",
             required=("ts", "customer_id", "session_id", "sku", "event_type"),
-            accepted=(("event_type", ("view", "cart", "purchase")),),
+            accepted=(("event_type", EVENT_TYPES),),
             references=(("customer_id", "customers", "customer_id"), ("sku", "products", "sku")),
             late_tolerance_days=LATE_ROW_TOLERANCE_DAYS,
             description="Clickstream: view, cart and purchase events with channel, placement, region and device.",
@@ -147,7 +225,7 @@ CONTRACTS: dict[str, TableContract] = {
             key=("order_id",),
             time_column="ts",
             required=("ts",),
-            accepted=(("status", ("placed", "cancelled")),),
+            accepted=(("status", ORDER_STATUSES),),
             references=(("customer_id", "customers", "customer_id"),),
             late_tolerance_days=LATE_ROW_TOLERANCE_DAYS,
             description="Order headers. customer_id is null for guest checkouts; status is placed or cancelled.",

@@ -32,7 +32,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ml.sources import Source, empty_table
-from ml.sources.schema import CONTRACTS, TABLES
+from ml.sources.schema import (
+    ALL_CHANNELS,
+    CONTRACTS,
+    DEVICES,
+    EVENT_TYPES,
+    ORDER_STATUSES,
+    PLACEMENTS,
+    SHOP_CHANNELS,
+    TABLES,
+)
 
 START_DATE = date(2025, 1, 1)
 CURRENCY = "GBP"
@@ -157,16 +166,16 @@ REGIONS: tuple[tuple[str, str], ...] = (
     ("east", "GB"), ("west", "GB"), ("scotland", "GB"), ("ireland", "IE"),
 )
 _REGION_P = np.array([0.2, 0.15, 0.14, 0.15, 0.1, 0.09, 0.08, 0.09])
-DEVICES: tuple[str, ...] = ("app", "web_mobile", "desktop")
+# Devices, channels, placements and event types are the contract's vocabularies; the tables below are indexed
+# in their order.
 _DEVICE_P = np.array([0.4, 0.35, 0.25])
-CHANNELS: tuple[str, ...] = ("app", "web", "email", "paid_search", "social")
+CHANNELS: tuple[str, ...] = SHOP_CHANNELS
 # P(channel | device): the app is its own channel; browsers arrive from the web, ads, mail and social.
 _CHANNEL_GIVEN_DEVICE = np.array([
     [0.75, 0.00, 0.10, 0.05, 0.10],
     [0.00, 0.40, 0.15, 0.20, 0.25],
     [0.00, 0.50, 0.20, 0.25, 0.05],
 ])
-PLACEMENTS: tuple[str, ...] = ("home", "search", "category", "recommendation", "promo_banner", "cart")
 # Where the first view of a session happens, by channel (ads land on search, mail on recommendations ...).
 # Views happen on the first five placements; "cart" is where purchases (checkouts) happen.
 _LANDING_GIVEN_CHANNEL = np.array([
@@ -184,7 +193,6 @@ _LINE_KEPT_P = 0.85
 _CANCEL_P = 0.02
 _QTY = np.array([1, 2, 3, 4, 5])
 _QTY_P = np.array([0.72, 0.18, 0.06, 0.02, 0.02])
-EVENT_TYPES: tuple[str, ...] = ("view", "cart", "purchase")
 # Share of session starts per UTC hour: quiet nights, a lunch bump and an evening peak.
 _HOUR_P = np.array([0.6, 0.35, 0.2, 0.15, 0.15, 0.25, 0.6, 1.2, 1.8, 2.2, 2.5, 2.8,
                     3.2, 3.1, 2.8, 2.6, 2.6, 2.8, 3.3, 3.8, 4.0, 3.4, 2.3, 1.3])
@@ -515,7 +523,7 @@ class _Promo:
     promo_id: str
     category: int
     discount_pct: float
-    channel: str  # "all" or one of CHANNELS
+    channel: str  # ALL_CHANNELS or one of CHANNELS
 
 
 def _promotions(world: World, t: int) -> list[_Promo]:
@@ -534,7 +542,7 @@ def _promotions(world: World, t: int) -> list[_Promo]:
         starts = 7 * w + rng.integers(0, 7, n)
         durations = rng.integers(2, 11, n)
         pcts = rng.choice([0.10, 0.15, 0.20, 0.25, 0.30], n)
-        channels = rng.choice(["all", "all", "all", "email", "app"], n)
+        channels = rng.choice([ALL_CHANNELS, ALL_CHANNELS, ALL_CHANNELS, "email", "app"], n)
         for k in range(n):
             if starts[k] <= t < starts[k] + durations[k]:
                 active.append(_Promo(f"PR{w:04d}{k:02d}", int(cats[k]), float(pcts[k]), str(channels[k])))
@@ -545,7 +553,7 @@ def _discount_matrix(world: World, promos: list[_Promo]) -> np.ndarray:
     """categories x channels: the best discount a view in that category through that channel gets."""
     disc = np.zeros((world.n_categories, len(CHANNELS)))
     for p in promos:
-        cols = slice(None) if p.channel == "all" else CHANNELS.index(p.channel)
+        cols = slice(None) if p.channel == ALL_CHANNELS else CHANNELS.index(p.channel)
         disc[p.category, cols] = np.maximum(disc[p.category, cols], p.discount_pct)
     return disc
 
@@ -701,7 +709,7 @@ def _simulate_traffic(world: World, day: date, t: int, promos: list[_Promo]) -> 
 
     # -- sessions ----------------------------------------------------------------------------------------------
     # Site-wide promotions (all channels) bring extra visitors: +3% traffic per 10 points of discount.
-    uplift = 1.0 + 0.3 * sum(p.discount_pct for p in promos if p.channel == "all")
+    uplift = 1.0 + 0.3 * sum(p.discount_pct for p in promos if p.channel == ALL_CHANNELS)
     n_sessions = int(round(world.base_sessions * traffic_factor(day) * uplift * rng.lognormal(0.0, 0.05)))
     active = (world.signup_day <= t) & (t < world.churn_day)
     cum = np.cumsum(np.where(active, world.activity, 0.0))
@@ -843,7 +851,8 @@ def _simulate_traffic(world: World, day: date, t: int, promos: list[_Promo]) -> 
             "country": _pa_strings(c for _, c in REGIONS).take(pa.array(world.region[o_cust])),
             "currency": pa.array([CURRENCY] * len(o_sess), type=pa.string()),
             "order_total": pa.array(totals, type=pa.float64()),
-            "status": _pa_strings(["placed", "cancelled"]).take(pa.array(cancelled[o_sess].astype(np.int64))),
+            # ORDER_STATUSES is (placed, cancelled): a cancelled order takes index 1.
+            "status": _pa_strings(ORDER_STATUSES).take(pa.array(cancelled[o_sess].astype(np.int64))),
         },
     )
     order_items = _table(

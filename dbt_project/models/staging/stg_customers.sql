@@ -1,14 +1,8 @@
 {{ config(**keyed('customer_id')) }}
 
 -- Customers as first seen. Email and phone leave the raw layer only as keyed hashes (PII).
-with ranked as (
-    select
-        *,
-        row_number() over (
-            partition by customer_id order by first_seen_ts, _landing_date, _source_file, _file_row
-        ) as copy_rank
-    from {{ source('raw', 'customers') }}
-    where {{ in_window('_event_date') }}
+with deduplicated as (
+    {{ deduplicated(source('raw', 'customers'), ['customer_id'], prefer=['first_seen_ts']) }}
 )
 
 select
@@ -21,5 +15,4 @@ select
     country,
     lower(trim(preferred_device)) as preferred_device,
     _landing_date as landing_date
-from ranked
-where copy_rank = 1
+from deduplicated

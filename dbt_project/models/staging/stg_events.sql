@@ -1,14 +1,8 @@
 {{ config(**date_partitioned('event_date')) }}
 
 -- Clickstream, one row per event_id (the first landed copy wins), times in UTC.
-with ranked as (
-    select
-        *,
-        row_number() over (
-            partition by event_id order by _landing_date, _source_file, _file_row
-        ) as copy_rank
-    from {{ source('raw', 'events') }}
-    where {{ in_window('_event_date') }}
+with deduplicated as (
+    {{ deduplicated(source('raw', 'events'), ['event_id']) }}
 )
 
 select
@@ -25,5 +19,4 @@ select
     lower(trim(device)) as device,
     _landing_date as landing_date,
     _source_file as source_file
-from ranked
-where copy_rank = 1
+from deduplicated

@@ -1,15 +1,12 @@
 {{ config(**date_partitioned('snapshot_date')) }}
 
--- End-of-day stock per SKU and warehouse; one row per (sku, warehouse_id, snapshot_date).
-with ranked as (
-    select
-        *,
-        row_number() over (
-            partition by sku, warehouse_id, _event_date
-            order by snapshot_ts desc, _landing_date desc, _source_file asc, _file_row asc
-        ) as copy_rank
-    from {{ source('raw', 'inventory') }}
-    where {{ in_window('_event_date') }}
+-- End-of-day stock per SKU and warehouse; one row per (sku, warehouse_id, snapshot_date): the day's last
+-- snapshot wins, and of equal snapshots the latest landed (a re-sent file corrects an earlier one).
+with deduplicated as (
+    {{ deduplicated(
+        source('raw', 'inventory'), ['sku', 'warehouse_id', '_event_date'],
+        prefer=['snapshot_ts desc'], landing='last'
+    ) }}
 )
 
 select
@@ -18,5 +15,4 @@ select
     _event_date as snapshot_date,
     on_hand,
     on_order
-from ranked
-where copy_rank = 1
+from deduplicated

@@ -1,14 +1,8 @@
 {{ config(**date_partitioned('order_date')) }}
 
 -- Order lines, one row per (order_id, line_no). net_amount applies the line's discount.
-with ranked as (
-    select
-        *,
-        row_number() over (
-            partition by order_id, line_no order by _landing_date, _source_file, _file_row
-        ) as copy_rank
-    from {{ source('raw', 'order_items') }}
-    where {{ in_window('_event_date') }}
+with deduplicated as (
+    {{ deduplicated(source('raw', 'order_items'), ['order_id', 'line_no']) }}
 )
 
 select
@@ -26,5 +20,4 @@ select
     warehouse_id,
     _landing_date as landing_date,
     _source_file as source_file
-from ranked
-where copy_rank = 1
+from deduplicated

@@ -1,14 +1,8 @@
 {{ config(**date_partitioned('order_date')) }}
 
 -- Order headers, one row per order_id, UTC times; guests keep a null customer_id.
-with ranked as (
-    select
-        *,
-        row_number() over (
-            partition by order_id order by _landing_date, _source_file, _file_row
-        ) as copy_rank
-    from {{ source('raw', 'orders') }}
-    where {{ in_window('_event_date') }}
+with deduplicated as (
+    {{ deduplicated(source('raw', 'orders'), ['order_id']) }}
 )
 
 select
@@ -27,5 +21,4 @@ select
     customer_id is null as is_guest,
     _landing_date as landing_date,
     _source_file as source_file
-from ranked
-where copy_rank = 1
+from deduplicated

@@ -18,6 +18,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from pydantic import Field
 
 from ml.settings import dbt_env
+from ml.sources.schema import VOCABULARIES
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.defs.transform.dbt_args import build_args, partition_vars
 from orchestration.defs.transform.project import dbt_project
@@ -65,6 +66,10 @@ def describe_dbt_test(test: Mapping[str, Any]) -> str:
         "not_null": f"{subject} is never null",
         "unique": f"{subject} is unique",
         "accepted_values": f"{subject} takes only the values {kwargs.get('values')}",
+        "accepted_contract_values": (
+            f"{subject} takes only the values of the landing contract's vocabulary `{kwargs.get('vocabulary')}` "
+            f"({', '.join(VOCABULARIES.get(str(kwargs.get('vocabulary')), ()))}; ml/sources/schema.py)"
+        ),
         "relationships": f"every {subject} exists in {str(kwargs.get('to', '')).strip()}.{kwargs.get('field')}",
         "dbt_utils_free_unique_combination": (
             f"no two rows of `{model}` share ({', '.join(kwargs.get('columns') or [])})"
