@@ -19,7 +19,7 @@ from orchestration.defs.recommend.assets import recommend_assets
 from orchestration.defs.recommend.retention import recommender_bundle_retention, retention_schedule
 from orchestration.defs.schedules import daily_pipeline, daily_schedule
 from orchestration.defs.supply.assets import supply_assets
-from orchestration.defs.transform.assets import dbt_daily_models
+from orchestration.defs.transform.assets import dbt_daily_models, dbt_feature_models
 from orchestration.resources import build_resources
 
 defs = dg.Definitions(
@@ -29,6 +29,7 @@ defs = dg.Definitions(
             landing_files,
             raw_tables,
             dbt_daily_models,
+            dbt_feature_models,
             quarantine_summary_asset,
             *profile_assets,
             *supply_assets,

@@ -46,3 +46,15 @@ DAILY_WAREHOUSE_WRITER = {
 }
 """The arguments every daily asset that writes the warehouse shares: the one partitions definition, a range in
 one run, and the single-writer pool."""
+
+
+PREVIOUS_DAY = dg.TimeWindowPartitionMapping(
+    start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
+)
+"""Day D reads day D-1 (none before the first partition)."""
+
+
+def state_of_previous_day(key: dg.AssetKey) -> dg.AssetDep:
+    """The dependency of an asset on its own previous partition: the state it starts from (a model's weights, a
+    decayed preference state, yesterday's segments), declared so a re-run's starting point is visible."""
+    return dg.AssetDep(key, partition_mapping=PREVIOUS_DAY)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,6 +11,7 @@ from dagster_dbt import DbtCliResource
 
 from ml import settings
 from ml.artifacts import ArtifactStore
+from ml.dbt import dbt_executable
 from ml.exports import write_export
 
 
@@ -79,12 +78,6 @@ class StoreSourceResource(dg.ConfigurableResource):
         from ml.sources import get_source
 
         return get_source(self.name, scale=self.scale, seed=self.seed, dirty_rate=self.dirty_rate)
-
-
-def dbt_executable() -> str:
-    """The dbt next to this interpreter, so an un-activated virtual environment works too."""
-    candidate = Path(sys.executable).parent / "dbt"
-    return str(candidate) if candidate.exists() else (shutil.which("dbt") or "dbt")
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:

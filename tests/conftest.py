@@ -12,6 +12,31 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
+@pytest.fixture(scope="session")
+def simulated_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's warehouse: the small simulated store's first days built by the raw loader and a real
+    ``dbt build`` (tests/warehouses.py). Read-only: a test that writes works on ``copy_warehouse`` of it."""
+    from tests.warehouses import build_simulated
+
+    return build_simulated(tmp_path_factory.mktemp("simulated_store"))
+
+
+@pytest.fixture(scope="session")
+def four_day_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four clean days of a tiny shop written into the raw layer (tests/warehouses.py) and the marts a real dbt
+    build makes of them. Read-only: tests break their own copy."""
+    import duckdb
+
+    from ml.dbt import run_dbt
+    from tests.warehouses import D1, D4, build_four_day_shop
+
+    path = tmp_path_factory.mktemp("four_day_shop") / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        build_four_day_shop(connection)
+    run_dbt(path, D1, D4, "tag:staging tag:intermediate tag:marts")
+    return path
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh AIGC_DATA_DIR for one test."""

@@ -1,7 +1,7 @@
 """Great Expectations suites and the partition runner (expectations/), on a small warehouse built here.
 
-The fixture warehouse has the real raw tables (created from the landing contract by the raw loader) and mart
-tables with the columns dbt builds, for four days of a tiny store whose numbers agree with each other. Each
+The fixture warehouse has the real raw tables (created from the landing contract by the raw loader) for four days
+of a tiny store whose numbers agree with each other, and the marts a real dbt build makes of them. Each
 test breaks one rule on one day and checks the exact expectation, observed value and sample rows reported.
 """
 
@@ -21,7 +21,6 @@ from expectations import (
     validate_partition,
     window_days,
 )
-from ml.ingest.raw_loader import create_raw_tables
 from ml.sources.schema import (
     CHANNELS,
     CONTRACTS,
@@ -35,147 +34,13 @@ from ml.sources.schema import (
     PLACEMENTS,
     PROMO_CHANNELS,
 )
-
-DAYS = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(4)]
-D1, D2, D3, D4 = DAYS
-PER_DAY = {"customers": 3, "products": 2, "events": 6, "orders": 2, "order_items": 4, "inventory": 2}
-
-_MARTS_SQL = """
-CREATE SCHEMA marts;
-CREATE TABLE marts.fct_events AS
-SELECT event_id, timezone('UTC', ts) AS event_ts, _event_date AS event_date, customer_id, session_id, sku,
-       event_type, channel, placement, region, device
-FROM raw.events;
-CREATE TABLE marts.fct_order_items AS
-SELECT i.order_id, i.line_no, timezone('UTC', i.ts) AS order_ts, i._event_date AS order_date, o.customer_id,
-       o.channel, o.region, i.sku, i.qty, i.unit_price, coalesce(i.discount, 0.0) AS discount,
-       CAST(round(i.qty * i.unit_price * (1 - coalesce(i.discount, 0.0)), 2) AS DECIMAL(18, 2)) AS net_amount,
-       i.warehouse_id,
-       CASE WHEN i.qty > 0 AND i.unit_price > 0 AND o.status <> 'cancelled' THEN 'sale'
-            WHEN i.qty < 0 THEN 'return' ELSE 'adjustment' END AS line_type,
-       i.qty > 0 AND i.unit_price > 0 AND o.status <> 'cancelled' AS is_sale
-FROM raw.order_items AS i LEFT JOIN raw.orders AS o ON i.order_id = o.order_id;
-CREATE TABLE marts.fct_orders AS
-SELECT o.order_id, timezone('UTC', o.ts) AS order_ts, o._event_date AS order_date, o.customer_id, o.session_id,
-       o.channel, o.region, o.country, o.currency, o.status, o.status = 'cancelled' AS is_cancelled,
-       o.customer_id IS NULL AS is_guest, CAST(o.order_total AS DECIMAL(18, 2)) AS order_total,
-       count(l.line_no) AS n_lines, coalesce(sum(CASE WHEN l.is_sale THEN l.qty END), 0) AS units,
-       coalesce(sum(l.net_amount), 0) AS gross_amount, coalesce(sum(l.net_amount), 0) AS line_net_amount
-FROM raw.orders AS o LEFT JOIN marts.fct_order_items AS l ON o.order_id = l.order_id
-GROUP BY ALL;
-CREATE TABLE marts.fct_daily_sku_demand AS
-SELECT sku, order_date AS demand_date, CAST(sum(qty) AS HUGEINT) AS units, 0 AS units_reversed_same_day,
-       sum(net_amount) AS revenue, CAST(0 AS DECIMAL(18, 2)) AS revenue_reversed_same_day,
-       count(DISTINCT order_id) AS n_orders, false AS is_zero_filled
-FROM marts.fct_order_items WHERE is_sale GROUP BY ALL;
-CREATE TABLE marts.dim_products AS
-SELECT p.sku, p.title, p.description, p.category, p.brand, p.price, p.currency, p.supplier_id,
-       s.name AS supplier_name, coalesce(p.lead_time_days, s.lead_time_days) AS lead_time_days, s.min_order_qty,
-       p.alt_supplier_id, NULL::INTEGER AS alt_lead_time_days, timezone('UTC', p.first_seen_ts) AS first_seen_ts,
-       p._event_date AS first_seen_date
-FROM raw.products AS p LEFT JOIN raw.suppliers AS s ON p.supplier_id = s.supplier_id;
-CREATE TABLE marts.dim_customers AS
-SELECT customer_id, timezone('UTC', first_seen_ts) AS first_seen_ts, _event_date AS first_seen_date,
-       sha256(concat('k', lower(email))) AS email_hash, sha256(concat('k', phone)) AS phone_hash, region, country,
-       preferred_device
-FROM raw.customers;
-"""
-
-
-def _ts(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=dt.UTC)
-
-
-def _insert(con: duckdb.DuckDBPyConnection, table: str, day: dt.date, rows: list[dict]) -> None:
-    contract = CONTRACTS[table]
-    cols = list(contract.columns)
-    for i, row in enumerate(rows):
-        ts = row[contract.time_column]
-        values = [row.get(c) for c in cols] + [day, ts.astimezone(dt.UTC).date(), f"{table}/{day}.parquet", i]
-        names = ", ".join(f'"{c}"' for c in cols) + ", _landing_date, _event_date, _source_file, _file_row"
-        con.execute(f"INSERT INTO raw.{table} ({names}) VALUES ({', '.join('?' * len(values))})", values)
-
-
-def build_warehouse(con: duckdb.DuckDBPyConnection) -> None:
-    """Four clean days of raw tables and the marts built from them."""
-    build_raw(con)
-    con.execute(_MARTS_SQL)
-
-
-def build_raw(con: duckdb.DuckDBPyConnection) -> None:
-    """Four clean days of raw tables (as the raw loader creates them) whose numbers agree with each other."""
-    for contract in CONTRACTS.values():
-        create_raw_tables(con, contract)
-    _insert(
-        con,
-        "suppliers",
-        D1,
-        [{"supplier_id": "S1", "name": "Acme Ltd", "country": "GB", "lead_time_days": 5, "min_order_qty": 6,
-          "first_seen_ts": _ts(D1, 0)}],
-    )  # fmt: skip
-    for n, day in enumerate(DAYS):
-        tag = day.strftime("%m%d")
-        customers = [f"C{tag}{i}" for i in range(3)]
-        skus = [f"P{tag}{i}" for i in range(2)]
-        _insert(con, "customers", day, [
-            {"customer_id": c, "first_seen_ts": _ts(day, 8 + i), "email": f"{c.lower()}@example.com",
-             "phone": f"+44 7000 00{i}", "region": "london", "country": "GB", "preferred_device": "app"}
-            for i, c in enumerate(customers)
-        ])  # fmt: skip
-        _insert(con, "products", day, [
-            {"sku": s, "title": f"thing {s}", "description": "a thing", "category": "home", "brand": "Lum",
-             "price": 10.0 + i, "currency": "GBP", "supplier_id": "S1", "alt_supplier_id": None,
-             "lead_time_days": 4, "first_seen_ts": _ts(day, 0)}
-            for i, s in enumerate(skus)
-        ])  # fmt: skip
-        _insert(con, "events", day, [
-            {"event_id": f"E{tag}{i:02d}", "ts": _ts(day, 9, i), "customer_id": customers[i % 3],
-             "session_id": f"S{tag}{i % 3}", "sku": skus[i % 2], "event_type": ("view", "cart", "purchase")[i // 2],
-             "channel": "web", "placement": "home", "region": "london", "device": "desktop"}
-            for i in range(6)
-        ])  # fmt: skip
-        # Two orders of two lines each; the total is the sum of the rounded discounted lines.
-        orders, lines = [], []
-        for o in range(2):
-            order_id = f"O{tag}{o}"
-            order_lines = [(skus[0], 2, 10.0, 0.1), (skus[1], 1, 11.0, 0.0)]
-            total = sum(round(q * p * (1 - d), 2) for _, q, p, d in order_lines)
-            orders.append(
-                {"order_id": order_id, "ts": _ts(day, 10 + o), "customer_id": customers[o],
-                 "session_id": f"S{tag}{o}", "channel": "web", "region": "london", "country": "GB",
-                 "currency": "GBP", "order_total": round(total, 2), "status": "placed"}
-            )  # fmt: skip
-            for line_no, (sku, qty, price, disc) in enumerate(order_lines, start=1):
-                lines.append(
-                    {"order_id": order_id, "line_no": line_no, "ts": _ts(day, 10 + o), "sku": sku, "qty": qty,
-                     "unit_price": price, "discount": disc, "warehouse_id": "WH01"}
-                )  # fmt: skip
-        _insert(con, "orders", day, orders)
-        _insert(con, "order_items", day, lines)
-        _insert(con, "inventory", day, [
-            {"snapshot_ts": dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.UTC), "sku": s,
-             "warehouse_id": "WH01", "on_hand": 5 + n, "on_order": 0}
-            for s in skus
-        ])  # fmt: skip
-        _insert(con, "promotions", day, [
-            {"promo_id": f"PR{tag}", "active_ts": _ts(day, 0), "category": "home", "discount_pct": 0.2,
-             "channel": "all"}
-        ])  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def clean_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The clean warehouse, built once; tests get their own copy to break."""
-    path = tmp_path_factory.mktemp("gx_warehouse") / "clean.duckdb"
-    with duckdb.connect(str(path)) as connection:
-        build_warehouse(connection)
-    return path
+from tests.warehouses import D1, D2, D3, D4, PER_DAY
 
 
 @pytest.fixture
-def con(clean_warehouse: Path, tmp_path: Path) -> duckdb.DuckDBPyConnection:
+def con(four_day_shop: Path, tmp_path: Path) -> duckdb.DuckDBPyConnection:
     copy = tmp_path / "warehouse.duckdb"
-    shutil.copyfile(clean_warehouse, copy)
+    shutil.copyfile(four_day_shop, copy)
     connection = duckdb.connect(str(copy))
     yield connection
     connection.close()

@@ -10,15 +10,13 @@ import duckdb
 import pytest
 
 from expectations import SUITES, FailedExpectation, to_asset_check_result, validate_partition
-
-# clean_warehouse: the session fixture of the suite tests (a clean four-day warehouse, built once).
-from tests.test_expectations import D2, build_warehouse, clean_warehouse  # noqa: F401
+from tests.warehouses import D2
 
 
 @pytest.fixture
-def con(clean_warehouse: Path, tmp_path: Path) -> duckdb.DuckDBPyConnection:  # noqa: F811
+def con(four_day_shop: Path, tmp_path: Path) -> duckdb.DuckDBPyConnection:
     copy = tmp_path / "warehouse.duckdb"
-    shutil.copyfile(clean_warehouse, copy)
+    shutil.copyfile(four_day_shop, copy)
     connection = duckdb.connect(str(copy))
     yield connection
     connection.close()
@@ -63,10 +61,10 @@ def test_passed_raw_outcome_is_a_warn_level_check(con) -> None:
     assert "data_docs" not in result.metadata
 
 
-def test_a_failing_blocking_check_stops_the_downstream_asset(tmp_path: Path) -> None:
+def test_a_failing_blocking_check_stops_the_downstream_asset(four_day_shop: Path, tmp_path: Path) -> None:
     path = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(four_day_shop, path)
     with duckdb.connect(str(path)) as writer:
-        build_warehouse(writer)
         writer.execute("UPDATE marts.fct_orders SET status = 'lost' WHERE order_id = 'O01020'")
 
     @dg.asset(key=["marts", "fct_orders"])

@@ -8,8 +8,8 @@ from datetime import date, datetime
 import pytest
 
 from ml import settings
+from ml.dbt import LOOKBACK_DAYS, build_args, partition_vars
 from ml.sources.landing import LandingPathError, day_dir, parse_day, safe_join
-from orchestration.defs.transform.dbt_args import LOOKBACK_DAYS, build_args, partition_vars
 from orchestration.partitions import window_days
 
 

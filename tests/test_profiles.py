@@ -1,8 +1,9 @@
-"""Profiles (issue 4): point-in-time correctness, recovery of the simulator's tastes, formulas on tiny marts.
+"""Profiles (issue 4): point-in-time correctness, recovery of the simulator's tastes, formulas on a tiny shop.
 
-The simulated fixture loads 20 small days (about 20k events a day) straight into mart-shaped tables with
-:mod:`ml.profiles.source_marts` (no Dagster, no dbt) and builds the profiles of day 13 before and after the
-later days arrive.
+The simulated tests read the session's warehouse (the small store's first days through the raw loader and a real
+``dbt build``, tests/warehouses.py): the profiles of day 13 are built on a copy that forgot every later row and
+again on the whole copy, which must not change them. The tiny shop is a hand-written landing day that goes through
+the same loader and dbt models.
 """
 
 from __future__ import annotations
@@ -16,27 +17,20 @@ import pandas as pd
 import pytest
 from scipy.stats import rankdata
 
+from ml.dbt import run_dbt
 from ml.profiles import (
-    basket_associations,
     build_profiles,
     content_neighbours,
     customer_segments,
     item_profiles,
     place_profiles,
-    update_daily_aggregates,
     user_profiles,
 )
 from ml.profiles.places import beta_prior, smooth_rates
 from ml.profiles.segments import SEGMENT_FEATURES, describe_centroid
-from ml.profiles.source_marts import create_mart_tables, load_days
-from ml.profiles.users import (
-    PREF_STATE,
-    STATE_KEYS_CAP,
-    incremental_scalar_profiles_sql,
-    scalar_profiles_sql,
-    update_pref_state,
-)
+from ml.profiles.users import PREF_STATE, STATE_KEYS_CAP, update_pref_state
 from ml.sources.simulated import START_DATE, SimulatedStore
+from tests.warehouses import build_handmade, copy_warehouse, forget_after
 
 AS_OF = START_DATE + timedelta(days=13)
 LAST = START_DATE + timedelta(days=19)
@@ -58,28 +52,23 @@ def _snapshot(con: duckdb.DuckDBPyConnection, day: date) -> dict[str, pd.DataFra
     return out
 
 
-def _aggregate(con: duckdb.DuckDBPyConnection, start: date, end: date) -> None:
-    for i in range((end - start).days + 1):
-        update_daily_aggregates(con, start + timedelta(days=i))
-
-
 @pytest.fixture(scope="module")
-def sim():
-    """Days 0..13 -> profiles of day 13; then days 14..19 arrive, later days are built, day 13 is rebuilt."""
-    store = SimulatedStore(scale="small", seed=42)
-    con = duckdb.connect()
-    load_days(con, store, START_DATE, AS_OF)
-    _aggregate(con, START_DATE, AS_OF)
-    first = build_profiles(con, AS_OF)
-    before = _snapshot(con, AS_OF)
-    load_days(con, store, AS_OF + timedelta(days=1), LAST)
-    _aggregate(con, AS_OF + timedelta(days=1), LAST)
+def sim(simulated_warehouse, tmp_path_factory):
+    """Day 13's profiles on a warehouse that knows nothing later, then on the whole warehouse: day 13, day 19
+    (the decayed state from day 13's) and day 13 again."""
+    folder = tmp_path_factory.mktemp("profiles")
+    with duckdb.connect(str(copy_warehouse(simulated_warehouse, folder / "until_day_13"))) as early:
+        assert forget_after(early, AS_OF) > 0
+        first = build_profiles(early, AS_OF)
+        before = _snapshot(early, AS_OF)
+    con = duckdb.connect(str(copy_warehouse(simulated_warehouse, folder / "all_days")))
+    build_profiles(con, AS_OF)
     later = {LAST: build_profiles(con, LAST)}
     rebuilt = build_profiles(con, AS_OF)
     after = _snapshot(con, AS_OF)
     yield {
         "con": con,
-        "store": store,
+        "store": SimulatedStore(scale="small", seed=42),
         "first": first,
         "later": later,
         "rebuilt": rebuilt,
@@ -169,17 +158,60 @@ def test_decayed_state_from_yesterday_equals_full_rebuild(sim):
     assert (fast_w[~identical] <= slow_w[~identical]).all()
 
 
-def test_running_window_sums_equal_a_full_window_scan(sim):
-    con = sim["con"]
-    assert sim["later"][LAST]["user_profiles"]["metrics"]["scalars_rebuilt"] == 0
-    fast = con.execute(
-        f"select * from ({incremental_scalar_profiles_sql(LAST, AS_OF)}) order by customer_id"
+WINDOW_SUMS = {  # profile column: (customer_day column, days)
+    "orders_30d": ("n_orders", 30),
+    "orders_90d": ("n_orders", 90),
+    "spend_30d": ("spend", 30),
+    "spend_365d": ("spend", 365),
+    "units_365d": ("units", 365),
+    "sessions_30d": ("n_sessions", 30),
+    "views_30d": ("n_views", 30),
+    "rel_price_units_365d": ("rel_price_units", 365),
+}
+
+
+def _scanned_windows(con: duckdb.DuckDBPyConnection, day: date) -> pd.DataFrame:
+    """The window sums of ``day`` by a plain scan of customer_day (what the running sums must equal)."""
+    days = con.execute(
+        "select customer_id, activity_date, n_orders, spend, units, n_sessions, n_views, rel_price_units "
+        "from features.customer_day where activity_date <= ?",
+        [day],
     ).df()
-    full = con.execute(f"select * from ({scalar_profiles_sql(LAST)}) order by customer_id").df()
-    assert len(fast) == len(full) > 1000
-    exact = [c for c in full.columns if c not in ("relative_price_365d", "rel_price_units_365d")]
-    pd.testing.assert_frame_equal(fast[exact], full[exact])
-    np.testing.assert_allclose(fast["relative_price_365d"], full["relative_price_365d"], rtol=1e-9)
+    age = (pd.Timestamp(day) - pd.to_datetime(days["activity_date"])).dt.days
+    out = pd.DataFrame(index=pd.Index(sorted(days["customer_id"].unique()), name="customer_id"))
+    for name, (column, length) in WINDOW_SUMS.items():
+        out[name] = days[age < length].groupby("customer_id")[column].sum().astype(float)
+    return out.fillna(0.0)
+
+
+def _windows(con: duckdb.DuckDBPyConnection, day: date) -> pd.DataFrame:
+    cols = ", ".join(WINDOW_SUMS)
+    frame = con.execute(
+        f"select customer_id, {cols} from features.customer_windows where as_of_date = ?", [day]
+    )
+    return frame.df().set_index("customer_id").astype(float).sort_index()
+
+
+def test_running_window_sums_equal_a_full_window_scan_on_every_path(simulated_warehouse, tmp_path):
+    """dbt's customer windows are running sums: from the model's own row of the day before the window, or from a
+    scan of customer_day when that row is missing, or from nothing on a first build. All equal a plain scan."""
+    late = START_DATE + timedelta(days=60)
+    with duckdb.connect(str(simulated_warehouse), read_only=True) as con:
+        first_build = _windows(con, late)
+        scanned = _scanned_windows(con, late).reindex(first_build.index, fill_value=0.0)
+    assert len(first_build) > 1000 and (first_build["orders_30d"] > 0).sum() > 500
+    pd.testing.assert_frame_equal(first_build, scanned, check_exact=False, rtol=1e-9)
+    warehouse = copy_warehouse(simulated_warehouse, tmp_path)
+    base = late - timedelta(days=4)  # the day before a run's window (the run's days and their lookback)
+    run_dbt(warehouse, late, late, "customer_windows")  # from the model's own row of that day
+    with duckdb.connect(str(warehouse)) as copy:
+        from_previous = _windows(copy, late)
+        copy.execute("delete from features.customer_windows where as_of_date = ?", [base])
+    run_dbt(warehouse, late, late, "customer_windows")  # that row gone: a scan of customer_day up to it
+    with duckdb.connect(str(warehouse), read_only=True) as copy:
+        from_scan = _windows(copy, late)
+    pd.testing.assert_frame_equal(from_previous, first_build, check_exact=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(from_scan, first_build, check_exact=False, rtol=1e-9)
 
 
 def _rowwise_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -349,51 +381,128 @@ def test_describe_centroid_reads_the_numbers():
     assert describe_centroid(z * 0.1, None) == "typical buyers"
 
 
-def _tiny_marts() -> duckdb.DuckDBPyConnection:
-    """Five orders on one day: {A,B}, {A,B}, {A,B,C}, {A}, {C}; a cancelled {A,C}; one return of B."""
-    con = duckdb.connect()
-    create_mart_tables(con)
-    day = date(2025, 3, 3)
-    con.execute(
-        """insert into marts.dim_products values
-           ('A', 'red mug', 'a ceramic mug', 'kitchen', 'X', 10.0, '2025-03-01', '2025-03-01'),
-           ('B', 'blue mug', 'a ceramic mug', 'kitchen', 'X', 12.0, '2025-03-01', '2025-03-01'),
-           ('C', 'tea', 'green tea leaves', 'grocery', 'Y', 4.0, '2025-03-01', '2025-03-01')"""
-    )
+TINY_DAY = date(2025, 3, 3)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple:
+    """A shop's one day, as it landed: five orders {A,B}, {A,B}, {A,B,C}, {A}, {C}; a cancelled {A,C}; and a
+    return of one B. Loaded and modelled by the real raw loader and dbt; returns (folder, warehouse)."""
+    folder = tmp_path_factory.mktemp("tiny_shop")
+    listed = "2025-03-01 09:00:00+00:00"
+    at = f"{TINY_DAY} 10:00:00+00:00"
+    products = [
+        ("A", "red mug", "a ceramic mug", "kitchen", "X", 10.0),
+        ("B", "blue mug", "a ceramic mug", "kitchen", "X", 12.0),
+        ("C", "tea", "green tea leaves", "grocery", "Y", 4.0),
+    ]
     orders = [
         ("O1", "u1", "AB"),
         ("O2", "u2", "AB"),
         ("O3", "u1", "ABC"),
         ("O4", "u3", "A"),
         ("O5", "u2", "C"),
-        ("O6", "u3", "AC"),
     ]
-    for order_id, customer, skus in orders:
-        cancelled = order_id == "O6"
-        con.execute(
-            "insert into marts.fct_orders values (?, ?, ?, ?, null, 'web', 'london', 'GB', ?, ?, false, 0)",
-            [order_id, f"{day} 10:00:00", day, customer, "cancelled" if cancelled else "placed", cancelled],
-        )
-        for line_no, sku in enumerate(skus, start=1):
-            line_type = "adjustment" if cancelled else "sale"
-            con.execute(
-                """insert into marts.fct_order_items values
-                   (?, ?, ?, ?, ?, 'web', 'london', ?, 1, 10.0, 0.0, 10.0, 'WH1', ?, ?)""",
-                [order_id, line_no, f"{day} 10:00:00", day, customer, sku, line_type, line_type == "sale"],
-            )
-    con.execute(
-        """insert into marts.fct_order_items values
-           ('R1', 1, '2025-03-03 12:00:00', '2025-03-03', 'u1', 'web', 'london', 'B', -1, 12.0, 0.0, -12.0, 'WH1',
-            'return', false)"""
-    )
-    update_daily_aggregates(con, day)
-    return con
+    orders += [("O6", "u3", "AC")]
+    tables = {
+        "customers": [
+            {"customer_id": c, "first_seen_ts": pd.Timestamp(listed), "region": "london", "country": "GB"}
+            for c in ("u1", "u2", "u3")
+        ],
+        "suppliers": [
+            {
+                "supplier_id": "S1",
+                "name": "mugs ltd",
+                "country": "GB",
+                "lead_time_days": 5,
+                "min_order_qty": 1,
+                "first_seen_ts": pd.Timestamp(listed),
+            }
+        ],
+        "products": [
+            {
+                "sku": sku,
+                "title": t,
+                "description": d,
+                "category": c,
+                "brand": b,
+                "price": p,
+                "currency": "GBP",
+                "supplier_id": "S1",
+                "lead_time_days": 5,
+                "first_seen_ts": pd.Timestamp(listed),
+            }
+            for sku, t, d, c, b, p in products
+        ],
+        "orders": [
+            {
+                "order_id": o,
+                "ts": pd.Timestamp(at),
+                "customer_id": u,
+                "channel": "web",
+                "region": "london",
+                "country": "GB",
+                "currency": "GBP",
+                "order_total": 10.0 * len(skus),
+                "status": "cancelled" if o == "O6" else "placed",
+            }
+            for o, u, skus in orders
+        ]
+        + [
+            {
+                "order_id": "R1",
+                "ts": pd.Timestamp(f"{TINY_DAY} 12:00:00+00:00"),
+                "customer_id": "u1",
+                "channel": "web",
+                "region": "london",
+                "country": "GB",
+                "currency": "GBP",
+                "order_total": -12.0,
+                "status": "placed",
+            }
+        ],
+        "order_items": [
+            {
+                "order_id": o,
+                "line_no": n,
+                "ts": pd.Timestamp(at),
+                "sku": sku,
+                "qty": 1,
+                "unit_price": 10.0,
+                "discount": 0.0,
+                "warehouse_id": "WH1",
+            }
+            for o, _, skus in orders
+            for n, sku in enumerate(skus, start=1)
+        ]
+        + [
+            {
+                "order_id": "R1",
+                "line_no": 1,
+                "ts": pd.Timestamp(f"{TINY_DAY} 12:00:00+00:00"),
+                "sku": "B",
+                "qty": -1,
+                "unit_price": 12.0,
+                "discount": 0.0,
+                "warehouse_id": "WH1",
+            }
+        ],
+    }
+    return folder, build_handmade(folder, TINY_DAY, tables)
 
 
-def test_basket_associations_exact_values():
-    con = _tiny_marts()
-    day = date(2025, 3, 3)
-    out = basket_associations(con, day, min_pair_orders=1)
+def _tiny_con(tiny, tmp_path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(copy_warehouse(tiny[1], tmp_path)))
+
+
+def test_basket_associations_exact_values(tiny, tmp_path):
+    from ml.profiles import basket_summary
+
+    warehouse = copy_warehouse(tiny[1], tmp_path)
+    day = TINY_DAY
+    run_dbt(warehouse, day, day, "basket_associations", extra_vars={"min_pair_orders": 1})
+    con = duckdb.connect(str(warehouse))
+    out = basket_summary(con, day)
     assert out["metrics"]["orders_in_window"] == 5
     rules = con.execute("select * from features.basket_associations where as_of_date = ?", [day]).df()
     ab = rules[(rules["antecedent"] == "A") & (rules["consequent"] == "B")].iloc[0]
@@ -405,12 +514,15 @@ def test_basket_associations_exact_values():
     assert ba["confidence"] == pytest.approx(1.0)
     bc = rules[(rules["antecedent"] == "B") & (rules["consequent"] == "C")].iloc[0]
     assert bc["lift"] == pytest.approx((1 / 3) / (2 / 5))
-    assert basket_associations(con, day, min_pair_orders=2)["row_count"] == 2  # only A<->B remains
+    con.close()
+    run_dbt(warehouse, day, day, "basket_associations", extra_vars={"min_pair_orders": 2})
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert basket_summary(con, day)["row_count"] == 2  # only A<->B remains
 
 
-def test_item_return_and_cancellation_rate_on_tiny_marts():
-    con = _tiny_marts()
-    day = date(2025, 3, 3)
+def test_item_return_and_cancellation_rate_on_a_tiny_shop(tiny, tmp_path):
+    con = _tiny_con(tiny, tmp_path)
+    day = TINY_DAY
     item_profiles(con, day)
     items = (
         con.execute("select * from features.item_profiles where as_of_date = ?", [day]).df().set_index("sku")
@@ -427,16 +539,16 @@ def test_item_return_and_cancellation_rate_on_tiny_marts():
     assert place_profiles(con, day)["metrics"]["gmv_28d"] == pytest.approx(90.0)  # 9 sale lines of 10
 
 
-def test_segments_skip_a_day_with_too_few_buyers():
-    con = _tiny_marts()
-    day = date(2025, 3, 3)
+def test_segments_skip_a_day_with_too_few_buyers(tiny, tmp_path):
+    con = _tiny_con(tiny, tmp_path)
+    day = TINY_DAY
     user_profiles(con, day)
     out = customer_segments(con, day)
     assert out["row_count"] == 0 and out["metrics"]["k"] is None
     assert "too few" in out["markdown"]["segments"]
 
 
-def test_profiles_refuse_a_day_without_aggregates():
-    con = _tiny_marts()
-    with pytest.raises(ValueError, match="daily aggregates for 2025-03-04 are missing"):
+def test_profiles_refuse_a_day_the_feature_layer_has_not_built(tiny, tmp_path):
+    con = _tiny_con(tiny, tmp_path)
+    with pytest.raises(ValueError, match="has not built 2025-03-04"):
         user_profiles(con, date(2025, 3, 4))

@@ -1,6 +1,6 @@
 """Churn risk on the simulated store: AUC on a later window, with labels known only from history.
 
-68 small simulated days: on day 67 the model is fitted on the snapshot of day 7 (label: no order in days 8..37)
+The session's 68 small simulated days (dbt-built, tests/warehouses.py): on day 67 the model is fitted on the snapshot of day 7 (label: no order in days 8..37)
 and scored on the snapshot of day 37 (label: no order in days 38..67); that out-of-time AUC is the metric.
 """
 
@@ -9,22 +9,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import duckdb
-import pytest
 
-from ml.profiles import update_daily_aggregates, user_profiles
-from ml.profiles.source_marts import load_days
-from ml.sources.simulated import START_DATE, SimulatedStore
-
-N_DAYS = 68
+from ml.profiles import user_profiles
+from ml.sources.simulated import START_DATE
+from tests.warehouses import SIM_DAYS, copy_warehouse
 
 
-@pytest.mark.slow
-def test_churn_auc_on_a_later_window_is_clearly_above_chance():
-    con = duckdb.connect()
-    as_of = START_DATE + timedelta(days=N_DAYS - 1)
-    load_days(con, SimulatedStore(scale="small", seed=42), START_DATE, as_of)
-    for i in range(N_DAYS):
-        update_daily_aggregates(con, START_DATE + timedelta(days=i))
+def test_churn_auc_on_a_later_window_is_clearly_above_chance(simulated_warehouse, tmp_path):
+    con = duckdb.connect(str(copy_warehouse(simulated_warehouse, tmp_path)))
+    as_of = START_DATE + timedelta(days=SIM_DAYS - 1)
     metrics = user_profiles(con, as_of)["metrics"]
     assert metrics["churn_auc_later_window"] == 1
     assert metrics["churn_eval_rows"] > 1000

@@ -1,7 +1,7 @@
 """RFM on the real Online Retail data matches a direct pandas computation from the raw CSV.
 
-The replay's day tables are loaded into mart-shaped tables (:mod:`ml.profiles.source_marts`), aggregated day by
-day and profiled as of 2011-01-10; the reference is computed here from the CSV alone, with the cleaning rule of
+The replay's days go through the landing zone, the raw loader and a real dbt build (tests/warehouses.py) and are
+profiled as of 2011-01-10; the reference is computed here from the CSV alone, with the cleaning rule of
 the marts (no 'C' invoice, quantity > 0, unit price > 0, known customer) and money rounded per line.
 """
 
@@ -15,19 +15,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.profiles import update_daily_aggregates, user_profiles
-from ml.profiles.source_marts import load_days
+from ml.dbt import build_warehouse
+from ml.profiles import user_profiles
 from ml.sources.online_retail import DEFAULT_CSV, OnlineRetailReplay
 
 START, AS_OF = date(2010, 12, 1), date(2011, 1, 10)
 
 
 @pytest.fixture(scope="module")
-def profiles() -> pd.DataFrame:
-    con = duckdb.connect()
-    load_days(con, OnlineRetailReplay(), START, AS_OF)
-    for i in range((AS_OF - START).days + 1):
-        update_daily_aggregates(con, START + timedelta(days=i))
+def profiles(tmp_path_factory) -> pd.DataFrame:
+    warehouse = build_warehouse(tmp_path_factory.mktemp("online_retail"), OnlineRetailReplay(), START, AS_OF)
+    con = duckdb.connect(str(warehouse))
     summary = user_profiles(con, AS_OF)
     assert summary["row_count"] > 1000
     frame = con.execute("select * from features.user_profiles where as_of_date = ?", [AS_OF]).df()

@@ -7,13 +7,16 @@
 {# A closed vocabulary of the contract by name (ml.sources.schema.VOCABULARIES), as a list of strings. #}
 {% macro contract_vocabulary(name) -%}
     {%- set vocabularies = {
-        'event_types':    ['view', 'cart', 'purchase'],
-        'channels':       ['app', 'web', 'email', 'paid_search', 'social', 'online'],
-        'promo_channels': ['app', 'web', 'email', 'paid_search', 'social', 'online', 'all'],
-        'placements':     ['home', 'search', 'category', 'recommendation', 'promo_banner', 'cart'],
-        'devices':        ['app', 'web_mobile', 'desktop'],
-        'order_statuses': ['placed', 'cancelled'],
-        'line_types':     ['sale', 'return', 'adjustment'],
+        'event_types':           ['view', 'cart', 'purchase'],
+        'channels':              ['app', 'web', 'email', 'paid_search', 'social', 'online'],
+        'promo_channels':        ['app', 'web', 'email', 'paid_search', 'social', 'online', 'all'],
+        'placements':            ['home', 'search', 'category', 'recommendation', 'promo_banner', 'cart'],
+        'devices':               ['app', 'web_mobile', 'desktop'],
+        'order_statuses':        ['placed', 'cancelled'],
+        'line_types':            ['sale', 'return', 'adjustment'],
+        'price_bands':           ['low', 'mid', 'high'],
+        'preference_dimensions': ['category', 'brand', 'price_band', 'channel', 'placement', 'hour'],
+        'lifecycle_stages':      ['new', 'loyal', 'active', 'at_risk', 'churned'],
     } -%}
     {%- if name not in vocabularies -%}
         {{ exceptions.raise_compiler_error(

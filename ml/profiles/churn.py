@@ -19,32 +19,30 @@ ones for whom "will they buy again" is a real question). Features are the scalar
 from __future__ import annotations
 
 import zlib
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from ml.profiles._db import shift, table_exists
-from ml.profiles.daily import aggregated_days
+from ml.profiles.feature_tables import CUSTOMER_WINDOWS, built_days
+from ml.warehouse import table_exists
 
 LABEL_DAYS = 30
 MIN_HISTORY_DAYS = 7
-"""A snapshot is used only when at least this many aggregated days lie on or before it."""
+"""A snapshot is used only when the feature layer has built at least this many days on or before it."""
 MAX_TRAIN_ROWS = 30_000
 RANDOM_STATE = 0
 
 
 def _snapshot(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
-    """Scalar profile columns of ``as_of``: the stored profiles when present, else recomputed from aggregates."""
-    from ml.profiles.users import CHURN_FEATURES, USER_PROFILES, scalar_profiles_sql
+    """The scalar profile columns of ``as_of`` (dbt's customer windows of that day)."""
+    from ml.profiles.users import CHURN_FEATURES
 
     cols = ", ".join(["customer_id", *CHURN_FEATURES])
-    if table_exists(con, USER_PROFILES):
-        stored = con.execute(f"select {cols} from {USER_PROFILES} where as_of_date = ?", [as_of]).df()
-        if len(stored):
-            return stored
-    return con.execute(f"select {cols} from ({scalar_profiles_sql(as_of)})").df()
+    if not table_exists(con, CUSTOMER_WINDOWS):
+        return pd.DataFrame(columns=["customer_id", *CHURN_FEATURES])
+    return con.execute(f"select {cols} from {CUSTOMER_WINDOWS} where as_of_date = ?", [as_of]).df()
 
 
 def _population(frame: pd.DataFrame) -> pd.DataFrame:
@@ -118,14 +116,14 @@ def fit_and_score_churn(
         "churn_eval_rows": 0,
         "churn_label_rate": None,
     }
-    days = [d for d in aggregated_days(con) if d <= as_of]
+    days = [d for d in built_days(con) if d <= as_of]
     if not days:
         return empty, metrics
 
     def usable(snapshot_day: date) -> bool:
         return sum(1 for d in days if d <= snapshot_day) >= MIN_HISTORY_DAYS
 
-    recent_day, older_day = shift(as_of, -LABEL_DAYS), shift(as_of, -2 * LABEL_DAYS)
+    recent_day, older_day = as_of - timedelta(days=LABEL_DAYS), as_of - timedelta(days=2 * LABEL_DAYS)
     if not usable(recent_day):
         return empty, metrics
     recent_features = _snapshot(con, recent_day)

@@ -1,21 +1,12 @@
 """Goods: one profile row per listed SKU and as-of date D (``features.item_profiles``).
 
-All windows end on D inclusive and are sums over ``features.sku_day`` (one row per SKU-day), so the cost is set
-by the window length, not by the length of history.
-
-- Funnel over 7 and 30 days: ``views``, ``carts``, ``purchases`` (orders containing the SKU), ``units``,
-  ``revenue``; rates ``view_to_cart_30d = carts / views``, ``cart_to_purchase_30d = purchases / carts``,
-  ``view_to_purchase_30d = purchases / views`` (null when the denominator is 0, e.g. without a clickstream).
-- Sales velocity: units per day over the last 7 and 30 days (over fewer days for SKUs listed more recently);
-  ``trend = velocity_7d / velocity_30d`` (> 1: selling faster this week than over the month).
-- ``price_band``: tercile of list price within the category (low / mid / high).
-- ``return_cancel_rate_90d = (units returned + units in cancelled orders) / (units sold + units cancelled)``.
-- ``on_hand`` (end of D, all warehouses) and ``days_of_cover = on_hand / velocity_30d`` (null without sales).
-- ``novelty_days``: days since the SKU was first listed.
-- ``text_embedding``: a :data:`EMBEDDING_DIM`-dimensional, L2-normalised vector of title + description from a
-  TF-IDF (words and word pairs, sublinear tf) followed by truncated SVD, both fitted on the catalogue as of D
-  (no downloaded weights). The dot product of two embeddings is their content (cosine) similarity, which
-  recommenders use for "similar items" and for items without interactions (cold start).
+dbt's ``features.item_windows`` holds the funnel, velocity, trend, price band, returns, stock and novelty of every
+product listed on or before D (windows of 7/30/90 days ending on D; definitions in the column docs of
+``dbt_project/models/features/_features.yml``). This module adds ``text_embedding``: a :data:`EMBEDDING_DIM`-
+dimensional, L2-normalised vector of title + description from a TF-IDF (words and word pairs, sublinear tf)
+followed by truncated SVD, both fitted on the catalogue as of D (no downloaded weights). The dot product of two
+embeddings is their content (cosine) similarity, which recommenders use for "similar items" and for items without
+interactions (cold start).
 """
 
 from __future__ import annotations
@@ -28,8 +19,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ml.profiles._db import FEATURES, lit, markdown_table, replace_partition, shift, single_threaded, summary
-from ml.profiles.daily import products_as_of_sql, require_aggregates
+from ml.profiles.feature_tables import FEATURES, ITEM_WINDOWS, require_built, single_threaded
+from ml.summary import summary
+from ml.warehouse import markdown_table, replace_partition, sql_date
 
 EMBEDDING_DIM = 32
 ITEM_PROFILES = f"{FEATURES}.item_profiles"
@@ -77,8 +69,8 @@ def _nearest_neighbour_same_category(
 def item_profiles(con: duckdb.DuckDBPyConnection, as_of: date) -> dict:
     """Build ``features.item_profiles`` for ``as_of`` (replacing that date) and return its summary."""
     t0 = time.perf_counter()
-    require_aggregates(con, as_of)
-    d = lit(as_of)
+    require_built(con, as_of)
+    d = sql_date(as_of)
     catalogue = con.execute(
         f"select sku, coalesce(title, '') || ' ' || coalesce(description, '') as text, category "
         f"from marts.dim_products where first_seen_date <= {d} order by sku"
@@ -92,70 +84,10 @@ def item_profiles(con: duckdb.DuckDBPyConnection, as_of: date) -> dict:
         }
     )
     con.register("_item_embeddings", emb_table)
-
-    def window(days: int) -> str:
-        return f"activity_date > {lit(shift(as_of, -days))}"
-
     select = f"""
-        with p as ({products_as_of_sql(as_of)}),
-        w as (
-            select sku,
-                   sum(n_views) filter (where {window(7)}) as views_7d,
-                   sum(n_views) filter (where {window(30)}) as views_30d,
-                   sum(n_carts) filter (where {window(30)}) as carts_30d,
-                   sum(n_orders) filter (where {window(7)}) as purchases_7d,
-                   sum(n_orders) filter (where {window(30)}) as purchases_30d,
-                   sum(units_sold) filter (where {window(7)}) as units_7d,
-                   sum(units_sold) filter (where {window(30)}) as units_30d,
-                   sum(revenue) filter (where {window(30)}) as revenue_30d,
-                   sum(units_sold) as units_90d, sum(units_returned) as returned_90d,
-                   sum(units_cancelled) as cancelled_90d,
-                   max(on_hand) filter (where activity_date = {d}) as on_hand,
-                   max(stockout_locations) filter (where activity_date = {d}) as stockout_locations
-            from {FEATURES}.sku_day
-            where activity_date <= {d} and activity_date > {lit(shift(as_of, -90))}
-            group by sku
-        ),
-        base as (
-            select p.sku, p.category, p.brand, p.price, p.price_band, p.first_seen_date,
-                   datediff('day', p.first_seen_date, {d}) as novelty_days,
-                   {
-        ", ".join(
-            f"coalesce(w.{c}, 0)::bigint as {c}"
-            for c in (
-                "views_7d",
-                "views_30d",
-                "carts_30d",
-                "purchases_7d",
-                "purchases_30d",
-                "units_7d",
-                "units_30d",
-                "units_90d",
-                "returned_90d",
-                "cancelled_90d",
-            )
-        )
-    },
-                   coalesce(w.revenue_30d, 0)::double as revenue_30d, w.on_hand, w.stockout_locations
-            from p left join w on p.sku = w.sku
-        ),
-        rates as (
-            select *,
-                   case when views_30d > 0 then carts_30d / views_30d end as view_to_cart_30d,
-                   case when carts_30d > 0 then purchases_30d / carts_30d end as cart_to_purchase_30d,
-                   case when views_30d > 0 then purchases_30d / views_30d end as view_to_purchase_30d,
-                   units_7d / least(7, novelty_days + 1) as velocity_7d,
-                   units_30d / least(30, novelty_days + 1) as velocity_30d,
-                   case when units_90d + cancelled_90d > 0
-                        then (returned_90d + cancelled_90d) / (units_90d + cancelled_90d) end
-                       as return_cancel_rate_90d
-            from base
-        )
-        select {d} as as_of_date, r.*,
-               case when velocity_30d > 0 then velocity_7d / velocity_30d end as trend,
-               case when velocity_30d > 0 then on_hand / velocity_30d end as days_of_cover,
-               e.text_embedding
-        from rates as r left join _item_embeddings as e on r.sku = e.sku
+        select w.*, e.text_embedding
+        from {ITEM_WINDOWS} as w left join _item_embeddings as e on w.sku = e.sku
+        where w.as_of_date = {d}
     """
     try:
         rows = replace_partition(con, ITEM_PROFILES, "as_of_date", as_of, select)

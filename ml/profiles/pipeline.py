@@ -1,4 +1,4 @@
-"""The whole profile step for one as-of date, in dependency order (what the benchmark times)."""
+"""The Python profile steps for one as-of date, in dependency order (what the benchmark times after dbt)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from datetime import date
 
 import duckdb
 
-from ml.profiles.baskets import basket_associations
-from ml.profiles.daily import update_daily_aggregates
 from ml.profiles.items import item_profiles
 from ml.profiles.places import place_profiles
 from ml.profiles.segments import customer_segments
@@ -19,16 +17,13 @@ log = logging.getLogger(__name__)
 
 
 def build_profiles(con: duckdb.DuckDBPyConnection, as_of: date, *, segments: bool = True) -> dict[str, dict]:
-    """Aggregate day ``as_of`` and build every profile table for it; returns each step's summary.
-
-    ``segments=False`` skips clustering (it needs enough buyers, which the first days may not have).
-    """
+    """Build every Python-built profile table for ``as_of`` (the dbt feature layer must have built the day);
+    returns each step's summary. ``segments=False`` skips clustering (it needs enough buyers, which the first days
+    may not have)."""
     steps = [
-        ("daily_aggregates", update_daily_aggregates),
         ("user_profiles", user_profiles),
         ("item_profiles", item_profiles),
         ("place_profiles", place_profiles),
-        ("basket_associations", basket_associations),
     ]
     if segments:
         steps.append(("customer_segments", customer_segments))

@@ -1,9 +1,9 @@
-"""Place: performance of channel x placement x region x hour over the last :data:`WINDOW_DAYS` days
+"""Place: performance of channel x placement x region x hour over the last 28 days (dbt var ``place_window_days``)
 (``features.place_profiles``, one row per cell with any activity and as-of date D).
 
-Counts come from ``features.place_day`` (views and add-to-carts where they happened; a purchased line is
-credited to the cell where its item was put in the cart; orders without a clickstream count under placement
-``unknown``). Rates:
+Counts come from dbt's ``features.place_windows`` (views and add-to-carts where they happened; a purchased line
+is credited to the cell where its item was put in the cart, ``intermediate.int_sale_attribution``; orders without
+a clickstream count under placement ``unknown``), over dbt's ``place_window_days``. Rates:
 
 - ``ctr = carts / views`` (click-through from a viewed item to the cart: the shop logs no impressions, so the
   item view is the "impression" and the add-to-cart the "click"), ``cvr = purchases / views`` (purchased lines
@@ -27,10 +27,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ml.profiles._db import FEATURES, lit, markdown_table, replace_partition, shift, summary
-from ml.profiles.daily import require_aggregates
+from ml.profiles.feature_tables import FEATURES, PLACE_WINDOWS, require_built
+from ml.summary import summary
+from ml.warehouse import markdown_table, replace_partition
 
-WINDOW_DAYS = 28
 MIN_CELL_VIEWS = 20
 AOV_PSEUDO_ORDERS = 5.0
 PRIOR_STRENGTH_DEFAULT = 100.0
@@ -70,15 +70,14 @@ def smooth_rates(frame: pd.DataFrame, successes: str, trials: str, group: str) -
 def place_profiles(con: duckdb.DuckDBPyConnection, as_of: date) -> dict:
     """Build ``features.place_profiles`` for ``as_of`` (replacing that date) and return its summary."""
     t0 = time.perf_counter()
-    require_aggregates(con, as_of)
+    require_built(con, as_of)
     cells = con.execute(
-        f"""select channel, placement, region, hour, sum(views)::bigint as views, sum(carts)::bigint as carts,
-                   sum(purchases)::bigint as purchases, sum(orders)::bigint as orders, sum(gmv)::double as gmv
-            from {FEATURES}.place_day
-            where activity_date <= {lit(as_of)} and activity_date > {lit(shift(as_of, -WINDOW_DAYS))}
-            group by all order by channel, placement, region, hour"""
+        f"""select channel, placement, region, hour, views, carts, purchases, orders, gmv, window_days from {PLACE_WINDOWS}
+            where as_of_date = ? order by channel, placement, region, hour""",
+        [as_of],
     ).df()
     cells.insert(0, "as_of_date", pd.Timestamp(as_of).date())
+    window_days = cells.pop("window_days")
     views = cells["views"].replace(0, np.nan)
     cells["ctr_raw"] = cells["carts"] / views
     cells["cvr_raw"] = cells["purchases"] / views
@@ -89,7 +88,7 @@ def place_profiles(con: duckdb.DuckDBPyConnection, as_of: date) -> dict:
     pooled = cells.groupby("channel")[["gmv", "orders"]].transform("sum")
     channel_aov = pooled["gmv"] / pooled["orders"].replace(0, np.nan)
     cells["aov"] = (cells["gmv"] + AOV_PSEUDO_ORDERS * channel_aov) / (cells["orders"] + AOV_PSEUDO_ORDERS)
-    cells["window_days"] = WINDOW_DAYS
+    cells["window_days"] = window_days.astype("int64")
     rows = replace_partition(con, PLACE_PROFILES, "as_of_date", as_of, cells)
 
     by_channel = (

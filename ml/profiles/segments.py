@@ -27,22 +27,15 @@ Tables: ``features.customer_segments`` (as_of_date, customer_id, segment_id, seg
 from __future__ import annotations
 
 import time
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from ml.profiles._db import (
-    FEATURES,
-    markdown_table,
-    shift,
-    single_threaded,
-    summary,
-    table_exists,
-    transaction,
-    write_partition,
-)
+from ml.profiles.feature_tables import FEATURES, single_threaded
+from ml.summary import summary
+from ml.warehouse import markdown_table, table_exists, transaction, write_partition
 
 K_RANGE = range(3, 9)
 MIN_BUYERS = 50
@@ -133,7 +126,7 @@ def _previous_assignment(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.Data
         f"""select customer_id, segment_id, segment from {CUSTOMER_SEGMENTS}
             where as_of_date = (select max(as_of_date) from {CUSTOMER_SEGMENTS}
                                 where as_of_date < ? and as_of_date >= ?)""",
-        [as_of, shift(as_of, -7)],
+        [as_of, as_of - timedelta(days=7)],
     ).df()
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ml.recommend.data import Sequences
+from ml.sources.schema import EVENT_TYPES
 
-EVENT_TYPES = ("view", "cart", "purchase")
 DAY_SECONDS = 86_400.0
 
 

@@ -56,6 +56,15 @@ LINE_TYPES: tuple[str, ...] = ("sale", "return", "adjustment")
 cancelled: the demand forecasts learn from), ``return`` (quantity < 0), ``adjustment`` (anything else). A marts
 vocabulary, not a landing column; it lives here so that every vocabulary has one home."""
 
+PRICE_BANDS: tuple[str, ...] = ("low", "mid", "high")
+"""A product's price band in the feature layer: the tercile of its list price within its category."""
+
+PREFERENCE_DIMENSIONS: tuple[str, ...] = ("category", "brand", "price_band", "channel", "placement", "hour")
+"""What a customer's interests are weighed by in the feature layer (``features.customer_day_pref``)."""
+
+LIFECYCLE_STAGES: tuple[str, ...] = ("new", "loyal", "active", "at_risk", "churned")
+"""A customer's lifecycle stage in the feature layer (``features.customer_windows``, rules in its column docs)."""
+
 VOCABULARIES: dict[str, tuple[str, ...]] = {
     "event_types": EVENT_TYPES,
     "channels": CHANNELS,
@@ -64,6 +73,9 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
     "devices": DEVICES,
     "order_statuses": ORDER_STATUSES,
     "line_types": LINE_TYPES,
+    "price_bands": PRICE_BANDS,
+    "preference_dimensions": PREFERENCE_DIMENSIONS,
+    "lifecycle_stages": LIFECYCLE_STAGES,
 }
 """Every closed vocabulary by name: the names the dbt test ``accepted_contract_values`` takes."""
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from ml.dbt import partition_vars
 from ml.quality.reconcile import (
     STAGING,
     reconcile_landing,
@@ -29,7 +30,6 @@ from ml.sources.schema import TABLES
 from ml.warehouse import markdown_table
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.defs.ingest.assets import raw_key
-from orchestration.defs.transform.dbt_args import partition_vars
 from orchestration.partitions import DAILY_WAREHOUSE_WRITER, daily_partitions, partition_days
 from orchestration.resources import DataFilesResource, StoreSourceResource, WarehouseResource
 

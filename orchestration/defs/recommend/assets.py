@@ -28,7 +28,12 @@ from ml.summary import summary
 from ml.warehouse import replace_partition
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.metadata import summary_metadata
-from orchestration.partitions import DAILY_WAREHOUSE_WRITER, partition_days
+from orchestration.partitions import (
+    DAILY_WAREHOUSE_WRITER,
+    PREVIOUS_DAY,
+    partition_days,
+    state_of_previous_day,
+)
 from orchestration.resources import DataFilesResource, WarehouseResource
 
 RECOMMEND = {
@@ -36,10 +41,6 @@ RECOMMEND = {
     "owners": ["team:personalisation"],
     "automation_condition": DOWNSTREAM_AUTOMATION,
 }
-PREVIOUS_DAY = dg.TimeWindowPartitionMapping(
-    start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
-)
-"""Day D reads day D-1 (none before the first partition)."""
 CANDIDATES = dg.AssetKey(["recommend", "candidate_models"])
 CHAMPION = dg.AssetKey(["recommend", "champion"])
 
@@ -59,7 +60,7 @@ class RecommendConfig(dg.Config, RecommendSettings):
     ),
     deps=[
         *(dg.AssetKey(["marts", m]) for m in ("fct_events", "fct_order_items", "dim_products")),
-        dg.AssetDep(CANDIDATES, partition_mapping=PREVIOUS_DAY),
+        state_of_previous_day(CANDIDATES),
     ],
     **RECOMMEND,
     **DAILY_WAREHOUSE_WRITER,
@@ -132,7 +133,7 @@ def model_evaluation(
     ),
     deps=[
         dg.AssetKey(["recommend", "model_evaluation"]),
-        dg.AssetDep(CHAMPION, partition_mapping=PREVIOUS_DAY),
+        state_of_previous_day(CHAMPION),
     ],
     check_specs=[
         dg.AssetCheckSpec(

@@ -1,7 +1,8 @@
-"""dbt models as Dagster assets.
+"""dbt models as Dagster assets, in two builds: ``dbt_daily_models`` (staging, intermediate, marts) and
+``dbt_feature_models`` (the feature layer), so the marts' blocking checks run between them.
 
 Every incremental model is partitioned by day and receives its window as dbt vars (``min_date``/``max_date``,
-widened by the lookback), so a single-run backfill of a range is one ``dbt build``. Models that are not
+widened by the lookback), so a single-run backfill of a range is one ``dbt build`` per layer. Models that are not
 incremental would be built unpartitioned (none today: every model is incremental, see tests).
 """
 
@@ -10,6 +11,7 @@ import json
 import os
 import shutil
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +19,18 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from pydantic import Field
 
+from ml.dbt import build_args, partition_vars
+from ml.profiles.baskets import basket_summary
 from ml.settings import dbt_env
 from ml.sources.schema import VOCABULARIES
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
-from orchestration.defs.transform.dbt_args import build_args, partition_vars
 from orchestration.defs.transform.project import dbt_project
-from orchestration.metadata import table_columns, table_schema
+from orchestration.metadata import summary_metadata, table_columns, table_schema
 from orchestration.partitions import POOL, daily_partitions, partition_days
 from orchestration.resources import WarehouseResource
 
 INCREMENTAL = "config.materialized:incremental"
+FEATURES = "tag:features"
 OWNERS = ["team:data-platform"]
 
 
@@ -34,6 +38,9 @@ class LayerTranslator(DagsterDbtTranslator):
     """Groups dbt models by their layer folder (staging, intermediate, marts) and names the owners."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        group = ((dbt_resource_props.get("config") or {}).get("meta") or {}).get("dagster", {}).get("group")
+        if group:  # a model that belongs to a domain's group (the basket associations: goods)
+            return group
         fqn = dbt_resource_props.get("fqn", [])
         if dbt_resource_props.get("resource_type") == "model" and len(fqn) > 2:
             return fqn[1]
@@ -88,6 +95,9 @@ def describe_dbt_test(test: Mapping[str, Any]) -> str:
     return f"dbt test ({test.get('original_file_path', '')}): {what} Fails when its query returns rows."
 
 
+MODEL_SUMMARIES = {"basket_associations": basket_summary}
+"""dbt models whose materialisation also shows a summary of the window's last day (:mod:`ml.summary`)."""
+
 translator = LayerTranslator(settings=DagsterDbtTranslatorSettings(enable_code_references=True))
 
 
@@ -98,22 +108,11 @@ class DbtRunConfig(dg.Config):
     )
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    select=INCREMENTAL,
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    dagster_dbt_translator=translator,
-    pool=POOL,
-    name="dbt_daily_models",
-)
-def dbt_daily_models(
-    context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
-    warehouse: WarehouseResource,
-    config: DbtRunConfig,
+def build_window(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, config
 ):
+    """One ``dbt build`` of the selected models over the run's partition window (widened by the lookback), then
+    the materialisations with row counts, column schemas, column lineage and the models' own summaries."""
     days = partition_days(context)
     first_day, last_day = days[0], days[-1]
     dbt_vars = partition_vars(first_day, last_day)
@@ -132,13 +131,47 @@ def dbt_daily_models(
             dbt_vars,
             target_path=invocation.target_path,
             log=context.log,
+            last_day=last_day,
         )
     # dagster-dbt writes one target folder per run; keep it only when the run failed (it holds dbt.log).
     shutil.rmtree(invocation.target_path, ignore_errors=True)
 
 
+DBT = {
+    "manifest": dbt_project.manifest_path,
+    "project": dbt_project,
+    "partitions_def": daily_partitions,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "dagster_dbt_translator": translator,
+    "pool": POOL,
+}
+
+
+@dbt_assets(select=INCREMENTAL, exclude=FEATURES, name="dbt_daily_models", **DBT)
+def dbt_daily_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, config: DbtRunConfig
+):
+    """Staging, intermediate and marts."""
+    yield from build_window(context, dbt, warehouse, config)
+
+
+# A build of its own, after the marts' blocking checks: bad marts never reach the features and profiles.
+@dbt_assets(select=FEATURES, name="dbt_feature_models", **DBT)
+def dbt_feature_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, config: DbtRunConfig
+):
+    """The feature layer: daily slices and the windows the profiles are made of."""
+    yield from build_window(context, dbt, warehouse, config)
+
+
 def with_row_counts(
-    events, con, manifest_path, dbt_vars: dict[str, str], target_path: Path | None = None, log=None
+    events,
+    con,
+    manifest_path,
+    dbt_vars: dict[str, str],
+    target_path: Path | None = None,
+    log=None,
+    last_day: date | None = None,
 ):
     """Add ``dagster/row_count`` (whole table), ``rows_in_window`` (the dates this run rebuilt), the column
     schema and, when the compiled SQL is at hand (``target_path``), the column lineage to the materialisations of
@@ -167,6 +200,13 @@ def with_row_counts(
                 f'SELECT count(*) FROM {relation} WHERE "{date_column}" BETWEEN ? AND ?',
                 [dbt_vars["min_date"], dbt_vars["max_date"]],
             ).fetchone()[0]
+        summarise = MODEL_SUMMARIES.get(node["name"])
+        if summarise is not None and last_day is not None:  # the model's own story, for the window's last day
+            metadata |= {
+                k: v
+                for k, v in summary_metadata([summarise(con, last_day)], [last_day]).items()
+                if k != "days_built"
+            }
         yield event.with_metadata({**event.metadata, **metadata})
 
 

@@ -1,0 +1,123 @@
+"""dbt for the platform without Dagster: the window's arguments, and a build of a warehouse straight from a source.
+
+:func:`partition_vars` and :func:`build_args` turn a window of days into dbt arguments (the Dagster assets use
+them); :func:`run_dbt` runs the dbt CLI on a warehouse, and :func:`build_warehouse` fills one from a source's days
+the way the pipeline does (landing files, the raw loader, dbt), for tests, benchmarks and notebooks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+from ml.sources.schema import LATE_ROW_TOLERANCE_DAYS
+
+LOOKBACK_DAYS = LATE_ROW_TOLERANCE_DAYS
+"""Late rows (event time before their landing day) are picked up by rebuilding this many earlier days; the raw
+layer quarantines rows later than this, so every loaded row falls inside some run's window."""
+
+
+def partition_vars(first_day: date, last_day: date, lookback_days: int = LOOKBACK_DAYS) -> dict[str, str]:
+    """dbt vars for the partition days ``first_day..last_day`` (inclusive), widened by the lookback."""
+    if last_day < first_day:
+        raise ValueError(f"empty window: {first_day} > {last_day}")
+    if lookback_days < 0:
+        raise ValueError("lookback_days must be >= 0")
+    return {
+        "min_date": (first_day - timedelta(days=lookback_days)).isoformat(),
+        "max_date": last_day.isoformat(),
+    }
+
+
+def build_args(dbt_vars: dict[str, str], *, full_refresh: bool = False, command: str = "build") -> list[str]:
+    """The dbt CLI arguments of one run. The selection itself comes from the asset subset (dagster-dbt)."""
+    args = [command, "--vars", json.dumps(dbt_vars, sort_keys=True)]
+    if full_refresh:
+        args.append("--full-refresh")
+    return args
+
+
+log = logging.getLogger(__name__)
+
+
+def dbt_executable() -> str:
+    """The dbt next to this interpreter, so an un-activated virtual environment works too."""
+    import shutil
+
+    candidate = Path(sys.executable).parent / "dbt"
+    return str(candidate) if candidate.exists() else (shutil.which("dbt") or "dbt")
+
+
+def run_dbt(
+    warehouse: Path,
+    first_day: date,
+    last_day: date,
+    select: str | None = None,
+    *,
+    full_refresh: bool = False,
+    lookback_days: int = LOOKBACK_DAYS,
+    extra_vars: dict | None = None,
+) -> None:
+    """``dbt build`` of the models in ``select`` (default: all) over ``first_day..last_day`` widened by the
+    lookback, on the DuckDB file ``warehouse`` (``extra_vars`` overrides other project vars); raises with dbt's
+    output when the build fails."""
+    from ml.settings import DBT_PROJECT_DIR, dbt_env
+
+    dbt_vars = {**partition_vars(first_day, last_day, lookback_days), **(extra_vars or {})}
+    args = build_args(dbt_vars, full_refresh=full_refresh)
+    # Its own target and log folders beside the warehouse: the project's manifest (which Dagster reads) stays as
+    # `dbt parse` made it, and builds of two warehouses at once do not share files.
+    work = Path(warehouse).parent / "dbt"
+    args += ["--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir", str(DBT_PROJECT_DIR)]
+    args += ["--target-path", str(work / "target"), "--log-path", str(work / "logs")]
+    if select:
+        args += ["--select", select]
+    done = subprocess.run(
+        [dbt_executable(), *args],
+        env={**os.environ, **dbt_env(warehouse)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"dbt {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+    log.info("dbt %s: ok", " ".join(args))
+
+
+def build_warehouse(
+    data_dir: Path, source, first_day: date, last_day: date, select: str | None = None, land: bool = True
+) -> Path:
+    """Fill ``data_dir/warehouse.duckdb`` with ``first_day..last_day`` of ``source`` (a :class:`ml.sources.Source`)
+    as the pipeline would: landing files (unless ``land`` is False: already there), the raw loader for every table,
+    one dbt build of ``select`` (default: every model). Returns the warehouse's path."""
+    if land:
+        source.write_days(first_day, last_day, Path(data_dir) / "landing")
+    return load_and_build(data_dir, source.name, source.tables, first_day, last_day, select)
+
+
+def load_and_build(
+    data_dir: Path, source_name: str, delivered: tuple[str, ...], first_day: date, last_day: date, select=None
+) -> Path:
+    """Load the landing files of ``first_day..last_day`` under ``data_dir/landing/<source_name>`` into the raw
+    layer (the tables the source does not deliver stay empty) and run one dbt build over the window."""
+    import duckdb
+
+    from ml.ingest.raw_loader import create_raw_tables, load_window
+    from ml.sources.schema import CONTRACTS, TABLES
+
+    data_dir = Path(data_dir)
+    warehouse = data_dir / "warehouse.duckdb"
+    days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+    with duckdb.connect(str(warehouse)) as con:
+        for table in TABLES:
+            if table in delivered:
+                load_window(con, data_dir / "landing", source_name, table, days)
+            else:
+                create_raw_tables(con, CONTRACTS[table])
+    run_dbt(warehouse, first_day, last_day, select)
+    return warehouse
