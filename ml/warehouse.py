@@ -8,8 +8,9 @@ schema and the table from the first batch's shape, so re-running a day replaces 
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date
 from typing import Any
 
@@ -73,12 +74,8 @@ def write_partition(
     """
     first, last = _date_range(days)
     if isinstance(rows, pd.DataFrame):
-        view = f"_rows_{abs(hash((table, first, last))) % 10**9}"
-        con.register(view, rows)
-        try:
-            return write_partition(con, table, date_column, days, f"select * from {view}")
-        finally:
-            con.unregister(view)
+        with _relation(con, rows) as select:
+            return write_partition(con, table, date_column, days, select)
     params = list(params or [])
     ensure_schema(con, table.split(".")[0])
     if table_exists(con, table):
@@ -120,8 +117,25 @@ def replace_partition(
 ) -> int:
     """:func:`write_partition` in its own transaction: re-running a day replaces it, never duplicates it, and a
     failure leaves the rows that were there."""
-    with transaction(con):
-        return write_partition(con, table, date_column, days, rows, params)
+    # a frame is registered outside the transaction, so it can be released after a rollback too
+    with _relation(con, rows) as select, transaction(con):
+        return write_partition(con, table, date_column, days, select, params)
+
+
+@contextmanager
+def _relation(con: duckdb.DuckDBPyConnection, rows: str | pd.DataFrame) -> Iterator[str]:
+    """A SELECT of ``rows``: the query itself, or a DataFrame registered under a temporary name."""
+    if isinstance(rows, str):
+        yield rows
+        return
+    view = f"_rows_{uuid.uuid4().hex}"
+    con.register(view, rows)
+    try:
+        yield f"select * from {view}"
+    finally:
+        # in a transaction that an error aborted, DuckDB refuses even this: the original error is the one to see
+        with suppress(duckdb.TransactionException):
+            con.unregister(view)
 
 
 def markdown_table(

@@ -37,6 +37,29 @@ def four_day_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+DEMAND_SHOP_SERIES = {"n_series": 24, "n_periods": 260, "season_length": 7, "seed": 5, "start": "2025-01-01"}
+
+
+@pytest.fixture(scope="session")
+def demand_shop_frame():
+    """The synthetic store's demand the demand shop sells (unique_id, ds, y, price, promo) and its expectation."""
+    from ml.forecast.synthetic import synthetic_store
+
+    return synthetic_store(**DEMAND_SHOP_SERIES)
+
+
+@pytest.fixture(scope="session")
+def demand_shop(tmp_path_factory: pytest.TempPathFactory, demand_shop_frame) -> Path:
+    """260 days of 24 SKUs with known demand, landed, loaded and modelled by a real dbt build
+    (tests/warehouses.py); the folder holds the landing files and ``warehouse.duckdb``. Read-only: tests work on
+    ``copy_shop`` of it."""
+    from tests.warehouses import build_demand_shop
+
+    folder = tmp_path_factory.mktemp("demand_shop")
+    build_demand_shop(folder, demand_shop_frame[0])
+    return folder
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh AIGC_DATA_DIR for one test."""

@@ -1,5 +1,6 @@
 """The daily forecast of day D from the mart, its weekly stored selection, backtests and the warehouse split."""
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,9 +11,7 @@ from ml.forecast.marts import planning_demand, sku_dispersion
 from ml.forecast.panel import next_periods
 from ml.forecast.quantiles import nb1_quantile
 from ml.forecast.selection import SELECTIONS, history_fingerprint, selection_anchor
-from ml.forecast.synthetic import synthetic_store
 from ml.inventory.policy import implied_dispersion, split_by_warehouse
-from tests.marts import demand_mart
 
 
 def test_backtest_by_hand():
@@ -48,15 +47,22 @@ def test_default_model_is_the_benchmarked_ensemble():
     assert {"orders", "price", "revenue"} <= set(m.covariates)
 
 
-# -- the platform-facing API on frames shaped like the dbt marts ---------------------------------------------
-def _mart(n_series=30, n_periods=160, seed=5):
-    df, _ = synthetic_store(n_series=n_series, n_periods=n_periods, season_length=7, seed=seed)
-    return demand_mart(df).assign(demand_date=pd.to_datetime(df["ds"]))  # timestamps, as the tests compare
+# -- the platform-facing API on the demand mart of the session's demand shop (built by dbt) ---------------------
+N_SKUS = 24
 
 
 @pytest.fixture(scope="module")
-def mart():
-    return _mart()
+def mart(demand_shop):
+    """The first 160 days of ``marts.fct_daily_sku_demand`` of the demand shop, dates as timestamps."""
+    with duckdb.connect(str(demand_shop / "warehouse.duckdb"), read_only=True) as con:
+        frame = con.execute(
+            "SELECT * FROM marts.fct_daily_sku_demand WHERE demand_date < DATE '2025-01-01' + 160 ORDER BY ALL"
+        ).df()
+    frame = frame.astype(
+        {c: float for c in ("units", "units_reversed_same_day", "revenue", "revenue_reversed_same_day")}
+    )
+    assert frame["sku"].nunique() == N_SKUS
+    return frame.assign(demand_date=pd.to_datetime(frame["demand_date"]))
 
 
 def test_demand_from_mart_maps_columns_and_price(mart):
@@ -70,9 +76,9 @@ def test_demand_from_mart_maps_columns_and_price(mart):
 def test_planning_demand_takes_off_the_sales_undone_the_same_day(mart):
     rows = mart.head(3).assign(
         units=[5.0, 7.0, 0.0],
-        units_reversed_same_day=[5.0, 2.0, None],  # None: a partition built before the column existed
+        units_reversed_same_day=[5.0, 2.0, 0.0],
         revenue=[10.0, 21.0, 0.0],
-        revenue_reversed_same_day=[10.0, 6.0, None],
+        revenue_reversed_same_day=[10.0, 6.0, 0.0],
     )
     net = planning_demand(rows)
     assert net["units"].tolist() == [0.0, 5.0, 0.0] and net["revenue"].tolist() == [0.0, 15.0, 0.0]
@@ -105,7 +111,7 @@ def test_daily_forecast_shape_and_no_look_ahead(mart):
     assert list(fc.columns) == [
         "origin_date", "sku", "forecast_date", "step", "mean", "q50", "q90", "model"
     ]  # fmt: skip
-    assert len(fc) == 30 * 14 and (fc["forecast_date"] > day).all() and fc["step"].max() == 14
+    assert len(fc) == N_SKUS * 14 and (fc["forecast_date"] > day).all() and fc["step"].max() == 14
     assert (fc["q90"] >= fc["q50"]).all() and (fc["q50"] >= 0).all() and (fc["mean"] >= 0).all()
     assert fc["forecast_date"].iloc[0] == days[121]
     tampered = mart.copy()
@@ -147,13 +153,13 @@ def test_backtest_for_day_scores_forecasts_made_k_days_earlier(mart):
     out = backtest_for_day(forecasts, mart, days[117], lags=(1, 7, 30))
     assert list(out["lag"]) == [1, 7]  # no forecast was made 30 days before
     one = out.set_index("lag").loc[1]
-    assert one["origin_date"] == days[116] and one["n_points"] == 30
+    assert one["origin_date"] == days[116] and one["n_points"] == N_SKUS
     # By hand: the TSB forecast made at day 116 against the actuals of day 117.
     fc = forecasts[(forecasts["origin_date"] == days[116]) & (forecasts["forecast_date"] == days[117])]
     act = mart[mart["demand_date"] == days[117]].set_index("sku")["units"].reindex(fc["sku"]).to_numpy()
     assert one["WAPE"] == pytest.approx(np.abs(fc["mean"].to_numpy() - act).sum() / act.sum())
     assert one["coverage90"] == pytest.approx(np.mean(act <= fc["q90"].to_numpy()))
-    assert out.set_index("lag").loc[7, "n_points"] == 30 * 7 and np.isfinite(out["WRMSSE"]).all()
+    assert out.set_index("lag").loc[7, "n_points"] == N_SKUS * 7 and np.isfinite(out["WRMSSE"]).all()
 
 
 def test_selection_anchor_is_the_monday_on_or_before():

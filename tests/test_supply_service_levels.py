@@ -1,11 +1,14 @@
-"""The `replenishment_plan` asset with a service level per demand class, written next to a plan table without
-that column (a column added to an asset lands beside the days written before it).
+"""The supply assets on a shop selling known demand: service levels per demand class, tuning on stored forecasts,
+and the plan written next to a plan table without one of its columns (a column added to an asset lands beside the
+days written before it).
 
-A real Dagster materialisation of the forecast and the plan against a temporary DuckDB holding the three marts
-the plan reads (daily SKU demand, inventory snapshots, products), built from the synthetic store.
+Real Dagster materialisations against a copy of the session's demand shop (260 days of 24 SKUs landed, loaded and
+modelled by a real dbt build, tests/warehouses.py).
 """
 
+import datetime as dt
 from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -15,76 +18,49 @@ import pytest
 
 from ml.forecast.classify import classify_panel
 from ml.forecast.panel import to_panel
-from ml.forecast.synthetic import synthetic_store
 from orchestration.defs.supply.assets import demand_forecast, replenishment
 from orchestration.resources import DataFilesResource, WarehouseResource
-from tests.marts import demand_mart
+from tests.warehouses import copy_shop, demand_line, demand_order, demand_shop_days, reland
 
 LEVELS = {"intermittent": 0.8, "lumpy": 0.8}
 
 
-def _write_marts(path, one_big_sale: str | None = None):
-    """``one_big_sale``: None, ``"undone"`` (the first SKU sells 5,000 more units 10 days before the last day and
-    the customer returns them the same day) or ``"kept"`` (the same sale, not returned)."""
-    df, _ = synthetic_store(n_series=24, n_periods=260, season_length=7, seed=5, start="2025-01-01")
-    df["ds"] = pd.to_datetime(df["ds"])
+def _shop(demand_shop: Path, frame, folder: Path, one_big_sale: str | None = None):
+    """A copy of the demand shop; ``one_big_sale``: None, ``"undone"`` (customer C1 buys 5,000 more units of the
+    first SKU 10 days before the last day and returns them the same day) or ``"kept"`` (the same sale, not
+    returned): that day delivered again with those orders. Returns (demand frame, last day, resources)."""
+    df = frame.assign(ds=pd.to_datetime(frame["ds"]))
     day = df["ds"].max()
-    mart = demand_mart(df)
+    copy_shop(demand_shop, folder)
     if one_big_sale is not None:
-        big = (mart["sku"] == mart["sku"].min()) & (mart["demand_date"] == (day - timedelta(days=10)).date())
-        assert big.sum() == 1
-        price = float(df.loc[big.to_numpy(), "price"].iloc[0])
-        mart.loc[big, ["units", "revenue", "n_orders"]] += [5000.0, 5000.0 * price, 1]
-        mart.loc[big, "is_zero_filled"] = False
+        big_day = (day - timedelta(days=10)).date()
+        sku = df["unique_id"].min()
+        price = float(df.loc[(df["unique_id"] == sku) & (df["ds"].dt.date == big_day), "price"].iloc[0])
+        tables = demand_shop_days(frame)[big_day]
+        at = dt.datetime.combine(big_day, dt.time(10), tzinfo=dt.UTC)
+        tables["orders"].append(demand_order("BIG", at, "C1", 5000 * price))
+        tables["order_items"].append(demand_line("BIG", at, sku, 5000, price))
         if one_big_sale == "undone":
-            mart.loc[big, ["units_reversed_same_day", "revenue_reversed_same_day"]] = [5000.0, 5000.0 * price]
-    skus = sorted(df["unique_id"].unique())
-    inventory = pd.DataFrame(
-        {
-            "sku": skus,
-            "warehouse_id": "W1",
-            "snapshot_date": day.date(),
-            "on_hand": 3.0,
-            "on_order": 0.0,
-            "units_sold": 1.0,
-        }
-    )
-    products = pd.DataFrame(
-        {
-            "sku": skus,
-            "price": 5.0,
-            "supplier_id": "S1",
-            "lead_time_days": 5,
-            "min_order_qty": 0,
-            "alt_supplier_id": None,
-            "alt_lead_time_days": None,
-        }
-    )
-    # A plan table written before the demand_class column existed.
-    old_plan = pd.DataFrame(
-        {"as_of_date": [(day - timedelta(days=1)).date()], "sku": [skus[0]], "order_qty": [1.0]}
-    )
-    with duckdb.connect(str(path)) as con:
-        con.execute("CREATE SCHEMA marts")
+            back = at + timedelta(minutes=30)
+            tables["orders"].append(demand_order("BIG-R", back, "C1", -5000 * price))
+            tables["order_items"].append(demand_line("BIG-R", back, sku, -5000, price))
+        reland(folder, big_day, tables)
+    with duckdb.connect(str(folder / "warehouse.duckdb")) as con:
+        # a plan table written before the demand_class column existed
         con.execute("CREATE SCHEMA supply")
-        for name, frame in (
-            ("marts.fct_daily_sku_demand", mart),
-            ("marts.fct_inventory_daily", inventory),
-            ("marts.dim_products", products),
-            ("supply.replenishment_plan", old_plan),
-        ):
-            con.register("frame", frame)
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
-            con.unregister("frame")
-    return df, day
-
-
-def test_plan_gives_each_demand_class_its_own_service_level(tmp_path):
-    df, day = _write_marts(tmp_path / "warehouse.duckdb")
+        con.execute(
+            "CREATE TABLE supply.replenishment_plan AS SELECT ?::DATE AS as_of_date, ? AS sku, 1.0::DOUBLE AS order_qty",
+            [(day - timedelta(days=1)).date(), df["unique_id"].min()],
+        )
     resources = {
-        "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
-        "files": DataFilesResource.under(tmp_path),
+        "warehouse": WarehouseResource(path=str(folder / "warehouse.duckdb")),
+        "files": DataFilesResource.under(folder),
     }
+    return df, day, resources
+
+
+def test_plan_gives_each_demand_class_its_own_service_level(demand_shop, demand_shop_frame, tmp_path):
+    df, day, resources = _shop(demand_shop, demand_shop_frame[0], tmp_path / "shop")
     config = dg.RunConfig(
         ops={"replenishment": {"config": {"service_level": 0.95, "service_level_by_class": LEVELS}}}
     )
@@ -101,7 +77,7 @@ def test_plan_gives_each_demand_class_its_own_service_level(tmp_path):
         if m.asset_key == dg.AssetKey(["supply", "replenishment_plan"])
     ]
     summary = plan_mat.materialization.metadata["by_demand_class"].value
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+    with duckdb.connect(str(tmp_path / "shop" / "warehouse.duckdb")) as con:
         plan = con.execute("SELECT * FROM supply.replenishment_plan ORDER BY as_of_date, sku").df()
         alerts = con.execute("SELECT * FROM supply.stockout_alerts").df()
     # The older row is kept (new columns NULL there) and the new day sits next to it.
@@ -131,18 +107,15 @@ def test_plan_gives_each_demand_class_its_own_service_level(tmp_path):
     assert (not_flagged["stockout_risk"] <= 1 - not_flagged["service_level"]).all()
 
 
-def test_a_sale_undone_the_same_day_changes_neither_forecast_nor_plan(tmp_path):
+def test_a_sale_undone_the_same_day_changes_neither_forecast_nor_plan(
+    demand_shop, demand_shop_frame, tmp_path
+):
     """The supply chain plans on demand net of sales the customer undid the same day (Online Retail's 74,215-unit
     order cancelled minutes later); the same sale kept is real demand and moves that SKU's forecast and plan."""
     tables = {}
     for case in (None, "undone", "kept"):
+        _, day, resources = _shop(demand_shop, demand_shop_frame[0], tmp_path / str(case), one_big_sale=case)
         path = tmp_path / str(case) / "warehouse.duckdb"
-        path.parent.mkdir()
-        _, day = _write_marts(path, one_big_sale=case)
-        resources = {
-            "warehouse": WarehouseResource(path=str(path)),
-            "files": DataFilesResource.under(path.parent),
-        }
         assert dg.materialize(
             [demand_forecast, replenishment], partition_key=str(day.date()), resources=resources
         ).success
@@ -163,16 +136,14 @@ def test_a_sale_undone_the_same_day_changes_neither_forecast_nor_plan(tmp_path):
     assert plan["kept"].loc[sku, "order_qty"] != plan[None].loc[sku, "order_qty"]
 
 
-def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(tmp_path):
+def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(
+    demand_shop, demand_shop_frame, tmp_path
+):
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from orchestration.defs.supply.assets import service_levels
 
-    df, day = _write_marts(tmp_path / "warehouse.duckdb")
-    resources = {
-        "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
-        "files": DataFilesResource.under(tmp_path),
-    }
+    df, day, resources = _shop(demand_shop, demand_shop_frame[0], tmp_path / "shop")
     first = (day - timedelta(days=14)).date()
     # Fifteen days of forecasts in one run (a backfill), then the tuning and the plan for the last day.
     forecasts = dg.materialize(
@@ -208,14 +179,14 @@ def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(t
     lines = meta["levels"].splitlines()
     assert "avg_stock_units" in lines[0] and "naive_avg_stock_units" in lines[0]
     assert len(lines) == 2 + meta["dagster/row_count"]
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+    with duckdb.connect(str(tmp_path / "shop" / "warehouse.duckdb")) as con:
         tuned = dict(con.execute("SELECT demand_class, service_level FROM supply.service_levels").fetchall())
         plan = con.execute(
             "SELECT demand_class, service_level FROM supply.replenishment_plan WHERE as_of_date = ?",
             [day.date()],
         ).df()
     assert tuned and set(plan["demand_class"]) <= set(tuned)
-    exported = pd.read_parquet(tmp_path / "exports" / "service_levels" / f"date={day.date()}")
+    exported = pd.read_parquet(tmp_path / "shop" / "exports" / "service_levels" / f"date={day.date()}")
     assert dict(zip(exported["demand_class"], exported["service_level"], strict=True)) == tuned
     assert (plan["service_level"] == plan["demand_class"].map(tuned)).all()
     # Two windows of 7 days and a 99.5% target: pooled over both, the level is lower than the one that must hold
@@ -237,7 +208,7 @@ def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(t
         assert check.passed
         newest_fill = mat.metadata["replay_fill_rate"].value
         assert newest_fill < 0.995 if rule == "pooled" else newest_fill >= 0.995
-        with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        with duckdb.connect(str(tmp_path / "shop" / "warehouse.duckdb")) as con:
             stored[rule] = dict(
                 con.execute("SELECT demand_class, uniform_level FROM supply.service_levels").fetchall()
             )
@@ -245,18 +216,14 @@ def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(t
     assert all(stored["pooled"][c] < stored["every_window"][c] for c in stored["pooled"])
 
 
-def test_levels_set_a_window_ago_are_replayed_over_the_days_since(tmp_path):
+def test_levels_set_a_window_ago_are_replayed_over_the_days_since(demand_shop, demand_shop_frame, tmp_path):
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from ml.forecast.marts import demand_classes
     from ml.inventory.tuning import ForwardReplay
     from orchestration.defs.supply.assets import service_levels
 
-    df, day = _write_marts(tmp_path / "warehouse.duckdb")
-    resources = {
-        "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
-        "files": DataFilesResource.under(tmp_path),
-    }
+    df, day, resources = _shop(demand_shop, demand_shop_frame[0], tmp_path / "shop")
 
     def backfill(assets, first, last, run_config=None):
         result = dg.materialize(
@@ -281,7 +248,7 @@ def test_levels_set_a_window_ago_are_replayed_over_the_days_since(tmp_path):
     set_on = day - timedelta(days=7)
     assert meta["realised_levels_set_on"] == str(set_on.date())
     # The same replay by hand: the levels stored for day - 7, the classes of that day, the days after it.
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+    with duckdb.connect(str(tmp_path / "shop" / "warehouse.duckdb")) as con:
         stored = con.execute(
             "SELECT demand_class, service_level, naive_cover_days FROM supply.service_levels WHERE as_of_date = ?",
             [set_on.date()],

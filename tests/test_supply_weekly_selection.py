@@ -1,11 +1,14 @@
 """The `demand_forecast` asset with `model: full`: a weekly selection stored once and reused on later days.
 
-A real Dagster materialisation against a temporary DuckDB holding a `marts.fct_daily_sku_demand` of 260 days
-(the simulated store's first weeks are too short for the full ensemble's validation windows).
+Real Dagster materialisations against a copy of the session's demand shop (260 days of 24 SKUs landed, loaded and
+modelled by a real dbt build, tests/warehouses.py; the simulated store's first weeks are too short for the full
+ensemble's validation windows).
 """
 
+import datetime as dt
 import logging
 import re
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -15,20 +18,27 @@ import pandas as pd
 from ml.artifacts import ArtifactStore
 from ml.forecast.marts import demand_from_mart
 from ml.forecast.selection import SELECTIONS, history_fingerprint, selection_anchor
-from ml.forecast.synthetic import synthetic_store
 from orchestration.defs.supply.assets import demand_forecast
 from orchestration.resources import DataFilesResource, WarehouseResource
-from tests.marts import demand_mart
+from tests.warehouses import copy_shop, demand_line, demand_order, demand_shop_days, reland
 
 
-def _write_mart(path) -> pd.DatetimeIndex:
-    df, _ = synthetic_store(n_series=20, n_periods=260, season_length=7, seed=11, start="2025-01-01")
-    mart = demand_mart(df)
-    with duckdb.connect(str(path)) as con:
-        con.execute("CREATE SCHEMA marts")
-        con.register("mart_frame", mart)
-        con.execute("CREATE TABLE marts.fct_daily_sku_demand AS SELECT * FROM mart_frame")
-    return pd.DatetimeIndex(sorted(pd.to_datetime(df["ds"]).unique()))
+def _shop(demand_shop: Path, frame, folder: Path) -> pd.DatetimeIndex:
+    copy_shop(demand_shop, folder)
+    return pd.DatetimeIndex(sorted(pd.to_datetime(frame["ds"]).unique()))
+
+
+def _more_sold_on(folder: Path, frame, day: pd.Timestamp, units: int = 5) -> None:
+    """``day`` delivered again with one more order of ``units`` of the first SKU (re-landed data)."""
+    sku = frame["unique_id"].min()
+    price = float(
+        frame.loc[(frame["unique_id"] == sku) & (pd.to_datetime(frame["ds"]) == day), "price"].iloc[0]
+    )
+    tables = demand_shop_days(frame)[day.date()]
+    at = dt.datetime.combine(day.date(), dt.time(15), tzinfo=dt.UTC)
+    tables["orders"].append(demand_order(f"LATE-{day.date()}", at, None, units * price))
+    tables["order_items"].append(demand_line(f"LATE-{day.date()}", at, sku, units, price))
+    reland(folder, day.date(), tables)
 
 
 def _materialise_full(tmp_path, day) -> dict:
@@ -55,8 +65,8 @@ def _stored(tmp_path) -> list[str]:
     return ArtifactStore(tmp_path / "artifacts").names(SELECTIONS)
 
 
-def test_full_model_selects_weekly_and_reuses_the_selection(tmp_path):
-    days = _write_mart(tmp_path / "warehouse.duckdb")
+def test_full_model_selects_weekly_and_reuses_the_selection(demand_shop, demand_shop_frame, tmp_path):
+    days = _shop(demand_shop, demand_shop_frame[0], tmp_path)
     anchor = selection_anchor(days[250])
     thursday, monday = anchor + pd.Timedelta(days=3), anchor
     metas = [
@@ -64,7 +74,7 @@ def test_full_model_selects_weekly_and_reuses_the_selection(tmp_path):
     ]  # out of order, as a backfill may
     assert [m["model_selected_on"] for m in metas] == [str(anchor.date())] * 2
     assert [m["model_selection_reused"] for m in metas] == [False, True]
-    assert metas[0]["models"] == {"ensemble": 20}
+    assert metas[0]["models"] == {"ensemble": 24}
     (stored,) = _stored(tmp_path)
     assert re.fullmatch(rf"selection-{anchor.date()}-ensemble-[0-9a-f]{{12}}\.pkl", stored)
     # the metadata names the stored selection with its size and hash
@@ -76,36 +86,25 @@ def test_full_model_selects_weekly_and_reuses_the_selection(tmp_path):
             "FROM supply.demand_forecast GROUP BY 1 ORDER BY 1"
         ).fetchall()
     assert [(str(r[0]), r[1], r[2], r[3]) for r in rows] == [
-        (str(monday.date()), 20 * 28, True, True),
-        (str(thursday.date()), 20 * 28, True, True),
+        (str(monday.date()), 24 * 28, True, True),
+        (str(thursday.date()), 24 * 28, True, True),
     ]
 
 
-def test_a_changed_history_is_selected_again_not_served_from_the_stale_selection(tmp_path):
-    """Re-landed data (here: a sale before the anchor undone the same day, which the supply chain nets out)
-    changes what the week's selection was fitted on: the next day selects again and replaces the stale file;
-    a day after the anchor does not count, so a new day's demand keeps the selection."""
-    warehouse = tmp_path / "warehouse.duckdb"
-    days = _write_mart(warehouse)
+def test_a_changed_history_is_selected_again_not_served_from_the_stale_selection(
+    demand_shop, demand_shop_frame, tmp_path
+):
+    """Re-landed data (here: a day before the anchor delivered again with one more order) changes what the week's
+    selection was fitted on: the next day selects again and replaces the stale selection; a day after the anchor
+    does not count, so a new day's demand keeps the selection."""
+    frame = demand_shop_frame[0]
+    days = _shop(demand_shop, frame, tmp_path)
     anchor = selection_anchor(days[250])
     first = _materialise_full(tmp_path, anchor + pd.Timedelta(days=2))
     (before,) = _stored(tmp_path)
-    with duckdb.connect(str(warehouse)) as con:
-        sku, units = con.execute(
-            "SELECT sku, units FROM marts.fct_daily_sku_demand WHERE demand_date = ? AND units > 0 LIMIT 1",
-            [(anchor - pd.Timedelta(days=10)).date()],
-        ).fetchone()
-        con.execute(
-            "UPDATE marts.fct_daily_sku_demand SET units_reversed_same_day = units, "
-            "revenue_reversed_same_day = revenue WHERE sku = ? AND demand_date = ?",
-            [sku, (anchor - pd.Timedelta(days=10)).date()],
-        )
-        # Demand on a day after the anchor: part of the update, not of the selection's history.
-        con.execute(
-            "UPDATE marts.fct_daily_sku_demand SET units = units + 5 WHERE demand_date = ?",
-            [(anchor + pd.Timedelta(days=1)).date()],
-        )
-    assert units > 0
+    _more_sold_on(tmp_path, frame, anchor - pd.Timedelta(days=10))
+    # demand on a day after the anchor: part of the update, not of the selection's history
+    _more_sold_on(tmp_path, frame, anchor + pd.Timedelta(days=1))
     second = _materialise_full(tmp_path, anchor + pd.Timedelta(days=3))
     (after,) = _stored(tmp_path)
     third = _materialise_full(tmp_path, anchor + pd.Timedelta(days=4))
@@ -119,10 +118,11 @@ def test_a_changed_history_is_selected_again_not_served_from_the_stale_selection
     assert _stored(tmp_path) == [after]
 
 
-def test_history_fingerprint_reads_only_the_history_up_to_the_day_and_ignores_row_order():
-    df, _ = synthetic_store(n_series=5, n_periods=60, season_length=7, seed=3, start="2025-01-01")
-    demand = demand_from_mart(demand_mart(df))
+def test_history_fingerprint_reads_only_the_history_up_to_the_day_and_ignores_row_order(demand_shop):
+    with duckdb.connect(str(demand_shop / "warehouse.duckdb"), read_only=True) as con:
+        demand = demand_from_mart(con.execute("SELECT * FROM marts.fct_daily_sku_demand").df())
     day = pd.Timestamp("2025-02-10")
+    assert demand["ds"].max() > day
     base = history_fingerprint(demand, day)
     shuffled = demand.sample(frac=1.0, random_state=0)[demand.columns[::-1]]
     assert history_fingerprint(shuffled, day) == base

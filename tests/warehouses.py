@@ -160,3 +160,83 @@ def build_four_day_shop(con: duckdb.DuckDBPyConnection) -> None:
             {"promo_id": f"PR{tag}", "active_ts": _ts(day, 0), "category": "home", "discount_pct": 0.2,
              "channel": "all"}
         ])  # fmt: skip
+
+
+# -- a shop selling known synthetic demand (the supply tests' fixture) ---------------------------------------
+
+DEMAND_SHOP = "demand_shop"
+"""The landing source name of the shop below."""
+DEMAND_SHOP_TABLES = ("customers", "suppliers", "products", "orders", "order_items", "inventory")
+
+
+def demand_shop_days(df, on_hand: float = 3.0) -> dict[date, dict[str, list[dict]]]:
+    """The landing rows, day by day, of a shop whose SKUs sell the synthetic store's demand (``unique_id, ds, y,
+    price``; :func:`ml.forecast.synthetic.synthetic_store`): one guest order per SKU and selling day at that day's
+    price, the catalogue and its supplier (lead time 5 days) and one known customer on the first day, and the
+    stock (``on_hand`` of every SKU in warehouse W1) at the end of the last day."""
+    import pandas as pd
+
+    df = df.assign(day=pd.to_datetime(df["ds"]).dt.date)
+    first, last = df["day"].min(), df["day"].max()
+    days: dict[date, dict[str, list[dict]]] = {
+        d: {t: [] for t in DEMAND_SHOP_TABLES} for d in sorted(df["day"].unique())
+    }
+    opening = dt.datetime.combine(first, dt.time(0), tzinfo=dt.UTC)
+    days[first]["customers"].append({"customer_id": "C1", "first_seen_ts": opening, "region": "london"})
+    days[first]["suppliers"].append(
+        {"supplier_id": "S1", "name": "Acme Ltd", "country": "GB", "lead_time_days": 5, "min_order_qty": 0,
+         "first_seen_ts": opening}
+    )  # fmt: skip
+    for sku, rows in df.groupby("unique_id", sort=True):
+        days[first]["products"].append(
+            {"sku": sku, "title": f"thing {sku}", "description": "a thing", "category": "home", "brand": "Lum",
+             "price": float(rows["price"].iloc[0]), "currency": "GBP", "supplier_id": "S1", "lead_time_days": 5,
+             "first_seen_ts": opening}
+        )  # fmt: skip
+        days[last]["inventory"].append(
+            {"snapshot_ts": dt.datetime.combine(last, dt.time(23, 59, 59), tzinfo=dt.UTC), "sku": sku,
+             "warehouse_id": "W1", "on_hand": int(on_hand), "on_order": 0}
+        )  # fmt: skip
+    for row in df[df["y"] > 0].itertuples(index=False):
+        order_id = f"O{row.day:%Y%m%d}-{row.unique_id}"
+        at = dt.datetime.combine(row.day, dt.time(12), tzinfo=dt.UTC)
+        days[row.day]["orders"].append(demand_order(order_id, at, None, int(row.y) * row.price))
+        days[row.day]["order_items"].append(demand_line(order_id, at, row.unique_id, int(row.y), row.price))
+    return days
+
+
+def demand_order(order_id: str, at: dt.datetime, customer: str | None, total: float) -> dict:
+    return {"order_id": order_id, "ts": at, "customer_id": customer, "channel": "web", "region": "london",
+            "country": "GB", "currency": "GBP", "order_total": round(total, 2), "status": "placed"}  # fmt: skip
+
+
+def demand_line(order_id: str, at: dt.datetime, sku: str, qty: int, price: float) -> dict:
+    return {"order_id": order_id, "line_no": 1, "ts": at, "sku": sku, "qty": qty, "unit_price": float(price),
+            "discount": 0.0, "warehouse_id": "W1"}  # fmt: skip
+
+
+def land_day(data_dir: Path, day: date, tables: dict[str, list[dict]], source: str = DEMAND_SHOP) -> None:
+    """Write (or write again) one landing day of ``source``, every table of it."""
+    for table, rows in tables.items():
+        write_table(contract_table(table, rows), Path(data_dir) / "landing", source, table, day)
+
+
+def build_demand_shop(data_dir: Path, df) -> Path:
+    """The synthetic demand as it would land, loaded and modelled by the raw loader and a real dbt build."""
+    days = demand_shop_days(df)
+    for day, tables in days.items():
+        land_day(data_dir, day, tables)
+    return load_and_build(data_dir, DEMAND_SHOP, DEMAND_SHOP_TABLES, min(days), max(days))
+
+
+def reland(data_dir: Path, day: date, tables: dict[str, list[dict]]) -> Path:
+    """Deliver ``day`` again with these rows (the day's files replaced, as an upstream re-send does), then load
+    it and rebuild the dbt window around it, as the pipeline's run of that day would."""
+    land_day(data_dir, day, tables)
+    return load_and_build(data_dir, DEMAND_SHOP, DEMAND_SHOP_TABLES, day, day)
+
+
+def copy_shop(template_dir: Path, folder: Path) -> Path:
+    """A private copy of a built shop: its landing files and its warehouse."""
+    shutil.copytree(template_dir, folder, ignore=shutil.ignore_patterns("dbt"), dirs_exist_ok=True)
+    return folder

@@ -27,18 +27,14 @@ def planning_demand(mart: pd.DataFrame) -> pd.DataFrame:
 
     Why: such a sale never took stock off the shelf. Online Retail's order 541431 (74,215 units of one SKU,
     cancelled minutes later) otherwise made that SKU's dispersion and safety stock absurd for months. The
-    benchmark keeps DESIGN.md's protocol demand (``units`` as is). A partition built before the columns existed
-    has NULLs there until it is re-materialised; those rows count as nothing reversed.
+    benchmark keeps the forecast protocol's demand (``units`` as is).
     """
     missing = [c for c in REVERSED_COLUMNS.values() if c not in mart.columns]
     if missing:
-        raise ValueError(
-            f"fct_daily_sku_demand frame lacks {missing}: the warehouse was built by an older version; "
-            "re-materialise the marts (make backfill FROM=... TO=...)"
-        )
+        raise ValueError(f"fct_daily_sku_demand frame lacks {missing}")
     out = mart.copy()
     for measure, reversed_part in REVERSED_COLUMNS.items():
-        out[measure] = out[measure] - out[reversed_part].fillna(0)
+        out[measure] = out[measure] - out[reversed_part]
     return out
 
 
