@@ -1,4 +1,4 @@
-"""Demand-forecast benchmark: our models against statsforecast and mlforecast peers under DESIGN.md's protocol.
+"""Demand-forecast benchmark: our models against statsforecast and mlforecast peers under docs/PROTOCOLS.md's protocol.
 
     python -m bench.forecast --data data/online_retail/online_retail.csv.gz --out forecast.json
 

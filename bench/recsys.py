@@ -1,4 +1,4 @@
-"""Paper-protocol recommendation benchmark (DESIGN.md section 6): leave-one-out, full ranking, pessimistic ties.
+"""Paper-protocol recommendation benchmark (docs/PROTOCOLS.md): leave-one-out, full ranking, pessimistic ties.
 
     python -m bench.recsys --data ../shared/data/amazon_beauty_s3rec/Beauty.txt --out beauty.json
 

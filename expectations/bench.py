@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     from expectations import SUITES, validate_partition
 
     con = duckdb.connect(str(args.warehouse), read_only=True)
-    day = args.day or con.execute("SELECT max(_landing_date) FROM raw.events").fetchone()[0]
+    day = args.day or con.execute("SELECT max(_landing_date) FROM raw.events").fetchall()[0][0]
     log.info("warehouse %s, partition %s, %d suites", args.warehouse, day, len(SUITES))
 
     def run_all(docs_dir: Path | None) -> tuple[float, dict]:

@@ -94,13 +94,16 @@ def summary(warehouse, keys: list[str], elapsed: float, success: bool, run_id: s
             f"ORDER BY array_position({list(SCHEMAS)!r}, table_schema), table_name"
         ).fetchall()
         for schema, name in tables:
-            n = con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()[0]
+            n = con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchall()[0][0]
             lines.append(f"{schema + '.' + name:45s} {n:>12,d}")
     lines += [
         "",
         "Look at it:",
         "  make ui     # Dagster UI on http://127.0.0.1:3000 (asset graph, partitions, checks, this run)",
-        f'  duckdb -readonly {warehouse}   # or: python -c "import duckdb; ..."',
+        "  make api    # the read API on http://127.0.0.1:8000/docs (recommendations, forecasts, the plan)",
+        "  query the warehouse (read-only, with the project's own Python):",
+        f'    {sys.executable} -c "import duckdb; '
+        f"duckdb.connect('{warehouse}', read_only=True).sql('FROM outputs.recommendations LIMIT 10').show()\"",
     ]
     return "\n".join(lines)
 

@@ -2,14 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from datetime import date
 from pathlib import Path
 
@@ -17,14 +9,9 @@ import pandas as pd
 import pytest
 
 from ml.exports import write_export
+from tests.api_server import get, running_api
 
 OLD, NEW = date(2025, 1, 13), date(2025, 1, 14)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _write_exports(root: Path) -> None:
@@ -95,38 +82,8 @@ def _write_exports(root: Path) -> None:
 def api(tmp_path_factory):
     root = tmp_path_factory.mktemp("exports")
     _write_exports(root)
-    port = _free_port()
-    env = {**os.environ, "AIGC_EXPORTS_DIR": str(root)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.app", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(base + "/health", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read().decode()) from None
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError("the API did not start within 60 s")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-def get(url: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    with running_api(root) as base:
+        yield base
 
 
 def test_health_reports_the_latest_day_of_each_output(api):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from datetime import UTC, date, datetime
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from dagster._core.test_utils import freeze_time
 
 from ml.sources import get_source
 from ml.sources.landing import day_dir, day_files
+from orchestration.definitions import defs
 from orchestration.defs.automation import (
     DOWNSTREAM_AUTOMATION,
     landing_drop_sensor,
@@ -131,3 +135,99 @@ def test_downstream_runs_only_after_upstream_updates_and_its_blocking_check_pass
     assert upstream_job.get_asset_check_evaluations()[0].passed is check_passes
     second = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     assert second.total_requested == (1 if check_passes else 0)
+
+
+LATEST = "2025-01-01"  # the store's first day: every order's customer signs up in the same delivery
+BEFORE_THE_DEADLINE = dt.datetime(2025, 1, 2, 3, tzinfo=dt.UTC)  # 01-01 is the latest complete partition
+
+
+class _Automation:
+    """Evaluations of the real graph's automation conditions, each from the cursor of the one before (as the
+    daemon's ticks)."""
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self.instance, self.cursor = instance, None
+
+    def requested(self) -> set[str]:
+        result = dg.evaluate_automation_conditions(defs=defs, instance=self.instance, cursor=self.cursor)
+        self.cursor = result.cursor
+        return {r.key.to_user_string() for r in result.results if r.true_subset.size}
+
+
+@pytest.mark.e2e
+def test_on_the_real_graph_the_layers_after_the_marts_wait_for_the_marts_blocking_checks(tmp_path):
+    """The foundation (landing to marts and their checks) of the latest day materialised for real: automation then
+    asks for the models built on the marts and nothing the run already made. When the day's fct_orders fails its
+    blocking check (an order from a channel outside the contract, which the loader keeps and the mart suite
+    refuses), nothing that reads fct_orders is asked for, while the forecast (it reads the demand mart only) is."""
+    from tests.pipeline_helpers import FOUNDATION_GROUPS, all_assets, materialize_days, resources_for
+
+    graph = defs.resolve_asset_graph()
+    foundation = {
+        k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name in FOUNDATION_GROUPS
+    }
+    reads_orders = {k.to_user_string() for k in graph.get(dg.AssetKey(["marts", "fct_orders"])).child_keys}
+    with freeze_time(BEFORE_THE_DEADLINE):
+        clean = _Automation(dg.DagsterInstance.ephemeral())
+        assert clean.requested() == set()  # nothing landed yet: nothing to do
+        materialize_days(tmp_path / "clean", LATEST, instance=clean.instance)
+        requested = clean.requested()
+        broken = _Automation(dg.DagsterInstance.ephemeral())
+        broken.requested()
+        materialize_days(tmp_path / "broken", LATEST, groups=("landing",), instance=broken.instance)
+        (orders,) = day_files(tmp_path / "broken" / "landing", "simulated", "orders", LATEST)
+        table = pq.read_table(orders)
+        channels = table.column("channel").to_pylist()
+        channels[0] = "carrier_pigeon"
+        pq.write_table(
+            table.set_column(table.schema.get_field_index("channel"), "channel", pa.array(channels)), orders
+        )
+        run = dg.materialize(
+            all_assets(),
+            selection=dg.AssetSelection.groups(*(g for g in FOUNDATION_GROUPS if g != "landing")),
+            resources=resources_for(tmp_path / "broken"),
+            partition_key=LATEST,
+            instance=broken.instance,
+            raise_on_error=False,
+        )
+        gx = [e.passed for e in run.get_asset_check_evaluations() if e.check_name == "gx_fct_orders"]
+        assert gx == [False]
+        blocked = broken.requested()
+    # the layer whose upstream is complete and checked (candidate_models too: its own previous day is before the
+    # first partition); the rest follows tick by tick, each waiting for the blocking checks of what it reads
+    # (customer_day for product_day's)
+    assert {"features/feature_days", "features/sku_day", "supply/demand_forecast"} <= requested
+    assert "recommend/candidate_models" in requested and "features/customer_day" not in requested
+    assert not requested & foundation
+    assert reads_orders & requested and not blocked & reads_orders
+    assert "supply/demand_forecast" in blocked
+
+
+def test_freshness_checks_turn_red_when_yesterday_is_not_materialised_by_six():
+    from orchestration.defs.quality.assets import freshness_checks
+    from orchestration.partitions import daily_partitions
+    from orchestration.resources import build_resources
+
+    instance = dg.DagsterInstance.ephemeral()
+    for day in ("2025-01-01", "2025-01-02"):
+        for model in ("fct_orders", "fct_events", "fct_daily_sku_demand"):
+            instance.report_runless_asset_event(dg.AssetMaterialization(["marts", model], partition=day))
+
+    def fresh(now: dt.datetime) -> dict[str, bool]:
+        # Dagster caches a partitions definition's last window by timestamp; an earlier test's frozen clock may
+        # have filled that cache for the same deadline, so start from an empty one
+        type(daily_partitions)._get_last_partition_window.cache_clear()
+        with freeze_time(now):
+            result = dg.materialize(
+                [*defs.assets, *defs.asset_checks],
+                selection=dg.AssetSelection.checks(*freshness_checks),
+                resources=build_resources(),
+                instance=instance,
+                raise_on_error=False,
+            )
+        return {e.asset_key.path[-1]: e.passed for e in result.get_asset_check_evaluations()}
+
+    on_time = fresh(dt.datetime(2025, 1, 3, 7, tzinfo=dt.UTC))  # 01-02 was due by 06:00 on 01-03: it is there
+    late = fresh(dt.datetime(2025, 1, 4, 7, tzinfo=dt.UTC))  # 01-03 was due by 06:00 on 01-04: missing
+    assert on_time == dict.fromkeys(("fct_orders", "fct_events", "fct_daily_sku_demand"), True)
+    assert late == dict.fromkeys(("fct_orders", "fct_events", "fct_daily_sku_demand"), False)

@@ -129,6 +129,7 @@ def test_contract_vocabulary_tests_are_described_with_their_values_and_keep_thei
         "accepted_contract_values_product_day_price_band__price_bands",
         "accepted_contract_values_customer_day_pref_dimension__preference_dimensions",
         "accepted_contract_values_customer_windows_lifecycle_stage__lifecycle_stages",
+        "accepted_contract_values_lifecycle_flows_to_stage__lifecycle_stages",
     }
     assert vocab["accepted_contract_values_fct_events_event_type__event_types"].description == (
         "dbt test: `event_type` of `fct_events` takes only the values of the landing contract's vocabulary "

@@ -248,3 +248,83 @@ def test_retention_deletes_old_bundles_but_not_what_a_running_run_reads(store, t
         [date(2025, 1, 21)],
     )
     assert after == before and len(after) > 0
+
+
+def test_the_forecast_backtest_scores_each_day_against_the_forecast_made_the_day_before(ml_run):
+    store, result = ml_run
+    rows = q(
+        store, "SELECT day, lag, origin_date, n_points, WAPE FROM supply.forecast_backtest ORDER BY day, lag"
+    )
+    # forecasts exist from 01-19 on: lag 1 on 01-20 and 01-21, no forecast 7 trading days before either
+    assert [(str(r[0]), r[1], str(r[2])) for r in rows] == [
+        ("2025-01-20", 1, "2025-01-19"),
+        ("2025-01-21", 1, "2025-01-20"),
+    ]
+    # WAPE by hand: the forecasts made on 01-20 for 01-21 against the demand of 01-21 (net of same-day reversals)
+    abs_error, actual = q(
+        store,
+        "SELECT sum(abs(f.mean - coalesce(d.units - d.units_reversed_same_day, 0))), "
+        "sum(coalesce(d.units - d.units_reversed_same_day, 0)) "
+        "FROM supply.demand_forecast f LEFT JOIN marts.fct_daily_sku_demand d "
+        "ON d.sku = f.sku AND d.demand_date = f.forecast_date "
+        "WHERE f.as_of_date = DATE '2025-01-20' AND f.forecast_date = DATE '2025-01-21'",
+    )[0]
+    assert rows[-1][4] == pytest.approx(abs_error / actual) and rows[-1][3] > 100
+    (event,) = [
+        e for e in result.asset_materializations_for_node("supply__forecast_backtest") if e.partition == LAST
+    ]
+    assert event.metadata["lag1_WAPE"].value == pytest.approx(rows[-1][4])
+    assert "| lag |" in event.metadata["by_lag"].value
+
+
+def test_the_alternate_supplier_is_chosen_only_when_its_lead_time_prevents_the_stockout(store):
+    plan = (
+        duckdb.connect(str(store / "warehouse.duckdb"), read_only=True)
+        .execute("SELECT * FROM supply.replenishment_plan WHERE as_of_date = ?", [date(2025, 1, 21)])
+        .df()
+    )
+    alternate = plan[plan["use_alternate"]]
+    assert len(alternate) > 0, "the small store's plan should need an alternate supplier somewhere"
+    level = 1 - alternate["service_level"]
+    assert (alternate["stockout_risk"] > level).all() and (alternate["alt_stockout_risk"] <= level).all()
+    assert (alternate["alt_lead_time_days"] < alternate["lead_time_days"]).all()
+    assert (alternate["order_from"] == alternate["alt_supplier_id"]).all()
+    primary = plan[~plan["use_alternate"]]
+    assert (primary["order_from"] == primary["supplier_id"]).all()
+    # at risk yet left with the primary: no faster alternate, or the alternate would not prevent it either
+    at_risk = primary[primary["stockout_risk"] > 1 - primary["service_level"]]
+    faster = at_risk["alt_lead_time_days"] < at_risk["lead_time_days"]
+    assert (at_risk.loc[faster, "alt_stockout_risk"] > 1 - at_risk.loc[faster, "service_level"]).all()
+
+
+def test_the_read_api_serves_the_pipelines_own_exports(store):
+    from tests.api_server import get, running_api
+
+    day = "2025-01-21"
+    customer, skus = q(
+        store,
+        "SELECT customer_id, list(sku ORDER BY rank) FROM outputs.recommendations WHERE as_of_date = ? "
+        "GROUP BY 1 ORDER BY 1 LIMIT 1",
+        [date(2025, 1, 21)],
+    )[0]
+    sku, means = q(
+        store,
+        "SELECT sku, list(mean ORDER BY horizon_day) FROM supply.demand_forecast WHERE as_of_date = ? "
+        "AND horizon_day <= 7 GROUP BY 1 ORDER BY 1 LIMIT 1",
+        [date(2025, 1, 21)],
+    )[0]
+    with running_api(store / "exports") as base:
+        status, health = get(base + "/health")
+        assert status == 200 and health["latest_as_of"]["recommendations"] == day
+        assert health["latest_as_of"]["demand_forecast"] == day
+        status, body = get(f"{base}/recommendations/{customer}?k=5")
+        assert status == 200 and [i["sku"] for i in body["items"]] == skus[:5]
+        status, body = get(f"{base}/forecast/{sku}?horizon=7")
+        assert status == 200 and [d["mean"] for d in body["days"]] == pytest.approx(means)
+        status, body = get(f"{base}/replenishment?needs_order=true&limit=10000")
+        ordered = q(
+            store,
+            "SELECT count(*) FROM supply.replenishment_plan WHERE as_of_date = ? AND order_qty > 0",
+            [date(2025, 1, 21)],
+        )[0][0]
+        assert status == 200 and len(body["rows"]) == ordered

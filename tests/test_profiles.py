@@ -552,3 +552,37 @@ def test_profiles_refuse_a_day_the_feature_layer_has_not_built(tiny, tmp_path):
     con = _tiny_con(tiny, tmp_path)
     with pytest.raises(ValueError, match="has not built 2025-03-04"):
         user_profiles(con, date(2025, 3, 4))
+
+
+def test_lifecycle_flows_account_for_every_customer_of_both_days(simulated_warehouse):
+    from ml.profiles.lifecycle import lifecycle_flows_summary
+
+    day = START_DATE + timedelta(days=40)  # customers of the first month are leaving the 'new' stage
+    with duckdb.connect(str(simulated_warehouse), read_only=True) as con:
+        flows = con.execute(
+            "select from_stage, to_stage, customers from features.lifecycle_flows where as_of_date = ?", [day]
+        ).df()
+        stages = {
+            d: dict(
+                con.execute(
+                    "select lifecycle_stage, count(*) from features.customer_windows where as_of_date = ? group by 1",
+                    [d],
+                ).fetchall()
+            )
+            for d in (day - timedelta(days=1), day)
+        }
+        moved_by_hand = con.execute(
+            "select count(*) from features.customer_windows t join features.customer_windows y "
+            "on t.customer_id = y.customer_id and y.as_of_date = t.as_of_date - 1 "
+            "where t.as_of_date = ? and t.lifecycle_stage <> y.lifecycle_stage",
+            [day],
+        ).fetchall()[0][0]
+        summary = lifecycle_flows_summary(con, day)
+    assert flows.groupby("to_stage")["customers"].sum().to_dict() == stages[day]
+    known = flows[flows["from_stage"] != "not_known"]
+    assert known.groupby("from_stage")["customers"].sum().to_dict() == stages[day - timedelta(days=1)]
+    assert summary["metrics"]["customers_moved"] == moved_by_hand > 0
+    assert summary["metrics"]["customers_newly_known"] == int(
+        flows.loc[flows["from_stage"] == "not_known", "customers"].sum()
+    )
+    assert summary["markdown"]["flows"].startswith("| from \\ to |")

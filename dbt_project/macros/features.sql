@@ -86,3 +86,12 @@
         cast({{ date_expression }} - interval ({{ n }}) day as date)
     {%- endif -%}
 {%- endmacro %}
+
+{#
+  A term of a sum that must not depend on the order it is added in: a double (a fraction) is summed in a fixed
+  decimal precision, since parallel threads add doubles in an order that changes from run to run and so does their
+  last digit. Other types are exact already.
+#}
+{% macro summable(expression, sql_type) -%}
+    {%- if sql_type == 'double' -%}cast({{ expression }} as decimal(38, 12)){%- else -%}{{ expression }}{%- endif -%}
+{%- endmacro %}

@@ -1,9 +1,9 @@
-"""The demand-forecast protocol of DESIGN.md section 6: data preparation, origin, scope and weights.
+"""The demand-forecast protocol (docs/PROTOCOLS.md): data preparation, origin, scope and weights.
 
 Online Retail:
 - clean sales lines: ``InvoiceNo`` not starting with 'C', ``Quantity > 0``, ``UnitPrice > 0``;
 - ``StockCode`` is compared case-insensitively (upper-cased): the file spells some codes both ways (``85123a`` /
-  ``85123A``, the same product). With this the scope rule gives exactly the 2,808 SKUs of DESIGN.md; without it
+  ``85123A``, the same product). With this the scope rule gives exactly the 2,808 SKUs of the protocol; without it
   2,852;
 - daily demand per SKU over trading days (dates with any clean sale; season length 6), zero-filled from the SKU's
   first sale;

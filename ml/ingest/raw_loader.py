@@ -344,7 +344,7 @@ def load_window(
                 )
                 counts = con.execute(
                     "SELECT count(*), count(*) FILTER (WHERE _reason IS NULL) FROM _incoming"
-                ).fetchone()
+                ).fetchall()[0]
                 load.landed += counts[0]
                 load.loaded += counts[1]
                 for r, n in con.execute(

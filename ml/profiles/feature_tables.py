@@ -25,6 +25,7 @@ CUSTOMER_WINDOWS = f"{FEATURES}.customer_windows"
 ITEM_WINDOWS = f"{FEATURES}.item_windows"
 PLACE_WINDOWS = f"{FEATURES}.place_windows"
 BASKET_ASSOCIATIONS = f"{FEATURES}.basket_associations"
+LIFECYCLE_FLOWS = f"{FEATURES}.lifecycle_flows"
 
 
 def built_days(con: duckdb.DuckDBPyConnection) -> list[date]:

@@ -109,7 +109,7 @@ def reconcile_landing(
             return 0
         return con.execute(
             f"SELECT count(*) FROM raw.{name} WHERE _landing_date BETWEEN ? AND ?", [lo, hi]
-        ).fetchone()[0]
+        ).fetchall()[0][0]
 
     raw, quarantined = count(table), count(f"quarantine_{table}")
     return LandingReconciliation(
@@ -140,8 +140,8 @@ def reconcile_staging(
         ]
     raw, distinct = con.execute(
         f"SELECT count(*), count(DISTINCT ({key})) FROM raw.{table} {raw_filter}", params
-    ).fetchone()
-    staged = con.execute(f"SELECT count(*) FROM staging.{spec.model} {stg_filter}", params).fetchone()[0]
+    ).fetchall()[0]
+    staged = con.execute(f"SELECT count(*) FROM staging.{spec.model} {stg_filter}", params).fetchall()[0][0]
     return StagingReconciliation(table, spec.model, first, last, raw, staged, raw - distinct)
 
 
@@ -270,7 +270,7 @@ def volume_vs_recent(
             [min(days), max(days)],
         ).fetchall()
     )
-    first = con.execute(f"SELECT min({date_column}) FROM {table}").fetchone()[0]
+    first = con.execute(f"SELECT min({date_column}) FROM {table}").fetchall()[0][0]
     out = []
     for day in days:
         rows = counts.get(day, 0)

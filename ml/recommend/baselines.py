@@ -1,6 +1,6 @@
 """Non-sequential baselines: popularity, ItemKNN and EASE.
 
-They are cheap, hard to beat on sparse retail data (DESIGN.md section 6: ItemKNN and EASE beat the published
+They are cheap, hard to beat on sparse retail data (docs/PROTOCOLS.md: ItemKNN and EASE beat the published
 neural numbers on Beauty) and they are the bar a Transformer has to clear before it is worth shipping.
 """
 

@@ -162,10 +162,10 @@ def previous_champion(con: duckdb.DuckDBPyConnection, day: date) -> str | None:
     """The champion chosen on the day before ``day`` (None before the first)."""
     if not table_exists(con, CHAMPIONS):
         return None
-    row = con.execute(
+    rows = con.execute(
         f"SELECT champion FROM {CHAMPIONS} WHERE as_of_date = ?", [day - timedelta(days=1)]
-    ).fetchone()
-    return row[0] if row else None
+    ).fetchall()
+    return rows[0][0] if rows else None
 
 
 def champion_day(
@@ -209,18 +209,18 @@ def recommend_day(
     from ml.recommend.serving import recommend
 
     bundle = load_bundle(store, day)
-    row = (
-        con.execute(f"SELECT champion FROM {CHAMPIONS} WHERE as_of_date = ?", [day]).fetchone()
+    rows = (
+        con.execute(f"SELECT champion FROM {CHAMPIONS} WHERE as_of_date = ?", [day]).fetchall()
         if table_exists(con, CHAMPIONS)
-        else None
+        else []
     )
-    if row is None or bundle is None:
+    if not rows or bundle is None:
         return pd.DataFrame()
     history = read_interactions(con, day - timedelta(days=TRAINING_WINDOW_DAYS - 1), day)
     active = history.loc[
         history["event_ts"] >= pd.Timestamp(day, tz="UTC") - pd.Timedelta(days=ACTIVE_DAYS - 1), "customer_id"
     ].unique()
-    recs = recommend(bundle[row[0]], sorted(active), history, k=settings.top_k, items=items)
+    recs = recommend(bundle[rows[0][0]], sorted(active), history, k=settings.top_k, items=items)
     recs.insert(0, "as_of_date", pd.Timestamp(day).date())
     recs.insert(1, "target_date", pd.Timestamp(day + timedelta(days=1)).date())
     return recs

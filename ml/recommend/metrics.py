@@ -2,8 +2,8 @@
 
 The target's rank is the number of *other* items whose score is greater than or equal to the target's score.
 Counting ties against the target means a model cannot profit from an arbitrary tie order: a transition model that
-leaves most of the catalogue at score 0 would otherwise look several times better than it is (DESIGN.md, section
-6). Items the user already has are set to ``-inf`` before ranking, except the target itself, which is always
+leaves most of the catalogue at score 0 would otherwise look several times better than it is (docs/PROTOCOLS.md).
+Items the user already has are set to ``-inf`` before ranking, except the target itself, which is always
 ranked with its own score (a repeat purchase must stay rankable).
 """
 

@@ -36,6 +36,18 @@ DOWNSTREAM_AUTOMATION = (
 ).with_label("eager once upstream is complete and its blocking checks passed")
 
 
+def stateful_automation(key: dg.AssetKey) -> dg.AutomationCondition:
+    """:data:`DOWNSTREAM_AUTOMATION` for an asset that starts from its own previous day: that dependency has no
+    blocking checks to wait for (and before the first partition it does not exist, which would otherwise hold the
+    first day back forever)."""
+    checks_passed = dg.AutomationCondition.all_deps_blocking_checks_passed().ignore(
+        dg.AssetSelection.assets(key)
+    )
+    return (dg.AutomationCondition.eager() & checks_passed).with_label(
+        "eager once upstream is complete and its blocking checks passed (its own previous day aside)"
+    )
+
+
 def drop_fingerprint(landing_root: Path, source: str, tables: tuple[str, ...], day: str) -> str | None:
     """A fingerprint of the files landed for ``day`` across ``tables``, or None while any table is missing."""
     digest = hashlib.sha256()

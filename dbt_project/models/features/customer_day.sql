@@ -35,8 +35,13 @@ sales as (
         sum(l.qty) as units,
         sum(l.net_amount) as spend,
         sum(case when l.discount > 0 then l.qty else 0 end) as discounted_units,
-        sum(case when p.category_median_price > 0 then l.qty * l.unit_price / p.category_median_price end)
-            as rel_price_units,
+        -- a sum of fractions in a fixed precision: the same total whatever order the threads add them in
+        sum(
+            case
+                when p.category_median_price > 0
+                    then cast(l.qty * l.unit_price / p.category_median_price as decimal(38, 12))
+            end
+        ) as rel_price_units,
         sum(case when p.category_median_price > 0 then l.qty else 0 end) as rel_price_known_units
     from lines as l
     left join products as p

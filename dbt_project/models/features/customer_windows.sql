@@ -27,6 +27,7 @@
 {%- set day_columns = ['n_orders', 'spend', 'units', 'n_sessions', 'n_views', 'n_carts', 'discounted_units',
     'rel_price_units', 'rel_price_known_units'] -%}
 {%- set lengths = [30, 90, 365] -%}
+
 {%- set base_from_previous = false -%}
 {%- if is_incremental() and execute -%}
     {%- set found = run_query(
@@ -78,8 +79,12 @@ first_seen as (
             max(case when c.n_orders > 0 then c.activity_date end) as last_purchase_date,
             max(case when c.n_sessions > 0 or c.n_orders > 0 then c.activity_date end) as last_visit_date,
             {%- for name, column, length, _ in window_sums %}
-                sum(case when c.activity_date > {{ days_before('b.base_date', length) }} then c.{{ column }} end)
-                    as {{ name }}{{ ',' if not loop.last }}
+                sum(
+                    case
+                        when c.activity_date > {{ days_before('b.base_date', length) }}
+                            then {{ summable(column, sql_type) }}
+                    end
+                ) as {{ name }}{{ ',' if not loop.last }}
             {%- endfor %}
         from {{ ref('customer_day') }} as c
         cross join bounds as b
@@ -120,10 +125,10 @@ daily as (
         case when a.n_orders > 0 then d.as_of_date end as purchase_day,
         case when a.n_sessions > 0 or a.n_orders > 0 then d.as_of_date end as visit_day,
         {%- for column in day_columns %}
-            a.{{ column }} as added_{{ column }},
+            {{ summable('a.' ~ column, 'double' if column == 'rel_price_units' else '') }} as added_{{ column }},
         {%- endfor %}
-        {%- for name, column, length, _ in window_sums %}
-            left_{{ length }}.{{ column }} as left_{{ name }}{{ ',' if not loop.last }}
+        {%- for name, column, length, sql_type in window_sums %}
+            {{ summable('left_' ~ length ~ '.' ~ column, sql_type) }} as left_{{ name }}{{ ',' if not loop.last }}
         {%- endfor %}
     from days as d
     cross join customers as k

@@ -27,7 +27,8 @@ windows as (
             sum(case when s.activity_date > {{ days_before('d.as_of_date', length) }} then s.{{ column }} end)
                 as {{ name }},
         {%- endfor %}
-        sum(case when s.activity_date > {{ days_before('d.as_of_date', 30) }} then s.revenue end) as revenue_30d,
+        sum(case when s.activity_date > {{ days_before('d.as_of_date', 30) }} then cast(s.revenue as decimal(18, 2)) end)
+            as revenue_30d,
         max(case when s.activity_date = d.as_of_date then s.on_hand end) as on_hand,
         max(case when s.activity_date = d.as_of_date then s.stockout_locations end) as stockout_locations
     from days as d

@@ -16,7 +16,7 @@ select
     cast(sum(p.carts) as bigint) as carts,
     cast(sum(p.purchases) as bigint) as purchases,
     cast(sum(p.orders) as bigint) as orders,
-    cast(sum(p.gmv) as double) as gmv,
+    cast(sum(cast(p.gmv as decimal(18, 2))) as double) as gmv,
     {{ var('place_window_days') }} as window_days
 from days as d
 inner join {{ ref('place_day') }} as p

@@ -11,7 +11,7 @@ profiles already computed for those days keep what was known then, which is what
 
 import dagster as dg
 
-from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
+from orchestration.defs.automation import DOWNSTREAM_AUTOMATION, stateful_automation
 from orchestration.metadata import summary_metadata
 from orchestration.partitions import DAILY_WAREHOUSE_WRITER, partition_days, state_of_previous_day
 from orchestration.resources import WarehouseResource
@@ -28,8 +28,10 @@ def profile_asset(
 ) -> dg.AssetsDefinition:
     """A daily profile asset that runs ``ml.profiles.<builder>(con, day)`` for each day of its window;
     ``stateful``: day D starts from the asset's own day D-1 (declared as a dependency)."""
+    automation = DOWNSTREAM_AUTOMATION
     if stateful:
         deps = [*deps, state_of_previous_day(dg.AssetKey(key))]
+        automation = stateful_automation(dg.AssetKey(key))
 
     @dg.asset(
         key=dg.AssetKey(key),
@@ -38,7 +40,7 @@ def profile_asset(
         kinds=kinds,
         description=description,
         deps=deps,
-        automation_condition=DOWNSTREAM_AUTOMATION,
+        automation_condition=automation,
         **DAILY_WAREHOUSE_WRITER,
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:

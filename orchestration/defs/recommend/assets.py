@@ -26,7 +26,7 @@ from ml.recommend.daily import (
 from ml.recommend.interactions import read_items
 from ml.summary import summary
 from ml.warehouse import replace_partition
-from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
+from orchestration.defs.automation import DOWNSTREAM_AUTOMATION, stateful_automation
 from orchestration.metadata import summary_metadata
 from orchestration.partitions import (
     DAILY_WAREHOUSE_WRITER,
@@ -62,7 +62,7 @@ class RecommendConfig(dg.Config, RecommendSettings):
         *(dg.AssetKey(["marts", m]) for m in ("fct_events", "fct_order_items", "dim_products")),
         state_of_previous_day(CANDIDATES),
     ],
-    **RECOMMEND,
+    **{**RECOMMEND, "automation_condition": stateful_automation(CANDIDATES)},
     **DAILY_WAREHOUSE_WRITER,
 )
 def candidate_models(
@@ -144,7 +144,7 @@ def model_evaluation(
             "blocking the lists, only when no model can be served.",
         )
     ],
-    **RECOMMEND,
+    **{**RECOMMEND, "automation_condition": stateful_automation(CHAMPION)},
     **DAILY_WAREHOUSE_WRITER,
 )
 def champion(

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from ml.dbt import build_args, partition_vars
 from ml.profiles.baskets import basket_summary
+from ml.profiles.lifecycle import lifecycle_flows_summary
 from ml.settings import dbt_env
 from ml.sources.schema import VOCABULARIES
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
@@ -95,7 +96,7 @@ def describe_dbt_test(test: Mapping[str, Any]) -> str:
     return f"dbt test ({test.get('original_file_path', '')}): {what} Fails when its query returns rows."
 
 
-MODEL_SUMMARIES = {"basket_associations": basket_summary}
+MODEL_SUMMARIES = {"basket_associations": basket_summary, "lifecycle_flows": lifecycle_flows_summary}
 """dbt models whose materialisation also shows a summary of the window's last day (:mod:`ml.summary`)."""
 
 translator = LayerTranslator(settings=DagsterDbtTranslatorSettings(enable_code_references=True))
@@ -189,7 +190,7 @@ def with_row_counts(
         relation = f'"{node["schema"]}"."{node["alias"]}"'
         columns = columns_of(node["schema"], node["alias"])
         metadata = {
-            "dagster/row_count": con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0],
+            "dagster/row_count": con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0],
             "dagster/column_schema": table_schema(columns),
         }
         if target_path is not None:
@@ -199,7 +200,7 @@ def with_row_counts(
             metadata["rows_in_window"] = con.execute(
                 f'SELECT count(*) FROM {relation} WHERE "{date_column}" BETWEEN ? AND ?',
                 [dbt_vars["min_date"], dbt_vars["max_date"]],
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         summarise = MODEL_SUMMARIES.get(node["name"])
         if summarise is not None and last_day is not None:  # the model's own story, for the window's last day
             metadata |= {
