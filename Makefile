@@ -58,8 +58,8 @@ test: setup
 test-e2e: setup
 	$(PY) -m pytest -q -m browser
 
-# The whole Online Retail year through the pipeline on top of the suite: over 73 minutes on 2 cores with another run beside it (the year's demo
-# had only reached 2011-08-29 of supply/service_levels by then) and 28 GB of recommender bundles at its peak.
+# The whole Online Retail year through the pipeline on top of the suite (the README says how long it takes and the
+# disk it needs).
 test-full: setup
 	AIGC_TEST_RETAIL_DAYS=374 $(PY) -m pytest -q -m "not browser" $(XDIST)
 	$(PY) -m pytest -q -m browser

@@ -22,7 +22,8 @@ Public API (what an asset check calls)::
 * ``to_asset_check_result(outcome, asset_key=None, check_name=None) -> dagster.AssetCheckResult``: lives in
   :mod:`expectations.dagster_check`, the only module here that imports Dagster (loaded on first use).
 
-Importing this package does not import Great Expectations (about 4 s) or Dagster; the first validation does.
+Importing this package does not import Great Expectations (seconds to import) or Dagster; the first validation
+does.
 """
 
 from __future__ import annotations

@@ -29,9 +29,8 @@ def daily_forecast(
     ``model``: ``"fast"`` (:func:`fast_model`, the daily default: 10k SKUs in seconds), ``"full"``
     (:func:`default_model`, with the global gradient-boosting model: minutes) or any :class:`Forecaster`.
     ``selection_store``: select and train once per ``reselect_every_days`` (:func:`stored_selection`; the models
-    are kept there) and only update with the newest demand on the other days: on Online Retail's 2,808 SKUs the
-    full ensemble's selection takes about 50 s on a quiet machine (the benchmark table), an update about a
-    second. Without it the model is selected afresh every day. The frame's ``attrs["selection"]`` says which
+    are kept there) and only update with the newest demand on the other days: a selection of the full ensemble
+    costs tens of times an update (docs/benchmarks/forecast.md). Without it the model is selected afresh every day. The frame's ``attrs["selection"]`` says which
     day's selection served, whether it was reused and the history it was fitted on (:func:`stored_selection`).
 
     Returns ``origin_date, sku, forecast_date, step, mean, q50, q90, model`` (one row per SKU and day; the plan

@@ -163,10 +163,8 @@ class GlobalGBM(Forecaster):
     def update(self, panel: Panel) -> GlobalGBM:
         """Daily refresh: the trained trees stay, the features are recomputed at the new origin of ``panel``.
 
-        On the 2,808 Online Retail SKUs training takes 14 s on a quiet 2-core machine (a minute when it is shared;
-        the `gbm` row of `bench.forecast`), while an update and forecast of the whole ensemble takes 0.7 s
-        (`bench.inventory`: 140 daily updates in 93 s). So the platform retrains on a slower cadence and
-        conditions every day on the newest demand.
+        Training costs far more than an update and forecast of the whole ensemble (docs/benchmarks/forecast.md),
+        so the platform retrains on a slower cadence and conditions every day on the newest demand.
         """
         if not hasattr(self, "model_"):
             return self.fit_panel(panel)

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from ml.sources.landing import day_files
 from ml.sources.schema import CONTRACTS, ORDER_TOTAL_TOLERANCE, TableContract
+from ml.warehouse import transaction
 
 META_COLUMNS = {
     "_landing_date": "DATE",
@@ -303,8 +304,7 @@ def load_window(
         create_raw_tables(con, CONTRACTS[ref_table])
 
     # 2. One transaction for the whole window: delete the days, insert them again.
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         lo, hi = min(days), max(days)
         for target in (f"raw.{table}", f"raw.quarantine_{table}"):
             con.execute(f"DELETE FROM {target} WHERE _landing_date BETWEEN ? AND ?", [lo, hi])
@@ -354,8 +354,4 @@ def load_window(
             result.days.append(load)
         con.execute("DROP TABLE IF EXISTS _incoming")
         con.execute("DROP TABLE IF EXISTS _mismatched_orders")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return result

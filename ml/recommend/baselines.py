@@ -99,7 +99,7 @@ class EASE(Recommender):
     """EASE (Steck, WWW 2019): a closed-form item-item linear autoencoder with a zero diagonal.
 
     ``B = I - P diag(1 / diag(P))`` with ``P = (X^T X + lam I)^-1``. One Cholesky-based inverse of an
-    ``n_items x n_items`` matrix (about 40 s for 12k items on one core) and no training loop; ``lam`` is the only
+    ``n_items x n_items`` matrix (cubic in the catalogue size) and no training loop; ``lam`` is the only
     hyperparameter and is chosen on validation by the benchmark.
     """
 

@@ -77,7 +77,7 @@ counts as (
         i.n
     from intervals as i
     inner join days as d
-        on d.as_of_date >= i.valid_from and (i.valid_until is null or d.as_of_date < i.valid_until)
+        on i.valid_from <= d.as_of_date and (i.valid_until is null or i.valid_until > d.as_of_date)
     where i.n >= case when i.sku_a = i.sku_b then 1 else {{ var('min_pair_orders') }} end
 ),
 
@@ -87,18 +87,35 @@ orders_in_window as (
         coalesce(sum(b.n_orders_in_pairs), 0) as n_orders
     from days as d
     left join {{ ref('basket_day') }} as b
-        on b.activity_date <= d.as_of_date and b.activity_date > {{ days_before('d.as_of_date', window) }}
+        on d.as_of_date >= b.activity_date and b.activity_date > {{ days_before('d.as_of_date', window) }}
     group by d.as_of_date
 ),
 
 single as (
-    select as_of_date, sku_a as sku, n from counts where sku_a = sku_b
+    select
+        as_of_date,
+        sku_a as sku,
+        n
+    from counts
+    where sku_a = sku_b
 ),
 
 directed as (
-    select as_of_date, sku_a as antecedent, sku_b as consequent, n from counts where sku_a < sku_b
+    select
+        as_of_date,
+        sku_a as antecedent,
+        sku_b as consequent,
+        n
+    from counts
+    where sku_a < sku_b
     union all
-    select as_of_date, sku_b as antecedent, sku_a as consequent, n from counts where sku_a < sku_b
+    select
+        as_of_date,
+        sku_b as antecedent,
+        sku_a as consequent,
+        n
+    from counts
+    where sku_a < sku_b
 ),
 
 scored as (
@@ -136,7 +153,7 @@ select
 from (
     select
         *,
-        row_number() over (partition by as_of_date, antecedent order by lift desc, consequent) as consequent_rank
+        row_number() over (partition by as_of_date, antecedent order by lift desc, consequent asc) as consequent_rank
     from scored
 ) as ranked
 where consequent_rank <= {{ var('max_consequents') }}

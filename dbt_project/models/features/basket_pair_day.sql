@@ -3,27 +3,33 @@
 -- Orders per day containing both SKUs of a pair (sku_a <= sku_b; the diagonal counts orders containing the SKU),
 -- over the orders with at most max_basket_skus distinct SKUs: a wholesale invoice of 500 lines would add 125k
 -- pairs that say little about what goes together. What the basket associations sum.
-with baskets as (
+with lines as (
+    {{ window_lines() }}
+),
+
+baskets as (
     select distinct
         activity_date,
         order_id,
         sku
-    from ({{ window_lines() }}) as lines
+    from lines
     where line_type = 'sale' and sku is not null
+),
+
+small_orders as (
+    select
+        activity_date,
+        order_id
+    from baskets
+    group by activity_date, order_id
+    having count(*) <= {{ var('max_basket_skus') }}
 ),
 
 kept as (
     select b.*
     from baskets as b
-    inner join (
-        select
-            activity_date,
-            order_id
-        from baskets
-        group by activity_date, order_id
-        having count(*) <= {{ var('max_basket_skus') }}
-    ) as small
-        on b.activity_date = small.activity_date and b.order_id = small.order_id
+    inner join small_orders as s
+        on b.activity_date = s.activity_date and b.order_id = s.order_id
 )
 
 select

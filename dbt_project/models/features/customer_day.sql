@@ -11,7 +11,11 @@ lines as (
 ),
 
 products as (
-    select activity_date, sku, category_median_price from {{ ref('product_day') }}
+    select
+        activity_date,
+        sku,
+        category_median_price
+    from {{ ref('product_day') }}
     where {{ in_window('activity_date') }}
 ),
 

@@ -15,11 +15,18 @@ sale_lines as (
 ),
 
 known_events as (
-    select * from events where customer_id is not null
+    select * from events
+    where customer_id is not null
 ),
 
 products as (
-    select activity_date, sku, category, brand, price_band from {{ ref('product_day') }}
+    select
+        activity_date,
+        sku,
+        category,
+        brand,
+        price_band
+    from {{ ref('product_day') }}
     where {{ in_window('activity_date') }}
 ),
 

@@ -36,6 +36,8 @@
     {%- set base_from_previous = found.columns[0].values()[0] > 0 -%}
 {%- endif %}
 
+-- noqa: disable=LT02,LT05
+-- (column lists written by loops and dbt.datediff expand to lines whose layout sqlfluff cannot judge)
 with days as (
     select activity_date as as_of_date from ({{ feature_days() }}) as window_days
 ),
@@ -101,19 +103,22 @@ first_seen as (
             {%- for name, _, _, _ in window_sums %}
                 s.{{ name }}{{ ',' if not loop.last }}
             {%- endfor %}
-        from (select * from first_seen where first_seen_date <= (select base_date from bounds)) as f
+        from first_seen as f
         full outer join scanned as s
-            on f.customer_id = s.customer_id
+            on f.customer_id = s.customer_id and f.first_seen_date <= (select base_date from bounds)
+        where f.first_seen_date <= (select base_date from bounds) or s.customer_id is not null
     ),
 {%- endif %}
 
 customers as (
     select customer_id from base
     union
-    select c.customer_id from {{ ref('customer_day') }} as c
+    select c.customer_id
+    from {{ ref('customer_day') }} as c
     inner join days as d on c.activity_date = d.as_of_date
     union
-    select customer_id from first_seen where first_seen_date <= (select last_day from bounds)
+    select customer_id from first_seen
+    where first_seen_date <= (select last_day from bounds)
 ),
 
 -- every customer on every window day, with the day's own row and the rows that left each window that day
@@ -155,15 +160,18 @@ running as (
             sum(left_{{ name }}) over days_so_far as left_{{ name }}{{ ',' if not loop.last }}
         {%- endfor %}
     from daily
-    window days_so_far as (partition by customer_id order by as_of_date rows between unbounded preceding and current row)
+    window days_so_far as (
+        partition by customer_id order by as_of_date rows between unbounded preceding and current row
+    )
 ),
 
 scalars as (
     select
         r.as_of_date,
         r.customer_id,
-        least(b.first_seen_date, case when f.first_seen_date <= r.as_of_date then f.first_seen_date end, r.first_activity)
-            as first_seen_date,
+        least(
+            b.first_seen_date, case when f.first_seen_date <= r.as_of_date then f.first_seen_date end, r.first_activity
+        ) as first_seen_date,
         coalesce(
             r.last_purchase_in_window,
             case when b.last_purchase_date > {{ days_before('r.as_of_date', 365) }} then b.last_purchase_date end

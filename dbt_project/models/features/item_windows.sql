@@ -1,5 +1,7 @@
 {{ config(**date_partitioned('as_of_date')) }}
 
+-- noqa: disable=LT05
+-- (dbt.datediff expands to a long line)
 -- Per product listed on or before D: funnel, sales velocity, trend, returns and stock over the 7/30/90 days ending
 -- on D, from sku_day (column docs: _features.yml). The goods profiles add a text embedding.
 {%- set sums = [
@@ -27,13 +29,14 @@ windows as (
             sum(case when s.activity_date > {{ days_before('d.as_of_date', length) }} then s.{{ column }} end)
                 as {{ name }},
         {%- endfor %}
-        sum(case when s.activity_date > {{ days_before('d.as_of_date', 30) }} then cast(s.revenue as decimal(18, 2)) end)
-            as revenue_30d,
+        sum(
+            case when s.activity_date > {{ days_before('d.as_of_date', 30) }} then cast(s.revenue as decimal(18, 2)) end
+        ) as revenue_30d,
         max(case when s.activity_date = d.as_of_date then s.on_hand end) as on_hand,
         max(case when s.activity_date = d.as_of_date then s.stockout_locations end) as stockout_locations
     from days as d
     inner join {{ ref('sku_day') }} as s
-        on s.activity_date <= d.as_of_date and s.activity_date > {{ days_before('d.as_of_date', 90) }}
+        on d.as_of_date >= s.activity_date and s.activity_date > {{ days_before('d.as_of_date', 90) }}
     group by d.as_of_date, s.sku
 ),
 

@@ -20,5 +20,5 @@ select
     {{ var('place_window_days') }} as window_days
 from days as d
 inner join {{ ref('place_day') }} as p
-    on p.activity_date <= d.as_of_date and p.activity_date > {{ days_before('d.as_of_date', var('place_window_days')) }}
+    on d.as_of_date >= p.activity_date and p.activity_date > {{ days_before('d.as_of_date', var('place_window_days')) }}
 group by d.as_of_date, p.channel, p.placement, p.region, p.hour

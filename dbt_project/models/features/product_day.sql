@@ -17,7 +17,7 @@ listed as (
         coalesce(p.category, '(none)') as price_group
     from days as d
     inner join {{ ref('dim_products') }} as p
-        on p.first_seen_date <= d.activity_date
+        on d.activity_date >= p.first_seen_date
 )
 
 select

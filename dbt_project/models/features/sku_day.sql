@@ -48,11 +48,20 @@ stock as (
 ),
 
 skus as (
-    select activity_date, sku from clicks
+    select
+        activity_date,
+        sku
+    from clicks
     union
-    select activity_date, sku from sales
+    select
+        activity_date,
+        sku
+    from sales
     union
-    select activity_date, sku from stock
+    select
+        activity_date,
+        sku
+    from stock
 )
 
 select

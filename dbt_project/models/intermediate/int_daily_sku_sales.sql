@@ -3,9 +3,9 @@
 -- Daily sales per SKU (sale lines only): the small aggregate that demand and profiles build on.
 -- units_reversed_same_day (and its revenue): the part of units that the same customer undid on the same day
 -- with a return line of the same SKU and quantity, after the sale (Online Retail's cancellation invoices
--- minutes later, e.g. 541431 / C541433, 74,215 units). units keeps them, as the forecast protocol does (docs/PROTOCOLS.md);
--- the supply chain plans on units net of them. Each return undoes at most one sale: the k-th such return
--- pairs with the k-th such sale.
+-- minutes later, e.g. 541431 / C541433, 74,215 units). units keeps them, as the forecast protocol does
+-- (docs/PROTOCOLS.md); the supply chain plans on units net of them. Each return undoes at most one sale: the
+-- k-th such return pairs with the k-th such sale.
 with lines as (
     select * from {{ ref('int_order_lines') }}
     where {{ in_window('order_date') }}
