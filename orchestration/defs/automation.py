@@ -21,7 +21,7 @@ import dagster as dg
 from ml import settings
 from ml.sources.landing import day_dir, parse_day
 from ml.sources.schema import TABLES
-from orchestration.defs.ingest.assets import raw_key
+from orchestration.asset_keys import raw_key
 from orchestration.partitions import daily_partitions
 
 raw_ingest = dg.define_asset_job(

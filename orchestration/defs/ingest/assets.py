@@ -15,19 +15,12 @@ import dagster as dg
 from ml.ingest.raw_loader import create_raw_tables, load_window
 from ml.sources.schema import CONTRACTS, TABLES
 from ml.warehouse import query_markdown
+from orchestration.asset_keys import landing_key, raw_key
 from orchestration.metadata import column_schema
 from orchestration.partitions import POOL, daily_partitions, partition_days
 from orchestration.resources import StoreSourceResource, WarehouseResource
 
 OWNERS = ["team:data-platform"]
-
-
-def landing_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["landing", table])
-
-
-def raw_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["raw", table])
 
 
 @dg.multi_asset(

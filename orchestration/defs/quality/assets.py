@@ -28,8 +28,8 @@ from ml.quality.reconcile import (
 )
 from ml.sources.schema import TABLES
 from ml.warehouse import markdown_table
+from orchestration.asset_keys import raw_key
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
-from orchestration.defs.ingest.assets import raw_key
 from orchestration.partitions import DAILY_WAREHOUSE_WRITER, daily_partitions, partition_days
 from orchestration.resources import DataFilesResource, StoreSourceResource, WarehouseResource
 
