@@ -112,15 +112,18 @@ def update_pref_state(con: duckdb.DuckDBPyConnection, as_of: date, *, rebuild: b
     # of each day) keeps growing with history.
     capped = ", ".join(f"'{dim}'" for dim in STATE_KEYS_CAP)
     cap_cases = " ".join(f"when '{dim}' then {n}" for dim, n in STATE_KEYS_CAP.items())
+    # The sums run in a fixed decimal precision: doubles summed by parallel threads change their last digit with
+    # the order of the rows, and a key on the pruning boundary would then come and go between two runs.
     sql = f"""
         with summed as (
-            select customer_id, dimension, key, sum(w) as weight
-            from ({body}) group by customer_id, dimension, key having sum(w) >= {PRUNE_WEIGHT}
+            select customer_id, dimension, key, sum(cast(w as decimal(38, 12))) as exact_weight
+            from ({body}) group by customer_id, dimension, key
+            having sum(cast(w as decimal(38, 12))) >= {PRUNE_WEIGHT}
         )
-        select {d} as as_of_date, customer_id, dimension, key, weight from summed
-        qualify weight >= {PRUNE_SHARE} * sum(weight) over (partition by customer_id, dimension)
+        select {d} as as_of_date, customer_id, dimension, key, cast(exact_weight as double) as weight from summed
+        qualify exact_weight >= {PRUNE_SHARE} * sum(exact_weight) over (partition by customer_id, dimension)
             and (dimension not in ({capped})
-                 or row_number() over (partition by customer_id, dimension order by weight desc, key)
+                 or row_number() over (partition by customer_id, dimension order by exact_weight desc, key)
                     <= case dimension {cap_cases} end)"""
     with transaction(con):
         rows = write_partition(con, PREF_STATE, "as_of_date", as_of, sql)
