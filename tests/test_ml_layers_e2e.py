@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pandas as pd
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
@@ -328,3 +329,24 @@ def test_the_read_api_serves_the_pipelines_own_exports(store):
             [date(2025, 1, 21)],
         )[0][0]
         assert status == 200 and len(body["rows"]) == ordered
+
+
+def test_interactions_come_in_one_order_whatever_order_the_warehouse_returns(store):
+    """Transition and SASRec read event order, so events with the same timestamp must not come in the order
+    DuckDB's threads happen to return them: the interactions are ordered by customer, time and line."""
+    from ml.recommend.interactions import read_interactions
+
+    with duckdb.connect(str(store / "warehouse.duckdb"), read_only=True) as con:
+        con.execute("SET threads = 2")
+        first = read_interactions(con, date(2025, 1, 15), date(2025, 1, 21))
+        second = read_interactions(con, date(2025, 1, 15), date(2025, 1, 21))
+    assert len(first) > 10_000
+    pd.testing.assert_frame_equal(first, second)
+    views = first[first["event_type"] != "purchase"]
+    purchases = first[first["event_type"] == "purchase"]
+    for part in (views, purchases):
+        keys = list(zip(part["customer_id"], part["event_ts"], strict=True))
+        assert keys == sorted(keys)
+    # The lines of one order share its timestamp: without an order, their sequence would change run to run.
+    tied = purchases.duplicated(["customer_id", "event_ts"], keep=False).sum()
+    assert tied > 100, "no tied events: the test would not see an unstable order"

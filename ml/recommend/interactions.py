@@ -23,10 +23,15 @@ DAY_SECONDS = 86_400.0
 
 
 def read_purchases(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pd.DataFrame:
-    """Sale lines of known customers ordered in ``[first, last]``, as purchase interactions."""
+    """Sale lines of known customers ordered in ``[first, last]``, as purchase interactions.
+
+    Ordered by customer, time and line: models that read order (transition, SASRec) see events of the same second
+    in one order on every run, whatever order DuckDB's threads return the rows in.
+    """
     return con.execute(
         "SELECT customer_id, sku, order_ts AS event_ts, 'purchase' AS event_type, region "
-        "FROM marts.fct_order_items WHERE order_date BETWEEN ? AND ? AND is_sale AND customer_id IS NOT NULL",
+        "FROM marts.fct_order_items WHERE order_date BETWEEN ? AND ? AND is_sale AND customer_id IS NOT NULL "
+        "ORDER BY customer_id, order_ts, order_id, line_no",
         [first, last],
     ).df()
 
@@ -36,7 +41,8 @@ def read_interactions(con: duckdb.DuckDBPyConnection, first: date, last: date) -
     (a purchase event of the clickstream is the same purchase as its order line: the line is kept)."""
     events = con.execute(
         "SELECT customer_id, sku, event_ts, event_type, region FROM marts.fct_events "
-        "WHERE event_date BETWEEN ? AND ? AND customer_id IS NOT NULL AND event_type <> 'purchase'",
+        "WHERE event_date BETWEEN ? AND ? AND customer_id IS NOT NULL AND event_type <> 'purchase' "
+        "ORDER BY customer_id, event_ts, event_id",
         [first, last],
     ).df()
     frame = pd.concat([events, read_purchases(con, first, last)], ignore_index=True)
