@@ -36,8 +36,10 @@ from ml.sources.schema import (
     CURRENCY_CODE_PATTERN,
     DEVICES,
     EVENT_TYPES,
+    EXPERIMENT_ARMS,
     LATE_ROW_TOLERANCE_DAYS,
     LINE_TYPES,
+    LOST_SALE_REASONS,
     MAX_ABS_QUANTITY,
     MAX_LEAD_TIME_DAYS,
     ORDER_STATUSES,
@@ -192,6 +194,23 @@ def _raw_promotions() -> list[Any]:
     return [_between("discount_pct", 0, 1, strict_min=True), _in_set("channel", PROMO_CHANNELS)]
 
 
+def _raw_impressions() -> list[Any]:
+    return [
+        *_not_null("customer_id", "session_id", "sku", "list_id", "arm"),
+        _in_set("placement", PLACEMENTS),
+        _in_set("arm", EXPERIMENT_ARMS),
+        _between("rank", 1, None),
+    ]
+
+
+def _raw_lost_sales() -> list[Any]:
+    return [
+        *_not_null("sku", "warehouse_id", "qty", "reason"),
+        _between("qty", 1, MAX_ABS_QUANTITY),
+        _in_set("reason", LOST_SALE_REASONS),
+    ]
+
+
 def _fct_orders() -> list[Any]:
     return [
         _in_set("status", ORDER_STATUSES),
@@ -339,6 +358,20 @@ SUITES: dict[str, SuiteSpec] = {
             "active_ts",
             _raw_promotions,
             "Active promotions: discount in (0, 1], known channel.",
+        ),
+        _raw(
+            "impressions",
+            ("impression_id",),
+            "ts",
+            _raw_impressions,
+            "Served-list impressions (closed-loop shop): placement, rank >= 1, experiment arm.",
+        ),
+        _raw(
+            "lost_sales",
+            ("lost_id",),
+            "ts",
+            _raw_lost_sales,
+            "Unserved demand (closed-loop shop): units in [1, bound], known reason.",
         ),
         SuiteSpec(
             name="fct_orders",

@@ -14,8 +14,19 @@ from pathlib import Path
 import pandas as pd
 
 
+def export_file(exports_root: Path, output: str, day: date) -> Path:
+    """Where ``day``'s ``output`` lives (it may not exist)."""
+    return Path(exports_root) / output / f"date={day.isoformat()}" / f"{output}.parquet"
+
+
+def read_export(exports_root: Path, output: str, day: date) -> pd.DataFrame | None:
+    """``day``'s ``output`` as published, or ``None`` when that day was never exported."""
+    path = export_file(exports_root, output, day)
+    return pd.read_parquet(path) if path.exists() else None
+
+
 def write_export(frame: pd.DataFrame, exports_root: Path, output: str, day: date) -> Path:
-    folder = Path(exports_root) / output / f"date={day.isoformat()}"
+    folder = export_file(exports_root, output, day).parent
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -25,7 +25,7 @@ import pytest
 from ml.ingest.raw_loader import LandingFileError, MissingLandingError, load_window
 from ml.sources import get_source
 from ml.sources.landing import LandingPathError, day_dir, day_files, write_table
-from ml.sources.schema import TABLES
+from ml.sources.schema import OPEN_LOOP_TABLES
 
 SOURCE = "simulated"
 D1, D2 = date(2025, 1, 1), date(2025, 1, 2)
@@ -67,7 +67,7 @@ def con():
 def load_all(con, landing: Path, day: date) -> dict[str, object]:
     """Load every table of one day in the raw asset's order; return the results (or the error) per table."""
     out: dict[str, object] = {}
-    for table in TABLES:
+    for table in OPEN_LOOP_TABLES:
         try:
             out[table] = load_window(con, landing, SOURCE, table, [day])
         except LandingFileError as exc:
@@ -114,11 +114,11 @@ def day1_loaded(con, landing):
     """Day 1 loaded cleanly; returns its raw row counts so each case can show day 1 is unaffected."""
     results = load_all(con, landing, D1)
     assert not any(isinstance(r, Exception) for r in results.values())
-    return {t: rows(con, t, D1) for t in TABLES}
+    return {t: rows(con, t, D1) for t in OPEN_LOOP_TABLES}
 
 
 def assert_day1_intact_and_nothing_lost(con, landing, day1_counts, failed: tuple[str, ...] = ()):
-    for table in TABLES:
+    for table in OPEN_LOOP_TABLES:
         assert rows(con, table, D1) == day1_counts[table], f"day 1 of {table} changed"
         if table in failed:
             assert rows(con, table, D2) == 0 and quarantine(con, table) == {}

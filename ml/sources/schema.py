@@ -43,8 +43,26 @@ ALL_CHANNELS = "all"
 
 PROMO_CHANNELS: tuple[str, ...] = (*CHANNELS, ALL_CHANNELS)
 
-PLACEMENTS: tuple[str, ...] = ("home", "search", "category", "recommendation", "promo_banner", "cart")
-"""Where on the site or app an event happens (checkouts happen on ``cart``)."""
+PLACEMENTS: tuple[str, ...] = (
+    "home",
+    "search",
+    "category",
+    "recommendation",
+    "promo_banner",
+    "cart",
+    "for_you",
+)
+"""Where on the site or app an event happens (checkouts happen on ``cart``). ``for_you`` is the "recommended for
+you" placement that shows the list the platform served the customer (``recommendation`` is the shop's own
+widgets); only the closed-loop shop front has it."""
+
+EXPERIMENT_ARMS: tuple[str, ...] = ("treatment", "control")
+"""Who sees what the platform's models serve (``treatment``) and who sees the popularity list (``control``, a fixed
+hashed share of customers): recorded with every exposure so uplift is measured inside the same days."""
+
+LOST_SALE_REASONS: tuple[str, ...] = ("out_of_stock", "sold_out")
+"""Why demand went unserved: the item was out of stock when the customer would have added it to the cart
+(``out_of_stock``), or the day's stock ran out before the customer's checkout (``sold_out``)."""
 
 DEVICES: tuple[str, ...] = ("app", "web_mobile", "desktop")
 
@@ -70,6 +88,8 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
     "channels": CHANNELS,
     "promo_channels": PROMO_CHANNELS,
     "placements": PLACEMENTS,
+    "experiment_arms": EXPERIMENT_ARMS,
+    "lost_sale_reasons": LOST_SALE_REASONS,
     "devices": DEVICES,
     "order_statuses": ORDER_STATUSES,
     "line_types": LINE_TYPES,
@@ -296,7 +316,59 @@ CONTRACTS: dict[str, TableContract] = {
             non_negative=("discount_pct",),
             description="Promotions active on the day (one row per promotion per day).",
         ),
+        TableContract(
+            name="impressions",
+            columns={
+                "impression_id": pa.string(),
+                "ts": TS,
+                "customer_id": pa.string(),
+                "session_id": pa.string(),
+                "sku": pa.string(),
+                "placement": pa.string(),
+                "rank": pa.int32(),
+                "list_id": pa.string(),
+                "model_version": pa.string(),
+                "arm": pa.string(),
+            },
+            key=("impression_id",),
+            time_column="ts",
+            required=("ts", "customer_id", "session_id", "sku", "placement", "rank", "list_id", "arm"),
+            positive=("rank",),
+            accepted=(("placement", PLACEMENTS), ("arm", EXPERIMENT_ARMS)),
+            references=(("customer_id", "customers", "customer_id"), ("sku", "products", "sku")),
+            late_tolerance_days=LATE_ROW_TOLERANCE_DAYS,
+            description=(
+                "Items of a served list shown to a customer (closed-loop shop front): placement, rank, list id, "
+                "model version and experiment arm. Clicks, carts and purchases are clickstream events of the same "
+                "session and SKU."
+            ),
+        ),
+        TableContract(
+            name="lost_sales",
+            columns={
+                "lost_id": pa.string(),
+                "ts": TS,
+                "customer_id": pa.string(),
+                "session_id": pa.string(),
+                "sku": pa.string(),
+                "warehouse_id": pa.string(),
+                "qty": pa.int64(),
+                "reason": pa.string(),
+            },
+            key=("lost_id",),
+            time_column="ts",
+            required=("ts", "sku", "warehouse_id", "qty", "reason"),
+            positive=("qty",),
+            max_abs=(("qty", MAX_ABS_QUANTITY),),
+            accepted=(("reason", LOST_SALE_REASONS),),
+            references=(("sku", "products", "sku"),),
+            late_tolerance_days=LATE_ROW_TOLERANCE_DAYS,
+            description="Demand the stock could not serve (closed-loop shop front): units a customer would have bought.",
+        ),
     ]
 }
+
+OPEN_LOOP_TABLES: tuple[str, ...] = tuple(t for t in CONTRACTS if t not in ("impressions", "lost_sales"))
+"""What a store that does not answer the platform delivers (the open-loop simulator, the Online Retail replay)."""
 
 TABLES: tuple[str, ...] = tuple(CONTRACTS)

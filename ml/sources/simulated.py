@@ -37,10 +37,10 @@ from ml.sources.schema import (
     CONTRACTS,
     DEVICES,
     EVENT_TYPES,
+    OPEN_LOOP_TABLES,
     ORDER_STATUSES,
     PLACEMENTS,
     SHOP_CHANNELS,
-    TABLES,
 )
 
 START_DATE = date(2025, 1, 1)
@@ -576,7 +576,7 @@ class SimulatedStore(Source):
     name = "simulated"
     start_date = START_DATE
     end_date: date | None = None
-    tables = TABLES
+    tables = OPEN_LOOP_TABLES
 
     def __init__(self, scale: str = "small", seed: int = 42) -> None:
         if scale not in SCALES:
@@ -681,29 +681,79 @@ class SimulatedStore(Source):
 
     @staticmethod
     def _inventory(world: World, day: date, t: int) -> pa.Table:
-        launched, on_hand, on_order = world.stock(t)
-        sku, wh = np.nonzero(launched[:, None] & np.ones(world.spec.n_warehouses, dtype=bool)[None, :])
-        wh_ids = _pa_strings(f"WH{i + 1:02d}" for i in range(world.spec.n_warehouses))
-        snapshot = _utc_midnight_us(day) + _DAY_US - _US_PER_S  # 23:59:59, end of the day
-        return _table(
-            "inventory",
-            {
-                "snapshot_ts": _ts(np.full(len(sku), snapshot)),
-                "sku": world.sku_pa.take(pa.array(sku, type=pa.int64())),
-                "warehouse_id": wh_ids.take(pa.array(wh, type=pa.int64())),
-                "on_hand": pa.array(on_hand[sku, wh], type=pa.int64()),
-                "on_order": pa.array(on_order[sku, wh], type=pa.int64()),
-            },
-        )
+        return inventory_table(world, day, *world.stock(t))
 
 
-def _simulate_traffic(world: World, day: date, t: int, promos: list[_Promo]) -> dict[str, pa.Table]:
+def inventory_table(
+    world: World, day: date, launched: np.ndarray, on_hand: np.ndarray, on_order: np.ndarray
+) -> pa.Table:
+    """The end-of-day snapshot of every launched product at every warehouse."""
+    sku, wh = np.nonzero(launched[:, None] & np.ones(world.spec.n_warehouses, dtype=bool)[None, :])
+    wh_ids = _pa_strings(f"WH{i + 1:02d}" for i in range(world.spec.n_warehouses))
+    snapshot = _utc_midnight_us(day) + _DAY_US - _US_PER_S  # 23:59:59, end of the day
+    return _table(
+        "inventory",
+        {
+            "snapshot_ts": _ts(np.full(len(sku), snapshot)),
+            "sku": world.sku_pa.take(pa.array(sku, type=pa.int64())),
+            "warehouse_id": wh_ids.take(pa.array(wh, type=pa.int64())),
+            "on_hand": pa.array(on_hand[sku, wh], type=pa.int64()),
+            "on_order": pa.array(on_order[sku, wh], type=pa.int64()),
+        },
+    )
+
+
+@dataclass
+class ShopFront:
+    """What the closed-loop shop front (:mod:`ml.shop`) adds to a day of traffic.
+
+    ``on_hand``: products x warehouses units at the start of the day (today's deliveries and launches included),
+    the stock that gates add-to-carts and fills checkouts. ``lists``: customers x ranks product positions of the
+    list each customer is shown at the ``for_you`` placement, -1 where there is none; ``list_id``,
+    ``model_version`` and ``arm`` are per customer (``None`` without a list).
+    """
+
+    on_hand: np.ndarray
+    lists: np.ndarray
+    list_id: np.ndarray
+    model_version: np.ndarray
+    arm: np.ndarray
+
+
+# The "recommended for you" response: a shown item is clicked with probability
+# _FOR_YOU_CTR * position bias * how well it matches the customer's true tastes and price sensitivity.
+_FOR_YOU_CTR = 0.03
+_FOR_YOU_CART_P = 0.10
+_FOR_YOU = PLACEMENTS.index("for_you")
+
+
+def for_you_appeal(world: World, customers: np.ndarray, products: np.ndarray) -> np.ndarray:
+    """How much customer ``i`` is drawn to product ``j`` (pairs, same length; 1 is an average match).
+
+    The customer's true taste for the product's category relative to a uniform taste, capped at 4, times the
+    price factor the organic funnel uses and the product's popularity within its category (to the power 0.3).
+    """
+    taste = np.minimum(world.tastes[customers, world.product_cat[products]] * world.n_categories, 4.0)
+    price = np.clip(world.rel_price[products] ** (-world.price_sens[customers]), 0.3, 2.0)
+    mean_pop = np.bincount(world.product_cat, weights=world.popularity) / np.bincount(world.product_cat)
+    pop = (world.popularity[products] / mean_pop[world.product_cat[products]]) ** 0.3
+    return taste * price * pop
+
+
+def _simulate_traffic(
+    world: World, day: date, t: int, promos: list[_Promo], front: ShopFront | None = None
+) -> dict[str, pa.Table]:
     """Sessions -> views -> carts -> purchases of one day, and the orders they become.
 
     All random draws come from one generator seeded by ``(seed, scale, day)`` and are taken in a fixed order,
-    so the output is a pure function of those three.
+    so the output is a pure function of those three. With a shop ``front`` (closed loop), sessions of customers
+    with a served list show it at the ``for_you`` placement: clicks become extra views of the session, drawn
+    from a second generator so that the organic sessions and views stay those of the open-loop day; stock comes
+    from ``front.on_hand`` and runs out within the day (lines beyond it are lost and logged). The result then
+    also holds ``impressions``, ``lost_sales`` and ``sold_units`` (products x warehouses, numpy).
     """
     rng = np.random.default_rng([world.seed, world.spec.index, day.toordinal()])
+    rng_front = np.random.default_rng([world.seed, world.spec.index, day.toordinal(), 1])
     disc = _discount_matrix(world, promos)
     n_cust, n_wh = world.spec.n_customers, world.spec.n_warehouses
 
@@ -744,23 +794,61 @@ def _simulate_traffic(world: World, day: date, t: int, promos: list[_Promo]) -> 
     gap[v_pos == 0] = 0.0
     cum_gap = np.cumsum(gap)
     v_off = ((cum_gap - cum_gap[first_of_session][v_sess]) * _US_PER_S).astype(np.int64)
+    n_organic = n_v
+    if front is not None:
+        # -- the served list at session start; each click is one more view of the session ----------------------
+        k_shown = front.lists.shape[1]
+        shown = np.repeat(np.arange(n_sessions), k_shown)
+        i_rank = np.tile(np.arange(1, k_shown + 1), n_sessions)
+        i_prod = front.lists[cust[shown], i_rank - 1]
+        ok = i_prod >= 0
+        ok[ok] = world.product_launch_day[i_prod[ok]] <= t
+        i_sess, i_rank, i_prod = shown[ok], i_rank[ok], i_prod[ok]
+        p_click = _FOR_YOU_CTR / np.log2(i_rank + 1) * for_you_appeal(world, cust[i_sess], i_prod)
+        clicked = rng_front.random(len(i_sess)) < np.minimum(p_click, 0.5)
+        f_sess, f_prod = i_sess[clicked], i_prod[clicked]
+        n_f = len(f_sess)
+        f_order = np.lexsort((i_rank[clicked], f_sess))
+        f_sess, f_prod = f_sess[f_order], f_prod[f_order]
+        f_nth = np.arange(n_f) - np.searchsorted(f_sess, f_sess, side="left")
+        f_off = ((f_nth + 1) * rng_front.uniform(15.0, 90.0, n_f) * _US_PER_S).astype(np.int64)
+        v_sess = np.concatenate([v_sess, f_sess])
+        v_pos = np.concatenate([v_pos, n_views[f_sess] + f_nth])
+        v_cust = cust[v_sess]
+        v_cat = np.concatenate([v_cat, world.product_cat[f_prod]])
+        v_prod = np.concatenate([v_prod, f_prod])
+        v_place = np.concatenate([v_place, np.full(n_f, _FOR_YOU)])
+        v_off = np.concatenate([v_off, f_off])
+        n_v = len(v_sess)
 
     # -- carts: placement x channel x price x promotion, never for an item out of stock at its warehouse ----
     v_chan = channel[v_sess]
     v_disc = disc[v_cat, v_chan]
+    place_p = np.append(_CART_P_BY_PLACEMENT, np.zeros(len(PLACEMENTS) - len(_CART_P_BY_PLACEMENT)))
+    place_p[_FOR_YOU] = _FOR_YOU_CART_P
     p_cart = (
-        _CART_P_BY_PLACEMENT[v_place]
+        place_p[v_place]
         * _CART_MULT_BY_CHANNEL[v_chan]
         * np.clip(world.rel_price[v_prod] ** (-0.5 * world.price_sens[v_cust]), 0.3, 2.0)
         * (1.0 + 2.5 * v_disc)
     )
-    if t > 0:
+    u_cart = rng.random(n_organic)
+    in_stock = np.ones(n_v, dtype=bool)
+    if front is not None:
+        u_cart = np.concatenate([u_cart, rng_front.random(n_v - n_organic)])
+        in_stock = front.on_hand[v_prod, world.customer_warehouse[v_cust]] > 0
+    elif t > 0:
         launched, on_hand, _ = world.stock(t - 1)
-        in_stock = ~launched[:, None] | (on_hand > 0)  # launched today: stock arrives with the listing
-        p_cart = p_cart * in_stock[v_prod, world.customer_warehouse[v_cust]]
-    carted = rng.random(n_v) < p_cart
+        stocked = ~launched[:, None] | (on_hand > 0)  # launched today: stock arrives with the listing
+        in_stock = stocked[v_prod, world.customer_warehouse[v_cust]]
+    would_cart = u_cart < p_cart
+    carted = would_cart & in_stock
     c_idx = np.flatnonzero(carted)
-    c_off = v_off[c_idx] + (rng.uniform(3.0, 15.0, len(c_idx)) * _US_PER_S).astype(np.int64)
+    n_c_organic = int(np.searchsorted(c_idx, n_organic))
+    c_wait = rng.uniform(3.0, 15.0, n_c_organic)
+    if front is not None:
+        c_wait = np.concatenate([c_wait, rng_front.uniform(3.0, 15.0, len(c_idx) - n_c_organic)])
+    c_off = v_off[c_idx] + (c_wait * _US_PER_S).astype(np.int64)
 
     # -- checkout: per session, more likely with a discount in the basket; each carted line kept or dropped --
     c_sess = v_sess[c_idx]
@@ -768,15 +856,29 @@ def _simulate_traffic(world: World, day: date, t: int, promos: list[_Promo]) -> 
     np.maximum.at(best_disc, c_sess, v_disc[c_idx])
     has_cart = np.bincount(c_sess, minlength=n_sessions) > 0
     checkout = has_cart & (rng.random(n_sessions) < _CHECKOUT_P_BY_CHANNEL[channel] * (1.0 + best_disc))
-    kept = checkout[c_sess] & (rng.random(len(c_idx)) < _LINE_KEPT_P)
+    u_kept = rng.random(n_c_organic)
+    if front is not None:
+        u_kept = np.concatenate([u_kept, rng_front.random(len(c_idx) - n_c_organic)])
+    kept = checkout[c_sess] & (u_kept < _LINE_KEPT_P)
     p_idx = c_idx[kept]  # purchased lines, as indices into the views
     p_sess = v_sess[p_idx]
     last_view_off = v_off[first_of_session + n_views - 1]
+    if front is not None:
+        np.maximum.at(last_view_off, v_sess[n_organic:], v_off[n_organic:])
     pay_off = last_view_off + (
         (30.0 + np.minimum(rng.exponential(60.0, n_sessions), 600.0)) * _US_PER_S
     ).astype(np.int64)
-    qty = _QTY[_categorical(rng, np.cumsum(_QTY_P), len(p_idx))]
+    n_p_organic = int(np.searchsorted(p_idx, n_organic))
+    qty = _QTY[_categorical(rng, np.cumsum(_QTY_P), n_p_organic)]
+    if front is not None:
+        qty = np.concatenate(
+            [qty, _QTY[_categorical(rng_front, np.cumsum(_QTY_P), len(p_idx) - n_p_organic)]]
+        )
     cancelled = rng.random(n_sessions) < _CANCEL_P
+    if front is not None:
+        p_idx, p_sess, qty, lost = _fill_from_stock(
+            world, front, cust, start, pay_off, p_idx, p_sess, qty, v_prod
+        )
 
     # -- session start: inside the day, and not before a same-day sign-up ---------------------------------
     has_purchase = np.bincount(p_sess, minlength=n_sessions) > 0
@@ -868,7 +970,100 @@ def _simulate_traffic(world: World, day: date, t: int, promos: list[_Promo]) -> 
             "warehouse_id": wh_ids.take(pa.array(world.customer_warehouse[cust[l_sess]])),
         },
     )
-    return {"events": events, "orders": orders, "order_items": order_items}
+    out = {"events": events, "orders": orders, "order_items": order_items}
+    if front is None:
+        return out
+
+    # -- closed loop: what was shown, what could not be sold, what left the shelves -------------------------
+    i_ts = day0 + start[i_sess]
+    i_order = np.lexsort((i_rank, sess_rank[i_sess], i_ts))
+    i_sess, i_rank, i_prod, i_ts = i_sess[i_order], i_rank[i_order], i_prod[i_order], i_ts[i_order]
+    i_cust = cust[i_sess]
+    out["impressions"] = _table(
+        "impressions",
+        {
+            "impression_id": _ids(f"I{yyyymmdd}", np.arange(1, len(i_ts) + 1), 8),
+            "ts": _ts(i_ts),
+            "customer_id": world.customer_pa.take(pa.array(i_cust)),
+            "session_id": _ids(f"S{yyyymmdd}", sess_rank[i_sess] + 1, 8),
+            "sku": world.sku_pa.take(pa.array(i_prod)),
+            "placement": pa.array(np.full(len(i_ts), "for_you", dtype=object), type=pa.string()),
+            "rank": pa.array(i_rank, type=pa.int32()),
+            "list_id": pa.array(front.list_id[i_cust], type=pa.string()),
+            "model_version": pa.array(front.model_version[i_cust], type=pa.string()),
+            "arm": pa.array(front.arm[i_cust], type=pa.string()),
+        },
+    )
+    # Views that would have become a cart but found the shelf empty: the purchase the customer would have made
+    # (the session's channel checkout rate and the line-kept rate), with a quantity drawn as for sales.
+    oos = np.flatnonzero(would_cart & ~in_stock)
+    bought = rng_front.random(len(oos)) < _CHECKOUT_P_BY_CHANNEL[channel[v_sess[oos]]] * _LINE_KEPT_P
+    oos = oos[bought]
+    oos_qty = _QTY[_categorical(rng_front, np.cumsum(_QTY_P), len(oos))]
+    oos_ts = day0 + start[v_sess[oos]] + v_off[oos]
+    sold_out_view, sold_out_qty = lost
+    sold_out_sess = v_sess[sold_out_view]
+    lost_sess = np.concatenate([v_sess[oos], sold_out_sess])
+    lost_prod = np.concatenate([v_prod[oos], v_prod[sold_out_view]])
+    lost_qty = np.concatenate([oos_qty, sold_out_qty])
+    # A session whose every line was lost has no order to fit inside the day: its checkout time is capped there.
+    checkout_ts = np.minimum(start[sold_out_sess] + pay_off[sold_out_sess], _DAY_US - 1)
+    lost_ts = np.concatenate([oos_ts, day0 + checkout_ts])
+    lost_reason = np.repeat(
+        np.array(["out_of_stock", "sold_out"], dtype=object), [len(oos), len(sold_out_view)]
+    )
+    lo = np.lexsort((lost_prod, sess_rank[lost_sess], lost_ts))
+    lost_sess, lost_prod, lost_qty, lost_ts, lost_reason = (
+        a[lo] for a in (lost_sess, lost_prod, lost_qty, lost_ts, lost_reason)
+    )
+    out["lost_sales"] = _table(
+        "lost_sales",
+        {
+            "lost_id": _ids(f"L{yyyymmdd}", np.arange(1, len(lost_ts) + 1), 7),
+            "ts": _ts(lost_ts),
+            "customer_id": world.customer_pa.take(pa.array(cust[lost_sess])),
+            "session_id": _ids(f"S{yyyymmdd}", sess_rank[lost_sess] + 1, 8),
+            "sku": world.sku_pa.take(pa.array(lost_prod)),
+            "warehouse_id": wh_ids.take(pa.array(world.customer_warehouse[cust[lost_sess]])),
+            "qty": pa.array(lost_qty, type=pa.int64()),
+            "reason": pa.array(lost_reason, type=pa.string()),
+        },
+    )
+    # Cancelled orders give their units back the same day.
+    shipped = ~cancelled[l_sess]
+    sold = np.zeros_like(front.on_hand)
+    np.add.at(sold, (l_prod[shipped], world.customer_warehouse[cust[l_sess[shipped]]]), l_qty[shipped])
+    out["sold_units"] = sold
+    return out
+
+
+def _fill_from_stock(
+    world: World,
+    front: ShopFront,
+    cust: np.ndarray,
+    start: np.ndarray,
+    pay_off: np.ndarray,
+    p_idx: np.ndarray,
+    p_sess: np.ndarray,
+    qty: np.ndarray,
+    v_prod: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Keep the purchased lines the start-of-day stock can fill, first come first served by checkout time.
+
+    Returns the kept ``p_idx, p_sess, qty`` and the lost lines as ``(view indices, quantities)``: a line is lost
+    when the units asked for before it (filled or not) plus its own exceed what its warehouse held of the
+    product, so once a product sells out at a warehouse every later line of it that day is lost.
+    """
+    prod, wh = v_prod[p_idx], world.customer_warehouse[cust[p_sess]]
+    when = start[p_sess] + pay_off[p_sess]
+    order = np.lexsort((p_idx, when, wh, prod))
+    cell = prod[order] * world.spec.n_warehouses + wh[order]
+    cum = np.cumsum(qty[order])
+    first = np.searchsorted(cell, cell, side="left")
+    before = np.where(first > 0, cum[np.maximum(first - 1, 0)], 0)
+    fits = np.empty(len(order), dtype=bool)
+    fits[order] = (cum - before) <= front.on_hand[prod[order], wh[order]]
+    return p_idx[fits], p_sess[fits], qty[fits], (p_idx[~fits], qty[~fits])
 
 
 def _pick_products(

@@ -1,0 +1,211 @@
+"""The closed-loop shop front (ml/shop): it answers what the platform publishes, deterministically, and a better
+list earns more."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.exports import write_export
+from ml.shop.arms import CONTROL, CONTROL_SHARE, arms
+from ml.shop.front import ClosedLoopStore, ShopState
+from ml.shop.lists import oracle_lists, random_lists
+from ml.sources.schema import CONTRACTS, TABLES
+from ml.sources.simulated import SimulatedStore
+
+DAY = date(2025, 1, 10)
+
+
+def shop(root: Path) -> ClosedLoopStore:
+    return ClosedLoopStore("small", 42, exports_root=root / "exports", state_root=root / "shop")
+
+
+def file_digests(landing: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(landing)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(landing.rglob("*.parquet"))
+    }
+
+
+def publish(root: Path, lists: pd.DataFrame | None, day: date, plan: pd.DataFrame | None = None) -> None:
+    """What the platform would have exported at the end of ``day``."""
+    if lists is not None:
+        write_export(lists, root / "exports", "recommendations", day)
+    if plan is not None:
+        write_export(plan, root / "exports", "replenishment_plan", day)
+
+
+def exposed_outcome(tables) -> dict[str, float]:
+    """Per customer shown a list: clicks and purchased units / revenue from items clicked at ``for_you``."""
+    events = tables["events"].to_pandas()
+    impressions = tables["impressions"].to_pandas()
+    lines = (
+        tables["order_items"]
+        .to_pandas()
+        .merge(tables["orders"].to_pandas()[["order_id", "session_id"]], on="order_id")
+    )
+    clicked = events[events["placement"] == "for_you"][["session_id", "sku"]].drop_duplicates()
+    from_list = lines.merge(clicked, on=["session_id", "sku"])
+    exposed = impressions["customer_id"].nunique()
+    return {
+        "exposed": exposed,
+        "clicks_per_exposed": (events["placement"] == "for_you").sum() / exposed,
+        "units_per_exposed": from_list["qty"].sum() / exposed,
+        "revenue_per_exposed": (
+            from_list["qty"] * from_list["unit_price"] * (1 - from_list["discount"])
+        ).sum()
+        / exposed,
+    }
+
+
+def test_without_exports_the_shop_writes_the_open_loop_bytes(tmp_path):
+    closed, opened = shop(tmp_path / "closed"), SimulatedStore("small", 42)
+    for day in (date(2025, 1, 1), DAY):
+        closed.write_day(day, tmp_path / "closed" / "landing")
+        opened.write_day(day, tmp_path / "open" / "landing")
+    closed_files = file_digests(tmp_path / "closed" / "landing")
+    open_files = file_digests(tmp_path / "open" / "landing")
+    assert len(open_files) == 16
+    assert {k: v for k, v in closed_files.items() if k in open_files} == open_files
+    assert set(closed_files) - set(open_files) == {
+        f"simulated/{table}/date={day}/part-0.parquet"
+        for table in ("impressions", "lost_sales")
+        for day in ("2025-01-01", "2025-01-10")
+    }
+    assert not (tmp_path / "closed" / "shop").exists(), "an open-loop day keeps no shop state"
+
+
+def test_the_same_exports_give_the_same_bytes_again(tmp_path):
+    runs = []
+    for run in ("a", "b"):
+        root = tmp_path / run
+        store = shop(root)
+        customers = np.arange(store.world.spec.n_customers)
+        for day in (DAY, DAY + timedelta(days=1), DAY + timedelta(days=2)):
+            publish(root, oracle_lists(store.world, customers[::3], day), day - timedelta(days=1))
+            store.write_day(day, root / "landing")
+        runs.append(file_digests(root / "landing"))
+    assert runs[0] == runs[1]
+    assert len(runs[0]) == 30
+
+
+def test_an_oracle_list_earns_far_more_than_a_random_one(tmp_path):
+    outcome = {}
+    for name, make in (("oracle", oracle_lists), ("random", random_lists)):
+        store = shop(tmp_path / name)
+        customers = np.arange(store.world.spec.n_customers)
+        publish(tmp_path / name, make(store.world, customers, DAY), DAY - timedelta(days=1))
+        outcome[name] = exposed_outcome(store.day_tables(DAY))
+    oracle, rand = outcome["oracle"], outcome["random"]
+    assert oracle["exposed"] == rand["exposed"] > 500  # the same sessions see a list in both
+    assert oracle["clicks_per_exposed"] > 4 * rand["clicks_per_exposed"]
+    assert oracle["units_per_exposed"] > 4 * rand["units_per_exposed"] > 0
+    assert oracle["revenue_per_exposed"] > 4 * rand["revenue_per_exposed"]
+
+
+def test_impressions_carry_rank_list_model_and_arm(tmp_path):
+    store = shop(tmp_path)
+    customers = np.arange(store.world.spec.n_customers)
+    publish(tmp_path, oracle_lists(store.world, customers, DAY), DAY - timedelta(days=1))
+    impressions = store.day_tables(DAY)["impressions"].to_pandas()
+    assert set(impressions["rank"]) == set(range(1, 11))
+    assert set(impressions["placement"]) == {"for_you"}
+    assert set(impressions["model_version"]) == {f"oracle-{DAY}"}
+    per_customer = impressions.groupby("customer_id")["list_id"].nunique()
+    assert (per_customer == 1).all()
+    expected_arms = dict(zip(per_customer.index, arms(per_customer.index), strict=True))
+    assert (impressions["arm"] == impressions["customer_id"].map(expected_arms)).all()
+    assert impressions["impression_id"].is_unique
+
+
+def test_plan_orders_arrive_after_the_lead_time_and_raise_the_stock(tmp_path):
+    store = shop(tmp_path)
+    world = store.world
+    sku_pos = int(np.flatnonzero(world.product_launch_day == 0)[0])
+    lead = int(world.product_lead[sku_pos])
+    plan = pd.DataFrame(
+        {
+            "sku": [world.skus[sku_pos]],
+            "warehouse_id": ["WH01"],
+            "order_qty": [5000.0],
+            "use_alternate": [False],
+        }
+    )
+    publish(tmp_path, None, DAY - timedelta(days=1), plan)
+    on_hand, on_order = [], []
+    for i in range(lead + 1):
+        day = DAY + timedelta(days=i)
+        if i > 0:  # no plan after the first day: the shop's own rule orders, never this much
+            publish(tmp_path, None, day - timedelta(days=1), plan.assign(order_qty=0.0))
+        inventory = store.day_tables(day)["inventory"].to_pandas()
+        store.write_day(day, tmp_path / "landing")
+        row = inventory[(inventory["sku"] == world.skus[sku_pos]) & (inventory["warehouse_id"] == "WH01")]
+        on_hand.append(int(row["on_hand"].iloc[0]))
+        on_order.append(int(row["on_order"].iloc[0]))
+    assert all(o >= 5000 for o in on_order[:lead])  # placed on DAY, in transit for the lead time
+    assert on_order[lead] < 5000 and on_hand[lead] >= 5000 > on_hand[lead - 1]
+
+
+def test_demand_beyond_stock_is_lost_and_logged(tmp_path):
+    store = shop(tmp_path)
+    world = store.world
+    start = store.initial_state(world, (DAY - date(2025, 1, 1)).days - 1)
+    # the most popular launched product, emptied at every warehouse, with nothing on order
+    popular = int(np.argmax(np.where(world.product_launch_day <= 0, world.popularity, 0)))
+    start.on_hand[popular, :] = 0
+    start.pipeline = start.pipeline[start.pipeline["product"] != popular]
+    start.save(store.state_path(DAY - timedelta(days=1)))
+    tables = store.day_tables(DAY)
+    lost = tables["lost_sales"].to_pandas()
+    sold = tables["order_items"].to_pandas()
+    assert (sold["sku"] == world.skus[popular]).sum() == 0
+    mine = lost[lost["sku"] == world.skus[popular]]
+    assert len(mine) > 0 and set(mine["reason"]) == {"out_of_stock"}
+    assert (mine["qty"] > 0).all() and mine["lost_id"].is_unique
+    # a product that sells out during the day loses its later checkouts and never goes below zero
+    inventory = tables["inventory"].to_pandas()
+    assert (inventory["on_hand"] >= 0).all()
+
+
+def test_closed_loop_days_refuse_to_run_out_of_order(tmp_path):
+    store = shop(tmp_path)
+    customers = np.arange(store.world.spec.n_customers)
+    publish(tmp_path, oracle_lists(store.world, customers[:50], DAY), DAY - timedelta(days=1))
+    store.write_day(DAY, tmp_path / "landing")
+    assert isinstance(store.load_state(DAY), ShopState)
+    with pytest.raises(RuntimeError, match=r"run 2025-01-11 \.\. 2025-01-12 in order"):
+        store.write_day(DAY + timedelta(days=2), tmp_path / "landing")
+
+
+def test_the_control_group_is_a_fixed_hashed_tenth():
+    ids = [f"C{i:07d}" for i in range(1, 20_001)]
+    first, again = arms(ids), arms(list(reversed(ids)))[::-1]
+    assert (first == again).all()
+    share = float(np.mean(first == CONTROL))
+    assert abs(share - CONTROL_SHARE) < 0.01
+    assert float(np.mean(arms(ids, salt="another experiment") == first)) < 0.9
+
+
+def test_closed_loop_days_keep_every_contract(tmp_path):
+    store = shop(tmp_path)
+    customers = np.arange(store.world.spec.n_customers)
+    publish(tmp_path, random_lists(store.world, customers, DAY), DAY - timedelta(days=1))
+    tables = store.day_tables(DAY)
+    assert tuple(tables) == TABLES
+    for name, table in tables.items():
+        contract = CONTRACTS[name]
+        assert table.schema.equals(contract.schema), name
+        frame = table.to_pandas()
+        assert not frame.duplicated(list(contract.key)).any(), name
+        for column in (*contract.key, *contract.required):
+            assert frame[column].notna().all(), (name, column)
+        for column, allowed in contract.accepted:
+            assert set(frame[column].dropna()) <= set(allowed), (name, column)
+        if contract.time_column and len(frame):
+            assert (frame[contract.time_column].dt.date == DAY).all(), name
+    assert tables["impressions"].num_rows > 0 and tables["lost_sales"].num_rows > 0
