@@ -350,3 +350,24 @@ def test_interactions_come_in_one_order_whatever_order_the_warehouse_returns(sto
     # The lines of one order share its timestamp: without an order, their sequence would change run to run.
     tied = purchases.duplicated(["customer_id", "event_ts"], keep=False).sum()
     assert tied > 100, "no tied events: the test would not see an unstable order"
+
+
+def test_a_hashed_control_group_is_served_the_popularity_list(store):
+    from ml.recommend.experiment import CONTROL, TREATMENT, arms
+
+    rows = q(
+        store,
+        "SELECT customer_id, arm, model_name, count(DISTINCT list_id), count(*) FROM outputs.recommendations "
+        "WHERE as_of_date = DATE '2025-01-21' GROUP BY ALL",
+    )
+    assert len(rows) > 200
+    by_customer = {c: (arm, model) for c, arm, model, _, _ in rows}
+    assert len(by_customer) == len(rows), "one arm and one model per customer and day"
+    assert all(lists == 1 for *_, lists, _ in rows)
+    expected = dict(zip(by_customer, arms(list(by_customer)), strict=True))
+    assert all(arm == expected[c] for c, (arm, _) in by_customer.items())
+    control = [m for arm, m in by_customer.values() if arm == CONTROL]
+    treated = [m for arm, m in by_customer.values() if arm == TREATMENT]
+    assert set(control) == {"popularity"} and 0.05 < len(control) / len(rows) < 0.15
+    champion = q(store, "SELECT champion FROM recommend.champion_history WHERE as_of_date = DATE '2025-01-21'")
+    assert set(treated) == {champion[0][0]}

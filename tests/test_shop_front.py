@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from ml.exports import write_export
-from ml.shop.arms import CONTROL, CONTROL_SHARE, arms
+from ml.recommend.experiment import CONTROL, CONTROL_SHARE, arms
 from ml.shop.front import ClosedLoopStore, ShopState
 from ml.shop.lists import oracle_lists, random_lists
 from ml.sources.schema import CONTRACTS, TABLES

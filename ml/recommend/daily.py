@@ -19,12 +19,14 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import duckdb
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
 from ml.artifacts import ArtifactStore
 from ml.recommend.bundles import BUNDLES, CandidateModels, load_bundle
 from ml.recommend.champion import choose_champion
+from ml.recommend.experiment import CONTROL, CONTROL_SHARE, TREATMENT, arms, list_ids
 from ml.recommend.interactions import read_interactions, read_purchases
 from ml.summary import summary
 from ml.warehouse import markdown_table, table_exists
@@ -55,6 +57,15 @@ class RecommendSettings(BaseModel):
         default=0.05,
         ge=0,
         description="A challenger must beat popularity's NDCG@10 by this fraction over the last evaluated days.",
+    )
+    control_share: float = Field(
+        default=CONTROL_SHARE,
+        ge=0,
+        lt=1,
+        description=(
+            "Share of customers in the control arm: a fixed hashed group served the popularity list, so the "
+            "champion's uplift is measured against it inside the same days."
+        ),
     )
 
 
@@ -204,8 +215,10 @@ def recommend_day(
     settings: RecommendSettings,
     items: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The day's rows of :data:`LISTS`: the champion's top-K for D+1 for every customer active in the last
-    :data:`ACTIVE_DAYS` days, with score, rank, model version and reason (empty without a champion or a bundle)."""
+    """The day's rows of :data:`LISTS`: top-K for D+1 for every customer active in the last :data:`ACTIVE_DAYS`
+    days, with score, rank, model version, reason, experiment arm and list id (empty without a champion or a
+    bundle). The treatment arm gets the champion's list, the control arm (:mod:`ml.recommend.experiment`) the
+    popularity list."""
     from ml.recommend.serving import recommend
 
     bundle = load_bundle(store, day)
@@ -220,9 +233,19 @@ def recommend_day(
     active = history.loc[
         history["event_ts"] >= pd.Timestamp(day, tz="UTC") - pd.Timedelta(days=ACTIVE_DAYS - 1), "customer_id"
     ].unique()
-    recs = recommend(bundle[rows[0][0]], sorted(active), history, k=settings.top_k, items=items)
+    customers = np.array(sorted(active), dtype=object)
+    arm = arms(customers, settings.control_share)
+    served = []
+    for arm_name, model_name in ((TREATMENT, rows[0][0]), (CONTROL, "popularity")):
+        group = customers[arm == arm_name]
+        if len(group):
+            part = recommend(bundle[model_name], list(group), history, k=settings.top_k, items=items)
+            served.append(part.assign(arm=arm_name))
+    recs = pd.concat(served, ignore_index=True).sort_values(["customer_id", "rank"], ignore_index=True)
+    target = pd.Timestamp(day + timedelta(days=1)).date()
+    recs["list_id"] = list_ids(target.isoformat(), recs["customer_id"], recs["model_version"])
     recs.insert(0, "as_of_date", pd.Timestamp(day).date())
-    recs.insert(1, "target_date", pd.Timestamp(day + timedelta(days=1)).date())
+    recs.insert(1, "target_date", target)
     return recs
 
 
@@ -235,8 +258,11 @@ def recommendations_summary(recs: pd.DataFrame) -> dict:
     return summary(
         len(recs),
         metrics={
-            "model": str(recs["model_name"].iloc[0]),
+            "model": str(recs.loc[recs["arm"] == TREATMENT, "model_name"].iloc[0])
+            if (recs["arm"] == TREATMENT).any()
+            else "popularity",
             "customers": int(recs["customer_id"].nunique()),
+            "control_customers": int(recs.loc[recs["arm"] == CONTROL, "customer_id"].nunique()),
             "distinct_skus": int(recs["sku"].nunique()),
         },
         markdown={"preview": markdown_table(preview, max_rows=12)},

@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ml.exports import read_export
-from ml.shop.arms import arms, list_ids
+from ml.recommend.experiment import arms, list_ids
 from ml.sources import empty_table
 from ml.sources.landing import write_table
 from ml.sources.schema import OPEN_LOOP_TABLES, TABLES

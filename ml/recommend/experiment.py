@@ -1,6 +1,7 @@
 """The experiment split: a fixed, hashed share of customers sees the popularity list (the control arm).
 
-The platform's serving assigns the arm and publishes it with each list; the shop records it with each exposure,
+The platform's serving assigns the arm and publishes it with each list (:func:`ml.recommend.daily.recommend_day`);
+the shop records it with each exposure,
 so uplift is measured between customers inside the same days. The hash of the salt and the customer id makes
 the split stable across days and runs and independent of anything else about the customer.
 """
