@@ -14,6 +14,7 @@ STAMP := $(VENV)/.aigc-installed
 SOURCE ?= simulated
 SCALE ?= small
 DAYS ?= 14
+LOOP ?= open
 # Assets a CLI backfill materialises (Dagster selection syntax, e.g. supply/service_levels or 'supply/service_levels+')
 SELECT ?= *
 PORT ?= 3000
@@ -26,7 +27,7 @@ XDIST := -n $(TEST_WORKERS) --dist loadfile
 .PHONY: help setup demo test test-e2e test-full test-fast ui api bench-forecast lint dbt-docs clean backfill
 
 help:
-	@echo "make demo [SOURCE=simulated|online_retail] [DAYS=14]  install, then materialise the graph for DAYS days"
+	@echo "make demo [SOURCE=simulated|online_retail] [DAYS=14] [LOOP=open|closed]  install, then materialise DAYS days"
 	@echo "make test                                            install, then run the test suite"
 	@echo "make test-e2e                                        the Dagster UI in headless Chromium (needs apt chromium)"
 	@echo "make ui                                              Dagster UI on http://127.0.0.1:$(PORT)"
@@ -48,7 +49,7 @@ setup: $(STAMP)
 	cd dbt_project && $(VENV)/bin/dbt parse --quiet --profiles-dir .
 
 demo: setup
-	$(PY) -m orchestration.demo --source $(SOURCE) --scale $(SCALE) --days $(DAYS)
+	$(PY) -m orchestration.demo --source $(SOURCE) --scale $(SCALE) --days $(DAYS) --loop $(LOOP)
 
 # The browser tests need Chromium (apt-get install chromium): `make test-e2e`, which .ci/run also runs.
 test: setup

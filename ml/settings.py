@@ -10,6 +10,8 @@ Environment variables (all optional):
   model artifacts, GX Data Docs and ``DAGSTER_HOME``.
 - ``AIGC_SOURCE``: ``simulated`` (default) or ``online_retail``; ``AIGC_SCALE``: ``small`` (default),
   ``medium`` or ``large``; ``AIGC_SEED``: the simulator's seed (default 42).
+- ``AIGC_SHOP_LOOP``: ``open`` (default) or ``closed``: in ``closed`` the simulated store answers what the platform
+  published the day before (:mod:`ml.shop`); its days must then run one after another.
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ def exports_dir() -> Path:
     return data_dir() / "exports"
 
 
+def shop_state_dir() -> Path:
+    """The closed-loop shop's own stock records (outside the warehouse, as a real shop's systems are)."""
+    return data_dir() / "shop"
+
+
 def gx_docs_dir() -> Path:
     return data_dir() / "gx_docs"
 
@@ -74,6 +81,7 @@ class SourceSettings:
     scale: str
     seed: int
     dirty_rate: float = 0.0
+    closed_loop: bool = False
 
 
 def source_settings() -> SourceSettings:
@@ -82,7 +90,19 @@ def source_settings() -> SourceSettings:
         scale=os.environ.get("AIGC_SCALE", "small"),
         seed=int(os.environ.get("AIGC_SEED", "42")),
         dirty_rate=float(os.environ.get("AIGC_DIRTY_RATE", "0")),
+        closed_loop=shop_loop() == "closed",
     )
+
+
+SHOP_LOOPS = ("open", "closed")
+
+
+def shop_loop() -> str:
+    """``open``: the store ignores what the platform serves; ``closed``: it answers it (``AIGC_SHOP_LOOP``)."""
+    loop = os.environ.get("AIGC_SHOP_LOOP", "open").strip().lower() or "open"
+    if loop not in SHOP_LOOPS:
+        raise ValueError(f"AIGC_SHOP_LOOP={loop!r} is not one of {SHOP_LOOPS}")
+    return loop
 
 
 def prepare_dagster_home() -> Path:

@@ -25,6 +25,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--scale", default=os.environ.get("AIGC_SCALE", "small"), choices=["small", "medium", "large"]
     )
     parser.add_argument("--days", type=int, default=14, help="how many days from the source's first day")
+    parser.add_argument(
+        "--loop",
+        default=os.environ.get("AIGC_SHOP_LOOP", "open"),
+        choices=["open", "closed"],
+        help="closed: the simulated shop answers what the platform published the day before (one run per day)",
+    )
     return parser.parse_args(argv)
 
 
@@ -33,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     # The source decides the partitions' start date, so it must be set before the definitions are imported.
     os.environ["AIGC_SOURCE"] = args.source
     os.environ["AIGC_SCALE"] = args.scale
+    os.environ["AIGC_SHOP_LOOP"] = args.loop
     from ml import settings
     from orchestration.instance import prepare_instance
 
@@ -53,15 +60,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.perf_counter()
     job = defs.resolve_job_def("daily_pipeline")
-    result = job.execute_in_process(
-        instance=dg.DagsterInstance.get(),
-        tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]},
-        # INFO keeps the assets' progress lines and drops Dagster's per-event DEBUG lines (the UI has them).
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        raise_on_error=False,
-    )
+    # Open loop: one single-run backfill of the range. Closed loop: a run per day, in order, since the shop's day
+    # D answers what the platform published for D-1.
+    ranges = [(k, k) for k in keys] if args.loop == "closed" else [(keys[0], keys[-1])]
+    results = []
+    for first, last in ranges:
+        results.append(
+            job.execute_in_process(
+                instance=dg.DagsterInstance.get(),
+                tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+                # INFO keeps the assets' progress lines and drops Dagster's per-event DEBUG lines (the UI has them).
+                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+                raise_on_error=False,
+            )
+        )
+        if not results[-1].success:
+            break
+    result = results[-1]
     elapsed = time.perf_counter() - started
-    checks = result.get_asset_check_evaluations()
+    checks = [c for r in results for c in r.get_asset_check_evaluations()]
     failed = sorted(f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed)
     print(summary(settings.warehouse_path(), keys, elapsed, result.success, result.run_id))
     print(

@@ -73,11 +73,23 @@ class StoreSourceResource(dg.ConfigurableResource):
     dirty_rate: float = 0.0
     """Defects of each kind per 1,000 events added to the simulator's days (ml/sources/dirt.py); 0 = clean."""
     landing_root: str
+    closed_loop: bool = False
+    """The simulated store answers the platform's exports of the day before (ml/shop); days run in order."""
+    exports_root: str = ""
+    shop_state_root: str = ""
 
     def get(self):
         from ml.sources import get_source
 
-        return get_source(self.name, scale=self.scale, seed=self.seed, dirty_rate=self.dirty_rate)
+        return get_source(
+            self.name,
+            scale=self.scale,
+            seed=self.seed,
+            dirty_rate=self.dirty_rate,
+            closed_loop=self.closed_loop,
+            exports_root=Path(self.exports_root) if self.exports_root else None,
+            state_root=Path(self.shop_state_root) if self.shop_state_root else None,
+        )
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
@@ -94,6 +106,9 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             seed=source.seed,
             dirty_rate=source.dirty_rate,
             landing_root=str(settings.landing_root()),
+            closed_loop=source.closed_loop,
+            exports_root=str(settings.exports_dir()),
+            shop_state_root=str(settings.shop_state_dir()),
         ),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
         "files": DataFilesResource(

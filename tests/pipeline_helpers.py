@@ -21,13 +21,24 @@ PATH_COLUMNS = {"_source_file", "source_file"}
 
 
 def resources_for(
-    data_dir: Path, source: str = "simulated", scale: str = "small", dirty_rate: float = 0.0
+    data_dir: Path,
+    source: str = "simulated",
+    scale: str = "small",
+    dirty_rate: float = 0.0,
+    closed_loop: bool = False,
 ) -> dict:
     resources = build_resources()
     resources["warehouse"] = WarehouseResource(path=str(data_dir / "warehouse.duckdb"))
     resources["files"] = DataFilesResource.under(data_dir)
     resources["store"] = StoreSourceResource(
-        name=source, scale=scale, seed=42, dirty_rate=dirty_rate, landing_root=str(data_dir / "landing")
+        name=source,
+        scale=scale,
+        seed=42,
+        dirty_rate=dirty_rate,
+        landing_root=str(data_dir / "landing"),
+        closed_loop=closed_loop,
+        exports_root=str(data_dir / "exports"),
+        shop_state_root=str(data_dir / "shop"),
     )
     return resources
 

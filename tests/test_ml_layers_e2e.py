@@ -369,5 +369,7 @@ def test_a_hashed_control_group_is_served_the_popularity_list(store):
     control = [m for arm, m in by_customer.values() if arm == CONTROL]
     treated = [m for arm, m in by_customer.values() if arm == TREATMENT]
     assert set(control) == {"popularity"} and 0.05 < len(control) / len(rows) < 0.15
-    champion = q(store, "SELECT champion FROM recommend.champion_history WHERE as_of_date = DATE '2025-01-21'")
+    champion = q(
+        store, "SELECT champion FROM recommend.champion_history WHERE as_of_date = DATE '2025-01-21'"
+    )
     assert set(treated) == {champion[0][0]}

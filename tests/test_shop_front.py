@@ -209,3 +209,23 @@ def test_closed_loop_days_keep_every_contract(tmp_path):
         if contract.time_column and len(frame):
             assert (frame[contract.time_column].dt.date == DAY).all(), name
     assert tables["impressions"].num_rows > 0 and tables["lost_sales"].num_rows > 0
+
+
+def test_a_closed_loop_range_backfill_refuses_with_a_message(tmp_path):
+    import dagster as dg
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from tests.pipeline_helpers import all_assets, resources_for
+
+    result = dg.materialize(
+        all_assets(),
+        selection=dg.AssetSelection.groups("landing"),
+        resources=resources_for(tmp_path, closed_loop=True),
+        tags={ASSET_PARTITION_RANGE_START_TAG: "2025-01-01", ASSET_PARTITION_RANGE_END_TAG: "2025-01-03"},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "its days run one after another" in str(failure.event_specific_data.error)
+    assert not (tmp_path / "landing").exists(), "nothing is landed"

@@ -105,13 +105,33 @@ def empty_table(table_name: str) -> pa.Table:
     return CONTRACTS[table_name].schema.empty_table()
 
 
-def get_source(name: str, *, scale: str = "small", seed: int = 42, dirty_rate: float = 0.0) -> Source:
+def get_source(
+    name: str,
+    *,
+    scale: str = "small",
+    seed: int = 42,
+    dirty_rate: float = 0.0,
+    closed_loop: bool = False,
+    exports_root: Path | None = None,
+    state_root: Path | None = None,
+) -> Source:
     """Return the source called ``name``.
 
     ``scale`` and ``seed`` configure the simulator; the replay of real data has neither and ignores them.
     ``dirty_rate`` > 0 adds realistic dirt to the simulator's days (see :mod:`ml.sources.dirt`); the real data
-    brings its own.
+    brings its own. ``closed_loop`` makes the simulator the shop front of :mod:`ml.shop`, which reads the
+    platform's exports under ``exports_root`` and keeps its stock under ``state_root``.
     """
+    if closed_loop:
+        if name != "simulated" or dirty_rate > 0:
+            raise ValueError(
+                "the closed loop needs the clean simulated store (a replay of the past cannot answer)"
+            )
+        if exports_root is None or state_root is None:
+            raise ValueError("the closed-loop shop needs exports_root and state_root")
+        from ml.shop.front import ClosedLoopStore
+
+        return ClosedLoopStore(scale=scale, seed=seed, exports_root=exports_root, state_root=state_root)
     if name == "simulated":
         from ml.sources.simulated import SimulatedStore
 

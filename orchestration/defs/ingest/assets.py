@@ -44,6 +44,15 @@ OWNERS = ["team:data-platform"]
 def landing_files(context: dg.AssetExecutionContext, store: StoreSourceResource):
     source = store.get()
     days = partition_days(context)
+    if store.closed_loop and len(days) > 1:
+        raise dg.Failure(
+            description=(
+                f"The closed-loop shop answers what the platform published the day before, so its days run one "
+                f"after another: this run asks for {days[0]} .. {days[-1]} at once. Launch one run per day in "
+                f"order (the daily schedule does; `python -m orchestration.demo --loop closed` runs a range day "
+                f"by day), or set AIGC_SHOP_LOOP=open for a backfill of the open-loop store."
+            )
+        )
     totals = {table: 0 for table in TABLES}
     for i, day in enumerate(days, 1):
         written = source.write_day(day, Path(store.landing_root))
