@@ -163,4 +163,5 @@ def test_the_unit_tests_of_the_trickiest_sql_run_in_every_build(clean) -> None:
         "reversed_sales_pair_one_to_one": "pass",
         "sale_credited_to_the_first_cart_of_its_session": "pass",
         "a_session_is_dated_and_placed_by_its_first_event": "pass",
+        "sale_credited_to_the_last_impression_within_the_window": "pass",
     }

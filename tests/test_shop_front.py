@@ -229,3 +229,59 @@ def test_a_closed_loop_range_backfill_refuses_with_a_message(tmp_path):
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "its days run one after another" in str(failure.event_specific_data.error)
     assert not (tmp_path / "landing").exists(), "nothing is landed"
+
+
+def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
+    """Two closed-loop days through the raw loader and a real dbt build: every impression is in
+    marts.fct_impressions, clicks reconcile with the for_you views, credited sales are sale lines of the same
+    customer and SKU, lost sales reconcile with the landing files; re-landing and rebuilding day 2 double-counts
+    nothing."""
+    import duckdb
+
+    from ml.dbt import build_warehouse, load_and_build
+
+    store = shop(tmp_path)
+    # From the store's first day, so every customer and product an impression names has landed before it; day 1
+    # is open loop (nothing published before it), days 2 and 3 answer the lists published the day before.
+    first, second, third = (date(2025, 1, 1) + timedelta(days=i) for i in range(3))
+    customers = np.arange(store.world.spec.n_customers)
+    for day in (second, third):
+        publish(tmp_path, oracle_lists(store.world, customers, day), day - timedelta(days=1))
+    marts = "stg_impressions stg_lost_sales +fct_impressions fct_lost_sales"
+    warehouse = build_warehouse(tmp_path, store, first, third, select=marts)
+
+    def facts() -> dict:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            one = lambda sql: con.execute(sql).fetchone()  # noqa: E731
+            return {
+                "impressions": one("SELECT count(*) FROM raw.impressions"),
+                "mart": one(
+                    "SELECT count(*), count(*) FILTER (WHERE clicked), sum(purchased_units), "
+                    "round(sum(revenue), 2) FROM marts.fct_impressions"
+                ),
+                "clicks": one(
+                    "SELECT count(DISTINCT (session_id, sku)) FROM raw.events "
+                    "WHERE placement = 'for_you' AND event_type = 'view'"
+                ),
+                "credited": one(
+                    "SELECT count(*), count(*) FILTER (WHERE l.line_type = 'sale' AND l.customer_id = c.customer_id "
+                    "AND l.sku = c.sku) FROM intermediate.int_impression_sales c "
+                    "JOIN intermediate.int_order_lines l USING (order_id, line_no)"
+                ),
+                "lost": one("SELECT sum(qty) FROM raw.lost_sales"),
+                "quarantined": one(
+                    "SELECT (SELECT count(*) FROM raw.quarantine_impressions) "
+                    "+ (SELECT count(*) FROM raw.quarantine_lost_sales)"
+                ),
+                "lost_mart": one("SELECT sum(lost_units) FROM marts.fct_lost_sales"),
+            }
+
+    before = facts()
+    assert before["impressions"][0] > 20_000 and before["quarantined"] == (0,)
+    assert before["mart"][0] == before["impressions"][0]
+    assert before["mart"][1] == before["clicks"][0] > 1_000
+    assert before["credited"][0] == before["credited"][1] > 100 and before["mart"][2] > 0
+    assert before["lost"] == before["lost_mart"] and before["lost"][0] > 0
+    store.write_day(third, tmp_path / "landing")
+    load_and_build(tmp_path, store.name, store.tables, third, third, select=marts)
+    assert facts() == before

@@ -23,3 +23,12 @@
 {% macro safe_divide(numerator, denominator) -%}
     case when {{ denominator }} = 0 then null else {{ numerator }} / {{ denominator }} end
 {%- endmacro %}
+
+{# A timestamp n hours later (n a literal number). #}
+{% macro hours_after(timestamp, n) -%}
+    {%- if target.type == 'spark' -%}
+        {{ timestamp }} + make_interval(0, 0, 0, 0, {{ n }}, 0, 0)
+    {%- else -%}
+        {{ timestamp }} + interval '{{ n }} hours'
+    {%- endif -%}
+{%- endmacro %}

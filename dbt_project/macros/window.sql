@@ -1,6 +1,6 @@
 {#
   The partition window that Dagster passes as vars min_date/max_date (already widened by the lookback for late
-  rows, see orchestration/defs/transform/dbt_args.py). Incremental runs rebuild exactly the dates in the window;
+  rows, see ml/dbt.py). Incremental runs rebuild exactly the dates in the window;
   a full refresh (or a model's first build) takes all rows.
 #}
 {% macro window_start() -%}

@@ -45,6 +45,8 @@ STAGING: dict[str, StagingModel] = {
     "order_items": StagingModel("stg_order_items", "order_date"),
     "inventory": StagingModel("stg_inventory", "snapshot_date"),
     "promotions": StagingModel("stg_promotions", "active_date"),
+    "impressions": StagingModel("stg_impressions", "impression_date"),
+    "lost_sales": StagingModel("stg_lost_sales", "lost_date"),
 }
 
 
