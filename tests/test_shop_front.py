@@ -247,7 +247,7 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
     customers = np.arange(store.world.spec.n_customers)
     for day in (second, third):
         publish(tmp_path, oracle_lists(store.world, customers, day), day - timedelta(days=1))
-    marts = "stg_impressions stg_lost_sales +fct_impressions fct_lost_sales"
+    marts = "stg_impressions stg_lost_sales +fct_impressions fct_lost_sales +fct_inventory_daily"
     warehouse = build_warehouse(tmp_path, store, first, third, select=marts)
 
     def facts() -> dict:
@@ -274,6 +274,7 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
                     "+ (SELECT count(*) FROM raw.quarantine_lost_sales)"
                 ),
                 "lost_mart": one("SELECT sum(lost_units) FROM marts.fct_lost_sales"),
+                "lost_inventory": one("SELECT sum(units_lost) FROM marts.fct_inventory_daily"),
             }
 
     before = facts()
@@ -281,7 +282,7 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
     assert before["mart"][0] == before["impressions"][0]
     assert before["mart"][1] == before["clicks"][0] > 1_000
     assert before["credited"][0] == before["credited"][1] > 100 and before["mart"][2] > 0
-    assert before["lost"] == before["lost_mart"] and before["lost"][0] > 0
+    assert before["lost"] == before["lost_mart"] == before["lost_inventory"] and before["lost"][0] > 0
     store.write_day(third, tmp_path / "landing")
     load_and_build(tmp_path, store.name, store.tables, third, third, select=marts)
     assert facts() == before
