@@ -283,6 +283,27 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
     assert before["mart"][1] == before["clicks"][0] > 1_000
     assert before["credited"][0] == before["credited"][1] > 100 and before["mart"][2] > 0
     assert before["lost"] == before["lost_mart"] == before["lost_inventory"] and before["lost"][0] > 0
+    from ml.feedback.summaries import impressions_summary, lost_sales_summary
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        shown = impressions_summary(con, third)
+        lost = lost_sales_summary(con, third)
+        ctr = con.execute(
+            "SELECT arm, avg(clicked::int), count(DISTINCT customer_id) FROM marts.fct_impressions "
+            "WHERE impression_date = ? GROUP BY arm",
+            [third],
+        ).fetchall()
+        lost_units = con.execute(
+            "SELECT sum(qty) FROM raw.lost_sales WHERE _event_date = ?", [third]
+        ).fetchone()
+    for arm, rate, exposed in ctr:
+        assert shown["metrics"][f"ctr_{arm}"] == pytest.approx(rate)
+        assert shown["metrics"][f"exposed_customers_{arm}"] == exposed > 0
+    assert {arm for arm, _, _ in ctr} == {
+        "treatment",
+        "control",
+    }  # the split the shop records: both arms seen
+    assert lost["metrics"]["lost_units"] == lost_units[0] > 0
     store.write_day(third, tmp_path / "landing")
     load_and_build(tmp_path, store.name, store.tables, third, third, select=marts)
     assert facts() == before

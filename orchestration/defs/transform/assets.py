@@ -20,6 +20,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from pydantic import Field
 
 from ml.dbt import build_args, partition_vars
+from ml.feedback.summaries import impressions_summary, lost_sales_summary
 from ml.profiles.baskets import basket_summary
 from ml.profiles.lifecycle import lifecycle_flows_summary
 from ml.settings import dbt_env
@@ -96,7 +97,12 @@ def describe_dbt_test(test: Mapping[str, Any]) -> str:
     return f"dbt test ({test.get('original_file_path', '')}): {what} Fails when its query returns rows."
 
 
-MODEL_SUMMARIES = {"basket_associations": basket_summary, "lifecycle_flows": lifecycle_flows_summary}
+MODEL_SUMMARIES = {
+    "basket_associations": basket_summary,
+    "lifecycle_flows": lifecycle_flows_summary,
+    "fct_impressions": impressions_summary,
+    "fct_lost_sales": lost_sales_summary,
+}
 """dbt models whose materialisation also shows a summary of the window's last day (:mod:`ml.summary`)."""
 
 translator = LayerTranslator(settings=DagsterDbtTranslatorSettings(enable_code_references=True))

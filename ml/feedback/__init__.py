@@ -1,0 +1,1 @@
+"""Feedback from the shop front: what ops see of the served lists' impressions and of the demand stock lost."""
