@@ -32,7 +32,6 @@ import pyarrow as pa
 from ml.exports import read_export
 from ml.recommend.experiment import arms, list_ids
 from ml.sources import empty_table
-from ml.sources.landing import write_table
 from ml.sources.schema import OPEN_LOOP_TABLES, TABLES
 from ml.sources.simulated import (
     _SAFETY,
@@ -155,10 +154,7 @@ class ClosedLoopStore(SimulatedStore):
 
     def write_day(self, day: date, landing_root: Path) -> dict[str, int]:
         built, state = self.closed_day(day)
-        counts = {}
-        for name in self.tables:
-            write_table(built[name], Path(landing_root), self.name, name, day)
-            counts[name] = built[name].num_rows
+        counts = self.write_tables(built, day, landing_root)
         if state is not None:
             state.save(self.state_path(day))
         return counts

@@ -69,7 +69,10 @@ class Source(ABC):
         Every table is written even when empty, so that a downstream reader can tell "nothing happened" from
         "not delivered yet" by the presence of the file.
         """
-        built = self.day_tables(day)
+        return self.write_tables(self.day_tables(day), day, landing_root)
+
+    def write_tables(self, built: dict[str, pa.Table], day: date, landing_root: Path) -> dict[str, int]:
+        """Write one file per delivered table of ``built`` for ``day``; return rows per table."""
         counts: dict[str, int] = {}
         for table_name in self.tables:
             write_table(built[table_name], Path(landing_root), self.name, table_name, day)

@@ -479,6 +479,11 @@ class World:
         )
 
     @cached_property
+    def category_mean_popularity(self) -> np.ndarray:
+        """Mean popularity weight of the products of each category."""
+        return np.bincount(self.product_cat, weights=self.popularity) / np.bincount(self.product_cat)
+
+    @cached_property
     def product_category(self) -> pd.Series:
         return pd.Series(
             np.array(CATEGORIES)[self.product_cat], index=pd.Index(self.skus, name="sku"), name="category"
@@ -725,6 +730,11 @@ class ShopFront:
 _FOR_YOU_CTR = 0.03
 _FOR_YOU_CART_P = 0.10
 _FOR_YOU = PLACEMENTS.index("for_you")
+# Add-to-cart rate of a view by placement, for_you included (a view never happens at "cart").
+_CART_P_EVERY_PLACEMENT = np.append(
+    _CART_P_BY_PLACEMENT, np.zeros(len(PLACEMENTS) - len(_CART_P_BY_PLACEMENT))
+)
+_CART_P_EVERY_PLACEMENT[_FOR_YOU] = _FOR_YOU_CART_P
 
 
 def for_you_appeal(world: World, customers: np.ndarray, products: np.ndarray) -> np.ndarray:
@@ -735,8 +745,7 @@ def for_you_appeal(world: World, customers: np.ndarray, products: np.ndarray) ->
     """
     taste = np.minimum(world.tastes[customers, world.product_cat[products]] * world.n_categories, 4.0)
     price = np.clip(world.rel_price[products] ** (-world.price_sens[customers]), 0.3, 2.0)
-    mean_pop = np.bincount(world.product_cat, weights=world.popularity) / np.bincount(world.product_cat)
-    pop = (world.popularity[products] / mean_pop[world.product_cat[products]]) ** 0.3
+    pop = (world.popularity[products] / world.category_mean_popularity[world.product_cat[products]]) ** 0.3
     return taste * price * pop
 
 
@@ -824,10 +833,8 @@ def _simulate_traffic(
     # -- carts: placement x channel x price x promotion, never for an item out of stock at its warehouse ----
     v_chan = channel[v_sess]
     v_disc = disc[v_cat, v_chan]
-    place_p = np.append(_CART_P_BY_PLACEMENT, np.zeros(len(PLACEMENTS) - len(_CART_P_BY_PLACEMENT)))
-    place_p[_FOR_YOU] = _FOR_YOU_CART_P
     p_cart = (
-        place_p[v_place]
+        _CART_P_EVERY_PLACEMENT[v_place]
         * _CART_MULT_BY_CHANNEL[v_chan]
         * np.clip(world.rel_price[v_prod] ** (-0.5 * world.price_sens[v_cust]), 0.3, 2.0)
         * (1.0 + 2.5 * v_disc)

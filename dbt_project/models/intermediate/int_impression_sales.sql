@@ -33,22 +33,11 @@ shown as (
     {%- endif %}
 ),
 
-candidates as (
+touches as (
     select
         l.order_id,
         l.line_no,
-        l.order_ts,
-        l.order_date,
-        l.customer_id,
-        l.sku,
-        l.qty,
-        l.net_amount,
         s.impression_id,
-        s.impression_ts,
-        s.rank,
-        s.list_id,
-        s.model_version,
-        s.arm,
         row_number() over (
             partition by l.order_id, l.line_no order by s.impression_ts desc, s.rank asc, s.impression_id asc
         ) as touch_rank
@@ -62,19 +51,21 @@ candidates as (
 )
 
 select
-    order_id,
-    line_no,
-    order_ts,
-    order_date,
-    customer_id,
-    sku,
-    qty,
-    net_amount,
-    impression_id,
-    impression_ts,
-    rank,
-    list_id,
-    model_version,
-    arm
-from candidates
-where touch_rank = 1
+    l.order_id,
+    l.line_no,
+    l.order_ts,
+    l.order_date,
+    l.customer_id,
+    l.sku,
+    l.qty,
+    l.net_amount,
+    s.impression_id,
+    s.impression_ts,
+    s.rank,
+    s.list_id,
+    s.model_version,
+    s.arm
+from touches as t
+inner join lines as l on t.order_id = l.order_id and t.line_no = l.line_no
+inner join shown as s on t.impression_id = s.impression_id
+where t.touch_rank = 1

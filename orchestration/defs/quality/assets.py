@@ -87,7 +87,7 @@ def _staging_check(table: str) -> dg.AssetChecksDefinition:
 
 
 landing_checks = [_landing_check(t) for t in TABLES]
-staging_checks = [_staging_check(t) for t in TABLES if t in STAGING]
+staging_checks = [_staging_check(t) for t in TABLES]
 
 
 @dg.asset(
