@@ -4,6 +4,7 @@ import dagster as dg
 
 from orchestration.defs.automation import landing_drop_sensor, raw_ingest, run_failure_alert_sensor
 from orchestration.defs.features.assets import profile_assets
+from orchestration.defs.feedback.assets import feedback_assets
 from orchestration.defs.ingest.assets import landing_files, raw_tables
 from orchestration.defs.quality.assets import (
     freshness_checks,
@@ -34,6 +35,7 @@ defs = dg.Definitions(
             *profile_assets,
             *supply_assets,
             *recommend_assets,
+            *feedback_assets,
         ]
     ),
     asset_checks=[

@@ -91,7 +91,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if result.success else 1
 
 
-SCHEMAS = ("raw", "staging", "intermediate", "marts", "quality", "features", "supply", "recommend", "outputs")
+SCHEMAS = (
+    "raw",
+    "staging",
+    "intermediate",
+    "marts",
+    "quality",
+    "features",
+    "supply",
+    "recommend",
+    "feedback",
+    "outputs",
+)
 
 
 def summary(warehouse, keys: list[str], elapsed: float, success: bool, run_id: str) -> str:

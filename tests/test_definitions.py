@@ -26,6 +26,7 @@ GROUPS = {
     "recommend",
     "supply",
     "marketing",
+    "feedback",
 }
 
 
@@ -132,6 +133,7 @@ def test_contract_vocabulary_tests_are_described_with_their_values_and_keep_thei
         "accepted_contract_values_lifecycle_flows_to_stage__lifecycle_stages",
         "accepted_contract_values_stg_impressions_arm__experiment_arms",
         "accepted_contract_values_fct_impressions_arm__experiment_arms",
+        "accepted_contract_values_fct_exposed_customers_arm__experiment_arms",
         "accepted_contract_values_stg_lost_sales_reason__lost_sale_reasons",
     }
     assert vocab["accepted_contract_values_fct_events_event_type__event_types"].description == (

@@ -245,9 +245,17 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
     # is open loop (nothing published before it), days 2 and 3 answer the lists published the day before.
     first, second, third = (date(2025, 1, 1) + timedelta(days=i) for i in range(3))
     customers = np.arange(store.world.spec.n_customers)
+    control = arms(store.world.customer_ids[customers]) == CONTROL
     for day in (second, third):
-        publish(tmp_path, oracle_lists(store.world, customers, day), day - timedelta(days=1))
-    marts = "stg_impressions stg_lost_sales +fct_impressions fct_lost_sales +fct_inventory_daily"
+        # the treatment arm is shown the oracle's lists, the control arm random ones: the uplift is known to be large
+        lists = pd.concat(
+            [
+                oracle_lists(store.world, customers[~control], day).assign(arm="treatment"),
+                random_lists(store.world, customers[control], day).assign(arm="control"),
+            ]
+        )
+        publish(tmp_path, lists, day - timedelta(days=1))
+    marts = "stg_impressions stg_lost_sales +fct_impressions fct_lost_sales +fct_inventory_daily +fct_exposed_customers +dim_products"
     warehouse = build_warehouse(tmp_path, store, first, third, select=marts)
 
     def facts() -> dict:
@@ -274,6 +282,10 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
                     "+ (SELECT count(*) FROM raw.quarantine_lost_sales)"
                 ),
                 "lost_mart": one("SELECT sum(lost_units) FROM marts.fct_lost_sales"),
+                "exposed": one(
+                    "SELECT count(*), sum(impressions), sum(clicks), round(sum(credited_revenue), 2) "
+                    "FROM marts.fct_exposed_customers"
+                ),
                 "lost_inventory": one("SELECT sum(units_lost) FROM marts.fct_inventory_daily"),
             }
 
@@ -283,7 +295,35 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
     assert before["mart"][1] == before["clicks"][0] > 1_000
     assert before["credited"][0] == before["credited"][1] > 100 and before["mart"][2] > 0
     assert before["lost"] == before["lost_mart"] == before["lost_inventory"] and before["lost"][0] > 0
+    assert before["exposed"][1:] == (before["mart"][0], before["mart"][1], before["mart"][3])
+    from ml.feedback.online import online_metrics_day
     from ml.feedback.summaries import impressions_summary, lost_sales_summary
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        metrics, uplift = online_metrics_day(con, third, resamples=300)  # measures the exposures of day 2
+        exposed_per_arm = dict(
+            con.execute(
+                "SELECT arm, count(DISTINCT customer_id) FROM marts.fct_impressions WHERE impression_date = ? "
+                "GROUP BY arm",
+                [second],
+            ).fetchall()
+        )
+        revenue_per_exposed = dict(
+            con.execute(
+                "SELECT e.arm, sum(l.net_amount) / (SELECT count(DISTINCT customer_id) FROM marts.fct_impressions "
+                "  WHERE impression_date = ? AND arm = e.arm) "
+                "FROM (SELECT DISTINCT customer_id, arm FROM marts.fct_impressions WHERE impression_date = ?) e "
+                "JOIN marts.fct_order_items l ON l.customer_id = e.customer_id AND l.order_date = ? AND l.is_sale "
+                "GROUP BY e.arm",
+                [second, second, second],
+            ).fetchall()
+        )
+    assert metrics.set_index("arm")["exposed_customers"].to_dict() == exposed_per_arm
+    by_metric = uplift.set_index("metric")
+    for metric in ("ctr", "conversion", "credited_revenue"):  # oracle against random: beyond doubt
+        assert by_metric.loc[metric, "ci_low"] > 0, metric
+    for arm in ("treatment", "control"):
+        assert by_metric.loc["revenue", arm] == pytest.approx(revenue_per_exposed[arm])
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
         shown = impressions_summary(con, third)

@@ -1,7 +1,9 @@
-"""The champion gate: which candidate serves, judged on the last evaluated days against popularity."""
+"""The champion gate: which candidate serves, judged on the last evaluated days against popularity offline and,
+once it has served, on what its exposed customers bought against the control arm online."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -17,6 +19,7 @@ def choose_champion(
     last_days: int = 7,
     min_days: int = 3,
     baseline: str = BASELINE,
+    blocked: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The model to serve: the best challenger that beats ``baseline`` by ``margin`` on the last evaluated days.
 
@@ -25,7 +28,14 @@ def choose_champion(
     evaluated dates, its mean ``metric`` is at least ``(1 + margin)`` times the baseline's and it was evaluated
     on at least ``min_days`` of them. Otherwise the previous champion is kept if it still does at least as well as
     the baseline on those days, else the baseline itself is served. The reason says which case applied.
+
+    ``blocked`` maps a model to why it may not serve (the online verdict: its exposed customers bought less than
+    the control arm): a blocked model is neither promoted nor kept. The baseline is never blocked, it is the
+    control's own list.
     """
+    blocked = {m: why for m, why in (blocked or {}).items() if m != baseline}
+    if previous_champion in blocked:
+        previous_champion = None
     df = history_of_daily_metrics
     if df.empty or baseline not in set(df["model"]):
         return {
@@ -41,26 +51,34 @@ def choose_champion(
     base = float(means[baseline])
     bar = base * (1.0 + margin)
     qualified = means[(means.index != baseline) & (means >= bar) & (days >= min(min_days, len(dates)))]
-    qualified = qualified[[m for m in qualified.index if means[m] > base]]
-    info = {"window": [str(d) for d in dates], "means": {m: round(float(v), 6) for m, v in means.items()}}
+    qualified = qualified[[m for m in qualified.index if means[m] > base and m not in blocked]]
+    info = {
+        "window": [str(d) for d in dates],
+        "means": {m: round(float(v), 6) for m, v in means.items()},
+        "blocked": dict(blocked),
+    }
+    held_back = "; ".join(f"{m} blocked online: {why}" for m, why in sorted(blocked.items()))
     if len(qualified):
         best = str(qualified.idxmax())
         reason = (
             f"{best} mean {metric} {means[best]:.4f} over {len(dates)} day(s) beats {baseline} "
             f"{base:.4f} by {means[best] / base - 1 if base > 0 else float('inf'):.1%} (margin {margin:.0%})"
         )
+        reason = f"{reason}; {held_back}" if held_back else reason
         return {"champion": best, "reason": reason, "beats_baseline": True, **info}
     if previous_champion and previous_champion in means.index and means[previous_champion] >= base:
         reason = (
             f"no challenger clears {baseline} by {margin:.0%}; keeping previous champion {previous_champion} "
             f"({means[previous_champion]:.4f} vs {base:.4f})"
         )
+        reason = f"{reason}; {held_back}" if held_back else reason
         return {"champion": previous_champion, "reason": reason, "beats_baseline": False, **info}
     return {
         "champion": baseline,
         "beats_baseline": False,
         "reason": (
             f"no model clears {baseline} ({base:.4f}) by {margin:.0%} over {len(dates)} day(s): serving {baseline}"
+            + (f"; {held_back}" if held_back else "")
         ),
         **info,
     }

@@ -3,11 +3,13 @@
 For day D, in dependency order:
 
 1. :func:`train_day`: every candidate fitted on the last :data:`TRAINING_WINDOW_DAYS` days of interactions up
-   to D, stored as D's bundle; SASRec warm-starts from D-1's bundle (retrained on one weekday, carried over on
-   the others; trained from scratch when D-1 has no bundle).
+   to D, stored as D's bundle; SASRec warm-starts from D-1's bundle (retrained on one weekday, or when the
+   served lists' click-through dropped (:func:`ml.feedback.online.ctr_drop`), carried over on the other days;
+   trained from scratch when D-1 has no bundle).
 2. :func:`evaluate_day`: D-1's bundle scored on the purchases of D (:data:`METRICS`).
-3. :func:`champion_day`: the model to serve from D (:data:`CHAMPIONS`), from the last evaluated days and D-1's
-   champion.
+3. :func:`champion_day`: the model to serve from D (:data:`CHAMPIONS`), from the last evaluated days, D-1's
+   champion and the online verdicts (:func:`ml.feedback.online.online_verdicts`: a model whose exposed customers
+   bought less than the control arm, interval below zero, is not served).
 4. :func:`recommend_day`: the champion's top-K for D+1 for every customer active in the last
    :data:`ACTIVE_DAYS` days (:data:`LISTS`).
 
@@ -24,6 +26,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from ml.artifacts import ArtifactStore
+from ml.feedback.online import GATE_METRIC, ctr_drop, online_verdicts
 from ml.recommend.bundles import BUNDLES, CandidateModels, load_bundle
 from ml.recommend.champion import choose_champion
 from ml.recommend.experiment import CONTROL, CONTROL_SHARE, TREATMENT, arms, list_ids
@@ -58,6 +61,30 @@ class RecommendSettings(BaseModel):
         ge=0,
         description="A challenger must beat popularity's NDCG@10 by this fraction over the last evaluated days.",
     )
+    online_gate_days: int = Field(
+        default=7,
+        ge=1,
+        description=(
+            "Mature exposure days the online gate pools: a model whose exposed customers bought less than the "
+            "control arm over them (95% interval below zero) is not served."
+        ),
+    )
+    retrain_on_ctr_drop: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description=(
+            "SASRec also retrains off its weekday when the treatment arm's click-through on the latest mature day "
+            "falls more than this fraction below its mean over the 7 days before."
+        ),
+    )
+    pinned_model: str | None = Field(
+        default=None,
+        description=(
+            "Ops override: serve this candidate to the treatment arm whatever the gate says (the gate's own choice "
+            "is kept in the reason). For incidents, and for benchmarks that compare serving policies."
+        ),
+    )
     control_share: float = Field(
         default=CONTROL_SHARE,
         ge=0,
@@ -84,15 +111,30 @@ def train_day(
     if data.empty:
         return None
     previous = load_bundle(store, day - timedelta(days=1))
+    retrain, reason = retrain_decision(con, day, previous is not None, settings)
     return train_candidates(
         data,
         day,
         store,
         items=items,
         warm_start_from=previous,
-        retrain_sasrec=previous is None or day.weekday() == settings.sasrec_retrain_weekday,
+        retrain_sasrec=retrain,
+        retrain_reason=reason,
         sasrec_time_budget=settings.sasrec_time_budget_seconds,
     )
+
+
+def retrain_decision(
+    con: duckdb.DuckDBPyConnection, day: date, has_previous: bool, settings: RecommendSettings
+) -> tuple[bool, str]:
+    """Whether SASRec retrains on ``day`` and why: no weights to carry over, its weekday, or a drop of the served
+    lists' click-through (:func:`ml.feedback.online.ctr_drop`); the other candidates refit every day anyway."""
+    if not has_previous:
+        return True, "no previous bundle to carry weights over"
+    if day.weekday() == settings.sasrec_retrain_weekday:
+        return True, "weekly retrain day"
+    dropped, why = ctr_drop(con, day, drop=settings.retrain_on_ctr_drop)
+    return dropped, why
 
 
 def training_summary(bundle: CandidateModels, store: ArtifactStore) -> dict:
@@ -116,6 +158,7 @@ def training_summary(bundle: CandidateModels, store: ArtifactStore) -> dict:
         metrics={
             "version": manifest.get("version", ""),
             "sasrec_retrained": bool(manifest.get("retrain_sasrec", False)),
+            "sasrec_retrain_reason": manifest.get("retrain_reason", ""),
             "warm_start_from": manifest.get("warm_start_from") or "",
             "train_seconds": float(manifest.get("train_seconds", 0.0)),
             "catalogue_items": int(window.get("catalogue_items", 0)),
@@ -190,9 +233,27 @@ def champion_day(
             f'SELECT eval_date AS date, model, "NDCG@10" FROM {METRICS} WHERE eval_date <= ? AND eval_date > ?',
             [day, day - timedelta(days=CHAMPION_LOOKBACK_DAYS)],
         ).df()
+    verdicts = online_verdicts(con, day, window_days=settings.online_gate_days)
+    blocked = {
+        name: (
+            f"{GATE_METRIC} per exposed customer-day {v['difference']:+.2f} vs control "
+            f"(95% CI {v['ci_low']:+.2f} to {v['ci_high']:+.2f}) over {v['days']} day(s)"
+        )
+        for name, v in verdicts.items()
+        if v["harmful"]
+    }
     choice = choose_champion(
-        metrics, margin=settings.champion_margin, previous_champion=previous_champion(con, day)
+        metrics,
+        margin=settings.champion_margin,
+        previous_champion=previous_champion(con, day),
+        blocked=blocked,
     )
+    choice["online"] = verdicts
+    if settings.pinned_model:
+        choice["reason"] = (
+            f"pinned to {settings.pinned_model} by ops; the gate would serve {choice['champion']}"
+        )
+        choice["champion"] = settings.pinned_model
     choice["servable"] = store.exists(BUNDLES, day.isoformat())
     choice["beats_baseline"] = bool(choice.get("beats_baseline", False))
     row = pd.DataFrame(
@@ -202,6 +263,7 @@ def champion_day(
                 "champion": choice["champion"],
                 "reason": choice["reason"],
                 "beats_baseline": choice["beats_baseline"],
+                "blocked_online": ", ".join(sorted(blocked)),
             }
         ]
     )
@@ -236,6 +298,10 @@ def recommend_day(
     customers = np.array(sorted(active), dtype=object)
     arm = arms(customers, settings.control_share)
     served = []
+    if rows[0][0] not in bundle.names:
+        raise ValueError(
+            f"champion {rows[0][0]!r} of {day} is not in the day's bundle (models: {bundle.names})"
+        )
     for arm_name, model_name in ((TREATMENT, rows[0][0]), (CONTROL, "popularity")):
         group = customers[arm == arm_name]
         if len(group):

@@ -72,6 +72,7 @@ def train_candidates(
     items: pd.DataFrame | None = None,
     warm_start_from: CandidateModels | None = None,
     retrain_sasrec: bool = True,
+    retrain_reason: str = "",
     seed: int = 0,
     sasrec_time_budget: float = 300.0,
     sasrec_config: Mapping[str, Any] | None = None,
@@ -195,6 +196,7 @@ def train_candidates(
         "seed": seed,
         "warm_start_from": None if warm_start_from is None else warm_start_from.as_of,
         "retrain_sasrec": retrain_sasrec,
+        "retrain_reason": retrain_reason,
         "models": {
             name: {
                 "version": versions[name],

@@ -12,7 +12,8 @@ with lines as (
         customer_id,
         sku,
         qty,
-        net_amount
+        net_amount,
+        net_amount - qty * unit_price * {{ var('cost_share_of_list_price') }} as margin
     from {{ ref('int_order_lines') }}
     where line_type = 'sale' and customer_id is not null and {{ in_window('order_date') }}
 ),
@@ -59,6 +60,7 @@ select
     l.sku,
     l.qty,
     l.net_amount,
+    l.margin,
     s.impression_id,
     s.impression_ts,
     s.rank,

@@ -28,7 +28,8 @@ credited as (
         impression_id,
         count(*) as purchased_lines,
         sum(qty) as purchased_units,
-        sum(net_amount) as revenue
+        sum(net_amount) as revenue,
+        sum(margin) as margin
     from {{ ref('int_impression_sales') }}
     group by impression_id
 )
@@ -49,7 +50,8 @@ select
     coalesce(c.first_click_ts >= s.impression_ts and c.carted = 1, false) as carted,
     coalesce(p.purchased_lines, 0) as purchased_lines,
     coalesce(p.purchased_units, 0) as purchased_units,
-    coalesce(p.revenue, 0) as revenue
+    coalesce(p.revenue, 0) as revenue,
+    coalesce(p.margin, 0) as margin
 from shown as s
 left join clicks as c
     on s.session_id = c.session_id and s.sku = c.sku and s.placement = c.placement

@@ -43,6 +43,7 @@ RECOMMEND = {
 }
 CANDIDATES = dg.AssetKey(["recommend", "candidate_models"])
 CHAMPION = dg.AssetKey(["recommend", "champion"])
+EXPOSED_CUSTOMERS = dg.AssetKey(["marts", "fct_exposed_customers"])
 
 
 class RecommendConfig(dg.Config, RecommendSettings):
@@ -56,10 +57,13 @@ class RecommendConfig(dg.Config, RecommendSettings):
         "Candidate recommenders fitted on the last 90 days of views, carts and purchases up to D: popularity "
         "(time-decayed), region popularity, ItemKNN, EASE, first-order transition, SASRec (Transformer; retrained "
         "weekly, warm-started from D-1's bundle), content (TF-IDF+SVD text) and a SASRec+content hybrid. One "
-        "bundle per day in the artifact store; its path, size and hash are in the metadata."
+        "bundle per day in the artifact store; its path, size and hash are in the metadata. SASRec also retrains "
+        "off its weekday when the served lists' click-through drops more than 20% below its 7-day mean "
+        "(`marts.fct_exposed_customers`); the reason is in the metadata."
     ),
     deps=[
         *(dg.AssetKey(["marts", m]) for m in ("fct_events", "fct_order_items", "dim_products")),
+        EXPOSED_CUSTOMERS,
         state_of_previous_day(CANDIDATES),
     ],
     **{**RECOMMEND, "automation_condition": stateful_automation(CANDIDATES)},
@@ -88,7 +92,8 @@ def candidate_models(
             summaries.append(training_summary(bundle, store))
             context.log.info(
                 f"[{i}/{len(days)}] {day}: {len(bundle.names)} models "
-                f"(SASRec {'retrained' if bundle.manifest['retrain_sasrec'] else 'carried over'})"
+                f"(SASRec {'retrained' if bundle.manifest['retrain_sasrec'] else 'carried over'}: "
+                f"{bundle.manifest.get('retrain_reason', '')})"
             )
     return dg.MaterializeResult(metadata=summary_metadata(summaries, built, days))
 
@@ -129,10 +134,13 @@ def model_evaluation(
     description=(
         "The model served from D: the best challenger whose NDCG@10 beats popularity by the margin over the last "
         "7 evaluated days, else D-1's champion, else popularity (`recommend.champion_history`, with the reason). "
+        "Online too: a model whose exposed customers bought less than the control arm over the last 7 mature days "
+        "(95% bootstrap interval of the difference below zero) is neither promoted nor kept (`blocked_online`). "
         "Gated by the blocking check `champion_gate`."
     ),
     deps=[
         dg.AssetKey(["recommend", "model_evaluation"]),
+        EXPOSED_CUSTOMERS,
         state_of_previous_day(CHAMPION),
     ],
     check_specs=[
@@ -159,9 +167,20 @@ def champion(
             row, choice = champion_day(con, files.artifacts(), day, config)
             replace_partition(con, CHAMPIONS, "as_of_date", day, row)
     chosen = {k: choice[k] for k in ("champion", "reason")}
+    online = {
+        name: {k: v for k, v in verdict.items() if k != "metric"}
+        for name, verdict in choice["online"].items()
+    }
     yield dg.MaterializeResult(
         metadata=summary_metadata(
-            [summary(1, chosen, json={"window_means": choice.get("means", {})})], days[-1:]
+            [
+                summary(
+                    1,
+                    {**chosen, "blocked_online": ", ".join(sorted(choice.get("blocked", {})))},
+                    json={"window_means": choice.get("means", {}), "online_verdicts": online},
+                )
+            ],
+            days[-1:],
         )
     )
     yield dg.AssetCheckResult(
