@@ -14,7 +14,7 @@ STAMP := $(VENV)/.aigc-installed
 SOURCE ?= simulated
 SCALE ?= small
 DAYS ?= 14
-LOOP ?= open
+LOOP ?= $(or $(AIGC_SHOP_LOOP),open)
 # Assets a CLI backfill materialises (Dagster selection syntax, e.g. supply/service_levels or 'supply/service_levels+')
 SELECT ?= *
 PORT ?= 3000
@@ -30,7 +30,7 @@ help:
 	@echo "make demo [SOURCE=simulated|online_retail] [DAYS=14] [LOOP=open|closed]  install, then materialise DAYS days"
 	@echo "make test                                            install, then run the test suite"
 	@echo "make test-e2e                                        the Dagster UI in headless Chromium (needs apt chromium)"
-	@echo "make ui                                              Dagster UI on http://127.0.0.1:$(PORT)"
+	@echo "make ui [LOOP=open|closed]                           Dagster UI on http://127.0.0.1:$(PORT)"
 	@echo "make api                                             read API on http://127.0.0.1:$(API_PORT) (recommendations, forecasts, plan)"
 	@echo "make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [SELECT=..]  materialise a range (all assets, or SELECT) as one run"
 	@echo "make lint | dbt-docs | contract-macros | clean | test-full"
@@ -72,7 +72,7 @@ api: setup
 	$(PY) -m api.app --host 127.0.0.1 --port $(API_PORT)
 
 ui: setup
-	DAGSTER_HOME=$$($(PY) -m orchestration.instance) \
+	AIGC_SHOP_LOOP=$(LOOP) DAGSTER_HOME=$$($(PY) -m orchestration.instance) \
 	  $(VENV)/bin/dagster dev -h 127.0.0.1 -p $(PORT) -w workspace.yaml
 
 lint: setup
@@ -104,5 +104,5 @@ clean:
 
 backfill: setup
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [SELECT=supply/service_levels]"; exit 2; }
-	DAGSTER_HOME=$$($(PY) -m orchestration.instance) \
+	AIGC_SHOP_LOOP=$(LOOP) DAGSTER_HOME=$$($(PY) -m orchestration.instance) \
 	  $(VENV)/bin/dagster asset materialize -m orchestration.definitions --select '$(SELECT)' --partition-range $(FROM)...$(TO)

@@ -1,0 +1,387 @@
+"""Closed-loop benchmark: serving policies and the replenishment plan judged by what the simulated shop answers.
+
+    python -m bench.loop --scale small --days 10 --policies none,popularity,champion,oracle --plan on,off \\
+        --out bench/results/loop_small.json
+
+Every (policy, plan) pair runs the same days from a cold start (the store's first day, seed 42) in its own data
+directory: each day is one real Dagster run of the platform (landing → raw → dbt → recommenders → forecast →
+plan → online metrics, on DuckDB), then the shop front reads that day's exports on the next day. What the shop
+sees is the only thing a policy changes:
+
+- ``champion``: the platform's lists as published (the champion gate chooses; 10% control arm on popularity);
+- ``popularity``: the treatment arm pinned to the popularity model (ops override), so both arms see popularity;
+- ``oracle``: the treatment arm's lists replaced by the simulator's truth (:func:`ml.shop.lists.oracle_lists`);
+- ``none``: no lists published; the same eligible customers are measured;
+- plan ``on``: the shop places the replenishment plan's orders; ``off``: the plan is withheld and the shop
+  falls back to its own cover rule (order up to a fixed cover of true expected demand when the stock position
+  drops below lead-time demand × 1.35).
+
+Per policy it reports, over the exposure days (day 2 on): revenue, margin, credited revenue, CTR and conversion
+per eligible customer-day (the customers the platform put a list together for, whether or not a list was shown,
+so policies compare on one population), each against ``popularity`` with a 95% bootstrap interval over customers;
+the in-world uplift of the treatment arm over the control arm; and the stock: stock-out SKU-warehouse-days, lost
+units, average units on hand and on order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("bench.loop")
+
+POLICIES = ("none", "popularity", "champion", "oracle")
+PLANS = ("on", "off")
+REFERENCE_POLICY = "popularity"
+PER_CUSTOMER = ("revenue", "margin", "credited_revenue", "conversion", "ctr")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.loop",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    p.add_argument("--scale", default="small", choices=["small", "medium", "large"])
+    p.add_argument("--days", type=int, default=10, help="closed-loop days from the store's first day")
+    p.add_argument(
+        "--policies", default=",".join(POLICIES), help=f"comma-separated, of {', '.join(POLICIES)}"
+    )
+    p.add_argument("--plan", default="on,off", help="comma-separated, of on, off")
+    p.add_argument(
+        "--plan-off-policies",
+        default=None,
+        help="run plan=off only for these policies (default: every policy); the plan's effect on stock does not "
+        "depend much on the lists, so one policy halves the cost",
+    )
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per interval")
+    p.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    p.add_argument("--workdir", type=Path, default=None, help="where the temporary data directories go")
+    p.add_argument("--keep", action="store_true", help="keep the data directories (to open them in the UI)")
+    args = p.parse_args(argv)
+    args.policies = [x for x in args.policies.split(",") if x]
+    args.plan = [x for x in args.plan.split(",") if x]
+    for name in args.policies:
+        if name not in POLICIES:
+            p.error(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
+    for name in args.plan:
+        if name not in PLANS:
+            p.error(f"unknown plan setting {name!r}; choose on or off")
+    args.plan_off_policies = (
+        args.policies
+        if args.plan_off_policies is None
+        else [x for x in args.plan_off_policies.split(",") if x]
+    )
+    if args.days < 3:
+        p.error("--days must be at least 3 (day 1 has nothing published, day 2 is the first exposure)")
+    return args
+
+
+def configurations(args) -> list[tuple[str, str]]:
+    return [
+        (policy, plan)
+        for plan in args.plan
+        for policy in args.policies
+        if plan == "on" or policy in args.plan_off_policies
+    ]
+
+
+def shape_exports(policy: str, plan: str, exports: Path, day: date, world, top_k: int) -> None:
+    """Change what the shop will see of ``day``'s exports, as the policy and the plan setting say."""
+    from ml.exports import export_file, read_export, write_export
+    from ml.recommend.experiment import TREATMENT, list_ids
+    from ml.shop.lists import oracle_lists
+
+    lists_file = export_file(exports, "recommendations", day)
+    if plan == "off":
+        export_file(exports, "replenishment_plan", day).unlink(missing_ok=True)
+    if policy == "none":
+        lists_file.unlink(missing_ok=True)
+    elif policy == "oracle":
+        lists = read_export(exports, "recommendations", day)
+        if lists is None:
+            return
+        target = day + timedelta(days=1)
+        treated = lists.loc[lists["arm"] == TREATMENT, "customer_id"].astype(str).unique()
+        positions = pd.Index(world.customer_ids).get_indexer(treated)
+        oracle = oracle_lists(world, positions[positions >= 0], target, k=top_k).assign(arm=TREATMENT)
+        oracle["list_id"] = list_ids(target.isoformat(), oracle["customer_id"], oracle["model_version"])
+        kept = lists[lists["arm"] != TREATMENT]
+        write_export(pd.concat([kept, oracle], ignore_index=True), exports, "recommendations", day)
+
+
+def eligible_outcomes(con, first_exposure: date, last: date) -> pd.DataFrame:
+    """One row per eligible customer-day: the customers each day's lists were computed for (published or not),
+    what they bought that day, and what the shown list earned (zero when nothing was shown)."""
+    return con.execute(
+        """
+        WITH eligible AS (
+            SELECT DISTINCT target_date AS day, customer_id, arm FROM outputs.recommendations
+            WHERE target_date BETWEEN ? AND ?
+        ),
+        bought AS (
+            SELECT order_date AS day, customer_id, sum(net_amount) AS revenue,
+                   sum(net_amount - qty * unit_price * ?) AS margin
+            FROM marts.fct_order_items WHERE is_sale AND order_date BETWEEN ? AND ? GROUP BY ALL
+        ),
+        shown AS (
+            SELECT exposure_date AS day, customer_id, sum(impressions) AS impressions, sum(clicks) AS clicks,
+                   sum(credited_revenue) AS credited_revenue, max(converted::int) AS conversion
+            FROM marts.fct_exposed_customers WHERE exposure_date BETWEEN ? AND ? GROUP BY ALL
+        )
+        SELECT e.day, e.customer_id, e.arm,
+               coalesce(b.revenue, 0) AS revenue, coalesce(b.margin, 0) AS margin,
+               coalesce(s.credited_revenue, 0) AS credited_revenue, coalesce(s.conversion, 0) AS conversion,
+               coalesce(s.clicks, 0) AS clicks, coalesce(s.impressions, 0) AS impressions
+        FROM eligible e
+        LEFT JOIN bought b USING (day, customer_id)
+        LEFT JOIN shown s USING (day, customer_id)
+        ORDER BY e.day, e.customer_id
+        """,
+        [first_exposure, last, cost_share(), first_exposure, last, first_exposure, last],
+    ).df()
+
+
+def cost_share() -> float:
+    """dbt's var ``cost_share_of_list_price``: the margin of purchases outside the feedback marts uses the same."""
+    import yaml
+
+    from orchestration.defs.transform.project import dbt_project
+
+    return float(
+        yaml.safe_load((Path(dbt_project.project_dir) / "dbt_project.yml").read_text())["vars"][
+            "cost_share_of_list_price"
+        ]
+    )
+
+
+def measure(data_dir: Path, days: list[date], resamples: int) -> dict:
+    """Everything the report needs from one configuration's warehouse, plus its per-customer rows."""
+    import duckdb
+
+    from ml.feedback.online import METRIC_BY_NAME, compare_arms, read_exposures
+
+    first_exposure, last = days[1], days[-1]
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        rows = eligible_outcomes(con, first_exposure, last)
+        exposures = read_exposures(con, first_exposure, last)
+        stock = con.execute(
+            """
+            SELECT count(*) FILTER (WHERE on_hand <= 0) AS stockout_pair_days,
+                   sum(on_hand) / count(DISTINCT snapshot_date) AS avg_on_hand,
+                   sum(on_order) / count(DISTINCT snapshot_date) AS avg_on_order,
+                   sum(units_lost) AS lost_units,
+                   sum(units_sold) AS units_sold
+            FROM marts.fct_inventory_daily WHERE snapshot_date BETWEEN ? AND ?
+            """,
+            [first_exposure, last],
+        ).df()
+        stock_by_day = con.execute(
+            "SELECT snapshot_date::varchar AS day, sum(on_hand) AS on_hand, sum(on_order) AS on_order, "
+            "sum(units_sold) AS sold, sum(units_lost) AS lost FROM marts.fct_inventory_daily "
+            "GROUP BY ALL ORDER BY 1"
+        ).df()
+        champions = con.execute(
+            "SELECT as_of_date, champion FROM recommend.champion_history ORDER BY as_of_date"
+        ).fetchall()
+    result = {
+        "eligible_customer_days": len(rows),
+        "exposed_customer_days": int((rows["impressions"] > 0).sum()),
+        "per_eligible_customer_day": {
+            "revenue": float(rows["revenue"].mean()),
+            "margin": float(rows["margin"].mean()),
+            "credited_revenue": float(rows["credited_revenue"].mean()),
+            "conversion": float(rows["conversion"].mean()),
+            "ctr": float(rows["clicks"].sum() / rows["impressions"].sum())
+            if rows["impressions"].sum()
+            else None,
+        },
+        "stock": {k: (None if pd.isna(v) else float(v)) for k, v in stock.iloc[0].items()},
+        "stock_by_day": [
+            {k: (v if k == "day" else int(v)) for k, v in r.items()} for r in stock_by_day.to_dict("records")
+        ],
+        "champions": {str(d): c for d, c in champions},
+    }
+    stock_days = result["stock"]
+    stock_days["lost_share_of_demand"] = (
+        stock_days["lost_units"] / (stock_days["lost_units"] + stock_days["units_sold"])
+        if stock_days["units_sold"]
+        else None
+    )
+    if len(exposures):
+        treatment, control = (
+            exposures[exposures["arm"] == "treatment"],
+            exposures[exposures["arm"] == "control"],
+        )
+        result["uplift_over_control"] = {
+            name: compare_arms(treatment, control, METRIC_BY_NAME[name], seed=0, resamples=resamples)
+            for name in ("revenue", "credited_revenue", "conversion", "ctr")
+        }
+    return {"summary": result, "rows": rows}
+
+
+def against_reference(rows: pd.DataFrame, reference: pd.DataFrame, resamples: int) -> dict:
+    """Per eligible customer-day, this configuration minus the reference, with bootstrap intervals."""
+    from ml.feedback.online import Metric, compare_arms
+
+    out = {}
+    for name in PER_CUSTOMER:
+        metric = Metric(name, "clicks", "impressions", "") if name == "ctr" else Metric(name, name, None, "")
+        if name == "ctr" and (rows["impressions"].sum() == 0 or reference["impressions"].sum() == 0):
+            continue
+        out[name] = compare_arms(rows, reference, metric, seed=1, resamples=resamples)
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    os.environ.update(
+        {"AIGC_SOURCE": "simulated", "AIGC_SCALE": args.scale, "AIGC_SHOP_LOOP": "closed", "AIGC_SEED": "42"}
+    )
+    import dagster as dg
+
+    from ml.recommend.daily import RecommendSettings
+    from ml.sources.simulated import SimulatedStore
+    from orchestration.definitions import defs
+    from orchestration.defs.transform.assets import dbt_daily_models
+    from orchestration.partitions import daily_partitions
+    from orchestration.resources import build_resources
+
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    world = SimulatedStore(args.scale, 42).world
+    days = [date.fromisoformat(k) for k in daily_partitions.get_partition_keys()[: args.days]]
+    targets = [
+        dg.AssetKey(["recommend", "recommendations"]),
+        dg.AssetKey(["supply", "replenishment_plan"]),
+        dg.AssetKey(["feedback", "online_metrics"]),
+        dg.AssetKey(["marts", "fct_lost_sales"]),
+        *dbt_daily_models.keys,  # the whole dbt build: its tests read models outside any one asset's lineage
+    ]
+    # What the shop needs and what is measured; profiles, segments and the backtest are not on that path.
+    job = dg.define_asset_job(
+        "closed_loop_day",
+        selection=dg.AssetSelection.assets(*targets).upstream().required_multi_asset_neighbors(),
+    )
+    top_k = RecommendSettings().top_k
+    workdir = Path(tempfile.mkdtemp(prefix="bench_loop_", dir=args.workdir))
+    out = {
+        "scale": args.scale,
+        "days": [d.isoformat() for d in days],
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
+        "date": date.today().isoformat(),
+        "command": "python -m bench.loop " + " ".join(sys.argv[1:] if argv is None else argv),
+        "seed": 42,
+        "reference_policy": REFERENCE_POLICY,
+        "configurations": {},
+    }
+    rows_of: dict[str, pd.DataFrame] = {}
+    try:
+        for policy, plan in configurations(args):
+            name = f"{policy}/plan-{plan}"
+            data_dir = workdir / f"{policy}_plan-{plan}"
+            os.environ["AIGC_DATA_DIR"] = str(data_dir)
+            definitions = dg.Definitions(
+                assets=list(defs.assets),
+                asset_checks=list(defs.asset_checks or []),
+                jobs=[job],
+                resources=build_resources(),
+                executor=dg.in_process_executor,
+            )
+            runnable = definitions.resolve_job_def("closed_loop_day")
+            run_config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+            if policy == "popularity":
+                run_config["ops"] = {"recommend__champion": {"config": {"pinned_model": "popularity"}}}
+            instance = dg.DagsterInstance.ephemeral()
+            started = time.perf_counter()
+            for i, day in enumerate(days, 1):
+                t0 = time.perf_counter()
+                result = runnable.execute_in_process(
+                    partition_key=day.isoformat(),
+                    instance=instance,
+                    run_config=run_config,
+                    raise_on_error=False,
+                )
+                if not result.success:
+                    raise RuntimeError(f"{name}: the run of {day} failed (data kept in {data_dir})")
+                shape_exports(policy, plan, data_dir / "exports", day, world, top_k)
+                log.info("%s day %d/%d %s: %.0f s", name, i, len(days), day, time.perf_counter() - t0)
+            measured = measure(data_dir, days, args.resamples)
+            measured["summary"]["wall_seconds"] = round(time.perf_counter() - started, 1)
+            out["configurations"][name] = measured["summary"]
+            rows_of[name] = measured["rows"]
+            if not args.keep:
+                shutil.rmtree(data_dir, ignore_errors=True)
+        for name, summary in out["configurations"].items():
+            plan = name.split("/plan-")[1]
+            reference = rows_of.get(f"{REFERENCE_POLICY}/plan-{plan}")
+            if reference is not None and not name.startswith(f"{REFERENCE_POLICY}/"):
+                summary[f"versus_{REFERENCE_POLICY}"] = against_reference(
+                    rows_of[name], reference, args.resamples
+                )
+        out["findings"] = findings(out["configurations"])
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2, default=_json) + "\n")
+    print(json.dumps(out["findings"], indent=2, default=_json))
+    return 0
+
+
+def _json(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    return str(value)
+
+
+def findings(configurations: dict) -> dict:
+    """The issue's targets, read off the configurations that ran."""
+    found = {}
+    champion, oracle, none = (configurations.get(f"{p}/plan-on") for p in ("champion", "oracle", "none"))
+    if champion and f"versus_{REFERENCE_POLICY}" in champion:
+        versus = champion[f"versus_{REFERENCE_POLICY}"]["revenue"]
+        found["champion_revenue_minus_popularity"] = {
+            k: versus[k] for k in ("difference", "ci_low", "ci_high", "relative_uplift")
+        }
+        found["champion_beats_popularity_beyond_doubt"] = bool(versus["ci_low"] > 0)
+    if champion and oracle and none:
+        base = none["per_eligible_customer_day"]["revenue"]
+        gained = champion["per_eligible_customer_day"]["revenue"] - base
+        possible = oracle["per_eligible_customer_day"]["revenue"] - base
+        found["champion_share_of_oracle_gain_over_none"] = gained / possible if possible else None
+        found["champion_share_of_oracle_credited_revenue"] = (
+            champion["per_eligible_customer_day"]["credited_revenue"]
+            / oracle["per_eligible_customer_day"]["credited_revenue"]
+        )
+    for policy in POLICIES:
+        on, off = configurations.get(f"{policy}/plan-on"), configurations.get(f"{policy}/plan-off")
+        if on and off:
+            found[f"{policy}_plan_on_vs_off"] = {
+                k: {"on": on["stock"][k], "off": off["stock"][k]}
+                for k in (
+                    "lost_units",
+                    "lost_share_of_demand",
+                    "stockout_pair_days",
+                    "avg_on_hand",
+                    "avg_on_order",
+                )
+            }
+    return found
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

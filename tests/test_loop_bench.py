@@ -1,0 +1,83 @@
+"""What bench.loop changes in the exports the shop reads, per policy and plan setting (the benchmark itself is
+not a test: python -m bench.loop)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.loop import configurations, parse_args, shape_exports
+from ml.exports import export_file, read_export, write_export
+from ml.recommend.experiment import arms
+from ml.shop.lists import oracle_lists
+from ml.sources.simulated import SimulatedStore
+
+DAY = date(2025, 1, 5)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return SimulatedStore("small", 42).world
+
+
+def published(root, world) -> pd.DataFrame:
+    """A popularity-like export for 40 customers (the same three SKUs for all), both arms."""
+    customers = world.customer_ids[:40]
+    lists = pd.DataFrame(
+        {
+            "target_date": date(2025, 1, 6),
+            "customer_id": np.repeat(customers, 3),
+            "rank": np.tile([1, 2, 3], len(customers)),
+            "sku": np.tile(world.skus[:3], len(customers)),
+            "model_version": "popularity-2025-01-05-00000000",
+            "arm": np.repeat(arms(customers), 3),
+        }
+    )
+    write_export(lists, root, "recommendations", DAY)
+    write_export(
+        pd.DataFrame({"sku": world.skus[:2], "order_qty": [5.0, 0.0]}), root, "replenishment_plan", DAY
+    )
+    return lists
+
+
+def test_oracle_replaces_the_treatment_lists_only(tmp_path, world):
+    before = published(tmp_path, world)
+    shape_exports("oracle", "on", tmp_path, DAY, world, top_k=3)
+    after = read_export(tmp_path, "recommendations", DAY)
+    control = before[before["arm"] == "control"]
+    kept = after[after["arm"] == "control"]
+    assert len(control) > 0 and kept[control.columns].reset_index(drop=True).equals(
+        control.reset_index(drop=True)
+    )
+    treated = after[after["arm"] == "treatment"]
+    assert set(treated["customer_id"]) == set(before.loc[before["arm"] == "treatment", "customer_id"])
+    positions = pd.Index(world.customer_ids).get_indexer(treated["customer_id"].unique())
+    truth = oracle_lists(world, positions, date(2025, 1, 6), k=3)
+    assert list(treated["sku"]) == list(truth["sku"])
+    assert treated["list_id"].notna().all() and export_file(tmp_path, "replenishment_plan", DAY).exists()
+
+
+def test_no_lists_and_no_plan_remove_what_the_shop_would_read(tmp_path, world):
+    published(tmp_path, world)
+    shape_exports("none", "off", tmp_path, DAY, world, top_k=3)
+    assert read_export(tmp_path, "recommendations", DAY) is None
+    assert read_export(tmp_path, "replenishment_plan", DAY) is None
+    published(tmp_path, world)
+    shape_exports("champion", "on", tmp_path, DAY, world, top_k=3)
+    assert len(read_export(tmp_path, "recommendations", DAY)) == 120
+
+
+def test_plan_off_runs_only_for_the_named_policies():
+    args = parse_args(["--out", "x.json", "--plan", "on,off", "--plan-off-policies", "champion"])
+    assert configurations(args) == [
+        ("none", "on"),
+        ("popularity", "on"),
+        ("champion", "on"),
+        ("oracle", "on"),
+        ("champion", "off"),
+    ]
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x.json", "--policies", "bandit"])
