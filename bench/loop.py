@@ -323,6 +323,9 @@ def main(argv=None) -> int:
             measured["summary"]["wall_seconds"] = round(time.perf_counter() - started, 1)
             out["configurations"][name] = measured["summary"]
             rows_of[name] = measured["rows"]
+            # what has run so far survives an interrupted benchmark
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(out, indent=2, default=_json) + "\n")
             if not args.keep:
                 shutil.rmtree(data_dir, ignore_errors=True)
         for name, summary in out["configurations"].items():
