@@ -13,9 +13,10 @@ from orchestration.definitions import defs
 from orchestration.resources import DataFilesResource, StoreSourceResource, WarehouseResource, build_resources
 
 MODEL_SCHEMAS = ("raw", "staging", "intermediate", "marts")
-FOUNDATION_GROUPS = ("landing", "ingest", "staging", "intermediate", "marts", "quality")
+FOUNDATION_GROUPS = ("landing", "ingest", "staging", "intermediate", "marts", "quality", "feedback")
 """The layers up to the marts and their checks: what the foundation tests materialise (the profile, forecast
-and recommendation layers have their own end-to-end tests, so the foundation tests stay fast)."""
+and recommendation layers have their own end-to-end tests, so the foundation tests stay fast). ``feedback`` holds
+marts too (impressions, exposed customers, lost sales; empty in open loop) and the online metrics read from them."""
 # Columns that carry the absolute path of the landing file: equal content, different temporary folders.
 PATH_COLUMNS = {"_source_file", "source_file"}
 
