@@ -25,7 +25,9 @@ import pandas as pd
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.uplift_calibration", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench.uplift_calibration", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("--scale", default="small", choices=["small", "medium", "large"])
     p.add_argument("--days", type=int, default=28, help="days of the store from its first day")
     p.add_argument("--salts", type=int, default=20, help="A/A splits per day")
@@ -65,7 +67,10 @@ def main(argv=None) -> int:
             index=rows["customer_id"].unique(),
         )
         rows["arm"] = rows["customer_id"].map(arm)
-        windows = {"daily": [[d] for d in days], "weekly": [days[i : i + 7] for i in range(0, len(days) - 6, 7)]}
+        windows = {
+            "daily": [[d] for d in days],
+            "weekly": [days[i : i + 7] for i in range(0, len(days) - 6, 7)],
+        }
         for kind, groups in windows.items():
             for group in groups:
                 part = rows[rows["exposure_date"].isin(group)]
