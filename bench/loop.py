@@ -133,46 +133,39 @@ def eligible_outcomes(con, first_exposure: date, last: date) -> pd.DataFrame:
             WHERE target_date BETWEEN ? AND ?
         ),
         bought AS (
-            SELECT order_date AS day, customer_id, sum(net_amount) AS revenue,
-                   sum(net_amount - qty * unit_price * ?) AS margin
+            SELECT order_date AS day, customer_id, sum(net_amount) AS revenue, sum(margin) AS margin
             FROM marts.fct_order_items WHERE is_sale AND order_date BETWEEN ? AND ? GROUP BY ALL
         ),
         shown AS (
             SELECT exposure_date AS day, customer_id, sum(impressions) AS impressions, sum(clicks) AS clicks,
-                   sum(credited_revenue) AS credited_revenue, max(converted::int) AS conversion
+                   sum(credited_revenue) AS credited_revenue, max(converted::int) AS converted
             FROM marts.fct_exposed_customers WHERE exposure_date BETWEEN ? AND ? GROUP BY ALL
         )
         SELECT e.day, e.customer_id, e.arm,
                coalesce(b.revenue, 0) AS revenue, coalesce(b.margin, 0) AS margin,
-               coalesce(s.credited_revenue, 0) AS credited_revenue, coalesce(s.conversion, 0) AS conversion,
+               coalesce(s.credited_revenue, 0) AS credited_revenue, coalesce(s.converted, 0) AS converted,
                coalesce(s.clicks, 0) AS clicks, coalesce(s.impressions, 0) AS impressions
         FROM eligible e
         LEFT JOIN bought b USING (day, customer_id)
         LEFT JOIN shown s USING (day, customer_id)
         ORDER BY e.day, e.customer_id
         """,
-        [first_exposure, last, cost_share(), first_exposure, last, first_exposure, last],
+        [first_exposure, last, first_exposure, last, first_exposure, last],
     ).df()
-
-
-def cost_share() -> float:
-    """dbt's var ``cost_share_of_list_price``: the margin of purchases outside the feedback marts uses the same."""
-    import yaml
-
-    from orchestration.defs.transform.project import dbt_project
-
-    return float(
-        yaml.safe_load((Path(dbt_project.project_dir) / "dbt_project.yml").read_text())["vars"][
-            "cost_share_of_list_price"
-        ]
-    )
 
 
 def measure(data_dir: Path, days: list[date], resamples: int) -> dict:
     """Everything the report needs from one configuration's warehouse, plus its per-customer rows."""
     import duckdb
 
-    from ml.feedback.online import METRIC_BY_NAME, compare_arms, read_exposures
+    from ml.feedback.online import (
+        CONTROL,
+        METRIC_BY_NAME,
+        TREATMENT,
+        compare_arms,
+        metric_value,
+        read_exposures,
+    )
 
     first_exposure, last = days[1], days[-1]
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
@@ -201,13 +194,7 @@ def measure(data_dir: Path, days: list[date], resamples: int) -> dict:
         "eligible_customer_days": len(rows),
         "exposed_customer_days": int((rows["impressions"] > 0).sum()),
         "per_eligible_customer_day": {
-            "revenue": float(rows["revenue"].mean()),
-            "margin": float(rows["margin"].mean()),
-            "credited_revenue": float(rows["credited_revenue"].mean()),
-            "conversion": float(rows["conversion"].mean()),
-            "ctr": float(rows["clicks"].sum() / rows["impressions"].sum())
-            if rows["impressions"].sum()
-            else None,
+            name: _finite(metric_value(rows, METRIC_BY_NAME[name])) for name in PER_CUSTOMER
         },
         "stock": {k: (None if pd.isna(v) else float(v)) for k, v in stock.iloc[0].items()},
         "stock_by_day": [
@@ -222,10 +209,7 @@ def measure(data_dir: Path, days: list[date], resamples: int) -> dict:
         else None
     )
     if len(exposures):
-        treatment, control = (
-            exposures[exposures["arm"] == "treatment"],
-            exposures[exposures["arm"] == "control"],
-        )
+        treatment, control = exposures[exposures["arm"] == TREATMENT], exposures[exposures["arm"] == CONTROL]
         result["uplift_over_control"] = {
             name: compare_arms(treatment, control, METRIC_BY_NAME[name], seed=0, resamples=resamples)
             for name in ("revenue", "credited_revenue", "conversion", "ctr")
@@ -234,16 +218,15 @@ def measure(data_dir: Path, days: list[date], resamples: int) -> dict:
 
 
 def against_reference(rows: pd.DataFrame, reference: pd.DataFrame, resamples: int) -> dict:
-    """Per eligible customer-day, this configuration minus the reference, with bootstrap intervals."""
-    from ml.feedback.online import Metric, compare_arms
+    """Per eligible customer-day, this configuration minus the reference, with bootstrap intervals (CTR only
+    where both showed lists)."""
+    from ml.feedback.online import METRIC_BY_NAME, compare_arms
 
-    out = {}
-    for name in PER_CUSTOMER:
-        metric = Metric(name, "clicks", "impressions", "") if name == "ctr" else Metric(name, name, None, "")
-        if name == "ctr" and (rows["impressions"].sum() == 0 or reference["impressions"].sum() == 0):
-            continue
-        out[name] = compare_arms(rows, reference, metric, seed=1, resamples=resamples)
-    return out
+    return {
+        name: compare_arms(rows, reference, METRIC_BY_NAME[name], seed=1, resamples=resamples)
+        for name in PER_CUSTOMER
+        if name != "ctr" or (rows["impressions"].sum() and reference["impressions"].sum())
+    }
 
 
 def main(argv=None) -> int:
@@ -343,6 +326,10 @@ def main(argv=None) -> int:
     args.out.write_text(json.dumps(out, indent=2, default=_json) + "\n")
     print(json.dumps(out["findings"], indent=2, default=_json))
     return 0
+
+
+def _finite(value: float) -> float | None:
+    return None if np.isnan(value) else value
 
 
 def _json(value):

@@ -100,6 +100,11 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> float:
     return float(num.sum() / total) if total > 0 else float("nan")
 
 
+def metric_value(rows: pd.DataFrame, metric: Metric) -> float:
+    """``metric`` over ``rows`` (a ratio of sums over customers; NaN when its denominator is 0)."""
+    return _ratio(*_per_customer(rows, metric))
+
+
 def _bootstrap_ratios(
     num: np.ndarray, den: np.ndarray, rng: np.random.Generator, resamples: int
 ) -> np.ndarray:
@@ -124,8 +129,8 @@ def compare_arms(
 ) -> dict:
     """Treatment and control values of ``metric``, their difference and its bootstrap interval, and the
     relative uplift (difference over control). Intervals are NaN when an arm has no customers."""
-    t_num, t_den = _per_customer(treatment, metric) if len(treatment) else (np.zeros(0), np.zeros(0))
-    c_num, c_den = _per_customer(control, metric) if len(control) else (np.zeros(0), np.zeros(0))
+    t_num, t_den = _per_customer(treatment, metric)
+    c_num, c_den = _per_customer(control, metric)
     t_value, c_value = _ratio(t_num, t_den), _ratio(c_num, c_den)
     low = high = float("nan")
     if len(t_num) and len(c_num) and resamples > 0:
@@ -160,7 +165,7 @@ def group_metrics(rows: pd.DataFrame) -> pd.DataFrame:
         record["exposed_customers"] = int(group["customer_id"].nunique())
         record["impressions"] = int(group["impressions"].sum())
         for metric in METRICS:
-            record[metric.name] = _ratio(*_per_customer(group, metric))
+            record[metric.name] = metric_value(group, metric)
         records.append(record)
     return pd.DataFrame(records)
 
@@ -238,7 +243,8 @@ def online_verdicts(
 ) -> dict[str, dict]:
     """For each model the treatment arm was served by on the mature exposure days of the last ``window_days``
     before ``day``: its ``metric`` against the control arm on the same days, pooled over customers.
-    ``harmful`` is True when the whole 95% interval of the difference lies below zero."""
+    ``harmful`` is True when the whole 95% interval of the difference lies below zero. The metric is
+    ``metric`` for every model."""
     last = day - timedelta(days=MATURITY_DAYS)
     rows = read_exposures(con, last - timedelta(days=window_days - 1), last)
     if rows.empty:
@@ -251,10 +257,23 @@ def online_verdicts(
         result = compare_arms(
             served, control, METRIC_BY_NAME[metric], seed=last.toordinal(), resamples=resamples
         )
+        result.pop("metric")
         result["days"] = len(days)
         result["harmful"] = bool(result["ci_high"] < 0)
         verdicts[str(name)] = result
     return verdicts
+
+
+def blocked_models(verdicts: dict[str, dict]) -> dict[str, str]:
+    """The models :func:`online_verdicts` found harmful, each with why (the champion gate's ``blocked``)."""
+    return {
+        name: (
+            f"{GATE_METRIC} per exposed customer-day {v['difference']:+.2f} vs control "
+            f"(95% CI {v['ci_low']:+.2f} to {v['ci_high']:+.2f}) over {v['days']} day(s)"
+        )
+        for name, v in verdicts.items()
+        if v["harmful"]
+    }
 
 
 def ctr_drop(

@@ -57,28 +57,21 @@ def choose_champion(
         "means": {m: round(float(v), 6) for m, v in means.items()},
         "blocked": dict(blocked),
     }
-    held_back = "; ".join(f"{m} blocked online: {why}" for m, why in sorted(blocked.items()))
+    held_back = "".join(f"; {m} blocked online: {why}" for m, why in sorted(blocked.items()))
     if len(qualified):
         best = str(qualified.idxmax())
         reason = (
             f"{best} mean {metric} {means[best]:.4f} over {len(dates)} day(s) beats {baseline} "
             f"{base:.4f} by {means[best] / base - 1 if base > 0 else float('inf'):.1%} (margin {margin:.0%})"
         )
-        reason = f"{reason}; {held_back}" if held_back else reason
-        return {"champion": best, "reason": reason, "beats_baseline": True, **info}
-    if previous_champion and previous_champion in means.index and means[previous_champion] >= base:
+        choice = {"champion": best, "reason": reason, "beats_baseline": True}
+    elif previous_champion and previous_champion in means.index and means[previous_champion] >= base:
         reason = (
             f"no challenger clears {baseline} by {margin:.0%}; keeping previous champion {previous_champion} "
             f"({means[previous_champion]:.4f} vs {base:.4f})"
         )
-        reason = f"{reason}; {held_back}" if held_back else reason
-        return {"champion": previous_champion, "reason": reason, "beats_baseline": False, **info}
-    return {
-        "champion": baseline,
-        "beats_baseline": False,
-        "reason": (
-            f"no model clears {baseline} ({base:.4f}) by {margin:.0%} over {len(dates)} day(s): serving {baseline}"
-            + (f"; {held_back}" if held_back else "")
-        ),
-        **info,
-    }
+        choice = {"champion": previous_champion, "reason": reason, "beats_baseline": False}
+    else:
+        reason = f"no model clears {baseline} ({base:.4f}) by {margin:.0%} over {len(dates)} day(s): serving {baseline}"
+        choice = {"champion": baseline, "reason": reason, "beats_baseline": False}
+    return {**choice, "reason": choice["reason"] + held_back, **info}

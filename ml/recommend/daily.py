@@ -26,7 +26,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from ml.artifacts import ArtifactStore
-from ml.feedback.online import GATE_METRIC, ctr_drop, online_verdicts
+from ml.feedback.online import blocked_models, ctr_drop, online_verdicts
 from ml.recommend.bundles import BUNDLES, CandidateModels, load_bundle
 from ml.recommend.champion import choose_champion
 from ml.recommend.experiment import CONTROL, CONTROL_SHARE, TREATMENT, arms, list_ids
@@ -133,8 +133,7 @@ def retrain_decision(
         return True, "no previous bundle to carry weights over"
     if day.weekday() == settings.sasrec_retrain_weekday:
         return True, "weekly retrain day"
-    dropped, why = ctr_drop(con, day, drop=settings.retrain_on_ctr_drop)
-    return dropped, why
+    return ctr_drop(con, day, drop=settings.retrain_on_ctr_drop)
 
 
 def training_summary(bundle: CandidateModels, store: ArtifactStore) -> dict:
@@ -234,14 +233,7 @@ def champion_day(
             [day, day - timedelta(days=CHAMPION_LOOKBACK_DAYS)],
         ).df()
     verdicts = online_verdicts(con, day, window_days=settings.online_gate_days)
-    blocked = {
-        name: (
-            f"{GATE_METRIC} per exposed customer-day {v['difference']:+.2f} vs control "
-            f"(95% CI {v['ci_low']:+.2f} to {v['ci_high']:+.2f}) over {v['days']} day(s)"
-        )
-        for name, v in verdicts.items()
-        if v["harmful"]
-    }
+    blocked = blocked_models(verdicts)
     choice = choose_champion(
         metrics,
         margin=settings.champion_margin,

@@ -13,7 +13,7 @@ with lines as (
         sku,
         qty,
         net_amount,
-        net_amount - qty * unit_price * {{ var('cost_share_of_list_price') }} as margin
+        margin
     from {{ ref('int_order_lines') }}
     where line_type = 'sale' and customer_id is not null and {{ in_window('order_date') }}
 ),

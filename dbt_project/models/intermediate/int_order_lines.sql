@@ -19,6 +19,8 @@ select
     i.discount,
     i.net_amount,
     i.gross_amount,
+    -- no source carries purchase costs: var cost_share_of_list_price of the list price (dbt_project.yml)
+    i.net_amount - i.qty * i.unit_price * {{ var('cost_share_of_list_price') }} as margin,
     i.warehouse_id,
     coalesce(o.is_cancelled, false) as is_cancelled_order,
     case

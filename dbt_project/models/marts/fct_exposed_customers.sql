@@ -29,7 +29,7 @@ bought as (
         count(distinct order_id) as orders,
         sum(qty) as units,
         sum(net_amount) as revenue,
-        sum(net_amount - qty * unit_price * {{ var('cost_share_of_list_price') }}) as margin
+        sum(margin) as margin
     from {{ ref('fct_order_items') }}
     where
         is_sale

@@ -13,6 +13,7 @@ select
     unit_price,
     discount,
     net_amount,
+    margin,
     warehouse_id,
     line_type,
     line_type = 'sale' as is_sale

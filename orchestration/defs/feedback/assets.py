@@ -14,6 +14,7 @@ from ml.feedback.online import (
     online_summary,
 )
 from ml.warehouse import replace_partition
+from orchestration.asset_keys import EXPOSED_CUSTOMERS
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.metadata import summary_metadata
 from orchestration.partitions import DAILY_WAREHOUSE_WRITER, partition_days
@@ -37,7 +38,7 @@ FEEDBACK = {
         "metric with a 95% bootstrap interval over customers (`feedback.online_uplift`); the uplifts and their "
         "bounds plot over partitions. Closed-loop store only; empty days are reported as such."
     ),
-    deps=[dg.AssetKey(["marts", "fct_exposed_customers"])],
+    deps=[EXPOSED_CUSTOMERS],
     **FEEDBACK,
     **DAILY_WAREHOUSE_WRITER,
 )

@@ -26,6 +26,7 @@ from ml.recommend.daily import (
 from ml.recommend.interactions import read_items
 from ml.summary import summary
 from ml.warehouse import replace_partition
+from orchestration.asset_keys import EXPOSED_CUSTOMERS
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION, stateful_automation
 from orchestration.metadata import summary_metadata
 from orchestration.partitions import (
@@ -43,7 +44,6 @@ RECOMMEND = {
 }
 CANDIDATES = dg.AssetKey(["recommend", "candidate_models"])
 CHAMPION = dg.AssetKey(["recommend", "champion"])
-EXPOSED_CUSTOMERS = dg.AssetKey(["marts", "fct_exposed_customers"])
 
 
 class RecommendConfig(dg.Config, RecommendSettings):
@@ -167,17 +167,13 @@ def champion(
             row, choice = champion_day(con, files.artifacts(), day, config)
             replace_partition(con, CHAMPIONS, "as_of_date", day, row)
     chosen = {k: choice[k] for k in ("champion", "reason")}
-    online = {
-        name: {k: v for k, v in verdict.items() if k != "metric"}
-        for name, verdict in choice["online"].items()
-    }
     yield dg.MaterializeResult(
         metadata=summary_metadata(
             [
                 summary(
                     1,
                     {**chosen, "blocked_online": ", ".join(sorted(choice.get("blocked", {})))},
-                    json={"window_means": choice.get("means", {}), "online_verdicts": online},
+                    json={"window_means": choice.get("means", {}), "online_verdicts": choice["online"]},
                 )
             ],
             days[-1:],
