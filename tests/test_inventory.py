@@ -190,7 +190,8 @@ def test_plan_from_marts_worked_example():
     # W2: 0.5/day, position 3 (the snapshot of 2024-01-01 is its latest). P(D_3 > 3) = P(Poisson(1.5) > 3) > 5%,
     # P(D_1 > 3) = P(Poisson(0.5) > 3) < 5%: the alternate prevents the stock-out; sized on its lead time.
     assert w2["stockout_risk"] == pytest.approx(stats.poisson.sf(3, 1.5))
-    assert w2["use_alternate"] and w2["order_from"] == "S2"
+    assert w2["use_alternate"] and w2["order_from"] == "S2" and w2["supplier_choice"] == "stock-out risk"
+    assert w1["supplier_choice"] == "primary" and w1["min_order_qty"] == 20
     assert w2["reorder_point"] == pytest.approx(stats.poisson.ppf(0.95, 0.5 * 2))
     assert w2["revenue_at_risk"] == pytest.approx(
         4.0 * (1.5 - sum(stats.poisson.sf(k, 1.5) for k in range(3)))
@@ -225,6 +226,62 @@ def test_plan_from_marts_worked_example():
         fc, inv, products, as_of="2024-01-02", order_cycle=7, dispersion=pd.Series({"a": 1.0})
     )
     pd.testing.assert_frame_equal(calm, p)
+
+
+def test_a_minimum_order_that_would_overstock_a_slow_mover_moves_the_order_to_the_alternate():
+    # 0.2 units/day (Poisson) at one warehouse, 2 on hand: at the reorder point of either supplier (lead time 3
+    # or 2), and neither is at risk of a stock-out before its order arrives.
+    fc = pd.DataFrame({"sku": "slow", "step": np.arange(1, 29), "mean": 0.2})
+    fc["q90"] = stats.poisson.ppf(0.9, 0.2)
+    inv = pd.DataFrame(
+        {
+            "sku": ["slow"],
+            "warehouse_id": ["W1"],
+            "snapshot_date": pd.to_datetime(["2024-01-02"]),
+            "on_hand": [2.0],
+            "on_order": [0.0],
+            "units_sold": [1.0],
+        }
+    )
+    products = pd.DataFrame(
+        {
+            "sku": ["slow"],
+            "price": [10.0],
+            "supplier_id": ["S1"],
+            "lead_time_days": [3],
+            "min_order_qty": [100],
+            "alt_supplier_id": ["S2"],
+            "alt_lead_time_days": [2],
+            "alt_min_order_qty": [6],
+        }
+    )
+    row = plan_from_marts(fc, inv, products, as_of="2024-01-02", order_cycle=7).iloc[0]
+    need_primary = np.ceil(stats.poisson.ppf(0.95, 0.2 * 4) + 0.2 * 7 - 2)
+    need_alternate = np.ceil(stats.poisson.ppf(0.95, 0.2 * 3) + 0.2 * 7 - 2)
+    assert row["stockout_risk"] <= 0.05 and row["alt_stockout_risk"] <= 0.05
+    # 100 units from the primary is ~500 days of demand; the alternate's minimum of 6 overshoots less
+    assert row["use_alternate"] and row["supplier_choice"] == "minimum order" and row["order_from"] == "S2"
+    assert row["min_order_qty"] == 6
+    assert row["order_qty"] == pytest.approx(max(need_alternate, 6))
+    assert row["units_over_need"] == pytest.approx(max(6 - need_alternate, 0))
+    assert row["reorder_point"] == pytest.approx(stats.poisson.ppf(0.95, 0.2 * 3))  # sized on the alternate
+    # the same minimums at a fast mover (20/day, position at its reorder point): 100 units overshoot nothing
+    s_fast = stats.poisson.ppf(0.95, 20 * 4)
+    fast = plan_from_marts(
+        fc.assign(mean=20.0, q90=stats.poisson.ppf(0.9, 20.0)),
+        inv.assign(on_hand=s_fast),
+        products,
+        as_of="2024-01-02",
+        order_cycle=7,
+    ).iloc[0]
+    assert not fast["use_alternate"] and fast["supplier_choice"] == "primary" and fast["min_order_qty"] == 100
+    assert fast["order_qty"] == pytest.approx(20 * 7) and fast["units_over_need"] == 0
+    # an alternate whose minimum is no smaller is no reason to move
+    same = plan_from_marts(
+        fc, inv, products.assign(alt_min_order_qty=100), as_of="2024-01-02", order_cycle=7
+    ).iloc[0]
+    assert not same["use_alternate"] and same["order_qty"] == 100
+    assert same["units_over_need"] == pytest.approx(100 - need_primary)
 
 
 def test_rolling_policy_with_an_unchanged_forecast_equals_the_fixed_one():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
@@ -278,20 +279,36 @@ def test_the_forecast_backtest_scores_each_day_against_the_forecast_made_the_day
     assert "| lag |" in event.metadata["by_lag"].value
 
 
-def test_the_alternate_supplier_is_chosen_only_when_its_lead_time_prevents_the_stockout(store):
+def test_the_alternate_supplier_is_chosen_only_when_it_prevents_a_stockout_or_an_overstock(store):
     plan = (
         duckdb.connect(str(store / "warehouse.duckdb"), read_only=True)
         .execute("SELECT * FROM supply.replenishment_plan WHERE as_of_date = ?", [date(2025, 1, 21)])
         .df()
     )
+    plan["limit"] = 1 - plan["service_level"]
+    for_risk = plan[plan["supplier_choice"] == "stock-out risk"]
+    assert len(for_risk) > 0, "the small store's plan should need an alternate supplier somewhere"
+    assert (for_risk["stockout_risk"] > for_risk["limit"]).all()
+    assert (for_risk["alt_stockout_risk"] <= for_risk["limit"]).all()
+    assert (for_risk["alt_lead_time_days"] < for_risk["lead_time_days"]).all()
+    # an alternate chosen for its minimum: no risk either way, and less overshoot than the primary's minimum
+    for_minimum = plan[plan["supplier_choice"] == "minimum order"]
+    assert len(for_minimum) > 0, "slow movers with a large primary minimum should move to the alternate"
+    assert (for_minimum["alt_stockout_risk"] <= for_minimum["limit"]).all()
+    assert (for_minimum["stockout_risk"] <= for_minimum["limit"]).all()
+    # every order is the gap to the order-up-to level, raised to the chosen supplier's minimum
+    ordering = plan[plan["order_qty"] > 0]
+    gap = np.ceil(ordering["order_up_to"] - ordering["on_hand"] - ordering["on_order"])
+    assert (ordering["order_qty"] - ordering["units_over_need"]).to_numpy() == pytest.approx(gap.to_numpy())
+    assert (ordering["order_qty"] == np.maximum(gap, ordering["min_order_qty"])).all()
     alternate = plan[plan["use_alternate"]]
-    assert len(alternate) > 0, "the small store's plan should need an alternate supplier somewhere"
-    level = 1 - alternate["service_level"]
-    assert (alternate["stockout_risk"] > level).all() and (alternate["alt_stockout_risk"] <= level).all()
-    assert (alternate["alt_lead_time_days"] < alternate["lead_time_days"]).all()
+    assert set(alternate["supplier_choice"]) <= {"stock-out risk", "minimum order"}
     assert (alternate["order_from"] == alternate["alt_supplier_id"]).all()
     primary = plan[~plan["use_alternate"]]
-    assert (primary["order_from"] == primary["supplier_id"]).all()
+    assert (primary["order_from"] == primary["supplier_id"]).all() and set(primary["supplier_choice"]) == {
+        "primary"
+    }
+    assert ((plan["order_qty"] == 0) | (plan["order_qty"] >= plan["min_order_qty"])).all()
     # at risk yet left with the primary: no faster alternate, or the alternate would not prevent it either
     at_risk = primary[primary["stockout_risk"] > 1 - primary["service_level"]]
     faster = at_risk["alt_lead_time_days"] < at_risk["lead_time_days"]

@@ -151,6 +151,39 @@ def test_plan_orders_arrive_after_the_lead_time_and_raise_the_stock(tmp_path):
     assert on_order[lead] < 5000 and on_hand[lead] >= 5000 > on_hand[lead - 1]
 
 
+def test_every_order_is_raised_to_its_suppliers_minimum(tmp_path):
+    store = shop(tmp_path)
+    world = store.world
+    launched = np.flatnonzero(world.product_launch_day == 0)
+    moq_primary = world.supplier_moq[world.product_supplier]
+    moq_alternate = world.supplier_moq[world.product_alt_supplier]
+    a = int(next(i for i in launched if moq_primary[i] > 1))  # one unit from its primary
+    b = int(next(i for i in launched if moq_alternate[i] > 1 and i != a))  # one unit from its alternate
+    plan = pd.DataFrame(
+        {
+            "sku": [world.skus[a], world.skus[b]],
+            "warehouse_id": ["WH01", "WH02"],
+            "order_qty": [1.0, 1.0],
+            "use_alternate": [False, True],
+        }
+    )
+    publish(tmp_path, None, DAY - timedelta(days=1), plan)
+    store.write_day(DAY, tmp_path / "landing")
+    placed = store.load_state(DAY).pipeline
+    t = (DAY - date(2025, 1, 1)).days
+    placed = placed[placed["arrival_t"] > t]
+    got = {(int(r.product), int(r.warehouse)): (int(r.qty), int(r.arrival_t)) for r in placed.itertuples()}
+    assert got[(a, 0)] == (moq_primary[a], t + world.supplier_lead[world.product_supplier[a]])
+    assert got[(b, 1)] == (moq_alternate[b], t + world.supplier_lead[world.product_alt_supplier[b]])
+    # without a plan the shop's own rule orders from the primary, at least its minimum
+    store.write_day(DAY + timedelta(days=1), tmp_path / "landing")
+    state = store.load_state(DAY + timedelta(days=1)).pipeline
+    rule = state[state["arrival_t"] == t + 1 + world.product_lead[state["product"].to_numpy()]]
+    assert len(rule) > 0
+    assert (rule["qty"].to_numpy() >= moq_primary[rule["product"].to_numpy()]).all()
+    assert (rule["qty"].to_numpy() == moq_primary[rule["product"].to_numpy()]).any()  # the minimum binds
+
+
 def test_demand_beyond_stock_is_lost_and_logged(tmp_path):
     store = shop(tmp_path)
     world = store.world

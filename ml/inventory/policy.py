@@ -328,6 +328,11 @@ def split_by_warehouse(forecast: pd.DataFrame, shares: pd.DataFrame) -> pd.DataF
     return out[first + [c for c in out.columns if c not in first]].reset_index(drop=True)
 
 
+def _units_over_need(order_qty: np.ndarray, min_order_qty: np.ndarray) -> np.ndarray:
+    """Units a minimum order quantity adds to an order (0 where nothing is ordered)."""
+    return np.where(order_qty > 0, np.maximum(min_order_qty - order_qty, 0.0), 0.0)
+
+
 def plan_from_marts(
     forecast: pd.DataFrame,
     inventory: pd.DataFrame,
@@ -347,13 +352,23 @@ def plan_from_marts(
     - ``inventory``: ``fct_inventory_daily`` (``sku, warehouse_id, snapshot_date, on_hand, on_order,
       units_sold``): the snapshot on or before ``as_of`` is the stock now;
     - ``products``: ``dim_products`` (``sku, price, supplier_id, lead_time_days, min_order_qty, alt_supplier_id,
-      alt_lead_time_days``); a missing lead time (Online Retail has none) is ``default_lead_time``.
+      alt_lead_time_days, alt_min_order_qty``); a missing lead time (Online Retail has none) is ``default_lead_time``.
 
     Per row: lead-time demand (mean and ``service_level`` quantile), safety stock, reorder point, order-up-to,
-    order quantity (rounded up to the minimum order quantity), stock-out risk within the primary's lead time
-    (``P(demand over L > on hand + on order)``), and, when that risk exceeds ``1 - service_level`` and the
-    alternate supplier is faster, the alternate's risk and whether it prevents the stock-out
-    (``use_alternate``: its risk is within the bound; then the order is sized on the alternate's lead time).
+    order quantity (rounded up to the minimum order quantity of the supplier ordered from), stock-out risk within
+    the primary's lead time (``P(demand over L > on hand + on order)``), the alternate's risk within its own lead
+    time, and which supplier to order from (``use_alternate``, ``supplier_choice``):
+
+    - ``stock-out risk``: the primary's risk exceeds ``1 - service_level`` and the alternate's is within it (a
+      faster alternate prevents the stock-out the primary cannot);
+    - ``minimum order``: the primary's risk is within the bound, but its minimum order quantity would put more
+      than an order cycle of demand on the shelf beyond what the row needs, while the alternate (its risk also
+      within the bound) overshoots less. Minimums are why slow movers pile up stock: a minimum of 100 for a SKU
+      that sells 0.3 a day at a warehouse is a year of cover;
+    - otherwise the primary.
+
+    An order from the alternate is sized on the alternate's lead time; ``min_order_qty`` is the minimum of the
+    supplier ordered from and ``units_over_need`` what that minimum adds to the order.
     ``expected_shortage`` (units short within the lead time) times ``price`` is ``revenue_at_risk``, the ranking
     key of :func:`stockout_alerts`.
 
@@ -398,6 +413,10 @@ def plan_from_marts(
     lead = col("lead_time_days", default_lead_time).astype(int)
     alt_lead = col("alt_lead_time_days", np.nan)
     moq = col("min_order_qty", 0.0)
+    alt_moq = col("alt_min_order_qty", np.nan)
+    alt_moq = np.where(
+        np.isfinite(alt_moq), alt_moq, moq
+    )  # an alternate's unknown minimum is no reason to move
     price = col("price", 1.0)
     m = mean.to_numpy(dtype=float)
     phi = implied_dispersion(m, q90.to_numpy(dtype=float))
@@ -417,11 +436,17 @@ def plan_from_marts(
     service_level = np.array([levels.get(c, service_level) for c in classes], dtype=float)
     primary = plan(m, phi, lead, pos, service_level, order_cycle=order_cycle)
     limit = 1.0 - service_level
-    has_alt = np.isfinite(alt_lead) & (alt_lead < lead)
+    has_alt = np.isfinite(alt_lead) & (alt_lead != lead)
     alt_l = np.where(has_alt, alt_lead, lead).astype(int)
     alternate = plan(m, phi, alt_l, pos, service_level, order_cycle=order_cycle)
+    alt_safe = has_alt & (alternate["stockout_risk"] <= limit)
     at_risk = primary["stockout_risk"] > limit
-    use_alt = at_risk & has_alt & (alternate["stockout_risk"] <= limit)
+    over_primary = _units_over_need(primary["order_qty"], moq)
+    over_alternate = _units_over_need(alternate["order_qty"], alt_moq)
+    cycle_demand = primary["order_up_to"] - primary["reorder_point"]
+    for_risk = at_risk & alt_safe
+    for_minimum = ~at_risk & alt_safe & (over_primary > cycle_demand) & (over_alternate < over_primary)
+    use_alt = for_risk | for_minimum
     out["phi"] = phi
     out["demand_class"] = pd.array(classes, dtype="string")  # VARCHAR in the warehouse even when all missing
     out["service_level"] = service_level
@@ -429,13 +454,18 @@ def plan_from_marts(
     for k in ("lead_time_demand", "lead_time_q", "safety_stock", "reorder_point", "order_up_to"):
         out[k] = np.where(use_alt, alternate[k], primary[k])
     qty = np.where(use_alt, alternate["order_qty"], primary["order_qty"])
-    out["order_qty"] = np.where(qty > 0, np.maximum(qty, moq), 0.0)
+    out["min_order_qty"] = np.where(use_alt, alt_moq, moq)
+    out["order_qty"] = np.where(qty > 0, np.maximum(qty, out["min_order_qty"]), 0.0)
+    out["units_over_need"] = np.where(use_alt, over_alternate, over_primary)
     out["stockout_risk"] = primary["stockout_risk"]
     out["supplier_id"] = prod["supplier_id"].to_numpy() if "supplier_id" in prod else None
     out["alt_supplier_id"] = prod["alt_supplier_id"].to_numpy() if "alt_supplier_id" in prod else None
     out["alt_lead_time_days"] = alt_lead
     out["alt_stockout_risk"] = np.where(has_alt, alternate["stockout_risk"], np.nan)
     out["use_alternate"] = use_alt
+    out["supplier_choice"] = np.select(
+        [for_risk, for_minimum], ["stock-out risk", "minimum order"], default="primary"
+    )
     out["order_from"] = np.where(use_alt, out["alt_supplier_id"], out["supplier_id"])
     out["price"] = price
     short = np.zeros(len(out))

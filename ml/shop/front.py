@@ -8,8 +8,9 @@ own stock at the end of D-1, which it keeps under ``state_root`` as a real shop 
   carts and purchases follow the simulator's truth (:func:`ml.sources.simulated.for_you_appeal`);
 - checkouts are filled first come first served; what the stock cannot serve is logged in ``lost_sales``;
 - purchase orders: the plan's rows with an order quantity, or, without a plan, the shop's own reorder rule
-  (order up to the world's level when the position falls below the expected demand over the lead time plus a
-  day, with the world's safety factor); each arrives after its supplier's true lead time.
+  (order up to the world's level from the primary supplier when the position falls below the expected demand
+  over the lead time plus a day, with the world's safety factor); every order is raised to its supplier's
+  minimum order quantity and arrives after that supplier's true lead time.
 
 Without exports and without an earlier state the day is exactly the open-loop simulator's (the same bytes), plus
 empty ``impressions`` and ``lost_sales``. With the same exports and the same state, a day is identical again.
@@ -249,16 +250,17 @@ class ClosedLoopStore(SimulatedStore):
                 if "use_alternate" in rows
                 else False
             )
-            lead = np.where(
-                alternate, world.supplier_lead[world.product_alt_supplier[prod]], world.product_lead[prod]
-            )
-            qty = np.ceil(rows["order_qty"].to_numpy(float)).astype(np.int64)
+            supplier = np.where(alternate, world.product_alt_supplier[prod], world.product_supplier[prod])
+            qty = np.ceil(rows["order_qty"].to_numpy(float))
         else:
             position = on_hand + ShopState(on_hand, pipeline).on_order()
             reorder_at = np.ceil(world.expected_demand * (world.product_lead[:, None] + 1) * _SAFETY)
             prod, wh = np.nonzero((position < reorder_at) & launched[:, None])
-            qty = (world.order_up_to[prod, wh] - position[prod, wh]).astype(np.int64)
-            lead = world.product_lead[prod]
+            qty = world.order_up_to[prod, wh] - position[prod, wh]
+            supplier = world.product_supplier[prod]
+        # suppliers hold every buyer to their minimum order quantity, the plan and the shop's own rule alike
+        qty = np.maximum(qty, world.supplier_moq[supplier])
+        lead = world.supplier_lead[supplier]
         return pd.DataFrame({"product": prod, "warehouse": wh, "arrival_t": t + lead, "qty": qty}).astype(
             np.int64
         )

@@ -127,6 +127,7 @@ def plan_summary(plan: pd.DataFrame) -> dict:
             "stockout_risk",
             "supplier_id",
             "use_alternate",
+            "supplier_choice",
         ),
     )
     return summary(
@@ -136,6 +137,10 @@ def plan_summary(plan: pd.DataFrame) -> dict:
             "units_to_order": float(plan["order_qty"].sum()),
             "mean_stockout_risk": float(plan["stockout_risk"].mean()),
             "rows_using_alternate_supplier": int(plan.get("use_alternate", pd.Series(dtype=bool)).sum()),
+            "rows_moved_for_minimum_order": int(
+                (plan.get("supplier_choice", pd.Series(dtype=str)) == "minimum order").sum()
+            ),
+            "units_over_need_for_minimums": float(plan.get("units_over_need", pd.Series(dtype=float)).sum()),
         },
         markdown={
             **({"by_demand_class": markdown_table(by_class)} if not by_class.empty else {}),

@@ -15,6 +15,7 @@ select
     s.min_order_qty,
     p.alt_supplier_id,
     alt.lead_time_days as alt_lead_time_days,
+    alt.min_order_qty as alt_min_order_qty,
     p.first_seen_ts,
     p.first_seen_date
 from {{ ref('stg_products') }} as p

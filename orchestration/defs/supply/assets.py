@@ -121,7 +121,9 @@ def forecast_backtest(
                 "Per SKU × warehouse as of D (`supply.replenishment_plan`, exported): lead-time demand quantile "
                 "from the forecast, safety stock, reorder point, order quantity for the target service level (one, "
                 "or per demand class: run config service_level_by_class), stock-out risk within the lead time, and "
-                "the alternate supplier when only its shorter lead time prevents a stock-out. For buyers."
+                "the supplier to order from: the alternate when only its shorter lead time prevents a stock-out, "
+                "or when the primary's minimum order quantity would overstock a slow mover and the alternate's "
+                "overshoots less; every order is raised to its supplier's minimum. For buyers."
             ),
             deps=[
                 dg.AssetKey(["supply", "demand_forecast"]),
