@@ -9,12 +9,14 @@ DuckDB file means the API never holds a lock that a running pipeline needs, and 
 visible: an export folder appears only when its day is complete (written to a temporary name, then renamed).
 
 Endpoints: ``GET /health``, ``GET /recommendations/{customer_id}``, ``GET /forecast/{sku}``,
-``GET /replenishment``, ``GET /stockout-alerts``, ``GET /service-levels``. Unknown ids answer 404 with a message; bad parameters 422.
+``GET /replenishment``, ``GET /stockout-alerts``, ``GET /service-levels``, ``GET /messages/{customer_id}``. Unknown ids
+answer 404 with a message; bad parameters 422.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 from pathlib import Path
@@ -23,7 +25,14 @@ from typing import Annotated
 import duckdb
 from fastapi import FastAPI, HTTPException, Query
 
-OUTPUTS = ("recommendations", "demand_forecast", "replenishment_plan", "stockout_alerts", "service_levels")
+OUTPUTS = (
+    "recommendations",
+    "demand_forecast",
+    "replenishment_plan",
+    "stockout_alerts",
+    "service_levels",
+    "messages",
+)
 _DAY = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
 
@@ -134,6 +143,30 @@ def service_levels() -> dict:
     """The service level per demand class that the latest replay found (``supply/service_levels``)."""
     day, frame = _query("service_levels", order="ORDER BY demand_class")
     return {"as_of": day, "levels": _records(frame)}
+
+
+@app.get("/messages/{customer_id}")
+def messages(customer_id: str) -> dict:
+    """The customer's messages whose offer is still valid on the latest export day, newest first, each with the
+    facts it was written from (its reason) and the rule that targeted it."""
+    found = latest_export("messages")
+    if found is None:
+        raise HTTPException(503, "no messages have been materialised yet; run the daily pipeline first")
+    day, folder = found
+    pattern = str(folder.parent / "date=*" / "*.parquet")
+    with duckdb.connect() as con:
+        frame = con.execute(
+            "SELECT * EXCLUDE (date), date::VARCHAR AS as_of FROM read_parquet(?, hive_partitioning = true) "
+            "WHERE customer_id = ? AND offer_expires >= ?::DATE ORDER BY date DESC",
+            [pattern, customer_id, day],
+        ).df()
+    if frame.empty:
+        raise HTTPException(404, f"no message with a valid offer for customer {customer_id!r} as of {day}")
+    rows = _records(frame.drop(columns=["customer_id"]))
+    for row in rows:
+        row["facts"] = json.loads(row["facts"])
+        row["featured_skus"] = list(row["featured_skus"])
+    return {"customer_id": customer_id, "as_of": day, "messages": rows}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -6,6 +6,7 @@ from orchestration.defs.automation import landing_drop_sensor, raw_ingest, run_f
 from orchestration.defs.features.assets import profile_assets
 from orchestration.defs.feedback.assets import feedback_assets
 from orchestration.defs.ingest.assets import landing_files, raw_tables
+from orchestration.defs.marketing.assets import marketing_assets
 from orchestration.defs.quality.assets import (
     freshness_checks,
     freshness_sensor,
@@ -36,6 +37,7 @@ defs = dg.Definitions(
             *supply_assets,
             *recommend_assets,
             *feedback_assets,
+            *marketing_assets,
         ]
     ),
     asset_checks=[

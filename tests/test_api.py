@@ -78,10 +78,31 @@ def _write_exports(root: Path) -> None:
     )
 
 
+def _message(customer: str, day: date, expires: date, subject: str) -> dict:
+    return {
+        "message_id": f"{customer}-{day}",
+        "send_date": day,
+        "customer_id": customer,
+        "campaign": "win_back",
+        "subject": subject,
+        "offer_expires": expires,
+        "featured_skus": ["S9", "S4"],
+        "facts": f'{{"customer_id": "{customer}", "orders_365d": 3}}',
+    }
+
+
+def _write_messages(root: Path) -> None:
+    # C1 got a message on each day (the older offer still valid), C2 only on the old day, expired by the new one
+    old = [_message("C1", OLD, date(2025, 1, 20), "old offer"), _message("C2", OLD, OLD, "expired")]
+    write_export(pd.DataFrame(old), root, "messages", OLD)
+    write_export(pd.DataFrame([_message("C1", NEW, date(2025, 1, 21), "new offer")]), root, "messages", NEW)
+
+
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     root = tmp_path_factory.mktemp("exports")
     _write_exports(root)
+    _write_messages(root)
     with running_api(root) as base:
         yield base
 
@@ -95,6 +116,7 @@ def test_health_reports_the_latest_day_of_each_output(api):
         "replenishment_plan": "2025-01-14",
         "stockout_alerts": None,
         "service_levels": "2025-01-14",
+        "messages": "2025-01-14",
     }
 
 
@@ -142,3 +164,13 @@ def test_service_levels_per_class(api):
         ("lumpy", 0.999),
         ("smooth", 0.95),
     ]
+
+
+def test_messages_are_the_customers_valid_offers_newest_first_with_their_facts(api):
+    status, body = get(api + "/messages/C1")
+    assert status == 200 and body["as_of"] == "2025-01-14"
+    assert [m["subject"] for m in body["messages"]] == ["new offer", "old offer"]
+    assert body["messages"][0]["facts"] == {"customer_id": "C1", "orders_365d": 3}
+    assert body["messages"][0]["featured_skus"] == ["S9", "S4"] and body["messages"][1]["as_of"] == "2025-01-13"
+    status, body = get(api + "/messages/C2")  # its only offer expired before the latest day
+    assert status == 404 and "C2" in body["detail"]

@@ -1,0 +1,209 @@
+"""Generated messages: the playbook's targeting, caps and opt-outs, and the grounding checker that blocks any
+message stating a fact its sheet does not hold."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from ml.marketing.facts import FactSheet, Offer, ProductFact, featured_products
+from ml.marketing.grounding import Catalogue, check
+from ml.marketing.targeting import MarketingSettings, apply_caps_and_opt_outs, assign_campaigns
+from ml.marketing.writer import FAMILIES, write
+
+DAY = date(2025, 1, 20)
+SETTINGS = MarketingSettings()
+
+CATALOGUE_FRAME = pd.DataFrame(
+    {
+        "sku": ["S1", "S2", "S3", "S4"],
+        "title": [
+            "Juniq Recycled Eco Hoodie",
+            "Pelvex Spf 30 Classic Moisturiser",
+            "Briax Dishwasher-Safe Classic Chopping Board",
+            "Halley Slim Compact Mount",
+        ],
+        "category": ["apparel", "skincare", "kitchen", "phone_accessories"],
+        "price": [14.99, 15.99, 50.99, 25.99],
+        "promo_discount_pct": [0, 25, 0, 0],
+        "on_hand": [10, 4, 0, 7],
+    }
+)
+CATALOGUE = Catalogue.from_products(CATALOGUE_FRAME)
+
+
+def product(i: int) -> ProductFact:
+    r = CATALOGUE_FRAME.iloc[i]
+    return ProductFact(r.sku, r.title, r.category, r.price, int(r.promo_discount_pct), int(r.on_hand))
+
+
+def sheet(campaign: str = "win_back", recency: int | None = 45) -> FactSheet:
+    return FactSheet(
+        customer_id="C0000001",
+        send_date=DAY,
+        lifecycle_stage="at_risk",
+        segment="bargain hunters",
+        top_category="apparel",
+        orders_365d=7,
+        spend_365d=312.4,
+        recency_days=recency,
+        discount_share_365d=0.6,
+        currency="GBP",
+        products=(product(0), product(1)),
+        offer=SETTINGS.offer(campaign, DAY),
+    )
+
+
+@pytest.mark.parametrize("campaign", ["member_perks", "win_back", "welcome", "discount"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_template_writes_a_grounded_message(campaign, family):
+    s = sheet(campaign)
+    message = write(s, campaign, family)
+    assert check(message.subject, message.body, s, CATALOGUE) == []
+    assert (
+        '"Juniq Recycled Eco Hoodie"' in message.body
+        and '"Pelvex Spf 30 Classic Moisturiser"' in message.body
+    )
+    if campaign != "member_perks":
+        pct = s.offer.discount_pct
+        assert f"{pct}%" in message.subject + message.body
+        assert f"now £{round(14.99 * (1 - pct / 100), 2):.2f} (was £14.99)" in message.body
+
+
+def test_a_win_back_for_a_customer_who_never_bought_states_no_recency():
+    s = sheet("win_back", recency=None)
+    message = write(s, "win_back", "plain")
+    assert "days since" not in message.body and check(message.subject, message.body, s, CATALOGUE) == []
+
+
+def grounded_body() -> tuple[FactSheet, str, str]:
+    s = sheet("win_back")
+    m = write(s, "win_back", "plain")
+    return s, m.subject, m.body
+
+
+def test_the_checker_blocks_a_wrong_price():
+    s, subject, body = grounded_body()
+    bad = body.replace("(was £14.99)", "(was £19.99)")
+    assert bad != body
+    assert check(subject, bad, s, CATALOGUE) == [
+        "price £19.99 is not a featured product's price or offer price"
+    ]
+
+
+def test_the_checker_blocks_an_invented_product_and_a_real_one_not_featured():
+    s, subject, body = grounded_body()
+    invented = body + '\n- "Zorblax Quantum Hoodie": £14.99'
+    assert check(subject, invented, s, CATALOGUE) == [
+        'product "Zorblax Quantum Hoodie" is not a featured product'
+    ]
+    other = body + "\nAlso try the Halley Slim Compact Mount."
+    assert check(subject, other, s, CATALOGUE) == [
+        'product "Halley Slim Compact Mount" is mentioned but not featured'
+    ]
+
+
+def test_the_checker_blocks_a_discount_the_offer_does_not_give():
+    s, subject, body = grounded_body()  # the win-back offer is 15%
+    assert check(subject.replace("15%", "30%"), body, s, CATALOGUE) == [
+        "discount 30% is not what the offer gives (15%)"
+    ]
+    perk = sheet("member_perks")  # no discount at all: any percentage is false, so is a discounted price
+    m = write(perk, "member_perks", "plain")
+    failures = check(m.subject, m.body + "\nNow 15% off: £12.74", perk, CATALOGUE)
+    assert failures == [
+        "price £12.74 is not a featured product's price or offer price",
+        "discount 15% is not what the offer gives (0%)",
+    ]
+    # the day's category promotion of a featured product may be stated (Pelvex is 25% off in its sale)
+    assert check(subject, body + "\nSkincare is 25% off this week.", s, CATALOGUE) == []
+
+
+def test_the_checker_blocks_wrong_dates_counts_categories_and_stray_numbers():
+    s, subject, body = grounded_body()
+    expiry = DAY + timedelta(days=SETTINGS.offer_days)
+    assert f"{expiry.day} January 2025" in body
+    wrong = {
+        body.replace(f"until {expiry.day} January 2025", "until 31 January 2025"): [
+            "date 31 January 2025 is neither the offer's expiry nor the send day"
+        ],
+        body.replace("45 days", "12 days"): ["count '12 days' does not match the facts"],
+        body + "\nYou have 3 orders waiting.": ["count '3 orders' does not match the facts"],
+        body + "\nNew in kitchen, too.": [
+            "category 'kitchen' is neither the customer's top category nor a featured one"
+        ],
+        body + "\nBuy 3 get 1 free.": [
+            "number 3 is not a recognised fact",
+            "number 1 is not a recognised fact",
+        ],
+        body + "\nAnd free delivery!": ["free delivery is claimed but the offer does not give it"],
+    }
+    for text, failures in wrong.items():
+        assert text != body and check(subject, text, s, CATALOGUE) == failures
+    # the customer's 7 orders, 2 picks, the send day and the offer's 7 days are facts
+    fine = body + f"\nYour 7 orders, 2 picks, 7 days from {DAY.isoformat()}: apparel and skincare."
+    assert check(subject, fine, s, CATALOGUE) == []
+
+
+def profiles() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "C", "D", "E", "F"],
+            "lifecycle_stage": ["loyal", "at_risk", "new", "active", "active", "at_risk"],
+            "recency_days": [3, 50, None, 10, 12, 40],
+            "f_score": [5, 5, None, 2, 3, 4],
+            "m_score": [4, 3, None, 2, 3, 5],
+            "discount_share_365d": [0.1, 0.9, None, 0.8, 0.05, 0.0],
+        }
+    )
+
+
+def test_the_playbook_targets_by_the_first_matching_rule():
+    got = assign_campaigns(profiles(), SETTINGS).set_index("customer_id")["campaign"].to_dict()
+    # A frequent and valuable; B lapsing; C new; D price-sensitive (0.8 >= the 75% quantile of the five shares, 0.8);
+    # E matches nothing; F is lapsing but also frequent and valuable: member perks come first
+    assert got == {"A": "member_perks", "B": "win_back", "C": "welcome", "D": "discount", "F": "member_perks"}
+    rules = assign_campaigns(profiles(), SETTINGS).set_index("customer_id")["rule"]
+    assert rules["D"] == "80% of units bought on discount, at or above the day's 75% quantile (80%)"
+    assert rules["B"] == "lifecycle stage at_risk (last purchase 50 days ago)"
+
+
+def test_caps_and_opt_outs_remove_targets_and_a_rerun_does_not_count_itself():
+    targets = assign_campaigns(profiles(), SETTINGS)
+    sends = pd.DataFrame(
+        {
+            "customer_id": ["A", "B", "C", "D"],
+            "as_of_date": [DAY - timedelta(days=6), DAY - timedelta(days=7), DAY, DAY - timedelta(days=1)],
+        }
+    )
+    kept, removed = apply_caps_and_opt_outs(targets, sends, {"F", "D"}, DAY, cap_days=7)
+    # A was sent 6 days ago (inside 7 days): capped; B 7 days ago: free again; C's send is D itself (a re-run);
+    # D and F opted out (D's recent send does not matter: counted once, as an opt-out)
+    assert sorted(kept["customer_id"]) == ["B", "C"]
+    assert removed == {"opted_out": 2, "frequency_capped": 1}
+
+
+def test_featured_products_are_the_served_list_in_stock_in_rank_order():
+    lists = pd.DataFrame(
+        {"customer_id": ["X"] * 4 + ["Y"], "rank": [1, 2, 3, 4, 1], "sku": ["S3", "S2", "S4", "S1", "S3"]}
+    )
+    got = featured_products(lists, CATALOGUE_FRAME, count=2)
+    assert [p.sku for p in got["X"]] == ["S2", "S4"]  # S3 has no stock
+    assert "Y" not in got  # nothing in stock to feature
+    assert got["X"][0].promo_discount_pct == 25 and got["X"][0].price == 15.99
+
+
+def test_an_unknown_family_or_an_empty_sheet_is_refused():
+    with pytest.raises(ValueError, match="unknown template family 'shouty'"):
+        write(sheet(), "win_back", "shouty")
+    empty = FactSheet(**{**sheet().__dict__, "products": ()})
+    with pytest.raises(ValueError, match="needs at least one featured product"):
+        write(empty, "win_back", "plain")
+
+
+def test_offers_follow_the_settings():
+    assert SETTINGS.offer("welcome", DAY) == Offer("percent_off", 10, DAY + timedelta(days=7))
+    assert SETTINGS.offer("member_perks", DAY).discount_pct == 0
+    assert Offer("percent_off", 15).price_after(14.99) == 12.74
