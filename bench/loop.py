@@ -62,6 +62,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--plan", default="on,off", help="comma-separated, of on, off")
     p.add_argument(
+        "--plan-service-level",
+        type=float,
+        default=None,
+        help="the plan's target cycle service level in (0, 1) for plan=on worlds (default: the platform's, "
+        "0.95); the configuration's name gets '@LEVEL'",
+    )
+    p.add_argument(
         "--plan-off-policies",
         default=None,
         help="run plan=off only for these policies (default: every policy); the plan's effect on stock does not "
@@ -77,6 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in args.policies:
         if name not in POLICIES:
             p.error(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
+    if args.plan_service_level is not None and not 0 < args.plan_service_level < 1:
+        p.error("--plan-service-level must lie strictly between 0 and 1")
     for name in args.plan:
         if name not in PLANS:
             p.error(f"unknown plan setting {name!r}; choose on or off")
@@ -274,8 +283,9 @@ def main(argv=None) -> int:
     rows_of: dict[str, pd.DataFrame] = {}
     try:
         for policy, plan in configurations(args):
-            name = f"{policy}/plan-{plan}"
-            data_dir = workdir / f"{policy}_plan-{plan}"
+            level = args.plan_service_level if plan == "on" else None
+            name = f"{policy}/plan-{plan}" + (f"@{level:g}" if level is not None else "")
+            data_dir = workdir / name.replace("/", "_")
             os.environ["AIGC_DATA_DIR"] = str(data_dir)
             definitions = dg.Definitions(
                 assets=list(defs.assets),
@@ -286,8 +296,11 @@ def main(argv=None) -> int:
             )
             runnable = definitions.resolve_job_def("closed_loop_day")
             run_config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+            run_config["ops"] = {}
             if policy == "popularity":
-                run_config["ops"] = {"recommend__champion": {"config": {"pinned_model": "popularity"}}}
+                run_config["ops"]["recommend__champion"] = {"config": {"pinned_model": "popularity"}}
+            if level is not None:
+                run_config["ops"]["replenishment"] = {"config": {"service_level": level}}
             instance = dg.DagsterInstance.ephemeral()
             started = time.perf_counter()
             for i, day in enumerate(days, 1):

@@ -42,6 +42,8 @@ from ml.sources.schema import (
     LOST_SALE_REASONS,
     MAX_ABS_QUANTITY,
     MAX_LEAD_TIME_DAYS,
+    MESSAGE_CHANNELS,
+    MESSAGE_EVENT_TYPES,
     ORDER_STATUSES,
     PLACEMENTS,
     PROMO_CHANNELS,
@@ -211,6 +213,14 @@ def _raw_lost_sales() -> list[Any]:
     ]
 
 
+def _raw_message_events() -> list[Any]:
+    return [
+        *_not_null("message_id", "customer_id", "event_type", "channel"),
+        _in_set("event_type", MESSAGE_EVENT_TYPES),
+        _in_set("channel", MESSAGE_CHANNELS),
+    ]
+
+
 def _fct_orders() -> list[Any]:
     return [
         _in_set("status", ORDER_STATUSES),
@@ -372,6 +382,13 @@ SUITES: dict[str, SuiteSpec] = {
             "ts",
             _raw_lost_sales,
             "Unserved demand (closed-loop shop): units in [1, bound], known reason.",
+        ),
+        _raw(
+            "message_events",
+            ("event_id",),
+            "ts",
+            _raw_message_events,
+            "Message events (closed-loop shop): known event type and channel.",
         ),
         SuiteSpec(
             name="fct_orders",

@@ -19,10 +19,13 @@ def export_file(exports_root: Path, output: str, day: date) -> Path:
     return Path(exports_root) / output / f"date={day.isoformat()}" / f"{output}.parquet"
 
 
-def read_export(exports_root: Path, output: str, day: date) -> pd.DataFrame | None:
-    """``day``'s ``output`` as published, or ``None`` when that day was never exported."""
+def read_export(
+    exports_root: Path, output: str, day: date, columns: list[str] | None = None
+) -> pd.DataFrame | None:
+    """``day``'s ``output`` as published (only ``columns`` when given), or ``None`` when that day was never
+    exported."""
     path = export_file(exports_root, output, day)
-    return pd.read_parquet(path) if path.exists() else None
+    return pd.read_parquet(path, columns=columns) if path.exists() else None
 
 
 def write_export(frame: pd.DataFrame, exports_root: Path, output: str, day: date) -> Path:

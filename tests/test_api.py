@@ -171,6 +171,8 @@ def test_messages_are_the_customers_valid_offers_newest_first_with_their_facts(a
     assert status == 200 and body["as_of"] == "2025-01-14"
     assert [m["subject"] for m in body["messages"]] == ["new offer", "old offer"]
     assert body["messages"][0]["facts"] == {"customer_id": "C1", "orders_365d": 3}
-    assert body["messages"][0]["featured_skus"] == ["S9", "S4"] and body["messages"][1]["as_of"] == "2025-01-13"
+    assert (
+        body["messages"][0]["featured_skus"] == ["S9", "S4"] and body["messages"][1]["as_of"] == "2025-01-13"
+    )
     status, body = get(api + "/messages/C2")  # its only offer expired before the latest day
     assert status == 404 and "C2" in body["detail"]

@@ -45,7 +45,15 @@ def test_the_contracts_use_the_named_vocabularies_and_limits() -> None:
     assert dict(CONTRACTS["order_items"].max_abs) == {"qty": MAX_ABS_QUANTITY}
     assert dict(CONTRACTS["inventory"].max_abs) == {"on_hand": MAX_ABS_QUANTITY, "on_order": MAX_ABS_QUANTITY}
     facts = {name for name, c in CONTRACTS.items() if c.late_tolerance_days is not None}
-    assert facts == {"events", "orders", "order_items", "inventory", "impressions", "lost_sales"}
+    assert facts == {
+        "events",
+        "orders",
+        "order_items",
+        "inventory",
+        "impressions",
+        "lost_sales",
+        "message_events",
+    }
     assert {CONTRACTS[t].late_tolerance_days for t in facts} == {LATE_ROW_TOLERANCE_DAYS}
     assert (*SHOP_CHANNELS, ONLINE_RETAIL_CHANNEL) == CHANNELS
     assert (*CHANNELS, ALL_CHANNELS) == PROMO_CHANNELS
@@ -64,8 +72,9 @@ def test_the_simulator_speaks_the_contract_vocabularies() -> None:
 
     assert values("events", "event_type") == set(EVENT_TYPES)
     assert values("events", "channel") == set(SHOP_CHANNELS)
-    # for_you shows the platform's lists: only the closed-loop shop front has it (tests/test_shop_front.py)
-    assert values("events", "placement") == set(PLACEMENTS) - {"for_you"}
+    # for_you shows the platform's lists and message visits answer its messages: only the closed-loop shop
+    # front has them (tests/test_shop_front.py)
+    assert values("events", "placement") == set(PLACEMENTS) - {"for_you", "message"}
     assert values("events", "device") == set(DEVICES)
     assert values("customers", "preferred_device") == set(DEVICES)
     assert values("orders", "channel") <= set(SHOP_CHANNELS)

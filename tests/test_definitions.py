@@ -135,6 +135,8 @@ def test_contract_vocabulary_tests_are_described_with_their_values_and_keep_thei
         "accepted_contract_values_fct_impressions_arm__experiment_arms",
         "accepted_contract_values_fct_exposed_customers_arm__experiment_arms",
         "accepted_contract_values_stg_lost_sales_reason__lost_sale_reasons",
+        "accepted_contract_values_stg_message_events_event_type__message_event_types",
+        "accepted_contract_values_stg_message_events_channel__message_channels",
     }
     assert vocab["accepted_contract_values_fct_events_event_type__event_types"].description == (
         "dbt test: `event_type` of `fct_events` takes only the values of the landing contract's vocabulary "

@@ -207,3 +207,27 @@ def test_offers_follow_the_settings():
     assert SETTINGS.offer("welcome", DAY) == Offer("percent_off", 10, DAY + timedelta(days=7))
     assert SETTINGS.offer("member_perks", DAY).discount_pct == 0
     assert Offer("percent_off", 15).price_after(14.99) == 12.74
+
+
+def test_opt_outs_and_recent_sends_come_from_the_warehouse():
+    import duckdb
+
+    from ml.marketing.messages import opted_out, recent_sends
+
+    con = duckdb.connect()
+    assert opted_out(con, DAY) == set() and recent_sends(con, DAY, 7).empty  # nothing built yet
+    con.execute("create schema marts")
+    con.execute(
+        "create table marts.fct_message_events as select * from (values "
+        "('A', true, DATE '2025-01-19'), ('B', false, DATE '2025-01-19'), ('C', true, DATE '2025-01-21')) "
+        "as t(customer_id, unsubscribed, send_date)"
+    )
+    assert opted_out(con, DAY) == {"A"}  # C unsubscribes after the day
+    con.execute("create schema marketing")
+    con.execute(
+        "create table marketing.messages as select * from (values "
+        "('A', DATE '2025-01-14', 'ready'), ('B', DATE '2025-01-13', 'ready'), ('C', DATE '2025-01-19', 'holdout'), "
+        "('D', DATE '2025-01-19', 'blocked'), ('E', DATE '2025-01-20', 'ready')) as t(customer_id, as_of_date, status)"
+    )
+    # within the 7 days before the 20th: A (sent) and C (held out); B is older, D was never sent, E is the day
+    assert set(recent_sends(con, DAY, 7)["customer_id"]) == {"A", "C"}

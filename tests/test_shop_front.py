@@ -15,7 +15,7 @@ from ml.exports import write_export
 from ml.recommend.experiment import CONTROL, CONTROL_SHARE, arms
 from ml.shop.front import ClosedLoopStore, ShopState
 from ml.shop.lists import oracle_lists, random_lists
-from ml.sources.schema import CONTRACTS, TABLES
+from ml.sources.schema import CLOSED_LOOP_TABLES, CONTRACTS, TABLES
 from ml.sources.simulated import SimulatedStore
 
 DAY = date(2025, 1, 10)
@@ -74,7 +74,7 @@ def test_without_exports_the_shop_writes_the_open_loop_bytes(tmp_path):
     assert {k: v for k, v in closed_files.items() if k in open_files} == open_files
     assert set(closed_files) - set(open_files) == {
         f"simulated/{table}/date={day}/part-0.parquet"
-        for table in ("impressions", "lost_sales")
+        for table in CLOSED_LOOP_TABLES
         for day in ("2025-01-01", "2025-01-10")
     }
     assert not (tmp_path / "closed" / "shop").exists(), "an open-loop day keeps no shop state"
@@ -91,7 +91,7 @@ def test_the_same_exports_give_the_same_bytes_again(tmp_path):
             store.write_day(day, root / "landing")
         runs.append(file_digests(root / "landing"))
     assert runs[0] == runs[1]
-    assert len(runs[0]) == 30
+    assert len(runs[0]) == 33
 
 
 def test_an_oracle_list_earns_far_more_than_a_random_one(tmp_path):
@@ -106,6 +106,94 @@ def test_an_oracle_list_earns_far_more_than_a_random_one(tmp_path):
     assert oracle["clicks_per_exposed"] > 4 * rand["clicks_per_exposed"]
     assert oracle["units_per_exposed"] > 4 * rand["units_per_exposed"] > 0
     assert oracle["revenue_per_exposed"] > 4 * rand["revenue_per_exposed"]
+
+
+def publish_messages(root: Path, world, customers: np.ndarray, day: date, products: str, discount: int):
+    """Messages to ``customers`` featuring, for each, its three most (``best``) or least (``worst``) appealing
+    launched products, with ``discount`` percent off."""
+    lists = oracle_lists(world, customers, day, k=len(world.skus))
+    lists = lists.sort_values(["customer_id", "rank"], ascending=[True, products == "best"])
+    featured = lists.groupby("customer_id", sort=True)["sku"].apply(lambda s: list(s.head(3)))
+    messages = pd.DataFrame(
+        {
+            "message_id": [f"M{c}-{day}-{products}-{discount}" for c in featured.index],
+            "customer_id": featured.index,
+            "channel": "email",
+            "send_hour": 19,
+            "discount_pct": discount,
+            "featured_skus": featured.to_numpy(),
+        }
+    )
+    write_export(messages, root / "exports", "messages", day - timedelta(days=1))
+    return messages
+
+
+def message_outcome(tables) -> dict[str, float]:
+    ev = tables["message_events"].to_pandas()
+    per = ev.pivot_table(index="message_id", columns="event_type", values="event_id", aggfunc="count").fillna(
+        0
+    )
+    items = tables["order_items"].to_pandas()
+    from_messages = items[items["order_id"].str.startswith("OM")]
+    return {
+        "delivered": float(per.get("delivered", pd.Series(dtype=float)).sum()),
+        "open_rate": float((per.get("opened", 0) > 0).mean()),
+        "clicks": float(per.get("clicked", pd.Series(dtype=float)).sum()),
+        "units": float(from_messages["qty"].sum()),
+        "discounts": set(from_messages["discount"].round(2)),
+    }
+
+
+def test_the_shop_answers_messages_by_taste_and_offer_and_credits_the_click_session(tmp_path):
+    outcome = {}
+    for products, discount in (("best", 20), ("best", 0), ("worst", 0)):
+        root = tmp_path / f"{products}{discount}"
+        store = shop(root)
+        customers = np.arange(store.world.spec.n_customers)
+        publish(
+            root, None, DAY - timedelta(days=1), pd.DataFrame(columns=["sku", "warehouse_id", "order_qty"])
+        )
+        messages = publish_messages(root, store.world, customers, DAY, products, discount)
+        tables = store.day_tables(DAY)
+        outcome[(products, discount)] = message_outcome(tables)
+    best20, best0, worst = outcome[("best", 20)], outcome[("best", 0)], outcome[("worst", 0)]
+    # the same customers, the same delivery and opening (taste and offer act after the open)
+    assert best20["delivered"] == best0["delivered"] == worst["delivered"] > 1000
+    assert best20["open_rate"] == best0["open_rate"] == worst["open_rate"]
+    assert 0.15 < best0["open_rate"] < 0.45
+    # taste drives clicks, the offer adds to them and to purchases; bought lines carry the offer's discount
+    assert best0["clicks"] > 5 * max(worst["clicks"], 1) and best20["clicks"] > best0["clicks"]
+    assert best20["units"] > best0["units"] > 0
+    assert 0.2 in best20["discounts"] and 0.2 not in best0["discounts"]
+    # a click opens a session: a view at "message", and a purchase of it is an order of that session
+    ev = tables["message_events"].to_pandas()  # the last world: worst products
+    assert set(ev["event_type"]) <= {"delivered", "opened", "clicked", "unsubscribed"}
+    # every message to a customer known before the day is delivered, the others are not (nobody to send to)
+    position = pd.Index(store.world.customer_ids).get_indexer(messages["customer_id"])
+    known = store.world.signup_day[position] < (DAY - date(2025, 1, 1)).days
+    assert set(ev["message_id"]) == set(messages.loc[known, "message_id"]) and (~known).any()
+    events = store.day_tables(DAY)["events"].to_pandas()
+    visits = events[events["session_id"].str.startswith("SM")]
+    clicks = ev[ev["event_type"] == "clicked"]
+    assert set(visits.loc[visits["event_type"] == "view", "session_id"]) == set(clicks["session_id"])
+    assert (visits.loc[visits["event_type"] == "view", "placement"] == "message").all()
+
+
+def test_customers_tire_of_messages(tmp_path):
+    store = shop(tmp_path)
+    customers = np.arange(store.world.spec.n_customers)
+    publish(
+        tmp_path, None, DAY - timedelta(days=1), pd.DataFrame(columns=["sku", "warehouse_id", "order_qty"])
+    )
+    fresh = message_outcome(
+        (publish_messages(tmp_path, store.world, customers, DAY, "best", 0), store.day_tables(DAY))[1]
+    )
+    for k in range(2, 8):  # six messages each in the days before
+        publish_messages(tmp_path, store.world, customers, DAY - timedelta(days=k - 1), "best", 0)
+    publish_messages(tmp_path, store.world, customers, DAY, "best", 0)
+    tired = message_outcome(store.day_tables(DAY))
+    assert tired["delivered"] == fresh["delivered"]
+    assert tired["open_rate"] < 0.6 * fresh["open_rate"]  # 0.85 ** 6 = 0.38 of the pull to open
 
 
 def test_impressions_carry_rank_list_model_and_arm(tmp_path):
@@ -228,6 +316,7 @@ def test_closed_loop_days_keep_every_contract(tmp_path):
     store = shop(tmp_path)
     customers = np.arange(store.world.spec.n_customers)
     publish(tmp_path, random_lists(store.world, customers, DAY), DAY - timedelta(days=1))
+    publish_messages(tmp_path, store.world, customers[::5], DAY, "best", 15)
     tables = store.day_tables(DAY)
     assert tuple(tables) == TABLES
     for name, table in tables.items():
@@ -242,6 +331,13 @@ def test_closed_loop_days_keep_every_contract(tmp_path):
         if contract.time_column and len(frame):
             assert (frame[contract.time_column].dt.date == DAY).all(), name
     assert tables["impressions"].num_rows > 0 and tables["lost_sales"].num_rows > 0
+    assert tables["message_events"].num_rows > 0
+    orders, items = tables["orders"].to_pandas(), tables["order_items"].to_pandas()
+    assert orders["order_id"].is_unique and set(items["order_id"]) == set(orders["order_id"])
+    totals = items.assign(amount=(items["qty"] * items["unit_price"] * (1 - items["discount"])).round(2))
+    assert totals.groupby("order_id")["amount"].sum().reindex(orders["order_id"]).to_numpy() == pytest.approx(
+        orders["order_total"].to_numpy(), abs=0.011
+    )
 
 
 def test_a_closed_loop_range_backfill_refuses_with_a_message(tmp_path):
@@ -288,7 +384,11 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
             ]
         )
         publish(tmp_path, lists, day - timedelta(days=1))
-    marts = "stg_impressions stg_lost_sales +fct_impressions fct_lost_sales +fct_inventory_daily +fct_exposed_customers +dim_products"
+        publish_messages(tmp_path, store.world, customers[::4], day, "best", 15)
+    marts = (
+        "stg_impressions stg_lost_sales +fct_impressions fct_lost_sales +fct_inventory_daily +fct_exposed_customers "
+        "+dim_products +fct_message_events"
+    )
     warehouse = build_warehouse(tmp_path, store, first, third, select=marts)
 
     def facts() -> dict:
@@ -320,6 +420,18 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
                     "FROM marts.fct_exposed_customers"
                 ),
                 "lost_inventory": one("SELECT sum(units_lost) FROM marts.fct_inventory_daily"),
+                "message_events": one(
+                    "SELECT count(*) FILTER (WHERE event_type = 'delivered'), count(*) FILTER (WHERE event_type = "
+                    "'opened'), count(*) FILTER (WHERE event_type = 'clicked') FROM raw.message_events"
+                ),
+                "messages": one(
+                    "SELECT count(*), count(*) FILTER (WHERE opened), count(*) FILTER (WHERE clicked), "
+                    "round(sum(credited_revenue), 2), sum(credited_units) FROM marts.fct_message_events"
+                ),
+                "message_sales": one(
+                    "SELECT round(sum(net_amount), 2), sum(qty) FROM intermediate.int_order_lines "
+                    "WHERE order_id LIKE 'OM%' AND line_type = 'sale'"
+                ),
             }
 
     before = facts()
@@ -329,6 +441,9 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
     assert before["credited"][0] == before["credited"][1] > 100 and before["mart"][2] > 0
     assert before["lost"] == before["lost_mart"] == before["lost_inventory"] and before["lost"][0] > 0
     assert before["exposed"][1:] == (before["mart"][0], before["mart"][1], before["mart"][3])
+    # every delivered message is one mart row; the sales of the sessions its clicks opened are credited to it
+    assert before["messages"][:3] == before["message_events"] and before["messages"][0] > 500
+    assert before["messages"][3:] == before["message_sales"] and before["message_sales"][1] > 0
     from ml.feedback.online import online_metrics_day
     from ml.feedback.summaries import impressions_summary, lost_sales_summary
 

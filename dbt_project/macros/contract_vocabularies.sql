@@ -10,7 +10,7 @@
         'event_types':           ['view', 'cart', 'purchase'],
         'channels':              ['app', 'web', 'email', 'paid_search', 'social', 'online'],
         'promo_channels':        ['app', 'web', 'email', 'paid_search', 'social', 'online', 'all'],
-        'placements':            ['home', 'search', 'category', 'recommendation', 'promo_banner', 'cart', 'for_you'],
+        'placements':            ['home', 'search', 'category', 'recommendation', 'promo_banner', 'cart', 'for_you', 'message'],
         'experiment_arms':       ['treatment', 'control'],
         'lost_sale_reasons':     ['out_of_stock', 'sold_out'],
         'devices':               ['app', 'web_mobile', 'desktop'],
@@ -19,6 +19,8 @@
         'price_bands':           ['low', 'mid', 'high'],
         'preference_dimensions': ['category', 'brand', 'price_band', 'channel', 'placement', 'hour'],
         'lifecycle_stages':      ['new', 'loyal', 'active', 'at_risk', 'churned'],
+        'message_event_types':   ['delivered', 'opened', 'clicked', 'unsubscribed'],
+        'message_channels':      ['email', 'push'],
     } -%}
     {%- if name not in vocabularies -%}
         {{ exceptions.raise_compiler_error(

@@ -54,12 +54,11 @@ DEFAULT_SEND_HOUR = 10
 
 
 def opted_out(con: duckdb.DuckDBPyConnection, day: date) -> set[str]:
-    """Customers who unsubscribed before ``day`` (from the message events, once the shop reports them)."""
+    """Customers who unsubscribed from a message delivered on or before ``day`` (the shop's message events)."""
     if not table_exists(con, MESSAGE_EVENTS):
         return set()
     rows = con.execute(
-        f"select distinct customer_id from {MESSAGE_EVENTS} where event_type = 'unsubscribe' and event_date < ?",
-        [day],
+        f"select distinct customer_id from {MESSAGE_EVENTS} where unsubscribed and send_date <= ?", [day]
     ).fetchall()
     return {str(r[0]) for r in rows}
 
@@ -73,7 +72,7 @@ def recent_sends(con: duckdb.DuckDBPyConnection, day: date, cap_days: int) -> pd
     return con.execute(
         f"select customer_id, as_of_date from {MESSAGES} where status in ('ready', 'holdout') "
         "and as_of_date >= ? and as_of_date < ?",
-        [day - timedelta(days=cap_days), day],
+        [day - timedelta(days=cap_days - 1), day],
     ).df()
 
 

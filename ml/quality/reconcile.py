@@ -47,6 +47,7 @@ STAGING: dict[str, StagingModel] = {
     "promotions": StagingModel("stg_promotions", "active_date"),
     "impressions": StagingModel("stg_impressions", "impression_date"),
     "lost_sales": StagingModel("stg_lost_sales", "lost_date"),
+    "message_events": StagingModel("stg_message_events", "event_date"),
 }
 
 

@@ -12,8 +12,11 @@ own stock at the end of D-1, which it keeps under ``state_root`` as a real shop 
   over the lead time plus a day, with the world's safety factor); every order is raised to its supplier's
   minimum order quantity and arrives after that supplier's true lead time.
 
+- messages: the ones the platform exported on D-1 are sent on D and answered (:mod:`ml.shop.messages`):
+  ``message_events``, and for each click a visit whose purchases are orders of that session.
+
 Without exports and without an earlier state the day is exactly the open-loop simulator's (the same bytes), plus
-empty ``impressions`` and ``lost_sales``. With the same exports and the same state, a day is identical again.
+empty ``impressions``, ``lost_sales`` and ``message_events``. With the same exports and the same state, a day is identical again.
 Closed-loop days run in order: a day refuses to run when the state of the day before is missing but an earlier
 one exists.
 """
@@ -32,8 +35,9 @@ import pyarrow as pa
 
 from ml.exports import read_export
 from ml.recommend.experiment import arms, list_ids
+from ml.shop.messages import FATIGUE_DAYS, answer_messages
 from ml.sources import empty_table
-from ml.sources.schema import OPEN_LOOP_TABLES, TABLES
+from ml.sources.schema import CLOSED_LOOP_TABLES, OPEN_LOOP_TABLES, TABLES
 from ml.sources.simulated import (
     _SAFETY,
     START_DATE,
@@ -47,7 +51,7 @@ from ml.sources.simulated import (
 
 SHOWN_ITEMS = 10
 """How many items of a served list the ``for_you`` placement shows."""
-TRAFFIC_TABLES = ("events", "orders", "order_items", "impressions", "lost_sales")
+TRAFFIC_TABLES = ("events", "orders", "order_items", *CLOSED_LOOP_TABLES)
 
 
 @dataclass
@@ -178,7 +182,7 @@ class ClosedLoopStore(SimulatedStore):
                 )
             if lists is None and plan is None:
                 built = SimulatedStore.day_tables(self, day, OPEN_LOOP_TABLES)
-                built.update(impressions=empty_table("impressions"), lost_sales=empty_table("lost_sales"))
+                built.update({name: empty_table(name) for name in CLOSED_LOOP_TABLES})
                 return {name: built[name] for name in self.tables}, None
             previous = self.initial_state(world, t - 1)
 
@@ -195,8 +199,14 @@ class ClosedLoopStore(SimulatedStore):
         on_hand[launched_today] = world.order_up_to[launched_today]
 
         front = ShopFront(on_hand, *self._lists(world, lists, day))
-        traffic = _simulate_traffic(world, day, t, _promotions(world, t), front)
+        promos = _promotions(world, t)
+        traffic = _simulate_traffic(world, day, t, promos, front)
         end_on_hand = on_hand - traffic.pop("sold_units")
+        messages = read_export(self.exports_root, "messages", yesterday)
+        answers = answer_messages(world, day, t, messages, self._recent_messages(day), end_on_hand, promos)
+        end_on_hand = end_on_hand - answers.sold_units
+        for name, table in answers.tables.items():
+            traffic[name] = pa.concat_tables([traffic[name], table]) if name in traffic else table
         ordered = self._purchase_orders(world, plan, t, end_on_hand, pipeline)
         state = ShopState(end_on_hand, pd.concat([pipeline, ordered], ignore_index=True).astype(np.int64))
 
@@ -207,6 +217,17 @@ class ClosedLoopStore(SimulatedStore):
             world, day, world.product_launch_day <= t, state.on_hand, state.on_order()
         )
         return {name: built[name] for name in self.tables}, state
+
+    def _recent_messages(self, day: date) -> pd.Series:
+        """Messages sent to each customer in the fatigue window before ``day`` (from the exports the shop sent)."""
+        sent = [
+            read_export(self.exports_root, "messages", day - timedelta(days=k), columns=["customer_id"])
+            for k in range(2, FATIGUE_DAYS + 2)
+        ]
+        sent = [s for s in sent if s is not None]
+        if not sent:
+            return pd.Series(dtype=float)
+        return pd.concat(sent)["customer_id"].astype(str).value_counts().astype(float)
 
     def _lists(self, world: World, lists: pd.DataFrame | None, day: date) -> tuple[np.ndarray, ...]:
         """The served lists as the front shows them: customers x ranks product positions and per-customer ids."""

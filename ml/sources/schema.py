@@ -51,10 +51,18 @@ PLACEMENTS: tuple[str, ...] = (
     "promo_banner",
     "cart",
     "for_you",
+    "message",
 )
 """Where on the site or app an event happens (checkouts happen on ``cart``). ``for_you`` is the "recommended for
 you" placement that shows the list the platform served the customer (``recommendation`` is the shop's own
-widgets); only the closed-loop shop front has it."""
+widgets); ``message`` is a visit that a platform message's link opened. Only the closed-loop shop front has
+these two."""
+
+MESSAGE_EVENT_TYPES: tuple[str, ...] = ("delivered", "opened", "clicked", "unsubscribed")
+"""What the shop reports of a message it sent, in funnel order (``unsubscribed``: the customer opted out)."""
+
+MESSAGE_CHANNELS: tuple[str, ...] = ("email", "push")
+"""How a message reaches a customer."""
 
 EXPERIMENT_ARMS: tuple[str, ...] = ("treatment", "control")
 """Who sees what the platform's models serve (``treatment``) and who sees the popularity list (``control``, a fixed
@@ -96,6 +104,8 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
     "price_bands": PRICE_BANDS,
     "preference_dimensions": PREFERENCE_DIMENSIONS,
     "lifecycle_stages": LIFECYCLE_STAGES,
+    "message_event_types": MESSAGE_EVENT_TYPES,
+    "message_channels": MESSAGE_CHANNELS,
 }
 """Every closed vocabulary by name: the names the dbt test ``accepted_contract_values`` takes."""
 
@@ -365,10 +375,37 @@ CONTRACTS: dict[str, TableContract] = {
             late_tolerance_days=LATE_ROW_TOLERANCE_DAYS,
             description="Demand the stock could not serve (closed-loop shop front): units a customer would have bought.",
         ),
+        TableContract(
+            name="message_events",
+            columns={
+                "event_id": pa.string(),
+                "ts": TS,
+                "message_id": pa.string(),
+                "customer_id": pa.string(),
+                "event_type": pa.string(),
+                "channel": pa.string(),
+                "sku": pa.string(),
+                "session_id": pa.string(),
+            },
+            key=("event_id",),
+            time_column="ts",
+            required=("ts", "message_id", "customer_id", "event_type", "channel"),
+            accepted=(("event_type", MESSAGE_EVENT_TYPES), ("channel", MESSAGE_CHANNELS)),
+            references=(("customer_id", "customers", "customer_id"), ("sku", "products", "sku")),
+            late_tolerance_days=LATE_ROW_TOLERANCE_DAYS,
+            description=(
+                "What happened to each platform message the shop sent (closed-loop shop front): delivered, "
+                "opened, clicked (the featured SKU and the session the click opened) or unsubscribed. Purchases "
+                "of a clicked visit are orders of that session."
+            ),
+        ),
     ]
 }
 
-OPEN_LOOP_TABLES: tuple[str, ...] = tuple(t for t in CONTRACTS if t not in ("impressions", "lost_sales"))
+CLOSED_LOOP_TABLES: tuple[str, ...] = ("impressions", "lost_sales", "message_events")
+"""What only a shop that answers the platform delivers."""
+
+OPEN_LOOP_TABLES: tuple[str, ...] = tuple(t for t in CONTRACTS if t not in CLOSED_LOOP_TABLES)
 """What a store that does not answer the platform delivers (the open-loop simulator, the Online Retail replay)."""
 
 TABLES: tuple[str, ...] = tuple(CONTRACTS)

@@ -41,6 +41,7 @@ class MarketingConfig(dg.Config, MarketingSettings):
         dg.AssetKey(["marts", "dim_products"]),
         dg.AssetKey(["marts", "fct_inventory_daily"]),
         dg.AssetKey(["staging", "stg_promotions"]),
+        dg.AssetKey(["marts", "fct_message_events"]),  # opt-outs
     ],
     **MARKETING,
     **DAILY_WAREHOUSE_WRITER,
