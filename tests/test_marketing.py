@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -231,3 +232,62 @@ def test_opt_outs_and_recent_sends_come_from_the_warehouse():
     )
     # within the 7 days before the 20th: A (sent) and C (held out); B is older, D was never sent, E is the day
     assert set(recent_sends(con, DAY, 7)["customer_id"]) == {"A", "C"}
+
+
+def test_message_metrics_measure_the_sent_against_the_held_out_on_the_send_day():
+    import duckdb
+
+    from ml.marketing.feedback import message_metrics_day, message_metrics_summary
+
+    send = DAY + timedelta(days=1)
+    con = duckdb.connect()
+    con.execute("create schema marketing; create schema marts")
+    # 40 sent (20 plain, 20 urgent) and 10 held out; D's blocked message and another day's are not measured
+    rows = [(f"S{i}", f"C{i}", "win_back", "plain" if i < 20 else "urgent", "ready") for i in range(40)]
+    rows += [(f"H{i}", f"H{i}", "win_back", "plain", "holdout") for i in range(10)]
+    rows += [("B0", "B0", "win_back", "plain", "blocked")]
+    con.execute(
+        "create table marketing.messages (message_id varchar, customer_id varchar, campaign varchar, "
+        "family varchar, status varchar, discount_pct integer, as_of_date date, send_date date)"
+    )
+    con.executemany(
+        "insert into marketing.messages values (?, ?, ?, ?, ?, 15, ?, ?)", [(*r, DAY, send) for r in rows]
+    )
+    con.execute(
+        "insert into marketing.messages values ('S0', 'C0', 'win_back', 'plain', 'ready', 15, ?, ?)",
+        [DAY - timedelta(days=1), DAY],
+    )
+    # the first 8 sent customers opened, 4 of them clicked and bought 10.0 (margin 2.0) in the click's session
+    con.execute(
+        "create table marts.fct_message_events as select 'S' || i as message_id, i < 8 as opened, i < 4 as clicked, "
+        "i = 7 as unsubscribed, case when i < 4 then 10.0 else 0 end as credited_revenue, "
+        "case when i < 4 then 2.0 else 0 end as credited_margin from range(40) as t(i)"
+    )
+    # sales on the send day: those 4 sent customers, plus 1 held-out customer who bought 5.0 on their own
+    con.execute(
+        "create table marts.fct_order_items as select * from (values "
+        "('O1', 'C0', 10.0, 2.0, true, ?::date), ('O2', 'C1', 10.0, 2.0, true, ?::date), "
+        "('O3', 'C2', 10.0, 2.0, true, ?::date), ('O4', 'C3', 10.0, 2.0, true, ?::date), "
+        "('O5', 'H0', 5.0, 2.0, true, ?::date), ('O6', 'C9', 99.0, 40.0, true, ?::date)) "
+        "as t(order_id, customer_id, net_amount, margin, is_sale, order_date)",
+        [send] * 5 + [DAY],
+    )
+    metrics, uplift = message_metrics_day(con, send, resamples=200)
+    sent = metrics[metrics["arm"] == "treatment"].set_index("family")
+    assert sent.loc["plain", "customers"] == 20 and sent.loc["urgent", "customers"] == 20
+    assert sent.loc["plain", "open_rate"] == pytest.approx(8 / 20) and sent.loc["plain", "click_rate"] == 0.2
+    assert sent.loc["plain", "unsubscribe_rate"] == pytest.approx(1 / 20)
+    assert sent.loc["urgent", "open_rate"] == 0 and sent.loc["plain", "credited_revenue"] == pytest.approx(
+        2.0
+    )
+    held = metrics[metrics["arm"] == "control"].iloc[0]
+    assert held["customers"] == 10 and np.isnan(held["open_rate"]) and held["revenue"] == pytest.approx(0.5)
+    overall = uplift[uplift["campaign"] == "all"].set_index("metric")
+    assert overall.loc["revenue", "treatment"] == pytest.approx(40 / 40)
+    assert overall.loc["revenue", "difference"] == pytest.approx(1.0 - 0.5)
+    assert overall.loc["conversion", "difference"] == pytest.approx(4 / 40 - 1 / 10)
+    assert overall.loc["revenue", "ci_low"] <= 0.5 <= overall.loc["revenue", "ci_high"]
+    shown = message_metrics_summary(metrics, uplift)["metrics"]
+    assert shown["customers_sent"] == 40 and shown["customers_held_out"] == 10
+    assert shown["share_plain"] == 0.5 and shown["open_rate"] == pytest.approx(8 / 40)
+    assert shown["revenue_uplift"] == pytest.approx(0.5)
