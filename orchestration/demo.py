@@ -101,6 +101,7 @@ SCHEMAS = (
     "supply",
     "recommend",
     "feedback",
+    "marketing",
     "outputs",
 )
 
@@ -128,7 +129,7 @@ def summary(warehouse, keys: list[str], elapsed: float, success: bool, run_id: s
         "",
         "Look at it:",
         "  make ui     # Dagster UI on http://127.0.0.1:3000 (asset graph, partitions, checks, this run)",
-        "  make api    # the read API on http://127.0.0.1:8000/docs (recommendations, forecasts, the plan)",
+        "  make api    # the read API on http://127.0.0.1:8000/docs (recommendations, forecasts, the plan, messages)",
         "  query the warehouse (read-only, with the project's own Python):",
         f'    {sys.executable} -c "import duckdb; '
         f"duckdb.connect('{warehouse}', read_only=True).sql('FROM outputs.recommendations LIMIT 10').show()\"",

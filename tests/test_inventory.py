@@ -149,6 +149,18 @@ def test_warehouse_shares_by_hand():
     assert sh[("b", "W1")] == sh[("b", "W2")] == pytest.approx(0.5)  # nothing sold: an even split
 
 
+def poisson_shortage(x: float, mean: float) -> float:
+    """E[(D - x)^+] for D ~ Poisson(mean), by summing the tail."""
+    k = np.arange(int(x) + 1, 400)
+    return float(((k - x) * stats.poisson.pmf(k, mean)).sum())
+
+
+def fill_rate_reorder_point(s: float, mean: float, cycles_per_order: float) -> float:
+    """The smallest reorder point whose expected shortage is within ``cycles_per_order`` times that of ``s``."""
+    allowed = poisson_shortage(s, mean) * cycles_per_order
+    return float(next(x for x in range(int(s) + 1) if poisson_shortage(x, mean) <= allowed + 1e-12))
+
+
 def test_plan_from_marts_worked_example():
     # One SKU, Poisson demand of 2/day (q90 consistent with phi = 1), lead time 3 from the primary, 1 from the
     # alternate; daily review so the protection interval is L + 1.
@@ -192,7 +204,9 @@ def test_plan_from_marts_worked_example():
     assert w2["stockout_risk"] == pytest.approx(stats.poisson.sf(3, 1.5))
     assert w2["use_alternate"] and w2["order_from"] == "S2" and w2["supplier_choice"] == "stock-out risk"
     assert w1["supplier_choice"] == "primary" and w1["min_order_qty"] == 20
-    assert w2["reorder_point"] == pytest.approx(stats.poisson.ppf(0.95, 0.5 * 2))
+    # the minimum of 20 lasts 20 / 3.5 cycles at W2: the reorder point keeps the fill rate of a cycle-sized order
+    s_w2 = stats.poisson.ppf(0.95, 0.5 * 2)
+    assert w2["reorder_point"] == fill_rate_reorder_point(s_w2, 0.5 * 2, 20 / 3.5) < s_w2
     assert w2["revenue_at_risk"] == pytest.approx(
         4.0 * (1.5 - sum(stats.poisson.sf(k, 1.5) for k in range(3)))
     )
@@ -215,8 +229,13 @@ def test_plan_from_marts_worked_example():
     assert list(plan_by_class(lumpy.reset_index())["rows"]) == [2]
     # The SKU's own history is lumpier (phi 5) than the forecast's q90 says (phi 1): the plan takes the larger,
     # thinned to each warehouse's share (W1 3/4: 1 + 0.75 * 4 = 4; W2 1/4: 2).
-    wide = plan_from_marts(
-        fc, inv, products, as_of="2024-01-02", order_cycle=7, dispersion=pd.Series({"a": 5.0})
+    wide = plan_from_marts(  # without a minimum order, which would lower the reorder point (tested below)
+        fc,
+        inv,
+        products.assign(min_order_qty=0),
+        as_of="2024-01-02",
+        order_cycle=7,
+        dispersion=pd.Series({"a": 5.0}),
     ).set_index("warehouse_id")
     assert list(wide["phi"]) == pytest.approx([4.0, 2.0])
     assert wide.loc["W1", "reorder_point"] == pytest.approx(nb1_quantile(np.array([6.0]), 4.0, 0.95)[0])
@@ -229,8 +248,8 @@ def test_plan_from_marts_worked_example():
 
 
 def test_a_minimum_order_that_would_overstock_a_slow_mover_moves_the_order_to_the_alternate():
-    # 0.2 units/day (Poisson) at one warehouse, 2 on hand: at the reorder point of either supplier (lead time 3
-    # or 2), and neither is at risk of a stock-out before its order arrives.
+    # 0.2 units/day (Poisson) at one warehouse, none on hand: the primary (lead time 3, minimum 100, ~500 days of
+    # demand) and the alternate (lead time 2, minimum 6) both see a stock-out risk above 5%, the alternate less.
     fc = pd.DataFrame({"sku": "slow", "step": np.arange(1, 29), "mean": 0.2})
     fc["q90"] = stats.poisson.ppf(0.9, 0.2)
     inv = pd.DataFrame(
@@ -238,7 +257,7 @@ def test_a_minimum_order_that_would_overstock_a_slow_mover_moves_the_order_to_th
             "sku": ["slow"],
             "warehouse_id": ["W1"],
             "snapshot_date": pd.to_datetime(["2024-01-02"]),
-            "on_hand": [2.0],
+            "on_hand": [0.0],
             "on_order": [0.0],
             "units_sold": [1.0],
         }
@@ -256,15 +275,13 @@ def test_a_minimum_order_that_would_overstock_a_slow_mover_moves_the_order_to_th
         }
     )
     row = plan_from_marts(fc, inv, products, as_of="2024-01-02", order_cycle=7).iloc[0]
-    need_primary = np.ceil(stats.poisson.ppf(0.95, 0.2 * 4) + 0.2 * 7 - 2)
-    need_alternate = np.ceil(stats.poisson.ppf(0.95, 0.2 * 3) + 0.2 * 7 - 2)
-    assert row["stockout_risk"] <= 0.05 and row["alt_stockout_risk"] <= 0.05
-    # 100 units from the primary is ~500 days of demand; the alternate's minimum of 6 overshoots less
+    assert row["alt_stockout_risk"] == pytest.approx(stats.poisson.sf(0, 0.4))
+    assert row["alt_stockout_risk"] < row["stockout_risk"]
     assert row["use_alternate"] and row["supplier_choice"] == "minimum order" and row["order_from"] == "S2"
-    assert row["min_order_qty"] == 6
-    assert row["order_qty"] == pytest.approx(max(need_alternate, 6))
-    assert row["units_over_need"] == pytest.approx(max(6 - need_alternate, 0))
-    assert row["reorder_point"] == pytest.approx(stats.poisson.ppf(0.95, 0.2 * 3))  # sized on the alternate
+    s_alt = fill_rate_reorder_point(stats.poisson.ppf(0.95, 0.2 * 3), 0.2 * 3, 6 / 1.4)
+    need = np.ceil(s_alt + 0.2 * 7)
+    assert row["reorder_point"] == s_alt and row["min_order_qty"] == 6
+    assert row["order_qty"] == max(need, 6) and row["units_over_need"] == max(6 - need, 0)
     # the same minimums at a fast mover (20/day, position at its reorder point): 100 units overshoot nothing
     s_fast = stats.poisson.ppf(0.95, 20 * 4)
     fast = plan_from_marts(
@@ -275,13 +292,16 @@ def test_a_minimum_order_that_would_overstock_a_slow_mover_moves_the_order_to_th
         order_cycle=7,
     ).iloc[0]
     assert not fast["use_alternate"] and fast["supplier_choice"] == "primary" and fast["min_order_qty"] == 100
-    assert fast["order_qty"] == pytest.approx(20 * 7) and fast["units_over_need"] == 0
-    # an alternate whose minimum is no smaller is no reason to move
+    assert fast["reorder_point"] == s_fast and fast["order_qty"] == pytest.approx(20 * 7)
+    assert fast["units_over_need"] == 0
+    # an alternate whose minimum is no smaller is no reason to move; the primary's minimum of 100 then sets a
+    # reorder point that keeps the fill rate of a cycle-sized order (a much lower one: 100 units last 71 cycles)
     same = plan_from_marts(
         fc, inv, products.assign(alt_min_order_qty=100), as_of="2024-01-02", order_cycle=7
     ).iloc[0]
-    assert not same["use_alternate"] and same["order_qty"] == 100
-    assert same["units_over_need"] == pytest.approx(100 - need_primary)
+    s_primary = fill_rate_reorder_point(stats.poisson.ppf(0.95, 0.2 * 4), 0.2 * 4, 100 / 1.4)
+    assert not same["use_alternate"] and same["reorder_point"] == s_primary < stats.poisson.ppf(0.95, 0.8)
+    assert same["order_qty"] == 100 and same["units_over_need"] == 100 - np.ceil(s_primary + 1.4)
 
 
 def test_rolling_policy_with_an_unchanged_forecast_equals_the_fixed_one():

@@ -291,11 +291,11 @@ def test_the_alternate_supplier_is_chosen_only_when_it_prevents_a_stockout_or_an
     assert (for_risk["stockout_risk"] > for_risk["limit"]).all()
     assert (for_risk["alt_stockout_risk"] <= for_risk["limit"]).all()
     assert (for_risk["alt_lead_time_days"] < for_risk["lead_time_days"]).all()
-    # an alternate chosen for its minimum: no risk either way, and less overshoot than the primary's minimum
+    # an alternate chosen for its minimum adds no risk: within the bound, or no riskier than the primary
     for_minimum = plan[plan["supplier_choice"] == "minimum order"]
     assert len(for_minimum) > 0, "slow movers with a large primary minimum should move to the alternate"
-    assert (for_minimum["alt_stockout_risk"] <= for_minimum["limit"]).all()
-    assert (for_minimum["stockout_risk"] <= for_minimum["limit"]).all()
+    no_riskier = for_minimum["alt_stockout_risk"] <= for_minimum[["stockout_risk", "limit"]].max(axis=1)
+    assert no_riskier.all()
     # every order is the gap to the order-up-to level, raised to the chosen supplier's minimum
     ordering = plan[plan["order_qty"] > 0]
     gap = np.ceil(ordering["order_up_to"] - ordering["on_hand"] - ordering["on_order"])
@@ -405,6 +405,37 @@ def test_messages_are_grounded_targeted_by_the_playbook_capped_and_served(store)
         )
         status, _ = get(f"{base}/messages/{held}")
         assert status == 404  # the control arm is never sent anything
+
+
+def test_the_shop_answers_the_messages_the_platform_exported(store, tmp_path):
+    from ml.shop.front import ClosedLoopStore
+
+    shop = ClosedLoopStore("small", 42, exports_root=store / "exports", state_root=tmp_path / "shop")
+    answered = shop.day_tables(
+        date(2025, 1, 20)
+    )  # sends what the platform wrote on the 19th (the cap's first day)
+    events = answered["message_events"].to_pandas()
+    ready = q(
+        store,
+        "SELECT message_id, discount_pct FROM marketing.messages WHERE as_of_date = DATE '2025-01-19' "
+        "AND status = 'ready'",
+    )
+    assert set(events["message_id"]) == {m for m, _ in ready}  # every customer here signed up before the day
+    counts = events["event_type"].value_counts()
+    assert counts["delivered"] == len(ready) and 0 < counts.get("opened", 0) < len(ready)
+    # a purchase from a message's visit is sold at the message's offer (or the day's better promotion)
+    orders = answered["orders"].to_pandas()[["order_id", "session_id"]]
+    clicks = events.loc[events["event_type"] == "clicked", ["session_id", "message_id", "sku"]]
+    offer = pd.DataFrame(ready, columns=["message_id", "discount_pct"])
+    bought = (
+        answered["order_items"]
+        .to_pandas()
+        .merge(orders, on="order_id")
+        .merge(clicks, on="session_id", suffixes=("", "_clicked"))
+        .merge(offer, on="message_id")
+    )
+    assert len(bought) > 0 and (bought["sku"] == bought["sku_clicked"]).all()
+    assert (bought["discount"] >= bought["discount_pct"] / 100 - 1e-9).all()
 
 
 def test_rerunning_a_day_of_messages_replaces_it_and_sends_nobody_twice(store):

@@ -328,6 +328,41 @@ def split_by_warehouse(forecast: pd.DataFrame, shares: pd.DataFrame) -> pd.DataF
     return out[first + [c for c in out.columns if c not in first]].reset_index(drop=True)
 
 
+def minimum_order_reorder_point(
+    planned: dict[str, np.ndarray], phi: np.ndarray, position, min_order_qty
+) -> dict[str, np.ndarray]:
+    """Lower the reorder point where a minimum order quantity makes each order cover more than an order cycle.
+
+    The service level is a cycle service level: the chance of no stock-out per order cycle, for an order of
+    about a cycle's demand. An order rounded up to a minimum ``Q`` lasts ``Q / cycle demand`` cycles, so the
+    same share of demand is lost (the same fill rate) when each such order may carry proportionally more
+    expected shortage. Where ``Q`` exceeds the cycle's demand, the reorder point becomes the smallest ``s'`` with
+    ``E[(D - s')^+] <= E[(D - s)^+] x Q / cycle demand`` (``D`` the demand over the protection interval, NB1),
+    and the order-up-to level, the safety stock and the order quantity follow it. Without this, slow movers with
+    large minimums reorder at the level of a fast mover and every early reorder buys months of stock.
+    """
+    out = {k: np.array(v, dtype=float, copy=True) for k, v in planned.items()}
+    s, cycle = out["reorder_point"], out["order_up_to"] - out["reorder_point"]
+    mu_p = s - out["safety_stock"]
+    moq = np.broadcast_to(np.asarray(min_order_qty, dtype=float), s.shape)
+    bound = (moq > cycle) & (cycle > 0) & (mu_p > 0) & (s > 0)
+    for i in np.flatnonzero(bound):
+        mean_i, phi_i = np.array([mu_p[i]]), np.array([phi[i]])
+        allowed = expected_shortage(np.array([s[i]]), mean_i, phi_i)[0] * moq[i] / cycle[i]
+        lo, hi = 0, int(s[i])  # expected shortage falls with s: the smallest s within the allowance
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if expected_shortage(np.array([float(mid)]), mean_i, phi_i)[0] <= allowed:
+                hi = mid
+            else:
+                lo = mid + 1
+        s[i] = lo
+    pos = np.broadcast_to(np.asarray(position, dtype=float), s.shape)
+    out["reorder_point"], out["order_up_to"], out["safety_stock"] = s, s + cycle, s - mu_p
+    out["order_qty"] = np.clip(np.where(pos <= s, np.ceil(s + cycle - pos), 0.0), 0, None)
+    return out
+
+
 def _units_over_need(order_qty: np.ndarray, min_order_qty: np.ndarray) -> np.ndarray:
     """Units a minimum order quantity adds to an order (0 where nothing is ordered)."""
     return np.where(order_qty > 0, np.maximum(min_order_qty - order_qty, 0.0), 0.0)
@@ -361,14 +396,16 @@ def plan_from_marts(
 
     - ``stock-out risk``: the primary's risk exceeds ``1 - service_level`` and the alternate's is within it (a
       faster alternate prevents the stock-out the primary cannot);
-    - ``minimum order``: the primary's risk is within the bound, but its minimum order quantity would put more
-      than an order cycle of demand on the shelf beyond what the row needs, while the alternate (its risk also
-      within the bound) overshoots less. Minimums are why slow movers pile up stock: a minimum of 100 for a SKU
-      that sells 0.3 a day at a warehouse is a year of cover;
+    - ``minimum order``: the primary's minimum order quantity would put more than an order cycle of demand on the
+      shelf beyond what the row needs, while the alternate overshoots less at no more risk (its stock-out risk
+      within the bound or no higher than the primary's). Minimums are why slow movers pile up stock: a minimum
+      of 100 for a SKU that sells 0.3 a day at a warehouse is a year of cover;
     - otherwise the primary.
 
     An order from the alternate is sized on the alternate's lead time; ``min_order_qty`` is the minimum of the
-    supplier ordered from and ``units_over_need`` what that minimum adds to the order.
+    supplier ordered from and ``units_over_need`` what that minimum adds to the order. Where a minimum makes an
+    order last more than a cycle, the reorder point is lowered to keep the fill rate of an unrounded order
+    (:func:`minimum_order_reorder_point`).
     ``expected_shortage`` (units short within the lead time) times ``price`` is ``revenue_at_risk``, the ranking
     key of :func:`stockout_alerts`.
 
@@ -434,18 +471,23 @@ def plan_from_marts(
     )
     levels = dict(service_level_by_class or {})
     service_level = np.array([levels.get(c, service_level) for c in classes], dtype=float)
-    primary = plan(m, phi, lead, pos, service_level, order_cycle=order_cycle)
+    primary = minimum_order_reorder_point(
+        plan(m, phi, lead, pos, service_level, order_cycle=order_cycle), phi, pos, moq
+    )
     limit = 1.0 - service_level
     has_alt = np.isfinite(alt_lead) & (alt_lead != lead)
     alt_l = np.where(has_alt, alt_lead, lead).astype(int)
-    alternate = plan(m, phi, alt_l, pos, service_level, order_cycle=order_cycle)
+    alternate = minimum_order_reorder_point(
+        plan(m, phi, alt_l, pos, service_level, order_cycle=order_cycle), phi, pos, alt_moq
+    )
     alt_safe = has_alt & (alternate["stockout_risk"] <= limit)
     at_risk = primary["stockout_risk"] > limit
     over_primary = _units_over_need(primary["order_qty"], moq)
     over_alternate = _units_over_need(alternate["order_qty"], alt_moq)
     cycle_demand = primary["order_up_to"] - primary["reorder_point"]
     for_risk = at_risk & alt_safe
-    for_minimum = ~at_risk & alt_safe & (over_primary > cycle_demand) & (over_alternate < over_primary)
+    no_riskier = has_alt & (alternate["stockout_risk"] <= np.maximum(primary["stockout_risk"], limit))
+    for_minimum = ~for_risk & no_riskier & (over_primary > cycle_demand) & (over_alternate < over_primary)
     use_alt = for_risk | for_minimum
     out["phi"] = phi
     out["demand_class"] = pd.array(classes, dtype="string")  # VARCHAR in the warehouse even when all missing
