@@ -14,7 +14,8 @@ sees is the only thing a policy changes:
 - ``none``: no lists published; the same eligible customers are measured;
 - plan ``on``: the shop places the replenishment plan's orders; ``off``: the plan is withheld and the shop
   falls back to its own cover rule (order up to a fixed cover of true expected demand when the stock position
-  drops below lead-time demand × 1.35).
+  drops below lead-time demand × 1.35); either way an order is raised to its supplier's minimum order quantity.
+  ``--plan-service-level`` sets the plan's service level in the plan-on worlds.
 
 Per policy it reports, over the exposure days (day 2 on): revenue, margin, credited revenue, CTR and conversion
 per eligible customer-day (the customers the platform put a list together for, whether or not a list was shown,
