@@ -272,7 +272,7 @@ def test_message_metrics_measure_the_sent_against_the_held_out_on_the_send_day()
         "as t(order_id, customer_id, net_amount, margin, is_sale, order_date)",
         [send] * 5 + [DAY],
     )
-    metrics, uplift = message_metrics_day(con, send, resamples=200)
+    metrics, uplift = message_metrics_day(con, send, resamples=200, min_arm_customers=10)
     sent = metrics[metrics["arm"] == "treatment"].set_index("family")
     assert sent.loc["plain", "customers"] == 20 and sent.loc["urgent", "customers"] == 20
     assert sent.loc["plain", "open_rate"] == pytest.approx(8 / 20) and sent.loc["plain", "click_rate"] == 0.2
@@ -287,6 +287,9 @@ def test_message_metrics_measure_the_sent_against_the_held_out_on_the_send_day()
     assert overall.loc["revenue", "difference"] == pytest.approx(1.0 - 0.5)
     assert overall.loc["conversion", "difference"] == pytest.approx(4 / 40 - 1 / 10)
     assert overall.loc["revenue", "ci_low"] <= 0.5 <= overall.loc["revenue", "ci_high"]
+    # with the default minimum of 30 customers per arm the 10 held out are too few for an interval
+    _, default = message_metrics_day(con, send, resamples=200)
+    assert default["ci_low"].isna().all() and default["difference"].tolist() == uplift["difference"].tolist()
     shown = message_metrics_summary(metrics, uplift)["metrics"]
     assert shown["customers_sent"] == 40 and shown["customers_held_out"] == 10
     assert shown["share_plain"] == 0.5 and shown["open_rate"] == pytest.approx(8 / 40)

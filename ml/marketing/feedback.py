@@ -27,6 +27,8 @@ from ml.recommend.experiment import CONTROL, TREATMENT
 from ml.summary import summary
 from ml.warehouse import markdown_table, table_exists
 
+MIN_ARM_CUSTOMERS = 30
+"""Fewer customers than this in an arm: no interval (a bootstrap over a handful of customers means nothing)."""
 MESSAGE_METRICS = "marketing.message_metrics"
 MESSAGE_UPLIFT = "marketing.message_uplift"
 
@@ -99,19 +101,28 @@ def message_metrics(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def message_uplift(rows: pd.DataFrame, seed: int, resamples: int = RESAMPLES) -> pd.DataFrame:
-    """Sent minus held out, for every outcome, over all campaigns (``campaign = 'all'``) and per campaign."""
+def message_uplift(
+    rows: pd.DataFrame, seed: int, resamples: int = RESAMPLES, min_arm_customers: int = MIN_ARM_CUSTOMERS
+) -> pd.DataFrame:
+    """Sent minus held out, for every outcome, over all campaigns (``campaign = 'all'``) and per campaign; the
+    interval is left empty where an arm has fewer than ``min_arm_customers`` customers."""
     records = []
     scopes = [("all", rows), *rows.groupby("campaign", sort=True)]
     for campaign, group in scopes:
         treatment, control = group[group["arm"] == TREATMENT], group[group["arm"] == CONTROL]
         for metric in OUTCOMES:
-            records.append({"campaign": campaign} | compare_arms(treatment, control, metric, seed, resamples))
+            record = {"campaign": campaign} | compare_arms(treatment, control, metric, seed, resamples)
+            if min(record["treatment_customers"], record["control_customers"]) < min_arm_customers:
+                record["ci_low"] = record["ci_high"] = float("nan")
+            records.append(record)
     return pd.DataFrame(records)
 
 
 def message_metrics_day(
-    con: duckdb.DuckDBPyConnection, day: date, resamples: int = RESAMPLES
+    con: duckdb.DuckDBPyConnection,
+    day: date,
+    resamples: int = RESAMPLES,
+    min_arm_customers: int = MIN_ARM_CUSTOMERS,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rows of :data:`MESSAGE_METRICS` and :data:`MESSAGE_UPLIFT` that run ``day`` measures: the messages
     sent on ``day``. Empty when none were."""
@@ -120,7 +131,9 @@ def message_metrics_day(
         return pd.DataFrame(), pd.DataFrame()
     as_of = pd.Timestamp(day).date()
     metrics = message_metrics(rows)
-    uplift = message_uplift(rows, seed=day.toordinal(), resamples=resamples)
+    uplift = message_uplift(
+        rows, seed=day.toordinal(), resamples=resamples, min_arm_customers=min_arm_customers
+    )
     for frame in (metrics, uplift):
         frame.insert(0, "as_of_date", as_of)
         frame.insert(1, "send_date", as_of)
