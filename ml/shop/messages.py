@@ -196,8 +196,20 @@ def _session_ids(yyyymmdd: str, clicked: np.ndarray, rows: np.ndarray) -> pa.Arr
 
 
 def _message_events(
-    world, msgs, yyyymmdd, day_end, delivered, opened, opened_at, unsubscribed, clicked, clicked_at, product
-):
+    world: World,
+    msgs: pd.DataFrame,
+    yyyymmdd: str,
+    day_end: int,
+    delivered: np.ndarray,
+    opened: np.ndarray,
+    opened_at: np.ndarray,
+    unsubscribed: np.ndarray,
+    clicked: np.ndarray,
+    clicked_at: np.ndarray,
+    product: np.ndarray,
+) -> pa.Table:
+    """One event per delivery, open, click (with its SKU and the session it opened) and unsubscribe, in time
+    order (all arrays are per message, times in microseconds since the epoch)."""
     n = len(msgs)
     rows = np.arange(n)
     kinds = [
@@ -233,7 +245,19 @@ def _message_events(
     )
 
 
-def _visits(world, msgs, yyyymmdd, clicked, bought, product, qty, clicked_at, carted_at, paid_at, promos):
+def _visits(
+    world: World,
+    msgs: pd.DataFrame,
+    yyyymmdd: str,
+    clicked: np.ndarray,
+    bought: np.ndarray,
+    product: np.ndarray,
+    qty: np.ndarray,
+    clicked_at: np.ndarray,
+    carted_at: np.ndarray,
+    paid_at: np.ndarray,
+    promos: list[_Promo],
+) -> dict[str, pa.Table]:
     """The sessions the clicks opened: a view at ``message``, and for a purchase a cart, a checkout, an order."""
     cust = msgs["customer"].to_numpy(np.int64)
     channel = np.array([SHOP_CHANNEL_OF[c] for c in msgs["channel"]], dtype=np.int64)
