@@ -361,6 +361,7 @@ def test_messages_are_grounded_targeted_by_the_playbook_capped_and_served(store)
         "p.lifecycle_stage, p.f_score, p.m_score FROM marketing.messages AS m JOIN features.user_profiles AS p "
         "ON p.customer_id = m.customer_id AND p.as_of_date = m.as_of_date ORDER BY 1, 2",
     )
+    catalogue = {sku: (t, p) for sku, t, p in q(store, "SELECT sku, title, price FROM marts.dim_products")}
     assert {r[0] for r in rows} == {date(2025, 1, 19), date(2025, 1, 20), date(2025, 1, 21)}
     assert len(rows) > 50 and {r[3] for r in rows} <= {"ready", "holdout"}  # templates: nothing blocked
     # three weeks into the store every customer is new: frequent high spenders get perks, the others a welcome
@@ -376,9 +377,7 @@ def test_messages_are_grounded_targeted_by_the_playbook_capped_and_served(store)
         assert (status == "holdout") == (arm == "control")
         sheet = json.loads(facts)
         for product in sheet["products"]:  # every featured product is the catalogue's, in stock, quoted
-            title, price = q(
-                store, "SELECT title, price FROM marts.dim_products WHERE sku = ?", [product["sku"]]
-            )[0]
+            title, price = catalogue[product["sku"]]
             assert (
                 product["title"] == title
                 and product["price"] == pytest.approx(price)
