@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ml.supply.planning import PlanSettings
+
 log = logging.getLogger("bench.loop")
 
 POLICIES = ("none", "popularity", "champion", "oracle")
@@ -67,7 +69,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=float,
         default=None,
         help="the plan's target cycle service level in (0, 1) for plan=on worlds (default: the platform's, "
-        "0.95); the configuration's name gets '@LEVEL'",
+        f"{PlanSettings().service_level:g}); the configuration's name gets '@LEVEL'",
     )
     p.add_argument(
         "--plan-off-policies",

@@ -171,17 +171,10 @@ def test_the_playbook_targets_by_the_first_matching_rule():
     assert rules["B"] == "lifecycle stage at_risk (last purchase 50 days ago)"
 
 
-def test_caps_and_opt_outs_remove_targets_and_a_rerun_does_not_count_itself():
+def test_caps_and_opt_outs_remove_targets_and_an_opt_out_counts_once():
     targets = assign_campaigns(profiles(), SETTINGS)
-    sends = pd.DataFrame(
-        {
-            "customer_id": ["A", "B", "C", "D"],
-            "as_of_date": [DAY - timedelta(days=6), DAY - timedelta(days=7), DAY, DAY - timedelta(days=1)],
-        }
-    )
-    kept, removed = apply_caps_and_opt_outs(targets, sends, {"F", "D"}, DAY, cap_days=7)
-    # A was sent 6 days ago (inside 7 days): capped; B 7 days ago: free again; C's send is D itself (a re-run);
-    # D and F opted out (D's recent send does not matter: counted once, as an opt-out)
+    kept, removed = apply_caps_and_opt_outs(targets, capped={"A", "D"}, opted_out={"F", "D"})
+    # A is within the cap; D and F opted out (D's recent message does not matter: counted once, as an opt-out)
     assert sorted(kept["customer_id"]) == ["B", "C"]
     assert removed == {"opted_out": 2, "frequency_capped": 1}
 
@@ -213,10 +206,10 @@ def test_offers_follow_the_settings():
 def test_opt_outs_and_recent_sends_come_from_the_warehouse():
     import duckdb
 
-    from ml.marketing.messages import opted_out, recent_sends
+    from ml.marketing.messages import capped_customers, opted_out
 
     con = duckdb.connect()
-    assert opted_out(con, DAY) == set() and recent_sends(con, DAY, 7).empty  # nothing built yet
+    assert opted_out(con, DAY) == set() and capped_customers(con, DAY, 7) == set()  # nothing built yet
     con.execute("create schema marts")
     con.execute(
         "create table marts.fct_message_events as select * from (values "
@@ -230,8 +223,9 @@ def test_opt_outs_and_recent_sends_come_from_the_warehouse():
         "('A', DATE '2025-01-14', 'ready'), ('B', DATE '2025-01-13', 'ready'), ('C', DATE '2025-01-19', 'holdout'), "
         "('D', DATE '2025-01-19', 'blocked'), ('E', DATE '2025-01-20', 'ready')) as t(customer_id, as_of_date, status)"
     )
-    # within the 7 days before the 20th: A (sent) and C (held out); B is older, D was never sent, E is the day
-    assert set(recent_sends(con, DAY, 7)["customer_id"]) == {"A", "C"}
+    # one message in any 7 days: A (sent 6 days before) and C (held out) are capped; B, sent 7 days before, is
+    # free again; D was never sent; E's message is the day's own (a re-run replaces it, never caps it)
+    assert capped_customers(con, DAY, 7) == {"A", "C"}
 
 
 def test_message_metrics_measure_the_sent_against_the_held_out_on_the_send_day():

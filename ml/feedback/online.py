@@ -12,6 +12,7 @@ later, so D-1's credit is complete once D's marts are built, while D's is not.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -202,6 +203,22 @@ def online_metrics_day(
     return metrics, uplift
 
 
+def uplift_values(
+    uplift: pd.DataFrame, prefix: Callable[[dict], str], arm_names: tuple[str, str] = (TREATMENT, CONTROL)
+) -> dict[str, float]:
+    """Each row of an uplift table (:func:`compare_arms` records) as numbers that plot over partitions:
+    ``<prefix>_<arm>`` for both arms, ``<prefix>_uplift`` and its interval bounds."""
+    values = {}
+    for row in uplift.to_dict(orient="records"):
+        name = prefix(row)
+        values[f"{name}_{arm_names[0]}"] = row["treatment"]
+        values[f"{name}_{arm_names[1]}"] = row["control"]
+        values[f"{name}_uplift"] = row["difference"]
+        values[f"{name}_uplift_ci_low"] = row["ci_low"]
+        values[f"{name}_uplift_ci_high"] = row["ci_high"]
+    return values
+
+
 def online_summary(metrics: pd.DataFrame, uplift: pd.DataFrame) -> dict:
     """For the UI: every metric of each arm and the uplift with its interval (they plot over partitions), the
     arm split, and both tables."""
@@ -212,13 +229,10 @@ def online_summary(metrics: pd.DataFrame, uplift: pd.DataFrame) -> dict:
         values[f"exposed_customers_{arm}"] = int(
             metrics.loc[metrics["arm"] == arm, "exposed_customers"].sum()
         )
-    for row in uplift.to_dict(orient="records"):
-        prefix = row["metric"] if row["placement"] == "for_you" else f"{row['placement']}_{row['metric']}"
-        values[f"{prefix}_treatment"] = row["treatment"]
-        values[f"{prefix}_control"] = row["control"]
-        values[f"{prefix}_uplift"] = row["difference"]
-        values[f"{prefix}_uplift_ci_low"] = row["ci_low"]
-        values[f"{prefix}_uplift_ci_high"] = row["ci_high"]
+    values |= uplift_values(
+        uplift,
+        lambda row: row["metric"] if row["placement"] == "for_you" else f"{row['placement']}_{row['metric']}",
+    )
     shown = uplift[["placement", "metric", "treatment", "control", "difference", "ci_low", "ci_high"]]
     return summary(
         len(metrics),

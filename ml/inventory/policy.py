@@ -149,13 +149,16 @@ def plan(
     review: int = 1,
     order_cycle: int = 6,
     start: int = 0,
+    min_order_qty=None,
 ) -> dict[str, np.ndarray]:
     """Replenishment quantities per series from daily forecast means ``(n, h)`` and NB1 dispersions ``(n,)``.
 
     ``position`` is the inventory position (on hand + on order) now; ``start`` is the first forecast period that
-    is still in the future (0 when the forecast was made today). Returns ``lead_time_demand`` (mean over L),
-    ``lead_time_q`` (its ``service_level`` quantile), ``safety_stock``, ``reorder_point``, ``order_up_to``,
-    ``order_qty`` and ``stockout_risk`` (within the lead time, with the current position).
+    is still in the future (0 when the forecast was made today). With ``min_order_qty``, the reorder point of a
+    series whose minimum order lasts more than a cycle is :func:`minimum_order_reorder_point`'s (the order
+    quantity itself is not rounded here). Returns ``lead_time_demand`` (mean over L), ``lead_time_q`` (its
+    ``service_level`` quantile), ``safety_stock``, ``reorder_point``, ``order_up_to``, ``order_qty`` and
+    ``stockout_risk`` (within the lead time, with the current position).
     """
     lt = np.broadcast_to(np.asarray(lead_time, dtype=int), (mean.shape[0],))
     pos = np.asarray(position, dtype=float)
@@ -163,6 +166,8 @@ def plan(
     mu_p = interval_sum(mean, start, lt + review)
     mu_c = interval_sum(mean, start, np.full_like(lt, order_cycle))
     s = nb1_quantile(mu_p, phi, service_level)
+    if min_order_qty is not None:
+        s = minimum_order_reorder_point(s, mu_p, mu_c, phi, min_order_qty)
     big_s = s + mu_c
     order = np.where(pos <= s, np.ceil(big_s - pos), 0.0)
     return {
@@ -329,38 +334,36 @@ def split_by_warehouse(forecast: pd.DataFrame, shares: pd.DataFrame) -> pd.DataF
 
 
 def minimum_order_reorder_point(
-    planned: dict[str, np.ndarray], phi: np.ndarray, position, min_order_qty
-) -> dict[str, np.ndarray]:
+    reorder_point: np.ndarray,
+    interval_demand: np.ndarray,
+    cycle_demand: np.ndarray,
+    phi: np.ndarray,
+    min_order_qty,
+) -> np.ndarray:
     """Lower the reorder point where a minimum order quantity makes each order cover more than an order cycle.
 
     The service level is a cycle service level: the chance of no stock-out per order cycle, for an order of
     about a cycle's demand. An order rounded up to a minimum ``Q`` lasts ``Q / cycle demand`` cycles, so the
     same share of demand is lost (the same fill rate) when each such order may carry proportionally more
-    expected shortage. Where ``Q`` exceeds the cycle's demand, the reorder point becomes the smallest ``s'`` with
-    ``E[(D - s')^+] <= E[(D - s)^+] x Q / cycle demand`` (``D`` the demand over the protection interval, NB1),
-    and the order-up-to level, the safety stock and the order quantity follow it. Without this, slow movers with
-    large minimums reorder at the level of a fast mover and every early reorder buys months of stock.
+    expected shortage. Where ``Q`` exceeds the cycle's demand, the reorder point ``s`` becomes the smallest
+    ``s'`` with ``E[(D - s')^+] <= E[(D - s)^+] x Q / cycle demand`` (``D`` ~ NB1 with mean ``interval_demand``,
+    the demand over the protection interval). Without this, slow movers with large minimums reorder at the level
+    of a fast mover and every early reorder buys months of stock.
     """
-    out = {k: np.array(v, dtype=float, copy=True) for k, v in planned.items()}
-    s, cycle = out["reorder_point"], out["order_up_to"] - out["reorder_point"]
-    mu_p = s - out["safety_stock"]
+    s = np.array(reorder_point, dtype=float, copy=True)
     moq = np.broadcast_to(np.asarray(min_order_qty, dtype=float), s.shape)
-    bound = (moq > cycle) & (cycle > 0) & (mu_p > 0) & (s > 0)
+    phi = np.broadcast_to(np.asarray(phi, dtype=float), s.shape)
+    bound = (moq > cycle_demand) & (cycle_demand > 0) & (interval_demand > 0) & (s > 0)
     for i in np.flatnonzero(bound):
-        mean_i, phi_i = np.array([mu_p[i]]), np.array([phi[i]])
-        allowed = expected_shortage(np.array([s[i]]), mean_i, phi_i)[0] * moq[i] / cycle[i]
+        one = (interval_demand[i : i + 1], phi[i : i + 1])
+        allowed = expected_shortage(s[i : i + 1], *one)[0] * moq[i] / cycle_demand[i]
         lo, hi = 0, int(s[i])  # expected shortage falls with s: the smallest s within the allowance
         while lo < hi:
             mid = (lo + hi) // 2
-            if expected_shortage(np.array([float(mid)]), mean_i, phi_i)[0] <= allowed:
-                hi = mid
-            else:
-                lo = mid + 1
+            within = expected_shortage(np.array([float(mid)]), *one)[0] <= allowed
+            lo, hi = (lo, mid) if within else (mid + 1, hi)
         s[i] = lo
-    pos = np.broadcast_to(np.asarray(position, dtype=float), s.shape)
-    out["reorder_point"], out["order_up_to"], out["safety_stock"] = s, s + cycle, s - mu_p
-    out["order_qty"] = np.clip(np.where(pos <= s, np.ceil(s + cycle - pos), 0.0), 0, None)
-    return out
+    return s
 
 
 def _units_over_need(order_qty: np.ndarray, min_order_qty: np.ndarray) -> np.ndarray:
@@ -451,9 +454,8 @@ def plan_from_marts(
     alt_lead = col("alt_lead_time_days", np.nan)
     moq = col("min_order_qty", 0.0)
     alt_moq = col("alt_min_order_qty", np.nan)
-    alt_moq = np.where(
-        np.isfinite(alt_moq), alt_moq, moq
-    )  # an alternate's unknown minimum is no reason to move
+    # an alternate's unknown minimum is no reason to move
+    alt_moq = np.where(np.isfinite(alt_moq), alt_moq, moq)
     price = col("price", 1.0)
     m = mean.to_numpy(dtype=float)
     phi = implied_dispersion(m, q90.to_numpy(dtype=float))
@@ -471,15 +473,11 @@ def plan_from_marts(
     )
     levels = dict(service_level_by_class or {})
     service_level = np.array([levels.get(c, service_level) for c in classes], dtype=float)
-    primary = minimum_order_reorder_point(
-        plan(m, phi, lead, pos, service_level, order_cycle=order_cycle), phi, pos, moq
-    )
+    primary = plan(m, phi, lead, pos, service_level, order_cycle=order_cycle, min_order_qty=moq)
     limit = 1.0 - service_level
     has_alt = np.isfinite(alt_lead) & (alt_lead != lead)
     alt_l = np.where(has_alt, alt_lead, lead).astype(int)
-    alternate = minimum_order_reorder_point(
-        plan(m, phi, alt_l, pos, service_level, order_cycle=order_cycle), phi, pos, alt_moq
-    )
+    alternate = plan(m, phi, alt_l, pos, service_level, order_cycle=order_cycle, min_order_qty=alt_moq)
     alt_safe = has_alt & (alternate["stockout_risk"] <= limit)
     at_risk = primary["stockout_risk"] > limit
     over_primary = _units_over_need(primary["order_qty"], moq)

@@ -71,9 +71,6 @@ class FactSheet:
     def symbol(self) -> str:
         return CURRENCY_SYMBOLS.get(self.currency, self.currency + " ")
 
-    def with_offer(self, offer: Offer) -> FactSheet:
-        return FactSheet(**{**self.__dict__, "offer": offer})
-
     def to_json(self) -> str:
         """The sheet as the message's record of why it was sent and what it could say."""
 

@@ -21,7 +21,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from ml.feedback.online import RESAMPLES, Metric, compare_arms, metric_value
+from ml.feedback.online import RESAMPLES, Metric, compare_arms, metric_value, uplift_values
 from ml.marketing.messages import MESSAGE_EVENTS, MESSAGES
 from ml.recommend.experiment import CONTROL, TREATMENT
 from ml.summary import summary
@@ -125,7 +125,7 @@ def message_metrics_day(
     min_arm_customers: int = MIN_ARM_CUSTOMERS,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rows of :data:`MESSAGE_METRICS` and :data:`MESSAGE_UPLIFT` that run ``day`` measures: the messages
-    sent on ``day``. Empty when none were."""
+    sent on ``day`` (``as_of_date`` is the send day). Empty when none were."""
     rows = read_targeted(con, day)
     if rows.empty:
         return pd.DataFrame(), pd.DataFrame()
@@ -134,9 +134,8 @@ def message_metrics_day(
     uplift = message_uplift(
         rows, seed=day.toordinal(), resamples=resamples, min_arm_customers=min_arm_customers
     )
-    for frame in (metrics, uplift):
-        frame.insert(0, "as_of_date", as_of)
-        frame.insert(1, "send_date", as_of)
+    metrics.insert(0, "as_of_date", as_of)
+    uplift.insert(0, "as_of_date", as_of)
     return metrics, uplift
 
 
@@ -147,7 +146,7 @@ def message_metrics_summary(metrics: pd.DataFrame, uplift: pd.DataFrame) -> dict
         return summary(0)
     sent = metrics[metrics["arm"] == TREATMENT]
     values: dict[str, float | int | str] = {
-        "send_date": str(metrics["send_date"].iloc[0]),
+        "send_date": str(metrics["as_of_date"].iloc[0]),
         "customers_sent": int(sent["customers"].sum()),
         "customers_held_out": int(metrics.loc[metrics["arm"] == CONTROL, "customers"].sum()),
     }
@@ -156,12 +155,9 @@ def message_metrics_summary(metrics: pd.DataFrame, uplift: pd.DataFrame) -> dict
         values[metric.name] = float((sent[metric.name] * weights).sum()) if len(sent) else float("nan")
     for family, share in sent.groupby("family")["customers"].sum().items():
         values[f"share_{family}"] = float(share / max(int(sent["customers"].sum()), 1))
-    for row in uplift[uplift["campaign"] == "all"].to_dict(orient="records"):
-        values[f"{row['metric']}_sent"] = row["treatment"]
-        values[f"{row['metric']}_held_out"] = row["control"]
-        values[f"{row['metric']}_uplift"] = row["difference"]
-        values[f"{row['metric']}_uplift_ci_low"] = row["ci_low"]
-        values[f"{row['metric']}_uplift_ci_high"] = row["ci_high"]
+    values |= uplift_values(
+        uplift[uplift["campaign"] == "all"], lambda row: row["metric"], ("sent", "held_out")
+    )
     shown = uplift[["campaign", "metric", "treatment", "control", "difference", "ci_low", "ci_high"]]
     return summary(
         len(metrics),
@@ -171,7 +167,7 @@ def message_metrics_summary(metrics: pd.DataFrame, uplift: pd.DataFrame) -> dict
                 shown, float_digits=4
             ),
             "by campaign, family and arm": markdown_table(
-                metrics.drop(columns=["as_of_date", "send_date"]), float_digits=4
+                metrics.drop(columns=["as_of_date"]), float_digits=4
             ),
         },
     )

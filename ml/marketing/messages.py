@@ -49,7 +49,6 @@ MESSAGES = "marketing.messages"
 MESSAGE_EVENTS = "marts.fct_message_events"
 CONTROL_SHARE = 0.10
 SPLIT_SALT = "messages-v1"
-STATUSES = ("ready", "holdout", "blocked")
 DEFAULT_SEND_HOUR = 10
 
 
@@ -63,17 +62,19 @@ def opted_out(con: duckdb.DuckDBPyConnection, day: date) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
-def recent_sends(con: duckdb.DuckDBPyConnection, day: date, cap_days: int) -> pd.DataFrame:
-    """``customer_id, as_of_date`` of the messages sent (``ready``) or held out (``holdout``: the control arm is
-    capped like the treatment arm, so both arms are drawn from the same customers) in the ``cap_days`` before
-    ``day``."""
+def capped_customers(con: duckdb.DuckDBPyConnection, day: date, cap_days: int) -> set[str]:
+    """Customers sent a message (``ready``) or held out (``holdout``: the control arm is capped like the treatment
+    arm, so both arms are drawn from the same customers) on any of the ``cap_days - 1`` days before ``day``: at
+    most one message in any ``cap_days`` consecutive days. ``day`` itself is not counted, so a re-run of a day
+    replaces its own messages instead of capping them."""
     if not table_exists(con, MESSAGES):
-        return pd.DataFrame({"customer_id": pd.Series(dtype=str), "as_of_date": pd.Series(dtype="object")})
-    return con.execute(
-        f"select customer_id, as_of_date from {MESSAGES} where status in ('ready', 'holdout') "
+        return set()
+    rows = con.execute(
+        f"select distinct customer_id from {MESSAGES} where status in ('ready', 'holdout') "
         "and as_of_date >= ? and as_of_date < ?",
         [day - timedelta(days=cap_days - 1), day],
-    ).df()
+    ).fetchall()
+    return {str(r[0]) for r in rows}
 
 
 def logging_family(customer_id: str, day: date) -> tuple[str, float]:
@@ -97,7 +98,7 @@ def messages_day(
     targets = assign_campaigns(profiles, settings)
     funnel = {"profiled": len(profiles), "targeted": len(targets)}
     targets, removed = apply_caps_and_opt_outs(
-        targets, recent_sends(con, day, settings.cap_days), opted_out(con, day), day, settings.cap_days
+        targets, capped_customers(con, day, settings.cap_days), opted_out(con, day)
     )
     funnel |= removed
     products = product_facts(con, day)
@@ -118,14 +119,12 @@ def messages_day(
             customer_id=target.customer_id,
             send_date=send_day,
             lifecycle_stage=str(facts["lifecycle_stage"]),
-            segment=None if pd.isna(facts["segment"]) else str(facts["segment"]),
-            top_category=None if pd.isna(facts["top_category"]) else str(facts["top_category"]),
-            orders_365d=int(_or(facts["orders_365d"], 0)),
-            spend_365d=round(float(_or(facts["spend_365d"], 0.0)), 2),
-            recency_days=None if pd.isna(facts["recency_days"]) else int(facts["recency_days"]),
-            discount_share_365d=None
-            if pd.isna(facts["discount_share_365d"])
-            else round(float(facts["discount_share_365d"]), 4),
+            segment=_fact(facts["segment"], str),
+            top_category=_fact(facts["top_category"], str),
+            orders_365d=_fact(facts["orders_365d"], int, 0),
+            spend_365d=_fact(facts["spend_365d"], lambda v: round(float(v), 2), 0.0),
+            recency_days=_fact(facts["recency_days"], int),
+            discount_share_365d=_fact(facts["discount_share_365d"], lambda v: round(float(v), 4)),
             currency=currency,
             products=featured[target.customer_id],
             offer=settings.offer(target.campaign, send_day),
@@ -149,7 +148,7 @@ def messages_day(
                 "discount_pct": sheet.offer.discount_pct,
                 "offer_expires": sheet.offer.expires,
                 "channel": "push" if facts["preferred_channel"] == "app" else "email",
-                "send_hour": int(_or(facts["peak_hour"], DEFAULT_SEND_HOUR)),
+                "send_hour": _fact(facts["peak_hour"], int, DEFAULT_SEND_HOUR),
                 "subject": message.subject,
                 "body": message.body,
                 "featured_skus": [p.sku for p in sheet.products],
@@ -186,8 +185,9 @@ MESSAGE_COLUMNS = [
 ]
 
 
-def _or(value, default):
-    return default if value is None or pd.isna(value) else value
+def _fact(value, convert, missing=None):
+    """A profile value converted for the fact sheet, or ``missing`` where the profile has none."""
+    return missing if value is None or pd.isna(value) else convert(value)
 
 
 def messages_summary(messages: pd.DataFrame, funnel: dict[str, int]) -> dict:

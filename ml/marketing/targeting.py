@@ -102,21 +102,12 @@ def _days(value) -> str:
 
 
 def apply_caps_and_opt_outs(
-    targets: pd.DataFrame, recent_sends: pd.DataFrame, opted_out: set[str], day: date, cap_days: int
+    targets: pd.DataFrame, capped: set[str], opted_out: set[str]
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Drop the targets who opted out or were sent a message within ``cap_days`` before ``day``.
-
-    ``recent_sends``: ``customer_id, as_of_date`` of messages sent earlier (days on or after ``day`` are
-    ignored: a re-run of a day replaces its own messages instead of counting them against the cap).
-    Returns the kept targets and how many each rule removed.
-    """
-    since = day - timedelta(days=cap_days - 1)
-    sent = recent_sends[
-        (pd.to_datetime(recent_sends["as_of_date"]).dt.date >= since)
-        & (pd.to_datetime(recent_sends["as_of_date"]).dt.date < day)
-    ]
-    capped_ids = set(sent["customer_id"].astype(str))
+    """Drop the targets who opted out or are within the frequency cap (``capped``: the customers messaged in the
+    cap's window, :func:`ml.marketing.messages.capped_customers`). Returns the kept targets and how many each
+    rule removed (an opted-out customer counts once, as an opt-out)."""
     is_out = targets["customer_id"].isin(opted_out)
-    is_capped = ~is_out & targets["customer_id"].isin(capped_ids)
+    is_capped = ~is_out & targets["customer_id"].isin(capped)
     kept = targets[~is_out & ~is_capped].reset_index(drop=True)
     return kept, {"opted_out": int(is_out.sum()), "frequency_capped": int(is_capped.sum())}

@@ -30,6 +30,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ml.sources.schema import CHANNELS, DEVICES, PLACEMENTS
 from ml.sources.simulated import (
@@ -43,6 +44,7 @@ from ml.sources.simulated import (
     World,
     _categorical,
     _discount_matrix,
+    _fill_from_stock,
     _ids,
     _pa_strings,
     _Promo,
@@ -131,16 +133,17 @@ def answer_messages(
         np.minimum(a, last) for a in (opened_at, clicked_at, carted_at, paid_at)
     )
 
-    # first come first served on what the day's other sales left, by checkout time
+    # first come first served on what the day's other sales left, by checkout time, as the day's other sales
     wh = world.customer_warehouse[cust]
-    stock = on_hand.copy()
+    wanting = np.flatnonzero(wants)
+    kept, _, kept_qty, _ = _fill_from_stock(
+        world, on_hand, cust, paid_at, np.zeros(n, dtype=np.int64), wanting, wanting, qty[wanting], product
+    )
     bought = np.zeros(n, dtype=bool)
-    for i in np.flatnonzero(wants)[np.argsort(paid_at[wants], kind="stable")]:
-        if stock[product[i], wh[i]] >= qty[i]:
-            stock[product[i], wh[i]] -= qty[i]
-            bought[i] = True
+    bought[kept] = True
     lost = wants & ~bought
-    sold_units = on_hand - stock
+    sold_units = np.zeros_like(on_hand)
+    np.add.at(sold_units, (product[kept], wh[kept]), kept_qty)
 
     message_events = _message_events(
         world, msgs, yyyymmdd, last, delivered, opened, opened_at, unsubscribed, clicked, clicked_at, product
@@ -223,9 +226,7 @@ def _message_events(
     e_ts = np.concatenate([k[2] for k in kinds]).astype(np.int64)
     order = np.lexsort((e_type, e_row, e_ts))
     e_row, e_type, e_ts = e_row[order], e_type[order], e_ts[order]
-    is_click = e_type == 2
-    sku = np.where(is_click, product[e_row], -1)
-    session_no = np.cumsum(clicked)[e_row]
+    not_click = e_type != 2
     types = np.array(["delivered", "opened", "clicked", "unsubscribed"], dtype=object)
     return _table(
         "message_events",
@@ -236,10 +237,9 @@ def _message_events(
             "customer_id": pa.array(msgs["customer_id"].to_numpy()[e_row].astype(str), type=pa.string()),
             "event_type": pa.array(types[e_type], type=pa.string()),
             "channel": pa.array(msgs["channel"].to_numpy()[e_row].astype(str), type=pa.string()),
-            "sku": pa.array([world.skus[s] if s >= 0 else None for s in sku], type=pa.string()),
-            "session_id": pa.array(
-                [f"SM{yyyymmdd}{k:07d}" if c else None for k, c in zip(session_no, is_click, strict=True)],
-                type=pa.string(),
+            "sku": world.sku_pa.take(pa.array(product[e_row], mask=not_click)),
+            "session_id": pc.if_else(
+                pa.array(not_click), pa.scalar(None, pa.string()), _session_ids(yyyymmdd, clicked, e_row)
             ),
         },
     )
@@ -269,14 +269,13 @@ def _visits(
     order = np.lexsort((e_type, e_row, e_ts))
     e_row, e_type, e_ts = e_row[order], e_type[order], e_ts[order]
     placement = np.where(e_type == 2, PLACEMENTS.index("cart"), MESSAGE_PLACEMENT)
-    session_no = np.cumsum(clicked)
     events = _table(
         "events",
         {
             "event_id": _ids(f"EM{yyyymmdd}", np.arange(1, len(e_ts) + 1), 7),
             "ts": _ts(e_ts),
             "customer_id": world.customer_pa.take(pa.array(cust[e_row])),
-            "session_id": _ids(f"SM{yyyymmdd}", session_no[e_row], 7),
+            "session_id": _session_ids(yyyymmdd, clicked, e_row),
             "sku": world.sku_pa.take(pa.array(product[e_row])),
             "event_type": _pa_strings(["view", "cart", "purchase"]).take(pa.array(e_type)),
             "channel": _pa_strings(CHANNELS).take(pa.array(channel[e_row])),
@@ -299,7 +298,7 @@ def _visits(
             "order_id": order_ids,
             "ts": _ts(paid_at[buys]),
             "customer_id": world.customer_pa.take(pa.array(cust[buys])),
-            "session_id": _ids(f"SM{yyyymmdd}", session_no[buys], 7),
+            "session_id": _session_ids(yyyymmdd, clicked, buys),
             "channel": _pa_strings(CHANNELS).take(pa.array(channel[buys])),
             "region": _pa_strings(r for r, _ in REGIONS).take(pa.array(region)),
             "country": _pa_strings(c for _, c in REGIONS).take(pa.array(region)),

@@ -884,7 +884,7 @@ def _simulate_traffic(
     cancelled = rng.random(n_sessions) < _CANCEL_P
     if front is not None:
         p_idx, p_sess, qty, lost = _fill_from_stock(
-            world, front, cust, start, pay_off, p_idx, p_sess, qty, v_prod
+            world, front.on_hand, cust, start, pay_off, p_idx, p_sess, qty, v_prod
         )
 
     # -- session start: inside the day, and not before a same-day sign-up ---------------------------------
@@ -1046,7 +1046,7 @@ def _simulate_traffic(
 
 def _fill_from_stock(
     world: World,
-    front: ShopFront,
+    on_hand: np.ndarray,
     cust: np.ndarray,
     start: np.ndarray,
     pay_off: np.ndarray,
@@ -1055,7 +1055,8 @@ def _fill_from_stock(
     qty: np.ndarray,
     v_prod: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """Keep the purchased lines the start-of-day stock can fill, first come first served by checkout time.
+    """Keep the purchased lines the stock ``on_hand`` (products x warehouses) can fill, first come first served by
+    checkout time (``start + pay_off`` of the line's session).
 
     Returns the kept ``p_idx, p_sess, qty`` and the lost lines as ``(view indices, quantities)``: a line is lost
     when the units asked for before it (filled or not) plus its own exceed what its warehouse held of the
@@ -1069,7 +1070,7 @@ def _fill_from_stock(
     first = np.searchsorted(cell, cell, side="left")
     before = np.where(first > 0, cum[np.maximum(first - 1, 0)], 0)
     fits = np.empty(len(order), dtype=bool)
-    fits[order] = (cum - before) <= front.on_hand[prod[order], wh[order]]
+    fits[order] = (cum - before) <= on_hand[prod[order], wh[order]]
     return p_idx[fits], p_sess[fits], qty[fits], (p_idx[~fits], qty[~fits])
 
 

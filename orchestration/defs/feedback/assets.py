@@ -13,11 +13,10 @@ from ml.feedback.online import (
     online_metrics_day,
     online_summary,
 )
-from ml.warehouse import replace_partition
 from orchestration.asset_keys import EXPOSED_CUSTOMERS
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
-from orchestration.metadata import summary_metadata
-from orchestration.partitions import DAILY_WAREHOUSE_WRITER, partition_days
+from orchestration.measured import write_measured_days
+from orchestration.partitions import DAILY_WAREHOUSE_WRITER
 from orchestration.resources import WarehouseResource
 
 FEEDBACK = {
@@ -43,18 +42,14 @@ FEEDBACK = {
     **DAILY_WAREHOUSE_WRITER,
 )
 def online_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    days, built, summaries = partition_days(context), [], []
-    with warehouse.connect() as con:
-        for day in days:
-            metrics, uplift = online_metrics_day(con, day)
-            if metrics.empty:
-                context.log.info(f"{day}: no exposures on the day before (open-loop store, or the first day)")
-                continue
-            replace_partition(con, ONLINE_METRICS, "as_of_date", day, metrics)
-            replace_partition(con, ONLINE_UPLIFT, "as_of_date", day, uplift)
-            built.append(day)
-            summaries.append(online_summary(metrics, uplift))
-    return dg.MaterializeResult(metadata=summary_metadata(summaries, built, days))
+    return write_measured_days(
+        context,
+        warehouse,
+        online_metrics_day,
+        (ONLINE_METRICS, ONLINE_UPLIFT),
+        online_summary,
+        "no exposures on the day before (open-loop store, or the first day)",
+    )
 
 
 feedback_assets = [online_metrics]

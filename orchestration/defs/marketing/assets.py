@@ -10,8 +10,8 @@ from ml.marketing.feedback import (
 )
 from ml.marketing.messages import export_frame, messages_day, messages_summary, store_messages
 from ml.marketing.targeting import MarketingSettings
-from ml.warehouse import replace_partition
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
+from orchestration.measured import write_measured_days
 from orchestration.metadata import summary_metadata
 from orchestration.partitions import DAILY_WAREHOUSE_WRITER, partition_days
 from orchestration.resources import DataFilesResource, WarehouseResource
@@ -91,18 +91,14 @@ def messages(
     **DAILY_WAREHOUSE_WRITER,
 )
 def message_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    days, built, summaries = partition_days(context), [], []
-    with warehouse.connect() as con:
-        for day in days:
-            metrics, uplift = message_metrics_day(con, day)
-            if metrics.empty:
-                context.log.info(f"{day}: no messages were sent on the day")
-                continue
-            replace_partition(con, MESSAGE_METRICS, "as_of_date", day, metrics)
-            replace_partition(con, MESSAGE_UPLIFT, "as_of_date", day, uplift)
-            built.append(day)
-            summaries.append(message_metrics_summary(metrics, uplift))
-    return dg.MaterializeResult(metadata=summary_metadata(summaries, built, days))
+    return write_measured_days(
+        context,
+        warehouse,
+        message_metrics_day,
+        (MESSAGE_METRICS, MESSAGE_UPLIFT),
+        message_metrics_summary,
+        "no messages were sent on the day",
+    )
 
 
 marketing_assets = [messages, message_metrics]
