@@ -4,8 +4,10 @@ For day D (written after D's run, sent by the shop on D+1 like D's lists): the p
 D's profiles (:mod:`ml.marketing.targeting`); opt-outs and the
 frequency cap remove some; each remaining customer's fact sheet features the first in-stock products of D's
 served list (a customer without one gets no message: nothing true to say); the template family is drawn
-uniformly by a hash of the day and the customer (the logging policy, its propensity recorded with the message,
-until a learnt policy replaces it); the grounding checker reads the words. Status:
+family and the offer level (the arm) are drawn from the serving policy's probabilities for the customer's context
+by a hash of the day and the customer (:mod:`ml.marketing.bandit`; uniform until a learnt policy is adopted by
+:mod:`ml.marketing.policy`), the probability recorded as the message's propensity with the policy's version; the
+grounding checker reads the words. Status:
 
 - ``ready``: grounded, in the treatment arm: exported for the shop to send;
 - ``holdout``: grounded, in the control arm (a fixed hashed :data:`CONTROL_SHARE` of customers, salt
@@ -20,11 +22,22 @@ re-run never sends twice.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import date, timedelta
 
 import duckdb
+import numpy as np
 import pandas as pd
 
+from ml.marketing.bandit import (
+    ARMS,
+    LinearThompson,
+    allowed_arms,
+    context_matrix,
+    draw_arms,
+    prior_policy,
+    split_arm,
+)
 from ml.marketing.facts import (
     FactSheet,
     customer_facts,
@@ -39,9 +52,9 @@ from ml.marketing.targeting import (
     apply_caps_and_opt_outs,
     assign_campaigns,
 )
-from ml.marketing.writer import FAMILIES, write
+from ml.marketing.writer import write
 from ml.profiles.users import USER_PROFILES
-from ml.recommend.experiment import CONTROL, arms, control_score
+from ml.recommend.experiment import CONTROL, arms
 from ml.summary import summary
 from ml.warehouse import markdown_table, replace_partition, table_exists
 
@@ -77,21 +90,20 @@ def capped_customers(con: duckdb.DuckDBPyConnection, day: date, cap_days: int) -
     return {str(r[0]) for r in rows}
 
 
-def logging_family(customer_id: str, day: date) -> tuple[str, float]:
-    """The uniform logging policy: a family drawn by a hash of day and customer, and its propensity."""
-    u = control_score(f"{day.isoformat()}:{customer_id}", salt="message-family")
-    return FAMILIES[int(u * len(FAMILIES))], 1.0 / len(FAMILIES)
-
-
 def message_id(day: date, customer_id: str) -> str:
     return hashlib.sha256(f"{day.isoformat()}:{customer_id}".encode()).hexdigest()[:16]
 
 
 def messages_day(
-    con: duckdb.DuckDBPyConnection, day: date, settings: MarketingSettings | None = None
+    con: duckdb.DuckDBPyConnection,
+    day: date,
+    settings: MarketingSettings | None = None,
+    policy: LinearThompson | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """D's messages (one row per targeted customer with something to feature) and the funnel counts."""
+    """D's messages (one row per targeted customer with something to feature) and the funnel counts. The arms
+    are drawn from ``policy`` (the uniform prior when none is given)."""
     settings = settings or MarketingSettings()
+    policy = policy or prior_policy()
     if not table_exists(con, USER_PROFILES):
         return pd.DataFrame(columns=MESSAGE_COLUMNS), {"profiled": 0}
     profiles = customer_facts(con, day)
@@ -110,26 +122,40 @@ def messages_day(
     profile = profiles.set_index("customer_id")
     currency = str(products["currency"].mode().iat[0]) if len(products) else "GBP"
     send_day = day + timedelta(days=1)
+    sheets = [
+        _sheet(profile.loc[t.customer_id], t.customer_id, send_day, currency, featured[t.customer_id])
+        for t in targets.itertuples(index=False)
+    ]
+    context = context_matrix(
+        pd.DataFrame(
+            {
+                "campaign": targets["campaign"].to_numpy(),
+                "orders_365d": [s.orders_365d for s in sheets],
+                "spend_365d": [s.spend_365d for s in sheets],
+                "recency_days": [s.recency_days for s in sheets],
+                "discount_share_365d": [s.discount_share_365d for s in sheets],
+            }
+        )
+    )
+    allowed = (
+        np.vstack([allowed_arms(c) for c in targets["campaign"]])
+        if len(targets)
+        else np.empty((0, len(ARMS)))
+    )
+    probabilities = policy.action_probabilities(context, allowed, seed=day.toordinal())
+    drawn = draw_arms(probabilities, targets["customer_id"], day)
     rows = []
-    for target, arm in zip(
-        targets.itertuples(index=False), arms(targets["customer_id"], CONTROL_SHARE, SPLIT_SALT), strict=True
+    for i, (target, arm, sheet) in enumerate(
+        zip(
+            targets.itertuples(index=False),
+            arms(targets["customer_id"], CONTROL_SHARE, SPLIT_SALT),
+            sheets,
+            strict=True,
+        )
     ):
         facts = profile.loc[target.customer_id]
-        sheet = FactSheet(
-            customer_id=target.customer_id,
-            send_date=send_day,
-            lifecycle_stage=str(facts["lifecycle_stage"]),
-            segment=_fact(facts["segment"], str),
-            top_category=_fact(facts["top_category"], str),
-            orders_365d=_fact(facts["orders_365d"], int, 0),
-            spend_365d=_fact(facts["spend_365d"], lambda v: round(float(v), 2), 0.0),
-            recency_days=_fact(facts["recency_days"], int),
-            discount_share_365d=_fact(facts["discount_share_365d"], lambda v: round(float(v), 4)),
-            currency=currency,
-            products=featured[target.customer_id],
-            offer=settings.offer(target.campaign, send_day),
-        )
-        family, propensity = logging_family(target.customer_id, day)
+        family, level = split_arm(ARMS[drawn[i]])
+        sheet = replace(sheet, offer=settings.offer(target.campaign, send_day, level))
         message = write(sheet, target.campaign, family)
         failures = check(message.subject, message.body, sheet, catalogue)
         status = "blocked" if failures else ("holdout" if arm == CONTROL else "ready")
@@ -143,7 +169,9 @@ def messages_day(
                 "rule": target.rule,
                 "arm": arm,
                 "family": family,
-                "propensity": propensity,
+                "offer_level": level,
+                "propensity": float(probabilities[i, drawn[i]]),
+                "policy_version": policy.version,
                 "offer_kind": sheet.offer.kind,
                 "discount_pct": sheet.offer.discount_pct,
                 "offer_expires": sheet.offer.expires,
@@ -161,6 +189,23 @@ def messages_day(
     return frame, funnel
 
 
+def _sheet(facts: pd.Series, customer_id: str, send_day: date, currency: str, products) -> FactSheet:
+    """The customer's fact sheet, before an offer is chosen."""
+    return FactSheet(
+        customer_id=customer_id,
+        send_date=send_day,
+        lifecycle_stage=str(facts["lifecycle_stage"]),
+        segment=_fact(facts["segment"], str),
+        top_category=_fact(facts["top_category"], str),
+        orders_365d=_fact(facts["orders_365d"], int, 0),
+        spend_365d=_fact(facts["spend_365d"], lambda v: round(float(v), 2), 0.0),
+        recency_days=_fact(facts["recency_days"], int),
+        discount_share_365d=_fact(facts["discount_share_365d"], lambda v: round(float(v), 4)),
+        currency=currency,
+        products=products,
+    )
+
+
 MESSAGE_COLUMNS = [
     "as_of_date",
     "message_id",
@@ -170,7 +215,9 @@ MESSAGE_COLUMNS = [
     "rule",
     "arm",
     "family",
+    "offer_level",
     "propensity",
+    "policy_version",
     "offer_kind",
     "discount_pct",
     "offer_expires",
@@ -207,9 +254,19 @@ def messages_summary(messages: pd.DataFrame, funnel: dict[str, int]) -> dict:
         metrics[f"ready_{campaign}"] = int(
             ((messages["campaign"] == campaign) & (messages["status"] == "ready")).sum() if written else 0
         )
+    ready = messages[messages["status"] == "ready"] if written else messages
+    for arm_name in ARMS:
+        family, level = split_arm(arm_name)
+        chosen = (ready["family"] == family) & (ready["offer_level"] == level) if len(ready) else []
+        metrics[f"arm_share_{family}_{level}"] = float(np.mean(chosen)) if len(ready) else float("nan")
     markdown = {}
     if written:
-        by = messages.groupby(["campaign", "family", "status"]).size().rename("messages").reset_index()
+        by = (
+            messages.groupby(["campaign", "family", "offer_level", "status"])
+            .size()
+            .rename("messages")
+            .reset_index()
+        )
         markdown["by_campaign_and_family"] = markdown_table(by)
         samples = messages[messages["status"] != "blocked"].groupby("campaign").head(1)
         markdown["sample_messages"] = markdown_table(

@@ -26,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ml.marketing.facts import Offer
 
 CAMPAIGNS: tuple[str, ...] = ("member_perks", "win_back", "welcome", "discount")
+OFFER_LEVELS: dict[str, float] = {"low": 0.5, "standard": 1.0, "high": 1.5}
+"""Offer levels the message policy chooses among: multiples of the campaign's percent off."""
 
 
 class MarketingSettings(BaseModel):
@@ -53,14 +55,16 @@ class MarketingSettings(BaseModel):
     )
     featured_items: int = Field(default=3, ge=1, le=10, description="Products featured per message.")
 
-    def offer(self, campaign: str, day: date) -> Offer:
+    def offer(self, campaign: str, day: date, level: str = "standard") -> Offer:
+        """The campaign's offer at an offer ``level`` (a multiple of its percent off, rounded to a whole
+        percent; member perks have one level)."""
         expires = day + timedelta(days=self.offer_days)
         if campaign == "member_perks":
             return Offer("member_perk", 0, expires)
         pct = {"win_back": self.win_back_pct, "welcome": self.welcome_pct, "discount": self.discount_pct}[
             campaign
         ]
-        return Offer("percent_off", pct, expires)
+        return Offer("percent_off", min(90, round(pct * OFFER_LEVELS[level])), expires)
 
 
 def assign_campaigns(profiles: pd.DataFrame, settings: MarketingSettings) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from ml.marketing.feedback import (
     message_metrics_summary,
 )
 from ml.marketing.messages import export_frame, messages_day, messages_summary, store_messages
+from ml.marketing.policy import decide, policy_summary, serving_policy, store_decision
 from ml.marketing.targeting import MarketingSettings
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.measured import write_measured_days
@@ -28,6 +29,34 @@ class MarketingConfig(dg.Config, MarketingSettings):
 
 
 @dg.asset(
+    key=dg.AssetKey(["marketing", "message_policy"]),
+    kinds={"duckdb", "python"},
+    description=(
+        "The policy that chooses each message's template family and offer level (`marketing.message_policy`): "
+        "a linear Thompson Sampling bandit learnt from every sent message whose answer is loaded, its reward the "
+        "margin after the discount credited to the message. Before it replaces the serving policy it is judged "
+        "off-policy on the logged sends (IPS, self-normalised IPS, DM, doubly robust; 2-fold cross-fitted, with "
+        "bootstrap intervals: `marketing.policy_evaluation`) and adopted only when at least 200 sends back it and "
+        "its doubly robust estimate is no worse than the serving policy's. Until then the uniform prior serves. "
+        "Reads earlier days of `marketing.messages` (their contexts, arms and propensities)."
+    ),
+    deps=[dg.AssetKey(["marts", "fct_message_events"])],
+    **MARKETING,
+    **DAILY_WAREHOUSE_WRITER,
+)
+def message_policy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    days, built, summaries = partition_days(context), [], []
+    with warehouse.connect() as con:
+        for day in days:
+            decision, estimates, sends = decide(con, day)
+            store_decision(con, day, decision, estimates, len(sends))
+            built.append(day)
+            summaries.append(policy_summary(decision, estimates, sends))
+            context.log.info(f"{day}: {len(sends)} logged sends; {decision.reason}")
+    return dg.MaterializeResult(metadata=summary_metadata(summaries, built, days))
+
+
+@dg.asset(
     key=dg.AssetKey(["marketing", "messages"]),
     kinds={"duckdb", "python"},
     description=(
@@ -35,7 +64,9 @@ class MarketingConfig(dg.Config, MarketingSettings):
         "exported and served by `GET /messages/{customer_id}`). The playbook targets from D's profiles: frequent "
         "high-value customers get member perks (free delivery), lapsing ones a win-back offer, new ones a welcome "
         "offer, price-sensitive ones a discount; opt-outs and a frequency cap (one message per 7 days) are "
-        "respected. Each message features the customer's served list in stock, with titles, prices, the offer and "
+        "respected. The template family and the offer level (half, once or one and a half times the campaign's "
+        "percent off) are drawn from `marketing/message_policy`'s probabilities, logged as the propensity. "
+        "Each message features the customer's served list in stock, with titles, prices, the offer and "
         "its expiry from a fact sheet it carries as the reason it was sent. A grounding checker reads every "
         "price, percentage, date, count, product and category in the words and blocks a message that states "
         "anything the sheet does not hold. A fixed hashed 10% of targeted customers is held out (written, not "
@@ -49,6 +80,7 @@ class MarketingConfig(dg.Config, MarketingSettings):
         dg.AssetKey(["marts", "fct_inventory_daily"]),
         dg.AssetKey(["staging", "stg_promotions"]),
         dg.AssetKey(["marts", "fct_message_events"]),  # opt-outs
+        dg.AssetKey(["marketing", "message_policy"]),
     ],
     **MARKETING,
     **DAILY_WAREHOUSE_WRITER,
@@ -62,7 +94,8 @@ def messages(
     days, built, summaries = partition_days(context), [], []
     with warehouse.connect() as con:
         for day in days:
-            frame, funnel = messages_day(con, day, config)
+            policy, _ = serving_policy(con, day)
+            frame, funnel = messages_day(con, day, config, policy)
             store_messages(con, day, frame)
             files.export(export_frame(frame).drop(columns=["as_of_date"]), "messages", day)
             built.append(day)
@@ -101,4 +134,4 @@ def message_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     )
 
 
-marketing_assets = [messages, message_metrics]
+marketing_assets = [message_policy, messages, message_metrics]
