@@ -159,8 +159,13 @@ def test_a_policy_is_adopted_only_with_enough_sends_and_a_better_estimate(tmp_pa
     few = _uniform_sends(150, seed=6)
     with _warehouse(few, tmp_path / "few.duckdb") as con:
         decision, estimates, sends = decide(con, day)
-        assert len(sends) == 150 and not decision.adopted and "200 needed" in decision.reason
+        assert len(sends) == 150 and not decision.adopted and "< 200 (20 earning) needed" in decision.reason
         assert decision.serving.version == prior_policy().version
+    sparse = _uniform_sends(3000, seed=8)
+    sparse["reward"] = np.where(np.arange(3000) < 10, sparse["reward"], 0.0)  # ten purchases in 3,000 sends
+    with _warehouse(sparse, tmp_path / "sparse.duckdb") as con:
+        decision, _, _ = decide(con, day)
+        assert not decision.adopted and decision.reason.startswith("3000 sends (10 earning)")
     many = _uniform_sends(3000, seed=7)
     with _warehouse(many, tmp_path / "many.duckdb") as con:
         decision, estimates, sends = decide(con, day)

@@ -6,9 +6,10 @@ for them). The **reward** of a sent message is the margin, after the offer's dis
 credited (``marts.fct_message_events.credited_margin``): a deeper discount buys more conversions and gives away
 margin on each, and the bandit learns where that trade pays.
 
-The policy is **linear Thompson Sampling**: per arm a Bayesian linear regression of the reward on the customer's
-context (:func:`context_matrix`: campaign, price sensitivity, orders, spend, recency), Gaussian prior
-``N(0, noise / prior_precision)`` and the noise variance estimated from the residuals. Its probability of each
+The policy is **linear Thompson Sampling**: a Bayesian linear regression of the reward on the customer's context
+(:func:`context_matrix`: campaign, price sensitivity, orders, spend, recency) with weights shared by every arm
+plus one deviation per arm, the deviations' prior narrow (:data:`ARM_EFFECT_PRIOR`) so that arms share what
+they have in common and differ only as far as the data shows. Its probability of each
 arm for a context is computed by Monte Carlo (``draws`` posterior draws shared by the day's customers, the arm
 that wins each draw counted), mixed with a uniform :data:`EXPLORATION_FLOOR` so that no arm's propensity falls
 to zero and later off-policy estimates stay bounded; the arm sent is drawn from those probabilities by a hash
@@ -71,12 +72,12 @@ def context_matrix(frame: pd.DataFrame) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LinearThompson:
-    """Per-arm Gaussian posteriors of the reward's linear weights (``mean[k]``, ``covariance[k]``)."""
+    """A Gaussian posterior over the reward's linear weights: shared weights for every arm, then one deviation
+    per arm (``mean``: ``features x (1 + arms)``, shared first; ``covariance`` over all of them, flattened in
+    the same order)."""
 
     mean: np.ndarray
-    """(arms, features)"""
     covariance: np.ndarray
-    """(arms, features, features)"""
     rounds: int
     """Logged sends it learnt from."""
 
@@ -86,16 +87,22 @@ class LinearThompson:
         payload = np.concatenate([self.mean.ravel(), self.covariance.ravel()]).round(10).tobytes()
         return hashlib.sha256(payload).hexdigest()[:12]
 
+    def _arm_weights(self, flat: np.ndarray) -> np.ndarray:
+        """(..., arms, features): each arm's weights, the shared ones plus its deviation."""
+        d = len(CONTEXT_FEATURES)
+        blocks = flat.reshape(*flat.shape[:-1], 1 + len(ARMS), d)
+        return blocks[..., :1, :] + blocks[..., 1:, :]
+
     def action_probabilities(
         self, context: np.ndarray, allowed: np.ndarray, draws: int = 400, seed: int = 0
     ) -> np.ndarray:
         """(rows, arms): the probability that Thompson Sampling sends each arm, with the exploration floor."""
         rng = np.random.default_rng(seed)
-        n_arms, n_features = self.mean.shape
-        factor = np.linalg.cholesky(self.covariance + 1e-12 * np.eye(n_features))
-        noise = rng.standard_normal((draws, n_arms, n_features))
-        weights = self.mean[None] + np.einsum("kij,skj->ski", factor, noise)  # (draws, arms, features)
-        wins = np.zeros((len(context), n_arms))
+        flat_mean = self.mean.ravel()
+        factor = np.linalg.cholesky(self.covariance + 1e-12 * np.eye(len(flat_mean)))
+        sampled = flat_mean[None] + rng.standard_normal((draws, len(flat_mean))) @ factor.T
+        weights = self._arm_weights(sampled)  # (draws, arms, features)
+        wins = np.zeros((len(context), len(ARMS)))
         for s in range(draws):
             score = np.where(allowed, context @ weights[s].T, -np.inf)
             wins[np.arange(len(context)), score.argmax(axis=1)] += 1
@@ -103,7 +110,7 @@ class LinearThompson:
 
     def expected_reward(self, context: np.ndarray) -> np.ndarray:
         """(rows, arms): the posterior mean reward."""
-        return context @ self.mean.T
+        return context @ self._arm_weights(self.mean.ravel()).T
 
     def to_json(self) -> str:
         return json.dumps(
@@ -124,32 +131,49 @@ class LinearThompson:
         return cls(np.asarray(data["mean"]), np.asarray(data["covariance"]), int(data["rounds"]))
 
 
-def prior_policy(prior_precision: float = 1.0, noise: float = 1.0) -> LinearThompson:
+ARM_EFFECT_PRIOR = 0.5
+"""A priori an arm's reward differs from the shared model by about this share of the mean reward per send:
+the deviations' prior standard deviation. Arm effects on money are small next to the noise of rare purchases,
+and a wider prior lets the first lucky purchase steer the policy."""
+
+
+def prior_policy() -> LinearThompson:
     """Every arm at the prior: uniform Thompson Sampling."""
-    d = len(CONTEXT_FEATURES)
-    return LinearThompson(
-        np.zeros((len(ARMS), d)), np.tile(np.eye(d) * noise / prior_precision, (len(ARMS), 1, 1)), 0
-    )
+    size = len(CONTEXT_FEATURES) * (1 + len(ARMS))
+    return LinearThompson(np.zeros((1 + len(ARMS), len(CONTEXT_FEATURES))), np.eye(size), 0)
+
+
+def _design(context: np.ndarray, arm: np.ndarray) -> np.ndarray:
+    """Rows ``[x, 0.., x (at the arm's block), ..0]``: the shared weights and the arm's deviation both see x."""
+    n, d = context.shape
+    design = np.zeros((n, d * (1 + len(ARMS))))
+    design[:, :d] = context
+    for k in range(len(ARMS)):
+        rows = arm == k
+        design[rows, d * (1 + k) : d * (2 + k)] = context[rows]
+    return design
 
 
 def fit(
-    context: np.ndarray, arm: np.ndarray, reward: np.ndarray, prior_precision: float = 1.0
+    context: np.ndarray, arm: np.ndarray, reward: np.ndarray, shared_precision: float = 1.0
 ) -> LinearThompson:
-    """The posterior after the logged sends (``arm`` indexes :data:`ARMS`). The noise variance is the residual
-    variance of the ridge fits pooled over arms (floored, so a run of zeros does not freeze the policy)."""
+    """The posterior after the logged sends (``arm`` indexes :data:`ARMS`). Bayesian linear regression with
+    the noise variance of a ridge fit's residuals (floored, so a run of zeros does not freeze the policy); the
+    shared weights' prior is wide (``shared_precision`` in units of the noise), the deviations' prior has the
+    standard deviation :data:`ARM_EFFECT_PRIOR` x the mean reward."""
     d = len(CONTEXT_FEATURES)
-    means, precisions = np.zeros((len(ARMS), d)), np.zeros((len(ARMS), d, d))
-    residuals = []
-    for k in range(len(ARMS)):
-        X, y = context[arm == k], reward[arm == k]
-        precision = prior_precision * np.eye(d) + X.T @ X
-        means[k] = np.linalg.solve(precision, X.T @ y)
-        precisions[k] = precision
-        residuals.append(y - X @ means[k])
-    pooled = np.concatenate(residuals) if residuals else np.empty(0)
-    noise = max(float(np.var(pooled)) if len(pooled) > 1 else 1.0, 1e-2)
-    covariance = noise * np.linalg.inv(precisions)
-    return LinearThompson(means, covariance, int(len(reward)))
+    X = _design(context, arm)
+    deviation_sd = ARM_EFFECT_PRIOR * max(abs(float(reward.mean())) if len(reward) else 0.0, 1e-3)
+    noise = max(float(np.var(reward)) if len(reward) > 1 else 1.0, 1e-2)
+    prior = np.empty(X.shape[1])
+    prior[:d] = shared_precision
+    prior[d:] = noise / deviation_sd**2
+    precision = np.diag(prior) + X.T @ X
+    mean = np.linalg.solve(precision, X.T @ reward)
+    residual = reward - X @ mean
+    noise = max(float(np.var(residual)) if len(reward) > 1 else noise, 1e-2)
+    covariance = noise * np.linalg.inv(precision)
+    return LinearThompson(mean.reshape(1 + len(ARMS), d), covariance, int(len(reward)))
 
 
 def uniform_probabilities(allowed: np.ndarray) -> np.ndarray:

@@ -10,8 +10,8 @@ the serving policy logged, and its reward (credited margin after the discount). 
    DM and DR; the two halves' estimates are averaged. The **current** serving policy is judged on the same
    rounds with the same reward models. IPS, SNIPS, DM and DR (:mod:`ml.feedback.ope`), each with a bootstrap
    interval over the sends, and the effective sample size of the weights;
-3. **the decision**: the candidate replaces the current policy when at least ``min_rounds`` sends back it and
-   its DR estimate is at least the current policy's. Otherwise the current policy keeps serving (at the start:
+3. **the decision**: the candidate replaces the current policy when at least ``min_rounds`` sends back it,
+   :data:`MIN_REWARDED` of them with a purchase, and its DR estimate is at least the current policy's. Otherwise the current policy keeps serving (at the start:
    the uniform prior, which is the logging policy of a shop with no history).
 
 The serving policy of D (``marketing.message_policy``) is what ``marketing/messages`` of D draws its arms from.
@@ -44,6 +44,8 @@ MESSAGE_POLICY = "marketing.message_policy"
 POLICY_EVALUATION = "marketing.policy_evaluation"
 MIN_ROUNDS = 200
 """Logged sends needed before a learnt policy may replace the serving one."""
+MIN_REWARDED = 20
+"""...and sends among them that earned anything: fewer purchases than this say nothing about arms."""
 DECIDING_ESTIMATOR = "dr"
 EVALUATION_SEED = 0
 
@@ -209,12 +211,10 @@ def decide(
     estimates = evaluate(sends, current)
     value = estimates.set_index(["policy", "estimator"])["value"]
     new, old = value[("candidate", DECIDING_ESTIMATOR)], value[("current", DECIDING_ESTIMATOR)]
-    if len(sends) < min_rounds:
-        return (
-            Decision(current, candidate, False, f"{len(sends)} sends < {min_rounds} needed"),
-            estimates,
-            sends,
-        )
+    rewarded = int((sends["reward"] > 0).sum())
+    if len(sends) < min_rounds or rewarded < MIN_REWARDED:
+        reason = f"{len(sends)} sends ({rewarded} earning) < {min_rounds} ({MIN_REWARDED} earning) needed"
+        return Decision(current, candidate, False, reason), estimates, sends
     if new >= old:
         reason = f"candidate DR {new:.3f} >= current DR {old:.3f} per send"
         return Decision(candidate, candidate, True, reason), estimates, sends
