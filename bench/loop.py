@@ -17,6 +17,16 @@ sees is the only thing a policy changes:
   drops below lead-time demand × 1.35); either way an order is raised to its supplier's minimum order quantity.
   ``--plan-service-level`` sets the plan's service level in the plan-on worlds.
 
+Message policies (``--message-policies``; each a world of its own with the champion lists and the plan on, the
+marketing group materialised every day): ``none`` (messages written, nothing sent), ``uniform`` (every
+family x offer level equally likely), ``fixed`` (always ``--fixed-arm``, by default ``plain/standard``: the
+playbook's offer in plain words, what the shop sent before the bandit), ``learnt`` (the bandit of
+``marketing/message_policy``). For every message the platform exported, the simulator's truth gives the
+expected credited margin of every arm (:func:`ml.shop.messages.expected_credited_margin`), so each day has the
+policy's expected margin, the oracle's (the best arm per message) and every fixed arm's; the regret is against
+the best fixed arm in hindsight, cumulated over days. Realised: margin per sent customer and credited margin per
+send, and sent minus held out (uplift, 95% bootstrap interval over customers) pooled over the send days.
+
 Per policy it reports, over the exposure days (day 2 on): revenue, margin, credited revenue, CTR and conversion
 per eligible customer-day (the customers the platform put a list together for, whether or not a list was shown,
 so policies compare on one population), each against ``popularity`` with a 95% bootstrap interval over customers;
@@ -46,6 +56,7 @@ from ml.supply.planning import PlanSettings
 log = logging.getLogger("bench.loop")
 
 POLICIES = ("none", "popularity", "champion", "oracle")
+MESSAGE_POLICIES = ("none", "uniform", "fixed", "learnt")
 PLANS = ("on", "off")
 REFERENCE_POLICY = "popularity"
 PER_CUSTOMER = ("revenue", "margin", "credited_revenue", "conversion", "ctr")
@@ -77,11 +88,26 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="run plan=off only for these policies (default: every policy); the plan's effect on stock does not "
         "depend much on the lists, so one policy halves the cost",
     )
+    p.add_argument(
+        "--message-policies",
+        default="",
+        help=f"comma-separated, of {', '.join(MESSAGE_POLICIES)}: run these message-policy worlds (champion lists, "
+        "plan on) instead of the list-policy worlds",
+    )
+    p.add_argument("--fixed-arm", default="plain/standard", help="the arm of the 'fixed' message policy")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per interval")
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
     p.add_argument("--workdir", type=Path, default=None, help="where the temporary data directories go")
     p.add_argument("--keep", action="store_true", help="keep the data directories (to open them in the UI)")
     args = p.parse_args(argv)
+    args.message_policies = [x for x in args.message_policies.split(",") if x]
+    for name in args.message_policies:
+        if name not in MESSAGE_POLICIES:
+            p.error(f"unknown message policy {name!r}; choose from {', '.join(MESSAGE_POLICIES)}")
+    from ml.marketing.bandit import ARMS
+
+    if args.fixed_arm not in ARMS:
+        p.error(f"unknown arm {args.fixed_arm!r}; choose from {', '.join(ARMS)}")
     args.policies = [x for x in args.policies.split(",") if x]
     args.plan = [x for x in args.plan.split(",") if x]
     for name in args.policies:
@@ -103,6 +129,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def configurations(args) -> list[tuple[str, str]]:
+    if args.message_policies:
+        return [(f"messages-{m}", "on") for m in args.message_policies]
     return [
         (policy, plan)
         for plan in args.plan
@@ -118,6 +146,8 @@ def shape_exports(policy: str, plan: str, exports: Path, day: date, world, top_k
     from ml.shop.lists import oracle_lists
 
     lists_file = export_file(exports, "recommendations", day)
+    if policy == "messages-none":
+        export_file(exports, "messages", day).unlink(missing_ok=True)
     if plan == "off":
         export_file(exports, "replenishment_plan", day).unlink(missing_ok=True)
     if policy == "none":
@@ -241,6 +271,107 @@ def against_reference(rows: pd.DataFrame, reference: pd.DataFrame, resamples: in
     }
 
 
+def message_values(world, shop, exports: Path, day: date, cost_share: float) -> dict | None:
+    """The truth's expected credited margin of the messages exported on ``day`` (sent the next day) under the
+    arm each was given, under the best arm per message (the oracle), and under every fixed arm."""
+    from ml.exports import read_export
+    from ml.marketing.bandit import ARMS, FixedArm, allowed_arms, split_arm
+    from ml.marketing.targeting import MarketingSettings
+    from ml.shop.messages import expected_credited_margin
+
+    sent = read_export(exports, "messages", day)
+    if sent is None or sent.empty:
+        return None
+    send_day = day + timedelta(days=1)
+    recent = shop._recent_messages(send_day)
+    settings = MarketingSettings()
+    by_arm = {}
+    for arm in ARMS:
+        family, level = split_arm(arm)
+        offers = [
+            settings.offer(c, send_day, "standard" if c == "member_perks" else level).discount_pct
+            for c in sent["campaign"]
+        ]
+        variant = sent.assign(family=family, discount_pct=offers)
+        by_arm[arm] = expected_credited_margin(world, send_day, variant, recent, cost_share)
+    table = pd.DataFrame(by_arm)
+    messages = sent.set_index("message_id").loc[table.index]
+    allowed = np.vstack([allowed_arms(c) for c in messages["campaign"]])
+    values = table.to_numpy()
+    chosen = [
+        ARMS.index(f"{f}/{lv}") for f, lv in zip(messages["family"], messages["offer_level"], strict=True)
+    ]
+    fixed = {
+        arm: float(
+            values[
+                np.arange(len(table)), FixedArm(arm).action_probabilities(values, allowed).argmax(axis=1)
+            ].sum()
+        )
+        for arm in ARMS
+    }
+    return {
+        "send_day": send_day.isoformat(),
+        "messages": len(table),
+        "policy": float(values[np.arange(len(table)), chosen].sum()),
+        "oracle": float(np.where(allowed, values, -np.inf).max(axis=1).sum()),
+        "fixed": fixed,
+    }
+
+
+def message_report(days_values: list[dict], withheld: bool) -> dict:
+    """Regret against the best fixed arm in hindsight and the share of the oracle, from the daily values (a
+    policy that sent nothing earned nothing)."""
+    if not days_values:
+        return {}
+    policy = np.array([0.0 if withheld else d["policy"] for d in days_values])
+    oracle = np.array([d["oracle"] for d in days_values])
+    arms = list(days_values[0]["fixed"])
+    fixed_totals = {a: sum(d["fixed"][a] for d in days_values) for a in arms}
+    best = max(fixed_totals, key=fixed_totals.get)
+    best_daily = np.array([d["fixed"][best] for d in days_values])
+    last = slice(-7, None)
+    return {
+        "best_fixed_arm_in_hindsight": best,
+        "expected_margin": {
+            "policy": float(policy.sum()),
+            "oracle": float(oracle.sum()),
+            "best_fixed": float(best_daily.sum()),
+            "fixed": fixed_totals,
+        },
+        "cumulative_regret_vs_best_fixed": np.cumsum(best_daily - policy).round(3).tolist(),
+        "share_of_oracle": float(policy.sum() / oracle.sum()) if oracle.sum() else None,
+        "share_of_oracle_last_7_send_days": float(policy[last].sum() / oracle[last].sum())
+        if oracle[last].sum()
+        else None,
+        "share_of_oracle_by_day": (policy / np.where(oracle > 0, oracle, np.nan)).round(4).tolist(),
+        "send_days": [d["send_day"] for d in days_values],
+    }
+
+
+def message_outcomes(data_dir: Path, send_days: list[date], resamples: int) -> dict:
+    """Realised: per sent customer and sent minus held out, pooled over the send days."""
+    import duckdb
+
+    from ml.feedback.online import CONTROL, TREATMENT, compare_arms, metric_value
+    from ml.marketing.feedback import FUNNEL, OUTCOMES, read_targeted
+
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        frames = [read_targeted(con, d) for d in send_days]
+    rows = (
+        pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
+    )
+    if rows is None:
+        return {}
+    treatment, control = rows[rows["arm"] == TREATMENT], rows[rows["arm"] == CONTROL]
+    return {
+        "targeted_customer_days": len(rows),
+        "per_sent_customer": {m.name: _finite(metric_value(treatment, m)) for m in (*FUNNEL, *OUTCOMES)},
+        "sent_minus_held_out": {
+            m.name: compare_arms(treatment, control, m, seed=0, resamples=resamples) for m in OUTCOMES
+        },
+    }
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -250,6 +381,7 @@ def main(argv=None) -> int:
     import dagster as dg
 
     from ml.recommend.daily import RecommendSettings
+    from ml.shop.front import ClosedLoopStore
     from ml.sources.simulated import SimulatedStore
     from orchestration.definitions import defs
     from orchestration.defs.transform.assets import dbt_daily_models
@@ -266,12 +398,15 @@ def main(argv=None) -> int:
         dg.AssetKey(["marts", "fct_lost_sales"]),
         *dbt_daily_models.keys,  # the whole dbt build: its tests read models outside any one asset's lineage
     ]
+    if args.message_policies:
+        targets.append(dg.AssetKey(["marketing", "message_metrics"]))
     # What the shop needs and what is measured; profiles, segments and the backtest are not on that path.
     job = dg.define_asset_job(
         "closed_loop_day",
         selection=dg.AssetSelection.assets(*targets).upstream().required_multi_asset_neighbors(),
     )
     top_k = RecommendSettings().top_k
+    cost_share = dbt_var("cost_share_of_list_price")
     workdir = Path(tempfile.mkdtemp(prefix="bench_loop_", dir=args.workdir))
     out = {
         "scale": args.scale,
@@ -304,6 +439,14 @@ def main(argv=None) -> int:
                 run_config["ops"]["recommend__champion"] = {"config": {"pinned_model": "popularity"}}
             if level is not None:
                 run_config["ops"]["replenishment"] = {"config": {"service_level": level}}
+            message_policy = policy.removeprefix("messages-") if policy.startswith("messages-") else None
+            if message_policy is not None:
+                arm_policy = {"none": "uniform", "fixed": args.fixed_arm}.get(message_policy, message_policy)
+                run_config["ops"]["marketing__messages"] = {"config": {"arm_policy": arm_policy}}
+                shop = ClosedLoopStore(
+                    args.scale, 42, exports_root=data_dir / "exports", state_root=data_dir / "shop"
+                )
+            daily_values = []
             instance = dg.DagsterInstance.ephemeral()
             started = time.perf_counter()
             for i, day in enumerate(days, 1):
@@ -316,10 +459,28 @@ def main(argv=None) -> int:
                 )
                 if not result.success:
                     raise RuntimeError(f"{name}: the run of {day} failed (data kept in {data_dir})")
+                if message_policy is not None:
+                    values = message_values(world, shop, data_dir / "exports", day, cost_share)
+                    if values is not None:
+                        daily_values.append(values)
                 shape_exports(policy, plan, data_dir / "exports", day, world, top_k)
                 log.info("%s day %d/%d %s: %.0f s", name, i, len(days), day, time.perf_counter() - t0)
             measured = measure(data_dir, days, args.resamples)
             measured["summary"]["wall_seconds"] = round(time.perf_counter() - started, 1)
+            if message_policy is not None:
+                send_days = [
+                    date.fromisoformat(v["send_day"])
+                    for v in daily_values
+                    if v["send_day"] <= days[-1].isoformat()
+                ]
+                measured["summary"]["messages"] = {
+                    "policy": message_policy if message_policy != "fixed" else f"fixed:{args.fixed_arm}",
+                    **message_report(
+                        [v for v in daily_values if v["send_day"] <= days[-1].isoformat()],
+                        message_policy == "none",
+                    ),
+                    "realised": message_outcomes(data_dir, send_days, args.resamples),
+                }
             out["configurations"][name] = measured["summary"]
             rows_of[name] = measured["rows"]
             # what has run so far survives an interrupted benchmark
@@ -342,6 +503,14 @@ def main(argv=None) -> int:
     args.out.write_text(json.dumps(out, indent=2, default=_json) + "\n")
     print(json.dumps(out["findings"], indent=2, default=_json))
     return 0
+
+
+def dbt_var(name: str):
+    """A project variable of dbt_project.yml (the marts' definition of margin lives there)."""
+    import yaml
+
+    project = Path(__file__).resolve().parents[1] / "dbt_project" / "dbt_project.yml"
+    return yaml.safe_load(project.read_text())["vars"][name]
 
 
 def _finite(value: float) -> float | None:
@@ -373,6 +542,17 @@ def findings(configurations: dict) -> dict:
             champion["per_eligible_customer_day"]["credited_revenue"]
             / oracle["per_eligible_customer_day"]["credited_revenue"]
         )
+    for name, summary in configurations.items():
+        report = summary.get("messages")
+        if report and "share_of_oracle" in report:
+            found[f"{name.split('/')[0]}_expected_margin"] = {
+                k: report[k]
+                for k in (
+                    "share_of_oracle",
+                    "share_of_oracle_last_7_send_days",
+                    "best_fixed_arm_in_hindsight",
+                )
+            } | {"cumulative_regret": report["cumulative_regret_vs_best_fixed"][-1]}
     for policy in POLICIES:
         on, off = configurations.get(f"{policy}/plan-on"), configurations.get(f"{policy}/plan-off")
         if on and off:

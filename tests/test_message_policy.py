@@ -178,3 +178,20 @@ def test_a_policy_is_adopted_only_with_enough_sends_and_a_better_estimate(tmp_pa
         # the next day's messages are drawn from the adopted policy, the day before from the prior
         assert serving_policy(con, date(2025, 1, 3))[1] == decision.candidate.version
         assert serving_policy(con, date(2025, 1, 1))[1] == prior_policy().version
+
+
+def test_fixed_and_uniform_rules_for_benchmarks_and_overrides():
+    from ml.marketing.bandit import FixedArm, UniformArms, named_policy
+
+    allowed = np.vstack([allowed_arms(c) for c in ("discount", "member_perks")])
+    fixed = named_policy("urgent/high").action_probabilities(np.zeros((2, 1)), allowed)
+    assert ARMS[fixed[0].argmax()] == "urgent/high" and ARMS[fixed[1].argmax()] == "urgent/standard"
+    assert np.allclose(fixed.max(axis=1), 1)
+    assert isinstance(named_policy("plain/low"), FixedArm) and isinstance(
+        named_policy("uniform"), UniformArms
+    )
+    assert np.allclose(
+        named_policy("uniform").action_probabilities(np.zeros((2, 1)), allowed)[1][allowed[1]], 1 / 3
+    )
+    with pytest.raises(ValueError, match="unknown arm policy"):
+        named_policy("shouty/high")

@@ -108,9 +108,11 @@ def test_an_oracle_list_earns_far_more_than_a_random_one(tmp_path):
     assert oracle["revenue_per_exposed"] > 4 * rand["revenue_per_exposed"]
 
 
-def publish_messages(root: Path, world, customers: np.ndarray, day: date, products: str, discount: int):
+def publish_messages(
+    root: Path, world, customers: np.ndarray, day: date, products: str, discount: int, family: str = "plain"
+):
     """Messages to ``customers`` featuring, for each, its three most (``best``) or least (``worst``) appealing
-    launched products, with ``discount`` percent off."""
+    launched products, with ``discount`` percent off, in the tone of ``family``."""
     lists = oracle_lists(world, customers, day, k=len(world.skus))
     lists = lists.sort_values(["customer_id", "rank"], ascending=[True, products == "best"])
     featured = lists.groupby("customer_id", sort=True)["sku"].apply(lambda s: list(s.head(3)))
@@ -121,6 +123,7 @@ def publish_messages(root: Path, world, customers: np.ndarray, day: date, produc
             "channel": "email",
             "send_hour": 19,
             "discount_pct": discount,
+            "family": family,
             "featured_skus": featured.to_numpy(),
         }
     )
@@ -177,6 +180,34 @@ def test_the_shop_answers_messages_by_taste_and_offer_and_credits_the_click_sess
     clicks = ev[ev["event_type"] == "clicked"]
     assert set(visits.loc[visits["event_type"] == "view", "session_id"]) == set(clicks["session_id"])
     assert (visits.loc[visits["event_type"] == "view", "placement"] == "message").all()
+
+
+def test_the_truths_expected_margin_matches_what_the_shop_credits_and_tone_is_contextual(tmp_path):
+    from ml.shop.messages import expected_credited_margin
+
+    store = shop(tmp_path)
+    world = store.world
+    customers = np.arange(world.spec.n_customers)
+    publish(
+        tmp_path, None, DAY - timedelta(days=1), pd.DataFrame(columns=["sku", "warehouse_id", "order_qty"])
+    )
+    messages = publish_messages(tmp_path, world, customers, DAY, "best", 20, family="urgent")
+    tables = store.day_tables(DAY)
+    items = tables["order_items"].to_pandas()
+    bought = items[items["order_id"].str.startswith("OM")]
+    realised = float((bought["qty"] * bought["unit_price"] * (1 - bought["discount"] - 0.6)).sum())
+    expected = expected_credited_margin(world, DAY, messages, pd.Series(dtype=float), cost_share=0.6)
+    assert len(bought) > 30
+    assert expected.sum() == pytest.approx(realised, rel=0.3)
+    # urgent pays with the price-sensitive and costs with the others, against the same message in plain words
+    plain = expected_credited_margin(world, DAY, messages.assign(family="plain"), pd.Series(dtype=float), 0.6)
+    position = pd.Index(world.customer_ids).get_indexer(
+        expected.index.map(messages.set_index("message_id")["customer_id"])
+    )
+    sensitive = world.price_sens[position] > 1.3 * world.price_sens.mean()
+    insensitive = world.price_sens[position] < 0.7 * world.price_sens.mean()
+    assert expected[sensitive].sum() > 1.1 * plain[sensitive].sum()
+    assert expected[insensitive].sum() < 0.9 * plain[insensitive].sum()
 
 
 def test_customers_tire_of_messages(tmp_path):

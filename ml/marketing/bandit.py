@@ -176,6 +176,48 @@ def fit(
     return LinearThompson(mean.reshape(1 + len(ARMS), d), covariance, int(len(reward)))
 
 
+@dataclass(frozen=True)
+class FixedArm:
+    """A fixed rule: always ``arm`` (member perks, which have one level, get the family's ``standard``)."""
+
+    arm: str
+
+    @property
+    def version(self) -> str:
+        return f"fixed:{self.arm}"
+
+    def action_probabilities(self, context: np.ndarray, allowed: np.ndarray, draws: int = 0, seed: int = 0):
+        family, _ = split_arm(self.arm)
+        fallback = ARMS.index(f"{family}/standard")
+        chosen = np.where(allowed[:, ARMS.index(self.arm)], ARMS.index(self.arm), fallback)
+        probabilities = np.zeros((len(context), len(ARMS)))
+        probabilities[np.arange(len(context)), chosen] = 1.0
+        return probabilities
+
+
+@dataclass(frozen=True)
+class UniformArms:
+    """Every allowed arm equally likely, whatever was learnt."""
+
+    version: str = "uniform"
+
+    def action_probabilities(self, context: np.ndarray, allowed: np.ndarray, draws: int = 0, seed: int = 0):
+        return uniform_probabilities(allowed)
+
+
+ARM_POLICIES = ("learnt", "uniform", *ARMS)
+"""What ``MarketingSettings.arm_policy`` may name: the learnt serving policy, uniform, or one fixed arm."""
+
+
+def named_policy(name: str) -> FixedArm | UniformArms:
+    """The uniform or fixed-arm policy of ``name`` (``learnt`` is read from the warehouse instead)."""
+    if name == "uniform":
+        return UniformArms()
+    if name in ARMS:
+        return FixedArm(name)
+    raise ValueError(f"unknown arm policy {name!r}; choose from {', '.join(ARM_POLICIES)}")
+
+
 def uniform_probabilities(allowed: np.ndarray) -> np.ndarray:
     return allowed / allowed.sum(axis=1, keepdims=True)
 

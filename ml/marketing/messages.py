@@ -31,7 +31,9 @@ import pandas as pd
 
 from ml.marketing.bandit import (
     ARMS,
+    FixedArm,
     LinearThompson,
+    UniformArms,
     allowed_arms,
     context_matrix,
     draw_arms,
@@ -98,7 +100,7 @@ def messages_day(
     con: duckdb.DuckDBPyConnection,
     day: date,
     settings: MarketingSettings | None = None,
-    policy: LinearThompson | None = None,
+    policy: LinearThompson | FixedArm | UniformArms | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """D's messages (one row per targeted customer with something to feature) and the funnel counts. The arms
     are drawn from ``policy`` (the uniform prior when none is given)."""
@@ -270,9 +272,19 @@ def messages_summary(messages: pd.DataFrame, funnel: dict[str, int]) -> dict:
         markdown["by_campaign_and_family"] = markdown_table(by)
         samples = messages[messages["status"] != "blocked"].groupby("campaign").head(1)
         markdown["sample_messages"] = markdown_table(
-            samples[["customer_id", "campaign", "rule", "family", "subject", "body"]].assign(
-                body=lambda f: f["body"].str.replace("\n", " / ")
-            ),
+            samples[
+                [
+                    "customer_id",
+                    "campaign",
+                    "rule",
+                    "family",
+                    "offer_level",
+                    "propensity",
+                    "subject",
+                    "body",
+                    "facts",
+                ]
+            ].assign(body=lambda f: f["body"].str.replace("\n", " / ")),
             max_cell_chars=400,
         )
         bad = messages[messages["status"] == "blocked"].head(5)

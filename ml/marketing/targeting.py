@@ -54,6 +54,12 @@ class MarketingSettings(BaseModel):
         default=7, ge=1, description="An offer is valid from the send day through this many days."
     )
     featured_items: int = Field(default=3, ge=1, le=10, description="Products featured per message.")
+    arm_policy: str = Field(
+        default="learnt",
+        description="Which policy draws each message's template family and offer level: 'learnt' (the serving "
+        "policy of marketing/message_policy), 'uniform', or one fixed arm such as 'plain/standard' "
+        "(family/level, level one of low, standard, high). A benchmark's or an ops override.",
+    )
 
     def offer(self, campaign: str, day: date, level: str = "standard") -> Offer:
         """The campaign's offer at an offer ``level`` (a multiple of its percent off, rounded to a whole

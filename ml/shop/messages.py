@@ -12,7 +12,9 @@ channel. Then, per message, in this order:
 - otherwise it is **clicked** with probability ``CLICK_BASE`` x the mean appeal of its featured products
   (:func:`ml.sources.simulated.for_you_appeal`: true taste for the category, price, popularity; capped at 3)
   x the offer's pull (``1 + OFFER_LIFT`` x discount x the customer's true price sensitivity relative to the
-  average); the product clicked is drawn among the featured ones by appeal, and the click opens a session (a
+  average) x the tone of the template family (:func:`tone_effect`: ``personal`` pays where the products truly
+  match, ``urgent`` where the customer is price-sensitive; ``urgent`` also raises the unsubscribe chance of the
+  others by half); the product clicked is drawn among the featured ones by appeal, and the click opens a session (a
   view at placement ``message``);
 - the clicked product is **bought** with probability ``BUY_BASE`` x its appeal (capped at 2) x the offer's
   pull, quantity as for other sales, at the list price less the better of the offer and the day's promotion;
@@ -41,6 +43,7 @@ from ml.sources.simulated import (
     _US_PER_S,
     CURRENCY,
     REGIONS,
+    START_DATE,
     World,
     _categorical,
     _discount_matrix,
@@ -48,6 +51,7 @@ from ml.sources.simulated import (
     _ids,
     _pa_strings,
     _Promo,
+    _promotions,
     _table,
     _ts,
     _utc_midnight_us,
@@ -91,40 +95,22 @@ def answer_messages(
     msgs = _known_messages(world, messages, t)
     n = len(msgs)
     cust = msgs["customer"].to_numpy(np.int64)
-    featured = np.stack(msgs["products"].to_numpy()) if n else np.zeros((0, 1), dtype=np.int64)
-    valid = featured >= 0
-    appeal = np.where(
-        valid,
-        for_you_appeal(world, np.repeat(cust, featured.shape[1]), featured.ravel().clip(0)).reshape(
-            featured.shape
-        ),
-        0.0,
-    )
-    mean_appeal = appeal.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
-    discount = msgs["discount_pct"].to_numpy(float) / 100.0
-    pull = 1.0 + OFFER_LIFT * discount * world.price_sens[cust] / world.price_sens.mean()
-    recent = recent_messages.reindex(msgs["customer_id"]).fillna(0).to_numpy(float)
+    featured, valid, appeal = _appeal(world, msgs)
+    p = _probabilities(world, msgs, t, recent_messages, appeal, valid)
     hour = msgs["send_hour"].to_numpy(np.int64).clip(0, 23)
-    left = t >= world.churn_day[cust]
 
     delivered = day0 + hour * 3600 * _US_PER_S + (rng.uniform(0, 600, n) * _US_PER_S).astype(np.int64)
-    p_open = (
-        OPEN_BASE * (0.5 + 0.5 * _HOUR_P[hour] / _HOUR_P.max()) * FATIGUE**recent * np.where(left, 0.1, 1)
-    )
-    opened = rng.random(n) < p_open
+    opened = rng.random(n) < p.open
     opened_at = delivered + (np.minimum(rng.exponential(1.5 * 3600, n), 6 * 3600) * _US_PER_S).astype(
         np.int64
     )
-    p_unsub = UNSUBSCRIBE_BASE * (1 + recent) * np.where(mean_appeal < 1, 2.0, 1.0)
-    unsubscribed = opened & (rng.random(n) < p_unsub)
-    p_click = np.minimum(CLICK_BASE * np.minimum(mean_appeal, 3.0) * pull, 0.9)
-    clicked = opened & ~unsubscribed & (rng.random(n) < p_click)
+    unsubscribed = opened & (rng.random(n) < p.unsubscribe)
+    clicked = opened & ~unsubscribed & (rng.random(n) < p.click)
     weights = np.cumsum(appeal, axis=1)
     pick = (rng.random(n)[:, None] * weights[:, -1:] >= weights).sum(axis=1).clip(0, featured.shape[1] - 1)
     product = featured[np.arange(n), pick]
     clicked_at = opened_at + (rng.uniform(20, 300, n) * _US_PER_S).astype(np.int64)
-    p_buy = np.minimum(BUY_BASE * np.minimum(appeal[np.arange(n), pick], 2.0) * pull, 0.9)
-    wants = clicked & (rng.random(n) < p_buy)
+    wants = clicked & (rng.random(n) < p.buy[np.arange(n), pick])
     qty = _QTY[_categorical(rng, np.cumsum(_QTY_P), n)]
     carted_at = clicked_at + (rng.uniform(10, 60, n) * _US_PER_S).astype(np.int64)
     paid_at = carted_at + (rng.uniform(60, 240, n) * _US_PER_S).astype(np.int64)
@@ -170,13 +156,120 @@ def answer_messages(
     return MessageAnswers({"message_events": message_events, **visits}, sold_units)
 
 
+@dataclass
+class _Chances:
+    open: np.ndarray
+    unsubscribe: np.ndarray
+    click: np.ndarray
+    buy: np.ndarray
+    """(messages, featured slots): the chance of buying each featured product once it is the one clicked."""
+
+
+def _appeal(world: World, msgs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Featured product positions, whether each slot holds a product, and each product's appeal to the customer."""
+    cust = msgs["customer"].to_numpy(np.int64)
+    featured = np.stack(msgs["products"].to_numpy()) if len(msgs) else np.zeros((0, 1), dtype=np.int64)
+    valid = featured >= 0
+    appeal = np.where(
+        valid,
+        for_you_appeal(world, np.repeat(cust, featured.shape[1]), featured.ravel().clip(0)).reshape(
+            featured.shape
+        ),
+        0.0,
+    )
+    return featured, valid, appeal
+
+
+def tone_effect(
+    world: World, family: np.ndarray, cust: np.ndarray, mean_appeal: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """How the template family's tone moves the click and the unsubscribe (multipliers): ``plain`` is neutral;
+    ``personal`` ("picked for you") pulls when the featured products truly match the customer's tastes and
+    falls flat when they do not; ``urgent`` ("last chance") pulls price-sensitive customers and puts the
+    others off, who also unsubscribe more often."""
+    sensitivity = world.price_sens[cust] / world.price_sens.mean()
+    personal = 0.75 + 0.25 * np.minimum(mean_appeal, 2.0)
+    urgent = np.clip(0.5 + 0.5 * sensitivity, 0.6, 1.6)
+    click = np.select([family == "personal", family == "urgent"], [personal, urgent], 1.0)
+    unsubscribe = np.where((family == "urgent") & (sensitivity < 1), 1.5, 1.0)
+    return click, unsubscribe
+
+
+def _probabilities(
+    world: World,
+    msgs: pd.DataFrame,
+    t: int,
+    recent_messages: pd.Series,
+    appeal: np.ndarray,
+    valid: np.ndarray,
+) -> _Chances:
+    """Every chance of the answer chain, from the truth (the module's docstring says how)."""
+    n = len(msgs)
+    cust = msgs["customer"].to_numpy(np.int64)
+    mean_appeal = appeal.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+    discount = msgs["discount_pct"].to_numpy(float) / 100.0
+    pull = 1.0 + OFFER_LIFT * discount * world.price_sens[cust] / world.price_sens.mean()
+    recent = recent_messages.reindex(msgs["customer_id"]).fillna(0).to_numpy(float)
+    hour = msgs["send_hour"].to_numpy(np.int64).clip(0, 23)
+    left = t >= world.churn_day[cust]
+    family = msgs["family"].fillna("plain").to_numpy(object) if "family" in msgs else np.full(n, "plain")
+    tone_click, tone_unsubscribe = tone_effect(world, family, cust, mean_appeal)
+    p_open = (
+        OPEN_BASE * (0.5 + 0.5 * _HOUR_P[hour] / _HOUR_P.max()) * FATIGUE**recent * np.where(left, 0.1, 1)
+    )
+    p_unsub = UNSUBSCRIBE_BASE * (1 + recent) * np.where(mean_appeal < 1, 2.0, 1.0) * tone_unsubscribe
+    p_click = np.minimum(CLICK_BASE * np.minimum(mean_appeal, 3.0) * pull * tone_click, 0.9)
+    p_buy = np.minimum(BUY_BASE * np.minimum(appeal, 2.0) * pull[:, None], 0.9)
+    return _Chances(p_open, p_unsub, p_click, p_buy)
+
+
+def expected_credited_margin(
+    world: World,
+    day: date,
+    messages: pd.DataFrame,
+    recent_messages: pd.Series,
+    cost_share: float,
+) -> pd.Series:
+    """The truth's expected margin credited to each message (by ``message_id``; the export's columns), had the
+    shop sent it on ``day``: open x no unsubscribe x click x the clicked product's chance of a purchase x the
+    mean quantity x the unit margin after the better of the offer and the day's promotion (``cost_share`` of
+    the list price is the cost, as the marts count it). It ignores stock: an upper bound where shelves run
+    empty. The regret and the oracle of the message benchmark are computed from it."""
+    t = (day - START_DATE).days
+    msgs = _known_messages(world, messages, t)
+    featured, valid, appeal = _appeal(world, msgs)
+    p = _probabilities(world, msgs, t, recent_messages, appeal, valid)
+    channel = np.array([SHOP_CHANNEL_OF[c] for c in msgs["channel"]], dtype=np.int64)
+    promo = _discount_matrix(world, _promotions(world, t))[
+        world.product_cat[featured.clip(0)], channel[:, None]
+    ]
+    offer = msgs["discount_pct"].to_numpy(float)[:, None] / 100.0
+    unit_margin = world.price[featured.clip(0)] * (1.0 - np.maximum(offer, promo) - cost_share)
+    share = appeal / np.maximum(appeal.sum(axis=1, keepdims=True), 1e-12)
+    mean_qty = float((_QTY * _QTY_P).sum())
+    per_click = (share * p.buy * unit_margin * valid).sum(axis=1) * mean_qty
+    value = p.open * (1 - p.unsubscribe) * p.click * per_click
+    return pd.Series(value, index=msgs["message_id"].to_numpy())
+
+
 def _known_messages(world: World, messages: pd.DataFrame | None, t: int) -> pd.DataFrame:
     """The messages to known customers, with customer positions and featured product positions (-1 where a
     SKU is unknown or not launched yet); a message with no deliverable product is not sent."""
-    columns = ["message_id", "customer_id", "channel", "send_hour", "discount_pct", "customer", "products"]
+    columns = [
+        "message_id",
+        "customer_id",
+        "channel",
+        "send_hour",
+        "discount_pct",
+        "family",
+        "customer",
+        "products",
+    ]
     if messages is None or messages.empty:
         return pd.DataFrame(columns=columns)
     m = messages.sort_values("message_id").reset_index(drop=True)
+    if "family" not in m:
+        m["family"] = "plain"
     m["customer"] = pd.Index(world.customer_ids).get_indexer(m["customer_id"].astype(str))
     skus = pd.Index(world.skus)
     width = max(len(f) for f in m["featured_skus"])

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from ml.marketing.bandit import named_policy
 from ml.marketing.feedback import (
     MESSAGE_METRICS,
     MESSAGE_UPLIFT,
@@ -91,10 +92,11 @@ def messages(
     warehouse: WarehouseResource,
     files: DataFilesResource,
 ) -> dg.MaterializeResult:
+    fixed = None if config.arm_policy == "learnt" else named_policy(config.arm_policy)
     days, built, summaries = partition_days(context), [], []
     with warehouse.connect() as con:
         for day in days:
-            policy, _ = serving_policy(con, day)
+            policy = serving_policy(con, day)[0] if config.arm_policy == "learnt" else fixed
             frame, funnel = messages_day(con, day, config, policy)
             store_messages(con, day, frame)
             files.export(export_frame(frame).drop(columns=["as_of_date"]), "messages", day)
