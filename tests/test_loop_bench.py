@@ -81,3 +81,48 @@ def test_plan_off_runs_only_for_the_named_policies():
     ]
     with pytest.raises(SystemExit):
         parse_args(["--out", "x.json", "--policies", "bandit"])
+
+
+def test_message_worlds_keep_the_lists_and_none_withholds_the_messages(tmp_path, world):
+    args = parse_args(["--out", "x.json", "--message-policies", "learnt,none", "--fixed-arm", "urgent/low"])
+    assert configurations(args) == [("messages-learnt", "on"), ("messages-none", "on")]
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x.json", "--message-policies", "greedy"])
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x.json", "--message-policies", "fixed", "--fixed-arm", "loud/high"])
+    published(tmp_path, world)
+    write_export(pd.DataFrame({"message_id": ["m1"], "customer_id": ["c1"]}), tmp_path, "messages", DAY)
+    shape_exports("messages-learnt", "on", tmp_path, DAY, world, top_k=3)
+    assert len(read_export(tmp_path, "recommendations", DAY)) == 120
+    assert read_export(tmp_path, "messages", DAY) is not None
+    shape_exports("messages-none", "on", tmp_path, DAY, world, top_k=3)
+    assert read_export(tmp_path, "messages", DAY) is None
+    assert len(read_export(tmp_path, "recommendations", DAY)) == 120
+
+
+def test_regret_is_against_the_best_fixed_arm_in_hindsight():
+    from bench.loop import message_report
+
+    days = [
+        {
+            "send_day": "2025-01-02",
+            "messages": 10,
+            "policy": 4.0,
+            "oracle": 10.0,
+            "fixed": {"a": 6.0, "b": 5.0},
+        },
+        {
+            "send_day": "2025-01-03",
+            "messages": 10,
+            "policy": 7.0,
+            "oracle": 10.0,
+            "fixed": {"a": 6.0, "b": 8.0},
+        },
+    ]
+    report = message_report(days, withheld=False)
+    assert report["best_fixed_arm_in_hindsight"] == "b"  # 13 against 12 over both days
+    assert report["cumulative_regret_vs_best_fixed"] == [1.0, 2.0]
+    assert report["share_of_oracle"] == pytest.approx(11 / 20)
+    assert report["share_of_oracle_by_day"] == [0.4, 0.7]
+    withheld = message_report(days, withheld=True)
+    assert withheld["share_of_oracle"] == 0 and withheld["cumulative_regret_vs_best_fixed"] == [5.0, 13.0]
