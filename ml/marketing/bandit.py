@@ -96,7 +96,11 @@ class LinearThompson:
     def action_probabilities(
         self, context: np.ndarray, allowed: np.ndarray, draws: int = 400, seed: int = 0
     ) -> np.ndarray:
-        """(rows, arms): the probability that Thompson Sampling sends each arm, with the exploration floor."""
+        """(rows, arms): the probability that Thompson Sampling sends each arm, with the exploration floor.
+        Before any data the posterior is the same for every arm, so the probabilities are exactly uniform
+        (Monte Carlo would only add noise to the logged propensities)."""
+        if self.rounds == 0:
+            return uniform_probabilities(allowed)
         rng = np.random.default_rng(seed)
         flat_mean = self.mean.ravel()
         factor = np.linalg.cholesky(self.covariance + 1e-12 * np.eye(len(flat_mean)))
