@@ -393,7 +393,9 @@ def test_messages_are_grounded_targeted_by_the_playbook_capped_and_served(store)
     # propensities are its, over the arms each campaign allows (member perks: one offer level)
     decisions = q(store, "SELECT as_of_date, adopted, reason FROM marketing.message_policy ORDER BY 1")
     assert [d[0] for d in decisions] == [date(2025, 1, 19), date(2025, 1, 20), date(2025, 1, 21)]
-    assert not any(d[1] for d in decisions) and {d[2] for d in decisions} == {"no logged sends with answers yet"}
+    assert not any(d[1] for d in decisions) and {d[2] for d in decisions} == {
+        "no logged sends with answers yet"
+    }
     arms = q(store, "SELECT campaign, offer_level, propensity, policy_version FROM marketing.messages")
     assert {(c, round(p, 2)) for c, _, p, _ in arms} <= {("member_perks", 0.33), ("welcome", 0.11)}
     assert {lv for c, lv, _, _ in arms if c == "member_perks"} == {"standard"}
