@@ -345,6 +345,7 @@ def message_report(days_values: list[dict], withheld: bool) -> dict:
         else None,
         "share_of_oracle_by_day": (policy / np.where(oracle > 0, oracle, np.nan)).round(4).tolist(),
         "send_days": [d["send_day"] for d in days_values],
+        "messages_by_send_day": [d["messages"] for d in days_values],
     }
 
 
@@ -357,6 +358,9 @@ def message_outcomes(data_dir: Path, send_days: list[date], resamples: int) -> d
 
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         frames = [read_targeted(con, d) for d in send_days]
+        decisions = con.execute(
+            "SELECT as_of_date::varchar AS day, adopted, reason, rounds FROM marketing.message_policy ORDER BY 1"
+        ).df()
     rows = (
         pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
     )
@@ -364,6 +368,7 @@ def message_outcomes(data_dir: Path, send_days: list[date], resamples: int) -> d
         return {}
     treatment, control = rows[rows["arm"] == TREATMENT], rows[rows["arm"] == CONTROL]
     return {
+        "policy_decisions": decisions.to_dict("records"),
         "targeted_customer_days": len(rows),
         "per_sent_customer": {m.name: _finite(metric_value(treatment, m)) for m in (*FUNNEL, *OUTCOMES)},
         "sent_minus_held_out": {
