@@ -172,12 +172,29 @@ def test_a_policy_is_adopted_only_with_enough_sends_and_a_better_estimate(tmp_pa
         assert decision.adopted and decision.serving is decision.candidate
         store_decision(con, day, decision, estimates, len(sends))
         store_decision(con, day, decision, estimates, len(sends))  # a re-run replaces the day
-        assert con.execute(f"select count(*) from {MESSAGE_POLICY}").fetchone()[0] == 1
-        stored = con.execute(f"select count(distinct policy), count(*) from {POLICY_EVALUATION}").fetchone()
+        assert con.execute(f"select count(*) from {MESSAGE_POLICY}").fetchall()[0][0] == 1
+        stored = con.execute(f"select count(distinct policy), count(*) from {POLICY_EVALUATION}").fetchall()[
+            0
+        ]
         assert stored == (3, len(estimates))
         # the next day's messages are drawn from the adopted policy, the day before from the prior
         assert serving_policy(con, date(2025, 1, 3))[1] == decision.candidate.version
         assert serving_policy(con, date(2025, 1, 1))[1] == prior_policy().version
+        # the next day the serving policy is judged only on sends after its adoption: there are none yet
+        following, estimates, _ = decide(con, date(2025, 1, 3))
+        assert not following.adopted and following.serving.version == decision.candidate.version
+        assert following.reason == "no sends since the serving policy's adoption on 2025-01-02 to judge on"
+        # sends after the adoption are the only ones judged on (the models still learn from all)
+        later = _uniform_sends(400, seed=9).assign(send_date=date(2025, 1, 3))
+        with _warehouse(later, tmp_path / "later.duckdb") as fresh:
+            rows = fresh.execute("select * from marketing.messages").df()
+            events = fresh.execute("select * from marts.fct_message_events").df()
+        con.register("later_messages", rows)
+        con.register("later_events", events)
+        con.execute("insert into marketing.messages by name select * from later_messages")
+        con.execute("insert into marts.fct_message_events by name select * from later_events")
+        _, estimates, sends = decide(con, date(2025, 1, 3))
+        assert len(sends) == 3400 and set(estimates["rounds"]) == {400}
 
 
 def test_fixed_and_uniform_rules_for_benchmarks_and_overrides():

@@ -11,7 +11,9 @@ the serving policy logged, and its reward (credited margin after the discount). 
    rounds with the same reward models. IPS, SNIPS, DM and DR (:mod:`ml.feedback.ope`), each with a bootstrap
    interval over the sends, and the effective sample size of the weights;
 3. **the decision**: the candidate replaces the current policy when at least ``min_rounds`` sends back it,
-   :data:`MIN_REWARDED` of them with a purchase, and its DR estimate is at least the current policy's. Otherwise the current policy keeps serving (at the start:
+   :data:`MIN_REWARDED` of them with a purchase, and its DR estimate is at least the current policy's. Once a
+   learnt policy serves, both are judged only on the sends after its adoption: on the sends it learnt from it
+   would look better than it is. Otherwise the current policy keeps serving (at the start:
    the uniform prior, which is the logging policy of a shop with no history).
 
 The serving policy of D (``marketing.message_policy``) is what ``marketing/messages`` of D draws its arms from.
@@ -105,13 +107,13 @@ def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool
 def serving_policy(con: duckdb.DuckDBPyConnection, day: date) -> tuple[LinearThompson, str]:
     """The policy that serves ``day``'s messages: the latest decision on or before ``day``, else the prior."""
     if table_exists(con, MESSAGE_POLICY):
-        row = con.execute(
+        rows = con.execute(
             f"select params, serving_version from {MESSAGE_POLICY} where as_of_date <= ? "
             "order by as_of_date desc limit 1",
             [day],
-        ).fetchone()
-        if row is not None:
-            return LinearThompson.from_json(row[0]), str(row[1])
+        ).fetchall()
+        if rows:
+            return LinearThompson.from_json(rows[0][0]), str(rows[0][1])
     prior = prior_policy()
     return prior, prior.version
 
@@ -128,9 +130,29 @@ def _folds(message_ids: pd.Series) -> np.ndarray:
     return np.array([hashlib.sha256(m.encode()).digest()[0] % 2 for m in message_ids.astype(str)])
 
 
-def evaluate(sends: pd.DataFrame, current: LinearThompson, n_bootstrap: int = 200) -> pd.DataFrame:
+def serving_since(con: duckdb.DuckDBPyConnection, day: date) -> date | None:
+    """The day the policy serving ``day`` was adopted (``None`` while the prior serves)."""
+    if not table_exists(con, MESSAGE_POLICY):
+        return None
+    rows = con.execute(
+        f"""
+        select min(as_of_date) from {MESSAGE_POLICY}
+        where adopted and as_of_date <= $day and serving_version = (
+            select serving_version from {MESSAGE_POLICY} where as_of_date <= $day order by as_of_date desc limit 1
+        )
+        """,
+        {"day": day},
+    ).fetchall()
+    return rows[0][0] if rows and rows[0][0] is not None else None
+
+
+def evaluate(
+    sends: pd.DataFrame, current: LinearThompson, n_bootstrap: int = 200, judged: np.ndarray | None = None
+) -> pd.DataFrame:
     """Cross-fitted off-policy estimates of the candidate recipe and of ``current`` on the logged ``sends``:
-    one row per policy and estimator."""
+    one row per policy and estimator. Models are fitted on all sends; only the ``judged`` ones (default: all)
+    are estimated on, so a serving policy is not judged on the sends it learnt from."""
+    judged = np.ones(len(sends), dtype=bool) if judged is None else np.asarray(judged, dtype=bool)
     context = context_matrix(sends)
     arm = sends["arm"].map({a: i for i, a in enumerate(ARMS)}).to_numpy()
     reward = sends["reward"].to_numpy(float)
@@ -140,7 +162,7 @@ def evaluate(sends: pd.DataFrame, current: LinearThompson, n_bootstrap: int = 20
     for name in ("candidate", "current"):
         parts = []
         for held in (0, 1):
-            train, test = fold != held, fold == held
+            train, test = fold != held, (fold == held) & judged
             if not test.any():
                 continue
             model = fit(context[train], arm[train], reward[train])
@@ -182,16 +204,15 @@ def evaluate(sends: pd.DataFrame, current: LinearThompson, n_bootstrap: int = 20
                     "effective_sample_size": ess,
                 }
             )
-    logged = float(reward.mean())
     rows.append(
         {
             "policy": "logged",
             "estimator": "on_policy_mean",
-            "value": logged,
+            "value": float(reward[judged].mean()),
             "low": np.nan,
             "high": np.nan,
-            "rounds": len(reward),
-            "effective_sample_size": float(len(reward)),
+            "rounds": int(judged.sum()),
+            "effective_sample_size": float(judged.sum()),
         }
     )
     return pd.DataFrame(rows)
@@ -208,12 +229,23 @@ def decide(
     context = context_matrix(sends)
     arm = sends["arm"].map({a: i for i, a in enumerate(ARMS)}).to_numpy()
     candidate = fit(context, arm, sends["reward"].to_numpy(float))
-    estimates = evaluate(sends, current)
+    since = serving_since(con, day - timedelta(days=1))
+    judged = (
+        (pd.to_datetime(sends["send_date"]).dt.date > since).to_numpy()
+        if since
+        else np.ones(len(sends), bool)
+    )
+    after = f" since the serving policy's adoption on {since}" if since else ""
+    if not judged.any():
+        return Decision(current, candidate, False, f"no sends{after} to judge on"), pd.DataFrame(), sends
+    estimates = evaluate(sends, current, judged=judged)
     value = estimates.set_index(["policy", "estimator"])["value"]
     new, old = value[("candidate", DECIDING_ESTIMATOR)], value[("current", DECIDING_ESTIMATOR)]
-    rewarded = int((sends["reward"] > 0).sum())
-    if len(sends) < min_rounds or rewarded < MIN_REWARDED:
-        reason = f"{len(sends)} sends ({rewarded} earning) < {min_rounds} ({MIN_REWARDED} earning) needed"
+    n_judged, rewarded = int(judged.sum()), int((sends["reward"].to_numpy() > 0)[judged].sum())
+    if n_judged < min_rounds or rewarded < MIN_REWARDED:
+        reason = (
+            f"{n_judged} sends{after} ({rewarded} earning) < {min_rounds} ({MIN_REWARDED} earning) needed"
+        )
         return Decision(current, candidate, False, reason), estimates, sends
     if new >= old:
         reason = f"candidate DR {new:.3f} >= current DR {old:.3f} per send"
