@@ -275,7 +275,7 @@ def message_values(world, shop, exports: Path, day: date, cost_share: float) -> 
     """The truth's expected credited margin of the messages exported on ``day`` (sent the next day) under the
     arm each was given, under the best arm per message (the oracle), and under every fixed arm."""
     from ml.exports import read_export
-    from ml.marketing.bandit import ARMS, FixedArm, allowed_arms, split_arm
+    from ml.marketing.bandit import ARMS, FixedArm, allowed_arms, arm_index, split_arm
     from ml.marketing.targeting import MarketingSettings
     from ml.shop.messages import expected_credited_margin
 
@@ -298,9 +298,7 @@ def message_values(world, shop, exports: Path, day: date, cost_share: float) -> 
     messages = sent.set_index("message_id").loc[table.index]
     allowed = np.vstack([allowed_arms(c) for c in messages["campaign"]])
     values = table.to_numpy()
-    chosen = [
-        ARMS.index(f"{f}/{lv}") for f, lv in zip(messages["family"], messages["offer_level"], strict=True)
-    ]
+    chosen = arm_index(messages["family"] + "/" + messages["offer_level"])
     fixed = {
         arm: float(
             values[

@@ -178,8 +178,8 @@ def test_a_policy_is_adopted_only_with_enough_sends_and_a_better_estimate(tmp_pa
         ]
         assert stored == (3, len(estimates))
         # the next day's messages are drawn from the adopted policy, the day before from the prior
-        assert serving_policy(con, date(2025, 1, 3))[1] == decision.candidate.version
-        assert serving_policy(con, date(2025, 1, 1))[1] == prior_policy().version
+        assert serving_policy(con, date(2025, 1, 3)).version == decision.candidate.version
+        assert serving_policy(con, date(2025, 1, 1)).version == prior_policy().version
         # the next day the serving policy is judged only on sends after its adoption: there are none yet
         following, estimates, _ = decide(con, date(2025, 1, 3))
         assert not following.adopted and following.serving.version == decision.candidate.version

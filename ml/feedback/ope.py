@@ -71,6 +71,21 @@ class LoggedRounds:
             pick(self.target_predicted_reward),
         )
 
+    @classmethod
+    def concat(cls, parts: list[LoggedRounds]) -> LoggedRounds:
+        """The rounds of every part, in order (cross-fitted halves into one set)."""
+        stacked = {}
+        for name in (
+            "reward",
+            "logging_propensity",
+            "target_propensity",
+            "predicted_reward",
+            "target_predicted_reward",
+        ):
+            values = [getattr(p, name) for p in parts]
+            stacked[name] = None if any(v is None for v in values) else np.concatenate(values)
+        return cls(**stacked)
+
     def _model(self) -> tuple[np.ndarray, np.ndarray]:
         if self.predicted_reward is None or self.target_predicted_reward is None:
             raise ValueError(

@@ -48,6 +48,11 @@ def split_arm(arm: str) -> tuple[str, str]:
     return family, level
 
 
+def arm_index(names: pd.Series) -> np.ndarray:
+    """Positions in :data:`ARMS` of arm names (``family/level``)."""
+    return names.map({a: i for i, a in enumerate(ARMS)}).to_numpy()
+
+
 def allowed_arms(campaign: str) -> np.ndarray:
     """Mask over :data:`ARMS`: member perks carry no percent, so only their ``standard`` level exists."""
     return np.array([campaign != "member_perks" or split_arm(a)[1] == "standard" for a in ARMS])

@@ -31,9 +31,9 @@ import pandas as pd
 
 from ml.feedback.ope import LoggedRounds, effective_sample_size, estimate_all, estimators
 from ml.marketing.bandit import (
-    ARMS,
     LinearThompson,
     allowed_arms,
+    arm_index,
     context_matrix,
     fit,
     prior_policy,
@@ -104,18 +104,16 @@ def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool
     )
 
 
-def serving_policy(con: duckdb.DuckDBPyConnection, day: date) -> tuple[LinearThompson, str]:
+def serving_policy(con: duckdb.DuckDBPyConnection, day: date) -> LinearThompson:
     """The policy that serves ``day``'s messages: the latest decision on or before ``day``, else the prior."""
     if table_exists(con, MESSAGE_POLICY):
         rows = con.execute(
-            f"select params, serving_version from {MESSAGE_POLICY} where as_of_date <= ? "
-            "order by as_of_date desc limit 1",
+            f"select params from {MESSAGE_POLICY} where as_of_date <= ? order by as_of_date desc limit 1",
             [day],
         ).fetchall()
         if rows:
-            return LinearThompson.from_json(rows[0][0]), str(rows[0][1])
-    prior = prior_policy()
-    return prior, prior.version
+            return LinearThompson.from_json(rows[0][0])
+    return prior_policy()
 
 
 @dataclass(frozen=True)
@@ -154,43 +152,34 @@ def evaluate(
     are estimated on, so a serving policy is not judged on the sends it learnt from."""
     judged = np.ones(len(sends), dtype=bool) if judged is None else np.asarray(judged, dtype=bool)
     context = context_matrix(sends)
-    arm = sends["arm"].map({a: i for i, a in enumerate(ARMS)}).to_numpy()
+    arm = arm_index(sends["arm"])
     reward = sends["reward"].to_numpy(float)
+    propensity = sends["propensity"].to_numpy(float)
     allowed = np.vstack([allowed_arms(c) for c in sends["campaign"]])
     fold = _folds(sends["message_id"])
-    rows = []
-    for name in ("candidate", "current"):
-        parts = []
-        for held in (0, 1):
-            train, test = fold != held, (fold == held) & judged
-            if not test.any():
-                continue
-            model = fit(context[train], arm[train], reward[train])
-            policy = model if name == "candidate" else current
+    parts: dict[str, list[LoggedRounds]] = {"candidate": [], "current": []}
+    for held in (0, 1):
+        train, test = fold != held, (fold == held) & judged
+        if not test.any():
+            continue
+        # the candidate fitted on the other half is also the reward model both policies are judged with
+        model = fit(context[train], arm[train], reward[train])
+        q = model.expected_reward(context[test])
+        idx = np.arange(test.sum())
+        for name, policy in (("candidate", model), ("current", current)):
             pi = policy.action_probabilities(context[test], allowed[test], seed=EVALUATION_SEED)
-            q = model.expected_reward(context[test])
-            idx = np.arange(test.sum())
-            parts.append(
+            parts[name].append(
                 LoggedRounds(
                     reward=reward[test],
-                    logging_propensity=sends["propensity"].to_numpy(float)[test],
+                    logging_propensity=propensity[test],
                     target_propensity=pi[idx, arm[test]],
                     predicted_reward=q[idx, arm[test]],
                     target_predicted_reward=(pi * q).sum(axis=1),
                 )
             )
-        rounds = LoggedRounds(
-            *(
-                np.concatenate([getattr(p, f) for p in parts])
-                for f in (
-                    "reward",
-                    "logging_propensity",
-                    "target_propensity",
-                    "predicted_reward",
-                    "target_predicted_reward",
-                )
-            )
-        )
+    rows = []
+    for name, halves in parts.items():
+        rounds = LoggedRounds.concat(halves)
         ess = effective_sample_size(rounds)
         for estimator, est in estimate_all(rounds, estimators(with_model=True), n_bootstrap).items():
             rows.append(
@@ -222,13 +211,11 @@ def decide(
     con: duckdb.DuckDBPyConnection, day: date, min_rounds: int = MIN_ROUNDS
 ) -> tuple[Decision, pd.DataFrame, pd.DataFrame]:
     """D's decision, the estimates behind it, and the sends it learnt from."""
-    current, _ = serving_policy(con, day - timedelta(days=1))
+    current = serving_policy(con, day - timedelta(days=1))
     sends = logged_sends(con, day)
     if sends.empty:
         return Decision(current, current, False, "no logged sends with answers yet"), pd.DataFrame(), sends
-    context = context_matrix(sends)
-    arm = sends["arm"].map({a: i for i, a in enumerate(ARMS)}).to_numpy()
-    candidate = fit(context, arm, sends["reward"].to_numpy(float))
+    candidate = fit(context_matrix(sends), arm_index(sends["arm"]), sends["reward"].to_numpy(float))
     since = serving_since(con, day - timedelta(days=1))
     judged = (
         (pd.to_datetime(sends["send_date"]).dt.date > since).to_numpy()

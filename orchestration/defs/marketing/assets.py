@@ -10,12 +10,18 @@ from ml.marketing.feedback import (
     message_metrics_summary,
 )
 from ml.marketing.messages import export_frame, messages_day, messages_summary, store_messages
-from ml.marketing.policy import decide, policy_summary, serving_policy, store_decision
+from ml.marketing.policy import (
+    MIN_REWARDED,
+    MIN_ROUNDS,
+    decide,
+    policy_summary,
+    serving_policy,
+    store_decision,
+)
 from ml.marketing.targeting import MarketingSettings
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
-from orchestration.measured import write_measured_days
-from orchestration.metadata import summary_metadata
-from orchestration.partitions import DAILY_WAREHOUSE_WRITER, partition_days
+from orchestration.measured import each_day, write_measured_days
+from orchestration.partitions import DAILY_WAREHOUSE_WRITER
 from orchestration.resources import DataFilesResource, WarehouseResource
 
 MARKETING = {
@@ -37,8 +43,10 @@ class MarketingConfig(dg.Config, MarketingSettings):
         "a linear Thompson Sampling bandit learnt from every sent message whose answer is loaded, its reward the "
         "margin after the discount credited to the message. Before it replaces the serving policy it is judged "
         "off-policy on the logged sends (IPS, self-normalised IPS, DM, doubly robust; 2-fold cross-fitted, with "
-        "bootstrap intervals: `marketing.policy_evaluation`) and adopted only when at least 200 sends back it and "
-        "its doubly robust estimate is no worse than the serving policy's. Until then the uniform prior serves. "
+        f"bootstrap intervals: `marketing.policy_evaluation`) and adopted only when at least {MIN_ROUNDS} sends "
+        f"({MIN_REWARDED} of them earning) back it and its doubly robust estimate is no worse than the serving "
+        "policy's, both judged on the sends after the serving policy's adoption. Until then the uniform prior "
+        "serves. "
         "Reads earlier days of `marketing.messages` (their contexts, arms and propensities)."
     ),
     deps=[dg.AssetKey(["marts", "fct_message_events"])],
@@ -46,15 +54,13 @@ class MarketingConfig(dg.Config, MarketingSettings):
     **DAILY_WAREHOUSE_WRITER,
 )
 def message_policy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    days, built, summaries = partition_days(context), [], []
-    with warehouse.connect() as con:
-        for day in days:
-            decision, estimates, sends = decide(con, day)
-            store_decision(con, day, decision, estimates, len(sends))
-            built.append(day)
-            summaries.append(policy_summary(decision, estimates, sends))
-            context.log.info(f"{day}: {len(sends)} logged sends; {decision.reason}")
-    return dg.MaterializeResult(metadata=summary_metadata(summaries, built, days))
+    def step(con, day) -> dict:
+        decision, estimates, sends = decide(con, day)
+        store_decision(con, day, decision, estimates, len(sends))
+        context.log.info(f"{day}: {len(sends)} logged sends; {decision.reason}")
+        return policy_summary(decision, estimates, sends)
+
+    return each_day(context, warehouse, step)
 
 
 @dg.asset(
@@ -92,18 +98,16 @@ def messages(
     warehouse: WarehouseResource,
     files: DataFilesResource,
 ) -> dg.MaterializeResult:
-    fixed = None if config.arm_policy == "learnt" else named_policy(config.arm_policy)
-    days, built, summaries = partition_days(context), [], []
-    with warehouse.connect() as con:
-        for day in days:
-            policy = serving_policy(con, day)[0] if config.arm_policy == "learnt" else fixed
-            frame, funnel = messages_day(con, day, config, policy)
-            store_messages(con, day, frame)
-            files.export(export_frame(frame).drop(columns=["as_of_date"]), "messages", day)
-            built.append(day)
-            summaries.append(messages_summary(frame, funnel))
-            context.log.info(f"{day}: {len(frame)} messages written, funnel {funnel}")
-    return dg.MaterializeResult(metadata=summary_metadata(summaries, built, days))
+    pinned = None if config.arm_policy == "learnt" else named_policy(config.arm_policy)
+
+    def step(con, day) -> dict:
+        frame, funnel = messages_day(con, day, config, pinned or serving_policy(con, day))
+        store_messages(con, day, frame)
+        files.export(export_frame(frame).drop(columns=["as_of_date"]), "messages", day)
+        context.log.info(f"{day}: {len(frame)} messages written, funnel {funnel}")
+        return messages_summary(frame, funnel)
+
+    return each_day(context, warehouse, step)
 
 
 @dg.asset(
