@@ -275,8 +275,7 @@ def message_values(world, shop, exports: Path, day: date, cost_share: float) -> 
     """The truth's expected credited margin of the messages exported on ``day`` (sent the next day) under the
     arm each was given, under the best arm per message (the oracle), and under every fixed arm."""
     from ml.exports import read_export
-    from ml.marketing.bandit import ARMS, FixedArm, allowed_arms, arm_index, split_arm
-    from ml.marketing.targeting import MarketingSettings
+    from ml.marketing.bandit import ARMS, FixedArm, allowed_arms, arm_index
     from ml.shop.messages import expected_credited_margin
 
     sent = read_export(exports, "messages", day)
@@ -284,17 +283,12 @@ def message_values(world, shop, exports: Path, day: date, cost_share: float) -> 
         return None
     send_day = day + timedelta(days=1)
     recent = shop._recent_messages(send_day)
-    settings = MarketingSettings()
-    by_arm = {}
-    for arm in ARMS:
-        family, level = split_arm(arm)
-        offers = [
-            settings.offer(c, send_day, "standard" if c == "member_perks" else level).discount_pct
-            for c in sent["campaign"]
-        ]
-        variant = sent.assign(family=family, discount_pct=offers)
-        by_arm[arm] = expected_credited_margin(world, send_day, variant, recent, cost_share)
-    table = pd.DataFrame(by_arm)
+    table = pd.DataFrame(
+        {
+            arm: expected_credited_margin(world, send_day, variant, recent, cost_share)
+            for arm, variant in arm_variants(sent, send_day)
+        }
+    )
     messages = sent.set_index("message_id").loc[table.index]
     allowed = np.vstack([allowed_arms(c) for c in messages["campaign"]])
     values = table.to_numpy()
@@ -314,6 +308,22 @@ def message_values(world, shop, exports: Path, day: date, cost_share: float) -> 
         "oracle": float(np.where(allowed, values, -np.inf).max(axis=1).sum()),
         "fixed": fixed,
     }
+
+
+def arm_variants(sent: pd.DataFrame, send_day: date):
+    """``(arm, messages)`` for every arm: the exported messages rewritten to that arm's family and offer (member
+    perks keep their one level)."""
+    from ml.marketing.bandit import ARMS, split_arm
+    from ml.marketing.targeting import MarketingSettings
+
+    settings = MarketingSettings()
+    for arm in ARMS:
+        family, level = split_arm(arm)
+        offers = [
+            settings.offer(c, send_day, "standard" if c == "member_perks" else level).discount_pct
+            for c in sent["campaign"]
+        ]
+        yield arm, sent.assign(family=family, discount_pct=offers)
 
 
 def message_report(days_values: list[dict], withheld: bool) -> dict:

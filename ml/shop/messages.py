@@ -223,18 +223,18 @@ def _probabilities(
     return _Chances(p_open, p_unsub, p_click, p_buy)
 
 
-def expected_credited_margin(
+def answer_chances(
     world: World,
     day: date,
     messages: pd.DataFrame,
     recent_messages: pd.Series,
     cost_share: float,
-) -> pd.Series:
-    """The truth's expected margin credited to each message (by ``message_id``; the export's columns), had the
-    shop sent it on ``day``: open x no unsubscribe x click x the clicked product's chance of a purchase x the
-    mean quantity x the unit margin after the better of the offer and the day's promotion (``cost_share`` of
-    the list price is the cost, as the marts count it). It ignores stock: an upper bound where shelves run
-    empty. The regret and the oracle of the message benchmark are computed from it."""
+) -> pd.DataFrame:
+    """The truth's chances for each message (indexed by ``message_id``; the export's columns), had the shop sent
+    it on ``day``: ``click`` (opened, not unsubscribed, clicked), ``buy_given_click`` (the clicked product, drawn
+    by appeal, is bought) and ``margin_given_buy`` (the mean quantity x the unit margin after the better of the
+    offer and the day's promotion, ``cost_share`` of the list price being the cost as the marts count it, over
+    the product bought). Stock is ignored: where shelves run empty these are upper bounds."""
     t = (day - START_DATE).days
     msgs = _known_messages(world, messages, t)
     featured, valid, appeal = _appeal(world, msgs)
@@ -247,9 +247,30 @@ def expected_credited_margin(
     unit_margin = world.price[featured.clip(0)] * (1.0 - np.maximum(offer, promo) - cost_share)
     share = appeal / np.maximum(appeal.sum(axis=1, keepdims=True), 1e-12)
     mean_qty = float((_QTY * _QTY_P).sum())
-    per_click = (share * p.buy * unit_margin * valid).sum(axis=1) * mean_qty
-    value = p.open * (1 - p.unsubscribe) * p.click * per_click
-    return pd.Series(value, index=msgs["message_id"].to_numpy())
+    buy_given_click = (share * p.buy * valid).sum(axis=1)
+    margin_of_buys = (share * p.buy * unit_margin * valid).sum(axis=1) * mean_qty
+    return pd.DataFrame(
+        {
+            "click": p.open * (1 - p.unsubscribe) * p.click,
+            "buy_given_click": buy_given_click,
+            "margin_given_buy": margin_of_buys / np.maximum(buy_given_click, 1e-12),
+        },
+        index=pd.Index(msgs["message_id"].to_numpy(), name="message_id"),
+    )
+
+
+def expected_credited_margin(
+    world: World,
+    day: date,
+    messages: pd.DataFrame,
+    recent_messages: pd.Series,
+    cost_share: float,
+) -> pd.Series:
+    """The truth's expected margin credited to each message (by ``message_id``), had the shop sent it on
+    ``day``: the product of :func:`answer_chances`. The regret and the oracle of the message benchmark are
+    computed from it."""
+    chances = answer_chances(world, day, messages, recent_messages, cost_share)
+    return chances["click"] * chances["buy_given_click"] * chances["margin_given_buy"]
 
 
 def _known_messages(world: World, messages: pd.DataFrame | None, t: int) -> pd.DataFrame:

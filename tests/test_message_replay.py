@@ -1,0 +1,79 @@
+"""The message replay benchmark's arithmetic on truth tables whose answers are known."""
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.message_replay import Replay, parse_args
+from ml.marketing.bandit import ARMS
+
+
+def truth(days: int = 5, per_day: int = 200, best: str = "personal/high", seed: int = 0) -> pd.DataFrame:
+    """Welcome messages where ``best`` earns 2.5 per send (click 0.5 x buy 0.5 x margin 10) and every other arm
+    0.1 (0.1 x 0.2 x 5)."""
+    rng = np.random.default_rng(seed)
+    n = days * per_day
+    frame = pd.DataFrame(
+        {
+            "message_id": [f"m{i}" for i in range(n)],
+            "campaign": "welcome",
+            "send_date": np.repeat([date(2025, 1, 2) + timedelta(days=d) for d in range(days)], per_day),
+            "orders_365d": rng.integers(0, 5, n),
+            "spend_365d": rng.uniform(0, 300, n),
+            "recency_days": rng.integers(1, 90, n),
+            "discount_share_365d": rng.uniform(0, 1, n),
+        }
+    )
+    for arm in ARMS:
+        click, buy, margin = (0.5, 0.5, 10.0) if arm == best else (0.1, 0.2, 5.0)
+        frame[f"click|{arm}"], frame[f"buy|{arm}"], frame[f"margin|{arm}"] = click, buy, margin
+    return frame
+
+
+def test_ceilings_of_fixed_arms_uniform_and_full_information():
+    table = truth()
+    replay = Replay(table)
+    assert replay.share(replay.fixed("personal/high")) == pytest.approx(1.0)
+    assert replay.share(replay.fixed("plain/low")) == pytest.approx(0.1 / 2.5)
+    assert replay.uniform_share() == pytest.approx((2.5 + 8 * 0.1) / 9 / 2.5)
+    # the best arm depends on a feature: full information with it finds every message's best arm, without it
+    # only the arm that is best most often
+    flip = np.arange(len(table)) % 4 == 0
+    for arm in ("personal/high", "urgent/high"):
+        table[f"click|{arm}"], table[f"buy|{arm}"] = 0.5, 0.5
+        table[f"margin|{arm}"] = np.where(flip == (arm == "urgent/high"), 10.0, 0.4)
+    replay = Replay(table)
+    with_feature = np.column_stack([replay.context, flip.astype(float)])
+    assert replay.full_information(with_feature) == pytest.approx(1.0)
+    assert replay.full_information(replay.context) == pytest.approx((0.75 * 2.5 + 0.25 * 0.1) / 2.5, abs=0.02)
+
+
+def test_the_learner_finds_a_clear_best_arm_and_pays_only_the_exploration_floor():
+    replay = Replay(truth())
+    result = replay.learn(days=30, seed=1)
+    assert result["sends"] == 30 * 200
+    # converged Thompson sampling with a 10% uniform floor: 0.9 + 0.1 x the uniform share (0.12)
+    assert 0.85 < result["share_of_oracle_last_7_days"] <= 0.925
+    assert result["share_of_oracle"] < result["share_of_oracle_last_7_days"]
+
+
+def test_scaling_clicks_scales_the_answers_not_the_margins():
+    table = truth()
+    table["click|plain/low"] = 0.4
+    scaled = Replay(table, click_scale=4.0)
+    assert scaled.click[0, 0] == 1.0  # capped
+    assert scaled.click[0, 1] == pytest.approx(0.4)
+    assert scaled.value[0, 1] == pytest.approx(0.4 * 0.2 * 5.0)
+    assert (scaled.margin == Replay(table).margin).all()
+
+
+def test_arguments_are_checked(tmp_path):
+    with pytest.raises(SystemExit):
+        parse_args(["--run", str(tmp_path), "--out", "x.json"])
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "warehouse.duckdb").touch()
+    with pytest.raises(SystemExit):
+        parse_args(["--run", str(tmp_path), "--out", "x.json", "--days", "2"])
+    assert parse_args(["--run", str(tmp_path), "--out", "x.json", "--days", "60,240"]).days == [60, 240]
