@@ -255,9 +255,17 @@ def main(argv=None) -> int:
         ),
     }
     log.info("ceilings: %s", {k: round(v, 3) for k, v in ceilings.items()})
-    curves = {}
+    curves, scaled_ceilings = {}, {}
     for scale in args.click_scales:
         scaled = replay if scale == 1 else Replay(table, scale)
+        # capped click chances change which arm is best: the scaled shop has its own ceilings
+        scaled_ceilings[f"{scale:g}"] = {
+            "uniform": scaled.uniform_share(),
+            "best_fixed": max(scaled.share(scaled.fixed(arm)) for arm in ARMS),
+            "share_of_click_chances_capped": float(
+                (table[[f"click|{a}" for a in ARMS]] * scale >= 1).to_numpy().mean()
+            ),
+        }
         for days in args.days:
             key = f"{days} days" + (f", clicks x {scale:g}" if scale != 1 else "")
             curves[key] = []
@@ -279,12 +287,17 @@ def main(argv=None) -> int:
         ),
         "fixed_arms": fixed,
         "ceilings": ceilings,
+        "ceilings_by_click_scale": scaled_ceilings,
         "learning": curves,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps({"ceilings": ceilings, "learning": curves}, indent=2))
+    print(
+        json.dumps(
+            {"ceilings": ceilings, "ceilings_by_click_scale": scaled_ceilings, "learning": curves}, indent=2
+        )
+    )
     return 0
 
 
