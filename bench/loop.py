@@ -83,6 +83,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         f"{PlanSettings().service_level:g}); the configuration's name gets '@LEVEL'",
     )
     p.add_argument(
+        "--plan-order-cycle-days",
+        type=int,
+        default=None,
+        help="days of demand the plan's orders cover beyond the reorder point, for plan=on worlds (default: the "
+        f"platform's, {PlanSettings().order_cycle_days}); the configuration's name gets '+cycleN'",
+    )
+    p.add_argument(
         "--plan-off-policies",
         default=None,
         help="run plan=off only for these policies (default: every policy); the plan's effect on stock does not "
@@ -113,6 +120,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in args.policies:
         if name not in POLICIES:
             p.error(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
+    if args.plan_order_cycle_days is not None and args.plan_order_cycle_days < 1:
+        p.error("--plan-order-cycle-days must be at least 1")
     if args.plan_service_level is not None and not 0 < args.plan_service_level < 1:
         p.error("--plan-service-level must lie strictly between 0 and 1")
     for name in args.plan:
@@ -435,7 +444,12 @@ def main(argv=None) -> int:
     try:
         for policy, plan in configurations(args):
             level = args.plan_service_level if plan == "on" else None
-            name = f"{policy}/plan-{plan}" + (f"@{level:g}" if level is not None else "")
+            cycle = args.plan_order_cycle_days if plan == "on" else None
+            name = (
+                f"{policy}/plan-{plan}"
+                + (f"@{level:g}" if level is not None else "")
+                + (f"+cycle{cycle}" if cycle is not None else "")
+            )
             data_dir = workdir / name.replace("/", "_")
             os.environ["AIGC_DATA_DIR"] = str(data_dir)
             definitions = dg.Definitions(
@@ -450,8 +464,10 @@ def main(argv=None) -> int:
             run_config["ops"] = {}
             if policy == "popularity":
                 run_config["ops"]["recommend__champion"] = {"config": {"pinned_model": "popularity"}}
-            if level is not None:
-                run_config["ops"]["replenishment"] = {"config": {"service_level": level}}
+            plan_config = {"service_level": level, "order_cycle_days": cycle}
+            plan_config = {k: v for k, v in plan_config.items() if v is not None}
+            if plan_config:
+                run_config["ops"]["replenishment"] = {"config": plan_config}
             message_policy = policy.removeprefix("messages-") if policy.startswith("messages-") else None
             if message_policy is not None:
                 arm_policy = {"none": "uniform", "fixed": args.fixed_arm}.get(message_policy, message_policy)
