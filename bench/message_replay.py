@@ -163,7 +163,6 @@ class Replay:
     """The arrays of a truth table; ``click_scale`` multiplies every click chance (capped at 1)."""
 
     def __init__(self, table: pd.DataFrame, click_scale: float = 1.0):
-        self.table = table
         self.click = np.minimum(table[[f"click|{a}" for a in ARMS]].to_numpy() * click_scale, 1.0)
         self.buy = table[[f"buy|{a}" for a in ARMS]].to_numpy()
         self.margin = table[[f"margin|{a}" for a in ARMS]].to_numpy()
