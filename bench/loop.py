@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench import docstring_parser
 from ml.supply.planning import PlanSettings
 
 log = logging.getLogger("bench.loop")
@@ -63,12 +64,7 @@ PER_CUSTOMER = ("revenue", "margin", "credited_revenue", "conversion", "ctr")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.loop",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
+    p = docstring_parser("python -m bench.loop", __doc__)
     p.add_argument("--scale", default="small", choices=["small", "medium", "large"])
     p.add_argument("--days", type=int, default=10, help="closed-loop days from the store's first day")
     p.add_argument(

@@ -5,8 +5,8 @@
     python -m bench.message_replay --run /tmp/loop/bench_loop_*/messages-uniform_plan-on \\
         --days 60,240 --seeds 3 --out bench/results/message_replay_small.json
 
-``bench.loop`` answers one question per hour of running (a 60-day world takes about 50 minutes); this one
-answers the questions behind it in a minute, from the messages a kept closed-loop world really exported
+``bench.loop`` runs the whole platform day after day to answer one question; this one answers the questions
+behind it from the messages a kept closed-loop world really exported
 (targeting, fact sheets, featured products, send hours, fatigue: all as the platform produced them). For every
 such message and every arm (template family x offer level) the simulator's truth gives the chance of a click,
 of a purchase after the click and the margin of that purchase (:func:`ml.shop.messages.answer_chances`).
@@ -46,8 +46,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from bench import docstring_parser
 from bench.loop import arm_variants, dbt_var
-from ml.exports import read_export
+from ml.exports import exported_days, read_export
 from ml.marketing.bandit import ARMS, allowed_arms, context_matrix, fit, prior_policy, split_arm
 
 log = logging.getLogger("bench.message_replay")
@@ -57,12 +58,7 @@ FACT_COLUMNS = ("orders_365d", "spend_365d", "recency_days", "discount_share_365
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.message_replay",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
+    p = docstring_parser("python -m bench.message_replay", __doc__)
     p.add_argument("--run", type=Path, required=True, help="a kept bench.loop message world's data directory")
     p.add_argument("--scale", default="small", choices=["small", "medium", "large"], help="the run's scale")
     p.add_argument("--days", default="60", help="comma-separated replay lengths in days")
@@ -97,12 +93,8 @@ def truth_table(run: Path, scale: str) -> pd.DataFrame:
     world = SimulatedStore(scale, 42).world
     shop = ClosedLoopStore(scale, 42, exports_root=run / "exports", state_root=run / "shop")
     cost_share = dbt_var("cost_share_of_list_price")
-    days = sorted(
-        date.fromisoformat(p.stem.split("=")[-1]) if "=" in p.stem else date.fromisoformat(p.stem)
-        for p in (run / "exports" / "messages").iterdir()
-    )
     frames = []
-    for day in days:
+    for day in exported_days(run / "exports", "messages"):
         sent = read_export(run / "exports", "messages", day)
         if sent is None or sent.empty:
             continue
@@ -169,6 +161,8 @@ class Replay:
         self.value = self.click * self.buy * self.margin
         self.allowed = np.vstack([allowed_arms(c) for c in table["campaign"]])
         self.oracle = np.where(self.allowed, self.value, -np.inf).max(axis=1)
+        self.uniform_value = np.where(self.allowed, self.value, 0).sum(axis=1) / self.allowed.sum(axis=1)
+        """Per message: the mean value over its allowed arms."""
         self.context = context_matrix(table)
         days = table["send_date"].to_numpy()
         self.days = [np.flatnonzero(days == d) for d in sorted(set(days))]
@@ -180,17 +174,16 @@ class Replay:
         family, _ = split_arm(arm)
         return np.where(self.allowed[:, ARMS.index(arm)], ARMS.index(arm), ARMS.index(f"{family}/standard"))
 
+    def fixed_shares(self) -> dict[str, float]:
+        return {arm: self.share(self.fixed(arm)) for arm in ARMS}
+
     def uniform_share(self) -> float:
-        mean = np.where(self.allowed, self.value, 0).sum(axis=1) / self.allowed.sum(axis=1)
-        return float(mean.sum() / self.oracle.sum())
+        return float(self.uniform_value.sum() / self.oracle.sum())
 
     def full_information(self, features: np.ndarray) -> float:
         """The share of the best arm as fitted, per arm, from ``features`` to the arm's value relative to the
         message's mean over its allowed arms."""
-        mean = np.where(self.allowed, self.value, 0).sum(axis=1, keepdims=True) / self.allowed.sum(
-            axis=1, keepdims=True
-        )
-        relative = self.value / np.maximum(mean, 1e-12)
+        relative = self.value / np.maximum(self.uniform_value[:, None], 1e-12)
         fitted = np.column_stack(
             [features @ np.linalg.lstsq(features, relative[:, k], rcond=None)[0] for k in range(len(ARMS))]
         )
@@ -240,7 +233,7 @@ def main(argv=None) -> int:
     table = truth_table(args.run, args.scale)
     table["price_index"] = browsing_price_index(args.run, table)
     replay = Replay(table)
-    fixed = {arm: replay.share(replay.fixed(arm)) for arm in ARMS}
+    fixed = replay.fixed_shares()
     context = replay.context
     ceilings = {
         "uniform": replay.uniform_share(),
@@ -260,7 +253,7 @@ def main(argv=None) -> int:
         # capped click chances change which arm is best: the scaled shop has its own ceilings
         scaled_ceilings[f"{scale:g}"] = {
             "uniform": scaled.uniform_share(),
-            "best_fixed": max(scaled.share(scaled.fixed(arm)) for arm in ARMS),
+            "best_fixed": max(scaled.fixed_shares().values()),
             "share_of_click_chances_capped": float(
                 (table[[f"click|{a}" for a in ARMS]] * scale >= 1).to_numpy().mean()
             ),
@@ -281,9 +274,13 @@ def main(argv=None) -> int:
         "logged_days": len(replay.days),
         "sends_per_logged_day": sends_per_day,
         "campaigns": table["campaign"].value_counts().to_dict(),
-        "correlation_price_index_true_sensitivity": float(
-            np.corrcoef(table["price_index"], table["true_price_sensitivity"])[0, 1]
-        ),
+        "correlation_with_true_price_sensitivity": {
+            column: float(np.corrcoef(values, table["true_price_sensitivity"])[0, 1])
+            for column, values in {
+                "price_index": table["price_index"],
+                "discount_share_365d": pd.to_numeric(table["discount_share_365d"]).fillna(0),
+            }.items()
+        },
         "fixed_arms": fixed,
         "ceilings": ceilings,
         "ceilings_by_click_scale": scaled_ceilings,

@@ -38,3 +38,15 @@ def write_export(frame: pd.DataFrame, exports_root: Path, output: str, day: date
         shutil.rmtree(folder)
     tmp.rename(folder)
     return folder / f"{output}.parquet"
+
+
+def exported_days(exports_root: Path, output: str) -> list[date]:
+    """The days of ``output`` that were exported, in order (a half-written day's temporary folder is not one)."""
+    folder = Path(exports_root) / output
+    if not folder.is_dir():
+        return []
+    return sorted(
+        date.fromisoformat(entry.name.removeprefix("date="))
+        for entry in folder.iterdir()
+        if entry.is_dir() and entry.name.startswith("date=")
+    )

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from bench.message_replay import Replay, parse_args
+from ml.exports import exported_days, write_export
 from ml.marketing.bandit import ARMS
 
 
@@ -77,3 +78,11 @@ def test_arguments_are_checked(tmp_path):
     with pytest.raises(SystemExit):
         parse_args(["--run", str(tmp_path), "--out", "x.json", "--days", "2"])
     assert parse_args(["--run", str(tmp_path), "--out", "x.json", "--days", "60,240"]).days == [60, 240]
+
+
+def test_exported_days_are_the_complete_days_in_order(tmp_path):
+    assert exported_days(tmp_path, "messages") == []
+    for day in (date(2025, 1, 3), date(2025, 1, 1)):
+        write_export(pd.DataFrame({"message_id": ["m1"]}), tmp_path, "messages", day)
+    (tmp_path / "messages" / ".date=2025-01-02.tmp").mkdir()  # a day being written
+    assert exported_days(tmp_path, "messages") == [date(2025, 1, 1), date(2025, 1, 3)]

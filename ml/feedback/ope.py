@@ -21,7 +21,7 @@ benchmark's. Rounds with several slots (a ranked widget) are rounds here, each w
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -75,15 +75,9 @@ class LoggedRounds:
     def concat(cls, parts: list[LoggedRounds]) -> LoggedRounds:
         """The rounds of every part, in order (cross-fitted halves into one set)."""
         stacked = {}
-        for name in (
-            "reward",
-            "logging_propensity",
-            "target_propensity",
-            "predicted_reward",
-            "target_predicted_reward",
-        ):
-            values = [getattr(p, name) for p in parts]
-            stacked[name] = None if any(v is None for v in values) else np.concatenate(values)
+        for field in fields(cls):
+            values = [getattr(p, field.name) for p in parts]
+            stacked[field.name] = None if any(v is None for v in values) else np.concatenate(values)
         return cls(**stacked)
 
     def _model(self) -> tuple[np.ndarray, np.ndarray]:
