@@ -3,9 +3,10 @@
     python -m bench.loop --scale small --days 10 --policies none,popularity,champion,oracle --plan on,off \\
         --out bench/results/loop_small.json
 
-Every (policy, plan) pair runs the same days from a cold start (the store's first day, seed 42) in its own data
-directory: each day is one real Dagster run of the platform (landing → raw → dbt → recommenders → forecast →
-plan → online metrics, on DuckDB), then the shop front reads that day's exports on the next day. What the shop
+Every (policy, plan) pair runs the same days from a cold start (the store's first day; ``--seed``, by default the
+platform's 42) in its own data directory: each day is one real Dagster run of the platform (landing → raw → dbt →
+recommenders → forecast → plan → online metrics, on DuckDB), then the shop front reads that day's exports on the
+next day. What the shop
 sees is the only thing a policy changes:
 
 - ``champion``: the platform's lists as published (the champion gate chooses; 10% control arm on popularity);
@@ -67,6 +68,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = docstring_parser("python -m bench.loop", __doc__)
     p.add_argument("--scale", default="small", choices=["small", "medium", "large"])
     p.add_argument("--days", type=int, default=10, help="closed-loop days from the store's first day")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="the simulated store's seed: another seed is another world (catalogue, customers, suppliers, "
+        "latent truth); every configuration of one run shares it",
+    )
     p.add_argument(
         "--policies", default=",".join(POLICIES), help=f"comma-separated, of {', '.join(POLICIES)}"
     )
@@ -394,7 +402,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     os.environ.update(
-        {"AIGC_SOURCE": "simulated", "AIGC_SCALE": args.scale, "AIGC_SHOP_LOOP": "closed", "AIGC_SEED": "42"}
+        {
+            "AIGC_SOURCE": "simulated",
+            "AIGC_SCALE": args.scale,
+            "AIGC_SHOP_LOOP": "closed",
+            "AIGC_SEED": str(args.seed),
+        }
     )
     import dagster as dg
 
@@ -407,7 +420,7 @@ def main(argv=None) -> int:
     from orchestration.resources import build_resources
 
     logging.getLogger("dagster").setLevel(logging.WARNING)
-    world = SimulatedStore(args.scale, 42).world
+    world = SimulatedStore(args.scale, args.seed).world
     days = [date.fromisoformat(k) for k in daily_partitions.get_partition_keys()[: args.days]]
     targets = [
         dg.AssetKey(["recommend", "recommendations"]),
@@ -432,7 +445,7 @@ def main(argv=None) -> int:
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
         "date": date.today().isoformat(),
         "command": "python -m bench.loop " + " ".join(sys.argv[1:] if argv is None else argv),
-        "seed": 42,
+        "seed": args.seed,
         "reference_policy": REFERENCE_POLICY,
         "configurations": {},
     }

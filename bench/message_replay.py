@@ -61,6 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = docstring_parser("python -m bench.message_replay", __doc__)
     p.add_argument("--run", type=Path, required=True, help="a kept bench.loop message world's data directory")
     p.add_argument("--scale", default="small", choices=["small", "medium", "large"], help="the run's scale")
+    p.add_argument("--seed", type=int, default=42, help="the run's store seed (bench.loop --seed)")
     p.add_argument("--days", default="60", help="comma-separated replay lengths in days")
     p.add_argument("--seeds", type=int, default=3, help="replays per length (answers drawn afresh)")
     p.add_argument(
@@ -82,7 +83,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def truth_table(run: Path, scale: str) -> pd.DataFrame:
+def truth_table(run: Path, scale: str, seed: int = 42) -> pd.DataFrame:
     """One row per exported message with a deliverable product: send day, campaign, context facts, the
     customer's true price sensitivity (relative to the mean), and per arm ``click|arm``, ``buy|arm`` (after a
     click) and ``margin|arm`` (of a purchase)."""
@@ -90,8 +91,8 @@ def truth_table(run: Path, scale: str) -> pd.DataFrame:
     from ml.shop.messages import answer_chances
     from ml.sources.simulated import SimulatedStore
 
-    world = SimulatedStore(scale, 42).world
-    shop = ClosedLoopStore(scale, 42, exports_root=run / "exports", state_root=run / "shop")
+    world = SimulatedStore(scale, seed).world
+    shop = ClosedLoopStore(scale, seed, exports_root=run / "exports", state_root=run / "shop")
     cost_share = dbt_var("cost_share_of_list_price")
     frames = []
     for day in exported_days(run / "exports", "messages"):
@@ -230,7 +231,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     started = time.perf_counter()
-    table = truth_table(args.run, args.scale)
+    table = truth_table(args.run, args.scale, args.seed)
     table["price_index"] = browsing_price_index(args.run, table)
     replay = Replay(table)
     fixed = replay.fixed_shares()
