@@ -1,11 +1,12 @@
-"""The real-data replay, end to end as a user runs it (`make demo SOURCE=online_retail`), reconciled with the CSV.
+"""The real-data replay, end to end as a user runs it (`make demo SOURCE=online_retail`), reconciled with the files.
 
 Every real invoice line of the replayed days must be accounted for: loaded and classified (sale, return,
 adjustment) or quarantined with a reason; nothing is silently dropped.
 
-``make test`` replays the first ``AIGC_TEST_RETAIL_DAYS`` days (default 14: the first two weeks of December 2010,
-with their cancellations, guest orders and sales undone the same day). ``make test-full`` replays the whole year (374 days) and
-also checks the published totals of the dataset (541,909 lines, 25,900 invoices, 4,372 customers).
+``make test`` replays the first ``AIGC_TEST_RETAIL_DAYS`` days (default 14: the first two weeks of December 2009,
+with their cancellations, guest orders and sales undone the same day). ``make test-full`` replays both years
+(739 days) and also checks the totals of the two files joined (1,044,847 lines, 53,628 invoices, 5,942
+customers; each file's SOURCE.md has its own).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml.sources.online_retail import DEFAULT_CSV
+from ml.sources.online_retail import read_lines
 
 pytestmark = pytest.mark.e2e
 
 DAYS = int(os.environ.get("AIGC_TEST_RETAIL_DAYS", "14"))
-FULL_YEAR = DAYS >= 374
+FIRST_DAY, ALL_DAYS = pd.Timestamp("2009-12-01"), 739
+EVERY_DAY = DAYS >= ALL_DAYS
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +39,13 @@ def replay(tmp_path_factory):
         env=env,
         capture_output=True,
         text=True,
-        timeout=3 * 3600
-        if FULL_YEAR
-        else 900,  # a guard against a hang: the year takes well over an hour on 2 cores
+        timeout=6 * 3600 if EVERY_DAY else 900,  # a guard against a hang: the two years take hours on 2 cores
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    csv = pd.read_csv(DEFAULT_CSV, dtype={"InvoiceNo": str, "StockCode": str, "CustomerID": "Int64"})
+    csv = read_lines()  # both files, each overlap day once (reconciled line for line in test_sources.py)
     # The replay lands invoice lines by the local (UK) date of InvoiceDate.
     invoice_day = pd.to_datetime(csv.InvoiceDate).dt.normalize()
-    last_day = pd.Timestamp("2010-12-01") + pd.Timedelta(days=min(DAYS, 374) - 1)
+    last_day = FIRST_DAY + pd.Timedelta(days=min(DAYS, ALL_DAYS) - 1)
     csv = csv[invoice_day <= last_day]
     return {
         "warehouse": data_dir / "warehouse.duckdb",
@@ -57,7 +57,7 @@ def replay(tmp_path_factory):
 
 def test_demo_prints_where_to_look(replay):
     out = replay["stdout"]
-    assert f"Done: {min(DAYS, 374)} days (2010-12-01 .. {replay['last_day'].date().isoformat()})" in out
+    assert f"Done: {min(DAYS, ALL_DAYS)} days (2009-12-01 .. {replay['last_day'].date().isoformat()})" in out
     assert str(replay["warehouse"]) in out
     assert "make ui" in out
     assert "marts.fct_order_items" in out
@@ -76,9 +76,9 @@ def test_every_csv_line_is_loaded_or_quarantined_with_a_reason(replay):
         )
         staged = con.execute("SELECT count(*) FROM marts.fct_order_items").fetchone()[0]
     assert raw + sum(quarantine.values()) == len(csv) > 0
-    if FULL_YEAR:
-        assert len(csv) == 541_909
-    # the only row-level rule the real lines break at this layer: negative prices ("Adjust bad debt", August)
+    if EVERY_DAY:
+        assert len(csv) == 1_044_847
+    # the only row-level rule the real lines break at this layer: negative prices ("Adjust bad debt")
     negative = int((csv.UnitPrice < 0).sum())
     assert quarantine == ({"negative:unit_price": negative} if negative else {})
     # (order_id, line_no) is unique, so staging drops nothing: staged = raw
@@ -106,9 +106,9 @@ def test_lines_are_classified_like_the_protocol_and_revenue_matches(replay):
     assert revenue == expected
     assert demand_units == int(clean.Quantity.sum())
     assert trading_days == pd.to_datetime(clean.InvoiceDate).dt.normalize().nunique()
-    if FULL_YEAR:
-        assert len(clean) == 530_104 and trading_days == 305
-        assert abs(float(revenue) - 10_666_684.54) < 1.0
+    if EVERY_DAY:
+        assert len(clean) == 1_019_653 and trading_days == 604
+        assert abs(float(revenue) - 20_533_723.92) < 2.0  # the unrounded sum of both years' clean lines
 
 
 def test_sales_undone_the_same_day_are_counted_apart(replay):
@@ -134,7 +134,7 @@ def test_sales_undone_the_same_day_are_counted_apart(replay):
             "SELECT sku, demand_date, units_reversed_same_day, units FROM marts.fct_daily_sku_demand "
             "WHERE units_reversed_same_day > 0"
         ).df()
-    assert len(expected) > 0  # early December 2010 has such pairs
+    assert len(expected) > 0  # early December 2009 has such pairs
     got_by_key = dict(
         zip(
             zip(got.sku, pd.to_datetime(got.demand_date), strict=True),
@@ -156,7 +156,7 @@ def test_cancellations_and_guest_orders_are_kept(replay):
         quarantined = dict(
             con.execute("SELECT _reason, count(*) FROM raw.quarantine_orders GROUP BY 1").fetchall()
         )
-    # An invoice none of whose lines can be loaded (negative prices: "Adjust bad debt", 2011-08-12) is
+    # An invoice none of whose lines can be loaded (negative prices: "Adjust bad debt", 2010-04-29 .. 2011-08-12) is
     # quarantined with its lines, so every order in the marts adds up to its lines.
     unloadable = csv.groupby("InvoiceNo").UnitPrice.apply(lambda p: bool((p < 0).all()))
     n_unloadable = int(unloadable.sum())
@@ -167,6 +167,6 @@ def test_cancellations_and_guest_orders_are_kept(replay):
     assert cancelled == loadable[loadable.InvoiceNo.str.startswith("C")].InvoiceNo.nunique() > 0
     assert guests == int(invoices.isna().sum()) > 0
     assert customers == csv.CustomerID.nunique()
-    if FULL_YEAR:
-        assert n_unloadable == 2  # A563186 and A563187; A563185 (+11,062.06) is a loaded line
-        assert (orders + n_unloadable, cancelled, customers) == (25_900, 3_836, 4_372)
+    if EVERY_DAY:
+        assert n_unloadable == 5  # A506401, A516228, A528059, A563186, A563187; A563185 (+11,062.06) loads
+        assert (orders + n_unloadable, cancelled, customers) == (53_628, 8_292, 5_942)

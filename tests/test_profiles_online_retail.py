@@ -24,7 +24,9 @@ START, AS_OF = date(2010, 12, 1), date(2011, 1, 10)
 
 @pytest.fixture(scope="module")
 def profiles(tmp_path_factory) -> pd.DataFrame:
-    warehouse = build_warehouse(tmp_path_factory.mktemp("online_retail"), OnlineRetailReplay(), START, AS_OF)
+    warehouse = build_warehouse(
+        tmp_path_factory.mktemp("online_retail"), OnlineRetailReplay(year_before_path=None), START, AS_OF
+    )
     con = duckdb.connect(str(warehouse))
     summary = user_profiles(con, AS_OF)
     assert summary["row_count"] > 1000

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml.sources import SOURCE_NAMES, Source, get_source
-from ml.sources.online_retail import DEFAULT_CSV, OnlineRetailReplay
+from ml.sources.online_retail import DEFAULT_CSV, DEFAULT_YEAR_BEFORE, OnlineRetailReplay
 from ml.sources.schema import CONTRACTS, OPEN_LOOP_TABLES
 from ml.sources.simulated import SCALES, SimulatedStore, build_world
 
@@ -56,7 +56,8 @@ def test_registry_returns_configured_sources() -> None:
     assert sim.tables == OPEN_LOOP_TABLES
     retail = get_source("online_retail")
     assert isinstance(retail, OnlineRetailReplay)
-    assert (retail.start_date, retail.end_date) == (date(2010, 12, 1), date(2011, 12, 9))
+    assert (retail.start_date, retail.end_date) == (date(2009, 12, 1), date(2011, 12, 9))
+    assert OnlineRetailReplay(year_before_path=None).start_date == date(2010, 12, 1)
     assert retail.tables == ("customers", "products", "orders", "order_items")
     with pytest.raises(ValueError, match="unknown source"):
         get_source("nope")
@@ -338,13 +339,36 @@ def retail() -> OnlineRetailReplay:
 
 
 @pytest.fixture(scope="module")
-def raw() -> pd.DataFrame:
-    """The CSV read independently, with the recipe of SOURCE.md."""
+def year_one() -> pd.DataFrame:
+    """Online Retail (I) read independently, with the recipe of its SOURCE.md."""
     return pd.read_csv(
         DEFAULT_CSV,
         dtype={"InvoiceNo": str, "StockCode": str, "CustomerID": "Int64"},
         parse_dates=["InvoiceDate"],
     )
+
+
+@pytest.fixture(scope="module")
+def year_before() -> pd.DataFrame:
+    """Online Retail II's first sheet read independently, up to the day before (I) starts (its SOURCE.md)."""
+    ii = pd.read_parquet(DEFAULT_YEAR_BEFORE)
+    ii = ii[ii["InvoiceDate"] < "2010-12-01"]
+    return pd.DataFrame(
+        {
+            "InvoiceNo": ii["Invoice"],
+            "StockCode": ii["StockCode"],
+            "Quantity": ii["Quantity"],
+            "InvoiceDate": ii["InvoiceDate"],
+            "UnitPrice": ii["Price"],
+            "CustomerID": ii["Customer ID"].astype("Int64"),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def raw(year_before: pd.DataFrame, year_one: pd.DataFrame) -> pd.DataFrame:
+    """Both years, each overlap day once."""
+    return pd.concat([year_before, year_one[list(year_before.columns)]], ignore_index=True)
 
 
 @pytest.fixture(scope="module")
@@ -360,23 +384,39 @@ def retail_all(retail: OnlineRetailReplay) -> dict[str, pd.DataFrame]:
     return {name: pa.concat_tables(parts[name]).to_pandas().assign(day=days[name]) for name in parts}
 
 
-def test_retail_replay_keeps_every_line(retail_all: dict, raw: pd.DataFrame) -> None:
+def test_retail_replay_keeps_every_line_of_both_years(
+    retail_all: dict, raw: pd.DataFrame, year_one: pd.DataFrame
+) -> None:
     items = retail_all["order_items"]
-    assert len(items) == 541_909 == len(raw)
-    assert items["day"].nunique() == 305
+    assert len(items) == 1_044_847 == len(raw) == 502_938 + 541_909
+    assert items["day"].nunique() == 604 == 299 + 305
     assert items["qty"].sum() == raw["Quantity"].sum()
-    assert len(retail_all["orders"]) == 25_900 and retail_all["orders"]["order_id"].is_unique
-    assert len(retail_all["customers"]) == 4_372 and retail_all["customers"]["customer_id"].is_unique
-    assert len(retail_all["products"]) == 4_070 and retail_all["products"]["sku"].is_unique
+    assert np.isclose((items["qty"] * items["unit_price"]).sum(), (raw["Quantity"] * raw["UnitPrice"]).sum())
+    assert len(retail_all["orders"]) == 53_628 == raw["InvoiceNo"].nunique() == 27_728 + 25_900
+    assert retail_all["orders"]["order_id"].is_unique
+    customers = retail_all["customers"]
+    assert customers["customer_id"].is_unique
+    assert set(customers["customer_id"]) == set(raw["CustomerID"].dropna().astype(str))
+    products = retail_all["products"]
+    assert products["sku"].is_unique and set(products["sku"]) == set(raw["StockCode"])
     assert not items.duplicated(["order_id", "line_no"]).any()
+    # the nine days both files hold come once, as (I) has them
+    overlap = items[(items["day"] >= date(2010, 12, 1)) & (items["day"] <= date(2010, 12, 9))]
+    in_one = year_one[year_one["InvoiceDate"] < "2010-12-10"]
+    assert len(overlap) == len(in_one) == 22_523
+    assert list(overlap["order_id"]) == list(in_one["InvoiceNo"])
+    # the year-one days are (I) line for line
+    later = items[items["day"] >= date(2010, 12, 1)]
+    assert len(later) == 541_909 and list(later["sku"]) == list(year_one["StockCode"])
 
 
-def test_retail_dirt_is_kept(retail_all: dict) -> None:
+def test_retail_dirt_is_kept(retail_all: dict, raw: pd.DataFrame) -> None:
     orders, items = retail_all["orders"], retail_all["order_items"]
     cancelled = orders["status"] == "cancelled"
-    assert cancelled.sum() == 3_836 and orders.loc[cancelled, "order_id"].str.startswith("C").all()
+    assert cancelled.sum() == 3_836 + 4_456 and orders.loc[cancelled, "order_id"].str.startswith("C").all()
     assert orders["customer_id"].isna().sum() > 1_000
-    assert (items["qty"] <= 0).sum() == 10_624 and (items["unit_price"] <= 0).sum() == 2_517
+    assert (items["qty"] <= 0).sum() == 10_624 + 11_933 == (raw["Quantity"] <= 0).sum()
+    assert (items["unit_price"] <= 0).sum() == 2_517 + 3_512 == (raw["UnitPrice"] <= 0).sum()
     assert items.duplicated(["order_id", "sku", "qty", "unit_price", "ts"]).sum() > 0  # exact duplicate lines
     assert items["discount"].isna().all() and items["warehouse_id"].isna().all()
     assert orders["session_id"].isna().all() and set(orders["currency"]) == {"GBP"}
@@ -384,7 +424,22 @@ def test_retail_dirt_is_kept(retail_all: dict) -> None:
     assert customers[["email", "phone", "preferred_device"]].isna().all().all()  # nothing invented
 
 
-def test_retail_hand_checked_day(retail: OnlineRetailReplay, raw: pd.DataFrame) -> None:
+def test_the_year_before_reads_in_year_one_conventions(retail_all: dict) -> None:
+    products = retail_all["products"].set_index("sku")
+    # its copy kept a trailing space that (I) trims; "nan" was a missing description, not a title
+    assert products.loc["22041", "title"] == 'RECORD FRAME 7" SINGLE SIZE'
+    assert not products["title"].dropna().str.endswith(" ").any()
+    assert "nan" not in set(products["title"].dropna())
+    assert products.loc["85048", "day"] == date(2009, 12, 1)
+    # a customer of both years is first seen once, in the year before
+    customer = retail_all["customers"].set_index("customer_id").loc["17850"]
+    assert str(customer["first_seen_ts"]) == "2009-12-05 12:28:00+00:00" and customer["day"] == date(
+        2009, 12, 5
+    )
+
+
+def test_retail_hand_checked_day(retail: OnlineRetailReplay, year_one: pd.DataFrame) -> None:
+    raw = year_one
     day = date(2011, 6, 14)  # a summer Tuesday: British Summer Time, UTC = local - 1h
     expected = raw[raw["InvoiceDate"].dt.date == day]
     built = retail.day_tables(day)
@@ -400,7 +455,8 @@ def test_retail_hand_checked_day(retail: OnlineRetailReplay, raw: pd.DataFrame) 
     assert items.groupby("order_id")["line_no"].apply(lambda s: list(s) == list(range(1, len(s) + 1))).all()
 
 
-def test_retail_first_day_rows(retail: OnlineRetailReplay, raw: pd.DataFrame) -> None:
+def test_retail_first_day_rows_of_year_one_alone(year_one: pd.DataFrame) -> None:
+    raw, retail = year_one, OnlineRetailReplay(year_before_path=None)
     built = {k: v.to_pandas() for k, v in retail.day_tables(date(2010, 12, 1)).items()}
     first_invoice = built["order_items"][built["order_items"]["order_id"] == "536365"]
     assert list(first_invoice["line_no"]) == list(range(1, 8))

@@ -1,4 +1,4 @@
-"""Replay of the real UCI Online Retail transactions (2010-12-01 .. 2011-12-09), one invoice day at a time.
+"""Replay of the real UCI Online Retail transactions, two years (2009-12-01 .. 2011-12-09), one invoice day at a time.
 
 Why a replay: the simulator is clean by construction; this file is dirty in real ways (cancellation invoices
 ``C...``, negative quantities, zero and negative prices, guest checkouts without a customer id, exact duplicate
@@ -10,7 +10,15 @@ Time: ``InvoiceDate`` is the UK shop's local clock. It is localised to Europe/Lo
 summer invoices move one hour earlier. The partition day is the local invoice date; the shop traded between
 06:00 and 21:00 local time, so the local and the UTC date coincide for every line of the file.
 
-The CSV (7.5 MB gzip) is parsed once per process and all four tables are precomputed, sorted by day, so that
+Two files, one shop: Online Retail II's first sheet (``data/online_retail_ii``) holds 2009-12-01 .. 2010-12-09 and
+Online Retail (I) (``data/online_retail``) 2010-12-01 .. 2011-12-09. The nine days both hold are identical rows, so
+each is taken once: the year before up to 2010-11-30, (I) from 2010-12-01 (the day the single-year replay always
+started, so its days keep their bytes except for what the earlier year changes: who and what was seen first).
+The year before is read in (I)'s column names and conventions: its copy wrote missing descriptions as the text
+"nan" (read as missing) and kept trailing spaces that (I) trimmed (trimmed here too, or a product first sold in
+2009 would carry a title (I) never shows). ``OnlineRetailReplay(year_before_path=None)`` replays (I) alone.
+
+The files (7.5 MB gzip CSV and 3.7 MB Parquet) are parsed once per process and all four tables are precomputed, sorted by day, so that
 building a day is a slice (the whole year replays in a second or two).
 """
 
@@ -30,7 +38,13 @@ from ml.sources import Source
 from ml.sources.schema import CONTRACTS, ONLINE_RETAIL_CHANNEL
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "data" / "online_retail" / "online_retail.csv.gz"
-"""The repo copy of the file (see ``data/online_retail/SOURCE.md`` for origin, columns and counts)."""
+"""The repo copy of Online Retail (I) (see ``data/online_retail/SOURCE.md`` for origin, columns and counts)."""
+DEFAULT_YEAR_BEFORE = (
+    Path(__file__).resolve().parents[2] / "data" / "online_retail_ii" / "online_retail_ii_2009_2010.parquet"
+)
+"""The repo copy of Online Retail II's first sheet, 2009-12-01 .. 2010-12-09 (``data/online_retail_ii/SOURCE.md``)."""
+FIRST_DAY_OF_I = date(2010, 12, 1)
+"""Where the two files join: the year before is taken up to the day before, (I) from this day on."""
 
 LOCAL_TZ = "Europe/London"
 CURRENCY = "GBP"
@@ -44,6 +58,39 @@ def read_csv(path: Path = DEFAULT_CSV) -> pd.DataFrame:
         dtype={"InvoiceNo": str, "StockCode": str, "CustomerID": "Int64"},
         parse_dates=["InvoiceDate"],
     )
+
+
+def read_year_before(path: Path = DEFAULT_YEAR_BEFORE) -> pd.DataFrame:
+    """Online Retail II's first sheet up to the day before (I) starts, in (I)'s column names and dtypes."""
+    raw = pd.read_parquet(path).rename(
+        columns={"Invoice": "InvoiceNo", "Price": "UnitPrice", "Customer ID": "CustomerID"}
+    )
+    raw = raw[raw["InvoiceDate"] < pd.Timestamp(FIRST_DAY_OF_I)]
+    description = raw["Description"].astype(object)
+    description = description.where(description.notna() & (description != "nan"), None)
+    return pd.DataFrame(
+        {
+            "InvoiceNo": raw["InvoiceNo"].astype(str),
+            "StockCode": raw["StockCode"].astype(str),
+            "Description": description.map(lambda d: d.rstrip() if isinstance(d, str) else d),
+            "Quantity": raw["Quantity"].astype("int64"),
+            "InvoiceDate": raw["InvoiceDate"].astype("datetime64[ns]"),
+            "UnitPrice": raw["UnitPrice"].astype("float64"),
+            "CustomerID": raw["CustomerID"].astype("Int64"),
+            "Country": raw["Country"].astype(str),
+        }
+    ).reset_index(drop=True)
+
+
+def read_lines(
+    csv_path: Path = DEFAULT_CSV, year_before_path: Path | None = DEFAULT_YEAR_BEFORE
+) -> pd.DataFrame:
+    """Every invoice line the replay lands, in file order: the year before (if given), then (I)."""
+    year_one = read_csv(csv_path)
+    if year_before_path is None:
+        return year_one
+    before = read_year_before(year_before_path)
+    return pd.concat([before, year_one[list(before.columns)]], ignore_index=True)
 
 
 @dataclass(frozen=True)
@@ -69,11 +116,11 @@ def _indexed(frame: pd.DataFrame, days: pd.Series, table_name: str) -> _DayIndex
 
 
 @lru_cache(maxsize=2)
-def _load(path: str) -> dict[str, _DayIndexed]:
-    """Parse the CSV and derive the four landing tables, each sorted by its partition day."""
-    raw = read_csv(Path(path))
+def _load(csv_path: str, year_before_path: str | None) -> dict[str, _DayIndexed]:
+    """Parse the files and derive the four landing tables, each sorted by its partition day."""
+    raw = read_lines(Path(csv_path), Path(year_before_path) if year_before_path else None)
     raw["row"] = np.arange(len(raw))
-    # Local clock -> instant. The file has no time inside a DST gap or overlap (trading hours are 06-21),
+    # Local clock -> instant. The files have no time inside a DST gap or overlap (trading hours are 06-21),
     # so "raise" costs nothing and makes any surprise loud instead of silently shifting an hour.
     local = raw["InvoiceDate"].dt.tz_localize(LOCAL_TZ, ambiguous="raise", nonexistent="raise")
     raw["ts"] = local.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
@@ -171,15 +218,18 @@ def _load(path: str) -> dict[str, _DayIndexed]:
 
 
 class OnlineRetailReplay(Source):
-    """The UCI Online Retail file, replayed by local invoice date; see the module docstring."""
+    """The UCI Online Retail files, replayed by local invoice date; see the module docstring."""
 
     name = "online_retail"
-    start_date = date(2010, 12, 1)
     end_date: date | None = date(2011, 12, 9)
     tables = TABLES
 
-    def __init__(self, csv_path: Path | None = None) -> None:
+    def __init__(
+        self, csv_path: Path | None = None, year_before_path: Path | None = DEFAULT_YEAR_BEFORE
+    ) -> None:
         self.csv_path = Path(csv_path) if csv_path is not None else DEFAULT_CSV
+        self.year_before_path = Path(year_before_path) if year_before_path is not None else None
+        self.start_date = date(2009, 12, 1) if self.year_before_path is not None else FIRST_DAY_OF_I
 
     def day_tables(self, day: date, tables: Iterable[str] | None = None) -> dict[str, pa.Table]:
         self.check_day(day)
@@ -187,5 +237,5 @@ class OnlineRetailReplay(Source):
         unknown = set(wanted) - set(self.tables)
         if unknown:
             raise ValueError(f"{self.name} does not deliver {sorted(unknown)}")
-        data = _load(str(self.csv_path))
+        data = _load(str(self.csv_path), str(self.year_before_path) if self.year_before_path else None)
         return {name: data[name].day(day) for name in wanted}
