@@ -7,6 +7,7 @@ import pytest
 
 from ml.artifacts import ArtifactStore
 from ml.forecast import TSB, backtest, backtest_for_day, daily_forecast, default_model, demand_from_mart
+from ml.forecast.daily import SERVED_QUANTILES
 from ml.forecast.marts import planning_demand, sku_dispersion
 from ml.forecast.panel import next_periods
 from ml.forecast.quantiles import nb1_quantile
@@ -109,10 +110,18 @@ def test_daily_forecast_shape_and_no_look_ahead(mart):
     day = days[120]
     fc = daily_forecast(mart, day, horizon=14)
     assert list(fc.columns) == [
-        "origin_date", "sku", "forecast_date", "step", "mean", "q50", "q90", "model"
+        "origin_date", "sku", "forecast_date", "step", "mean", "q50", "q80", "q90", "q95", "q99", "model"
     ]  # fmt: skip
     assert len(fc) == N_SKUS * 14 and (fc["forecast_date"] > day).all() and fc["step"].max() == 14
-    assert (fc["q90"] >= fc["q50"]).all() and (fc["q50"] >= 0).all() and (fc["mean"] >= 0).all()
+    levels = fc[["q50", "q80", "q90", "q95", "q99"]].to_numpy()
+    assert (np.diff(levels, axis=1) >= 0).all() and (levels[:, 0] >= 0).all() and (fc["mean"] >= 0).all()
+    assert (fc["q99"] > fc["q90"]).any()  # the tail levels are not copies of q90
+    # the calibration table: every served level for every group, the "all" group serving the small classes
+    calibration = pd.DataFrame(fc.attrs["calibration"])
+    assert set(calibration["level"]) == {0.5, 0.8, 0.9, 0.95, 0.99}
+    assert (calibration.groupby("group").size() == 5).all() and "all" in set(calibration["group"])
+    assert calibration["coverage_held_out"].between(0, 1).all()
+    assert calibration["calibrated_level"].between(0.01, 0.999).all()
     assert fc["forecast_date"].iloc[0] == days[121]
     tampered = mart.copy()
     later = tampered["demand_date"] > day
@@ -149,7 +158,10 @@ def test_a_forecast_splits_by_warehouse_with_thinned_quantiles(mart):
 
 def test_backtest_for_day_scores_forecasts_made_k_days_earlier(mart):
     days = np.sort(mart["demand_date"].unique())
-    forecasts = pd.concat([daily_forecast(mart, days[i], horizon=14, model=TSB()) for i in (110, 116)])
+    # the older forecast holds q50 and q90 only (as days stored before the served levels grew); the newer all five
+    older = daily_forecast(mart, days[110], horizon=14, model=TSB())
+    newer = daily_forecast(mart, days[116], horizon=14, model=TSB(quantiles=SERVED_QUANTILES))
+    forecasts = pd.concat([older, newer])
     out = backtest_for_day(forecasts, mart, days[117], lags=(1, 7, 30))
     assert list(out["lag"]) == [1, 7]  # no forecast was made 30 days before
     one = out.set_index("lag").loc[1]
@@ -159,7 +171,12 @@ def test_backtest_for_day_scores_forecasts_made_k_days_earlier(mart):
     act = mart[mart["demand_date"] == days[117]].set_index("sku")["units"].reindex(fc["sku"]).to_numpy()
     assert one["WAPE"] == pytest.approx(np.abs(fc["mean"].to_numpy() - act).sum() / act.sum())
     assert one["coverage90"] == pytest.approx(np.mean(act <= fc["q90"].to_numpy()))
-    assert out.set_index("lag").loc[7, "n_points"] == N_SKUS * 7 and np.isfinite(out["WRMSSE"]).all()
+    for level in ("80", "95", "99"):
+        assert one[f"coverage{level}"] == pytest.approx(np.mean(act <= fc[f"q{level}"].to_numpy()))
+    assert one["coverage99"] >= one["coverage95"] >= one["coverage90"]
+    seven = out.set_index("lag").loc[7]
+    assert np.isnan(seven["coverage95"]) and np.isfinite(seven["coverage90"])  # no q95 that day: not scored
+    assert seven["n_points"] == N_SKUS * 7 and np.isfinite(out["WRMSSE"]).all()
 
 
 def test_selection_anchor_is_the_monday_on_or_before():
@@ -238,6 +255,25 @@ def test_a_damaged_stored_selection_is_replaced(mart, tmp_path):
     assert again.attrs["selection"]["reused"] is True  # the damaged file was overwritten by a good one
     assert store.names(SELECTIONS) == [path.name]
     pd.testing.assert_frame_equal(fc, again)
+
+
+def test_a_selection_stored_for_other_quantile_levels_is_made_again(mart, tmp_path):
+    """A week's selection stored by a version serving q50 and q90 only cannot serve the five levels: the first
+    day of the new version selects again (and calibrates every level) instead of failing or serving two."""
+    from ml.forecast import MovingAverage, SelectedEnsemble
+
+    day = pd.DatetimeIndex(np.sort(mart["demand_date"].unique()))[120]
+    store = ArtifactStore(tmp_path)
+    old = daily_forecast(mart, day, horizon=14, model=_small_selection(), selection_store=store)
+    assert "q95" not in old.columns and old.attrs["selection"]["reused"] is False
+    five = SelectedEnsemble(
+        {"tsb": TSB, "ma": lambda: MovingAverage(28)}, horizon=14, n_origins=2, quantiles=SERVED_QUANTILES
+    )
+    new = daily_forecast(mart, day, horizon=14, model=five, selection_store=store)
+    assert new.attrs["selection"]["reused"] is False and len(store.names(SELECTIONS)) == 1
+    assert {"q80", "q95", "q99"} <= set(new.columns)
+    assert {row["level"] for row in new.attrs["calibration"]} == set(SERVED_QUANTILES)
+    np.testing.assert_allclose(new["mean"].to_numpy(), old["mean"].to_numpy())  # the same selection otherwise
 
 
 def test_sku_dispersion_from_the_mart_by_hand():

@@ -2,10 +2,11 @@
 found by a search on the CDF instead of scipy's per-cell root finding. It must give scipy's answers."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
-from ml.forecast.quantiles import DEDUPLICATE_FROM, nb1_cdf, nb1_quantile, nb1_sf
+from ml.forecast.quantiles import DEDUPLICATE_FROM, calibration_table, nb1_cdf, nb1_quantile, nb1_sf
 
 
 def _scipy(method: str, x, mean, phi):
@@ -93,3 +94,39 @@ def test_cdf_and_tail_match_scipy_and_add_up_to_one():
     )  # the far tail keeps its digits
     np.testing.assert_allclose(cdf + sf, 1.0, rtol=1e-12)
     assert (cdf[k < 0] == 0).all() and (sf[k < 0] == 1).all()
+
+
+def _nb1_draws(rng, mean: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """Counts with mean ``mean`` and variance ``phi * mean`` (NB1; Poisson where phi = 1)."""
+    phi = np.broadcast_to(phi, mean.shape)
+    p = 1.0 / phi
+    r = mean * p / (1.0 - p + 1e-12)
+    return np.where(phi > 1.0 + 1e-9, rng.negative_binomial(np.maximum(r, 1e-9), p), rng.poisson(mean))
+
+
+def test_the_calibration_table_reports_what_a_known_distribution_covers():
+    """Actuals drawn from the forecast's own distribution are covered at about each level before calibration;
+    actuals three times more dispersed than the forecast says are under-covered in the tail, and the level
+    calibrated on the earlier origins brings the latest origin's coverage back near the target."""
+    rng = np.random.default_rng(3)
+    levels = (0.5, 0.8, 0.9, 0.95, 0.99)
+    n, h = 400, 14
+    mean = rng.uniform(0.5, 6.0, size=(n, h))
+    phi = np.full(n, 2.0)
+    right = [(o, phi, mean, _nb1_draws(rng, mean, phi[:, None])) for o in range(4)]
+    wide = [(o, phi, mean, _nb1_draws(rng, mean, np.full((n, 1), 6.0))) for o in range(4)]
+    table = pd.DataFrame(calibration_table({"right": right, "wide": wide}, levels)).set_index(
+        ["group", "level"]
+    )
+    assert len(table) == 10 and (table["points"] == 4 * n * h).all()
+    for tau in levels:
+        ok = table.loc[("right", tau)]
+        # a discrete quantile covers at least its level: a little above, never far below
+        assert tau - 0.01 <= ok["coverage_uncalibrated"] <= tau + 0.1
+        assert abs(ok["coverage_held_out"] - tau) <= 0.03
+    tail = table.loc[("wide", 0.95)]
+    assert tail["coverage_uncalibrated"] < 0.93 and tail["calibrated_level"] > 0.95
+    assert abs(tail["coverage_held_out"] - 0.95) <= 0.02
+    # one origin: nothing is held out
+    single = calibration_table({"one": right[:1]}, (0.9,))
+    assert np.isnan(single[0]["coverage_held_out"]) and single[0]["points"] == n * h

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -60,14 +62,20 @@ def backtest(
     return overall, by_step
 
 
+QUANTILE_COLUMN = re.compile(r"q\d+(\.\d+)?")
+"""A quantile column of a forecast frame (``q50``, ``q97.5``: :func:`ml.forecast.base.quantile_column`)."""
+
+
 def _point_metrics(df: pd.DataFrame) -> dict:
     y, m = df[Y].to_numpy(dtype=float), df["mean"].to_numpy(dtype=float)
     out = {"n_points": len(df), "WAPE": wape(y, m), "bias": bias(y, m)}
-    for q, col in ((0.5, "q50"), (0.9, "q90")):
-        if col in df:
-            out[f"pinball{int(q * 100)}"] = float(pinball_loss(y, df[col].to_numpy(dtype=float), q).mean())
-    if "q90" in df:
-        out["coverage90"] = coverage(y, df["q90"].to_numpy(dtype=float))
+    for col in sorted((c for c in df.columns if QUANTILE_COLUMN.fullmatch(c)), key=lambda c: float(c[1:])):
+        q = df[col].to_numpy(dtype=float)
+        if np.isnan(q).all():  # a level the forecasts of that day did not serve yet
+            continue
+        level = col[1:]
+        out[f"pinball{level}"] = float(pinball_loss(y, q, float(level) / 100).mean())
+        out[f"coverage{level}"] = coverage(y, q)
     return out
 
 
@@ -79,8 +87,9 @@ def backtest_for_day(forecasts: pd.DataFrame, mart: pd.DataFrame, day, lags=(1, 
     ``k``-th trading day before D (the latest available origin on or before it), and its forecasts are scored
     on every date in ``(origin, D]``: all the actuals that have arrived. WRMSSE is weighted by each SKU's revenue
     in the 28 trading days up to the origin, and the scales come from the history up to the origin, as in the
-    benchmark. Returns one row per ``k``: ``day, lag, origin_date, n_points, WAPE, bias, pinball50, pinball90,
-    coverage90, RMSSE, WRMSSE, MASE`` (a lag with no forecast yields no row).
+    benchmark. Returns one row per ``k``: ``day, lag, origin_date, n_points, WAPE, bias``, ``pinballNN`` and
+    ``coverageNN`` for every quantile column ``qNN`` the forecasts hold, ``RMSSE, WRMSSE, MASE`` (a lag with no
+    forecast yields no row).
     """
     day = pd.Timestamp(day)
     demand = demand_from_mart(mart)

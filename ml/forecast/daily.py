@@ -12,6 +12,10 @@ from ml.forecast.models import model_by_name
 from ml.forecast.panel import DS, ID, next_periods
 from ml.forecast.selection import stored_selection
 
+SERVED_QUANTILES: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 0.99)
+"""The levels the daily forecast serves, each calibrated per demand class on validation origins: enough for the
+plan's service levels to read a stored quantile near their own instead of extrapolating from one."""
+
 
 def daily_forecast(
     mart: pd.DataFrame,
@@ -33,14 +37,16 @@ def daily_forecast(
     costs tens of times an update (docs/benchmarks/forecast.md). Without it the model is selected afresh every day. The frame's ``attrs["selection"]`` says which
     day's selection served, whether it was reused and the history it was fitted on (:func:`stored_selection`).
 
-    Returns ``origin_date, sku, forecast_date, step, mean, q50, q90, model`` (one row per SKU and day; the plan
-    splits it over warehouses, :func:`ml.inventory.policy.split_by_warehouse`).
+    Returns ``origin_date, sku, forecast_date, step, mean, q50, q80, q90, q95, q99, model`` (one row per SKU and
+    day; :data:`SERVED_QUANTILES`; the plan splits it over warehouses, :func:`ml.inventory.policy.split_by_warehouse`).
+    ``attrs["calibration"]``: the selection's quantile coverage per demand class on validation (empty for the
+    short-history fallback).
     """
     as_of = pd.Timestamp(as_of)
     demand = demand_from_mart(mart)
     demand = demand[demand[DS] <= as_of]
     if isinstance(model, str):
-        model = model_by_name(model, season_length, horizon, n_origins)
+        model = model_by_name(model, season_length, horizon, n_origins, SERVED_QUANTILES)
     selection = {"selected_on": str(as_of.date()), "reused": False}
     try:
         if selection_store is None:
@@ -51,7 +57,7 @@ def daily_forecast(
     except ShortHistoryError:
         # The store's first weeks cannot hold a validation window: serve TSB (the strongest single model on
         # intermittent demand in the benchmark) until they can, under a name that says so.
-        model = TSB()
+        model = TSB(quantiles=SERVED_QUANTILES)
         model.fit(demand)
         model.name = "tsb_short_history"
     cal = next_periods(model.panel_.calendar, horizon)
@@ -60,4 +66,5 @@ def daily_forecast(
     out.insert(0, "origin_date", as_of)
     out["model"] = model.name
     out.attrs["selection"] = selection
+    out.attrs["calibration"] = getattr(model, "calibration_", [])
     return out

@@ -38,7 +38,7 @@ from ml.forecast.metrics import bias as pooled_bias
 from ml.forecast.metrics import naive_scales, rmsse_per_series
 from ml.forecast.panel import Panel
 from ml.forecast.protocol import in_scope, revenue_weights, validation_origins
-from ml.forecast.quantiles import NegBinQuantiles, calibrate_levels
+from ml.forecast.quantiles import NegBinQuantiles, calibrate_levels, calibration_table
 
 ALL = "all"
 
@@ -207,6 +207,20 @@ class SelectedEnsemble(Forecaster):
             )
         all_recs = [(r.phi, _combine(r.means, glob), r.actual) for r in records]
         self.global_levels_ = calibrate_levels(all_recs, self.quantiles)
+        own = [cls for cls in CLASSES if self.class_levels_[cls] is not None]
+        groups = {
+            cls: [
+                (r.origin, r.phi[m], _combine(r.means, self.weights_[cls])[m], r.actual[m])
+                for r in records
+                if (m := r.classes == cls).any()
+            ]
+            for cls in own
+        }
+        groups[ALL] = [(r.origin, *rec) for r, rec in zip(records, all_recs, strict=True)]
+        self.calibration_ = calibration_table(groups, self.quantiles)
+        for row in self.calibration_:
+            # "all" serves the classes too small for levels of their own
+            row["serves"] = [row["group"]] if row["group"] != ALL else [c for c in CLASSES if c not in own]
         self.member_levels_ = {
             name: calibrate_levels([(r.phi, r.means[name], r.actual) for r in records], self.quantiles)
             for name in self.candidates
@@ -312,6 +326,7 @@ class SelectedEnsemble(Forecaster):
             "max_validation_bias": self.max_validation_bias,
             "weights": self.weights_,
             "quantile_levels_by_class": self.class_levels_,
+            "quantile_calibration": getattr(self, "calibration_", []),
             "quantile_levels_members": self.member_levels_,
             "validation": per,
         }

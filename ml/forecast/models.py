@@ -7,7 +7,7 @@ the SKU count makes the full model too slow; :func:`model_by_name` resolves the 
 
 from __future__ import annotations
 
-from ml.forecast.base import Forecaster
+from ml.forecast.base import DEFAULT_QUANTILES, Forecaster
 from ml.forecast.baselines import TSB, CrostonSBA, MovingAverage, Naive, SeasonalNaive
 from ml.forecast.ensemble import SelectedEnsemble
 from ml.forecast.gbm import GlobalGBM
@@ -42,30 +42,51 @@ def candidates(
 
 
 def default_model(
-    kind: str = "generic", season_length: int = 6, horizon: int = 28, covariates=(), n_origins: int = 4
+    kind: str = "generic",
+    season_length: int = 6,
+    horizon: int = 28,
+    covariates=(),
+    n_origins: int = 4,
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
 ) -> Forecaster:
     """The class-routed ensemble over :func:`candidates`, chosen on ``n_origins`` rolling validation origins."""
     cands = candidates(kind, season_length, horizon, covariates)
     covs = tuple(dict.fromkeys(c for f in cands.values() for c in f().covariates))
-    return SelectedEnsemble(cands, horizon=horizon, n_origins=n_origins, covariates=covs)
+    return SelectedEnsemble(cands, horizon=horizon, n_origins=n_origins, covariates=covs, quantiles=quantiles)
 
 
-def fast_model(season_length: int = 6, horizon: int = 28, n_origins: int = 4) -> Forecaster:
+def fast_model(
+    season_length: int = 6,
+    horizon: int = 28,
+    n_origins: int = 4,
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
+) -> Forecaster:
     """Class-routed selection over the vectorised local models (TSB, Croston-SBA, moving average, naive, seasonal
     naive), chosen and calibrated on ``n_origins`` rolling validation origins: 10k SKUs in seconds."""
     cands = {k: v for k, v in candidates("generic", season_length, horizon).items() if k != "gbm"}
     return SelectedEnsemble(
-        cands, horizon=horizon, n_origins=n_origins, name="fast_ensemble", member_quantiles=False
+        cands,
+        horizon=horizon,
+        n_origins=n_origins,
+        name="fast_ensemble",
+        member_quantiles=False,
+        quantiles=quantiles,
     )
 
 
-def model_by_name(name: str, season_length: int = 6, horizon: int = 28, n_origins: int = 4) -> Forecaster:
+def model_by_name(
+    name: str,
+    season_length: int = 6,
+    horizon: int = 28,
+    n_origins: int = 4,
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
+) -> Forecaster:
     """``fast`` (:func:`fast_model`, the daily default: 10k SKUs in seconds) or ``full`` (:func:`default_model`
     with Online Retail's covariates and the global gradient-boosting model: minutes)."""
     if name == "fast":
-        return fast_model(season_length, horizon, n_origins)
+        return fast_model(season_length, horizon, n_origins, quantiles)
     if name == "full":
         return default_model(
-            "online_retail", season_length, horizon, ("revenue", "orders", "price"), n_origins
+            "online_retail", season_length, horizon, ("revenue", "orders", "price"), n_origins, quantiles
         )
     raise ValueError(f"unknown model {name!r}: 'fast', 'full' or a Forecaster")

@@ -193,16 +193,61 @@ def calibrate_levels(records, levels, lo: float = 0.01, hi: float = 0.999) -> di
     of every level at once, ``coverage(tau') = mean(v < tau')``, and the smallest level that covers
     ``ceil(tau * n)`` points sits just above the ``ceil(tau * n)``-th smallest ``v`` (clipped to ``[lo, hi]``).
     """
-    v = np.concatenate([_cdf_below(np.asarray(p, dtype=float)[:, None], m, a) for p, m, a in records])
-    v = np.sort(v[~np.isnan(v)])
-    out: dict[float, float] = {}
-    for tau in levels:
-        if not len(v):
-            out[tau] = tau
+    v = _sorted_cdf_below(records)
+    return {tau: _level_covering(v, tau, lo, hi) for tau in levels}
+
+
+def calibration_table(groups: dict, levels, lo: float = 0.01, hi: float = 0.999) -> list[dict]:
+    """How the quantiles of each group (a demand class) cover on validation, one row per group and level.
+
+    ``groups``: name -> list of ``(origin, phi, mean, actual)`` validation records. Per level ``tau``:
+    ``points``; ``coverage_uncalibrated`` (the negative binomial at ``tau`` itself); ``calibrated_level`` (from
+    all origins, what the forecast serves); and ``coverage_held_out``: the level calibrated on every origin but
+    the latest, scored on the latest, which no calibration saw (NaN with one origin). In-sample, the calibrated
+    coverage is ``tau`` by construction; the held-out figure is the honest one.
+    """
+    rows = []
+    for name, recs in groups.items():
+        if not recs:
             continue
-        k = min(int(np.ceil(tau * len(v))), len(v)) - 1
-        out[tau] = float(np.clip(v[k] + 1e-9, lo, hi))
-    return out
+        latest = max(origin for origin, *_ in recs)
+        everything = _sorted_cdf_below([r[1:] for r in recs])
+        earlier = _sorted_cdf_below([r[1:] for r in recs if r[0] != latest])
+        held_out = _sorted_cdf_below([r[1:] for r in recs if r[0] == latest])
+        for tau in levels:
+            rows.append(
+                {
+                    "group": name,
+                    "level": tau,
+                    "points": int(len(everything)),
+                    "coverage_uncalibrated": _coverage(everything, tau),
+                    "calibrated_level": _level_covering(everything, tau, lo, hi),
+                    "coverage_held_out": _coverage(held_out, _level_covering(earlier, tau, lo, hi))
+                    if len(earlier)
+                    else float("nan"),
+                }
+            )
+    return rows
+
+
+def _sorted_cdf_below(records) -> np.ndarray:
+    """``F(y - 1)`` of every validation point of ``(phi, mean, actual)`` records, missing ones dropped, sorted."""
+    parts = [_cdf_below(np.asarray(p, dtype=float)[:, None], m, a) for p, m, a in records]
+    v = np.concatenate(parts) if parts else np.empty(0)
+    return np.sort(v[~np.isnan(v)])
+
+
+def _level_covering(v: np.ndarray, tau: float, lo: float, hi: float) -> float:
+    """The smallest level that covers ``ceil(tau * n)`` of the sorted ``v`` (``tau`` itself when empty)."""
+    if not len(v):
+        return tau
+    k = min(int(np.ceil(tau * len(v))), len(v)) - 1
+    return float(np.clip(v[k] + 1e-9, lo, hi))
+
+
+def _coverage(v: np.ndarray, level: float) -> float:
+    """Share of points with ``y <= q_level``, i.e. ``F(y - 1) < level``."""
+    return float((v < level).mean()) if len(v) else float("nan")
 
 
 def _cdf_below(phi: np.ndarray, mean: np.ndarray, actual: np.ndarray) -> np.ndarray:

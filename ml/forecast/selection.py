@@ -73,6 +73,10 @@ def stored_selection(
             warnings.warn(
                 f"{name} could not be loaded ({type(exc).__name__}: {exc}); selecting again", stacklevel=2
             )
+    if stored is not None and tuple(stored.quantiles) != tuple(model.quantiles):
+        stored = (
+            None  # selected for other quantile levels (an older version): its calibration cannot serve these
+        )
     reused, replaced = stored is not None, 0
     if reused:
         model = stored

@@ -25,7 +25,8 @@ def backtest_day(con: duckdb.DuckDBPyConnection, day: date) -> pd.DataFrame:
     if not table_exists(con, FORECASTS):
         return pd.DataFrame()
     forecasts = con.execute(
-        f"SELECT as_of_date AS origin_date, sku, forecast_date, horizon_day AS step, mean, q50, q90 "
+        # every served quantile column (older days hold fewer levels)
+        f"SELECT as_of_date AS origin_date, sku, forecast_date, horizon_day AS step, mean, COLUMNS('^q[0-9.]+$') "
         f"FROM {FORECASTS} WHERE as_of_date < ? AND as_of_date >= ?",
         [day, day - timedelta(days=FORECAST_DAYS_READ)],
     ).df()
@@ -42,7 +43,7 @@ def backtest_summary(rows: pd.DataFrame) -> dict:
     metrics = {
         f"lag{row.lag}_{name}": float(getattr(row, name))
         for row in rows.itertuples(index=False)
-        for name in ("WAPE", "bias", "coverage90", "WRMSSE")
+        for name in ("WAPE", "bias", "coverage90", "coverage95", "WRMSSE")
         if getattr(row, name, None) is not None and pd.notna(getattr(row, name))
     }
     markdown = {"by_lag": markdown_table(rows.drop(columns=["day"]))} if not rows.empty else {}

@@ -38,12 +38,14 @@ class ForecastSettings(BaseModel):
 @dataclass
 class DayForecast:
     rows: pd.DataFrame
-    """The day's rows of :data:`FORECASTS`: ``as_of_date, sku, forecast_date, horizon_day, mean, q50, q90,
-    model_name``."""
+    """The day's rows of :data:`FORECASTS`: ``as_of_date, sku, forecast_date, horizon_day, mean``, one column per
+    served quantile (``q50, q80, q90, q95, q99``) and ``model_name``."""
     history: pd.DataFrame
     """The demand the forecast was fitted on (for the chart)."""
     selection: dict = field(default_factory=dict)
     """Which selection served (:func:`ml.forecast.daily.daily_forecast`'s ``attrs["selection"]``)."""
+    calibration: list[dict] = field(default_factory=list)
+    """The selection's quantile coverage per demand class on validation (``attrs["calibration"]``)."""
 
 
 def forecast_day(
@@ -54,7 +56,8 @@ def forecast_day(
     With ``settings.model == "full"`` the week's selection is read from (or written to) ``store``; it must see
     the same history whichever day of its week builds it, so the history starts before the selection anchor.
     """
-    from ml.forecast.daily import daily_forecast
+    from ml.forecast.base import quantile_column
+    from ml.forecast.daily import SERVED_QUANTILES, daily_forecast
     from ml.forecast.selection import selection_anchor
 
     weekly = settings.model == "full"
@@ -77,12 +80,37 @@ def forecast_day(
             "forecast_date": pd.to_datetime(fc["forecast_date"]).dt.date,
             "horizon_day": fc["step"].astype(int),
             "mean": fc["mean"].astype(float),
-            "q50": fc["q50"].astype(float),
-            "q90": fc["q90"].astype(float),
+            **{quantile_column(q): fc[quantile_column(q)].astype(float) for q in SERVED_QUANTILES},
             "model_name": fc["model"].astype(str),
         }
     )
-    return DayForecast(rows=rows, history=history, selection=fc.attrs.get("selection", {}))
+    return DayForecast(
+        rows=rows,
+        history=history,
+        selection=fc.attrs.get("selection", {}),
+        calibration=fc.attrs.get("calibration", []),
+    )
+
+
+def calibration_frame(calibration: list[dict]) -> pd.DataFrame:
+    """The calibration rows as ops read them: per demand class and level, the validation points, the coverage of
+    the uncalibrated quantile, the level served and the coverage on the latest validation origin when calibrated
+    on the earlier ones."""
+    frame = pd.DataFrame(calibration)
+    frame["serves"] = frame["serves"].map(", ".join)
+    for col in ("coverage_uncalibrated", "calibrated_level", "coverage_held_out"):
+        frame[col] = frame[col].round(3)
+    return frame[
+        [
+            "group",
+            "serves",
+            "level",
+            "points",
+            "coverage_uncalibrated",
+            "calibrated_level",
+            "coverage_held_out",
+        ]
+    ]
 
 
 def forecast_summary(result: DayForecast) -> dict:
@@ -106,6 +134,16 @@ def forecast_summary(result: DayForecast) -> dict:
             "skus": int(frame["sku"].nunique()),
             "units_next_7_days": float(next_week["mean"].sum()),
             "units_next_7_days_q90_sum": float(next_week["q90"].sum()),
+            # coverage on the latest validation origin (all series, levels calibrated on the earlier origins)
+            **{
+                f"validation_coverage_held_out_q{round(row['level'] * 100):d}": float(
+                    row["coverage_held_out"]
+                )
+                for row in result.calibration
+                if row["group"] == "all"
+                and row["level"] in (0.9, 0.95)
+                and row["coverage_held_out"] == row["coverage_held_out"]
+            },
             "model_selected_on": selection.get("selected_on", ""),
             "model_selection_reused": bool(selection.get("reused", False)),
             # the history a weekly selection was fitted on (a change mid-week means the data changed); the
@@ -114,6 +152,11 @@ def forecast_summary(result: DayForecast) -> dict:
         },
         markdown={
             "top_skus_next_7_days": markdown_table(top.reset_index()),
+            **(
+                {"quantile_calibration": markdown_table(calibration_frame(result.calibration))}
+                if result.calibration
+                else {}
+            ),
             "forecast_chart": png_markdown(png, alt=f"forecast vs actuals, top SKUs, as of {as_of}"),
         },
         json={

@@ -49,10 +49,13 @@ def _log(context, i: int, days: list, message: str) -> None:
     key=dg.AssetKey(["supply", "demand_forecast"]),
     kinds={"duckdb", "pandas", "scikit-learn"},
     description=(
-        "Demand forecast per SKU for the next 28 trading days after D, with mean and the 0.5 and 0.9 quantiles "
-        "(`supply.demand_forecast`; exported to `exports/demand_forecast/`). The model is chosen per demand class "
-        "on rolling validation origins before D (ml/forecast); run config `model: full` adds the global "
-        "gradient-boosting model with a weekly selection. For planners and the replenishment plan."
+        "Demand forecast per SKU for the next 28 trading days after D, with mean and the 0.5, 0.8, 0.9, 0.95 and "
+        "0.99 quantiles (`supply.demand_forecast`; exported to `exports/demand_forecast/`). The model is chosen "
+        "per demand class on rolling validation origins before D (ml/forecast), and each quantile level is "
+        "calibrated per class there: metadata `quantile_calibration` shows each level's coverage on validation "
+        "(uncalibrated, and held out: calibrated on the earlier origins, scored on the latest). Run config "
+        "`model: full` adds the global gradient-boosting model with a weekly selection. For planners and the "
+        "replenishment plan."
     ),
     deps=[dg.AssetKey(["marts", "fct_daily_sku_demand"])],
     **SUPPLY,
