@@ -209,6 +209,37 @@ def eligible_outcomes(con, first_exposure: date, last: date) -> pd.DataFrame:
     ).df()
 
 
+def stock_summary(con, first: date, last: date) -> dict:
+    """The stock over ``[first, last]`` from ``marts.fct_inventory_daily``: stock-out SKU-warehouse-days, average
+    units on hand and on order per day, units lost and sold, the lost share of demand, and the same in money at
+    the products' list prices (``marts.dim_products.price``): lost sales do not weigh the same for every SKU,
+    and stock is capital."""
+    stock = con.execute(
+        """
+        SELECT count(*) FILTER (WHERE i.on_hand <= 0) AS stockout_pair_days,
+               sum(i.on_hand) / count(DISTINCT i.snapshot_date) AS avg_on_hand,
+               sum(i.on_order) / count(DISTINCT i.snapshot_date) AS avg_on_order,
+               sum(i.units_lost) AS lost_units,
+               sum(i.units_sold) AS units_sold,
+               sum(i.on_hand * p.price) / count(DISTINCT i.snapshot_date) AS avg_on_hand_value,
+               sum(i.units_lost * p.price) AS lost_value,
+               sum(i.units_sold * p.price) AS sold_value
+        FROM marts.fct_inventory_daily AS i
+        LEFT JOIN marts.dim_products AS p USING (sku)
+        WHERE i.snapshot_date BETWEEN ? AND ?
+        """,
+        [first, last],
+    ).df()
+    out = {k: (None if pd.isna(v) else float(v)) for k, v in stock.iloc[0].items()}
+    for share, lost, sold in (
+        ("lost_share_of_demand", "lost_units", "units_sold"),
+        ("lost_share_of_demand_value", "lost_value", "sold_value"),
+    ):
+        total = (out[lost] or 0.0) + (out[sold] or 0.0)
+        out[share] = out[lost] / total if total else None
+    return out
+
+
 def measure(data_dir: Path, days: list[date], resamples: int) -> dict:
     """Everything the report needs from one configuration's warehouse, plus its per-customer rows."""
     import duckdb
@@ -226,17 +257,7 @@ def measure(data_dir: Path, days: list[date], resamples: int) -> dict:
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         rows = eligible_outcomes(con, first_exposure, last)
         exposures = read_exposures(con, first_exposure, last)
-        stock = con.execute(
-            """
-            SELECT count(*) FILTER (WHERE on_hand <= 0) AS stockout_pair_days,
-                   sum(on_hand) / count(DISTINCT snapshot_date) AS avg_on_hand,
-                   sum(on_order) / count(DISTINCT snapshot_date) AS avg_on_order,
-                   sum(units_lost) AS lost_units,
-                   sum(units_sold) AS units_sold
-            FROM marts.fct_inventory_daily WHERE snapshot_date BETWEEN ? AND ?
-            """,
-            [first_exposure, last],
-        ).df()
+        stock = stock_summary(con, first_exposure, last)
         stock_by_day = con.execute(
             "SELECT snapshot_date::varchar AS day, sum(on_hand) AS on_hand, sum(on_order) AS on_order, "
             "sum(units_sold) AS sold, sum(units_lost) AS lost FROM marts.fct_inventory_daily "
@@ -251,18 +272,12 @@ def measure(data_dir: Path, days: list[date], resamples: int) -> dict:
         "per_eligible_customer_day": {
             name: _finite(metric_value(rows, METRIC_BY_NAME[name])) for name in PER_CUSTOMER
         },
-        "stock": {k: (None if pd.isna(v) else float(v)) for k, v in stock.iloc[0].items()},
+        "stock": stock,
         "stock_by_day": [
             {k: (v if k == "day" else int(v)) for k, v in r.items()} for r in stock_by_day.to_dict("records")
         ],
         "champions": {str(d): c for d, c in champions},
     }
-    stock_days = result["stock"]
-    stock_days["lost_share_of_demand"] = (
-        stock_days["lost_units"] / (stock_days["lost_units"] + stock_days["units_sold"])
-        if stock_days["units_sold"]
-        else None
-    )
     if len(exposures):
         treatment, control = exposures[exposures["arm"] == TREATMENT], exposures[exposures["arm"] == CONTROL]
         result["uplift_over_control"] = {
@@ -602,7 +617,10 @@ def findings(configurations: dict) -> dict:
                     "stockout_pair_days",
                     "avg_on_hand",
                     "avg_on_order",
+                    "lost_value",
+                    "avg_on_hand_value",
                 )
+                if k in on["stock"] and k in off["stock"]
             }
     return found
 

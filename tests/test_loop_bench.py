@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.loop import configurations, parse_args, shape_exports
+from bench.loop import configurations, parse_args, shape_exports, stock_summary
 from ml.exports import export_file, read_export, write_export
 from ml.recommend.experiment import arms
 from ml.shop.lists import oracle_lists
@@ -126,3 +126,32 @@ def test_regret_is_against_the_best_fixed_arm_in_hindsight():
     assert report["share_of_oracle_by_day"] == [0.4, 0.7]
     withheld = message_report(days, withheld=True)
     assert withheld["share_of_oracle"] == 0 and withheld["cumulative_regret_vs_best_fixed"] == [5.0, 13.0]
+
+
+def test_stock_summary_counts_units_and_prices_them():
+    """Two SKUs over two days (one day outside the window): lost sales and stock in units and at list price."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA marts")
+    con.execute(
+        "CREATE TABLE marts.fct_inventory_daily AS SELECT * FROM (VALUES "
+        "(DATE '2025-01-02', 'cheap', 'WH1', 10, 4, 2, 6), (DATE '2025-01-02', 'dear', 'WH1', 0, 0, 3, 1), "
+        "(DATE '2025-01-03', 'cheap', 'WH1', 6, 0, 0, 4), (DATE '2025-01-03', 'dear', 'WH1', 2, 5, 0, 2), "
+        "(DATE '2025-01-04', 'dear', 'WH1', 0, 0, 99, 0)) "
+        "AS t(snapshot_date, sku, warehouse_id, on_hand, on_order, units_lost, units_sold)"
+    )
+    con.execute(
+        "CREATE TABLE marts.dim_products AS SELECT * FROM (VALUES ('cheap', 1.0), ('dear', 10.0)) AS t(sku, price)"
+    )
+    out = stock_summary(con, date(2025, 1, 2), date(2025, 1, 3))
+    assert out["stockout_pair_days"] == 1 and out["lost_units"] == 5 and out["units_sold"] == 13
+    assert out["avg_on_hand"] == pytest.approx((10 + 0 + 6 + 2) / 2) and out["avg_on_order"] == pytest.approx(
+        4.5
+    )
+    assert out["lost_share_of_demand"] == pytest.approx(5 / 18)
+    # priced: the dear SKU's 3 lost units weigh 30 against the cheap one's 2
+    assert out["lost_value"] == pytest.approx(2 * 1.0 + 3 * 10.0)
+    assert out["sold_value"] == pytest.approx(10 * 1.0 + 3 * 10.0)
+    assert out["lost_share_of_demand_value"] == pytest.approx(32 / 72)
+    assert out["avg_on_hand_value"] == pytest.approx((10 + 6 + 20) / 2)
