@@ -2,6 +2,12 @@
 
     python -m bench.forecast --data data/online_retail/online_retail.csv.gz --out forecast.json
 
+    # the second edition (both years; docs/benchmarks/forecast.md):
+    python -m bench.forecast --data data/online_retail/online_retail.csv.gz \\
+        --year-before data/online_retail_ii/online_retail_ii_2009_2010.parquet \\
+        --validation-days 2010-10-06,2010-11-08,2011-07-31,2011-09-02,2011-10-05 \\
+        --score-history-from 2010-12-01 --out forecast_two_years.json
+
 ``--data`` is the Online Retail CSV (recognised by its columns) or a generic long CSV ``unique_id, ds, y`` with
 optional numeric covariates (``price``, ``promo``: treated as known in advance). The protocol (origin, scope,
 weights) is :mod:`ml.forecast.protocol`; metrics are :mod:`ml.forecast.metrics`.
@@ -53,6 +59,7 @@ from ml.forecast.protocol import (  # noqa: E402
     load_panel,
     make_split,
     read_demand_csv,
+    read_online_retail_years,
 )
 
 STATSFORECAST_MODELS = ("SeasonalNaive", "CrostonOptimized", "ADIDA", "IMAPA", "TSB", "AutoETS")
@@ -186,9 +193,10 @@ def _scored(values: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(values), 0, None)
 
 
-def score(split: Split, mean, quantiles, classes) -> tuple[dict, dict]:
-    """Overall metrics and the same per demand class (weights renormalised inside each class)."""
-    actual, hist, w = split.actual(), split.history(), split.weights
+def score(split: Split, mean, quantiles, classes, scale_from=None) -> tuple[dict, dict]:
+    """Overall metrics and the same per demand class (weights renormalised inside each class); the scales come
+    from the history since ``scale_from`` (all of it by default)."""
+    actual, hist, w = split.actual(), split.history(scale_from), split.weights
     quantiles = {q: _scored(v) for q, v in quantiles.items()}
     mean = _scored(mean)
     overall = _round(evaluate(actual, mean, hist, w, quantiles))
@@ -254,6 +262,26 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--horizon", type=int, default=HORIZON)
     ap.add_argument("--n-origins", type=int, default=4, help="rolling validation origins for model selection")
     ap.add_argument(
+        "--year-before",
+        default=None,
+        help="Online Retail II's first sheet (Parquet): with the Online Retail CSV as --data, both years as the "
+        "platform replays them (protocol, second edition)",
+    )
+    ap.add_argument(
+        "--validation-days",
+        type=lambda v: [pd.Timestamp(d) for d in v.split(",") if d],
+        default=None,
+        help="comma-separated validation origin dates for our ensembles, instead of --n-origins rolling ones",
+    )
+    ap.add_argument(
+        "--score-history-from",
+        type=pd.Timestamp,
+        default=None,
+        help="the scoring rules read the history from this date only: the scope (a SKU's first sale), the "
+        "RMSSE/MASE scales and the demand classes (the second edition keeps the first edition's 2010-12-01 so "
+        "that figures compare); the models still see everything. Default: the whole history",
+    )
+    ap.add_argument(
         "--models",
         nargs="+",
         default=["all"],
@@ -284,12 +312,20 @@ def main(argv: list[str] | None = None) -> dict:
     ours = [*ours, *args.extra_candidates]
 
     t_start = time.perf_counter()
-    df, kind = read_demand_csv(args.data)
+    if args.year_before:
+        df, kind = read_online_retail_years(args.data, args.year_before), "online_retail"
+    else:
+        df, kind = read_demand_csv(args.data)
     panel = load_panel(df, kind)
     split = make_split(panel, horizon=args.horizon)
+    if args.score_history_from is not None:
+        # scope and weights as an edition whose data began on that date would have them
+        shorter = make_split(panel.since(args.score_history_from), horizon=args.horizon)
+        assert shorter.origin_ds == split.origin_ds
+        split = Split(panel, split.origin, args.horizon, shorter.ids, shorter.weights)
     train = split.train()
     cal = split.test_calendar
-    hist = split.history()
+    hist = split.history(args.score_history_from)
     classes = classify(*adi_cv2(hist))
     print(
         f"{kind}: {panel.n_series} series, {len(split.ids)} in scope, origin {split.origin_ds}",
@@ -307,6 +343,7 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         fast = fast_model(args.season_length, args.horizon, args.n_origins)
         fast.max_validation_bias = args.max_validation_bias
+        fast.validation_days = tuple(args.validation_days) if args.validation_days else None
         fc = fast.fit_panel(train).predict_panel(args.horizon, cal).subset(split.ids)
         results["fast_ensemble"] = {
             "mean": fc.mean,
@@ -324,6 +361,7 @@ def main(argv: list[str] | None = None) -> dict:
             horizon=args.horizon,
             n_origins=args.n_origins,
             max_validation_bias=args.max_validation_bias,
+            validation_days=args.validation_days,
         )
         ens.fit_panel(train)
         fcov = {
@@ -378,7 +416,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     models, by_class = {}, {}
     for name, r in results.items():
-        overall, by = score(split, r["mean"], r["quantiles"], classes)
+        overall, by = score(split, r["mean"], r["quantiles"], classes, args.score_history_from)
         overall["seconds"] = round(r["seconds"], 1)
         models[name] = overall
         by_class[name] = by
@@ -394,7 +432,7 @@ def main(argv: list[str] | None = None) -> dict:
     uncertainty = bootstrap_intervals(
         split.actual(),
         {name: _scored(r["mean"]) for name, r in results.items()},
-        split.history(),
+        split.history(args.score_history_from),
         split.weights,
         reference=best_peer,
         n_boot=args.bootstrap,
@@ -417,7 +455,13 @@ def main(argv: list[str] | None = None) -> dict:
             "origin_rule": "last training period = horizon periods before the end; single origin",
             "scope": f"first period >= {MIN_AGE} before the origin and demand in the last {RECENT} training periods",
             "weights": f"revenue in the last {WEIGHT_WINDOW} training periods",
-            "validation_origins": args.n_origins,
+            "validation_origins": [str(d.date()) for d in args.validation_days]
+            if args.validation_days
+            else args.n_origins,
+            "score_history_from": str(args.score_history_from.date())
+            if args.score_history_from is not None
+            else None,
+            "data": [Path(args.data).name] + ([Path(args.year_before).name] if args.year_before else []),
             "max_validation_bias": args.max_validation_bias,
         },
         "n_series": int(len(split.ids)),

@@ -134,3 +134,71 @@ def test_extra_gbm_variants_join_the_selection_and_are_reported(tmp_path):
     # Different settings, different forecasts (the variants are not the production GBM under another name).
     scores = {name: saved["models"][name]["WRMSSE"] for name in ["gbm", *variants]}
     assert len(set(scores.values())) == 3, scores
+
+
+def test_bench_takes_named_validation_days_and_a_later_scale_start(tiny_csv, tmp_path):
+    """The second edition's knobs: validation origins named by date, and the scoring rules (scope, scales,
+    classes) reading the history from a later date, so a longer history is scored as the first edition was."""
+    import pandas as pd
+
+    days = sorted(pd.read_csv(tiny_csv, parse_dates=["ds"])["ds"].unique())
+    named = [str(pd.Timestamp(days[100]).date()), str(pd.Timestamp(days[130]).date())]
+    common = [
+        "--data",
+        str(tiny_csv),
+        "--season-length",
+        "7",
+        "--models",
+        "ensemble",
+        "zero",
+        "--bootstrap",
+        "50",
+    ]
+    plain = main([*common, "--out", str(tmp_path / "a.json"), "--n-origins", "2"])
+    later = main(
+        [
+            *common,
+            "--out",
+            str(tmp_path / "b.json"),
+            "--validation-days",
+            ",".join(named),
+            "--score-history-from",
+            str(pd.Timestamp(days[100]).date()),
+        ]
+    )
+    saved = json.loads((tmp_path / "b.json").read_text())
+    assert saved["protocol"]["validation_origins"] == named
+    assert saved["protocol"]["score_history_from"] == named[0]
+    assert saved["selection"]["validation_origins"] == named
+    # the zero forecast's bias does not depend on the scale; its WRMSSE does
+    assert later["models"]["zero"]["bias"] == plain["models"]["zero"]["bias"] == -1.0
+    assert later["models"]["zero"]["WRMSSE"] != plain["models"]["zero"]["WRMSSE"]
+
+
+def test_the_second_edition_scores_two_years_as_the_first_edition_scored_one():
+    """Both Online Retail years, scored with the history from 2010-12-01: the same 2,808 SKUs in scope, the same
+    weights, scales, demand classes and test actuals as the first edition on (I) alone (no forecast is made)."""
+    import numpy as np
+    import pandas as pd
+
+    from ml.forecast.classify import adi_cv2, classify
+    from ml.forecast.metrics import naive_scales
+    from ml.forecast.protocol import Split, load_panel, make_split, read_demand_csv, read_online_retail_years
+    from ml.sources.online_retail import DEFAULT_CSV, DEFAULT_YEAR_BEFORE
+
+    day = pd.Timestamp("2010-12-01")
+    two = load_panel(read_online_retail_years(DEFAULT_CSV, DEFAULT_YEAR_BEFORE), "online_retail")
+    assert two.n_periods == 604 and str(two.calendar[0])[:10] == "2009-12-01"
+    whole = make_split(two)
+    shorter = make_split(two.since(day))
+    second = Split(two, whole.origin, whole.horizon, shorter.ids, shorter.weights)
+    first = make_split(load_panel(*read_demand_csv(DEFAULT_CSV)))
+    assert second.origin_ds == first.origin_ds and len(first.ids) == 2_808
+    assert len(whole.ids) > 2_808  # without the rule, SKUs sold in the year before would join the scope
+    assert list(second.ids) == list(first.ids) and np.allclose(second.weights, first.weights)
+    h2, h1 = second.history(day), first.history()
+    np.testing.assert_array_equal(np.isnan(h2), np.isnan(h1))
+    np.testing.assert_allclose(naive_scales(h2)[1], naive_scales(h1)[1])
+    assert (classify(*adi_cv2(h2)) == classify(*adi_cv2(h1))).all()
+    np.testing.assert_array_equal(second.actual(), first.actual())
+    assert second.train().n_periods == whole.origin + 1 > first.origin + 1  # the models see the earlier year

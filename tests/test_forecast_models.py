@@ -139,6 +139,49 @@ def test_ensemble_validates_only_before_its_origin(store):
     assert sorted(seen)[:3] == [days[-H - 1 - k * H] for k in (3, 2, 1)]
 
 
+def test_ensemble_validates_on_named_days_when_given(store):
+    """A protocol may name its validation origins (a peak a year back): exactly those are fitted, oldest first,
+    and a day that is not a period, or whose horizon passes the fit origin, is refused."""
+    df, _, _, _ = store
+    days = np.sort(df["ds"].unique())
+    origin = days[-H - 1]
+    named = [days[90], days[-H - 1 - 2 * H], days[110]]
+    seen = []
+
+    class Spy(TSB):
+        def _fit(self, panel):
+            seen.append(panel.calendar[-1])
+            super()._fit(panel)
+
+    ens = SelectedEnsemble(
+        {"spy": Spy, "ma": lambda: MovingAverage(28)}, horizon=H, n_origins=3, validation_days=named
+    ).fit(df, origin=origin)
+    assert seen[:3] == sorted(named) and seen[3] == origin  # the three named days, then the refit
+    assert ens.selection_summary()["validation_origins"] == [str(d)[:10] for d in sorted(named)]
+    with pytest.raises(ValueError, match="passes the fit origin"):
+        SelectedEnsemble({"ma": lambda: MovingAverage(28)}, horizon=H, validation_days=[days[-H - 1]]).fit(
+            df, origin=origin
+        )
+    with pytest.raises(ValueError, match="not a period"):
+        SelectedEnsemble({"ma": lambda: MovingAverage(28)}, horizon=H, validation_days=["1999-01-01"]).fit(
+            df, origin=origin
+        )
+
+
+def test_split_history_can_start_later_for_the_scales(store):
+    df, _, _, _ = store
+    split = make_split(to_panel(df), horizon=H)
+    since = pd.Timestamp(np.sort(df["ds"].unique())[50])
+    full, late = split.history(), split.history(since)
+    assert late.shape == (full.shape[0], full.shape[1] - 50)
+    known = ~np.isnan(late)
+    np.testing.assert_array_equal(late[known], full[:, 50:][known])
+    # each row is unknown only before its first demand from that day on
+    first = np.argmax(known, axis=1)
+    assert (known == (np.arange(late.shape[1])[None, :] >= first[:, None])).all()
+    assert (late[np.arange(len(first)), first] > 0).all()
+
+
 def test_classification_by_hand():
     y = np.array(
         [
@@ -350,3 +393,22 @@ def test_last_peak_features_by_hand():
     numbered = to_panel(df.assign(ds=(df["ds"] - days[0]).dt.days))
     st_int = AnchorStats(numbered, 6, peak_months=(11, 12))
     assert "last_peak_rel" not in anchor_features(st_int, a, smoother_states(numbered.y, [a]), None)[0]
+
+
+def test_panel_since_starts_each_series_at_its_first_demand_from_then():
+    panel = to_panel(
+        pd.DataFrame(
+            {
+                "unique_id": ["old", "old", "old", "new", "gone"],
+                "ds": pd.to_datetime(["2024-01-01", "2024-01-03", "2024-01-05", "2024-01-04", "2024-01-01"]),
+                "y": [2.0, 0.0, 3.0, 1.0, 5.0],
+            }
+        )
+    )
+    later = panel.since("2024-01-02")
+    assert sorted(later.ids) == ["new", "old"]
+    by_id = dict(zip(later.ids, later.y, strict=True))
+    assert str(later.calendar[0])[:10] == "2024-01-03"
+    # "old" sold on the 1st and the 5th: from the 3rd on it starts at its next demand, the 5th
+    np.testing.assert_array_equal(np.isnan(by_id["old"]), [True, True, False])
+    assert by_id["old"][2] == 3.0 and by_id["new"][1] == 1.0 and "gone" not in set(later.ids)

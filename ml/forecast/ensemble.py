@@ -3,7 +3,7 @@
 The rule (never looks at the test window):
 
 1. Take ``n_origins`` origins before the fitted origin, ``step`` periods apart, each with a full horizon that
-   ends on or before the fitted origin.
+   ends on or before the fitted origin (or the dates named in ``validation_days``, under the same condition).
 2. At each, fit every candidate on the data up to that origin only and forecast the next ``horizon`` periods;
    score the series the protocol would score there (same scope rule and revenue weights).
 3. Bias gate: a candidate whose forecasts, pooled over every validation origin and series, miss the pooled
@@ -94,9 +94,15 @@ class SelectedEnsemble(Forecaster):
         name: str = "ensemble",
         member_quantiles: bool = True,
         max_validation_bias: float | None = 0.05,
+        validation_days=None,
         **kw,
     ):
         super().__init__(**kw)
+        # Explicit validation origins (dates) instead of the rolling ones: a protocol may need a season that the
+        # last n_origins x step periods do not hold (a peak a year before the forecast).
+        self.validation_days = (
+            tuple(pd.Timestamp(d) for d in validation_days) if validation_days is not None else None
+        )
         self.max_validation_bias = max_validation_bias
         # Calibrated quantiles for every member cost one NB quantile pass per member: the benchmark wants them
         # (members are reported too), the daily step does not.
@@ -114,9 +120,8 @@ class SelectedEnsemble(Forecaster):
         """Candidates' forecasts at each rolling validation origin of ``panel`` (whose end is the origin)."""
         import time
 
-        end = panel.n_periods - 1
         records = []
-        for v in validation_origins(end, self.n_origins, self.step, self.horizon):
+        for v in self.origins_in(panel):
             mask = in_scope(panel, v)
             ids = panel.ids[mask]
             sub = panel.subset(ids)
@@ -139,6 +144,27 @@ class SelectedEnsemble(Forecaster):
                 rec.seconds[name] = time.perf_counter() - t0
             records.append(rec)
         return records
+
+    def origins_in(self, panel: Panel) -> list[int]:
+        """The validation origins (indices into ``panel.calendar``, oldest first): ``validation_days`` when set
+        (each a period of the panel whose horizon ends by the panel's last period), else ``n_origins`` rolling
+        origins ``step`` periods apart before its end."""
+        end = panel.n_periods - 1
+        if self.validation_days is None:
+            return validation_origins(end, self.n_origins, self.step, self.horizon)
+        calendar = pd.DatetimeIndex(panel.calendar)
+        origins = []
+        for day in sorted(self.validation_days):
+            if day not in calendar:
+                raise ValueError(f"validation day {day.date()} is not a period of the history")
+            v = int(calendar.get_loc(day))
+            if v + self.horizon > end:
+                raise ValueError(
+                    f"validation day {day.date()}: its {self.horizon}-period horizon passes the fit origin "
+                    f"{calendar[end].date()}"
+                )
+            origins.append(v)
+        return origins
 
     def _class_loss(self, records, cls: str, means_of) -> float:
         """Revenue-weighted RMSSE of class ``cls`` summed over origins (each origin normalised by its weights)."""

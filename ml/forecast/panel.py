@@ -57,6 +57,24 @@ class Panel:
             covariates={k: v[keep, :n_periods] for k, v in self.covariates.items()},
         )
 
+    def since(self, day) -> Panel:
+        """The panel as if its data began on ``day`` (the first period on or after it): each series starts at its
+        first demand from then on (NaN before), and series without any are dropped. What a protocol edition
+        with less history saw."""
+        t0 = int(np.searchsorted(self.calendar, np.datetime64(pd.Timestamp(day))))
+        y = self.y[:, t0:]
+        sold = np.nan_to_num(y, nan=0.0) > 0
+        keep = sold.any(axis=1)
+        start = np.argmax(sold[keep], axis=1)
+        later = np.arange(y.shape[1])[None, :] >= start[:, None]
+        return Panel(
+            ids=self.ids[keep],
+            calendar=self.calendar[t0:],
+            y=np.where(later, np.nan_to_num(y[keep], nan=0.0), np.nan),
+            start=start,
+            covariates={k: v[keep, t0:] for k, v in self.covariates.items()},
+        )
+
     def subset(self, ids) -> Panel:
         """The panel restricted to ``ids`` (in the given order)."""
         pos = pd.Index(self.ids).get_indexer(list(ids))

@@ -63,6 +63,16 @@ def read_demand_csv(path) -> tuple[pd.DataFrame, str]:
     )
 
 
+def read_online_retail_years(csv_path, year_before_path) -> pd.DataFrame:
+    """Daily SKU demand of both Online Retail years as the platform replays them (the year before up to
+    2010-11-30, then (I); :func:`ml.sources.online_retail.read_lines`), prepared as :func:`online_retail_daily`."""
+    from pathlib import Path
+
+    from ml.sources.online_retail import read_lines
+
+    return online_retail_daily(read_lines(Path(csv_path), Path(year_before_path)))
+
+
 def clean_online_retail(raw: pd.DataFrame) -> pd.DataFrame:
     """Sales lines only (no cancellations, returns or free/adjustment lines), with an upper-cased StockCode."""
     inv = raw["InvoiceNo"].astype(str)
@@ -122,9 +132,13 @@ class Split:
         sub = self.panel.subset(self.ids)
         return sub.filled()[:, self.origin + 1 : self.origin + 1 + self.horizon]
 
-    def history(self) -> np.ndarray:
-        """Training history of the in-scope series (for the metric scales)."""
-        return self.panel.subset(self.ids).y[:, : self.origin + 1]
+    def history(self, since=None) -> np.ndarray:
+        """Training history of the in-scope series (for the metric scales and demand classes); with ``since`` (a
+        date), the history as if the data began then (:meth:`~ml.forecast.panel.Panel.since`: each series from
+        its first demand on or after it), so that a protocol edition with more data scores as one with less did."""
+        panel = self.panel if since is None else self.panel.since(since)
+        origin = int(np.searchsorted(panel.calendar, self.origin_ds))
+        return panel.subset(self.ids).y[:, : origin + 1]
 
 
 def in_scope(panel: Panel, origin: int, min_age: int = MIN_AGE, recent: int = RECENT) -> np.ndarray:
