@@ -31,7 +31,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -41,8 +41,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.forecast import machine, versions  # noqa: E402
+from ml.forecast.base import DEFAULT_QUANTILES  # noqa: E402
 from ml.forecast.baselines import TSB  # noqa: E402
 from ml.forecast.classify import adi_cv2, classify  # noqa: E402
+from ml.forecast.daily import SERVED_QUANTILES  # noqa: E402
 from ml.forecast.ensemble import SelectedEnsemble  # noqa: E402
 from ml.forecast.models import candidates, fast_model  # noqa: E402
 from ml.forecast.panel import extend_calendar, next_periods  # noqa: E402
@@ -60,6 +62,7 @@ from ml.inventory.policy import (  # noqa: E402
     choose_supplier,
     empirical_ratio_quantile,
     implied_dispersion,
+    nearest_level,
 )
 from ml.inventory.simulate import (  # noqa: E402
     forecast_policy,
@@ -85,16 +88,19 @@ PLANNING_MODELS = ("ensemble", "fast")
 
 def _dispersion(panel, ids, origin, mean, q90, mode: str) -> np.ndarray:
     """NB1 dispersion per SKU for the lead-time demand: implied by the forecast's q90 (``q90``), or the larger
-    of that and the SKU's own recent index of dispersion (``max``): a q90 says little about the far tail that a
-    high service level needs, and lumpy SKUs' history shows it."""
+    of that and the SKU's own recent index of dispersion (``max``, and ``level`` at q90): a q90 says little about
+    the far tail that a high service level needs, and lumpy SKUs' history shows it."""
     phi = implied_dispersion(mean, q90)
-    if mode == "max":
-        hist = NegBinQuantiles().fit(panel.subset(ids).head(origin + 1)).phi_
-        phi = np.maximum(phi, hist)
+    if mode in ("max", "level"):
+        phi = np.maximum(phi, _history_dispersion(panel, ids, origin))
     return phi
 
 
-def _fitted_models(model: str, train, panel, split, kind, season_length, horizon, n_origins):
+def _history_dispersion(panel, ids, origin) -> np.ndarray:
+    return NegBinQuantiles().fit(panel.subset(ids).head(origin + 1)).phi_
+
+
+def _fitted_models(model: str, train, panel, split, kind, season_length, horizon, n_origins, quantiles):
     """``[(origin, model fitted at that origin)]``: the validation origins (oldest first), then the test origin.
 
     ``ensemble`` (or ``fast``, the local models only): selected once at the test origin (on its own rolling validation origins, never the test
@@ -103,20 +109,26 @@ def _fitted_models(model: str, train, panel, split, kind, season_length, horizon
     origin."""
     if model in ("ensemble", "fast"):
         if model == "fast":  # what the daily demand_forecast asset runs by default
-            ens = fast_model(season_length, horizon, n_origins)
+            ens = fast_model(season_length, horizon, n_origins, quantiles)
         else:
             ens = SelectedEnsemble(
                 candidates(kind, season_length, horizon, list(train.covariates)),
                 horizon=horizon,
                 n_origins=n_origins,
                 member_quantiles=False,
+                quantiles=quantiles,
             )
         ens.fit_panel(train)
         val = [(r.origin, ens.with_members_fitted(panel.head(r.origin + 1))) for r in ens.records_]
         return [*val, (split.origin, ens)]
     factories = candidates(kind, season_length, horizon, list(train.covariates))
     factories["tsb"] = TSB
-    make = factories[model]
+
+    def make():
+        model_ = factories[model]()
+        model_.quantiles = tuple(quantiles)
+        return model_
+
     val = [
         (v, make().fit_panel(panel.head(v + 1)))
         for v in validation_origins(split.origin, n_origins, horizon, horizon)
@@ -137,18 +149,18 @@ def _calendar_after(panel, a: int, h: int) -> np.ndarray:
 
 
 def _window_forecasts(m, panel, ids, origin: int, horizon: int, days: int, need: int, refresh: str):
-    """Forecasts for one replay window: the origin's ``(mean, q90)`` over ``horizon`` periods, and what the policy
-    reads: with ``refresh == "daily"`` the means made at the end of each of the ``days`` window days (``m.update``
-    with that day's demand, no re-selection), each ``need`` periods long, else the origin's mean."""
+    """Forecasts for one replay window: the origin's ``(mean, quantiles)`` over ``horizon`` periods, and what the
+    policy reads: with ``refresh == "daily"`` the means made at the end of each of the ``days`` window days
+    (``m.update`` with that day's demand, no re-selection), each ``need`` periods long, else the origin's mean."""
     fc = m.predict_panel(horizon, future_calendar=_calendar_after(panel, origin, horizon)).subset(ids)
     if refresh == "none":
-        return fc.mean, fc.quantiles[0.9], fc.mean
+        return fc.mean, fc.quantiles, fc.mean
     rolling = [fc.mean[:, :need]]
     for k in range(1, days + 1):
         m.update(panel.head(origin + k + 1))
         cal = _calendar_after(panel, origin + k, need)
         rolling.append(m.predict_panel(need, future_calendar=cal).subset(ids).mean)
-    return fc.mean, fc.quantiles[0.9], rolling
+    return fc.mean, fc.quantiles, rolling
 
 
 @dataclass
@@ -165,6 +177,8 @@ class Window:
     phi: np.ndarray
     price: np.ndarray
     classes: np.ndarray  # demand class of each series (ADI / CV² on its history)
+    quantiles: dict = field(default_factory=dict)  # the origin's forecast quantiles by level
+    history_phi: np.ndarray | None = None  # the SKUs' own recent index of dispersion
 
 
 def _cheapest_on_validation(tried: dict, target: float, rule: str = "every_window") -> str:
@@ -216,8 +230,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--dispersion",
         default="max",
-        choices=["max", "q90"],
-        help="lead-time demand dispersion: implied by q90, or the max of that and the SKU's history (default)",
+        choices=["max", "q90", "level"],
+        help="lead-time demand dispersion: implied by q90, the max of that and the SKU's history (default), or "
+        "level: the max of the history's and the one implied by the served quantile nearest each service level "
+        "(ml.inventory.policy.nearest_level; the forecast then serves "
+        + ", ".join(f"{q:g}" for q in SERVED_QUANTILES)
+        + ")",
     )
     ap.add_argument(
         "--lead-time-demand",
@@ -261,16 +279,33 @@ def main(argv: list[str] | None = None) -> dict:
 
     def windows_of(model: str) -> list[Window]:
         """The validation windows, then the test window, with ``model``'s forecasts."""
-        models = _fitted_models(model, train, panel, split, kind, args.season_length, h, args.n_origins)
+        quantiles = SERVED_QUANTILES if args.dispersion == "level" else DEFAULT_QUANTILES
+        models = _fitted_models(
+            model, train, panel, split, kind, args.season_length, h, args.n_origins, quantiles
+        )
         print(f"{model} fitted at {len(models)} origins, {time.perf_counter() - t0:.0f}s", file=sys.stderr)
         out = []
         for i, (v, m) in enumerate(models):
             ids = make_split(panel, horizon=h, origin=v).ids
-            vmean, vq90, forecast = _window_forecasts(m, panel, ids, v, h, h, need, args.refresh)
+            vmean, vquantiles, forecast = _window_forecasts(m, panel, ids, v, h, h, need, args.refresh)
             vhist, vdem = _window(panel, ids, v, h)
-            vphi = _dispersion(panel, ids, v, vmean, vq90, args.dispersion)
+            vphi = _dispersion(panel, ids, v, vmean, vquantiles[0.9], args.dispersion)
             classes = classify(*adi_cv2(vhist))
-            out.append(Window(v, ids, vhist, vdem, forecast, vmean, vphi, _price(panel, ids, v), classes))
+            out.append(
+                Window(
+                    v,
+                    ids,
+                    vhist,
+                    vdem,
+                    forecast,
+                    vmean,
+                    vphi,
+                    _price(panel, ids, v),
+                    classes,
+                    quantiles=vquantiles,
+                    history_phi=_history_dispersion(panel, ids, v) if args.dispersion == "level" else None,
+                )
+            )
             print(
                 f"{model} window {i + 1}/{len(models)} (origin {str(panel.calendar[v])[:10]}): forecasts ready, "
                 f"{time.perf_counter() - t0:.0f}s",
@@ -278,13 +313,26 @@ def main(argv: list[str] | None = None) -> dict:
             )
         return out
 
+    phi_cache: dict[tuple[int, float], np.ndarray] = {}
+
+    def phi_at(w: Window, a: float) -> np.ndarray:
+        """The dispersion service level ``a`` plans with: the window's own, or with ``--dispersion level`` the
+        one implied by the served quantile nearest ``a`` (at least the history's)."""
+        if args.dispersion != "level":
+            return w.phi
+        level = nearest_level(w.quantiles, a)
+        if (id(w), level) not in phi_cache:
+            implied = implied_dispersion(w.mean, w.quantiles[level], tau=level)
+            phi_cache[(id(w), level)] = np.maximum(implied, w.history_phi)
+        return phi_cache[(id(w), level)]
+
     # Tune both policies to the target on the validation windows before the origin (never on the test window).
     def ours_at(w: Window, a: float):
         """Ours replayed with one service level ``a`` for all SKUs, totals per SKU."""
         ratio = None
         if args.lead_time_demand == "empirical":
             ratio = empirical_ratio_quantile(w.history, lead + 1, a)
-        pol = forecast_policy(w.forecast, w.phi, lead, a, order_cycle=cycle, ratio=ratio)
+        pol = forecast_policy(w.forecast, phi_at(w, a), lead, a, order_cycle=cycle, ratio=ratio)
         return replay_series(w.demand, pol, lead, initial_stock(pol), w.price)
 
     class_replays: dict[int, ClassReplays] = {}
@@ -345,7 +393,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     print(f"tuned: ours alpha {alpha}, naive cover {cover} days; replaying the test window", file=sys.stderr)
     # Test replay.
-    mean, phi = test.mean, test.phi
+    mean = test.mean
     ours = ours_on(test, alpha)
     ours_nominal = ours_on(test, args.target)
     naive = naive_on(test, cover)
@@ -353,6 +401,7 @@ def main(argv: list[str] | None = None) -> dict:
     # Alternate supplier: how many SKUs at the origin, starting from ours' initial stock, need it.
     suppliers = [Supplier("primary", lead, 1.0), Supplier("alternate", args.alt_lead_time, args.alt_cost)]
     uniform_alpha = tried[chosen]["alpha"]
+    phi = phi_at(test, uniform_alpha)
     pol = forecast_policy(mean, phi, lead, uniform_alpha, order_cycle=cycle)
     start_stock = initial_stock(pol) * 0.5  # a half-empty shelf, to exercise the rule
     sup = choose_supplier(mean, phi, start_stock, suppliers, uniform_alpha)

@@ -213,7 +213,9 @@ def test_weekly_selection_is_stored_reused_and_order_independent(mart, tmp_path)
     again = daily_forecast(mart, wed, horizon=14, model=_small_selection(), selection_store=store)
     assert again.attrs["selection"]["reused"] is True
     assert again.attrs["selection"]["artifact"]["sha256"] == info.sha256
-    assert again.attrs["calibration"] == first.attrs["calibration"] != []  # the stored selection keeps its table
+    assert (
+        again.attrs["calibration"] == first.attrs["calibration"] != []
+    )  # the stored selection keeps its table
     # The same as selecting at the anchor and updating to Wednesday by hand, and as a run with nothing stored.
     demand = demand_from_mart(mart)
     by_hand = _small_selection().fit(demand, origin=anchor)

@@ -66,6 +66,17 @@ def implied_dispersion(mean: np.ndarray, q90: np.ndarray, tau: float = 0.9) -> n
     return np.where(m > 0, PHI_GRID[best], 1.0)
 
 
+def nearest_level(levels, service_level: float) -> float:
+    """The served quantile level closest to ``service_level`` on the log-odds scale (where tail levels such as
+    0.95 and 0.99 are far apart): the quantile a service level should read its dispersion from, instead of
+    extrapolating from q90."""
+    levels = np.asarray(sorted(levels), dtype=float)
+    if not len(levels):
+        raise ValueError("no quantile levels to choose from")
+    target = np.log(service_level / (1.0 - service_level))
+    return float(levels[np.argmin(np.abs(np.log(levels / (1.0 - levels)) - target))])
+
+
 def empirical_ratio_quantile(
     history: np.ndarray, length: int, service_level: float, lookback: int = 224, min_windows: int = 28
 ) -> np.ndarray:
