@@ -32,6 +32,8 @@ OUTPUTS = (
     "stockout_alerts",
     "service_levels",
     "messages",
+    "allocation_plan",
+    "transfer_orders",
 )
 _DAY = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
@@ -136,6 +138,35 @@ def replenishment(
 def stockout_alerts(limit: Annotated[int, Query(ge=1, le=10_000)] = 50) -> dict:
     day, frame = _query("stockout_alerts", order="ORDER BY revenue_at_risk DESC", limit=limit)
     return {"as_of": day, "alerts": _records(frame)}
+
+
+@app.get("/allocation")
+def allocation(
+    warehouse_id: str | None = None,
+    region: str | None = None,
+    sku: str | None = None,
+    demand: Annotated[str, Query(pattern="^(open_orders|forecast|all)$")] = "open_orders",
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> dict:
+    """Which warehouse ships which units to which region (``supply/allocation_plan``): the open orders by
+    default, the horizon's forecast with ``demand=forecast``."""
+    clauses, params = [], []
+    for column, value in (("warehouse_id", warehouse_id), ("region", region), ("sku", sku)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if demand != "all":
+        clauses.append("demand = ?")
+        params.append(demand)
+    day, frame = _query("allocation_plan", " AND ".join(clauses), params, "ORDER BY units DESC, sku", limit)
+    return {"as_of": day, "rows": _records(frame)}
+
+
+@app.get("/transfer-orders")
+def transfer_orders(limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> dict:
+    """Stock to move between warehouses on the latest day (``supply/transfer_orders``), largest first."""
+    day, frame = _query("transfer_orders", order="ORDER BY units DESC, sku", limit=limit)
+    return {"as_of": day, "transfers": _records(frame)}
 
 
 @app.get("/service-levels")

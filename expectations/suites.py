@@ -156,6 +156,20 @@ def _raw_suppliers() -> list[Any]:
     return [_between("lead_time_days", 0, MAX_LEAD_TIME_DAYS), _between("min_order_qty", 1, None)]
 
 
+def _raw_warehouses() -> list[Any]:
+    return [_between("daily_capacity_units", 1, None)]
+
+
+def _raw_shipping_lanes() -> list[Any]:
+    return [
+        _between("delivery_days", 1, MAX_LEAD_TIME_DAYS),
+        _between("promise_days", 1, MAX_LEAD_TIME_DAYS),
+        _between("cost_per_order", 0, None),
+        _between("cost_per_unit", 0, None),
+        _between("bulk_cost_per_unit", 0, None),
+    ]
+
+
 def _raw_events() -> list[Any]:
     return [
         *_not_null("customer_id", "session_id", "sku", "event_type"),
@@ -340,6 +354,20 @@ SUITES: dict[str, SuiteSpec] = {
         ),
         _raw("products", ("sku",), "first_seen_ts", _raw_products, "New listings: price > 0."),
         _raw("suppliers", ("supplier_id",), "first_seen_ts", _raw_suppliers, "New suppliers."),
+        _raw(
+            "warehouses",
+            ("warehouse_id",),
+            "first_seen_ts",
+            _raw_warehouses,
+            "New warehouses: capacity >= 1 unit a day.",
+        ),
+        _raw(
+            "shipping_lanes",
+            ("warehouse_id", "region"),
+            "first_seen_ts",
+            _raw_shipping_lanes,
+            "New carrier lanes: delivery and promise days >= 1, costs >= 0.",
+        ),
         _raw("events", ("event_id",), "ts", _raw_events, "Clickstream: accepted event types, channels."),
         _raw(
             "orders",

@@ -67,6 +67,33 @@ def _write_exports(root: Path) -> None:
     write_export(
         pd.DataFrame(
             {
+                "sku": ["S1", "S1", "S2", "S2"],
+                "warehouse_id": ["WH01", "WH02", "WH02", "WH01"],
+                "region": ["london", "london", "north", "north"],
+                "demand": ["open_orders", "open_orders", "open_orders", "forecast"],
+                "units": [3.0, 5.0, 1.0, 2.5],
+            }
+        ),
+        root,
+        "allocation_plan",
+        NEW,
+    )
+    write_export(
+        pd.DataFrame(
+            {
+                "sku": ["S1", "S2"],
+                "from_warehouse_id": ["WH02", "WH01"],
+                "to_warehouse_id": ["WH01", "WH02"],
+                "units": [4, 9],
+            }
+        ),
+        root,
+        "transfer_orders",
+        OLD,
+    )
+    write_export(
+        pd.DataFrame(
+            {
                 "as_of_date": ["2025-01-14"] * 2,
                 "demand_class": ["smooth", "lumpy"],
                 "service_level": [0.95, 0.999],
@@ -117,7 +144,21 @@ def test_health_reports_the_latest_day_of_each_output(api):
         "stockout_alerts": None,
         "service_levels": "2025-01-14",
         "messages": "2025-01-14",
+        "allocation_plan": "2025-01-14",
+        "transfer_orders": "2025-01-13",
     }
+
+
+def test_allocation_filters_by_region_and_demand_and_transfers_come_largest_first(api):
+    status, body = get(api + "/allocation?region=london")
+    assert status == 200 and body["as_of"] == "2025-01-14"
+    assert [(r["warehouse_id"], r["units"]) for r in body["rows"]] == [("WH02", 5.0), ("WH01", 3.0)]
+    assert [r["warehouse_id"] for r in get(api + "/allocation?sku=S2&demand=forecast")[1]["rows"]] == ["WH01"]
+    assert len(get(api + "/allocation?demand=all")[1]["rows"]) == 4
+    assert get(api + "/allocation?demand=later")[0] == 422
+    status, body = get(api + "/transfer-orders")
+    assert status == 200 and body["as_of"] == "2025-01-13"
+    assert [(t["sku"], t["units"]) for t in body["transfers"]] == [("S2", 9), ("S1", 4)]
 
 
 def test_recommendations_come_from_the_latest_day_in_rank_order(api):

@@ -508,3 +508,49 @@ def test_a_hashed_control_group_is_served_the_popularity_list(store):
         store, "SELECT champion FROM recommend.champion_history WHERE as_of_date = DATE '2025-01-21'"
     )
     assert set(treated) == {champion[0][0]}
+
+
+def test_the_allocation_places_every_open_order_unit_within_stock_and_capacity(store):
+    day = date(2025, 1, 21)
+    # every unit of the day's sale lines is in the plan, placed or (without a warehouse) not
+    mismatched = q(
+        store,
+        "WITH sold AS (SELECT sku, region, sum(qty) AS units FROM marts.fct_order_items "
+        "  WHERE order_date = ? AND is_sale AND qty > 0 GROUP BY ALL), "
+        "planned AS (SELECT sku, region, sum(units) AS units FROM supply.allocation_plan "
+        "  WHERE as_of_date = ? AND demand = 'open_orders' GROUP BY ALL) "
+        "SELECT count(*), (SELECT sum(units) FROM sold) FROM sold FULL JOIN planned USING (sku, region) "
+        "WHERE abs(coalesce(sold.units, 0) - coalesce(planned.units, 0)) > 1e-6",
+        [day, day],
+    )[0]
+    assert mismatched[0] == 0 and mismatched[1] > 300
+    over_capacity = q(
+        store,
+        "SELECT count(*) FROM (SELECT warehouse_id, sum(units) AS units FROM supply.allocation_plan "
+        "  WHERE as_of_date = ? AND demand = 'open_orders' AND warehouse_id IS NOT NULL GROUP BY ALL) AS p "
+        "JOIN (SELECT DISTINCT warehouse_id, daily_capacity_units FROM marts.dim_shipping_lanes) USING "
+        "(warehouse_id) WHERE units > daily_capacity_units + 1e-6",
+        [day],
+    )[0][0]
+    over_stock = q(
+        store,
+        "WITH used AS (SELECT sku, warehouse_id, sum(units) AS units FROM ("
+        "  SELECT sku, warehouse_id, units FROM supply.allocation_plan "
+        "  WHERE as_of_date = ? AND demand = 'open_orders' AND warehouse_id IS NOT NULL "
+        "  UNION ALL SELECT sku, from_warehouse_id, units FROM supply.transfer_orders WHERE as_of_date = ?"
+        ") GROUP BY ALL) "
+        "SELECT count(*) FROM used JOIN marts.fct_inventory_daily AS i "
+        "ON i.sku = used.sku AND i.warehouse_id = used.warehouse_id AND i.snapshot_date = ? "
+        "WHERE used.units > i.on_hand + i.units_sold + 1e-6",
+        [day, day, day],
+    )[0][0]
+    lanes = q(
+        store,
+        "SELECT count(*), count(DISTINCT warehouse_id), count(DISTINCT region) FROM marts.dim_shipping_lanes",
+    )[0]
+    bad_transfers = q(
+        store,
+        "SELECT count(*) FROM supply.transfer_orders WHERE from_warehouse_id = to_warehouse_id OR units < 1",
+    )[0][0]
+    assert over_capacity == 0 and over_stock == 0 and bad_transfers == 0
+    assert lanes == (3 * 8, 3, 8)

@@ -70,7 +70,7 @@ def test_without_exports_the_shop_writes_the_open_loop_bytes(tmp_path):
         opened.write_day(day, tmp_path / "open" / "landing")
     closed_files = file_digests(tmp_path / "closed" / "landing")
     open_files = file_digests(tmp_path / "open" / "landing")
-    assert len(open_files) == 16
+    assert len(open_files) == 20
     assert {k: v for k, v in closed_files.items() if k in open_files} == open_files
     assert set(closed_files) - set(open_files) == {
         f"simulated/{table}/date={day}/part-0.parquet"
@@ -91,7 +91,7 @@ def test_the_same_exports_give_the_same_bytes_again(tmp_path):
             store.write_day(day, root / "landing")
         runs.append(file_digests(root / "landing"))
     assert runs[0] == runs[1]
-    assert len(runs[0]) == 33
+    assert len(runs[0]) == 39
 
 
 def test_an_oracle_list_earns_far_more_than_a_random_one(tmp_path):

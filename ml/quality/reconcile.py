@@ -40,6 +40,8 @@ STAGING: dict[str, StagingModel] = {
     "customers": StagingModel("stg_customers", None),
     "products": StagingModel("stg_products", None),
     "suppliers": StagingModel("stg_suppliers", None),
+    "warehouses": StagingModel("stg_warehouses", None),
+    "shipping_lanes": StagingModel("stg_shipping_lanes", None),
     "events": StagingModel("stg_events", "event_date"),
     "orders": StagingModel("stg_orders", "order_date"),
     "order_items": StagingModel("stg_order_items", "order_date"),

@@ -229,6 +229,51 @@ CONTRACTS: dict[str, TableContract] = {
             description="Suppliers onboarded on the day, with their nominal lead time.",
         ),
         TableContract(
+            name="warehouses",
+            columns={
+                "warehouse_id": pa.string(),
+                "site_region": pa.string(),
+                "daily_capacity_units": pa.int64(),
+                "first_seen_ts": TS,
+            },
+            key=("warehouse_id",),
+            time_column="first_seen_ts",
+            required=("site_region", "daily_capacity_units"),
+            positive=("daily_capacity_units",),
+            description="Warehouses opened on the day: the region they sit in and the units they can dispatch a day.",
+        ),
+        TableContract(
+            name="shipping_lanes",
+            columns={
+                "warehouse_id": pa.string(),
+                "region": pa.string(),
+                "road_km": pa.float64(),
+                "delivery_days": pa.int32(),
+                "promise_days": pa.int32(),
+                "cost_per_order": pa.float64(),
+                "cost_per_unit": pa.float64(),
+                "bulk_cost_per_unit": pa.float64(),
+                "first_seen_ts": TS,
+            },
+            key=("warehouse_id", "region"),
+            time_column="first_seen_ts",
+            required=(
+                "delivery_days",
+                "promise_days",
+                "cost_per_order",
+                "cost_per_unit",
+                "bulk_cost_per_unit",
+            ),
+            non_negative=("road_km", "cost_per_order", "cost_per_unit", "bulk_cost_per_unit"),
+            positive=("delivery_days", "promise_days"),
+            references=(("warehouse_id", "warehouses", "warehouse_id"),),
+            description=(
+                "Carrier lanes from a warehouse to a customer region, contracted on the day: days a parcel takes, "
+                "the promise shown at checkout, cost per parcel and per unit, and the per-unit cost of moving "
+                "stock in bulk on the lane (transfers to a warehouse in that region)."
+            ),
+        ),
+        TableContract(
             name="events",
             columns={
                 "event_id": pa.string(),

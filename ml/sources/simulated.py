@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ml.sources import Source, empty_table
+from ml.sources import Source, empty_table, logistics
 from ml.sources.schema import (
     ALL_CHANNELS,
     CONTRACTS,
@@ -489,6 +489,24 @@ class World:
             np.array(CATEGORIES)[self.product_cat], index=pd.Index(self.skus, name="sku"), name="category"
         )
 
+    # -- logistics ------------------------------------------------------------------------------------------------
+    @cached_property
+    def warehouse_ids(self) -> list[str]:
+        return [f"WH{i + 1:02d}" for i in range(self.spec.n_warehouses)]
+
+    @cached_property
+    def warehouse_sites(self) -> list[str]:
+        return logistics.warehouse_sites([r for r, _ in REGIONS], self.region_warehouse, _REGION_P)
+
+    @cached_property
+    def shipping_lanes(self) -> list[logistics.Lane]:
+        return logistics.lanes([r for r, _ in REGIONS], self.warehouse_sites)
+
+    @cached_property
+    def warehouse_capacity(self) -> np.ndarray:
+        """Units each warehouse can dispatch a day (:func:`ml.sources.logistics.daily_capacity`)."""
+        return logistics.daily_capacity(self.expected_demand.sum(axis=0))
+
     # -- inventory ------------------------------------------------------------------------------------------------
     def stock(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """End-of-day stock on day offset ``t``: ``(launched mask, on_hand, on_order)`` (products x warehouses).
@@ -607,6 +625,9 @@ class SimulatedStore(Source):
             out["products"] = self._products(world, day, t)
         if "suppliers" in wanted:
             out["suppliers"] = self._suppliers(world, day) if t == 0 else empty_table("suppliers")
+        for name, build in (("warehouses", self._warehouses), ("shipping_lanes", self._shipping_lanes)):
+            if name in wanted:
+                out[name] = build(world, day) if t == 0 else empty_table(name)
         if "promotions" in wanted:
             out["promotions"] = self._promotions_table(world, day, promos)
         if "inventory" in wanted:
@@ -672,6 +693,39 @@ class SimulatedStore(Source):
         )
 
     @staticmethod
+    def _warehouses(world: World, day: date) -> pa.Table:
+        n = world.spec.n_warehouses
+        return _table(
+            "warehouses",
+            {
+                "warehouse_id": _pa_strings(world.warehouse_ids),
+                "site_region": _pa_strings(world.warehouse_sites),
+                "daily_capacity_units": pa.array(world.warehouse_capacity, type=pa.int64()),
+                "first_seen_ts": _ts(np.full(n, _utc_midnight_us(day))),
+            },
+        )
+
+    @staticmethod
+    def _shipping_lanes(world: World, day: date) -> pa.Table:
+        lanes = world.shipping_lanes
+        return _table(
+            "shipping_lanes",
+            {
+                "warehouse_id": _pa_strings(world.warehouse_ids[lane.warehouse] for lane in lanes),
+                "region": _pa_strings(lane.region for lane in lanes),
+                "road_km": pa.array([lane.road_km for lane in lanes], type=pa.float64()),
+                "delivery_days": pa.array([lane.delivery_days for lane in lanes], type=pa.int32()),
+                "promise_days": pa.array([lane.promise_days for lane in lanes], type=pa.int32()),
+                "cost_per_order": pa.array([lane.cost_per_order for lane in lanes], type=pa.float64()),
+                "cost_per_unit": pa.array([lane.cost_per_unit for lane in lanes], type=pa.float64()),
+                "bulk_cost_per_unit": pa.array(
+                    [lane.bulk_cost_per_unit for lane in lanes], type=pa.float64()
+                ),
+                "first_seen_ts": _ts(np.full(len(lanes), _utc_midnight_us(day))),
+            },
+        )
+
+    @staticmethod
     def _promotions_table(world: World, day: date, promos: list[_Promo]) -> pa.Table:
         return _table(
             "promotions",
@@ -694,7 +748,7 @@ def inventory_table(
 ) -> pa.Table:
     """The end-of-day snapshot of every launched product at every warehouse."""
     sku, wh = np.nonzero(launched[:, None] & np.ones(world.spec.n_warehouses, dtype=bool)[None, :])
-    wh_ids = _pa_strings(f"WH{i + 1:02d}" for i in range(world.spec.n_warehouses))
+    wh_ids = _pa_strings(world.warehouse_ids)
     snapshot = _utc_midnight_us(day) + _DAY_US - _US_PER_S  # 23:59:59, end of the day
     return _table(
         "inventory",
@@ -764,7 +818,7 @@ def _simulate_traffic(
     rng = np.random.default_rng([world.seed, world.spec.index, day.toordinal()])
     rng_front = np.random.default_rng([world.seed, world.spec.index, day.toordinal(), 1])
     disc = _discount_matrix(world, promos)
-    n_cust, n_wh = world.spec.n_customers, world.spec.n_warehouses
+    n_cust = world.spec.n_customers
 
     # -- sessions ----------------------------------------------------------------------------------------------
     # Site-wide promotions (all channels) bring extra visitors: +3% traffic per 10 points of discount.
@@ -946,7 +1000,7 @@ def _simulate_traffic(
     totals = np.round(np.bincount(l_order, weights=l_amount, minlength=len(o_sess)), 2)
     o_ts = day0 + start[o_sess] + pay_off[o_sess]
     o_cust = cust[o_sess]
-    wh_ids = _pa_strings(f"WH{i + 1:02d}" for i in range(n_wh))
+    wh_ids = _pa_strings(world.warehouse_ids)
     order_ids = _ids(f"O{yyyymmdd}", np.arange(1, len(o_sess) + 1), 7)
     orders = _table(
         "orders",

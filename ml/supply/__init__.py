@@ -10,7 +10,10 @@ group ``supply`` write the rows (:func:`ml.warehouse.replace_partition`), export
 - :mod:`ml.supply.backtesting`: ``supply.forecast_backtest`` (:func:`~ml.supply.backtesting.backtest_day`);
 - :mod:`ml.supply.planning`: ``supply.replenishment_plan`` and ``supply.stockout_alerts``
   (:func:`~ml.supply.planning.plan_day`);
-- :mod:`ml.supply.service_levels`: ``supply.service_levels`` (:func:`~ml.supply.service_levels.tune_day`).
+- :mod:`ml.supply.service_levels`: ``supply.service_levels`` (:func:`~ml.supply.service_levels.tune_day`);
+- :mod:`ml.supply.allocating`: ``supply.allocation_plan`` and ``supply.transfer_orders``
+  (:func:`~ml.supply.allocating.allocate_day`): the transport programme of :mod:`ml.supply.allocation` and the
+  dispatch rules of :mod:`ml.supply.fulfilment`.
 
 Settings are pydantic models with their defaults and descriptions defined once here; the assets' run config
 classes inherit them.

@@ -7,6 +7,8 @@ attaches the step's summary.
 
 import dagster as dg
 
+from ml.supply.allocating import ALLOCATIONS, TRANSFERS, allocate_day, no_plan_summary
+from ml.supply.allocation import AllocationSettings
 from ml.supply.backtesting import BACKTESTS, backtest_day, backtest_summary
 from ml.supply.forecasting import FORECASTS, ForecastSettings, forecast_day, forecast_summary
 from ml.supply.planning import (
@@ -38,6 +40,10 @@ class ReplenishmentConfig(dg.Config, PlanSettings):
 
 
 class ServiceLevelConfig(dg.Config, ServiceLevelSettings):
+    pass
+
+
+class AllocationConfig(dg.Config, AllocationSettings):
     pass
 
 
@@ -239,4 +245,81 @@ def service_levels(
     return dg.MaterializeResult(metadata=summary_metadata(summaries, days), check_results=[check])
 
 
-supply_assets = [demand_forecast, forecast_backtest, service_levels, replenishment]
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            dg.AssetKey(["supply", "allocation_plan"]),
+            kinds={"duckdb", "pandas", "scipy"},
+            description=(
+                "Which warehouse ships what, as of D (`supply.allocation_plan`, exported): D's order lines "
+                "(open orders, dispatched from D+1) and the forecast of the next horizon_days, per SKU x customer "
+                "region, assigned to warehouses by a transport linear programme (scipy HiGHS) that minimises "
+                "parcel costs and late deliveries (past the region's promise) within each warehouse's stock and "
+                "daily dispatch capacity; open-order units it cannot place have no warehouse_id, so the rows "
+                "add up to the day's order lines. Metadata sets the plan beside the nearest-warehouse rule on "
+                "the same lines and stock: cost per order, share of orders on time, units held back. For the "
+                "logistics desk."
+            ),
+            deps=[
+                dg.AssetKey(["marts", "dim_shipping_lanes"]),
+                dg.AssetKey(["marts", "fct_inventory_daily"]),
+                dg.AssetKey(["marts", "fct_order_items"]),
+                dg.AssetKey(["marts", "dim_products"]),
+                dg.AssetKey(["supply", "demand_forecast"]),
+            ],
+            **SUPPLY,
+        ),
+        dg.AssetSpec(
+            dg.AssetKey(["supply", "transfer_orders"]),
+            kinds={"duckdb", "pandas"},
+            description=(
+                "Stock to move between warehouses on D (`supply.transfer_orders`, exported): per SKU, from and to "
+                "warehouse, whole units, bulk cost and the days until it arrives. The allocation moves stock when "
+                "a region's forecast outruns what its fast, cheap warehouses hold and another warehouse has more "
+                "than its own regions need within the horizon."
+            ),
+            deps=[dg.AssetKey(["supply", "allocation_plan"])],
+            **SUPPLY,
+        ),
+    ],
+    **DAILY_WAREHOUSE_WRITER,
+)
+def allocation(
+    context: dg.AssetExecutionContext,
+    config: AllocationConfig,
+    warehouse: WarehouseResource,
+    files: DataFilesResource,
+):
+    days, built, plans, moves = partition_days(context), [], [], []
+    with warehouse.connect() as con:
+        for i, day in enumerate(days, 1):
+            result = allocate_day(con, day, config)
+            if result is None:
+                _log(context, i, days, "no lanes, no inventory snapshot or no orders: no allocation")
+                continue
+            for table, output, rows in (
+                (ALLOCATIONS, "allocation_plan", result.plan),
+                (TRANSFERS, "transfer_orders", result.transfers),
+            ):
+                replace_partition(con, table, "as_of_date", day, rows)
+                files.export(rows, output, day)
+            built.append(day)
+            plans.append(result.summary)
+            moves.append(result.transfer_summary)
+            metrics = result.summary["metrics"]
+            _log(
+                context,
+                i,
+                days,
+                f"{len(result.plan)} plan rows, {len(result.transfers)} transfers; cost per order "
+                f"{metrics['plan_cost_per_order']:.2f} vs {metrics['nearest_cost_per_order']:.2f} (nearest rule)",
+            )
+    if not built:
+        plans, moves, built = [no_plan_summary()], [no_plan_summary()], days[-1:]
+    for key, summaries in (("allocation_plan", plans), ("transfer_orders", moves)):
+        yield dg.MaterializeResult(
+            asset_key=dg.AssetKey(["supply", key]), metadata=summary_metadata(summaries, built, days)
+        )
+
+
+supply_assets = [demand_forecast, forecast_backtest, service_levels, replenishment, allocation]
