@@ -257,8 +257,9 @@ def service_levels(
                 "parcel costs and late deliveries (past the region's promise) within each warehouse's stock and "
                 "daily dispatch capacity; open-order units it cannot place have no warehouse_id, so the rows "
                 "add up to the day's order lines. Metadata sets the plan beside the nearest-warehouse rule on "
-                "the same lines and stock: cost per order, share of orders on time, units held back. For the "
-                "logistics desk."
+                "the same lines and stock: shipping cost per order, share of orders on time, units held back, and "
+                "the day's transfer cost (an investment in later days that one day cannot show; "
+                "`python -m bench.allocation` replays ranges). For the logistics desk."
             ),
             deps=[
                 dg.AssetKey(["marts", "dim_shipping_lanes"]),
@@ -311,8 +312,9 @@ def allocation(
                 context,
                 i,
                 days,
-                f"{len(result.plan)} plan rows, {len(result.transfers)} transfers; cost per order "
-                f"{metrics['plan_cost_per_order']:.2f} vs {metrics['nearest_cost_per_order']:.2f} (nearest rule)",
+                f"{len(result.plan)} plan rows, {len(result.transfers)} transfers; shipping cost per order "
+                f"{metrics['plan_shipping_cost_per_order']:.2f} vs "
+                f"{metrics['nearest_shipping_cost_per_order']:.2f} (nearest rule)",
             )
     if not built:
         plans, moves, built = [no_plan_summary()], [no_plan_summary()], days[-1:]
