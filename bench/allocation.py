@@ -188,6 +188,8 @@ def main(argv=None) -> int:
         "demand_lines": int(len(lines)),
         "lost_lines_in_store": int((lines["kind"] == "lost").sum()),
         "demand_units": demand_units,
+        "start_stock_units": float(start_stock.sum()),
+        "receipt_units": float(receipts[: len(days)].sum()),
         "units_per_parcel": units_per_parcel,
         "settings": settings.model_dump(),
         "rules": results,

@@ -554,3 +554,26 @@ def test_the_allocation_places_every_open_order_unit_within_stock_and_capacity(s
     )[0][0]
     assert over_capacity == 0 and over_stock == 0 and bad_transfers == 0
     assert lanes == (3 * 8, 3, 8)
+
+
+def test_the_allocation_replay_loses_no_unit_under_any_rule(store, tmp_path):
+    import json
+
+    from bench.allocation import main as replay
+
+    out = tmp_path / "allocation.json"
+    assert replay(["--warehouse", str(store / "warehouse.duckdb"), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["days"] == ["2025-01-02", "2025-01-21", 20] and result["demand_units"] > 5_000
+    for rule, m in result["rules"].items():
+        # every unit asked for is shipped, lost or still waiting; every unit of stock is somewhere
+        assert (
+            m["units_dispatched"] + m["units_lost"] + m["units_waiting_at_end"] == result["demand_units"]
+        ), rule
+        assert m["stock_units_at_end"] + m["units_in_transit_at_end"] + m[
+            "units_dispatched"
+        ] == pytest.approx(result["start_stock_units"] + result["receipt_units"]), rule
+    rules = result["rules"]
+    assert rules["home"]["transfers"] == 0 and rules["nearest"]["transfers"] == 0
+    # the store's map sends Scotland's orders to Dublin, late by a day; the nearest rule ships them from the North
+    assert rules["nearest"]["on_time_orders"] > rules["home"]["on_time_orders"]

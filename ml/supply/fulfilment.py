@@ -208,4 +208,6 @@ def ledger_metrics(ledger: Ledger, network: Network, demand_units: float) -> dic
         "transfers": int(len(moves)),
         "units_transferred": float(moves["units"].sum()) if len(moves) else 0.0,
         "mean_stock_units": float(np.mean(ledger.stock_units)) if ledger.stock_units else float("nan"),
+        "stock_units_at_end": float(ledger.stock.sum()),
+        "units_in_transit_at_end": float(sum(t[3] for t in ledger.in_transit)),
     }
