@@ -240,7 +240,32 @@ def stock_summary(con, first: date, last: date) -> dict:
     return out
 
 
-def measure(data_dir: Path, days: list[date], resamples: int) -> dict:
+def orders_placed(state_root: Path, first: date, last: date, world) -> dict:
+    """Purchase orders the shop placed over ``[first, last]`` and their units, from its daily stock records: a
+    day's open orders are the day before's that have not arrived, plus those placed that day (appended). The
+    store's first day is open loop and keeps no record: the closed loop starts from the open-loop stock then."""
+    from ml.shop.front import ClosedLoopStore, ShopState
+    from ml.sources.simulated import START_DATE
+
+    def pipeline(day: date) -> pd.DataFrame:
+        path = state_root / f"date={day}" / "stock.npz"
+        if path.exists():
+            return ShopState.load(path).pipeline
+        return ClosedLoopStore.initial_state(world, (day - START_DATE).days).pipeline
+
+    placed = units = 0
+    day = first
+    while day <= last:
+        before = pipeline(day - timedelta(days=1))
+        after = ShopState.load(state_root / f"date={day}" / "stock.npz").pipeline
+        kept = int((before["arrival_t"] > (day - START_DATE).days).sum())
+        placed += len(after) - kept
+        units += int(after["qty"].iloc[kept:].sum())
+        day += timedelta(days=1)
+    return {"orders_placed": placed, "units_ordered": units}
+
+
+def measure(data_dir: Path, days: list[date], resamples: int, world) -> dict:
     """Everything the report needs from one configuration's warehouse, plus its per-customer rows."""
     import duckdb
 
@@ -266,6 +291,7 @@ def measure(data_dir: Path, days: list[date], resamples: int) -> dict:
         champions = con.execute(
             "SELECT as_of_date, champion FROM recommend.champion_history ORDER BY as_of_date"
         ).fetchall()
+    stock.update(orders_placed(data_dir / "shop", first_exposure, last, world))
     result = {
         "eligible_customer_days": len(rows),
         "exposed_customer_days": int((rows["impressions"] > 0).sum()),
@@ -497,7 +523,7 @@ def main(argv=None) -> int:
                 arm_policy = {"none": "uniform", "fixed": args.fixed_arm}.get(message_policy, message_policy)
                 run_config["ops"]["marketing__messages"] = {"config": {"arm_policy": arm_policy}}
                 shop = ClosedLoopStore(
-                    args.scale, 42, exports_root=data_dir / "exports", state_root=data_dir / "shop"
+                    args.scale, args.seed, exports_root=data_dir / "exports", state_root=data_dir / "shop"
                 )
             daily_values = []
             instance = dg.DagsterInstance.ephemeral()
@@ -518,7 +544,7 @@ def main(argv=None) -> int:
                         daily_values.append(values)
                 shape_exports(policy, plan, data_dir / "exports", day, world, top_k)
                 log.info("%s day %d/%d %s: %.0f s", name, i, len(days), day, time.perf_counter() - t0)
-            measured = measure(data_dir, days, args.resamples)
+            measured = measure(data_dir, days, args.resamples, world)
             measured["summary"]["wall_seconds"] = round(time.perf_counter() - started, 1)
             if message_policy is not None:
                 send_days = [
@@ -606,6 +632,9 @@ def findings(configurations: dict) -> dict:
                     "best_fixed_arm_in_hindsight",
                 )
             } | {"cumulative_regret": report["cumulative_regret_vs_best_fixed"][-1]}
+    comparisons = plan_against_naive(configurations)
+    if comparisons:
+        found["plan_against_naive_cover"] = comparisons
     for policy in POLICIES:
         on, off = configurations.get(f"{policy}/plan-on"), configurations.get(f"{policy}/plan-off")
         if on and off:
@@ -623,6 +652,48 @@ def findings(configurations: dict) -> dict:
                 if k in on["stock"] and k in off["stock"]
             }
     return found
+
+
+TARGET_STOCK_REDUCTION = 0.20
+"""Issue 21's bar for the plan in a shop that answers: this much less average stock on hand than the naive cover
+rule, at the same or a better fill rate."""
+
+
+def plan_against_naive(configurations: dict) -> dict:
+    """Every plan-on world against the plan-off world of its policy (the shop's naive cover rule): fill rate, lost
+    units and value, average stock on hand (units and value) and on order, purchase orders placed; the stock
+    reduction and whether it meets :data:`TARGET_STOCK_REDUCTION` at the same or a better fill rate."""
+    out = {}
+    for name, on in configurations.items():
+        policy, _, plan = name.partition("/plan-")
+        off = configurations.get(f"{policy}/plan-off")
+        if not plan.startswith("on") or off is None:
+            continue
+        row = {}
+        for label, stock in (("plan", on["stock"]), ("naive", off["stock"])):
+            row[label] = {
+                "fill_rate": 1 - stock["lost_share_of_demand"],
+                **{
+                    k: stock.get(k)
+                    for k in (
+                        "lost_units",
+                        "lost_value",
+                        "avg_on_hand",
+                        "avg_on_hand_value",
+                        "avg_on_order",
+                        "orders_placed",
+                        "units_ordered",
+                    )
+                },
+            }
+        plan_row, naive = row["plan"], row["naive"]
+        row["stock_reduction"] = 1 - plan_row["avg_on_hand"] / naive["avg_on_hand"]
+        row["stock_value_reduction"] = 1 - plan_row["avg_on_hand_value"] / naive["avg_on_hand_value"]
+        row["target_met"] = bool(
+            row["stock_reduction"] >= TARGET_STOCK_REDUCTION and plan_row["fill_rate"] >= naive["fill_rate"]
+        )
+        out[name] = row
+    return out
 
 
 if __name__ == "__main__":

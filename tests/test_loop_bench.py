@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.loop import configurations, parse_args, shape_exports, stock_summary
+from bench.loop import (
+    configurations,
+    orders_placed,
+    parse_args,
+    plan_against_naive,
+    shape_exports,
+    stock_summary,
+)
 from ml.exports import export_file, read_export, write_export
 from ml.recommend.experiment import arms
 from ml.shop.lists import oracle_lists
@@ -155,3 +162,67 @@ def test_stock_summary_counts_units_and_prices_them():
     assert out["sold_value"] == pytest.approx(10 * 1.0 + 3 * 10.0)
     assert out["lost_share_of_demand_value"] == pytest.approx(32 / 72)
     assert out["avg_on_hand_value"] == pytest.approx((10 + 6 + 20) / 2)
+
+
+def test_orders_placed_are_read_from_the_shops_daily_records(tmp_path):
+    """Day offsets 3, 4, 5: an order due on day 4 arrives; two orders are placed on day 4, one on day 5."""
+    from ml.shop.front import ShopState
+
+    def save(day: str, rows: list[tuple[int, int, int, int]]) -> None:
+        pipeline = pd.DataFrame(rows, columns=["product", "warehouse", "arrival_t", "qty"])
+        ShopState(np.zeros((2, 1), dtype=np.int64), pipeline).save(tmp_path / f"date={day}" / "stock.npz")
+
+    save("2025-01-04", [(0, 0, 4, 10), (1, 0, 9, 6)])
+    save("2025-01-05", [(1, 0, 9, 6), (0, 0, 8, 12), (1, 0, 11, 5)])
+    save("2025-01-06", [(1, 0, 9, 6), (0, 0, 8, 12), (1, 0, 11, 5), (0, 0, 12, 7)])
+    assert orders_placed(tmp_path, date(2025, 1, 5), date(2025, 1, 6), None) == {
+        "orders_placed": 3,
+        "units_ordered": 24,
+    }
+    assert orders_placed(tmp_path, date(2025, 1, 6), date(2025, 1, 6), None) == {
+        "orders_placed": 1,
+        "units_ordered": 7,
+    }
+
+
+def test_the_plan_is_judged_against_the_naive_cover_of_its_own_policy():
+    def stock(lost_share, on_hand, value):
+        return {
+            "stock": {
+                "lost_share_of_demand": lost_share,
+                "avg_on_hand": on_hand,
+                "avg_on_hand_value": value,
+                "lost_units": 1.0,
+                "orders_placed": 3,
+            }
+        }
+
+    worlds = {
+        "champion/plan-off": stock(0.10, 1000.0, 5000.0),
+        "champion/plan-on": stock(0.09, 790.0, 4500.0),  # 21% fewer units, fill 0.91 >= 0.90
+        "champion/plan-on+cycle1": stock(0.11, 500.0, 2000.0),  # far less stock, worse fill
+        "oracle/plan-on": stock(0.01, 10.0, 10.0),  # no naive world of its own
+    }
+    found = plan_against_naive(worlds)
+    assert set(found) == {"champion/plan-on", "champion/plan-on+cycle1"}
+    on = found["champion/plan-on"]
+    assert on["stock_reduction"] == pytest.approx(0.21) and on["stock_value_reduction"] == pytest.approx(0.1)
+    assert on["plan"]["fill_rate"] == pytest.approx(0.91) and on["naive"]["orders_placed"] == 3
+    assert on["target_met"] and not found["champion/plan-on+cycle1"]["target_met"]
+
+
+def test_the_first_closed_loop_day_counts_from_the_open_loop_stock(tmp_path, world):
+    """The store's first day keeps no record: orders placed on day 2 are counted against its open-loop pipeline."""
+    from ml.shop.front import ClosedLoopStore, ShopState
+
+    start = ClosedLoopStore.initial_state(world, 0)
+    assert len(start.pipeline) > 0
+    open_after = start.pipeline[start.pipeline["arrival_t"] > 1]
+    new = pd.DataFrame({"product": [0, 1], "warehouse": [0, 0], "arrival_t": [9, 9], "qty": [4, 6]})
+    ShopState(start.on_hand, pd.concat([open_after, new], ignore_index=True)).save(
+        tmp_path / "date=2025-01-02" / "stock.npz"
+    )
+    assert orders_placed(tmp_path, date(2025, 1, 2), date(2025, 1, 2), world) == {
+        "orders_placed": 2,
+        "units_ordered": 10,
+    }
