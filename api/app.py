@@ -80,7 +80,7 @@ def _records(frame) -> list[dict]:
 
 app = FastAPI(
     title="aigc-commerce read API",
-    description="The latest recommendations, demand forecasts and replenishment plan, read-only.",
+    description="The latest recommendations, demand forecasts, replenishment and allocation plans, read-only.",
     version="0.1.0",
 )
 
