@@ -226,3 +226,49 @@ def test_the_first_closed_loop_day_counts_from_the_open_loop_stock(tmp_path, wor
         "orders_placed": 2,
         "units_ordered": 10,
     }
+
+
+def test_bench_inventory_closed_loop_runs_the_plan_and_the_naive_world_and_keeps_the_comparison(
+    tmp_path, monkeypatch
+):
+    """The plumbing only (two real worlds take 40 minutes: `python -m bench.inventory --closed-loop`): the loop
+    benchmark is asked for the champion's plan-on and plan-off worlds with the plan's settings, and its comparison
+    is carried to the top of the report."""
+    import json
+
+    import bench.loop
+    from bench.inventory import main as inventory
+
+    asked = []
+
+    def fake_loop(argv):
+        asked.append(argv)
+        args = parse_args(argv)
+        row = {
+            "stock_reduction": 0.25,
+            "stock_value_reduction": 0.2,
+            "target_met": True,
+            "plan": {"fill_rate": 0.9, "orders_placed": 10},
+            "naive": {"fill_rate": 0.88, "orders_placed": 12},
+        }
+        report = {"findings": {"plan_against_naive_cover": {"champion/plan-on+cycle1": row}}}
+        args.out.write_text(json.dumps(report))
+        return 0
+
+    monkeypatch.setattr(bench.loop, "main", fake_loop)
+    out = tmp_path / "inventory.json"
+    report = inventory(
+        ["--closed-loop", "--days", "9", "--seed", "7", "--plan-order-cycle-days", "1", "--out", str(out)]
+    )
+    args = parse_args(asked[0])
+    assert (args.days, args.seed, args.policies, args.plan, args.plan_order_cycle_days) == (
+        9,
+        7,
+        ["champion"],
+        ["on", "off"],
+        1,
+    )
+    assert configurations(args) == [("champion", "on"), ("champion", "off")]
+    saved = json.loads(out.read_text())
+    assert saved["plan_against_naive_cover"]["champion/plan-on+cycle1"]["target_met"] is True
+    assert report["command"].startswith("python -m bench.inventory")
