@@ -1,6 +1,7 @@
 """Delivery allocation against the nearest-warehouse rule, replayed day by day on a materialised warehouse.
 
     python -m bench.allocation --warehouse .data/warehouse.duckdb --out bench/results/allocation_small.json
+    python -m bench.allocation --solve-time medium --out bench/results/allocation_solve_medium.json
 
 Reads a warehouse the platform has materialised (``make demo``, or a kept ``bench.loop`` world:
 ``--warehouse <dir>/warehouse.duckdb``): the lanes and capacities (``marts.dim_shipping_lanes``), the daily
@@ -23,6 +24,11 @@ The replay is counterfactual past the first day: a line the store lost may be sh
 receipts are the store's whatever the rule did. Reported per rule: cost per order (parcels plus transfers),
 share of orders delivered within the region's promise, parcels per order, units dispatched, lost and still
 waiting, fill rate, transfers, average stock.
+
+``--solve-time SCALE`` instead times one day's programme at a simulated scale without a warehouse: the world's
+lanes and capacities, stock of 12 ordinary days of its expected demand per SKU and warehouse, one ordinary
+day's orders per SKU and region (Poisson around the expected demand split by the customers' regions) and the
+7-day expected demand as the forecast (seeded draws, so every run solves the same programme).
 """
 
 from __future__ import annotations
@@ -41,9 +47,16 @@ import numpy as np
 import pandas as pd
 
 from bench import docstring_parser
-from ml.supply.allocating import MIX_DAYS, indexed_lines, network_of, order_lines, regional_mix
-from ml.supply.allocation import AllocationSettings
-from ml.supply.forecasting import FORECASTS
+from ml.supply.allocating import (
+    MIX_DAYS,
+    horizon_forecast,
+    indexed_lines,
+    list_prices,
+    network_of,
+    order_lines,
+    units_per_parcel,
+)
+from ml.supply.allocation import AllocationSettings, Network, solve
 from ml.supply.fulfilment import RULES, Ledger, dispatch_day, ledger_metrics
 from ml.warehouse import table_exists
 
@@ -52,8 +65,12 @@ log = logging.getLogger("bench.allocation")
 
 def parse_args(argv=None):
     p = docstring_parser("python -m bench.allocation", __doc__)
+    p.add_argument("--warehouse", type=Path, help="a materialised warehouse.duckdb (read only)")
     p.add_argument(
-        "--warehouse", type=Path, required=True, help="a materialised warehouse.duckdb (read only)"
+        "--solve-time",
+        choices=["small", "medium", "large"],
+        default=None,
+        help="time one synthetic day's programme at this simulated scale instead of replaying a warehouse",
     )
     p.add_argument("--rules", default=",".join(RULES), help=f"comma-separated, of {', '.join(RULES)}")
     p.add_argument(
@@ -73,7 +90,43 @@ def parse_args(argv=None):
         help="GBP per unit and day past the promise, in the programme's objective",
     )
     p.add_argument("--out", type=Path, required=True)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if (args.warehouse is None) == (args.solve_time is None):
+        p.error("give --warehouse (a replay) or --solve-time SCALE (a synthetic day), one of them")
+    return args
+
+
+def solve_time(scale: str, settings: AllocationSettings) -> dict:
+    """One synthetic day of the simulated ``scale`` (see the module docstring), solved and timed."""
+    from ml.sources.simulated import REGIONS, START_DATE, SimulatedStore
+
+    store = SimulatedStore(scale)
+    world = store.world
+    tables = store.day_tables(START_DATE, ["warehouses", "shipping_lanes"])
+    lanes = tables["shipping_lanes"].to_pandas().merge(tables["warehouses"].to_pandas(), on="warehouse_id")
+    network = Network.from_lanes(lanes)
+    rng = np.random.default_rng(0)
+    regions = [r for r, _ in REGIONS]
+    share = np.bincount(world.region, minlength=len(regions)) / len(world.region)
+    share = share[[regions.index(r) for r in network.regions]]
+    daily = world.expected_demand.sum(axis=1)
+    stock = rng.poisson(world.expected_demand * 12).astype(float)
+    open_orders = rng.poisson(daily[:, None] * share[None, :]).astype(float)
+    forecast = daily[:, None] * settings.horizon_days * share[None, :]
+    started = time.perf_counter()
+    solution = solve(network, stock, open_orders, forecast, world.price, settings, 2.0)
+    return {
+        "scale": scale,
+        "skus": int(len(daily)),
+        "warehouses": len(network.warehouses),
+        "regions": len(network.regions),
+        "open_order_units": float(open_orders.sum()),
+        "variables": solution.size[0],
+        "constraints": solution.size[1],
+        "seconds": round(time.perf_counter() - started, 1),
+        "transfers": int(len(solution.transfers)),
+        "open_units_unserved": float(solution.unserved["units"].sum()),
+    }
 
 
 def demand_lines(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pd.DataFrame:
@@ -99,6 +152,17 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     rules = [r.strip() for r in args.rules.split(",") if r.strip()]
     settings = AllocationSettings(horizon_days=args.horizon_days, late_penalty_per_unit_day=args.late_penalty)
+    if args.solve_time:
+        out = {
+            "command": "python -m bench.allocation " + " ".join(sys.argv[1:] if argv is None else argv),
+            "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
+            "date": date.today().isoformat(),
+            **solve_time(args.solve_time, settings),
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
+        print(json.dumps(out, indent=2))
+        return 0
     con = duckdb.connect(str(args.warehouse), read_only=True)
     network = network_of(con)
     if network is None:
@@ -135,36 +199,23 @@ def main(argv=None) -> int:
     start_stock = grid[0].copy()  # the close of the day before the first
 
     lines = demand_lines(con, first, last)
-    prices = con.execute("SELECT sku, price FROM marts.dim_products").df().set_index("sku")["price"]
-    price = prices.reindex(skus).fillna(prices.median()).to_numpy()
+    price = list_prices(con, skus)
     history = order_lines(con, first - timedelta(days=MIX_DAYS + 1), last)
-    parcel_units = history.groupby(["order_id", "warehouse_id"])["qty"].sum()
-    units_per_parcel = float(parcel_units.mean())
+    parcel_units = units_per_parcel(history)
     ledgers = {rule: Ledger(stock=start_stock.copy()) for rule in rules}
     solve_seconds = 0.0
     for t, day in enumerate(days):
-        todays = lines[lines["order_date"] == day]
-        todays = indexed_lines(todays, skus, network, first)
+        todays = indexed_lines(lines[lines["order_date"] == day], skus, network, first)
         forecast = None
         if "optimised" in rules:
-            forecast = np.zeros((len(skus), len(network.regions)))
-            if table_exists(con, FORECASTS):
-                ahead = con.execute(
-                    f"SELECT sku, sum(mean) AS units FROM {FORECASTS} WHERE as_of_date = ? AND horizon_day <= ? "
-                    "GROUP BY sku",
-                    [day, settings.horizon_days],
-                ).df()
-                units = np.zeros(len(skus))
-                i = sku_index.get_indexer(ahead["sku"])
-                units[i[i >= 0]] = ahead["units"].to_numpy(dtype=float)[i >= 0]
-                mix_lines = history[
-                    (history["order_date"] <= day) & (history["order_date"] > day - timedelta(days=MIX_DAYS))
-                ]
-                forecast = units[:, None] * regional_mix(mix_lines, skus, network.regions)
+            recent = history[
+                (history["order_date"] <= day) & (history["order_date"] > day - timedelta(days=MIX_DAYS))
+            ]
+            forecast = horizon_forecast(con, day, settings.horizon_days, skus, recent, network.regions)
         for rule, ledger in ledgers.items():
             ledger.stock += receipts[t]
             tick = time.perf_counter()
-            dispatch_day(rule, t, todays, ledger, network, forecast, price, settings, units_per_parcel, skus)
+            dispatch_day(rule, t, todays, ledger, network, forecast, price, settings, parcel_units, skus)
             if rule == "optimised":
                 solve_seconds += time.perf_counter() - tick
         log.info(
@@ -190,7 +241,7 @@ def main(argv=None) -> int:
         "demand_units": demand_units,
         "start_stock_units": float(start_stock.sum()),
         "receipt_units": float(receipts[: len(days)].sum()),
-        "units_per_parcel": units_per_parcel,
+        "units_per_parcel": parcel_units,
         "settings": settings.model_dump(),
         "rules": results,
         "optimised_seconds": round(solve_seconds, 1),

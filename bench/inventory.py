@@ -87,14 +87,12 @@ from ml.inventory.tuning import (  # noqa: E402
 PLANNING_MODELS = ("ensemble", "fast")
 
 
-def _dispersion(panel, ids, origin, mean, q90, mode: str) -> np.ndarray:
-    """NB1 dispersion per SKU for the lead-time demand: implied by the forecast's q90 (``q90``), or the larger
-    of that and the SKU's own recent index of dispersion (``max``, and ``level`` at q90): a q90 says little about
-    the far tail that a high service level needs, and lumpy SKUs' history shows it."""
+def _dispersion(mean, q90, history_phi: np.ndarray | None) -> np.ndarray:
+    """NB1 dispersion per SKU for the lead-time demand: implied by the forecast's q90, or (given the SKUs' own
+    recent index of dispersion, modes ``max`` and ``level``) the larger of that and the history's: a q90 says
+    little about the far tail that a high service level needs, and lumpy SKUs' history shows it."""
     phi = implied_dispersion(mean, q90)
-    if mode in ("max", "level"):
-        phi = np.maximum(phi, _history_dispersion(panel, ids, origin))
-    return phi
+    return phi if history_phi is None else np.maximum(phi, history_phi)
 
 
 def _history_dispersion(panel, ids, origin) -> np.ndarray:
@@ -350,7 +348,8 @@ def main(argv: list[str] | None = None) -> dict:
             ids = make_split(panel, horizon=h, origin=v).ids
             vmean, vquantiles, forecast = _window_forecasts(m, panel, ids, v, h, h, need, args.refresh)
             vhist, vdem = _window(panel, ids, v, h)
-            vphi = _dispersion(panel, ids, v, vmean, vquantiles[0.9], args.dispersion)
+            hist_phi = _history_dispersion(panel, ids, v) if args.dispersion in ("max", "level") else None
+            vphi = _dispersion(vmean, vquantiles[0.9], hist_phi)
             classes = classify(*adi_cv2(vhist))
             out.append(
                 Window(
@@ -364,7 +363,7 @@ def main(argv: list[str] | None = None) -> dict:
                     _price(panel, ids, v),
                     classes,
                     quantiles=vquantiles,
-                    history_phi=_history_dispersion(panel, ids, v) if args.dispersion == "level" else None,
+                    history_phi=hist_phi,
                 )
             )
             print(

@@ -15,7 +15,7 @@ from ml.supply.fulfilment import MAX_WAIT_DAYS, Ledger, dispatch_day, ledger_met
 SETTINGS = AllocationSettings(horizon_days=7, late_penalty_per_unit_day=2.0)
 
 
-def two_by_two(capacity=(100, 100)) -> Network:
+def two_by_two_lanes(capacity=(100, 100)) -> pd.DataFrame:
     """Warehouse A sits in region a, B in b. Each ships its own region next day for 3 GBP a parcel; the other
     region takes 2 days (still within the promise of 2) for 6 GBP. A pallet unit between them costs 0.1."""
     rows = []
@@ -35,7 +35,11 @@ def two_by_two(capacity=(100, 100)) -> Network:
                     "bulk_cost_per_unit": 0.1,
                 }
             )
-    return Network.from_lanes(pd.DataFrame(rows))
+    return pd.DataFrame(rows)
+
+
+def two_by_two(capacity=(100, 100)) -> Network:
+    return Network.from_lanes(two_by_two_lanes(capacity))
 
 
 def lines(*specs) -> pd.DataFrame:
@@ -76,32 +80,8 @@ def test_the_network_ranks_lanes_and_refuses_a_missing_one():
     assert network.nearest().tolist() == [[0, 1], [1, 0]]
     cost, days = network.transfer_lanes()
     assert np.isinf(cost[0, 0]) and cost[0, 1] == 0.1 and days[0, 1] == 2
-    partial = pd.DataFrame(
-        [
-            {
-                "warehouse_id": "A",
-                "region": "a",
-                "site_region": "a",
-                "daily_capacity_units": 1,
-                "delivery_days": 1,
-                "promise_days": 2,
-                "cost_per_order": 1.0,
-                "cost_per_unit": 0.1,
-                "bulk_cost_per_unit": 0.1,
-            },
-            {
-                "warehouse_id": "B",
-                "region": "b",
-                "site_region": "b",
-                "daily_capacity_units": 1,
-                "delivery_days": 1,
-                "promise_days": 2,
-                "cost_per_order": 1.0,
-                "cost_per_unit": 0.1,
-                "bulk_cost_per_unit": 0.1,
-            },
-        ]
-    )
+    lanes = two_by_two_lanes()
+    partial = lanes[lanes["region"] == lanes["site_region"]]  # each warehouse's own region only
     with pytest.raises(ValueError, match="lanes missing for 2"):
         Network.from_lanes(partial)
     with pytest.raises(ValueError, match="no shipping lanes"):
@@ -188,3 +168,20 @@ def test_a_line_waits_for_room_and_is_lost_after_the_longest_wait():
     stuck.waiting = lines(("old", 0, 0, 0, 5)).assign(order_day=-MAX_WAIT_DAYS)
     dispatch_day("nearest", 0, todo.iloc[:0], stuck, network)
     assert stuck.waiting.empty and ledger_metrics(stuck, network, 5)["units_lost"] == 5
+
+
+def test_bench_allocation_takes_a_warehouse_or_a_scale_and_times_a_synthetic_day():
+    from bench.allocation import parse_args, solve_time
+
+    for argv in (
+        ["--out", "x.json"],
+        ["--out", "x.json", "--warehouse", "w.duckdb", "--solve-time", "small"],
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+    day = solve_time("small", SETTINGS)
+    assert (day["skus"], day["warehouses"], day["regions"]) == (500, 3, 8)
+    # every SKU has a forecast in every region: that block alone is SKUs x regions x warehouses variables
+    assert day["variables"] > 500 * 8 * 3 and day["constraints"] > 2 * 500 * 3
+    assert 0 <= day["open_units_unserved"] < day["open_order_units"]
+    assert day == {**solve_time("small", SETTINGS), "seconds": day["seconds"]}  # seeded: the same programme

@@ -231,9 +231,9 @@ def test_the_first_closed_loop_day_counts_from_the_open_loop_stock(tmp_path, wor
 def test_bench_inventory_closed_loop_runs_the_plan_and_the_naive_world_and_keeps_the_comparison(
     tmp_path, monkeypatch
 ):
-    """The plumbing only (two real worlds take 40 minutes: `python -m bench.inventory --closed-loop`): the loop
-    benchmark is asked for the champion's plan-on and plan-off worlds with the plan's settings, and its comparison
-    is carried to the top of the report."""
+    """The plumbing only (the two real worlds are a benchmark run: `python -m bench.inventory --closed-loop`): the
+    loop benchmark is asked for the champion's plan-on and plan-off worlds with the plan's settings, and its
+    comparison is carried to the top of the report."""
     import json
 
     import bench.loop

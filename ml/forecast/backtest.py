@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 
+from ml.forecast.base import QUANTILE_COLUMN
 from ml.forecast.marts import demand_from_mart
 from ml.forecast.metrics import (
     bias,
@@ -60,10 +59,6 @@ def backtest(
         )
     by_step = pd.DataFrame([{"step": k, **_point_metrics(g)} for k, g in df.groupby("step")])
     return overall, by_step
-
-
-QUANTILE_COLUMN = re.compile(r"q\d+(\.\d+)?")
-"""A quantile column of a forecast frame (``q50``, ``q97.5``: :func:`ml.forecast.base.quantile_column`)."""
 
 
 def _point_metrics(df: pd.DataFrame) -> dict:

@@ -18,6 +18,7 @@ origins); see that module for why.
 from __future__ import annotations
 
 import copy
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -32,6 +33,10 @@ DEFAULT_QUANTILES: tuple[float, ...] = (0.5, 0.9)
 def quantile_column(q: float) -> str:
     """Column name of quantile level ``q``: 0.5 -> ``q50``, 0.9 -> ``q90``, 0.975 -> ``q97.5``."""
     return f"q{round(q * 100, 3):g}"
+
+
+QUANTILE_COLUMN = re.compile(r"q\d+(\.\d+)?")
+"""What :func:`quantile_column` names look like (to find the quantile columns of a forecast frame or table)."""
 
 
 class ShortHistoryError(ValueError):

@@ -74,9 +74,8 @@ def stored_selection(
                 f"{name} could not be loaded ({type(exc).__name__}: {exc}); selecting again", stacklevel=2
             )
     if stored is not None and tuple(stored.quantiles) != tuple(model.quantiles):
-        stored = (
-            None  # selected for other quantile levels (an older version): its calibration cannot serve these
-        )
+        # selected for other quantile levels: its calibration cannot serve these, so select again
+        stored = None
     reused, replaced = stored is not None, 0
     if reused:
         model = stored

@@ -3,7 +3,8 @@
 The store's regions get a site on a rough map (kilometres east and north, British National Grid style, Dublin for
 Ireland), each warehouse sits at the busiest region it serves, and a lane's cost and delivery time follow the road
 distance, with the Irish Sea adding a day and a ferry charge. No random numbers: the lanes are a function of the
-world's region-to-warehouse map and its expected demand, so adding them changed no byte the store wrote before.
+world's region-to-warehouse map and its expected demand, so they draw nothing from the world's random streams and
+leave every other table's bytes as they are.
 
 A warehouse can dispatch a fixed number of units a day (:data:`CAPACITY_HEADROOM` times the units its regions
 are expected to buy on an ordinary day), so peaks, promotions and weekends can exceed it: then a parcel waits a

@@ -85,6 +85,39 @@ def order_lines(con: duckdb.DuckDBPyConnection, after: date, day: date) -> pd.Da
     return lines
 
 
+def list_prices(con: duckdb.DuckDBPyConnection, skus: list[str]) -> np.ndarray:
+    """Each SKU's list price (the median price where the catalogue lacks it): what an unserved unit costs."""
+    prices = con.execute("SELECT sku, price FROM marts.dim_products").df().set_index("sku")["price"]
+    return prices.reindex(skus).fillna(prices.median()).to_numpy()
+
+
+def horizon_forecast(
+    con: duckdb.DuckDBPyConnection,
+    day: date,
+    horizon_days: int,
+    skus: list[str],
+    recent_lines: pd.DataFrame,
+    regions: tuple[str, ...],
+) -> np.ndarray:
+    """Units forecast as of ``day`` for its next ``horizon_days`` (SKUs × regions), split over regions by each
+    SKU's :func:`regional_mix` in ``recent_lines``; zeros without a stored forecast."""
+    units = np.zeros(len(skus))
+    if table_exists(con, FORECASTS):
+        ahead = con.execute(
+            f"SELECT sku, sum(mean) AS units FROM {FORECASTS} WHERE as_of_date = ? AND horizon_day <= ? "
+            "GROUP BY sku",
+            [day, horizon_days],
+        ).df()
+        i = pd.Index(skus).get_indexer(ahead["sku"])
+        units[i[i >= 0]] = ahead["units"].to_numpy(dtype=float)[i >= 0]
+    return units[:, None] * regional_mix(recent_lines, skus, regions)
+
+
+def units_per_parcel(lines: pd.DataFrame) -> float:
+    """Mean units an order takes from one warehouse: what the programme spreads a parcel's charge over."""
+    return float(lines.groupby(["order_id", "warehouse_id"])["qty"].sum().mean())
+
+
 def day_inputs(con: duckdb.DuckDBPyConnection, day: date, settings: AllocationSettings) -> DayInputs | None:
     """Everything the day's programme and its comparison read; None when the source has no lanes or stock."""
     network = network_of(con)
@@ -99,36 +132,22 @@ def day_inputs(con: duckdb.DuckDBPyConnection, day: date, settings: AllocationSe
     lines = recent[recent["order_date"] == day]
     if stock_rows.empty or lines.empty:
         return None
-    products = con.execute("SELECT sku, price FROM marts.dim_products").df()
     skus = sorted(set(stock_rows["sku"]) | set(lines["sku"]))
-    sku_index, wh_index = pd.Index(skus), pd.Index(network.warehouses)
     stock = np.zeros((len(skus), len(network.warehouses)))
-    w = wh_index.get_indexer(stock_rows["warehouse_id"])
+    w = pd.Index(network.warehouses).get_indexer(stock_rows["warehouse_id"])
     np.add.at(
         stock,
-        (sku_index.get_indexer(stock_rows["sku"])[w >= 0], w[w >= 0]),
+        (pd.Index(skus).get_indexer(stock_rows["sku"])[w >= 0], w[w >= 0]),
         stock_rows["units"].to_numpy(dtype=float)[w >= 0],
     )
-    demand = np.zeros(len(skus))
-    if table_exists(con, FORECASTS):
-        ahead = con.execute(
-            f"SELECT sku, sum(mean) AS units FROM {FORECASTS} WHERE as_of_date = ? AND horizon_day <= ? "
-            "GROUP BY sku",
-            [day, settings.horizon_days],
-        ).df()
-        i = sku_index.get_indexer(ahead["sku"])
-        demand[i[i >= 0]] = ahead["units"].to_numpy(dtype=float)[i >= 0]
-    forecast = demand[:, None] * regional_mix(recent, skus, network.regions)
-    price = products.set_index("sku")["price"].reindex(skus).fillna(products["price"].median()).to_numpy()
-    parcels = recent.groupby(["order_id", "warehouse_id"])["qty"].sum()
     return DayInputs(
         network=network,
         skus=skus,
         stock=stock,
         lines=indexed_lines(lines, skus, network, day),
-        forecast=forecast,
-        price=price,
-        units_per_parcel=float(parcels.mean()),
+        forecast=horizon_forecast(con, day, settings.horizon_days, skus, recent, network.regions),
+        price=list_prices(con, skus),
+        units_per_parcel=units_per_parcel(recent),
     )
 
 

@@ -149,7 +149,8 @@ class Allocation:
     unserved: pd.DataFrame
     """Open-order units per SKU × region the solution could not dispatch today (no stock or no capacity)."""
     objective: float
-    status: str
+    size: tuple[int, int]
+    """Variables and constraints of the programme."""
 
 
 def solve(
@@ -303,4 +304,4 @@ def solve(
             "units": left[keep],
         }
     )
-    return Allocation(ship, transfers, unserved, float(result.fun), "optimal")
+    return Allocation(ship, transfers, unserved, float(result.fun), (n_var, a_ub.shape[0] + a_eq.shape[0]))

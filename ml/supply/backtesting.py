@@ -21,12 +21,14 @@ def backtest_day(con: duckdb.DuckDBPyConnection, day: date) -> pd.DataFrame:
     """The day's rows of :data:`BACKTESTS` (one per lag: WAPE, bias, pinball, coverage, RMSSE, WRMSSE; see
     :func:`ml.forecast.backtest.backtest_for_day`) from the forecasts stored on earlier days; empty before any."""
     from ml.forecast.backtest import backtest_for_day
+    from ml.forecast.base import QUANTILE_COLUMN
 
     if not table_exists(con, FORECASTS):
         return pd.DataFrame()
     forecasts = con.execute(
         # every served quantile column (older days hold fewer levels)
-        f"SELECT as_of_date AS origin_date, sku, forecast_date, horizon_day AS step, mean, COLUMNS('^q[0-9.]+$') "
+        f"SELECT as_of_date AS origin_date, sku, forecast_date, horizon_day AS step, mean, "
+        f"COLUMNS('^{QUANTILE_COLUMN.pattern}$') "
         f"FROM {FORECASTS} WHERE as_of_date < ? AND as_of_date >= ?",
         [day, day - timedelta(days=FORECAST_DAYS_READ)],
     ).df()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
@@ -117,6 +118,8 @@ def forecast_summary(result: DayForecast) -> dict:
     """Numbers that plot (SKUs, units of the next 7 days), which models and which selection served, the top SKUs
     and a chart of the last 8 weeks of actuals against the forecast."""
     from ml.charts import forecast_vs_actuals_png, png_markdown, top_skus
+    from ml.forecast.base import quantile_column
+    from ml.forecast.ensemble import ALL
 
     frame, selection = result.rows, result.selection
     next_week = frame[frame["horizon_day"] <= 7]
@@ -136,13 +139,13 @@ def forecast_summary(result: DayForecast) -> dict:
             "units_next_7_days_q90_sum": float(next_week["q90"].sum()),
             # coverage on the latest validation origin (all series, levels calibrated on the earlier origins)
             **{
-                f"validation_coverage_held_out_q{round(row['level'] * 100):d}": float(
+                f"validation_coverage_held_out_{quantile_column(row['level'])}": float(
                     row["coverage_held_out"]
                 )
                 for row in result.calibration
-                if row["group"] == "all"
+                if row["group"] == ALL
                 and row["level"] in (0.9, 0.95)
-                and row["coverage_held_out"] == row["coverage_held_out"]
+                and not math.isnan(row["coverage_held_out"])
             },
             "model_selected_on": selection.get("selected_on", ""),
             "model_selection_reused": bool(selection.get("reused", False)),

@@ -51,6 +51,22 @@ def _log(context, i: int, days: list, message: str) -> None:
     context.log.info(f"[{i}/{len(days)}] {days[i - 1]}: {message}")
 
 
+def _write_day(con, files: DataFilesResource, day, rows_by_output: dict) -> None:
+    """Each output's rows of the day (``{output: (table, rows)}``) replace the day in its table and are exported
+    under the output's name (the asset's key within ``supply``)."""
+    for output, (table, rows) in rows_by_output.items():
+        replace_partition(con, table, "as_of_date", day, rows)
+        files.export(rows, output, day)
+
+
+def _results(summaries_by_output: dict, built: list, days: list):
+    """One materialisation per output of a multi-asset, with its step summaries."""
+    for output, summaries in summaries_by_output.items():
+        yield dg.MaterializeResult(
+            asset_key=dg.AssetKey(["supply", output]), metadata=summary_metadata(summaries, built, days)
+        )
+
+
 @dg.asset(
     key=dg.AssetKey(["supply", "demand_forecast"]),
     kinds={"duckdb", "pandas", "scikit-learn"},
@@ -85,8 +101,7 @@ def demand_forecast(
                     f"{day}: the demand up to {result.selection['selected_on']} changed since the week's stored "
                     "model selection was made (data re-landed or marts rebuilt); selected again on the new history"
                 )
-            replace_partition(con, FORECASTS, "as_of_date", day, result.rows)
-            files.export(result.rows, "demand_forecast", day)
+            _write_day(con, files, day, {"demand_forecast": (FORECASTS, result.rows)})
             built.append(day)
             summaries.append(forecast_summary(result))
             _log(context, i, days, f"{result.rows['sku'].nunique()} SKUs forecast")
@@ -167,22 +182,16 @@ def replenishment(
             if plan.empty:
                 _log(context, i, days, "no forecast or no inventory snapshot (the source has none): no plan")
                 continue
-            for table, output, rows in (
-                (PLANS, "replenishment_plan", plan),
-                (ALERTS, "stockout_alerts", alert),
-            ):
-                replace_partition(con, table, "as_of_date", day, rows)
-                files.export(rows, output, day)
+            _write_day(
+                con, files, day, {"replenishment_plan": (PLANS, plan), "stockout_alerts": (ALERTS, alert)}
+            )
             built.append(day)
             plans.append(plan_summary(plan))
             alerts.append(alerts_summary(alert, plan))
             _log(context, i, days, f"{len(plan)} plan rows, {len(alert)} alerts")
     if not built:  # say why there is nothing, in both assets
         plans, alerts, built = [plan_summary(plan)], [alerts_summary(alert, plan)], days[-1:]
-    for key, summaries in (("replenishment_plan", plans), ("stockout_alerts", alerts)):
-        yield dg.MaterializeResult(
-            asset_key=dg.AssetKey(["supply", key]), metadata=summary_metadata(summaries, built, days)
-        )
+    yield from _results({"replenishment_plan": plans, "stockout_alerts": alerts}, built, days)
 
 
 @dg.asset(
@@ -230,8 +239,7 @@ def service_levels(
             if result.rows.empty:
                 _log(context, i, days, f"nothing to tune: {result.summary['metrics']['note']}")
                 continue
-            replace_partition(con, TUNED_LEVELS, "as_of_date", day, result.rows)
-            files.export(result.rows, "service_levels", day)
+            _write_day(con, files, day, {"service_levels": (TUNED_LEVELS, result.rows)})
             levels = dict(zip(result.rows["demand_class"], result.rows["service_level"], strict=True))
             _log(context, i, days, f"levels {levels}, replay fill {result.fill_rate:.3f}")
     passed, numbers = replay_check(tuned, config)
@@ -298,12 +306,15 @@ def allocation(
             if result is None:
                 _log(context, i, days, "no lanes, no inventory snapshot or no orders: no allocation")
                 continue
-            for table, output, rows in (
-                (ALLOCATIONS, "allocation_plan", result.plan),
-                (TRANSFERS, "transfer_orders", result.transfers),
-            ):
-                replace_partition(con, table, "as_of_date", day, rows)
-                files.export(rows, output, day)
+            _write_day(
+                con,
+                files,
+                day,
+                {
+                    "allocation_plan": (ALLOCATIONS, result.plan),
+                    "transfer_orders": (TRANSFERS, result.transfers),
+                },
+            )
             built.append(day)
             plans.append(result.summary)
             moves.append(result.transfer_summary)
@@ -318,10 +329,7 @@ def allocation(
             )
     if not built:
         plans, moves, built = [no_plan_summary()], [no_plan_summary()], days[-1:]
-    for key, summaries in (("allocation_plan", plans), ("transfer_orders", moves)):
-        yield dg.MaterializeResult(
-            asset_key=dg.AssetKey(["supply", key]), metadata=summary_metadata(summaries, built, days)
-        )
+    yield from _results({"allocation_plan": plans, "transfer_orders": moves}, built, days)
 
 
 supply_assets = [demand_forecast, forecast_backtest, service_levels, replenishment, allocation]
