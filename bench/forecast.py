@@ -6,6 +6,7 @@
     python -m bench.forecast --data data/online_retail/online_retail.csv.gz \\
         --year-before data/online_retail_ii/online_retail_ii_2009_2010.parquet \\
         --validation-days 2010-10-06,2010-11-08,2011-07-31,2011-09-02,2011-10-05 \\
+        --level-factor-days 2010-10-06,2010-11-08 \\
         --score-history-from 2010-12-01 --out forecast_two_years.json
 
 ``--data`` is the Online Retail CSV (recognised by its columns) or a generic long CSV ``unique_id, ds, y`` with
@@ -14,7 +15,10 @@ weights) is :mod:`ml.forecast.protocol`; metrics are :mod:`ml.forecast.metrics`.
 
 Models: ours are unprefixed (the class-routed ``ensemble`` and its members, each member with quantile levels
 calibrated on the same validation origins, plus ``fast_ensemble``, the same rule over the local models only, which
-is what the daily step runs by default, and ``zero``); peers are ``statsforecast:<Model>`` and
+is what the daily step runs by default, and ``zero``). With ``--year-before`` (or when named), ``ensemble_yoy``
+is the same rule with the global model's year-before features (``gbm_yoy``) and the level factor fitted on the
+``--level-factor-days`` origins; ``ensemble_yoy_no_level`` is it without the factor and ``ensemble_level`` the
+plain ensemble with its own factor from the same origins (the two ablations). Peers are ``statsforecast:<Model>`` and
 ``mlforecast:lightgbm_tweedie`` (the ``bench`` extra; skipped with a note when not installed).
 
 Peer quantiles: SeasonalNaive and AutoETS give statsforecast's own 80% interval, whose upper bound is the 0.9
@@ -66,6 +70,10 @@ STATSFORECAST_MODELS = ("SeasonalNaive", "CrostonOptimized", "ADIDA", "IMAPA", "
 LGBM_NAME = "mlforecast:lightgbm_tweedie"
 OURS = (
     "ensemble",
+    "ensemble_yoy",
+    "ensemble_yoy_no_level",
+    "ensemble_level",
+    "gbm_yoy",
     "fast_ensemble",
     "gbm",
     "tsb",
@@ -86,6 +94,17 @@ EXTRA_CANDIDATES = {
     "gbm_last_peak": {"peak_months": (11, 12)},
     "gbm_last_peak_recency": {"peak_months": (11, 12), "anchor_half_life": 60.0},
 }
+
+
+# Configurations that need a year of history before the validation origins (the second edition).
+YEAR_BEFORE_CONFIGS = ("ensemble_yoy", "ensemble_yoy_no_level", "ensemble_level", "gbm_yoy")
+
+
+def _yoy(model):
+    """The production GBM with the year-before features (protocol, second edition: configuration 2)."""
+    model.year_before = True
+    model.name = "gbm_yoy"
+    return model
 
 
 def _variant(model, name: str):
@@ -274,6 +293,13 @@ def main(argv: list[str] | None = None) -> dict:
         help="comma-separated validation origin dates for our ensembles, instead of --n-origins rolling ones",
     )
     ap.add_argument(
+        "--level-factor-days",
+        type=lambda v: [pd.Timestamp(d) for d in v.split(",") if d],
+        default=None,
+        help="validation days (among --validation-days) whose pooled actuals over forecasts give the level "
+        "factor of ensemble_yoy and ensemble_level (the second edition: the 2010-peak origins)",
+    )
+    ap.add_argument(
         "--score-history-from",
         type=pd.Timestamp,
         default=None,
@@ -309,6 +335,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     args = ap.parse_args(argv)
     ours, sf_names, run_lgbm = resolve_models(args.models)
+    if not args.year_before:  # the year-before configurations need a second year; run them when named only
+        ours = [m for m in ours if m not in YEAR_BEFORE_CONFIGS or m in args.models]
     ours = [*ours, *args.extra_candidates]
 
     t_start = time.perf_counter()
@@ -350,43 +378,76 @@ def main(argv: list[str] | None = None) -> dict:
             "quantiles": fc.quantiles,
             "seconds": time.perf_counter() - t0,
         }
-    if any(m not in ("zero", "fast_ensemble") for m in ours):
+    fcov = {
+        k: v[:, split.origin + 1 : split.origin + 1 + args.horizon]
+        for k, v in panel.subset(train.ids).covariates.items()
+    }
+    covs = list(train.covariates)
+
+    def run_ensemble(name: str, cands: dict, level_factor_days=None) -> dict:
+        """Select and fit one class-routed ensemble; record it and its members; return it and its selection."""
         t0 = time.perf_counter()
-        covs = list(train.covariates)
-        cands = candidates(kind, args.season_length, args.horizon, covs)
-        for name in args.extra_candidates:
-            cands[name] = lambda n=name, base=cands["gbm"]: _variant(base(), n)
         ens = SelectedEnsemble(
             cands,
             horizon=args.horizon,
             n_origins=args.n_origins,
             max_validation_bias=args.max_validation_bias,
             validation_days=args.validation_days,
+            level_factor_days=level_factor_days,
+            name=name,
         )
         ens.fit_panel(train)
-        fcov = {
-            k: v[:, split.origin + 1 : split.origin + 1 + args.horizon]
-            for k, v in panel.subset(train.ids).covariates.items()
-        }
         fc = ens.predict_panel(args.horizon, future_calendar=cal, future_covariates=fcov).subset(split.ids)
         total = time.perf_counter() - t0
-        if "ensemble" in ours:
-            results["ensemble"] = {"mean": fc.mean, "quantiles": fc.quantiles, "seconds": total}
+        if name in ours:
+            results[name] = {"mean": fc.mean, "quantiles": fc.quantiles, "seconds": total}
         # A member's seconds: its mean fit + predict time at one origin (what a standalone run would cost).
         val_seconds = {n: sum(r.seconds[n] for r in ens.records_) for n in ens.candidates}
         refit = total - sum(val_seconds.values())
-        for name, mfc in ens.member_forecasts_.items():
-            if name in ours:
+        for member, mfc in ens.member_forecasts_.items():
+            if member in ours and member not in results:
                 s = mfc.subset(split.ids)
-                results[name] = {
+                results[member] = {
                     "mean": s.mean,
                     "quantiles": s.quantiles,
-                    "seconds": val_seconds[name] / max(len(ens.records_), 1),
+                    "seconds": val_seconds[member] / max(len(ens.records_), 1),
                 }
-        selection = ens.selection_summary()
-        selection["seconds_total"] = round(total, 1)
-        selection["seconds_refit_all_members"] = round(refit, 1)
-        print(f"ours done in {total:.0f}s; weights {selection['weights']}", file=sys.stderr)
+        summary = ens.selection_summary()
+        summary["seconds_total"] = round(total, 1)
+        summary["seconds_refit_all_members"] = round(refit, 1)
+        print(f"{name} done in {total:.0f}s; weights {summary['weights']}", file=sys.stderr)
+        return ens, summary
+
+    def with_level_factor(ens, factor: float, name: str) -> None:
+        """The fitted ensemble's forecast under another level factor (quantiles follow the scaled mean)."""
+        t0 = time.perf_counter()
+        ens.level_factor_ = factor
+        fc = ens.predict_panel(args.horizon, future_calendar=cal, future_covariates=fcov).subset(split.ids)
+        results[name] = {"mean": fc.mean, "quantiles": fc.quantiles, "seconds": time.perf_counter() - t0}
+
+    cands = candidates(kind, args.season_length, args.horizon, covs)
+    needs_plain = [m for m in ours if m not in ("zero", "fast_ensemble", *YEAR_BEFORE_CONFIGS)]
+    if needs_plain or "ensemble_level" in ours:
+        for name in args.extra_candidates:
+            cands[name] = lambda n=name, base=cands["gbm"]: _variant(base(), n)
+        ens, selection = run_ensemble("ensemble", cands)
+        if "ensemble_level" in ours:
+            ens.level_factor_days = tuple(args.level_factor_days or ())
+            factor = ens._level_factor(train, ens.records_)
+            with_level_factor(ens, factor, "ensemble_level")
+            selection["ensemble_level_factor"] = round(factor, 4)
+    if {"ensemble_yoy", "ensemble_yoy_no_level", "gbm_yoy"} & set(ours):
+        yoy = dict(cands)
+        yoy.pop("gbm")
+        for name in args.extra_candidates:
+            yoy.pop(name, None)
+        yoy["gbm_yoy"] = lambda base=cands["gbm"]: _yoy(base())
+        ens_yoy, yoy_selection = run_ensemble("ensemble_yoy", yoy, args.level_factor_days)
+        if "ensemble_yoy_no_level" in ours:
+            with_level_factor(ens_yoy, 1.0, "ensemble_yoy_no_level")
+        if selection is None:
+            selection = {}
+        selection["ensemble_yoy"] = yoy_selection
 
     notes = []
     missing = [m for m in ("statsforecast", "mlforecast", "lightgbm") if importlib.util.find_spec(m) is None]
@@ -463,6 +524,7 @@ def main(argv: list[str] | None = None) -> dict:
             else None,
             "data": [Path(args.data).name] + ([Path(args.year_before).name] if args.year_before else []),
             "max_validation_bias": args.max_validation_bias,
+            "level_factor_origins": [str(d.date()) for d in args.level_factor_days or ()],
         },
         "n_series": int(len(split.ids)),
         "origin": str(pd.Timestamp(split.origin_ds).date())

@@ -202,3 +202,38 @@ def test_the_second_edition_scores_two_years_as_the_first_edition_scored_one():
     assert (classify(*adi_cv2(h2)) == classify(*adi_cv2(h1))).all()
     np.testing.assert_array_equal(second.actual(), first.actual())
     assert second.train().n_periods == whole.origin + 1 > first.origin + 1  # the models see the earlier year
+
+
+def test_the_year_before_configurations_and_their_level_factor(tmp_path):
+    """Configuration (2) of the second edition: the ensemble over the GBM with the year-before features, scaled
+    by the level factor of the named origins; its two ablations are the same forecasts without the factor and
+    the plain ensemble with its own factor."""
+    import pandas as pd
+
+    df, _ = synthetic_store(n_series=12, n_periods=520, season_length=7, seed=4, start="2022-01-01")
+    path = tmp_path / "two_years.csv"
+    df[df["y"] > 0].to_csv(path, index=False)
+    days = sorted(pd.read_csv(path, parse_dates=["ds"])["ds"].unique())
+    named = [str(pd.Timestamp(days[i]).date()) for i in (380, 420, 450)]
+    configs = ["ensemble", "ensemble_yoy", "ensemble_yoy_no_level", "ensemble_level", "gbm", "gbm_yoy"]
+    args = ["--data", str(path), "--season-length", "7", "--bootstrap", "50", "--validation-days"]
+    out = main(
+        [*args, ",".join(named), "--level-factor-days", named[0], "--out", str(tmp_path / "o.json")]
+        + ["--models", *configs]
+    )
+    assert set(out["models"]) == set(configs)
+    sel = out["selection"]
+    yoy_factor = sel["ensemble_yoy"]["level_factor"]
+    plain_factor = sel["ensemble_level_factor"]
+    assert sel["ensemble_yoy"]["level_factor_days"] == [named[0]] and out["protocol"]["level_factor_origins"]
+    assert yoy_factor != 1.0 and plain_factor != 1.0
+    m = out["models"]
+    # Scaling every forecast by the factor scales the pooled forecast: 1 + bias moves by exactly the factor.
+    assert abs((1 + m["ensemble_yoy"]["bias"]) - yoy_factor * (1 + m["ensemble_yoy_no_level"]["bias"])) < 2e-3
+    assert abs((1 + m["ensemble_level"]["bias"]) - plain_factor * (1 + m["ensemble"]["bias"])) < 2e-3
+    # The year-before features change the global model (the history reaches a year before its anchors).
+    assert m["gbm_yoy"]["WRMSSE"] != m["gbm"]["WRMSSE"]
+    assert "gbm_yoy" in sel["ensemble_yoy"]["validation"] and "gbm" not in sel["ensemble_yoy"]["validation"]
+    # Without --year-before and unnamed, 'all' leaves the year-before configurations out.
+    few = main([*args, named[1], "--models", "all", "--out", str(tmp_path / "p.json"), "--bootstrap", "20"])
+    assert "ensemble_yoy" not in few["models"] and "ensemble" in few["models"]

@@ -395,6 +395,85 @@ def test_last_peak_features_by_hand():
     assert "last_peak_rel" not in anchor_features(st_int, a, smoother_states(numbered.y, [a]), None)[0]
 
 
+def test_year_before_features_by_hand():
+    """The SKU's and the store's movement after the same date a year before (364 days: the same weekday), the
+    store's level against then, and last year's seasonal factor of the target's week; nothing after the anchor
+    is read, and a history shorter than a year gives NaN."""
+    from ml.forecast.features import AnchorStats, anchor_features, smoother_states, target_features
+
+    days = pd.date_range("2020-01-01", "2021-12-31", freq="D")
+    anchor_day = pd.Timestamp("2021-06-01")
+    year_ago = anchor_day - pd.Timedelta(days=364)
+    # "peak" sells 3 a day in the 28 days after the date a year before the anchor, 1 a day otherwise; "flat"
+    # sells 2 a day throughout; "young" starts in 2021.
+    boost = (days > year_ago) & (days <= year_ago + pd.Timedelta(days=28))
+    df = pd.concat(
+        [
+            pd.DataFrame({"unique_id": "peak", "ds": days, "y": np.where(boost, 3.0, 1.0)}),
+            pd.DataFrame({"unique_id": "flat", "ds": days, "y": 2.0}),
+            pd.DataFrame({"unique_id": "young", "ds": days[days >= "2021-01-01"], "y": 1.0}),
+        ]
+    )
+    panel = to_panel(df)
+    st = AnchorStats(panel, 7, year_before=True)
+    a = int(np.searchsorted(panel.calendar, np.datetime64(anchor_day)))
+    assert pd.Timestamp(panel.calendar[st.year_ago[a]]) == year_ago
+    ids = list(panel.ids)
+    pk, fl, yg = ids.index("peak"), ids.index("flat"), ids.index("young")
+    f, lvl = anchor_features(st, a, smoother_states(panel.y, [a]), None)
+    np.testing.assert_allclose(f["ly_after_rel"][[pk, fl]], [3.0 / lvl[pk], 2.0 / lvl[fl]])
+    np.testing.assert_allclose(f["ly_growth_log"][pk], np.log1p(84) - np.log1p(28))
+    assert np.isnan(f["ly_after_rel"][yg]) and np.isnan(f["ly_growth_log"][yg])  # not alive a year before
+    # The store: 1 + 2 a day now and in the 28 days before the date a year ago, 3 + 2 in the 28 after it.
+    np.testing.assert_allclose(f["store_yoy"], (28 * 3 + 28 * 1) / (28 * 3))  # "young" adds 1 a day now
+    np.testing.assert_allclose(f["store_ly_growth"], 28 * 5 / (28 * 3))
+    safe = np.where(lvl > 0, lvl, 1.0)
+    t = target_features(st, a, 5, 0, safe)
+    # The target's week a year before (periods b+3 .. b+8) lies inside the boost.
+    np.testing.assert_allclose(t["ly_target_rel"][pk], 3.0 / lvl[pk])
+    np.testing.assert_allclose(t["store_season_target"], 5.0 / 3.0)
+    t_late = target_features(st, a, 40, 0, safe)  # the target's week a year before is after the boost
+    np.testing.assert_allclose(t_late["store_season_target"], 3.0 / 3.0)
+    # Nothing after the anchor is read.
+    changed = df.copy()
+    changed.loc[changed["ds"] > anchor_day, "y"] = 100.0
+    st2 = AnchorStats(to_panel(changed), 7, year_before=True)
+    f2, _ = anchor_features(st2, a, smoother_states(to_panel(changed).y, [a]), None)
+    t2 = target_features(st2, a, 5, 0, safe)
+    for name in ("ly_after_rel", "ly_growth_log", "store_yoy", "store_ly_growth"):
+        np.testing.assert_allclose(f2[name], f[name])
+    for name in ("ly_target_rel", "store_season_target"):
+        np.testing.assert_allclose(t2[name], t[name])
+    # Less than a year (plus the window) before the anchor: NaN, not a guess.
+    early = int(np.searchsorted(panel.calendar, np.datetime64("2021-01-10")))
+    f_early, _ = anchor_features(st, early, smoother_states(panel.y, [early]), None)
+    assert np.isnan(f_early["store_yoy"]).all() and np.isnan(f_early["ly_after_rel"]).all()
+    # Off by default: the production features are unchanged.
+    assert "store_yoy" not in anchor_features(AnchorStats(panel, 7), a, smoother_states(panel.y, [a]), None)[0]
+
+
+def test_the_level_factor_is_the_pooled_actual_over_forecast_at_its_days(store):
+    df, _, _, _ = store
+    days = np.sort(df["ds"].unique())
+    origin = days[-H - 1]
+    named = [days[100], days[130]]
+    plain = SelectedEnsemble({"ma": lambda: MovingAverage(28)}, horizon=H, validation_days=named).fit(
+        df, origin=origin
+    )
+    scaled = SelectedEnsemble(
+        {"ma": lambda: MovingAverage(28)}, horizon=H, validation_days=named, level_factor_days=[named[1]]
+    ).fit(df, origin=origin)
+    rec = [r for r in scaled.records_ if pd.Timestamp(scaled.panel_.calendar[r.origin]) == named[1]][0]
+    factor = rec.actual.sum() / rec.means["ma"].sum()
+    assert abs(factor - 1) > 0.01
+    np.testing.assert_allclose(scaled.level_factor_, factor)
+    assert plain.level_factor_ == 1.0 and scaled.selection_summary()["level_factor"] == round(factor, 4)
+    a, b = plain.predict(H), scaled.predict(H)
+    np.testing.assert_allclose(b["mean"], a["mean"] * factor)
+    with pytest.raises(ValueError, match="among the validation_days"):
+        SelectedEnsemble({"ma": lambda: MovingAverage(28)}, validation_days=named, level_factor_days=[days[5]])
+
+
 def test_panel_since_starts_each_series_at_its_first_demand_from_then():
     panel = to_panel(
         pd.DataFrame(

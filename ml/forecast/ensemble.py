@@ -19,6 +19,10 @@ The rule (never looks at the test window):
    validation coverage of ``q50``/``q90`` hits 50%/90% (see :mod:`ml.forecast.quantiles`); each candidate's own
    levels are calibrated the same way (all series together), so members can be reported with honest quantiles.
 6. Refit every candidate on all the data up to the origin and combine with those weights.
+7. Optional level factor (``level_factor_days``, a subset of ``validation_days``): the pooled actuals over the
+   pooled combined forecasts at those origins, multiplied into the forecast. It is meant for a season the
+   rolling origins cannot see (the last peak, a year before), fitted on validation origins of that season and
+   applied to a forecast of the same season; the quantile levels stay those calibrated on unscaled forecasts.
 
 Averaging over several origins matters: one 28-day window cannot separate models that are 1% apart.
 """
@@ -95,6 +99,7 @@ class SelectedEnsemble(Forecaster):
         member_quantiles: bool = True,
         max_validation_bias: float | None = 0.05,
         validation_days=None,
+        level_factor_days=None,
         **kw,
     ):
         super().__init__(**kw)
@@ -103,6 +108,11 @@ class SelectedEnsemble(Forecaster):
         self.validation_days = (
             tuple(pd.Timestamp(d) for d in validation_days) if validation_days is not None else None
         )
+        self.level_factor_days = (
+            tuple(pd.Timestamp(d) for d in level_factor_days) if level_factor_days else None
+        )
+        if self.level_factor_days and not set(self.level_factor_days) <= set(self.validation_days or ()):
+            raise ValueError("level_factor_days must be among the validation_days")
         self.max_validation_bias = max_validation_bias
         # Calibrated quantiles for every member cost one NB quantile pass per member: the benchmark wants them
         # (members are reported too), the daily step does not.
@@ -253,8 +263,19 @@ class SelectedEnsemble(Forecaster):
             if self.member_quantiles
         }
 
+        self.level_factor_ = self._level_factor(panel, records)
         self.members_ = {name: factory().fit_panel(panel) for name, factory in self.candidates.items()}
         self._route(panel)
+
+    def _level_factor(self, panel: Panel, records) -> float:
+        """Step 7: pooled actuals / pooled routed forecasts at the ``level_factor_days`` origins (1 without)."""
+        if not self.level_factor_days:
+            return 1.0
+        days = set(self.level_factor_days)
+        recs = [r for r in records if pd.Timestamp(panel.calendar[r.origin]) in days]
+        actual = sum(float(np.nansum(r.actual)) for r in recs)
+        forecast = sum(float(_routed(r.means, r.classes, self.weights_).sum()) for r in recs)
+        return actual / forecast if forecast > 0 and actual > 0 else 1.0
 
     def _route(self, panel: Panel) -> None:
         """Demand class of every series of ``panel`` and the quantile levels of its class."""
@@ -322,7 +343,9 @@ class SelectedEnsemble(Forecaster):
                 self.member_forecasts_[name] = Forecast(
                     ids=m.panel_.ids, ds=calendar, mean=mean, quantiles={}
                 )
-        return _routed({k: f.mean for k, f in self.member_forecasts_.items()}, self.classes_, self.weights_)
+        routed = _routed({k: f.mean for k, f in self.member_forecasts_.items()}, self.classes_, self.weights_)
+        # getattr: selections stored before the level factor existed still load and forecast.
+        return routed * getattr(self, "level_factor_", 1.0)
 
     def selection_summary(self) -> dict:
         """What was chosen and why: weights per class, calibrated levels, candidates' validation WRMSSE."""
@@ -351,6 +374,8 @@ class SelectedEnsemble(Forecaster):
             "eligible": self.eligible_,
             "max_validation_bias": self.max_validation_bias,
             "weights": self.weights_,
+            "level_factor": round(getattr(self, "level_factor_", 1.0), 4),
+            "level_factor_days": [str(d.date()) for d in self.level_factor_days or ()],
             "quantile_levels_by_class": self.class_levels_,
             "quantile_calibration": getattr(self, "calibration_", []),
             "quantile_levels_members": self.member_levels_,

@@ -13,6 +13,11 @@ Croston/TSB states summarise intermittent demand in one number; the SKU's own da
 shape (season position); order counts and price changes (where the source has them) separate "many small
 customers" from "one big order". Store-wide features that are equal for every SKU on a day are deliberately left
 out: a first attempt found that they hurt (the model used them to chase the store's day-to-day noise).
+
+The year-before features (``year_before=True``, dated calendars with more than a year of history) are the
+exception, and smoothed for that reason: 28-period store totals, never one day. They carry what one year of
+history cannot: how the store and the SKU moved after this date last year (:data:`YEAR_DAYS` earlier, the same
+weekday), the store's level against a year ago, and the store's seasonal factor of the target's week last year.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from ml.forecast.panel import Panel
 LEVEL_WINDOW = 112
 WINDOWS = (6, 12, 28, 56, 112, 224)
 PEAK_GAP_DAYS = 182
+YEAR_DAYS = 364  # 52 weeks: the same weekday a year before
+YEAR_WINDOW = 28  # periods summed on each side of the date a year before (the store's totals, the SKU's)
+TARGET_WEEK = 6  # periods around the target's date a year before (Online Retail's trading week)
 
 
 def season_position(calendar: np.ndarray, season_length: int) -> np.ndarray:
@@ -46,6 +54,7 @@ class AnchorStats:
         season_length: int,
         flows: tuple[str, ...] = (),
         peak_months: tuple[int, ...] = (),
+        year_before: bool = False,
     ):
         self.panel = panel
         self.m = season_length
@@ -83,6 +92,15 @@ class AnchorStats:
                 np.hstack([z, np.cumsum(self.live & mask, axis=1)]),
             )
 
+        # The period a year before each period (the last one dated on or before it); -1 where the history does
+        # not reach back that far. Store totals per period for the store-level ratios.
+        self.year_ago = None
+        if year_before and np.issubdtype(cal.dtype, np.datetime64):
+            back = cal - np.timedelta64(YEAR_DAYS, "D")
+            self.year_ago = np.searchsorted(cal, back, side="right") - 1
+            self.year_ago[back < cal[0]] = -1
+            self.store_cs = np.concatenate([[0.0], np.cumsum(self.F.sum(axis=0))])
+
     def window_sum(self, c: np.ndarray, a: int, w: int) -> np.ndarray:
         lo = max(a + 1 - w, 0)
         return c[:, a + 1] - c[:, lo]
@@ -108,6 +126,62 @@ class AnchorStats:
         cut = int(np.searchsorted(cal, cal[a] - np.timedelta64(PEAK_GAP_DAYS, "D"), side="right"))
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(cl[:, cut] > 0, cs[:, cut] / cl[:, cut], np.nan)
+
+
+    def store_sum(self, lo: int, hi: int) -> float:
+        """The store's demand over periods ``lo < j <= hi`` (clipped to the history)."""
+        lo, hi = max(lo, -1), min(hi, len(self.store_cs) - 2)
+        return float(self.store_cs[hi + 1] - self.store_cs[lo + 1]) if hi > lo else 0.0
+
+    def year_before_features(self, a: int, safe: np.ndarray) -> dict[str, np.ndarray]:
+        """Anchor ``a`` against the same date a year before (period ``b``): the SKU's demand in the
+        :data:`YEAR_WINDOW` periods after ``b`` (relative to its level now) and its log growth over the ones
+        before ``b``; the store's level now against then, and the store's growth after ``b``. NaN without a
+        year of history (the trees route it on its own branch)."""
+        n = self.F.shape[0]
+        b = int(self.year_ago[a])
+        w = YEAR_WINDOW
+        if b - w < 0:
+            nan = np.full(n, np.nan)
+            return {"ly_after_rel": nan, "ly_growth_log": nan, "store_yoy": nan, "store_ly_growth": nan}
+        after = self.cs[:, b + w + 1] - self.cs[:, b + 1]
+        before = self.cs[:, b + 1] - self.cs[:, b - w + 1]
+        live_after = self.clive[:, b + w + 1] - self.clive[:, b + 1]
+        store_then = self.store_sum(b - w, b)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return {
+                "ly_after_rel": np.where(live_after > 0, after / live_after, np.nan) / safe,
+                "ly_growth_log": np.where(live_after > 0, np.log1p(after) - np.log1p(before), np.nan),
+                "store_yoy": np.full(n, self.store_sum(a - w, a) / store_then if store_then > 0 else np.nan),
+                "store_ly_growth": np.full(
+                    n, self.store_sum(b, b + w) / store_then if store_then > 0 else np.nan
+                ),
+            }
+
+    def year_before_target(self, a: int, target: int, safe: np.ndarray) -> dict[str, np.ndarray]:
+        """The target period's week a year before: the SKU's mean there relative to its level now, and the
+        store's mean there over its mean in the :data:`YEAR_WINDOW` periods before the anchor's date a year
+        before (last year's seasonal factor from the anchor to the target)."""
+        n = self.F.shape[0]
+        # The same number of periods after the anchor's year-ago period: a future target has no calendar index
+        # here, and training rows must read the feature the way forecasts will.
+        b = int(self.year_ago[a])
+        bt = b + (target - a)
+        half = TARGET_WEEK // 2
+        if b - YEAR_WINDOW < 0 or bt - half < 0:
+            nan = np.full(n, np.nan)
+            return {"ly_target_rel": nan, "store_season_target": nan}
+        lo, hi = bt - half, bt + half
+        sku = self.cs[:, hi + 1] - self.cs[:, lo + 1]
+        live = self.clive[:, hi + 1] - self.clive[:, lo + 1]
+        store_then = self.store_sum(b - YEAR_WINDOW, b) / YEAR_WINDOW
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return {
+                "ly_target_rel": np.where(live > 0, sku / live, np.nan) / safe,
+                "store_season_target": np.full(
+                    n, self.store_sum(lo, hi) / (hi - lo) / store_then if store_then > 0 else np.nan
+                ),
+            }
 
 
 def smoother_states(y: np.ndarray, anchors) -> dict[str, np.ndarray]:
@@ -185,6 +259,8 @@ def anchor_features(st: AnchorStats, a: int, smooth: dict, price: str | None) ->
             # NaN stays NaN (the trees route "no last season" on its own branch).
             f["last_peak_rel"] = peak / safe
             f["last_peak_share"] = np.where(life > 0, peak / life, np.nan)
+    if st.year_ago is not None:
+        f.update(st.year_before_features(a, safe))
     if price and price in st.panel.covariates:
         p = st.panel.covariates[price]
         lo = max(a + 1 - 112, 0)
@@ -218,4 +294,6 @@ def target_features(st: AnchorStats, a: int, k: int, target_pos: int, safe: np.n
     else:
         f["last_same"] = np.zeros(st.F.shape[0])
         f["mean_same4"] = np.zeros(st.F.shape[0])
+    if st.year_ago is not None:
+        f.update(st.year_before_target(a, a + k, safe))
     return f

@@ -20,7 +20,10 @@ lumpy demand compounds errors.
   ``anchor_half_life`` weights training anchors by recency (a row ``d`` periods before the origin weighs
   ``0.5 ** (d / half_life)``), for a store whose dynamics drift; ``peak_months`` adds the SKU's demand in those
   calendar months of last season (dated at least half a year before the anchor) relative to its level and to its
-  lifetime mean: the only memory of last year's peak a one-year history can offer.
+  lifetime mean: the only memory of last year's peak a one-year history can offer. ``year_before`` adds, where
+  the history reaches a year back, the SKU's and the store's movement after the same date last year, the
+  store's level against a year ago and last year's store seasonal factor of the target's week
+  (:meth:`ml.forecast.features.AnchorStats.year_before_features`).
 - **Regularisation**: few leaves (15), large leaves (``min_samples_leaf`` = rows / 300, between 20 and 1000)
   and L2 10: chosen on the validation origins, where they beat 31 leaves / 200 rows.
 - **Quantiles**: the per-series negative binomial of :mod:`ml.forecast.quantiles` around this mean, with levels
@@ -68,6 +71,7 @@ class GlobalGBM(Forecaster):
         weighting: str = "sqrt_revenue",
         anchor_half_life: float | None = None,
         peak_months: tuple[int, ...] = (),
+        year_before: bool = False,
         past_covariates: tuple[str, ...] = (),
         known_covariates: tuple[str, ...] = (),
         price: str | None = "price",
@@ -93,6 +97,7 @@ class GlobalGBM(Forecaster):
         self.weighting = weighting
         self.anchor_half_life = anchor_half_life
         self.peak_months = tuple(peak_months)
+        self.year_before = year_before
         self.past_covariates = tuple(past_covariates)
         self.known_covariates = tuple(known_covariates)
         self.price = price
@@ -144,6 +149,9 @@ class GlobalGBM(Forecaster):
             keep = np.random.default_rng(self.random_state).choice(len(yv), self.max_rows, replace=False)
             X, yv, w = X[keep], yv[keep], w[keep]
         self.feature_names_ = names
+        # A feature with no value on any row (the year-before ones when no anchor has a year behind it) breaks
+        # the trees' binning; as a constant it is never split on, so forecasts ignore it as they should.
+        X[:, np.isnan(X).all(axis=0)] = 0.0
         # Large leaves: daily SKU demand is mostly noise, a leaf must average many rows to mean anything.
         leaf = self.min_samples_leaf or int(np.clip(len(yv) // 300, 20, 1000))
         self.model_ = HistGradientBoostingRegressor(min_samples_leaf=leaf, **self.params)
@@ -182,7 +190,13 @@ class GlobalGBM(Forecaster):
     def _stats(self, panel: Panel) -> AnchorStats:
         # getattr: selections stored before peak_months existed still load and update.
         peak = getattr(self, "peak_months", ())
-        return AnchorStats(panel, self.season_length, flows=self.past_covariates, peak_months=peak)
+        return AnchorStats(
+            panel,
+            self.season_length,
+            flows=self.past_covariates,
+            peak_months=peak,
+            year_before=getattr(self, "year_before", False),
+        )
 
     def _eligible(self, panel: Panel, a: int) -> np.ndarray:
         lo = max(a - RECENT + 1, 0)
