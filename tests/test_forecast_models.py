@@ -449,7 +449,9 @@ def test_year_before_features_by_hand():
     f_early, _ = anchor_features(st, early, smoother_states(panel.y, [early]), None)
     assert np.isnan(f_early["store_yoy"]).all() and np.isnan(f_early["ly_after_rel"]).all()
     # Off by default: the production features are unchanged.
-    assert "store_yoy" not in anchor_features(AnchorStats(panel, 7), a, smoother_states(panel.y, [a]), None)[0]
+    assert (
+        "store_yoy" not in anchor_features(AnchorStats(panel, 7), a, smoother_states(panel.y, [a]), None)[0]
+    )
 
 
 def test_the_level_factor_is_the_pooled_actual_over_forecast_at_its_days(store):
@@ -471,7 +473,9 @@ def test_the_level_factor_is_the_pooled_actual_over_forecast_at_its_days(store):
     a, b = plain.predict(H), scaled.predict(H)
     np.testing.assert_allclose(b["mean"], a["mean"] * factor)
     with pytest.raises(ValueError, match="among the validation_days"):
-        SelectedEnsemble({"ma": lambda: MovingAverage(28)}, validation_days=named, level_factor_days=[days[5]])
+        SelectedEnsemble(
+            {"ma": lambda: MovingAverage(28)}, validation_days=named, level_factor_days=[days[5]]
+        )
 
 
 def test_panel_since_starts_each_series_at_its_first_demand_from_then():

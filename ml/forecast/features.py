@@ -127,7 +127,6 @@ class AnchorStats:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(cl[:, cut] > 0, cs[:, cut] / cl[:, cut], np.nan)
 
-
     def store_sum(self, lo: int, hi: int) -> float:
         """The store's demand over periods ``lo < j <= hi`` (clipped to the history)."""
         lo, hi = max(lo, -1), min(hi, len(self.store_cs) - 2)
