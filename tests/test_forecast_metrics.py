@@ -65,6 +65,15 @@ def test_wape_bias_pinball_coverage_by_hand():
     assert M.coverage(np.array([[0.0, 5.0, 2.0]]), np.array([[1.0, 4.0, 2.0]])) == pytest.approx(2 / 3)
 
 
+def test_evaluate_reports_the_coverage_of_every_served_level():
+    actual = np.array([[0.0, 5.0, 2.0, 9.0]])
+    hist = np.array([[1.0, 2.0, 1.0, 2.0]])
+    levels = {0.5: np.full((1, 4), 1.0), 0.95: np.full((1, 4), 5.0), 0.99: np.full((1, 4), 9.0)}
+    out = M.evaluate(actual, np.full((1, 4), 2.0), hist, np.ones(1), levels)
+    assert (out["coverage50"], out["coverage95"], out["coverage99"]) == (0.25, 0.75, 1.0)
+    assert np.isnan(out["coverage90"]) and "coverage80" not in out  # no 0.9 quantile served, no 0.8 either
+
+
 def test_scaled_pinball_is_weighted_like_wrmsse():
     hist = np.array([[0.0, 2.0, 0.0, 2.0], [0.0, 1.0, 0.0, 1.0]])  # scale1 = 2 and 1
     actual = np.array([[4.0, 0.0], [1.0, 1.0]])

@@ -129,6 +129,8 @@ def evaluate(
         out[key] = scaled_pinball(actual, q, tau, s1, weights) if q is not None else float("nan")
     q90 = quantiles.get(0.9)
     out["coverage90"] = coverage(actual, q90) if q90 is not None else float("nan")
+    for tau, q in sorted(quantiles.items()):  # every served level, e.g. coverage99 for the 0.99 quantile
+        out[f"coverage{round(tau * 100):02d}"] = coverage(actual, q)
     return out
 
 
