@@ -8,22 +8,31 @@ It serves the latest materialised outputs, read from the Parquet exports the dai
 DuckDB file means the API never holds a lock that a running pipeline needs, and a half-written day is never
 visible: an export folder appears only when its day is complete (written to a temporary name, then renamed).
 
+Each output's newest day is read once into memory and indexed by customer and SKU (:mod:`api.store`), so a
+lookup does not scan the export.
+
 Endpoints: ``GET /health``, ``GET /recommendations/{customer_id}``, ``GET /forecast/{sku}``,
-``GET /replenishment``, ``GET /stockout-alerts``, ``GET /service-levels``, ``GET /messages/{customer_id}``. Unknown ids
-answer 404 with a message; bad parameters 422.
+``GET /replenishment``, ``GET /stockout-alerts``, ``GET /service-levels``, ``GET /allocation``,
+``GET /transfer-orders``, ``GET /messages/{customer_id}``. Unknown ids answer 404 with a message; bad parameters
+422. Every endpoint but ``/health`` wants the token when ``AIGC_API_TOKEN`` is set; rate limits, size caps and the
+access log are :mod:`api.security`'s.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
-import re
 from pathlib import Path
 from typing import Annotated
 
-import duckdb
+import numpy as np
+import pandas as pd
 from fastapi import FastAPI, HTTPException, Query
+
+from api.security import Guard, SecuritySettings, check_bind
+from api.store import ExportCache, day_folders
 
 OUTPUTS = (
     "recommendations",
@@ -35,7 +44,6 @@ OUTPUTS = (
     "allocation_plan",
     "transfer_orders",
 )
-_DAY = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
 
 def exports_root() -> Path:
@@ -46,26 +54,29 @@ def exports_root() -> Path:
 
 def latest_export(output: str, root: Path | None = None) -> tuple[str, Path] | None:
     """(as-of day, folder) of the newest complete export of ``output``, or None when there is none yet."""
-    folder = (root or exports_root()) / output
-    if not folder.is_dir():
-        return None
-    days = sorted((m.group(1), entry) for entry in folder.iterdir() if (m := _DAY.match(entry.name)))
+    days = day_folders(root or exports_root(), output)
     return days[-1] if days else None
 
 
-def _query(
-    output: str, where: str = "", params: list | None = None, order: str = "", limit: int | None = None
-):
-    found = latest_export(output)
-    if found is None:
+EXPORTS = ExportCache(exports_root)
+
+
+def _snapshot(output: str, order: tuple[str, ...] = (), keys: tuple[str, ...] = (), every_day: bool = False):
+    snap = (EXPORTS.every_day if every_day else EXPORTS.latest)(output, order, keys)
+    if snap is None:
         raise HTTPException(503, f"no {output} has been materialised yet; run the daily pipeline first")
-    day, folder = found
-    sql = f"SELECT * FROM read_parquet(?) {('WHERE ' + where) if where else ''} {order}"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    with duckdb.connect() as con:
-        frame = con.execute(sql, [str(folder / "*.parquet"), *(params or [])]).df()
-    return day, frame
+    return snap
+
+
+def _filtered(snap, limit: int | None = None, **equal) -> pd.DataFrame:
+    """The snapshot's rows whose columns equal the given values (None: no condition), in answer order."""
+    frame = snap.frame
+    mask = np.ones(len(frame), dtype=bool)
+    for column, value in equal.items():
+        if value is not None:
+            mask &= (frame[column] == value).to_numpy()
+    out = frame[mask]
+    return out.head(limit) if limit is not None else out
 
 
 def _records(frame) -> list[dict]:
@@ -83,31 +94,40 @@ app = FastAPI(
     description="The latest recommendations, demand forecasts, replenishment and allocation plans, read-only.",
     version="0.1.0",
 )
+app.add_middleware(Guard, settings=SecuritySettings.from_env())
 
 
 @app.get("/health")
 def health() -> dict:
+    """Liveness and the newest as-of day of each output (public: no personal data, no server paths)."""
     latest = {}
     for output in OUTPUTS:
         found = latest_export(output)
         latest[output] = found[0] if found else None
-    return {"status": "ok", "exports_dir": str(exports_root()), "latest_as_of": latest}
+    return {"status": "ok", "latest_as_of": latest}
 
 
 @app.get("/recommendations/{customer_id}")
 def recommendations(customer_id: str, k: Annotated[int, Query(ge=1, le=100)] = 10) -> dict:
-    day, frame = _query("recommendations", "customer_id = ?", [customer_id], "ORDER BY rank", k)
+    snap = _snapshot("recommendations", ("customer_id", "rank"), ("customer_id",))
+    frame = snap.rows("customer_id", customer_id).head(k)
     if frame.empty:
-        raise HTTPException(404, f"no recommendations for customer {customer_id!r} as of {day}")
-    return {"customer_id": customer_id, "as_of": day, "items": _records(frame.drop(columns=["customer_id"]))}
+        raise HTTPException(404, f"no recommendations for customer {customer_id!r} as of {snap.day}")
+    return {
+        "customer_id": customer_id,
+        "as_of": snap.day,
+        "items": _records(frame.drop(columns=["customer_id"])),
+    }
 
 
 @app.get("/forecast/{sku}")
 def forecast(sku: str, horizon: Annotated[int, Query(ge=1, le=28)] = 28) -> dict:
-    day, frame = _query("demand_forecast", "sku = ? AND horizon_day <= ?", [sku, horizon], "ORDER BY ALL")
+    snap = _snapshot("demand_forecast", ("sku", "warehouse_id", "horizon_day"), ("sku",))
+    frame = snap.rows("sku", sku)
+    frame = frame[frame["horizon_day"] <= horizon]
     if frame.empty:
-        raise HTTPException(404, f"no forecast for SKU {sku!r} as of {day}")
-    return {"sku": sku, "as_of": day, "days": _records(frame.drop(columns=["sku"]))}
+        raise HTTPException(404, f"no forecast for SKU {sku!r} as of {snap.day}")
+    return {"sku": sku, "as_of": snap.day, "days": _records(frame.drop(columns=["sku"]))}
 
 
 @app.get("/replenishment")
@@ -117,27 +137,22 @@ def replenishment(
     needs_order: bool = False,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> dict:
-    clauses, params = [], []
-    if warehouse_id is not None:
-        clauses.append("warehouse_id = ?")
-        params.append(warehouse_id)
-    if sku is not None:
-        clauses.append("sku = ?")
-        params.append(sku)
+    snap = _snapshot("replenishment_plan", ("sku", "warehouse_id"))
+    frame = _filtered(snap, None, warehouse_id=warehouse_id, sku=sku)
     if needs_order:
-        clauses.append("order_qty > 0")
-    day, frame = _query(
-        "replenishment_plan", " AND ".join(clauses), params, "ORDER BY sku, warehouse_id", limit
-    )
+        frame = frame[frame["order_qty"] > 0]
+    frame = frame.head(limit)
     if frame.empty and (warehouse_id or sku):
-        raise HTTPException(404, f"no plan rows for warehouse_id={warehouse_id!r} sku={sku!r} as of {day}")
-    return {"as_of": day, "rows": _records(frame)}
+        raise HTTPException(
+            404, f"no plan rows for warehouse_id={warehouse_id!r} sku={sku!r} as of {snap.day}"
+        )
+    return {"as_of": snap.day, "rows": _records(frame)}
 
 
 @app.get("/stockout-alerts")
 def stockout_alerts(limit: Annotated[int, Query(ge=1, le=10_000)] = 50) -> dict:
-    day, frame = _query("stockout_alerts", order="ORDER BY revenue_at_risk DESC", limit=limit)
-    return {"as_of": day, "alerts": _records(frame)}
+    snap = _snapshot("stockout_alerts", ("-revenue_at_risk",))
+    return {"as_of": snap.day, "alerts": _records(snap.frame.head(limit))}
 
 
 @app.get("/allocation")
@@ -150,54 +165,48 @@ def allocation(
 ) -> dict:
     """Which warehouse ships which units to which region (``supply/allocation_plan``): the open orders by
     default, the horizon's forecast with ``demand=forecast``."""
-    clauses, params = [], []
-    for column, value in (("warehouse_id", warehouse_id), ("region", region), ("sku", sku)):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if demand != "all":
-        clauses.append("demand = ?")
-        params.append(demand)
-    day, frame = _query("allocation_plan", " AND ".join(clauses), params, "ORDER BY units DESC, sku", limit)
-    return {"as_of": day, "rows": _records(frame)}
+    snap = _snapshot("allocation_plan", ("-units", "sku"))
+    frame = _filtered(
+        snap,
+        limit,
+        warehouse_id=warehouse_id,
+        region=region,
+        sku=sku,
+        demand=None if demand == "all" else demand,
+    )
+    return {"as_of": snap.day, "rows": _records(frame)}
 
 
 @app.get("/transfer-orders")
 def transfer_orders(limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> dict:
     """Stock to move between warehouses on the latest day (``supply/transfer_orders``), largest first."""
-    day, frame = _query("transfer_orders", order="ORDER BY units DESC, sku", limit=limit)
-    return {"as_of": day, "transfers": _records(frame)}
+    snap = _snapshot("transfer_orders", ("-units", "sku"))
+    return {"as_of": snap.day, "transfers": _records(snap.frame.head(limit))}
 
 
 @app.get("/service-levels")
 def service_levels() -> dict:
     """The service level per demand class that the latest replay found (``supply/service_levels``)."""
-    day, frame = _query("service_levels", order="ORDER BY demand_class")
-    return {"as_of": day, "levels": _records(frame)}
+    snap = _snapshot("service_levels", ("demand_class",))
+    return {"as_of": snap.day, "levels": _records(snap.frame)}
 
 
 @app.get("/messages/{customer_id}")
 def messages(customer_id: str) -> dict:
     """The customer's messages whose offer is still valid on the latest export day, newest first, each with the
     facts it was written from (its reason) and the rule that targeted it."""
-    found = latest_export("messages")
-    if found is None:
-        raise HTTPException(503, "no messages have been materialised yet; run the daily pipeline first")
-    day, folder = found
-    pattern = str(folder.parent / "date=*" / "*.parquet")
-    with duckdb.connect() as con:
-        frame = con.execute(
-            "SELECT * EXCLUDE (date), date::VARCHAR AS as_of FROM read_parquet(?, hive_partitioning = true) "
-            "WHERE customer_id = ? AND offer_expires >= ?::DATE ORDER BY date DESC",
-            [pattern, customer_id, day],
-        ).df()
+    snap = _snapshot("messages", ("-date",), ("customer_id",), every_day=True)
+    frame = snap.rows("customer_id", customer_id)
+    frame = frame[pd.to_datetime(frame["offer_expires"]) >= pd.Timestamp(snap.day)]
     if frame.empty:
-        raise HTTPException(404, f"no message with a valid offer for customer {customer_id!r} as of {day}")
-    rows = _records(frame.drop(columns=["customer_id"]))
+        raise HTTPException(
+            404, f"no message with a valid offer for customer {customer_id!r} as of {snap.day}"
+        )
+    rows = _records(frame.drop(columns=["customer_id"]).rename(columns={"date": "as_of"}))
     for row in rows:
         row["facts"] = json.loads(row["facts"])
         row["featured_skus"] = list(row["featured_skus"])
-    return {"customer_id": customer_id, "as_of": day, "messages": rows}
+    return {"customer_id": customer_id, "as_of": snap.day, "messages": rows}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -209,9 +218,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    settings = SecuritySettings.from_env()
+    check_bind(args.host, settings)
     import uvicorn
 
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if not settings.token:
+        logging.getLogger("aigc.api").warning(
+            "AIGC_API_TOKEN is not set: serving without a token, on loopback only (%s)", args.host
+        )
+    # uvicorn's own access log prints every path with its customer or SKU id: ours logs the route template only
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
 
 
