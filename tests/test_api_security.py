@@ -213,3 +213,15 @@ def test_hostile_input_never_gets_a_server_error(guarded, endpoint, value, numbe
     status, body = get(guarded + path, AUTH)
     assert status < 500, (path, status, body)
     assert "Traceback" not in str(body)
+
+
+def test_the_load_bench_drives_real_requests_and_counts_answers(exports, tmp_path):
+    from bench.api_load import main as load
+
+    out = load(
+        ["--exports", str(exports), "--clients", "5", "--seconds", "2", "--out", str(tmp_path / "l.json")]
+    )
+    assert out["requests"] > 20 and out["errors"] == 0
+    assert set(out["answers_by_status"]) <= {"200", "404"} and out["answers_by_status"]["200"] > 0
+    assert out["answers_by_status"].get("404", 0) > 0  # the unknown customers of the mix
+    assert 0 < out["latency_ms"]["p50"] <= out["latency_ms"]["p95"] <= out["latency_ms"]["p99"]
