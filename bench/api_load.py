@@ -99,7 +99,7 @@ async def _client(host: str, port: int, token: str, paths: list[str], until: flo
             if close:
                 writer.close()
                 reader = writer = None
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, IndexError):
             out.append((0, (time.perf_counter() - t0) * 1000))  # 0: no answer
             if writer is not None:
                 writer.close()
