@@ -313,3 +313,26 @@ def test_the_runs_a_retention_must_spare():
     }
     assert days_a_run_reads(ranged) == {date(2025, 1, d) for d in range(4, 8)}
     assert days_a_run_reads({}) == set() and days_a_run_reads({"dagster/partition": "all"}) == set()
+
+
+def test_daily_evaluation_ranks_ties_pessimistically():
+    """A hit counts at the number of other items scored at least as high, as in the benchmark: a model that
+    scores everything alike cannot profit from the order a sort happened to leave."""
+    import scipy.sparse as sp
+
+    from ml.recommend.evaluation import _ranking_metrics
+    from ml.recommend.scoring import pessimistic_positions
+
+    scores = np.array([[0.5, 0.5, 0.5, 0.5, 0.1], [0.9, 0.5, 0.5, 0.2, -np.inf]], dtype=np.float32)
+    top = np.array([[2, 0], [0, 1]])  # the lists as a sort left them
+    values = np.take_along_axis(scores, top, axis=1)
+    ranks = pessimistic_positions(scores, values)
+    assert ranks.tolist() == [[3, 3], [0, 2]]  # four items tie at 0.5: each is ranked behind all of them
+    relevant = sp.csr_matrix(np.array([[0, 0, 1, 0, 0], [0, 1, 0, 0, 0]], dtype=np.float32))
+    n_rel = np.array([1, 1])
+    by_position = _ranking_metrics(top, relevant, n_rel, (1, 3))
+    pessimistic = _ranking_metrics(top, relevant, n_rel, (1, 3), ranks)
+    assert by_position["HR@1"] == 0.5  # user 0's tied item happened to be sorted first
+    assert pessimistic["HR@1"] == 0.0 and pessimistic["HR@3"] == 0.5  # user 1's hit at rank 2 (a tie)
+    assert pessimistic["NDCG@3"] == pytest.approx((1 / np.log2(4)) / 2)
+    assert by_position["NDCG@3"] > pessimistic["NDCG@3"]

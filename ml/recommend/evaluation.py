@@ -14,17 +14,28 @@ from ml.recommend.interactions import clean_events, day_end
 from ml.recommend.scoring import histories, topk_batched
 
 
-def _ranking_metrics(top: np.ndarray, relevant: sp.csr_matrix, n_relevant: np.ndarray, ks: Sequence[int]):
-    """HR/NDCG/recall@K for multi-item targets; ``relevant`` is users x items (0/1), ``n_relevant`` per user."""
+def _ranking_metrics(
+    top: np.ndarray,
+    relevant: sp.csr_matrix,
+    n_relevant: np.ndarray,
+    ks: Sequence[int],
+    ranks: np.ndarray | None = None,
+):
+    """HR/NDCG/recall@K for multi-item targets; ``relevant`` is users x items (0/1), ``n_relevant`` per user.
+
+    ``ranks`` (same shape as ``top``) are the listed items' pessimistic ranks: a hit counts at its rank, and
+    only within K of it; without them a hit counts at its position in the list."""
     safe = np.where(top >= 0, top, 0)
     hits = np.asarray(relevant[np.arange(len(top))[:, None], safe].todense()) > 0
     hits &= top >= 0
+    position = np.broadcast_to(np.arange(top.shape[1]), top.shape) if ranks is None else ranks
+    at = 1.0 / np.log2(np.minimum(position, 2**40) + 2.0)
     discounts = 1.0 / np.log2(np.arange(2, top.shape[1] + 2))
     out: dict[str, float] = {}
     n = max(len(top), 1)
     for k in ks:
-        h = hits[:, :k]
-        dcg = (h * discounts[:k]).sum(axis=1)
+        h = hits & (position < k)
+        dcg = (h * at).sum(axis=1)
         ideal = np.cumsum(discounts[:k])[np.clip(np.minimum(n_relevant, k) - 1, 0, None)]
         out[f"HR@{k}"] = float(h.any(axis=1).sum() / n)
         out[f"NDCG@{k}"] = float((dcg / ideal).sum() / n)
@@ -40,6 +51,9 @@ def evaluate_next_day(
     model_names: Iterable[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Score every candidate against the purchases of the day after training (platform protocol).
+
+    Ties rank pessimistically, as in the benchmark: a purchased item counts at the number of other items scored
+    at least as high as it (:func:`ml.recommend.scoring.pessimistic_positions`).
 
     ``history`` is what the models may use as input (events up to the end of ``as_of``); the evaluated customers
     are those with a purchase in ``next_day_purchases`` (``customer_id, sku``). Items they had already purchased
@@ -84,17 +98,21 @@ def evaluate_next_day(
     cold_item_users = n_cold > 0
     out: dict[str, dict[str, Any]] = {}
     for name in model_names or models.names:
-        top, _ = topk_batched(models[name], hist, max(ks))
+        top, ranks = topk_batched(models[name], hist, max(ks))
         e = np.flatnonzero(evaluated)
-        res: dict[str, Any] = _ranking_metrics(top[e], relevant[e], n_relevant[e], ks)
+        res: dict[str, Any] = _ranking_metrics(top[e], relevant[e], n_relevant[e], ks, ranks[e])
         for kk in ks:
             shown = top[e, :kk]
             res[f"coverage@{kk}"] = float(len(np.unique(shown[shown >= 0])) / n_items)
         res["users"] = int(len(e))
         cu = np.flatnonzero(cold_users)
-        res["cold_users"] = _ranking_metrics(top[cu], relevant[cu], n_relevant[cu], ks) | {"users": len(cu)}
+        res["cold_users"] = _ranking_metrics(top[cu], relevant[cu], n_relevant[cu], ks, ranks[cu]) | {
+            "users": len(cu)
+        }
         ci = np.flatnonzero(cold_item_users)
-        res["cold_items"] = _ranking_metrics(top[ci], cold_rel[ci], n_cold[ci], ks) | {"users": len(ci)}
+        res["cold_items"] = _ranking_metrics(top[ci], cold_rel[ci], n_cold[ci], ks, ranks[ci]) | {
+            "users": len(ci)
+        }
         out[name] = res
     return out
 

@@ -87,12 +87,28 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, values
 
 
-def topk_batched(candidate: CandidateModel, hist: Histories, k: int, batch: int = 2048):
+def pessimistic_positions(scores: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """0-based pessimistic rank of each listed score in its row: the other items scoring at least as much.
+
+    ``scores`` is ``[n, items]`` (excluded items ``-inf``), ``values`` the ``[n, k]`` scores of a top-k list.
+    An item tied with others is ranked behind all of them, as the benchmark ranks (ml.recommend.metrics): a
+    model that scores much of the catalogue alike cannot profit from the order a sort happened to leave."""
+    out = np.empty(values.shape, dtype=np.int64)
+    for j in range(values.shape[1]):
+        out[:, j] = (scores >= values[:, j : j + 1]).sum(axis=1) - 1
+    return out
+
+
+def topk_batched(candidate: CandidateModel, hist: Histories, k: int, batch: int = 512):
+    """Every customer's top-``k`` items and their pessimistic ranks (:func:`pessimistic_positions`), in batches."""
     n = len(hist.customers)
     items = np.full((n, k), -1, dtype=np.int64)
-    scores = np.full((n, k), -np.inf, dtype=np.float32)
+    ranks = np.full((n, k), np.iinfo(np.int64).max, dtype=np.int64)
     for start in range(0, n, batch):
         rows = np.arange(start, min(n, start + batch))
-        i, s = top_k(score_rows(candidate, hist, rows), k)
-        items[rows, : i.shape[1]], scores[rows, : s.shape[1]] = i, s
-    return items, scores
+        scores = score_rows(candidate, hist, rows)
+        scores[np.isnan(scores)] = -np.inf  # a NaN score ranks last, so a broken model cannot look good
+        i, s = top_k(scores, k)
+        items[rows, : i.shape[1]] = i
+        ranks[rows, : s.shape[1]] = pessimistic_positions(scores, s)
+    return items, ranks
