@@ -8,7 +8,7 @@ a day again replaces it.
 from __future__ import annotations
 
 import shutil
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +26,18 @@ def read_export(
     exported."""
     path = export_file(exports_root, output, day)
     return pd.read_parquet(path, columns=columns) if path.exists() else None
+
+
+def read_latest_export(
+    exports_root: Path, output: str, day: date, max_age_days: int = 7
+) -> pd.DataFrame | None:
+    """The newest published ``output`` on or before ``day`` and at most ``max_age_days`` older (None if none):
+    what a consumer keeps using when a day was held back (the champion gate) or not yet made."""
+    for age in range(max_age_days + 1):
+        frame = read_export(exports_root, output, day - timedelta(days=age))
+        if frame is not None:
+            return frame
+    return None
 
 
 def write_export(frame: pd.DataFrame, exports_root: Path, output: str, day: date) -> Path:

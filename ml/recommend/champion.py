@@ -75,3 +75,24 @@ def choose_champion(
         reason = f"no model clears {baseline} ({base:.4f}) by {margin:.0%} over {len(dates)} day(s): serving {baseline}"
         choice = {"champion": baseline, "reason": reason, "beats_baseline": False}
     return {**choice, "reason": choice["reason"] + held_back, **info}
+
+
+def regression_verdict(
+    latest: Mapping[str, Any] | None, metric: str = "NDCG@10", baseline: str = BASELINE
+) -> str | None:
+    """Why a champion may not serve today, or None: on its latest evaluated day, the paired bootstrap interval
+    of its per-customer ``metric`` minus the baseline's (``ml.recommend.evaluation``) lies wholly below zero.
+
+    The window mean that chose it can still be high while the latest version has broken; one noisy day is not
+    enough (the interval must exclude zero), a model that is clearly worse than the baseline on the latest
+    purchases is. ``latest`` is that day's metrics row of the champion (None: nothing to judge)."""
+    if not latest or latest.get("model") == baseline:
+        return None
+    hi = latest.get(f"{metric}_vs_{baseline}_hi")
+    lo = latest.get(f"{metric}_vs_{baseline}_lo")
+    if hi is None or pd.isna(hi) or hi >= 0:
+        return None
+    return (
+        f"{latest['model']} is worse than {baseline} on {latest.get('date')}: {metric} difference "
+        f"{lo:+.4f}..{hi:+.4f} (95% interval over customers)"
+    )

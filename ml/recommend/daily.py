@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from ml.artifacts import ArtifactStore
 from ml.feedback.online import blocked_models, ctr_drop, online_verdicts
 from ml.recommend.bundles import BUNDLES, CandidateModels, load_bundle
-from ml.recommend.champion import choose_champion
+from ml.recommend.champion import choose_champion, regression_verdict
 from ml.recommend.experiment import CONTROL, CONTROL_SHARE, TREATMENT, arms, list_ids
 from ml.recommend.interactions import read_interactions, read_purchases
 from ml.summary import summary
@@ -248,6 +248,15 @@ def champion_day(
         choice["champion"] = settings.pinned_model
     choice["servable"] = store.exists(BUNDLES, day.isoformat())
     choice["beats_baseline"] = bool(choice.get("beats_baseline", False))
+    # The regression gate: a champion clearly worse than popularity on the latest evaluated day does not serve;
+    # no lists are made for the day, and the last ones published keep serving (ops' pin is theirs to judge).
+    regressed = None if settings.pinned_model else regression_verdict(latest_evaluation(con, day, choice))
+    choice["served"] = regressed is None
+    if regressed:
+        last = last_served_day(con, day)
+        choice["reason"] += (
+            f"; gate blocked serving: {regressed}; the lists of {last or 'no earlier day'} keep serving"
+        )
     row = pd.DataFrame(
         [
             {
@@ -256,10 +265,43 @@ def champion_day(
                 "reason": choice["reason"],
                 "beats_baseline": choice["beats_baseline"],
                 "blocked_online": ", ".join(sorted(blocked)),
+                "served": choice["served"],
             }
         ]
     )
     return row, choice
+
+
+def latest_evaluation(con: duckdb.DuckDBPyConnection, day: date, choice: dict) -> dict | None:
+    """The chosen champion's metrics on the latest day evaluated by ``day`` (None when there is none)."""
+    if not table_exists(con, METRICS):
+        return None
+    rows = con.execute(
+        f"SELECT * FROM {METRICS} WHERE model = ? AND eval_date <= ? ORDER BY eval_date DESC LIMIT 1",
+        [choice["champion"], day],
+    ).df()
+    if rows.empty:
+        return None
+    return rows.iloc[0].rename({"eval_date": "date"}).to_dict()
+
+
+def last_served_day(con: duckdb.DuckDBPyConnection, day: date) -> date | None:
+    """The latest day before ``day`` whose lists were made (its champion was not held back by the gate)."""
+    if not table_exists(con, LISTS):
+        return None
+    found = con.execute(f"SELECT max(as_of_date) FROM {LISTS} WHERE as_of_date < ?", [day]).fetchall()
+    return found[0][0]
+
+
+def champion_served(con: duckdb.DuckDBPyConnection, day: date) -> tuple[str | None, bool]:
+    """(champion, whether it serves) of ``day``; days recorded before the gate existed serve."""
+    if not table_exists(con, CHAMPIONS):
+        return None, False
+    rows = con.execute(f"SELECT * FROM {CHAMPIONS} WHERE as_of_date = ?", [day]).df()
+    if rows.empty:
+        return None, False
+    value = rows.iloc[0].get("served")
+    return str(rows.iloc[0]["champion"]), True if value is None or pd.isna(value) else bool(value)
 
 
 def recommend_day(
@@ -275,13 +317,9 @@ def recommend_day(
     popularity list."""
     from ml.recommend.serving import recommend
 
-    bundle = load_bundle(store, day)
-    rows = (
-        con.execute(f"SELECT champion FROM {CHAMPIONS} WHERE as_of_date = ?", [day]).fetchall()
-        if table_exists(con, CHAMPIONS)
-        else []
-    )
-    if not rows or bundle is None:
+    champion, serves = champion_served(con, day)
+    bundle = load_bundle(store, day) if champion is not None and serves else None
+    if bundle is None:
         return pd.DataFrame()
     history = read_interactions(con, day - timedelta(days=TRAINING_WINDOW_DAYS - 1), day)
     active = history.loc[
@@ -290,11 +328,11 @@ def recommend_day(
     customers = np.array(sorted(active), dtype=object)
     arm = arms(customers, settings.control_share)
     served = []
-    if rows[0][0] not in bundle.names:
+    if champion not in bundle.names:
         raise ValueError(
-            f"champion {rows[0][0]!r} of {day} is not in the day's bundle (models: {bundle.names})"
+            f"champion {champion!r} of {day} is not in the day's bundle (models: {bundle.names})"
         )
-    for arm_name, model_name in ((TREATMENT, rows[0][0]), (CONTROL, "popularity")):
+    for arm_name, model_name in ((TREATMENT, champion), (CONTROL, "popularity")):
         group = customers[arm == arm_name]
         if len(group):
             part = recommend(bundle[model_name], list(group), history, k=settings.top_k, items=items)

@@ -10,18 +10,20 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ml.recommend.bundles import CandidateModels
+from ml.recommend.champion import BASELINE
 from ml.recommend.interactions import clean_events, day_end
 from ml.recommend.scoring import histories, topk_batched
 
 
-def _ranking_metrics(
+def _per_user(
     top: np.ndarray,
     relevant: sp.csr_matrix,
     n_relevant: np.ndarray,
     ks: Sequence[int],
     ranks: np.ndarray | None = None,
-):
-    """HR/NDCG/recall@K for multi-item targets; ``relevant`` is users x items (0/1), ``n_relevant`` per user.
+) -> dict[str, np.ndarray]:
+    """Each user's HR/NDCG/recall@K for multi-item targets; ``relevant`` is users x items (0/1), ``n_relevant``
+    per user.
 
     ``ranks`` (same shape as ``top``) are the listed items' pessimistic ranks: a hit counts at its rank, and
     only within K of it; without them a hit counts at its position in the list."""
@@ -31,16 +33,33 @@ def _ranking_metrics(
     position = np.broadcast_to(np.arange(top.shape[1]), top.shape) if ranks is None else ranks
     at = 1.0 / np.log2(np.minimum(position, 2**40) + 2.0)
     discounts = 1.0 / np.log2(np.arange(2, top.shape[1] + 2))
-    out: dict[str, float] = {}
-    n = max(len(top), 1)
+    out: dict[str, np.ndarray] = {}
     for k in ks:
         h = hits & (position < k)
-        dcg = (h * at).sum(axis=1)
         ideal = np.cumsum(discounts[:k])[np.clip(np.minimum(n_relevant, k) - 1, 0, None)]
-        out[f"HR@{k}"] = float(h.any(axis=1).sum() / n)
-        out[f"NDCG@{k}"] = float((dcg / ideal).sum() / n)
-        out[f"recall@{k}"] = float((h.sum(axis=1) / np.maximum(n_relevant, 1)).sum() / n)
+        out[f"HR@{k}"] = h.any(axis=1).astype(float)
+        out[f"NDCG@{k}"] = (h * at).sum(axis=1) / ideal
+        out[f"recall@{k}"] = h.sum(axis=1) / np.maximum(n_relevant, 1)
     return out
+
+
+def _ranking_metrics(top, relevant, n_relevant, ks, ranks=None) -> dict[str, float]:
+    """The means over users of :func:`_per_user` (0 for no user)."""
+    n = max(len(top), 1)
+    return {m: float(v.sum() / n) for m, v in _per_user(top, relevant, n_relevant, ks, ranks).items()}
+
+
+def paired_interval(
+    model: np.ndarray, baseline: np.ndarray, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Bootstrap interval of the mean per-user difference ``model - baseline`` (users resampled, paired)."""
+    diff = np.asarray(model, dtype=float) - np.asarray(baseline, dtype=float)
+    if len(diff) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = np.array([diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(n_boot)])
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 def evaluate_next_day(
@@ -97,10 +116,13 @@ def evaluate_next_day(
     cold_users = evaluated & (hist.seqs.lengths == 0)
     cold_item_users = n_cold > 0
     out: dict[str, dict[str, Any]] = {}
+    per_user_ndcg: dict[str, np.ndarray] = {}
     for name in model_names or models.names:
         top, ranks = topk_batched(models[name], hist, max(ks))
         e = np.flatnonzero(evaluated)
-        res: dict[str, Any] = _ranking_metrics(top[e], relevant[e], n_relevant[e], ks, ranks[e])
+        users = _per_user(top[e], relevant[e], n_relevant[e], ks, ranks[e])
+        per_user_ndcg[name] = users[f"NDCG@{ks[0]}"]
+        res: dict[str, Any] = {m: float(v.sum() / max(len(e), 1)) for m, v in users.items()}
         for kk in ks:
             shown = top[e, :kk]
             res[f"coverage@{kk}"] = float(len(np.unique(shown[shown >= 0])) / n_items)
@@ -114,6 +136,14 @@ def evaluate_next_day(
             "users": len(ci)
         }
         out[name] = res
+    # Each model against popularity on the same users, paired: whether a model is worse than the baseline on
+    # this day beyond the noise of who happened to buy (the champion gate blocks such a model from serving).
+    if BASELINE in per_user_ndcg:
+        for name, ndcg in per_user_ndcg.items():
+            if name != BASELINE:
+                lo, hi = paired_interval(ndcg, per_user_ndcg[BASELINE])
+                out[name][f"NDCG@{ks[0]}_vs_{BASELINE}_lo"] = lo
+                out[name][f"NDCG@{ks[0]}_vs_{BASELINE}_hi"] = hi
     return out
 
 

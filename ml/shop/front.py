@@ -1,6 +1,7 @@
 """The closed-loop store: the simulated shop, answering the lists and purchase orders the platform published.
 
-Day D of the shop reads the exports of D-1 (``recommendations`` for D, ``replenishment_plan`` as of D-1) and its
+Day D of the shop reads the exports of D-1 (``recommendations`` for D, or the newest lists within a week when a
+day was held back by the champion gate; ``replenishment_plan`` as of D-1) and its
 own stock at the end of D-1, which it keeps under ``state_root`` as a real shop keeps its stock system:
 
 - stock at the start of D = the end of D-1 + deliveries due on D (+ the first stock of products launched on D);
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ml.exports import read_export
+from ml.exports import read_export, read_latest_export
 from ml.recommend.experiment import arms, list_ids
 from ml.shop.messages import FATIGUE_DAYS, answer_messages
 from ml.sources import empty_table
@@ -169,7 +170,8 @@ class ClosedLoopStore(SimulatedStore):
         self.check_day(day)
         world, t = self.world, (day - START_DATE).days
         yesterday = day - timedelta(days=1)
-        lists = read_export(self.exports_root, "recommendations", yesterday)
+        # the newest lists published by yesterday: a day the champion gate held back keeps the last ones on show
+        lists = read_latest_export(self.exports_root, "recommendations", yesterday)
         plan = read_export(self.exports_root, "replenishment_plan", yesterday)
         previous = self.load_state(yesterday)
         if previous is None:

@@ -136,7 +136,9 @@ def model_evaluation(
         "7 evaluated days, else D-1's champion, else popularity (`recommend.champion_history`, with the reason). "
         "Online too: a model whose exposed customers bought less than the control arm over the last 7 mature days "
         "(95% bootstrap interval of the difference below zero) is neither promoted nor kept (`blocked_online`). "
-        "Gated by the blocking check `champion_gate`."
+        "A champion clearly worse than popularity on the latest evaluated day (paired 95% interval over "
+        "customers below zero) does not serve (`served` false): no lists for the day, the last published ones keep "
+        "serving. Gated by the blocking check `champion_gate`."
     ),
     deps=[
         dg.AssetKey(["recommend", "model_evaluation"]),
@@ -148,8 +150,10 @@ def model_evaluation(
             "champion_gate",
             asset=CHAMPION,
             blocking=True,
-            description="Warns when no challenger beats popularity by the margin (a fallback is served); fails, "
-            "blocking the lists, only when no model can be served.",
+            description="Fails, blocking the lists, when the champion is clearly worse than popularity on the "
+            "latest evaluated day (paired 95% interval over customers below zero: the last published lists keep "
+            "serving) on every day of the run, or when no model can be served; warns when no challenger beats "
+            "popularity by the margin (a fallback is served) or when some days of a range were held back.",
         )
     ],
     **{**RECOMMEND, "automation_condition": stateful_automation(CHAMPION)},
@@ -161,11 +165,14 @@ def champion(
     warehouse: WarehouseResource,
     files: DataFilesResource,
 ):
-    days, choice = partition_days(context), {}
+    days, choice, held_back = partition_days(context), {}, []
     with warehouse.connect() as con:
         for day in days:
             row, choice = champion_day(con, files.artifacts(), day, config)
             replace_partition(con, CHAMPIONS, "as_of_date", day, row)
+            if not choice["served"]:
+                held_back.append(day)
+                context.log.warning(f"{day}: {choice['reason']}")
     chosen = {k: choice[k] for k in ("champion", "reason")}
     yield dg.MaterializeResult(
         metadata=summary_metadata(
@@ -179,11 +186,19 @@ def champion(
             days[-1:],
         )
     )
+    all_held_back = len(held_back) == len(days)
     yield dg.AssetCheckResult(
         check_name="champion_gate",
-        passed=choice["servable"] and choice["beats_baseline"],
-        severity=dg.AssetCheckSeverity.WARN if choice["servable"] else dg.AssetCheckSeverity.ERROR,
-        metadata={**chosen, "servable": choice["servable"]},
+        passed=choice["servable"] and choice["beats_baseline"] and not held_back,
+        severity=dg.AssetCheckSeverity.ERROR
+        if not choice["servable"] or all_held_back
+        else dg.AssetCheckSeverity.WARN,
+        metadata={
+            **chosen,
+            "servable": choice["servable"],
+            "served": choice["served"],
+            "days_held_back": ", ".join(str(d) for d in held_back),
+        },
     )
 
 
@@ -214,7 +229,9 @@ def recommendations(
         for day in days:
             recs = recommend_day(con, files.artifacts(), day, config, items)
             if recs.empty:
-                context.log.info(f"{day}: no champion or no models; no recommendations")
+                context.log.info(
+                    f"{day}: no lists (no champion, the gate held it back, or no models); the last ones keep serving"
+                )
                 continue
             replace_partition(con, LISTS, "as_of_date", day, recs)
             files.export(recs.drop(columns=["as_of_date"]), "recommendations", day)
