@@ -10,6 +10,8 @@ import pytest
 # Library progress bars and Dagster's telemetry only add noise to test output.
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# The retry policy's first wait (ml/retry.py), read when the assets are defined: seconds, not minutes, here.
+os.environ.setdefault("AIGC_RETRY_DELAY_SECONDS", "1")
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,9 @@ simulator for that day; for the Online Retail replay it cuts the day out of the 
 would observe files dropped by an upstream system instead; the raw layer reads them the same way.
 
 ``raw/<table>``: the landing files of the window loaded into DuckDB (``raw.<table>``), bad rows in
-``raw.quarantine_<table>``. Both are range-aware (single-run backfills) and idempotent.
+``raw.quarantine_<table>``. Both are range-aware (single-run backfills) and idempotent, and both retry a
+transient failure (a late landing file, a locked warehouse) by the declared policy (:mod:`orchestration.retries`)
+while a permanent one (a corrupt file) fails at once.
 """
 
 from pathlib import Path
@@ -19,6 +21,7 @@ from orchestration.asset_keys import landing_key, raw_key
 from orchestration.metadata import column_schema
 from orchestration.partitions import POOL, daily_partitions, partition_days
 from orchestration.resources import StoreSourceResource, WarehouseResource
+from orchestration.retries import TRANSIENT_RETRY_POLICY, fail_fast_unless_transient
 
 OWNERS = ["team:data-platform"]
 
@@ -40,7 +43,9 @@ OWNERS = ["team:data-platform"]
     backfill_policy=dg.BackfillPolicy.single_run(),
     # The simulator produces all tables of a day together (orders need the day's sessions).
     can_subset=False,
+    retry_policy=TRANSIENT_RETRY_POLICY,
 )
+@fail_fast_unless_transient
 def landing_files(context: dg.AssetExecutionContext, store: StoreSourceResource):
     source = store.get()
     days = partition_days(context)
@@ -96,7 +101,9 @@ def landing_files(context: dg.AssetExecutionContext, store: StoreSourceResource)
     backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=True,
     pool=POOL,
+    retry_policy=TRANSIENT_RETRY_POLICY,
 )
+@fail_fast_unless_transient
 def raw_tables(context: dg.AssetExecutionContext, store: StoreSourceResource, warehouse: WarehouseResource):
     source = store.get()
     days = partition_days(context)
