@@ -13,7 +13,8 @@
 optional numeric covariates (``price``, ``promo``: treated as known in advance). The protocol (origin, scope,
 weights) is :mod:`ml.forecast.protocol`; metrics are :mod:`ml.forecast.metrics`.
 
-Models: ours are unprefixed (the class-routed ``ensemble`` and its members, each member with quantile levels
+Our models give the quantile levels the platform serves (``ml.forecast.daily.SERVED_QUANTILES``: 0.5 .. 0.99),
+each scored for coverage (``coverage50`` .. ``coverage99``). Models: ours are unprefixed (the class-routed ``ensemble`` and its members, each member with quantile levels
 calibrated on the same validation origins, plus ``fast_ensemble``, the same rule over the local models only, which
 is what the daily step runs by default, and ``zero``). With ``--year-before`` (or when named), ``ensemble_yoy``
 is the same rule with the global model's year-before features (``gbm_yoy``) and the level factor fitted on the
@@ -49,6 +50,7 @@ import pandas as pd  # noqa: E402
 
 from ml.forecast.baselines import Zero  # noqa: E402
 from ml.forecast.classify import CLASSES, adi_cv2, classify  # noqa: E402
+from ml.forecast.daily import SERVED_QUANTILES  # noqa: E402
 from ml.forecast.ensemble import SelectedEnsemble  # noqa: E402
 from ml.forecast.metrics import bootstrap_intervals, evaluate  # noqa: E402
 from ml.forecast.models import candidates, fast_model  # noqa: E402
@@ -369,7 +371,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "fast_ensemble" in ours:
         # What the daily step runs by default (the same rule over the local models only, no gradient boosting).
         t0 = time.perf_counter()
-        fast = fast_model(args.season_length, args.horizon, args.n_origins)
+        fast = fast_model(args.season_length, args.horizon, args.n_origins, SERVED_QUANTILES)
         fast.max_validation_bias = args.max_validation_bias
         fast.validation_days = tuple(args.validation_days) if args.validation_days else None
         fc = fast.fit_panel(train).predict_panel(args.horizon, cal).subset(split.ids)
@@ -389,6 +391,7 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         ens = SelectedEnsemble(
             cands,
+            quantiles=SERVED_QUANTILES,
             horizon=args.horizon,
             n_origins=args.n_origins,
             max_validation_bias=args.max_validation_bias,

@@ -44,6 +44,9 @@ def test_bench_runs_on_a_generic_csv(tiny_csv, tmp_path):
         assert set(row) >= KEYS
     assert saved["models"]["zero"]["bias"] == -1.0
     assert saved["models"]["ensemble"]["WRMSSE"] < saved["models"]["zero"]["WRMSSE"]
+    # every served level is scored, and the levels nest
+    cover = [saved["models"]["ensemble"][f"coverage{q}"] for q in ("50", "80", "90", "95", "99")]
+    assert cover == sorted(cover) and 0 < cover[0] < cover[-1] <= 1
     assert set(saved["by_class"]["ensemble"]) <= {"smooth", "erratic", "intermittent", "lumpy"}
     assert saved["selection"]["validation_origins"] and saved["machine"] and saved["date"]
     intervals = saved["uncertainty"]["models"]
