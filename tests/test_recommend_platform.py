@@ -336,3 +336,27 @@ def test_daily_evaluation_ranks_ties_pessimistically():
     assert pessimistic["HR@1"] == 0.0 and pessimistic["HR@3"] == 0.5  # user 1's hit at rank 2 (a tie)
     assert pessimistic["NDCG@3"] == pytest.approx((1 / np.log2(4)) / 2)
     assert by_position["NDCG@3"] > pessimistic["NDCG@3"]
+
+
+def test_models_do_not_depend_on_the_order_the_warehouse_returned_the_events(store):
+    """Two runs of one day read the same events in different orders (a parallel scan): the cleaned history, and
+    so the sequences and EASE, must be the same (issue 24: the lists of two identical runs differed)."""
+    from ml.recommend.baselines import EASE
+    from ml.recommend.interactions import clean_events, to_sequences
+
+    _, events, _ = store
+    a = clean_events(events)
+    b = clean_events(events.sample(frac=1.0, random_state=7))
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+    items = np.array(sorted(a["sku"].unique()), dtype=object)
+    customers = np.array(sorted(a["customer_id"].unique()), dtype=object)
+    fitted = []
+    for frame in (a, b):
+        model = EASE()
+        model._fit(to_sequences(collapse_repeats(frame), items, customers))
+        fitted.append(model.b_)
+    np.testing.assert_array_equal(fitted[0], fitted[1])
+    # the same instant keeps the funnel order: a view before the cart before the purchase
+    funnel = a["event_type"].map({"view": 0, "cart": 1, "purchase": 2})
+    steps = funnel.groupby([a["customer_id"], a["event_ts"]]).diff().dropna()
+    assert len(steps) and (steps >= 0).all()

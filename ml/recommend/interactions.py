@@ -72,7 +72,15 @@ def clean_events(events: pd.DataFrame, before: pd.Timestamp | None = None) -> pd
         df = df[df["event_type"].isin(EVENT_TYPES)]
     if before is not None:
         df = df[df["event_ts"] < before]
-    return df.sort_values("event_ts", kind="stable")
+    # A total order, not the order the rows were read in: events at the same instant (a view, a cart and a
+    # purchase logged together) would otherwise change the collapsed sequences, the history cap and the models
+    # with the warehouse's scan order (two runs of one day served different lists).
+    funnel = df["event_type"].map({t: i for i, t in enumerate(EVENT_TYPES)}) if "event_type" in df else 0
+    return (
+        df.assign(_funnel=funnel)
+        .sort_values(["event_ts", "customer_id", "_funnel", "sku"], kind="stable")
+        .drop(columns="_funnel")
+    )
 
 
 MAX_HISTORY = 200
