@@ -10,12 +10,14 @@ Environment variables (all optional):
   model artifacts, GX Data Docs and ``DAGSTER_HOME``.
 - ``AIGC_SOURCE``: ``simulated`` (default) or ``online_retail``; ``AIGC_SCALE``: ``small`` (default),
   ``medium`` or ``large``; ``AIGC_SEED``: the simulator's seed (default 42).
+- ``AIGC_PII_KEY``: the secret of the pseudonyms of personal data (:func:`pii_key`; required in ``prod``).
 - ``AIGC_SHOP_LOOP``: ``open`` (default) or ``closed``: in ``closed`` the simulated store answers what the platform
   published the day before (:mod:`ml.shop`); its days must then run one after another.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -119,9 +121,33 @@ def prepare_dagster_home() -> Path:
     return home
 
 
+LOCAL_PII_KEY = "local-development-key"
+"""The pseudonymisation key when ``AIGC_PII_KEY`` is unset: public, so local pseudonyms protect nothing."""
+
+
+def pii_key() -> str:
+    """The secret of the keyed hash that replaces e-mails and phone numbers in staging: only from the
+    environment. In ``prod`` it must be set; locally the public default is used, with a loud warning."""
+    key = os.environ.get("AIGC_PII_KEY")
+    if key:
+        return key
+    if environment() == "prod":
+        raise RuntimeError("AIGC_ENV=prod needs AIGC_PII_KEY: the secret of the pseudonyms of personal data")
+    logging.getLogger("aigc.secrets").warning(
+        "AIGC_PII_KEY is not set: personal data is pseudonymised with the PUBLIC local development key, which "
+        "anyone can use to re-identify it. Set AIGC_PII_KEY to a secret outside local development."
+    )
+    return LOCAL_PII_KEY
+
+
 def dbt_env(warehouse: str | Path | None = None) -> dict[str, str]:
-    """Environment variables that dbt's ``profiles.yml`` reads: the target and the warehouse path."""
-    return {"AIGC_WAREHOUSE_PATH": str(warehouse or warehouse_path()), "AIGC_DBT_TARGET": environment()}
+    """Environment variables that dbt's ``profiles.yml`` and macros read: the target, the warehouse path and the
+    pseudonymisation key (:func:`pii_key`)."""
+    return {
+        "AIGC_WAREHOUSE_PATH": str(warehouse or warehouse_path()),
+        "AIGC_DBT_TARGET": environment(),
+        "AIGC_PII_KEY": pii_key(),
+    }
 
 
 def _main(argv: list[str]) -> int:

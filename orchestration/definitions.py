@@ -7,6 +7,7 @@ from orchestration.defs.features.assets import profile_assets
 from orchestration.defs.feedback.assets import feedback_assets
 from orchestration.defs.ingest.assets import landing_files, raw_tables
 from orchestration.defs.marketing.assets import marketing_assets
+from orchestration.defs.privacy.assets import privacy_assets
 from orchestration.defs.quality.assets import (
     freshness_checks,
     freshness_sensor,
@@ -38,6 +39,7 @@ defs = dg.Definitions(
             *recommend_assets,
             *feedback_assets,
             *marketing_assets,
+            *privacy_assets,
         ]
     ),
     asset_checks=[
