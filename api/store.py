@@ -108,6 +108,8 @@ class ExportCache:
                 frame = con.execute("SELECT * FROM read_parquet(?)", [str(f / "*.parquet")]).df()
                 frames.append(frame.assign(date=DAY_FOLDER.match(f.name).group(1)) if dated else frame)
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        # an output may lack an ordering column (a forecast without warehouses): order by those it has
+        order = tuple(c for c in order if c.lstrip("-") in frame.columns)
         if order:
             frame = frame.sort_values(
                 [c.lstrip("-") for c in order],

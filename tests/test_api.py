@@ -35,8 +35,8 @@ def _write_exports(root: Path) -> None:
     write_export(
         pd.DataFrame(
             {
+                # as the daily forecast exports it: per SKU, no warehouse column
                 "sku": ["S1"] * 3 + ["S2"],
-                "warehouse_id": [None] * 4,
                 "forecast_date": pd.to_datetime(
                     ["2025-01-15", "2025-01-16", "2025-01-17", "2025-01-15"]
                 ).date,
