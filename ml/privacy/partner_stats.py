@@ -29,10 +29,10 @@ Laplace mechanism over integers, which is the discrete Laplace, and over floats)
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 import opendp.prelude as dp
 import pandas as pd
+from pydantic import BaseModel, Field
 
 dp.enable_features("contrib")
 
@@ -40,15 +40,22 @@ DIMENSIONS = ("channel", "region", "segment")
 STATISTICS = ("customers", "orders", "revenue")
 
 
-@dataclass(frozen=True)
-class PrivacySettings:
+class PrivacySettings(BaseModel):
     """The day's privacy budget and the bounds that make the statistics' sensitivities finite."""
 
-    epsilon_per_day: float = 1.0
-    max_epsilon_per_day_total: float = 2.0  # over every release of one day: room for one restatement
-    max_orders: int = 3
-    max_revenue: float = 500.0
-    min_customers: int = 10
+    epsilon_per_day: float = Field(
+        default=1.0, gt=0, description="Privacy budget of one day's release, split over its 9 statistics."
+    )
+    max_epsilon_per_day_total: float = Field(
+        default=2.0,
+        gt=0,
+        description="Cap on the epsilon of every release of one day together (room for one restatement).",
+    )
+    max_orders: int = Field(default=3, ge=1, description="Orders a customer-day contributes at most.")
+    max_revenue: float = Field(default=500.0, gt=0, description="Revenue a customer-day contributes at most.")
+    min_customers: int = Field(
+        default=10, ge=0, description="Cells with fewer noisy customers are suppressed, not released."
+    )
 
     def epsilon_per_release(self) -> float:
         return self.epsilon_per_day / (len(DIMENSIONS) * len(STATISTICS))

@@ -9,14 +9,8 @@ from orchestration.partitions import DAILY_WAREHOUSE_WRITER, partition_days
 from orchestration.resources import DataFilesResource, WarehouseResource
 
 
-class PartnerPrivacyConfig(dg.Config):
-    """The day's privacy budget and contribution bounds (``ml.privacy.partner_stats.PrivacySettings``)."""
-
-    epsilon_per_day: float = PrivacySettings.epsilon_per_day
-    max_epsilon_per_day_total: float = PrivacySettings.max_epsilon_per_day_total
-    max_orders: int = PrivacySettings.max_orders
-    max_revenue: float = PrivacySettings.max_revenue
-    min_customers: int = PrivacySettings.min_customers
+class PartnerPrivacyConfig(dg.Config, PrivacySettings):
+    pass
 
 
 @dg.asset(
