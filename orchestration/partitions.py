@@ -58,3 +58,9 @@ def state_of_previous_day(key: dg.AssetKey) -> dg.AssetDep:
     """The dependency of an asset on its own previous partition: the state it starts from (a model's weights, a
     decayed preference state, yesterday's segments), declared so a re-run's starting point is visible."""
     return dg.AssetDep(key, partition_mapping=PREVIOUS_DAY)
+
+
+RESTATED_TAG = "aigc/restated"
+RESTATEMENT_REASON_TAG = "aigc/restatement_reason"
+"""Tags of a run that re-materialises a day because its landing content changed (the landing sensor sets them;
+the raw assets show them in their metadata, so the UI says which partitions were restated and why)."""

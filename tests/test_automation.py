@@ -77,6 +77,72 @@ def test_a_late_file_relaunches_the_day(landing):
     assert second[0].run_key != first[0].run_key
 
 
+def test_the_same_content_redelivered_restates_nothing(landing):
+    import os
+
+    get_source("simulated").write_day(DAY, landing)
+    _, cursor = _tick()
+    (orders,) = day_files(landing, "simulated", "orders", DAY)
+    orders.write_bytes(orders.read_bytes())  # re-delivered: same bytes, a new modification time
+    os.utime(orders, ns=(orders.stat().st_atime_ns, orders.stat().st_mtime_ns + 10**9))
+    again, cursor = _tick(cursor)
+    assert again == []
+    assert _tick(cursor)[0] == []  # and the new signature is remembered
+
+
+def test_corrected_content_restates_the_day_and_says_why(landing):
+    from orchestration.partitions import RESTATED_TAG, RESTATEMENT_REASON_TAG
+
+    get_source("simulated").write_day(DAY, landing)
+    first, cursor = _tick()
+    assert RESTATED_TAG not in first[0].tags  # the first delivery is not a restatement
+    (orders,) = day_files(landing, "simulated", "orders", DAY)
+    pq.write_table(pq.read_table(orders).slice(1), orders)  # corrected: one order withdrawn
+    second, _ = _tick(cursor)
+    assert [r.partition_key for r in second] == [DAY.isoformat()]
+    assert second[0].tags[RESTATED_TAG] == "true"
+    assert second[0].tags[RESTATEMENT_REASON_TAG] == "landing content changed: orders"
+
+
+@pytest.mark.e2e
+def test_a_restated_day_replaces_its_raw_rows_says_why_and_automation_restates_what_follows(tmp_path):
+    """The documented path for corrected landing content: the sensor's run (tagged) replaces the day's raw rows
+    (no double count), the raw assets say restated and why, and automation then asks for the layers built on
+    raw for that day (the marts and what follows, tick by tick)."""
+    import duckdb
+
+    from orchestration.partitions import RESTATEMENT_REASON_TAG
+    from tests.pipeline_helpers import all_assets, materialize_days, resources_for
+
+    with freeze_time(BEFORE_THE_DEADLINE):
+        automation = _Automation(dg.DagsterInstance.ephemeral())
+        materialize_days(tmp_path, LATEST, instance=automation.instance)
+        automation.requested()  # what the first delivery asked for is behind us
+        (orders,) = day_files(tmp_path / "landing", "simulated", "orders", LATEST)
+        corrected = pq.read_table(orders).slice(2)
+        pq.write_table(corrected, orders)
+        run = dg.materialize(
+            all_assets(),
+            selection=dg.AssetSelection.groups("ingest"),
+            resources=resources_for(tmp_path),
+            partition_key=LATEST,
+            tags={RESTATEMENT_REASON_TAG: "landing content changed: orders"},
+            instance=automation.instance,
+        )
+        after = automation.requested()
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        stored = con.execute("SELECT count(*) FROM raw.orders").fetchall()[0][0]
+        quarantined = con.execute("SELECT count(*) FROM raw.quarantine_orders").fetchall()[0][0]
+    assert stored + quarantined == corrected.num_rows  # replaced, not added to the first delivery
+    (event,) = [
+        e for e in run.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["raw", "orders"])
+    ]
+    meta = event.materialization.metadata
+    assert meta["restated"].value is True
+    assert meta["restatement_reason"].value == "landing content changed: orders"
+    assert any(k.startswith("staging/") for k in after), after  # the layer on raw is asked for again
+
+
 def test_run_failure_sensor_writes_an_alert_with_the_failing_step(tmp_path, monkeypatch):
     monkeypatch.setenv("AIGC_DATA_DIR", str(tmp_path))
 

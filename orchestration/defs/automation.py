@@ -22,7 +22,7 @@ from ml import settings
 from ml.sources.landing import day_dir, parse_day
 from ml.sources.schema import TABLES
 from orchestration.asset_keys import raw_key
-from orchestration.partitions import daily_partitions
+from orchestration.partitions import RESTATED_TAG, RESTATEMENT_REASON_TAG, daily_partitions
 
 raw_ingest = dg.define_asset_job(
     name="raw_ingest",
@@ -48,19 +48,36 @@ def stateful_automation(key: dg.AssetKey) -> dg.AutomationCondition:
     )
 
 
-def drop_fingerprint(landing_root: Path, source: str, tables: tuple[str, ...], day: str) -> str | None:
-    """A fingerprint of the files landed for ``day`` across ``tables``, or None while any table is missing."""
+def drop_signature(landing_root: Path, source: str, tables: tuple[str, ...], day: str) -> str | None:
+    """A cheap signature of the files landed for ``day`` (names, sizes, modification times), or None while any
+    table is missing: when it is unchanged the content is not read again."""
     digest = hashlib.sha256()
     for table in tables:
         folder = day_dir(landing_root, source, table, day)
         if not folder.is_dir():
             return None
-        for f in sorted(folder.iterdir()):
-            if f.name.startswith((".", "_")):
-                continue
+        for f in _landed_files(folder):
             stat = f.stat()
             digest.update(f"{table}/{f.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
+
+
+def content_hashes(landing_root: Path, source: str, tables: tuple[str, ...], day: str) -> dict[str, str]:
+    """Per table, a hash of the bytes of the day's files (names included): what a re-delivery really changed."""
+    out = {}
+    for table in tables:
+        digest = hashlib.sha256()
+        for f in _landed_files(day_dir(landing_root, source, table, day)):
+            digest.update(f.name.encode())
+            with f.open("rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(block)
+        out[table] = digest.hexdigest()[:16]
+    return out
+
+
+def _landed_files(folder: Path) -> list[Path]:
+    return [f for f in sorted(folder.iterdir()) if not f.name.startswith((".", "_"))]
 
 
 def landed_days(landing_root: Path, source: str, table: str) -> list[str]:
@@ -81,7 +98,9 @@ def landed_days(landing_root: Path, source: str, table: str) -> list[str]:
     job=raw_ingest,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Launches raw_ingest for each day whose landing drop is complete (all tables) or has changed.",
+    description="Launches raw_ingest for each day whose landing drop is complete (all tables), and again when a "
+    "re-delivery changes its content (a content hash per table: the same bytes re-delivered restate nothing); a "
+    "restating run is tagged with the tables that changed, and automation re-materialises what is downstream.",
 )
 def landing_drop_sensor(context: dg.SensorEvaluationContext):
     source = settings.source_settings()
@@ -90,16 +109,26 @@ def landing_drop_sensor(context: dg.SensorEvaluationContext):
     tables = get_source(source.name, scale=source.scale).tables
     landing_root = settings.landing_root()
     partitions = set(daily_partitions.get_partition_keys())
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    seen: dict[str, dict] = json.loads(context.cursor) if context.cursor else {}
     requests = []
     for day in landed_days(landing_root, source.name, tables[0]):
         if day not in partitions:
             continue
-        fingerprint = drop_fingerprint(landing_root, source.name, tables, day)
-        if fingerprint is None or seen.get(day) == fingerprint:
+        signature = drop_signature(landing_root, source.name, tables, day)
+        before = seen.get(day) if isinstance(seen.get(day), dict) else None
+        if signature is None or (before and before["signature"] == signature):
             continue
-        seen[day] = fingerprint
-        requests.append(dg.RunRequest(run_key=f"landing-{day}-{fingerprint}", partition_key=day))
+        hashes = content_hashes(landing_root, source.name, tables, day)
+        seen[day] = {"signature": signature, "content": hashes}
+        if before and before["content"] == hashes:
+            context.log.info(f"{day}: landing files re-delivered with the same content; nothing to restate")
+            continue
+        fingerprint = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:16]
+        tags = {}
+        if before:
+            changed = sorted(t for t in tables if before["content"].get(t) != hashes[t])
+            tags = {RESTATED_TAG: "true", RESTATEMENT_REASON_TAG: f"landing content changed: {', '.join(changed)}"}
+        requests.append(dg.RunRequest(run_key=f"landing-{day}-{fingerprint}", partition_key=day, tags=tags))
     context.update_cursor(json.dumps(seen, sort_keys=True))
     if not requests:
         return dg.SkipReason("no new or changed complete landing drops")

@@ -19,7 +19,7 @@ from ml.sources.schema import CONTRACTS, TABLES
 from ml.warehouse import query_markdown
 from orchestration.asset_keys import landing_key, raw_key
 from orchestration.metadata import column_schema
-from orchestration.partitions import POOL, daily_partitions, partition_days
+from orchestration.partitions import POOL, RESTATEMENT_REASON_TAG, daily_partitions, partition_days
 from orchestration.resources import StoreSourceResource, WarehouseResource
 from orchestration.retries import TRANSIENT_RETRY_POLICY, fail_fast_unless_transient
 
@@ -108,6 +108,9 @@ def raw_tables(context: dg.AssetExecutionContext, store: StoreSourceResource, wa
     source = store.get()
     days = partition_days(context)
     selected = [t for t in TABLES if raw_key(t) in context.selected_asset_keys]
+    # a run the landing sensor launched because a day's landing content changed says so on every raw table
+    reason = context.run.tags.get(RESTATEMENT_REASON_TAG)
+    restatement = {"restated": True, "restatement_reason": reason} if reason else {}
     with warehouse.connect() as con:
         for table in selected:
             if table not in source.tables:
@@ -133,6 +136,7 @@ def raw_tables(context: dg.AssetExecutionContext, store: StoreSourceResource, wa
             yield dg.MaterializeResult(
                 asset_key=raw_key(table),
                 metadata={
+                    **restatement,
                     "dagster/row_count": total,
                     "dagster/column_schema": column_schema(con, "raw", table),
                     "rows_landed": result.landed,
