@@ -127,7 +127,10 @@ def landing_drop_sensor(context: dg.SensorEvaluationContext):
         tags = {}
         if before:
             changed = sorted(t for t in tables if before["content"].get(t) != hashes[t])
-            tags = {RESTATED_TAG: "true", RESTATEMENT_REASON_TAG: f"landing content changed: {', '.join(changed)}"}
+            tags = {
+                RESTATED_TAG: "true",
+                RESTATEMENT_REASON_TAG: f"landing content changed: {', '.join(changed)}",
+            }
         requests.append(dg.RunRequest(run_key=f"landing-{day}-{fingerprint}", partition_key=day, tags=tags))
     context.update_cursor(json.dumps(seen, sort_keys=True))
     if not requests:
