@@ -1,7 +1,7 @@
 """The exports the API answers from, loaded once per exported day and indexed by the key a request names.
 
-Reading the Parquet export on every request costs a scan of the whole day (about 50 ms at small scale, growing
-with the store); a lookup by customer or SKU should not. Each output's newest complete day is read into memory
+Reading the Parquet export on every request would cost a scan of the whole day, growing with the store; a lookup
+by customer or SKU should not. Each output's newest complete day is read into memory
 once, sorted in the order the endpoint answers in, with a position index per key (customer, SKU). A new day, or
 the same day exported again (a new folder replaces the old one), is noticed by the folder's identity and loaded
 on the next request; until then the previous snapshot keeps answering, so a write in progress never shows.
@@ -9,7 +9,6 @@ on the next request; until then the previous snapshot keeps answering, so a writ
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,15 +18,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-DAY_FOLDER = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+from ml.exports import export_folders
 
 
 def day_folders(root: Path, output: str) -> list[tuple[str, Path]]:
-    """(day, folder) of every complete export of ``output``, oldest first (temporary folders are not days)."""
-    folder = root / output
-    if not folder.is_dir():
-        return []
-    return sorted((m.group(1), entry) for entry in folder.iterdir() if (m := DAY_FOLDER.match(entry.name)))
+    """(ISO day, folder) of every complete export of ``output``, oldest first (:func:`ml.exports.export_folders`)."""
+    return [(day.isoformat(), folder) for day, folder in export_folders(root, output)]
 
 
 def _identity(folders: list[Path]) -> tuple:
@@ -65,26 +61,23 @@ class ExportCache:
 
     def latest(self, output: str, order: tuple[str, ...] = (), keys: tuple[str, ...] = ()) -> Snapshot | None:
         """The newest day of ``output`` sorted by ``order`` and indexed by ``keys``; None before the first."""
-        days = day_folders(self.root(), output)
-        if not days:
-            return None
-        day, folder = days[-1]
-        return self._get(
-            ("latest", output, order, keys), [folder], lambda: self._read(day, [folder], order, keys, False)
-        )
+        return self._snapshot(output, order, keys, every_day=False)
 
     def every_day(
         self, output: str, order: tuple[str, ...] = (), keys: tuple[str, ...] = ()
     ) -> Snapshot | None:
         """Every exported day of ``output`` together (column ``date``: the day of each row), as of the newest."""
+        return self._snapshot(output, order, keys, every_day=True)
+
+    def _snapshot(self, output: str, order, keys, every_day: bool) -> Snapshot | None:
         days = day_folders(self.root(), output)
         if not days:
             return None
-        folders = [f for _, f in days]
+        chosen = days if every_day else days[-1:]
         return self._get(
-            ("every_day", output, order, keys),
-            folders,
-            lambda: self._read(days[-1][0], folders, order, keys, True),
+            (every_day, output, order, keys),
+            [folder for _, folder in chosen],
+            lambda: self._read(days[-1][0], chosen, order, keys, every_day),
         )
 
     def _get(self, cache_key: tuple, folders: list[Path], load: Callable[[], Snapshot]) -> Snapshot:
@@ -99,14 +92,14 @@ class ExportCache:
 
     @staticmethod
     def _read(
-        day: str, folders: list[Path], order: tuple[str, ...], keys: tuple[str, ...], dated: bool
+        day: str, folders: list[tuple[str, Path]], order: tuple[str, ...], keys: tuple[str, ...], dated: bool
     ) -> Snapshot:
-        """Read the folders' Parquet files; ``order`` names columns, ``-column`` for descending."""
+        """Read the (day, folder) Parquet files; ``order`` names columns, ``-column`` for descending."""
         with duckdb.connect() as con:
             frames = []
-            for f in folders:
+            for folder_day, f in folders:
                 frame = con.execute("SELECT * FROM read_parquet(?)", [str(f / "*.parquet")]).df()
-                frames.append(frame.assign(date=DAY_FOLDER.match(f.name).group(1)) if dated else frame)
+                frames.append(frame.assign(date=folder_day) if dated else frame)
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         # an output may lack an ordering column (a forecast without warehouses): order by those it has
         order = tuple(c for c in order if c.lstrip("-") in frame.columns)

@@ -23,15 +23,14 @@ import os
 import platform
 import random
 import secrets
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import duckdb
 import numpy as np
 
+from api.local import serve_locally
 from api.store import day_folders
 
 
@@ -115,41 +114,15 @@ async def _load(port: int, token: str, paths: list[str], clients: int, seconds: 
     return out
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run(exports: Path, clients: int, seconds: float) -> dict:
     paths = request_mix(exports)
-    token, port = secrets.token_hex(16), _free_port()
-    env = {**os.environ, "AIGC_EXPORTS_DIR": str(exports), "AIGC_API_TOKEN": token, "AIGC_API_RATE": "0"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api.app", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise SystemExit("the API did not start") from None
-                time.sleep(0.3)
+    token = secrets.token_hex(16)
+    with serve_locally(exports, {"AIGC_API_TOKEN": token, "AIGC_API_RATE": "0"}) as base:
+        port = int(base.rsplit(":", 1)[1])
         # Warm-up: load every output's snapshot once, as the first requests of a day would.
         asyncio.run(_load(port, token, paths, 4, 3.0))
         print(f"{clients} clients for {seconds:g} s ...", file=sys.stderr)
         answers = asyncio.run(_load(port, token, paths, clients, seconds))
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     statuses = np.array([s for s, _ in answers])
     ms = np.array([m for _, m in answers])
     ok = (statuses > 0) & (statuses < 500)

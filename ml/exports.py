@@ -33,11 +33,10 @@ def read_latest_export(
 ) -> pd.DataFrame | None:
     """The newest published ``output`` on or before ``day`` and at most ``max_age_days`` older (None if none):
     what a consumer keeps using when a day was held back (the champion gate) or not yet made."""
-    for age in range(max_age_days + 1):
-        frame = read_export(exports_root, output, day - timedelta(days=age))
-        if frame is not None:
-            return frame
-    return None
+    recent = [
+        d for d in exported_days(exports_root, output) if day - timedelta(days=max_age_days) <= d <= day
+    ]
+    return read_export(exports_root, output, recent[-1]) if recent else None
 
 
 def write_export(frame: pd.DataFrame, exports_root: Path, output: str, day: date) -> Path:
@@ -52,13 +51,19 @@ def write_export(frame: pd.DataFrame, exports_root: Path, output: str, day: date
     return folder / f"{output}.parquet"
 
 
-def exported_days(exports_root: Path, output: str) -> list[date]:
-    """The days of ``output`` that were exported, in order (a half-written day's temporary folder is not one)."""
+def export_folders(exports_root: Path, output: str) -> list[tuple[date, Path]]:
+    """(day, folder) of every exported day of ``output``, oldest first (a half-written day's temporary folder is
+    not one)."""
     folder = Path(exports_root) / output
     if not folder.is_dir():
         return []
     return sorted(
-        date.fromisoformat(entry.name.removeprefix("date="))
+        (date.fromisoformat(entry.name.removeprefix("date=")), entry)
         for entry in folder.iterdir()
         if entry.is_dir() and entry.name.startswith("date=")
     )
+
+
+def exported_days(exports_root: Path, output: str) -> list[date]:
+    """The days of ``output`` that were exported, in order."""
+    return [day for day, _ in export_folders(exports_root, output)]

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,11 +12,7 @@ from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from api.local import serve_locally
 
 
 @dataclass
@@ -42,39 +33,14 @@ class RunningAPI:
 
 
 @contextmanager
-def running_api(exports_root: Path, env: dict | None = None, host: str = "127.0.0.1") -> Iterator[RunningAPI]:
-    """``python -m api.app`` reading ``exports_root`` (extra environment ``env``); yields it, stops it after.
-
-    Its output goes to a file, not a pipe: a pipe nobody reads fills up and stalls a server that logs every
-    request."""
-    port = free_port()
-    full_env = {**os.environ, "AIGC_EXPORTS_DIR": str(exports_root), **(env or {})}
+def running_api(exports_root: Path, env: dict | None = None) -> Iterator[RunningAPI]:
+    """``python -m api.app`` reading ``exports_root`` (extra environment ``env``), logging to a file the test can
+    read; yields it, stops it after."""
     log_path = Path(tempfile.mkstemp(prefix="api-", suffix=".log")[1])
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api.app", "--host", host, "--port", str(port)],
-            env=full_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(base + "/health", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(log_path.read_text()) from None
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError("the API did not start within 60 s")
     try:
-        yield RunningAPI(base, log_path)
+        with serve_locally(exports_root, env, log_path) as base:
+            yield RunningAPI(base, log_path)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
         log_path.unlink(missing_ok=True)
 
 

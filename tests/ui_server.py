@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from api.local import free_port
 from ml.settings import REPO_ROOT
 
 DAGSTER = Path(sys.executable).with_name("dagster")
 LOCATION = "aigc_commerce"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
