@@ -435,8 +435,7 @@ def main(argv: list[str] | None = None) -> dict:
             cands[name] = lambda n=name, base=cands["gbm"]: _variant(base(), n)
         ens, selection = run_ensemble("ensemble", cands)
         if "ensemble_level" in ours:
-            ens.level_factor_days = tuple(args.level_factor_days or ())
-            factor = ens._level_factor(train, ens.records_)
+            factor = ens.level_factor(args.level_factor_days)
             with_level_factor(ens, factor, "ensemble_level")
             selection["ensemble_level_factor"] = round(factor, 4)
     if {"ensemble_yoy", "ensemble_yoy_no_level", "gbm_yoy"} & set(ours):

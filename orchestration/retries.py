@@ -29,6 +29,13 @@ def _permanent(exc: BaseException) -> dg.Failure:
     )
 
 
+def _reraise(exc: Exception):
+    """A transient failure as it is (the retry policy takes it), any other as a Failure that forbids retries."""
+    if is_transient(exc):
+        raise exc
+    raise _permanent(exc) from exc
+
+
 def fail_fast_unless_transient(fn):
     """Let transient failures through to the retry policy; turn every other one into a non-retried Failure."""
     if inspect.isgeneratorfunction(fn):
@@ -38,9 +45,7 @@ def fail_fast_unless_transient(fn):
             try:
                 yield from fn(*args, **kwargs)
             except Exception as exc:
-                if is_transient(exc):
-                    raise
-                raise _permanent(exc) from exc
+                _reraise(exc)
 
         return generator
 
@@ -49,8 +54,6 @@ def fail_fast_unless_transient(fn):
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            if is_transient(exc):
-                raise
-            raise _permanent(exc) from exc
+            _reraise(exc)
 
     return plain

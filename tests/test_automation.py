@@ -90,6 +90,21 @@ def test_the_same_content_redelivered_restates_nothing(landing):
     assert _tick(cursor)[0] == []  # and the new signature is remembered
 
 
+def test_a_cursor_from_before_content_hashes_does_not_reload_every_day(landing):
+    import json
+
+    get_source("simulated").write_day(DAY, landing)
+    old_format = json.dumps({DAY.isoformat(): "0123456789abcdef"})  # day -> the old stat fingerprint
+    requests, cursor = _tick(old_format)
+    assert requests == []  # that drop was loaded before; its content is the baseline now
+    assert set(json.loads(cursor)[DAY.isoformat()]) == {"signature", "content"}
+    (orders,) = day_files(landing, "simulated", "orders", DAY)
+    pq.write_table(pq.read_table(orders).slice(1), orders)
+    assert [r.partition_key for r in _tick(cursor)[0]] == [
+        DAY.isoformat()
+    ]  # a later correction still restates
+
+
 def test_corrected_content_restates_the_day_and_says_why(landing):
     from orchestration.partitions import RESTATED_TAG, RESTATEMENT_REASON_TAG
 

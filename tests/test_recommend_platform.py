@@ -340,7 +340,7 @@ def test_daily_evaluation_ranks_ties_pessimistically():
 
 def test_models_do_not_depend_on_the_order_the_warehouse_returned_the_events(store):
     """Two runs of one day read the same events in different orders (a parallel scan): the cleaned history, and
-    so the sequences and EASE, must be the same (issue 24: the lists of two identical runs differed)."""
+    so the sequences and EASE, must be the same."""
     from ml.recommend.baselines import EASE
     from ml.recommend.interactions import clean_events, to_sequences
 

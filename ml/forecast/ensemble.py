@@ -263,16 +263,17 @@ class SelectedEnsemble(Forecaster):
             if self.member_quantiles
         }
 
-        self.level_factor_ = self._level_factor(panel, records)
+        self.level_factor_ = self.level_factor(self.level_factor_days)
         self.members_ = {name: factory().fit_panel(panel) for name, factory in self.candidates.items()}
         self._route(panel)
 
-    def _level_factor(self, panel: Panel, records) -> float:
-        """Step 7: pooled actuals / pooled routed forecasts at the ``level_factor_days`` origins (1 without)."""
-        if not self.level_factor_days:
+    def level_factor(self, days) -> float:
+        """Step 7: pooled actuals / pooled routed forecasts at the validation origins on ``days`` (1 without
+        days); callable after fitting, for any subset of the validation days."""
+        days = {pd.Timestamp(d) for d in days or ()}
+        if not days:
             return 1.0
-        days = set(self.level_factor_days)
-        recs = [r for r in records if pd.Timestamp(panel.calendar[r.origin]) in days]
+        recs = [r for r in self.records_ if pd.Timestamp(self.panel_.calendar[r.origin]) in days]
         actual = sum(float(np.nansum(r.actual)) for r in recs)
         forecast = sum(float(_routed(r.means, r.classes, self.weights_).sum()) for r in recs)
         return actual / forecast if forecast > 0 and actual > 0 else 1.0

@@ -65,6 +65,10 @@ class PrivacySettings(BaseModel):
             statistic
         ]
 
+    def noise_scale(self, statistic: str) -> float:
+        """The Laplace scale of ``statistic``'s release: sensitivity / epsilon."""
+        return self.sensitivity(statistic) / self.epsilon_per_release()
+
 
 def customer_days(orders: pd.DataFrame, segments: pd.DataFrame | None) -> pd.DataFrame:
     """One row per customer and day with its (clipped later) orders and revenue and its cell in each dimension.
@@ -127,7 +131,7 @@ def may_release(spent_before: float, settings: PrivacySettings) -> bool:
 
 def mechanism(statistic: str, settings: PrivacySettings):
     """The OpenDP measurement of one statistic's release: Laplace with scale = sensitivity / epsilon."""
-    scale = settings.sensitivity(statistic) / settings.epsilon_per_release()
+    scale = settings.noise_scale(statistic)
     if statistic == "revenue":
         return dp.m.make_laplace(
             dp.atom_domain(T=float, nan=False), dp.absolute_distance(T=float), scale=scale
@@ -158,9 +162,7 @@ def release(cells: pd.DataFrame, settings: PrivacySettings) -> tuple[pd.DataFram
     accounting = {
         "epsilon_spent": round(spent, 6),
         "epsilon_per_release": {s: round(v, 6) for s, v in per_statistic.items()},
-        "noise_scale": {
-            s: round(settings.sensitivity(s) / settings.epsilon_per_release(), 4) for s in STATISTICS
-        },
+        "noise_scale": {s: round(settings.noise_scale(s), 4) for s in STATISTICS},
         "cells": int(len(cells)),
         "cells_released": int(keep.sum()),
         "cells_suppressed": int((~keep).sum()),

@@ -250,7 +250,9 @@ def champion_day(
     choice["beats_baseline"] = bool(choice.get("beats_baseline", False))
     # The regression gate: a champion clearly worse than popularity on the latest evaluated day does not serve;
     # no lists are made for the day, and the last ones published keep serving (ops' pin is theirs to judge).
-    regressed = None if settings.pinned_model else regression_verdict(latest_evaluation(con, day, choice))
+    regressed = (
+        None if settings.pinned_model else regression_verdict(latest_evaluation(con, day, choice["champion"]))
+    )
     choice["served"] = regressed is None
     if regressed:
         last = last_served_day(con, day)
@@ -272,13 +274,13 @@ def champion_day(
     return row, choice
 
 
-def latest_evaluation(con: duckdb.DuckDBPyConnection, day: date, choice: dict) -> dict | None:
-    """The chosen champion's metrics on the latest day evaluated by ``day`` (None when there is none)."""
+def latest_evaluation(con: duckdb.DuckDBPyConnection, day: date, model: str) -> dict | None:
+    """``model``'s metrics on the latest day evaluated by ``day`` (None when there is none)."""
     if not table_exists(con, METRICS):
         return None
     rows = con.execute(
         f"SELECT * FROM {METRICS} WHERE model = ? AND eval_date <= ? ORDER BY eval_date DESC LIMIT 1",
-        [choice["champion"], day],
+        [model, day],
     ).df()
     if rows.empty:
         return None

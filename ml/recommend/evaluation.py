@@ -43,10 +43,14 @@ def _per_user(
     return out
 
 
+def _means(per_user: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each metric's mean over users (0 for no user)."""
+    return {m: float(v.sum() / max(len(v), 1)) for m, v in per_user.items()}
+
+
 def _ranking_metrics(top, relevant, n_relevant, ks, ranks=None) -> dict[str, float]:
-    """The means over users of :func:`_per_user` (0 for no user)."""
-    n = max(len(top), 1)
-    return {m: float(v.sum() / n) for m, v in _per_user(top, relevant, n_relevant, ks, ranks).items()}
+    """The means over users of :func:`_per_user`."""
+    return _means(_per_user(top, relevant, n_relevant, ks, ranks))
 
 
 def paired_interval(
@@ -122,7 +126,7 @@ def evaluate_next_day(
         e = np.flatnonzero(evaluated)
         users = _per_user(top[e], relevant[e], n_relevant[e], ks, ranks[e])
         per_user_ndcg[name] = users[f"NDCG@{ks[0]}"]
-        res: dict[str, Any] = {m: float(v.sum() / max(len(e), 1)) for m, v in users.items()}
+        res: dict[str, Any] = _means(users)
         for kk in ks:
             shown = top[e, :kk]
             res[f"coverage@{kk}"] = float(len(np.unique(shown[shown >= 0])) / n_items)

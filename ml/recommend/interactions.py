@@ -74,7 +74,7 @@ def clean_events(events: pd.DataFrame, before: pd.Timestamp | None = None) -> pd
         df = df[df["event_ts"] < before]
     # A total order, not the order the rows were read in: events at the same instant (a view, a cart and a
     # purchase logged together) would otherwise change the collapsed sequences, the history cap and the models
-    # with the warehouse's scan order (two runs of one day served different lists).
+    # with the warehouse's scan order.
     funnel = df["event_type"].map({t: i for i, t in enumerate(EVENT_TYPES)}) if "event_type" in df else 0
     return (
         df.assign(_funnel=funnel)

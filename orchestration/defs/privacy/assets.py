@@ -39,11 +39,10 @@ def partner_aggregates(
     from ml.summary import summary
     from ml.warehouse import markdown_table
 
-    settings = PrivacySettings(**config.model_dump())
     days, summaries = partition_days(context), []
     with warehouse.connect() as con:
         for day in days:
-            released, info = partner_release_day(con, day, settings)
+            released, info = partner_release_day(con, day, config)
             context.log.info(f"{day}: {info['action']}")
             if released is not None:
                 files.export(released.drop(columns=["release_date"]), "partner_aggregates", day)
