@@ -14,7 +14,11 @@ Each world is the small simulated store's first ``--days`` days in its own data 
    export must read back whole, and no temporary export folder may be left visible as a day.
 
 A table's checksum leaves out the columns that record when something happened (``*_at``, ``*_seconds``): the
-wall clock is not data.
+wall clock is not data; it reads a row's landing file path (``*source_file``) from the landing folder on, since
+each world has its own data directory.
+
+``--existing STAMP`` compares the worlds a previous run left under ``--workdir`` again (the kills are not
+repeated; their record is taken from the ``--out`` file of that run).
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ SCHEMAS = (
     "marketing",
     "outputs",
 )
-VOLATILE_SUFFIXES = ("_at", "_seconds", "_ts_loaded")
+VOLATILE_SUFFIXES = ("_at", "_seconds")
+PATH_SUFFIX = "source_file"  # the landing file a row came from: compared relative to the data directory
 
 
 def table_checksums(warehouse: Path) -> dict[str, tuple[int, int]]:
@@ -70,7 +75,13 @@ def table_checksums(warehouse: Path) -> dict[str, tuple[int, int]]:
                 ).fetchall()
                 if not c.endswith(VOLATILE_SUFFIXES)
             ]
-            select = ", ".join(f'"{c}"' for c in cols) or "1"
+            select = (
+                ", ".join(
+                    f"regexp_replace(\"{c}\", '^.*/landing/', '')" if c.endswith(PATH_SUFFIX) else f'"{c}"'
+                    for c in cols
+                )
+                or "1"
+            )
             rows, digest = con.execute(
                 f'SELECT count(*), coalesce(sum(hash(row({select}))), 0) FROM "{schema}"."{table}"'
             ).fetchall()[0]
@@ -139,19 +150,24 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated, of {', '.join(PHASES)}")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/crash_consistency"))
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--existing", default=None, help="compare the worlds of an earlier run (its stamp) again")
     args = ap.parse_args(argv)
     phases = [p for p in args.phases.split(",") if p]
     unknown = set(phases) - set(PHASES)
     if unknown:
         raise SystemExit(f"unknown phases: {sorted(unknown)}")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    stamp = args.existing or dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    earlier = json.loads(args.out.read_text()) if args.existing else None
 
     refs = []
     for i in (1, 2):
         d = args.workdir / f"{stamp}_reference{i}"
-        print(f"reference run {i} ...", file=sys.stderr)
-        ended = run_demo(d, args.days)
+        if earlier:
+            ended = {"returncode": 0, "seconds": earlier["reference_seconds"][i - 1]}
+        else:
+            print(f"reference run {i} ...", file=sys.stderr)
+            ended = run_demo(d, args.days)
         if ended["returncode"] != 0:
             raise SystemExit(f"reference run {i} failed ({d})")
         refs.append((d, table_checksums(d / "warehouse.duckdb"), ended))
@@ -159,6 +175,7 @@ def main(argv: list[str] | None = None) -> dict:
     reproducible = {t for t in reference if refs[1][1].get(t) == reference[t]}
     result = {
         "command": "python -m bench.crash_consistency " + " ".join(argv or sys.argv[1:]),
+        "runs_made_by": earlier["command"] if earlier else None,
         "days": args.days,
         "date": stamp,
         "reference_seconds": [r[2]["seconds"] for r in refs],
@@ -168,9 +185,12 @@ def main(argv: list[str] | None = None) -> dict:
     }
     for phase in phases:
         d = args.workdir / f"{stamp}_{phase}"
-        print(f"{phase}: run, kill -9 at {PHASES[phase][0]!r} ...", file=sys.stderr)
-        first = run_demo(d, args.days, PHASES[phase])
-        second = run_demo(d, args.days)
+        if earlier:
+            first, second = (earlier["phases"][phase][k] for k in ("killed_run", "rerun"))
+        else:
+            print(f"{phase}: run, kill -9 at {PHASES[phase][0]!r} ...", file=sys.stderr)
+            first = run_demo(d, args.days, PHASES[phase])
+            second = run_demo(d, args.days)
         sums = table_checksums(d / "warehouse.duckdb")
         result["phases"][phase] = {
             "killed_run": first,

@@ -29,6 +29,21 @@ def test_checksums_ignore_order_and_clock_but_not_values(tmp_path):
     assert d["marts.fct_orders"][0] == 4 and d != a  # a duplicated row
 
 
+def test_checksums_read_landing_paths_from_the_landing_folder_on(tmp_path):
+    for name, root, file in (
+        ("a", "/data/one", "part-0"),
+        ("b", "/tmp/two", "part-0"),
+        ("c", "/data/one", "part-1"),
+    ):
+        with duckdb.connect(str(tmp_path / f"{name}.duckdb")) as con:
+            con.execute("CREATE SCHEMA raw")
+            con.execute(
+                f"CREATE TABLE raw.orders AS SELECT 'o1' AS order_id, '{root}/landing/orders/{file}' AS _source_file"
+            )
+    a, b, c = (table_checksums(tmp_path / f"{x}.duckdb") for x in "abc")
+    assert a == b and a != c  # another data directory is the same row; another landing file is not
+
+
 def test_export_scan_finds_temporaries_and_unreadable_files(tmp_path):
     good = tmp_path / "recommendations" / "date=2025-01-01"
     good.mkdir(parents=True)
