@@ -30,11 +30,8 @@ from __future__ import annotations
 
 import hashlib
 
-import opendp.prelude as dp
 import pandas as pd
 from pydantic import BaseModel, Field
-
-dp.enable_features("contrib")
 
 DIMENSIONS = ("channel", "region", "segment")
 STATISTICS = ("customers", "orders", "revenue")
@@ -131,6 +128,9 @@ def may_release(spent_before: float, settings: PrivacySettings) -> bool:
 
 def mechanism(statistic: str, settings: PrivacySettings):
     """The OpenDP measurement of one statistic's release: Laplace with scale = sensitivity / epsilon."""
+    import opendp.prelude as dp  # a slow import: only when a release is made, not when the definitions load
+
+    dp.enable_features("contrib")
     scale = settings.noise_scale(statistic)
     if statistic == "revenue":
         return dp.m.make_laplace(
