@@ -92,13 +92,11 @@ class RateLimiter:
         with self._lock:
             tokens, last = self._buckets.get(key, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            if len(self._buckets) > 100_000:  # forget idle clients rather than grow without bound
+            passes = tokens >= 1.0
+            self._buckets[key] = (tokens - 1.0 if passes else tokens, now)
+            if len(self._buckets) > 100_000:  # forget idle clients (their buckets have refilled) to stay bounded
                 self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 60}
-            return (1.0 - tokens) / self.rate
+            return 0.0 if passes else (1.0 - tokens) / self.rate
 
 
 def _json_response(status: int, body: dict, headers: dict | None = None):
