@@ -94,7 +94,8 @@ class RateLimiter:
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
             passes = tokens >= 1.0
             self._buckets[key] = (tokens - 1.0 if passes else tokens, now)
-            if len(self._buckets) > 100_000:  # forget idle clients (their buckets have refilled) to stay bounded
+            # Forget idle clients (their buckets have refilled) so the table stays bounded.
+            if len(self._buckets) > 100_000:
                 self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 60}
             return 0.0 if passes else (1.0 - tokens) / self.rate
 
