@@ -53,17 +53,17 @@ demo: setup
 
 # The browser tests need Chromium (apt-get install chromium): `make test-e2e`, which .ci/run also runs.
 test: setup
-	$(PY) -m pytest -q -m "not browser" $(XDIST)
+	$(PY) -m pytest -q -m "not browser and not daemon" $(XDIST)
 
 # The Dagster UI in a real browser (Playwright + Debian's Chromium): graph, partitions, a launch, checks, queueing.
 test-e2e: setup
-	$(PY) -m pytest -q -m browser
+	$(PY) -m pytest -q -m "browser or daemon"
 
 # Both Online Retail years through the pipeline on top of the suite (the README says how long it takes and the
 # disk it needs).
 test-full: setup
-	AIGC_TEST_RETAIL_DAYS=739 $(PY) -m pytest -q -m "not browser" $(XDIST)
-	$(PY) -m pytest -q -m browser
+	AIGC_TEST_RETAIL_DAYS=739 $(PY) -m pytest -q -m "not browser and not daemon" $(XDIST)
+	$(PY) -m pytest -q -m "browser or daemon"
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not e2e" $(XDIST)

@@ -22,7 +22,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from ml.ingest.raw_loader import LandingFileError, MissingLandingError, load_window
+from ml.ingest.raw_loader import (
+    LandingFileError,
+    MissingLandingError,
+    UnloadedHistoryError,
+    load_window,
+    unloaded_days_before,
+)
 from ml.sources import get_source
 from ml.sources.landing import LandingPathError, day_dir, day_files, write_table
 from ml.sources.schema import OPEN_LOOP_TABLES
@@ -444,3 +450,34 @@ def test_a_late_file_for_an_earlier_day_is_loaded_once_when_that_day_is_rerun(co
         load_window(con, landing, SOURCE, "orders", [D1])
     assert rows(con, "orders", D1) == day1_loaded["orders"] + 2
     assert con.execute("SELECT count(*) FROM raw.orders WHERE order_id LIKE 'LATE-%'").fetchone()[0] == 2
+
+
+def test_a_day_loaded_before_the_days_its_references_need_is_refused_and_changes_nothing(con, landing):
+    """Day 2's orders refer to customers and products that day 1 introduced: loading day 2 first would quarantine
+    them as unknown, and they would stay quarantined after day 1 was loaded (the result would depend on the order
+    of the runs). It is refused, naming the days to load first; once day 1 is in, day 2 loads."""
+    with pytest.raises(
+        UnloadedHistoryError, match=r"customers are not in raw yet \(2025-01-01\).*Load from 2025-01-01"
+    ):
+        load_window(con, landing, SOURCE, "orders", [D2])
+    assert con.execute("SELECT count(*) FROM raw.orders").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM raw.quarantine_orders").fetchone()[0] == 0
+
+    for day in (D1, D2):
+        results = load_all(con, landing, day)
+        assert not any(isinstance(r, Exception) for r in results.values()), results
+    unknown = con.execute(
+        "SELECT count(*) FROM raw.quarantine_orders WHERE _reason LIKE 'unknown_ref:%'"
+    ).fetchone()[0]
+    assert unknown == 0 and rows(con, "orders", D2) > 0
+
+
+def test_a_landed_day_that_introduces_nothing_is_not_a_gap(con, landing):
+    """An earlier day whose customer and product files are empty introduces nothing: it does not hold a later
+    day back."""
+    for table in ("customers", "products"):
+        empty = pq.read_table(file_of(landing, table, D1)).slice(0, 0)
+        pq.write_table(empty, file_of(landing, table, D1))
+    assert unloaded_days_before(con, landing, SOURCE, "customers", D2) == []
+    load_window(con, landing, SOURCE, "customers", [D2])  # customers refer to nothing
+    assert rows(con, "customers", D2) > 0

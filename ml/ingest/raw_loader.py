@@ -27,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml.sources.landing import day_files
+from ml.sources.landing import day_files, landed_days
 from ml.sources.schema import CONTRACTS, ORDER_TOTAL_TOLERANCE, TableContract
 from ml.warehouse import transaction
 
@@ -45,6 +45,10 @@ class LandingFileError(ValueError):
 
 class MissingLandingError(LandingFileError):
     """No landing folder for a day the source should have delivered."""
+
+
+class UnloadedHistoryError(ValueError):
+    """A window loaded before earlier landed days that its references need (customers, products)."""
 
 
 @dataclass
@@ -266,6 +270,67 @@ def _mark_mismatched_orders(
     return True
 
 
+def delivered_references(landing_root: Path, source: str, table: str) -> tuple[tuple[str, str, str], ...]:
+    """The contract's references of ``table`` (column, table, column) to tables the source delivers at all: a
+    reference is checked only against those (Online Retail has no inventory)."""
+    return tuple(r for r in CONTRACTS[table].references if (Path(landing_root) / source / r[1]).is_dir())
+
+
+def unloaded_days_before(
+    con: duckdb.DuckDBPyConnection, landing_root: Path, source: str, table: str, before: date
+) -> list[date]:
+    """The days before ``before`` whose landing files of ``table`` hold rows that raw has not loaded (neither
+    in ``raw.<table>`` nor in its quarantine). A landed day with empty files introduces nothing and is not one."""
+    create_raw_tables(con, CONTRACTS[table])
+    loaded = {
+        d
+        for (d,) in con.execute(
+            f"SELECT DISTINCT _landing_date FROM raw.{table} "
+            f"UNION SELECT DISTINCT _landing_date FROM raw.quarantine_{table}"
+        ).fetchall()
+    }
+    missing = []
+    for key in landed_days(landing_root, source, table):
+        day = date.fromisoformat(key)
+        if day >= before or day in loaded:
+            continue
+        if any(_has_rows(f) for f in day_files(landing_root, source, table, day)):
+            missing.append(day)
+    return missing
+
+
+def _has_rows(path: Path) -> bool:
+    try:
+        return pq.read_metadata(path).num_rows > 0
+    except (OSError, pa.ArrowException):
+        return True  # unreadable: it cannot be shown to introduce nothing
+
+
+def refuse_unloaded_history(
+    con: duckdb.DuckDBPyConnection, landing_root: Path, source: str, tables: list[str], first_day: date
+) -> None:
+    """Refuse a window of ``tables`` whose references would be checked against an incomplete history.
+
+    A row's customer or SKU is looked up among the rows raw has loaded up to its landing day. Loading a window
+    before an earlier day that introduced customers or products would quarantine good rows as unknown
+    references, and they would stay quarantined after the earlier day is loaded: the result would depend on the
+    order of the runs. So the window is refused, before anything changes, naming the days to load first.
+    """
+    for table in tables:
+        for ref_table in sorted({ref for _, ref, _ in delivered_references(landing_root, source, table)}):
+            missing = unloaded_days_before(con, landing_root, source, ref_table, first_day)
+            if not missing:
+                continue
+            shown = ", ".join(d.isoformat() for d in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise UnloadedHistoryError(
+                f"cannot load {table} from {first_day.isoformat()}: {len(missing)} earlier landed day(s) of "
+                f"{ref_table} are not in raw yet ({shown}); rows of {table} refer to the {ref_table} those "
+                f"days introduce and would be quarantined as unknown. Load from {missing[0].isoformat()} "
+                f"first (a backfill of {missing[0].isoformat()} .. {first_day.isoformat()} or later), or move "
+                f"those days' folders out of the landing zone if they must never be loaded. Nothing was changed."
+            )
+
+
 def load_window(
     con: duckdb.DuckDBPyConnection,
     landing_root: Path,
@@ -298,10 +363,10 @@ def load_window(
     time_col = contract.time_column
     event_date = f"CAST(timezone('UTC', \"{time_col}\") AS DATE)" if time_col else "CAST(? AS DATE)"
     result = LoadResult(table=table, days=[], extra_columns=extra)
-    # A reference is checked only against a table the source delivers at all (Online Retail has no inventory).
-    references = tuple(r for r in contract.references if (Path(landing_root) / source / r[1]).is_dir())
+    references = delivered_references(landing_root, source, table)
     for _, ref_table, _ in references:
         create_raw_tables(con, CONTRACTS[ref_table])
+    refuse_unloaded_history(con, landing_root, source, [table], min(days))
 
     # 2. One transaction for the whole window: delete the days, insert them again.
     with transaction(con):

@@ -60,6 +60,21 @@ def day_files(landing_root: Path, source: str, table: str, day: str | date) -> l
     return files
 
 
+def landed_days(landing_root: Path, source: str, table: str) -> list[str]:
+    """The days (ISO keys, sorted) that have a ``date=`` folder of ``table`` in the landing zone."""
+    root = landing_root / source / table
+    if not root.is_dir():
+        return []
+    days = []
+    for entry in root.iterdir():
+        if entry.is_dir() and entry.name.startswith("date="):
+            try:
+                days.append(parse_day(entry.name.removeprefix("date=")).isoformat())
+            except ValueError:
+                continue  # a folder that is not a partition is not ours to load
+    return sorted(days)
+
+
 def write_table(table: pa.Table, landing_root: Path, source: str, table_name: str, day: str | date) -> Path:
     """Write one day of one table as a single Parquet file, atomically, replacing what was there.
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 
 from ml import settings
-from ml.sources.landing import day_dir, parse_day
+from ml.sources.landing import day_dir, landed_days
 from ml.sources.schema import TABLES
 from orchestration.asset_keys import raw_key
 from orchestration.partitions import RESTATED_TAG, RESTATEMENT_REASON_TAG, daily_partitions
@@ -78,20 +78,6 @@ def content_hashes(landing_root: Path, source: str, tables: tuple[str, ...], day
 
 def _landed_files(folder: Path) -> list[Path]:
     return [f for f in sorted(folder.iterdir()) if not f.name.startswith((".", "_"))]
-
-
-def landed_days(landing_root: Path, source: str, table: str) -> list[str]:
-    root = landing_root / source / table
-    if not root.is_dir():
-        return []
-    days = []
-    for entry in root.iterdir():
-        if entry.is_dir() and entry.name.startswith("date="):
-            try:
-                days.append(parse_day(entry.name.removeprefix("date=")).isoformat())
-            except ValueError:
-                continue  # a folder that is not a partition is not ours to load
-    return sorted(days)
 
 
 @dg.sensor(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from ml.ingest.raw_loader import create_raw_tables, load_window
+from ml.ingest.raw_loader import create_raw_tables, load_window, refuse_unloaded_history
 from ml.sources.schema import CONTRACTS, TABLES
 from ml.warehouse import query_markdown
 from orchestration.asset_keys import landing_key, raw_key
@@ -112,6 +112,9 @@ def raw_tables(context: dg.AssetExecutionContext, store: StoreSourceResource, wa
     reason = context.run.tags.get(RESTATEMENT_REASON_TAG)
     restatement = {"restated": True, "restatement_reason": reason} if reason else {}
     with warehouse.connect() as con:
+        # before any table is replaced: a window loaded ahead of the days its references need changes nothing
+        delivered = [t for t in selected if t in source.tables]
+        refuse_unloaded_history(con, Path(store.landing_root), source.name, delivered, days[0])
         for table in selected:
             if table not in source.tables:
                 # Keep the table (empty) so that dbt's staging models build for every source.
