@@ -13,12 +13,12 @@ from tests.pipeline_helpers import FOUNDATION_GROUPS, MODEL_SCHEMAS, checksums, 
 
 pytestmark = pytest.mark.e2e
 
-DAYS = [f"2025-01-0{i}" for i in range(1, 5)]
+DAYS = [f"2025-01-0{i}" for i in range(1, 4)]
 
 
 @pytest.fixture(scope="module")
 def daily_runs(tmp_path_factory):
-    """Four one-day runs in one warehouse, recording what the tests below need along the way."""
+    """Three one-day runs in one warehouse, recording what the tests below need along the way."""
     data_dir = tmp_path_factory.mktemp("daily")
     record: dict = {"data_dir": data_dir}
     for i, day in enumerate(DAYS):
@@ -118,7 +118,7 @@ def test_no_duplicate_keys_after_reruns(daily_runs):
             assert total == distinct > 0, table
 
 
-def test_single_run_backfill_equals_four_daily_runs(daily_runs, backfill_run):
+def test_single_run_backfill_equals_three_daily_runs(daily_runs, backfill_run):
     daily = checksums(daily_runs["data_dir"] / "warehouse.duckdb")
     backfill = checksums(backfill_run["data_dir"] / "warehouse.duckdb", schemas=MODEL_SCHEMAS)
     assert daily.keys() == backfill.keys()
