@@ -29,7 +29,7 @@ XDIST := -n $(TEST_WORKERS) --dist loadfile
 help:
 	@echo "make demo [SOURCE=simulated|online_retail] [DAYS=14] [LOOP=open|closed]  install, then materialise DAYS days"
 	@echo "make test                                            install, then run the test suite"
-	@echo "make test-e2e                                        the Dagster UI in headless Chromium (needs apt chromium)"
+	@echo "make test-e2e                                        the UI in headless Chromium (apt chromium) + the race test"
 	@echo "make ui [LOOP=open|closed]                           Dagster UI on http://127.0.0.1:$(PORT)"
 	@echo "make api                                             read API on http://127.0.0.1:$(API_PORT) (recommendations, forecasts, plan)"
 	@echo "make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [SELECT=..]  materialise a range (all assets, or SELECT) as one run"
@@ -51,11 +51,13 @@ setup: $(STAMP)
 demo: setup
 	$(PY) -m orchestration.demo --source $(SOURCE) --scale $(SCALE) --days $(DAYS) --loop $(LOOP)
 
-# The browser tests need Chromium (apt-get install chromium): `make test-e2e`, which .ci/run also runs.
+# The browser tests need Chromium (apt-get install chromium) and the race test a daemon: `make test-e2e`, which
+# .ci/run also runs.
 test: setup
 	$(PY) -m pytest -q -m "not browser and not daemon" $(XDIST)
 
-# The Dagster UI in a real browser (Playwright + Debian's Chromium): graph, partitions, a launch, checks, queueing.
+# The Dagster UI in a real browser (Playwright + Debian's Chromium): graph, partitions, a launch, checks, queueing;
+# and the schedule racing two backfills against a real `dagster dev` (tests/test_concurrency.py).
 test-e2e: setup
 	$(PY) -m pytest -q -m "browser or daemon"
 
