@@ -49,6 +49,15 @@ def all_assets() -> list:
     return [*defs.assets, *(defs.asset_checks or [])]
 
 
+def run_selection(groups: tuple[str, ...] | None = FOUNDATION_GROUPS) -> dg.AssetSelection:
+    """The assets of ``groups`` (None: all) and their checks, as the daily job selects them: freshness is judged
+    against the clock by its sensor, not by the run that makes the data fresh."""
+    from orchestration.defs.quality.assets import freshness_checks
+
+    selection = dg.AssetSelection.groups(*groups) if groups else dg.AssetSelection.all()
+    return selection - dg.AssetSelection.checks(*freshness_checks)
+
+
 def materialize_days(
     data_dir: Path,
     first: str,
@@ -64,13 +73,9 @@ def materialize_days(
     if last and last != first:
         tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
         partition_key = None
-    from orchestration.defs.quality.assets import freshness_checks
-
-    # as the daily job: freshness is judged against the clock by its sensor, not by the run that makes data fresh
-    selection = dg.AssetSelection.groups(*groups) if groups else dg.AssetSelection.all()
     result = dg.materialize(
         all_assets(),
-        selection=selection - dg.AssetSelection.checks(*freshness_checks),
+        selection=run_selection(groups),
         resources=resources_for(data_dir, **kwargs),
         partition_key=partition_key,
         tags=tags,

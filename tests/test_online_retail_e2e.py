@@ -4,9 +4,9 @@ Every real invoice line of the replayed days must be accounted for: loaded and c
 adjustment) or quarantined with a reason; nothing is silently dropped.
 
 ``make test`` replays the first ``AIGC_TEST_RETAIL_DAYS`` days (default 7: the first week of December 2009, which
-already has cancellations, guest orders and sales undone the same day; the suite's time budget chose the week). ``make test-full`` replays both years
-(739 days) and also checks the totals of the two files joined (1,044,847 lines, 53,628 invoices, 5,942
-customers; each file's SOURCE.md has its own).
+already has cancellations, guest orders and sales undone the same day; a week, not more, for the suite's time
+budget). ``make test-full`` replays both years (739 days) and also checks the totals of the two files joined
+(1,044,847 lines, 53,628 invoices, 5,942 customers; each file's SOURCE.md has its own).
 """
 
 from __future__ import annotations

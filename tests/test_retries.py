@@ -1,6 +1,7 @@
 """The declared retry policy on ingestion (ml/retry.py, orchestration/retries.py), in real Dagster runs: a
 landing file that arrives late and a warehouse locked by another process are retried with backoff and the run
-succeeds; a corrupt file fails at once, without a retry, with a message that names it."""
+succeeds; a corrupt file, or a day loaded before the days its references need, fails at once, without a retry,
+with a message that names it."""
 
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ DAY = "2025-01-01"
 pytestmark = pytest.mark.e2e
 
 
-def _raw_run(data_dir):
+def _raw_run(data_dir, day: str = DAY):
     return dg.materialize(
         all_assets(),
         selection=dg.AssetSelection.groups("ingest"),
         resources=resources_for(data_dir),
-        partition_key=DAY,
+        partition_key=day,
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
@@ -91,3 +92,23 @@ def test_a_corrupt_file_fails_at_once_without_a_retry(tmp_path):
     failures = [e for e in run.all_events if e.event_type_value == "STEP_FAILURE"]
     message = str(failures[0].event_specific_data.error)
     assert "not a readable Parquet file" in message and orders.name in message and "not retried" in message
+
+
+def test_a_day_ingested_before_the_day_its_references_need_fails_at_once_and_replaces_no_table(tmp_path):
+    """The raw asset checks every table's history before replacing any: customers (which refer to nothing) are
+    not loaded for day 2 when its orders must be refused because day 1 is not in raw."""
+    next_day = "2025-01-02"
+    materialize_days(tmp_path, DAY, next_day, groups=("landing",))
+    run = _raw_run(tmp_path, next_day)
+    assert not run.success and _retries(run) == 0
+    failures = [e for e in run.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = str(failures[0].event_specific_data.error)
+    assert f"not in raw yet ({DAY})" in message and f"Load from {DAY}" in message and "not retried" in message
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        loaded = (
+            con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' AND table_name = 'customers'"
+            ).fetchall()[0][0]
+            and con.execute("SELECT count(*) FROM raw.customers").fetchall()[0][0]
+        )
+    assert not loaded

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from ml.sources.landing import day_files, landed_days
 from ml.sources.schema import CONTRACTS, ORDER_TOTAL_TOLERANCE, TableContract
-from ml.warehouse import transaction
+from ml.warehouse import table_exists, transaction
 
 META_COLUMNS = {
     "_landing_date": "DATE",
@@ -281,14 +281,15 @@ def unloaded_days_before(
 ) -> list[date]:
     """The days before ``before`` whose landing files of ``table`` hold rows that raw has not loaded (neither
     in ``raw.<table>`` nor in its quarantine). A landed day with empty files introduces nothing and is not one."""
-    create_raw_tables(con, CONTRACTS[table])
-    loaded = {
-        d
-        for (d,) in con.execute(
-            f"SELECT DISTINCT _landing_date FROM raw.{table} "
-            f"UNION SELECT DISTINCT _landing_date FROM raw.quarantine_{table}"
-        ).fetchall()
-    }
+    loaded = set()
+    if table_exists(con, f"raw.{table}"):
+        loaded = {
+            d
+            for (d,) in con.execute(
+                f"SELECT DISTINCT _landing_date FROM raw.{table} "
+                f"UNION SELECT DISTINCT _landing_date FROM raw.quarantine_{table}"
+            ).fetchall()
+        }
     missing = []
     for key in landed_days(landing_root, source, table):
         day = date.fromisoformat(key)
@@ -337,8 +338,13 @@ def load_window(
     source: str,
     table: str,
     days: list[date],
+    *,
+    check_history: bool = True,
 ) -> LoadResult:
-    """Replace ``days`` of ``raw.<table>`` (and its quarantine) with the landing files of those days."""
+    """Replace ``days`` of ``raw.<table>`` (and its quarantine) with the landing files of those days.
+
+    ``check_history=False`` only for a caller that has already run :func:`refuse_unloaded_history` for this
+    window over every table it loads (the raw asset does, so that no table is replaced before a refusal)."""
     contract = CONTRACTS[table]
     create_raw_tables(con, contract)
 
@@ -366,7 +372,8 @@ def load_window(
     references = delivered_references(landing_root, source, table)
     for _, ref_table, _ in references:
         create_raw_tables(con, CONTRACTS[ref_table])
-    refuse_unloaded_history(con, landing_root, source, [table], min(days))
+    if check_history:
+        refuse_unloaded_history(con, landing_root, source, [table], min(days))
 
     # 2. One transaction for the whole window: delete the days, insert them again.
     with transaction(con):

@@ -128,7 +128,7 @@ def raw_tables(context: dg.AssetExecutionContext, store: StoreSourceResource, wa
                     },
                 )
                 continue
-            result = load_window(con, Path(store.landing_root), source.name, table, days)
+            result = load_window(con, Path(store.landing_root), source.name, table, days, check_history=False)
             total = con.execute(f"SELECT count(*) FROM raw.{table}").fetchall()[0][0]
             per_day = "\n".join(
                 f"| {d.day} | {d.landed} | {d.loaded} | {d.quarantined_total} |" for d in result.days
