@@ -360,3 +360,31 @@ def test_models_do_not_depend_on_the_order_the_warehouse_returned_the_events(sto
     funnel = a["event_type"].map({"view": 0, "cart": 1, "purchase": 2})
     steps = funnel.groupby([a["customer_id"], a["event_ts"]]).diff().dropna()
     assert len(steps) and (steps >= 0).all()
+
+
+def test_without_a_time_budget_two_trainings_are_identical_and_a_binding_budget_is_reported(store):
+    """A day re-run must give the same model; the wall-clock budget is the one input that is not data, so the
+    bundle says when it ended the training, and no budget reproduces it exactly."""
+    _, events, _ = store
+    as_of = START + timedelta(days=6)
+    history = events[events["event_ts"] < _day(7)]
+    customers = history["customer_id"].unique()[:40]
+
+    def train(budget):
+        bundle = train_candidates(
+            history, as_of, models=["sasrec"], seed=0, sasrec_time_budget=budget, sasrec_config=SASREC
+        )
+        return bundle, recommend(bundle["sasrec"], customers, history, k=10)
+
+    first, lists = train(None)
+    second, again = train(None)
+    pd.testing.assert_frame_equal(lists, again)
+    for a, b in zip(first.models["sasrec"].net_.state_dict().values(), second.models["sasrec"].net_.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not first.models["sasrec"].stopped_by_budget_
+    assert "time budget" not in first.manifest["models"]["sasrec"]["note"]
+
+    cut, _ = train(1e-6)
+    epochs = len(cut.models["sasrec"].config.history)
+    assert cut.models["sasrec"].stopped_by_budget_ and epochs == 1 < SASREC["max_epochs"]
+    assert "stopped by the time budget after 1 epochs" in cut.manifest["models"]["sasrec"]["note"]

@@ -44,10 +44,14 @@ LISTS = "outputs.recommendations"
 
 
 class RecommendSettings(BaseModel):
-    sasrec_time_budget_seconds: float = Field(
+    sasrec_time_budget_seconds: float | None = Field(
         default=300.0,
         gt=0,
-        description="Training budget of a SASRec retrain in seconds (early stopping usually ends it sooner).",
+        description=(
+            "Training budget of a SASRec retrain in seconds (early stopping usually ends it sooner; when the budget "
+            "ends it, the bundle's note says so, and a re-run may keep another epoch). None: no budget, re-runs "
+            "give identical models."
+        ),
     )
     sasrec_retrain_weekday: int = Field(
         default=0,

@@ -64,7 +64,9 @@ class SASRecConfig:
     bf16: bool = True
     """Compute the catalogue logits and their cross-entropy in bfloat16 during training (scoring stays fp32)."""
     time_budget: float | None = None
-    """Seconds of training after which no new epoch is started (the best epoch so far is kept)."""
+    """Seconds of training after which no new epoch is started (the best epoch so far is kept). A run the budget
+    stops depends on the machine's speed, so two runs on the same data can keep different epochs; None trains until
+    early stopping or ``max_epochs``, the same on every run (``stopped_by_budget_`` says which happened)."""
     verbose: bool = False
     history: list[dict[str, float]] = field(default_factory=list, repr=False)
 
@@ -185,6 +187,7 @@ class SASRec(Recommender):
 
     def _fit(self, seqs: Sequences) -> None:
         cfg = self.config
+        self.stopped_by_budget_ = False
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -258,8 +261,9 @@ class SASRec(Recommender):
                 print(f"[sasrec] {record}", file=sys.stderr, flush=True)
             elapsed = time.perf_counter() - start
             # stop before an epoch that would overrun the budget (estimated from the last epoch's duration)
-            if cfg.time_budget is not None and elapsed * (1 + 1 / epoch) > cfg.time_budget:
-                stop = True
+            if not stop and epoch < max_epochs and cfg.time_budget is not None:
+                if elapsed * (1 + 1 / epoch) > cfg.time_budget:
+                    stop = self.stopped_by_budget_ = True
             if stop:
                 break
         if best_state is not None:

@@ -74,7 +74,7 @@ def train_candidates(
     retrain_sasrec: bool = True,
     retrain_reason: str = "",
     seed: int = 0,
-    sasrec_time_budget: float = 300.0,
+    sasrec_time_budget: float | None = 300.0,
     sasrec_config: Mapping[str, Any] | None = None,
     warm_epochs: int = 3,
     half_life_days: float = 14.0,
@@ -143,11 +143,15 @@ def train_candidates(
         elif previous_sasrec is not None:
             sasrec = SASRec(previous_sasrec.config).fit(seqs, epochs=warm_epochs, init_from=previous_sasrec)
             notes["sasrec"] = f"warm-started from {warm_start_from.as_of}, {warm_epochs} epochs"
+            if sasrec.stopped_by_budget_:
+                notes["sasrec"] += _budget_note(sasrec)
         else:
             # from scratch: each customer's last item is the validation target for early stopping
             val = seqs.subset(np.flatnonzero(seqs.lengths >= 3))
             sasrec = SASRec(cfg).fit(seqs.drop_last(1), validation=(val.drop_last(1), val.last()))
             notes["sasrec"] = f"trained from scratch, best epoch {sasrec.best_epoch_}"
+            if sasrec.stopped_by_budget_:
+                notes["sasrec"] += _budget_note(sasrec)
         fitted["sasrec"] = sasrec
         seconds["sasrec"] = round(time.perf_counter() - t0, 3)
         versions.setdefault("sasrec", bundle_version("sasrec", as_of_day, sasrec.params()))
@@ -226,6 +230,13 @@ def train_candidates(
     if store is not None:
         bundle.save(store)
     return bundle
+
+
+def _budget_note(sasrec: SASRec) -> str:
+    return (
+        f"; stopped by the time budget after {len(sasrec.config.history)} epochs, not by early stopping: a re-run "
+        "on a faster or busier machine can keep another epoch (no budget gives identical re-runs)"
+    )
 
 
 def _replace(cfg: SASRecConfig, overrides: dict[str, Any]) -> SASRecConfig:
