@@ -379,8 +379,9 @@ def test_without_a_time_budget_two_trainings_are_identical_and_a_binding_budget_
     first, lists = train(None)
     second, again = train(None)
     pd.testing.assert_frame_equal(lists, again)
-    for a, b in zip(first.models["sasrec"].net_.state_dict().values(), second.models["sasrec"].net_.state_dict().values()):
-        assert torch.equal(a, b)
+    weights = [b.models["sasrec"].net_.state_dict() for b in (first, second)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert not first.models["sasrec"].stopped_by_budget_
     assert "time budget" not in first.manifest["models"]["sasrec"]["note"]
 

@@ -261,9 +261,9 @@ class SASRec(Recommender):
                 print(f"[sasrec] {record}", file=sys.stderr, flush=True)
             elapsed = time.perf_counter() - start
             # stop before an epoch that would overrun the budget (estimated from the last epoch's duration)
-            if not stop and epoch < max_epochs and cfg.time_budget is not None:
-                if elapsed * (1 + 1 / epoch) > cfg.time_budget:
-                    stop = self.stopped_by_budget_ = True
+            budget = cfg.time_budget
+            if not stop and epoch < max_epochs and budget is not None and elapsed * (1 + 1 / epoch) > budget:
+                stop = self.stopped_by_budget_ = True
             if stop:
                 break
         if best_state is not None:
