@@ -51,21 +51,21 @@ setup: $(STAMP)
 demo: setup
 	$(PY) -m orchestration.demo --source $(SOURCE) --scale $(SCALE) --days $(DAYS) --loop $(LOOP)
 
-# The browser tests need Chromium (apt-get install chromium) and the race test a daemon: `make test-e2e`, which
-# .ci/run also runs.
+# The browser tests need Chromium (apt-get install chromium), the race test a daemon and the prod-instance test
+# Debian's PostgreSQL: `make test-e2e`, which .ci/run also runs.
 test: setup
-	$(PY) -m pytest -q -m "not browser and not daemon" $(XDIST)
+	$(PY) -m pytest -q -m "not browser and not daemon and not postgres" $(XDIST)
 
 # The Dagster UI in a real browser (Playwright + Debian's Chromium): graph, partitions, a launch, checks, queueing;
 # and the schedule racing two backfills against a real `dagster dev` (tests/test_concurrency.py).
 test-e2e: setup
-	$(PY) -m pytest -q -m "browser or daemon"
+	$(PY) -m pytest -q -m "browser or daemon or postgres"
 
 # Both Online Retail years through the pipeline on top of the suite (the README says how long it takes and the
 # disk it needs).
 test-full: setup
-	AIGC_TEST_RETAIL_DAYS=739 $(PY) -m pytest -q -m "not browser and not daemon" $(XDIST)
-	$(PY) -m pytest -q -m "browser or daemon"
+	AIGC_TEST_RETAIL_DAYS=739 $(PY) -m pytest -q -m "not browser and not daemon and not postgres" $(XDIST)
+	$(PY) -m pytest -q -m "browser or daemon or postgres"
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not e2e" $(XDIST)

@@ -45,8 +45,8 @@ def landing_root() -> Path:
 
 
 def warehouse_path() -> Path:
-    """The DuckDB warehouse: ``$AIGC_DATA_DIR/warehouse.duckdb`` locally; in ``prod`` the file (or ``md:``
-    MotherDuck database) named by ``AIGC_PROD_WAREHOUSE_PATH``. dbt's profile receives the same value through
+    """The DuckDB warehouse: ``$AIGC_DATA_DIR/warehouse.duckdb`` locally; in ``prod`` the file named by
+    ``AIGC_PROD_WAREHOUSE_PATH``. dbt's profile receives the same value through
     :func:`dbt_env`, so Python and dbt can never disagree."""
     if environment() == "prod":
         value = os.environ.get("AIGC_PROD_WAREHOUSE_PATH")

@@ -98,11 +98,15 @@ def _get(url: str) -> bool:
         return False
 
 
-def start_dagster_dev(data_dir: Path, home: Path, log_path: Path, timeout: float = 240) -> DagsterUI:
-    """Start `dagster dev` on a free port and wait until the code location has loaded."""
+def start_dagster_dev(
+    data_dir: Path, home: Path, log_path: Path, timeout: float = 240, env: dict[str, str] | None = None
+) -> DagsterUI:
+    """Start `dagster dev` on a free port and wait until the code location has loaded; ``env`` adds variables
+    (the prod environment's, for example)."""
     port = free_port()
     env = {
         **os.environ,
+        **(env or {}),
         "AIGC_DATA_DIR": str(data_dir),
         "DAGSTER_HOME": str(home),
         "DAGSTER_DISABLE_TELEMETRY": "1",
