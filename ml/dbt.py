@@ -18,8 +18,12 @@ from pathlib import Path
 from ml.sources.schema import LATE_ROW_TOLERANCE_DAYS
 
 LOOKBACK_DAYS = LATE_ROW_TOLERANCE_DAYS
-"""Late rows (event time before their landing day) are picked up by rebuilding this many earlier days; the raw
-layer quarantines rows later than this, so every loaded row falls inside some run's window."""
+"""Late rows (event time before their landing day) are picked up by rebuilding up to this many earlier days; the
+raw layer quarantines rows later than this, so every loaded row falls inside some run's window."""
+
+ALWAYS_REBUILT_DAYS = 1
+"""Earlier days every build rebuilds even without late rows: a session that began before midnight goes on in the
+next day's events, and its row (dated by its first event) must be rebuilt with them."""
 
 
 def partition_vars(first_day: date, last_day: date, lookback_days: int = LOOKBACK_DAYS) -> dict[str, str]:
@@ -32,6 +36,28 @@ def partition_vars(first_day: date, last_day: date, lookback_days: int = LOOKBAC
         "min_date": (first_day - timedelta(days=lookback_days)).isoformat(),
         "max_date": last_day.isoformat(),
     }
+
+
+def rebuild_vars(con, first_day: date, last_day: date) -> dict[str, str]:
+    """dbt vars for the partition days ``first_day..last_day``, widened only as far back as the rows that landed
+    on those days reach: by :data:`ALWAYS_REBUILT_DAYS`, or to the earliest event date of a late row loaded (or
+    replaced) on them (``raw._landed_event_dates``), at most :data:`LOOKBACK_DAYS`. So a clean day rebuilds two
+    days whatever the history, and a day with late rows rebuilds the dates they touched. When a landing day of the
+    window has no record (loaded before the record existed, or not loaded yet), the whole lookback is rebuilt."""
+    from ml.ingest.raw_loader import LANDED_EVENT_DATES
+    from ml.warehouse import table_exists
+
+    if not table_exists(con, LANDED_EVENT_DATES):
+        return partition_vars(first_day, last_day)
+    recorded, earliest = con.execute(
+        f"SELECT count(DISTINCT landing_date), min(first_event_date) FROM {LANDED_EVENT_DATES} "
+        "WHERE landing_date BETWEEN ? AND ?",
+        [first_day, last_day],
+    ).fetchall()[0]
+    if recorded < (last_day - first_day).days + 1:
+        return partition_vars(first_day, last_day)
+    reach = (first_day - earliest).days
+    return partition_vars(first_day, last_day, min(LOOKBACK_DAYS, max(ALWAYS_REBUILT_DAYS, reach)))
 
 
 def build_args(dbt_vars: dict[str, str], *, full_refresh: bool = False, command: str = "build") -> list[str]:
@@ -60,15 +86,22 @@ def run_dbt(
     select: str | None = None,
     *,
     full_refresh: bool = False,
-    lookback_days: int = LOOKBACK_DAYS,
+    lookback_days: int | None = None,
     extra_vars: dict | None = None,
 ) -> None:
-    """``dbt build`` of the models in ``select`` (default: all) over ``first_day..last_day`` widened by the
-    lookback, on the DuckDB file ``warehouse`` (``extra_vars`` overrides other project vars); raises with dbt's
-    output when the build fails."""
+    """``dbt build`` of the models in ``select`` (default: all) over ``first_day..last_day`` widened by
+    ``lookback_days`` (None: as far back as the landed rows reach, :func:`rebuild_vars`), on the DuckDB file
+    ``warehouse`` (``extra_vars`` overrides other project vars); raises with dbt's output when the build fails."""
+    import duckdb
+
     from ml.settings import DBT_PROJECT_DIR, dbt_env
 
-    dbt_vars = {**partition_vars(first_day, last_day, lookback_days), **(extra_vars or {})}
+    if lookback_days is None:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            window = rebuild_vars(con, first_day, last_day)
+    else:
+        window = partition_vars(first_day, last_day, lookback_days)
+    dbt_vars = {**window, **(extra_vars or {})}
     args = build_args(dbt_vars, full_refresh=full_refresh)
     # Its own target and log folders beside the warehouse: the project's manifest (which Dagster reads) stays as
     # `dbt parse` made it, and builds of two warehouses at once do not share files.

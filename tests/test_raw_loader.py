@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ml.dbt import LOOKBACK_DAYS, rebuild_vars
 from ml.ingest.raw_loader import LandingFileError, MissingLandingError, load_window
 from ml.sources.landing import day_dir, write_table
 from ml.sources.schema import CONTRACTS
@@ -127,6 +128,62 @@ def test_late_rows_keep_their_own_event_date(tmp_path, con):
     write_table(late, tmp_path, "s", "orders", D2)
     load_window(con, tmp_path, "s", "orders", [D2])
     assert con.execute("SELECT _landing_date, _event_date FROM raw.orders").fetchone() == (D2, D1)
+
+
+def _window(con, day: date) -> tuple[date, date]:
+    found = rebuild_vars(con, day, day)
+    return date.fromisoformat(found["min_date"]), date.fromisoformat(found["max_date"])
+
+
+def test_dbt_rebuilds_the_dates_the_landed_rows_touch_and_no_more():
+    """A clean day rebuilds itself and the day before (sessions that cross midnight); a late row widens the window
+    to its date; a corrected re-delivery that withdraws the late row still rebuilds that date (the stale row must
+    leave staging); a day with no record, or no record table, rebuilds the whole lookback."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder, duckdb.connect() as con:
+        root = Path(folder)
+        con.execute("SET TimeZone = 'UTC'")
+        assert _window(con, D(10)) == (D(10) - timedelta(days=LOOKBACK_DAYS), D(10))  # nothing recorded yet
+
+        for day in (D(8), D(9), D(10)):
+            write_table(_orders(day, [f"O{day.day}"], [1.0]), root, "s", "orders", day)
+            load_window(con, root, "s", "orders", [day])
+        assert _window(con, D(10)) == (D(9), D(10))
+        assert rebuild_vars(con, D(9), D(10)) == {"min_date": D(8).isoformat(), "max_date": D(10).isoformat()}
+
+        # day 11 delivers a late order of day 9 beside its own
+        write_table(
+            pa.concat_tables([_orders(D(11), ["O11"], [1.0]), _orders(D(9), ["L9"], [1.0])]),
+            root,
+            "s",
+            "orders",
+            D(11),
+        )
+        load_window(con, root, "s", "orders", [D(11)])
+        assert _window(con, D(11)) == (D(9), D(11))
+        # corrected: the late order withdrawn; the day it had touched is still rebuilt
+        write_table(_orders(D(11), ["O11"], [1.0]), root, "s", "orders", D(11))
+        load_window(con, root, "s", "orders", [D(11)])
+        assert con.execute("SELECT count(*) FROM raw.orders WHERE order_id = 'L9'").fetchone()[0] == 0
+        assert _window(con, D(11)) == (D(9), D(11))
+
+        # a late row further back than the lookback never reaches raw, so the window stays bounded
+        write_table(_orders(D(1), ["L1"], [1.0]), root, "s", "orders", D(12))
+        load_window(con, root, "s", "orders", [D(12)])
+        assert (
+            con.execute("SELECT count(*) FROM raw.quarantine_orders WHERE order_id = 'L1'").fetchone()[0] == 1
+        )
+        assert _window(con, D(12)) == (D(11), D(12))
+        # a window with a day that was never loaded: the whole lookback
+        assert (
+            rebuild_vars(con, D(12), D(13))["min_date"] == (D(12) - timedelta(days=LOOKBACK_DAYS)).isoformat()
+        )
+
+
+def D(day: int) -> date:  # noqa: N802 - reads like the D1/D2 constants
+    return date(2025, 1, day)
 
 
 def test_every_contract_can_be_created_and_loaded_empty(tmp_path, con):

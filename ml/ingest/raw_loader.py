@@ -15,6 +15,10 @@ For every table and landing day:
 Columns added to every raw row: ``_landing_date`` (the folder the file came from), ``_event_date`` (UTC date of
 the contract's time column, which differs from the landing date for late rows), ``_source_file`` and
 ``_file_row`` (the row's position in its file), so any row can be traced to the byte it came from.
+
+``raw._landed_event_dates`` keeps, per table and landing day, the earliest event date that day's rows have ever
+had (the rows replaced and the rows loaded): the dates dbt must rebuild after the load
+(:func:`ml.dbt.rebuild_vars`). A corrected re-delivery that drops a late row still names the date it had touched.
 """
 
 from __future__ import annotations
@@ -126,6 +130,26 @@ def _compatible(expected: pa.DataType, found: pa.DataType) -> bool:
     if pa.types.is_timestamp(expected):
         return pa.types.is_timestamp(found) and (found.tz is not None) == (expected.tz is not None)
     return False
+
+
+LANDED_EVENT_DATES = "raw._landed_event_dates"
+
+
+def _record_landed_event_dates(
+    con: duckdb.DuckDBPyConnection, table: str, touched: list[tuple[date, date | None]]
+) -> None:
+    """Lower (never raise) the earliest event date recorded for each landing day of ``table``; a loaded day with
+    no rows records its own date, so every loaded day has a record."""
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {LANDED_EVENT_DATES} (table_name VARCHAR, landing_date DATE, "
+        "first_event_date DATE NOT NULL, PRIMARY KEY (table_name, landing_date))"
+    )
+    for landing_date, first_event_date in touched:
+        con.execute(
+            f"INSERT INTO {LANDED_EVENT_DATES} VALUES (?, ?, least(?, ?)) ON CONFLICT (table_name, landing_date) "
+            "DO UPDATE SET first_event_date = least(first_event_date, excluded.first_event_date)",
+            [table, landing_date, first_event_date or landing_date, landing_date],
+        )
 
 
 def create_raw_tables(con: duckdb.DuckDBPyConnection, contract: TableContract) -> None:
@@ -378,6 +402,8 @@ def load_window(
     # 2. One transaction for the whole window: delete the days, insert them again.
     with transaction(con):
         lo, hi = min(days), max(days)
+        earliest = f"SELECT _landing_date, min(_event_date) FROM raw.{table} WHERE _landing_date BETWEEN ? AND ? GROUP BY 1"
+        replaced = con.execute(earliest, [lo, hi]).fetchall()
         for target in (f"raw.{table}", f"raw.quarantine_{table}"):
             con.execute(f"DELETE FROM {target} WHERE _landing_date BETWEEN ? AND ?", [lo, hi])
         for day, files in plan:
@@ -426,4 +452,6 @@ def load_window(
             result.days.append(load)
         con.execute("DROP TABLE IF EXISTS _incoming")
         con.execute("DROP TABLE IF EXISTS _mismatched_orders")
+        loaded = con.execute(earliest, [lo, hi]).fetchall()
+        _record_landed_event_dates(con, table, replaced + loaded + [(day, None) for day, _ in plan])
     return result

@@ -2,7 +2,7 @@
 ``dbt_feature_models`` (the feature layer), so the marts' blocking checks run between them.
 
 Every incremental model is partitioned by day and receives its window as dbt vars (``min_date``/``max_date``,
-widened by the lookback), so a single-run backfill of a range is one ``dbt build`` per layer. Models that are not
+widened back to the dates late rows touched), so a single-run backfill of a range is one ``dbt build`` per layer. Models that are not
 incremental would be built unpartitioned (none today: every model is incremental, see tests).
 """
 
@@ -19,7 +19,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from pydantic import Field
 
-from ml.dbt import build_args, partition_vars
+from ml.dbt import build_args, rebuild_vars
 from ml.feedback.summaries import impressions_summary, lost_sales_summary
 from ml.profiles.baskets import basket_summary
 from ml.profiles.lifecycle import lifecycle_flows_summary
@@ -118,11 +118,13 @@ class DbtRunConfig(dg.Config):
 def build_window(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, config
 ):
-    """One ``dbt build`` of the selected models over the run's partition window (widened by the lookback), then
+    """One ``dbt build`` of the selected models over the run's partition window (widened back to the dates the
+    window's landed rows touched, :func:`ml.dbt.rebuild_vars`), then
     the materialisations with row counts, column schemas, column lineage and the models' own summaries."""
     days = partition_days(context)
     first_day, last_day = days[0], days[-1]
-    dbt_vars = partition_vars(first_day, last_day)
+    with warehouse.connect(read_only=True) as con:
+        dbt_vars = rebuild_vars(con, first_day, last_day)
     context.log.info(f"dbt window {dbt_vars} for partitions {first_day}..{last_day}")
     # dbt's profile reads the warehouse path from the environment: hand it the resource's path.
     os.environ.update(dbt_env(warehouse.path))
