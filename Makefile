@@ -24,12 +24,13 @@ API_PORT ?= 8000
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: help setup demo test test-e2e test-full test-fast ui api bench-forecast bench-forecast-env bench-forecast-two-years lint dbt-docs clean backfill
+.PHONY: help setup demo test test-e2e test-spark test-full test-fast ui api bench-forecast bench-forecast-env bench-forecast-two-years lint dbt-docs clean backfill
 
 help:
 	@echo "make demo [SOURCE=simulated|online_retail] [DAYS=14] [LOOP=open|closed]  install, then materialise DAYS days"
 	@echo "make test                                            install, then run the test suite"
 	@echo "make test-e2e                                        the UI in headless Chromium (apt chromium) + the race test"
+	@echo "make test-spark                                      install the spark extra, then dbt on Spark against DuckDB"
 	@echo "make ui [LOOP=open|closed]                           Dagster UI on http://127.0.0.1:$(PORT)"
 	@echo "make api                                             read API on http://127.0.0.1:$(API_PORT) (recommendations, forecasts, plan)"
 	@echo "make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [SELECT=..]  materialise a range (all assets, or SELECT) as one run"
@@ -54,7 +55,7 @@ demo: setup
 # The browser tests need Chromium (apt-get install chromium), the race test a daemon and the prod-instance test
 # Debian's PostgreSQL: `make test-e2e`, which .ci/run also runs.
 test: setup
-	$(PY) -m pytest -q -m "not browser and not daemon and not postgres" $(XDIST)
+	$(PY) -m pytest -q -m "not browser and not daemon and not postgres and not spark" $(XDIST)
 
 # The Dagster UI in a real browser (Playwright + Debian's Chromium): graph, partitions, a launch, checks, queueing;
 # and the schedule racing two backfills against a real `dagster dev` (tests/test_concurrency.py).
@@ -64,8 +65,14 @@ test-e2e: setup
 # Both Online Retail years through the pipeline on top of the suite (the README says how long it takes and the
 # disk it needs).
 test-full: setup
-	AIGC_TEST_RETAIL_DAYS=739 $(PY) -m pytest -q -m "not browser and not daemon and not postgres" $(XDIST)
+	AIGC_TEST_RETAIL_DAYS=739 $(PY) -m pytest -q -m "not browser and not daemon and not postgres and not spark" $(XDIST)
 	$(PY) -m pytest -q -m "browser or daemon or postgres"
+
+# dbt on Spark: installs the `spark` extra (PySpark and dbt-spark, about 450 MB; Java 17 must be on the machine), then
+# checks that Spark builds every model equal to DuckDB (tests/test_spark.py).
+test-spark: setup
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,spark]"
+	$(PY) -m pytest -q -m spark
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not e2e" $(XDIST)

@@ -1,10 +1,14 @@
-"""Pipeline benchmark: wall time per day through landing → raw → dbt marts, and the same days as one backfill.
+"""Pipeline benchmark: wall time per day through landing → raw → dbt marts (or the whole graph), and the same days
+as one backfill.
 
     python -m bench.pipeline --source simulated --scale medium --days 30 --out bench/results/pipeline_medium.json
+    python -m bench.pipeline --scale large --days 3 --layers all --skip-backfill --out bench/results/large.json
 
 Each day runs as its own Dagster run (what the daily schedule does) in a fresh temporary data directory, one
 after the other, so day N pays for N days of history; then the same N days run as one single-run backfill in
-another fresh directory. Everything is real: simulator, Parquet landing files, DuckDB, dbt.
+another fresh directory. Everything is real: simulator, Parquet landing files, DuckDB, dbt. Each day also records
+the seconds and the peak memory (resident set of the run's process and its children, dbt included, sampled every
+half second) of every step, summed by layer (the step's asset groups).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import platform
 import shutil
 import sys
 import tempfile
+import threading
 import time
+from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -32,7 +38,84 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
     p.add_argument("--skip-backfill", action="store_true", help="only time the day-by-day runs")
     p.add_argument("--workdir", type=Path, default=None, help="where the temporary data directories go")
+    p.add_argument(
+        "--layers",
+        default="marts",
+        choices=["marts", "all"],
+        help="marts: landing → raw → dbt marts (the protocol of the day-N figures); all: the daily job's whole graph",
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep the data directories (printed) instead of deleting them"
+    )
     return p.parse_args(argv)
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants (Linux /proc; 0 for a process that just ended)."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            with open(f"/proc/{current}/statm") as f:
+                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    stack.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError, PermissionError, ValueError):
+            continue
+    return total
+
+
+class MemorySampler:
+    """Samples :func:`tree_rss_bytes` of this process every ``interval`` seconds in a thread."""
+
+    def __init__(self, interval: float = 0.5):
+        self.interval, self.samples = interval, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), tree_rss_bytes(os.getpid())))
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def step_layers(assets) -> dict[str, str]:
+    """Step (op) name → layer: the asset groups its assets belong to; separately defined checks are "checks"."""
+    layers = {}
+    for item in assets:
+        groups = sorted(set(getattr(item, "group_names_by_key", {}).values()))
+        layers[item.node_def.name] = "+".join(groups) if groups else "checks"
+    return layers
+
+
+def layer_profile(instance, run_id: str, layers: dict[str, str], samples) -> dict[str, dict]:
+    """Seconds and peak memory (MiB) per layer of one run, from its step events and the memory samples."""
+    import dagster as dg
+
+    records = instance.get_records_for_run(run_id, of_type={dg.DagsterEventType.STEP_START}).records
+    ends = instance.get_records_for_run(
+        run_id, of_type={dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+    ).records
+    end_of = {r.event_log_entry.step_key: r.event_log_entry.timestamp for r in ends}
+    out: dict[str, dict] = defaultdict(lambda: {"seconds": 0.0, "peak_rss_mib": 0.0, "steps": 0})
+    for record in records:
+        step, start = record.event_log_entry.step_key, record.event_log_entry.timestamp
+        end = end_of.get(step, start)
+        layer = out[layers.get(step, step)]
+        layer["seconds"] = round(layer["seconds"] + end - start, 2)
+        layer["steps"] += 1
+        peak = max((rss for t, rss in samples if start <= t <= end), default=0)
+        layer["peak_rss_mib"] = max(layer["peak_rss_mib"], round(peak / 2**20, 1))
+    return dict(out)
 
 
 def _rows_written(result) -> tuple[int, int]:
@@ -69,8 +152,20 @@ def main(argv=None) -> int:
 
     source = get_source(args.source, scale=args.scale)
     days = [source.start_date + timedelta(days=i) for i in range(args.days)]
+    if args.layers == "marts":
+        # only landing → raw → dbt marts: the protocol of the day-N figures ends at the marts (issue 2)
+        assets, selection, run_config = [landing_files, raw_tables, dbt_daily_models], None, None
+    else:
+        from orchestration.definitions import defs
+        from orchestration.defs.schedules import daily_pipeline
+
+        assets, selection = [*defs.assets, *defs.asset_checks], daily_pipeline.selection
+        run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    layers = step_layers(assets)
 
     def resources(data_dir: Path) -> dict:
+        # artifacts, exports and the shop's state go under the run's data directory too
+        os.environ["AIGC_DATA_DIR"] = str(data_dir)
         res = build_resources()
         res["warehouse"] = WarehouseResource(path=str(data_dir / "warehouse.duckdb"))
         res["store"] = StoreSourceResource(
@@ -88,17 +183,24 @@ def main(argv=None) -> int:
             }
             key = None
         t0 = time.perf_counter()
-        # Only landing → raw → dbt marts: the benchmark's protocol ends at the marts (issue 2).
-        result = dg.materialize(
-            [landing_files, raw_tables, dbt_daily_models],
-            resources=resources(data_dir),
-            partition_key=key,
-            tags=tags,
-            instance=dg.DagsterInstance.ephemeral(),
-        )
+        instance = dg.DagsterInstance.ephemeral()
+        with MemorySampler() as memory:
+            result = dg.materialize(
+                assets,
+                selection=selection,
+                resources=resources(data_dir),
+                partition_key=key,
+                tags=tags,
+                instance=instance,
+                run_config=run_config,
+            )
         if not result.success:
             raise RuntimeError(f"run for {first}..{last} failed")
-        return time.perf_counter() - t0, result
+        profile = {
+            "peak_rss_mib": round(max((rss for _, rss in memory.samples), default=0) / 2**20, 1),
+            "layers": layer_profile(instance, result.run_id, layers, memory.samples),
+        }
+        return time.perf_counter() - t0, result, profile
 
     # Keep the log readable: the per-event Dagster/dbt lines are noise here.
     logging.getLogger("dagster").setLevel(logging.WARNING)
@@ -108,13 +210,14 @@ def main(argv=None) -> int:
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
         "date": date.today().isoformat(),
         "command": "python -m bench.pipeline " + " ".join(sys.argv[1:] if argv is None else argv),
+        "layers": args.layers,
         "days": [],
     }
     workdir = Path(tempfile.mkdtemp(prefix="bench_pipeline_", dir=args.workdir))
     try:
         daily_dir = workdir / "daily"
         for i, day in enumerate(days, 1):
-            seconds, result = run(daily_dir, day, day)
+            seconds, result, profile = run(daily_dir, day, day)
             events, written = _rows_written(result)
             out["days"].append(
                 {
@@ -124,6 +227,7 @@ def main(argv=None) -> int:
                     "rows_written": written,
                     # The 1-minute load average after the run: on a shared machine it says how contended it was.
                     "load_average_1m": round(os.getloadavg()[0], 2),
+                    **profile,
                 }
             )
             log.info(
@@ -136,11 +240,14 @@ def main(argv=None) -> int:
                 written,
             )
         if not args.skip_backfill:
-            seconds, _ = run(workdir / "backfill", days[0], days[-1])
+            seconds, _, _ = run(workdir / "backfill", days[0], days[-1])
             out["backfill_single_run_seconds"] = round(seconds, 2)
             log.info("single-run backfill of %d days: %.1f s", len(days), seconds)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"data directories kept under {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     walls = [d["wall_seconds"] for d in out["days"]]
     if len(walls) >= 2:
         out["summary"] = {
@@ -149,6 +256,13 @@ def main(argv=None) -> int:
             "day_n_seconds": walls[-1],
             "day_n_over_day_2": round(walls[-1] / walls[1], 3),
             "median_seconds": sorted(walls)[len(walls) // 2],
+        }
+        # the same ratio per layer: which layer grows with history
+        first, last = out["days"][1]["layers"], out["days"][-1]["layers"]
+        out["summary"]["layer_day_n_over_day_2"] = {
+            name: round(last[name]["seconds"] / first[name]["seconds"], 3)
+            for name in last
+            if first.get(name, {}).get("seconds")
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")

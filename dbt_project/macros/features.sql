@@ -22,6 +22,11 @@
     {%- if target.type == 'spark' -%}percentile({{ expression }}, 0.5){%- else -%}median({{ expression }}){%- endif -%}
 {%- endmacro %}
 
+{# The ISO weekday of a date: 1 = Monday .. 7 = Sunday. #}
+{% macro iso_weekday(date_expression) -%}
+    {%- if target.type == 'spark' -%}(weekday({{ date_expression }}) + 1){%- else -%}isodow({{ date_expression }}){%- endif -%}
+{%- endmacro %}
+
 {# The hour (0-23) of a UTC timestamp. #}
 {% macro hour_of(timestamp) -%}
     cast(extract(hour from {{ timestamp }}) as integer)

@@ -5,7 +5,10 @@
   replaces every date present in the new batch (idempotent re-runs, no duplicates). On Spark, insert_overwrite
   of the date partitions does the same without needing Delta/Iceberg for MERGE.
 
-  keyed(col): slowly growing dimensions, upserted on their natural key.
+  keyed(col): slowly growing dimensions, upserted on their natural key. On Spark without Delta or Iceberg (their
+  jars would be downloaded at run time) there is no MERGE and a table cannot be overwritten from itself, so a keyed
+  model is rebuilt whole from every row of its inputs (is_incremental() is false: the window filters are off);
+  dimensions are small next to the facts.
 #}
 {% macro date_partitioned(date_column) %}
     {% if target.type == 'spark' %}
@@ -19,8 +22,7 @@
 
 {% macro keyed(key_column) %}
     {% if target.type == 'spark' %}
-        {{ return({'materialized': 'incremental', 'incremental_strategy': 'merge',
-                   'unique_key': key_column, 'file_format': 'delta'}) }}
+        {{ return({'materialized': 'table', 'file_format': 'parquet'}) }}
     {% else %}
         {{ return({'materialized': 'incremental', 'incremental_strategy': 'delete+insert',
                    'unique_key': key_column}) }}

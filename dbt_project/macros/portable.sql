@@ -32,3 +32,11 @@
         {{ timestamp }} + interval '{{ n }} hours'
     {%- endif -%}
 {%- endmacro %}
+
+{# qty x unit price (x (1 - discount)) in cents, computed in DECIMAL and rounded half up: the same on every engine. #}
+{% macro money(qty, unit_price, discount=none) -%}
+    cast(round(
+        cast({{ qty }} as decimal(18, 4)) * cast({{ unit_price }} as decimal(18, 4))
+        {%- if discount is not none %} * (1 - cast({{ discount }} as decimal(18, 4))){% endif %}, 2
+    ) as decimal(18, 2))
+{%- endmacro %}

@@ -7,8 +7,14 @@
     least((select min(event_date) from {{ ref('fct_events') }}), (select min(order_date) from {{ ref('fct_orders') }}))
 {%- endset %}
 
-{% if is_incremental() %}
-    {{ date_spine("greatest(" ~ window_start() ~ ", " ~ first_day ~ ")", window_end()) }}
-{% else %}
-    {{ date_spine(first_day, window_end()) }}
-{% endif %}
+-- The weekday (1 = Monday) is there for the profiles and because Spark cannot partition a table by its only column.
+select
+    activity_date,
+    {{ iso_weekday('activity_date') }} as iso_weekday
+from (
+    {% if is_incremental() %}
+        {{ date_spine("greatest(" ~ window_start() ~ ", " ~ first_day ~ ")", window_end()) }}
+    {% else %}
+        {{ date_spine(first_day, window_end()) }}
+    {% endif %}
+) as spine

@@ -29,8 +29,12 @@ select
     first_seen_date,
     case
         when price is null then null
-        when percent_rank() over (partition by activity_date, price_group order by price) < 1.0 / 3 then 'low'
-        when percent_rank() over (partition by activity_date, price_group order by price) < 2.0 / 3 then 'mid'
+        -- thresholds as doubles: Spark would make 2.0 / 3 a decimal rounded up to 0.666667, so a rank of exactly 2/3
+        -- would fall in another band than on DuckDB
+        when percent_rank() over (partition by activity_date, price_group order by price) < cast(1 as double) / 3
+            then 'low'
+        when percent_rank() over (partition by activity_date, price_group order by price) < cast(2 as double) / 3
+            then 'mid'
         else 'high'
     end as price_band,
     {{ median_of('price') }} over (partition by activity_date, price_group) as category_median_price

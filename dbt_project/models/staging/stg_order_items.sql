@@ -14,9 +14,10 @@ select
     qty,
     unit_price,
     coalesce(discount, 0.0) as discount,
-    -- Money is DECIMAL from here on: sums are exact and do not depend on the order of aggregation.
-    cast(round(qty * unit_price * (1 - coalesce(discount, 0.0)), 2) as decimal(18, 2)) as net_amount,
-    cast(round(qty * unit_price, 2) as decimal(18, 2)) as gross_amount,
+    -- Money is DECIMAL from here on: sums are exact and do not depend on the order of aggregation. The product is
+    -- taken in DECIMAL too, so a half cent rounds up on every engine (a double 11.985 is 11.98499.. on DuckDB).
+    {{ money('qty', 'unit_price', 'coalesce(discount, 0.0)') }} as net_amount,
+    {{ money('qty', 'unit_price') }} as gross_amount,
     warehouse_id,
     _landing_date as landing_date,
     _source_file as source_file
