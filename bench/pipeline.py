@@ -113,7 +113,8 @@ def layer_profile(instance, run_id: str, layers: dict[str, str], samples) -> dic
         layer = out[layers.get(step, step)]
         layer["seconds"] = round(layer["seconds"] + end - start, 2)
         layer["steps"] += 1
-        peak = max((rss for t, rss in samples if start <= t <= end), default=0)
+        # a step shorter than the sampling interval still gets the samples either side of it
+        peak = max((rss for t, rss in samples if start - 0.5 <= t <= end + 0.5), default=0)
         layer["peak_rss_mib"] = max(layer["peak_rss_mib"], round(peak / 2**20, 1))
     return dict(out)
 

@@ -69,7 +69,8 @@ def test_marts_hold_the_values_of_the_landing_files(daily_runs):
     ]
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         landed_units, landed_net = con.execute(
-            "SELECT sum(qty), round(sum(round(qty * unit_price * (1 - coalesce(discount, 0)), 2)), 2) "
+            "SELECT sum(qty), sum(round(cast(qty AS DECIMAL(18, 4)) * cast(unit_price AS DECIMAL(18, 4)) "
+            "* (1 - cast(coalesce(discount, 0) AS DECIMAL(18, 4))), 2)) "
             "FROM read_parquet(?)",
             [files],
         ).fetchone()
@@ -77,7 +78,7 @@ def test_marts_hold_the_values_of_the_landing_files(daily_runs):
             "SELECT sum(qty), round(sum(net_amount), 2) FROM marts.fct_order_items"
         ).fetchone()
         assert mart_units == landed_units
-        assert float(mart_net) == pytest.approx(landed_net, abs=0.005)
+        assert float(mart_net) == pytest.approx(float(landed_net), abs=0.005)
         # demand is zero-filled: one row per SKU per trading day from its first sale, units sum to sales
         demand_units, gaps = con.execute(
             "SELECT sum(units), count(*) FILTER (WHERE is_zero_filled) FROM marts.fct_daily_sku_demand"

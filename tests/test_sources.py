@@ -220,8 +220,20 @@ def test_simulated_orders_match_purchases_and_lines(sim_days: dict) -> None:
     assert orders["session_id"].is_unique
     assert set(orders["status"]) == {"placed", "cancelled"}
     assert 0.005 < (orders["status"] == "cancelled").mean() < 0.05
-    # The order total is the sum of its lines each rounded to the cent (what an invoice shows).
-    lines = items.assign(amount=(items["qty"] * items["unit_price"] * (1 - items["discount"])).round(2))
+    # The order total is the sum of its lines each rounded to the cent, half up in exact decimal (what an invoice
+    # shows, and what the staging models compute on every engine)
+    from decimal import ROUND_HALF_UP, Decimal
+
+    def cents(qty, price, discount) -> float:
+        exact = (
+            Decimal(int(qty)) * Decimal(str(price)) * (1 - Decimal(str(discount)).quantize(Decimal("0.0001")))
+        )
+        return float(exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+    amounts = [
+        cents(q, p, d) for q, p, d in zip(items["qty"], items["unit_price"], items["discount"], strict=True)
+    ]
+    lines = items.assign(amount=amounts)
     by_order = lines.groupby("order_id").agg(
         amount=("amount", "sum"), n=("line_no", "size"), top=("line_no", "max")
     )

@@ -995,8 +995,11 @@ def _simulate_traffic(
     l_prod = v_prod[l_view]
     l_price = world.price[l_prod]
     l_disc = v_disc[l_view]
-    # Like a real checkout, each line is rounded to the cent and the order total is the sum of rounded lines.
-    l_amount = np.round(l_qty * l_price * (1.0 - l_disc), 2)
+    # Like a real checkout, each line is rounded to the cent (half up, in exact decimal arithmetic, as the staging
+    # models do on every engine) and the order total is the sum of rounded lines.
+    price_cents = np.round(l_price * 100).astype(np.int64)
+    keep_bp = 10_000 - np.round(l_disc * 10_000).astype(np.int64)
+    l_amount = ((l_qty.astype(np.int64) * price_cents * keep_bp + 5_000) // 10_000) / 100
     totals = np.round(np.bincount(l_order, weights=l_amount, minlength=len(o_sess)), 2)
     o_ts = day0 + start[o_sess] + pay_off[o_sess]
     o_cust = cust[o_sess]
