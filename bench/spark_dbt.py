@@ -42,9 +42,8 @@ def main(argv=None) -> int:
 
     from ml import spark
     from ml.dbt import rebuild_vars, run_dbt
-    from ml.ingest.raw_loader import create_raw_tables, load_window
+    from ml.ingest.raw_loader import load_delivered
     from ml.sources import get_source
-    from ml.sources.schema import CONTRACTS, TABLES
 
     source = get_source("simulated", scale=args.scale)
     days = [source.start_date + timedelta(days=i) for i in range(args.days)]
@@ -66,11 +65,7 @@ def main(argv=None) -> int:
         for i, day in enumerate(days, 1):
             source.write_days(day, day, landing)
             with duckdb.connect(str(warehouse)) as con:
-                for table in TABLES:
-                    if table in source.tables:
-                        load_window(con, landing, source.name, table, [day])
-                    else:
-                        create_raw_tables(con, CONTRACTS[table])
+                load_delivered(con, landing, source.name, source.tables, [day])
                 dbt_vars = rebuild_vars(con, day, day)
                 events = con.execute(
                     "SELECT count(*) FROM raw.events WHERE _landing_date = ?", [day]

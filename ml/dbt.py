@@ -94,7 +94,7 @@ def run_dbt(
     ``warehouse`` (``extra_vars`` overrides other project vars); raises with dbt's output when the build fails."""
     import duckdb
 
-    from ml.settings import DBT_PROJECT_DIR, dbt_env
+    from ml.settings import dbt_env
 
     if lookback_days is None:
         with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -102,24 +102,48 @@ def run_dbt(
     else:
         window = partition_vars(first_day, last_day, lookback_days)
     dbt_vars = {**window, **(extra_vars or {})}
+    dbt_cli(
+        dbt_vars, Path(warehouse).parent / "dbt", dbt_env(warehouse), select=select, full_refresh=full_refresh
+    )
+
+
+def dbt_cli(
+    dbt_vars: dict[str, str],
+    work: Path,
+    env: dict[str, str],
+    *,
+    select: str | None = None,
+    full_refresh: bool = False,
+    cwd: Path | None = None,
+    log_path: Path | None = None,
+) -> subprocess.CompletedProcess:
+    """``dbt build`` of the project with ``env`` (target, paths) added to the environment; raises with dbt's output
+    when the build fails. Target and log folders go under ``work``: the project's manifest (which Dagster reads)
+    stays as `dbt parse` made it, and builds of two warehouses at once do not share files."""
+    from ml.settings import DBT_PROJECT_DIR
+
     args = build_args(dbt_vars, full_refresh=full_refresh)
-    # Its own target and log folders beside the warehouse: the project's manifest (which Dagster reads) stays as
-    # `dbt parse` made it, and builds of two warehouses at once do not share files.
-    work = Path(warehouse).parent / "dbt"
     args += ["--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir", str(DBT_PROJECT_DIR)]
     args += ["--target-path", str(work / "target"), "--log-path", str(work / "logs")]
     if select:
         args += ["--select", select]
     done = subprocess.run(
         [dbt_executable(), *args],
-        env={**os.environ, **dbt_env(warehouse)},
+        env={**os.environ, **env},
+        cwd=cwd,
         capture_output=True,
         text=True,
         check=False,
     )
+    if log_path is not None:
+        log_path.write_text(done.stdout + done.stderr)
     if done.returncode != 0:
-        raise RuntimeError(f"dbt {' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+        target = env.get("AIGC_DBT_TARGET", "")
+        raise RuntimeError(
+            f"dbt {' '.join(args)} (target {target}) failed:\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
+        )
     log.info("dbt %s: ok", " ".join(args))
+    return done
 
 
 def build_warehouse(
@@ -140,17 +164,12 @@ def load_and_build(
     layer (the tables the source does not deliver stay empty) and run one dbt build over the window."""
     import duckdb
 
-    from ml.ingest.raw_loader import create_raw_tables, load_window
-    from ml.sources.schema import CONTRACTS, TABLES
+    from ml.ingest.raw_loader import load_delivered
 
     data_dir = Path(data_dir)
     warehouse = data_dir / "warehouse.duckdb"
     days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
     with duckdb.connect(str(warehouse)) as con:
-        for table in TABLES:
-            if table in delivered:
-                load_window(con, data_dir / "landing", source_name, table, days)
-            else:
-                create_raw_tables(con, CONTRACTS[table])
+        load_delivered(con, data_dir / "landing", source_name, delivered, days)
     run_dbt(warehouse, first_day, last_day, select)
     return warehouse

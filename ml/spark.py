@@ -1,4 +1,4 @@
-"""dbt on Spark: the same models built by a local PySpark session instead of DuckDB (``pip install -e ".[spark]"``).
+"""dbt on Spark: the same models built by a local PySpark session instead of DuckDB (the ``spark`` extra; ``make test-spark`` installs it into ``.venv-spark``).
 
 The engines split at the raw layer. Landing files are loaded into DuckDB's ``raw`` schema by the raw loader (its
 checks and quarantine are Python over DuckDB), :func:`publish_raw` writes those tables as Parquet folders, and
@@ -12,7 +12,6 @@ back through DuckDB, so the two engines' tables can be compared row for row.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 from decimal import Decimal
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from ml.dbt import build_args, dbt_executable
+from ml.dbt import dbt_cli
 
 RAW_TABLES_SQL = (
     "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw' "
@@ -63,40 +62,15 @@ def publish_raw(warehouse: Path, spark_dir: Path) -> dict[str, int]:
 
 
 def build(
-    spark_dir: Path,
-    dbt_vars: dict[str, str],
-    select: str | None = None,
-    exclude: str | None = None,
-    log_path: Path | None = None,
+    spark_dir: Path, dbt_vars: dict[str, str], select: str | None = None, log_path: Path | None = None
 ) -> subprocess.CompletedProcess:
     """``dbt build --target spark`` over the window in ``dbt_vars`` (``min_date``/``max_date``); raises with dbt's
     output when it fails."""
-    from ml.settings import DBT_PROJECT_DIR
-
     spark_dir = Path(spark_dir).resolve()
-    work = spark_dir / "dbt"
-    args = build_args(dbt_vars)
-    args += ["--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir", str(DBT_PROJECT_DIR)]
-    args += ["--target-path", str(work / "target"), "--log-path", str(work / "logs")]
-    if select:
-        args += ["--select", select]
-    if exclude:
-        args += ["--exclude", exclude]
-    done = subprocess.run(
-        [dbt_executable(), *args],
-        env={**os.environ, **spark_env(spark_dir)},
-        cwd=spark_dir,
-        capture_output=True,
-        text=True,
-        check=False,
+    # cwd: Spark and Derby write their scratch files into the working directory
+    return dbt_cli(
+        dbt_vars, spark_dir / "dbt", spark_env(spark_dir), select=select, cwd=spark_dir, log_path=log_path
     )
-    if log_path is not None:
-        log_path.write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"dbt {' '.join(args)} on Spark failed:\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
-        )
-    return done
 
 
 def table_folder(spark_dir: Path, schema: str, table: str) -> Path:

@@ -31,7 +31,7 @@ from orchestration.instance import prepare_instance
 from tests.api_server import get, running_api
 from tests.pipeline_helpers import checksums, landing_rows, materialize_days, run_selection
 from tests.test_api import _write_exports
-from tests.ui_server import LOCATION, DagsterUI, start_dagster_dev, stop
+from tests.ui_server import DagsterUI, start_dagster_dev, stop
 
 pytestmark = [pytest.mark.daemon, pytest.mark.e2e]
 
@@ -40,12 +40,8 @@ LAST = FIRST + timedelta(days=30)
 DAYS = [(FIRST + timedelta(days=i)).isoformat() for i in range(31)]
 BACKFILL = DAYS[:30]  # the 30 days before the schedule's day
 OVERLAPPING = DAYS[19:]  # 20th .. 31st: overlaps the backfill and the schedule's day
-REPOSITORY = "__repository__"
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
-LAUNCH_RUN = """mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) {
-  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
-  ... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } } }"""
 LAUNCH_BACKFILL = """mutation Backfill($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
 BACKFILL_STATUS = """query Status($id: String!) { partitionBackfillOrError(backfillId: $id) {
@@ -81,25 +77,7 @@ def launch_schedule_run(
         "dagster/partition": request.partition_key,
         "dagster/schedule_name": daily_schedule.name,
     }
-    answer = ui.graphql(
-        LAUNCH_RUN,
-        {
-            "params": {
-                "selector": {
-                    "repositoryLocationName": LOCATION,
-                    "repositoryName": REPOSITORY,
-                    "jobName": daily_schedule.job_name,
-                    "assetSelection": [{"path": k.path} for k in keys],
-                    "assetCheckSelection": [
-                        {"assetKey": {"path": c.asset_key.path}, "name": c.name} for c in checks
-                    ],
-                },
-                "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
-            }
-        },
-    )["launchRun"]
-    assert answer["__typename"] == "LaunchRunSuccess", answer
-    return answer["run"]["runId"]
+    return ui.launch_run(daily_schedule.job_name, keys, checks, tags)
 
 
 def launch_backfill(ui: DagsterUI, days: list[str], keys: list[dg.AssetKey], title: str) -> str:

@@ -8,7 +8,7 @@ schedules and pool slots in a real PostgreSQL server (tests/postgres_server.py),
    starts beside a run that writes the warehouse, while two warehouse runs wait for each other on the pool whose
    slots live in PostgreSQL.
 
-Run by ``make test-e2e`` (which ``.ci/run`` calls): about five minutes.
+Run by ``make test-e2e`` (which ``.ci/run`` calls).
 """
 
 from __future__ import annotations
@@ -27,15 +27,11 @@ import pytest
 from orchestration.partitions import POOL
 from tests.pipeline_helpers import run_selection
 from tests.postgres_server import PostgresServer, postgres_server
-from tests.ui_server import LOCATION, DagsterUI, start_dagster_dev, stop
+from tests.ui_server import DagsterUI, start_dagster_dev, stop
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
 FIRST, SECOND, THIRD = "2025-01-01", "2025-01-02", "2025-01-03"
-REPOSITORY = "__repository__"
-LAUNCH_RUN = """mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) {
-  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
-  ... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } } }"""
 
 
 @pytest.fixture(scope="module")
@@ -132,25 +128,7 @@ def launch(ui: DagsterUI, day: str, selection: dg.AssetSelection) -> str:
 
     graph = defs.resolve_asset_graph()
     checks = selection.resolve_checks(graph)
-    answer = ui.graphql(
-        LAUNCH_RUN,
-        {
-            "params": {
-                "selector": {
-                    "repositoryLocationName": LOCATION,
-                    "repositoryName": REPOSITORY,
-                    "jobName": "daily_pipeline",
-                    "assetSelection": [{"path": k.path} for k in selection.resolve(graph)],
-                    "assetCheckSelection": [
-                        {"assetKey": {"path": c.asset_key.path}, "name": c.name} for c in checks
-                    ],
-                },
-                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
-            }
-        },
-    )["launchRun"]
-    assert answer["__typename"] == "LaunchRunSuccess", answer
-    return answer["run"]["runId"]
+    return ui.launch_run("daily_pipeline", selection.resolve(graph), checks, {"dagster/partition": day})
 
 
 def test_a_landing_run_starts_beside_a_warehouse_run_and_warehouse_runs_queue(ui, server):

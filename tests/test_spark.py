@@ -18,9 +18,8 @@ import pytest
 
 from ml import spark
 from ml.dbt import rebuild_vars, run_dbt
-from ml.ingest.raw_loader import create_raw_tables, load_window
+from ml.ingest.raw_loader import load_delivered
 from ml.sources import get_source
-from ml.sources.schema import CONTRACTS, TABLES
 
 pytestmark = [pytest.mark.spark, pytest.mark.e2e]
 
@@ -43,11 +42,7 @@ def engines(tmp_path_factory):
     for first, last in WINDOWS:
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
         with duckdb.connect(str(warehouse)) as con:
-            for table in TABLES:
-                if table in source.tables:
-                    load_window(con, root / "landing", source.name, table, days)
-                else:
-                    create_raw_tables(con, CONTRACTS[table])
+            load_delivered(con, root / "landing", source.name, source.tables, days)
             dbt_vars = rebuild_vars(con, first, last)
         run_dbt(warehouse, first, last)
         spark.publish_raw(warehouse, spark_dir)

@@ -135,6 +135,20 @@ def _compatible(expected: pa.DataType, found: pa.DataType) -> bool:
 LANDED_EVENT_DATES = "raw._landed_event_dates"
 
 
+def load_delivered(
+    con: duckdb.DuckDBPyConnection, landing_root: Path, source: str, delivered, days: list[date]
+) -> None:
+    """Load ``days`` of every table in ``delivered`` (the tables ``source`` sends); create the others empty, so
+    every dbt source exists."""
+    from ml.sources.schema import TABLES
+
+    for table in TABLES:
+        if table in delivered:
+            load_window(con, landing_root, source, table, days)
+        else:
+            create_raw_tables(con, CONTRACTS[table])
+
+
 def _record_landed_event_dates(
     con: duckdb.DuckDBPyConnection, table: str, touched: list[tuple[date, date | None]]
 ) -> None:
@@ -144,12 +158,14 @@ def _record_landed_event_dates(
         f"CREATE TABLE IF NOT EXISTS {LANDED_EVENT_DATES} (table_name VARCHAR, landing_date DATE, "
         "first_event_date DATE NOT NULL, PRIMARY KEY (table_name, landing_date))"
     )
-    for landing_date, first_event_date in touched:
-        con.execute(
-            f"INSERT INTO {LANDED_EVENT_DATES} VALUES (?, ?, least(?, ?)) ON CONFLICT (table_name, landing_date) "
-            "DO UPDATE SET first_event_date = least(first_event_date, excluded.first_event_date)",
-            [table, landing_date, first_event_date or landing_date, landing_date],
-        )
+    con.executemany(
+        f"INSERT INTO {LANDED_EVENT_DATES} VALUES (?, ?, least(?, ?)) ON CONFLICT (table_name, landing_date) "
+        "DO UPDATE SET first_event_date = least(first_event_date, excluded.first_event_date)",
+        [
+            [table, landing_date, first_event_date or landing_date, landing_date]
+            for landing_date, first_event_date in touched
+        ],
+    )
 
 
 def create_raw_tables(con: duckdb.DuckDBPyConnection, contract: TableContract) -> None:
