@@ -3,17 +3,25 @@ as one backfill.
 
     python -m bench.pipeline --source simulated --scale medium --days 30 --out bench/results/pipeline_medium.json
     python -m bench.pipeline --scale large --days 3 --layers all --skip-backfill --out bench/results/large.json
+    python -m bench.pipeline --scale small --days 365 --layers all --measure-windows 24-30,359-365 --skip-backfill \
+        --out bench/results/pipeline_small_365days.json
 
 Each day runs as its own Dagster run (what the daily schedule does) in a fresh temporary data directory, one
 after the other, so day N pays for N days of history; then the same N days run as one single-run backfill in
 another fresh directory. Everything is real: simulator, Parquet landing files, DuckDB, dbt. Each day also records
 the seconds and the peak memory (resident set of the run's process and its children, dbt included, sampled every
 half second) of every step, summed by layer (the step's asset groups).
+
+With ``--measure-windows``, only the days inside the windows run one per run (and are reported); the days between
+them are built by one single-run backfill of every layer except the recommenders and what reads them, whose
+per-day training would make a year of history cost hours. The days of a window run the whole graph, so the first
+window days train from scratch (no bundle of the day before) and the later ones warm-start as a daily run does.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
@@ -47,7 +55,52 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--keep", action="store_true", help="keep the data directories (printed) instead of deleting them"
     )
-    return p.parse_args(argv)
+    p.add_argument(
+        "--measure-windows",
+        type=parse_windows,
+        default=None,
+        metavar="A-B,C-D",
+        help="run only these day numbers (1-based, inclusive) one per run; fill the days between by a backfill",
+    )
+    args = p.parse_args(argv)
+    if args.measure_windows and args.measure_windows[-1][1] > args.days:
+        p.error(f"--measure-windows reaches day {args.measure_windows[-1][1]}, past --days {args.days}")
+    return args
+
+
+def parse_windows(text: str) -> list[tuple[int, int]]:
+    """``"24-30,359-365"`` → ``[(24, 30), (359, 365)]``: sorted, non-overlapping, 1-based day numbers."""
+    windows = []
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        try:
+            window = (int(first), int(last or first))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not a window of day numbers: {part!r} (expected A-B)"
+            ) from None
+        if not 1 <= window[0] <= window[1]:
+            raise argparse.ArgumentTypeError(f"window {part!r} must satisfy 1 <= A <= B")
+        windows.append(window)
+    windows.sort()
+    for (_, end), (start, _) in itertools.pairwise(windows):
+        if start <= end:
+            raise argparse.ArgumentTypeError(f"windows overlap: {text!r}")
+    return windows
+
+
+def run_plan(n_days: int, windows: list[tuple[int, int]] | None) -> list[tuple[str, int, int]]:
+    """The runs of a benchmark, in order: ``("day", n, n)`` one day in its own run, ``("fill", a, b)`` days a..b
+    in one backfill run. Without windows every day is its own run."""
+    if not windows:
+        return [("day", n, n) for n in range(1, n_days + 1)]
+    plan, next_day = [], 1
+    for first, last in windows:
+        if next_day < first:
+            plan.append(("fill", next_day, first - 1))
+        plan.extend(("day", n, n) for n in range(first, last + 1))
+        next_day = last + 1
+    return plan
 
 
 def tree_rss_bytes(pid: int) -> int:
@@ -138,6 +191,68 @@ def _rows_written(result) -> tuple[int, int]:
     return events, written
 
 
+def _layer_ratios(first: dict, last: dict) -> dict[str, float]:
+    return {
+        name: round(last[name]["seconds"] / first[name]["seconds"], 3)
+        for name in last
+        if first.get(name, {}).get("seconds")
+    }
+
+
+def day_summary(days: list[dict]) -> dict:
+    """Day 1, day 2, day N and the ratio day N / day 2, in total and per layer (which layer grows with history)."""
+    walls = [d["wall_seconds"] for d in days]
+    return {
+        "day_1_seconds": walls[0],
+        "day_2_seconds": walls[1],
+        "day_n_seconds": walls[-1],
+        "day_n_over_day_2": round(walls[-1] / walls[1], 3),
+        "median_seconds": sorted(walls)[len(walls) // 2],
+        "layer_day_n_over_day_2": _layer_ratios(days[1]["layers"], days[-1]["layers"]),
+    }
+
+
+def window_summary(days: list[dict], windows: list[tuple[int, int]]) -> dict:
+    """Per measured window: mean seconds in total and per layer; then the last window against the first (mean
+    over the window, so a weekly retraining falls in both), and the last day against the first window's last day."""
+
+    def mean_layers(window_days: list[dict]) -> dict[str, dict]:
+        names = {name for d in window_days for name in d["layers"]}
+        return {
+            name: {
+                "seconds": round(
+                    sum(d["layers"].get(name, {}).get("seconds", 0.0) for d in window_days)
+                    / len(window_days),
+                    2,
+                )
+            }
+            for name in sorted(names)
+        }
+
+    by_window = []
+    for first, last in windows:
+        inside = [d for d in days if first <= d["day_number"] <= last]
+        by_window.append(
+            {
+                "days": [first, last],
+                "mean_seconds": round(sum(d["wall_seconds"] for d in inside) / len(inside), 2),
+                "peak_rss_mib": max(d["peak_rss_mib"] for d in inside),
+                "layers": mean_layers(inside),
+                "last_day": inside[-1],
+            }
+        )
+    head, tail = by_window[0], by_window[-1]
+    return {
+        "windows": [{k: v for k, v in w.items() if k != "last_day"} for w in by_window],
+        "mean_last_over_first_window": round(tail["mean_seconds"] / head["mean_seconds"], 3),
+        "layer_mean_last_over_first_window": _layer_ratios(head["layers"], tail["layers"]),
+        f"day_{tail['days'][1]}_over_day_{head['days'][1]}": round(
+            tail["last_day"]["wall_seconds"] / head["last_day"]["wall_seconds"], 3
+        ),
+        "layer_last_day_ratio": _layer_ratios(head["last_day"]["layers"], tail["last_day"]["layers"]),
+    }
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -162,6 +277,10 @@ def main(argv=None) -> int:
 
         assets, selection = [*defs.assets, *defs.asset_checks], daily_pipeline.selection
         run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    # the days between measured windows: every layer but the recommenders and what reads their lists
+    fill_selection = (
+        selection - dg.AssetSelection.groups("recommend").downstream() if selection is not None else None
+    )
     layers = step_layers(assets)
 
     def resources(data_dir: Path) -> dict:
@@ -174,7 +293,7 @@ def main(argv=None) -> int:
         )
         return res
 
-    def run(data_dir: Path, first: date, last: date):
+    def run(data_dir: Path, first: date, last: date, selection=selection):
         tags = {}
         key = first.isoformat()
         if last != first:
@@ -217,12 +336,22 @@ def main(argv=None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench_pipeline_", dir=args.workdir))
     try:
         daily_dir = workdir / "daily"
-        for i, day in enumerate(days, 1):
-            seconds, result, profile = run(daily_dir, day, day)
+        plan = run_plan(args.days, args.measure_windows)
+        out["fills"] = []
+        for kind, first_n, last_n in plan:
+            first, last = days[first_n - 1], days[last_n - 1]
+            if kind == "fill":
+                log.info("filling days %d..%d (%s..%s) in one backfill run", first_n, last_n, first, last)
+                seconds, _, profile = run(daily_dir, first, last, selection=fill_selection)
+                out["fills"].append({"days": [first_n, last_n], "wall_seconds": round(seconds, 2), **profile})
+                log.info("filled %d days: %.1f s", last_n - first_n + 1, seconds)
+                continue
+            seconds, result, profile = run(daily_dir, first, first)
             events, written = _rows_written(result)
             out["days"].append(
                 {
-                    "date": day.isoformat(),
+                    "day_number": first_n,
+                    "date": first.isoformat(),
                     "wall_seconds": round(seconds, 2),
                     "events": events,
                     "rows_written": written,
@@ -233,9 +362,9 @@ def main(argv=None) -> int:
             )
             log.info(
                 "day %d/%d %s: %.1f s, %d events, %d rows written",
-                i,
-                len(days),
-                day,
+                first_n,
+                args.days,
+                first,
                 seconds,
                 events,
                 written,
@@ -249,22 +378,10 @@ def main(argv=None) -> int:
             print(f"data directories kept under {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    walls = [d["wall_seconds"] for d in out["days"]]
-    if len(walls) >= 2:
-        out["summary"] = {
-            "day_1_seconds": walls[0],
-            "day_2_seconds": walls[1],
-            "day_n_seconds": walls[-1],
-            "day_n_over_day_2": round(walls[-1] / walls[1], 3),
-            "median_seconds": sorted(walls)[len(walls) // 2],
-        }
-        # the same ratio per layer: which layer grows with history
-        first, last = out["days"][1]["layers"], out["days"][-1]["layers"]
-        out["summary"]["layer_day_n_over_day_2"] = {
-            name: round(last[name]["seconds"] / first[name]["seconds"], 3)
-            for name in last
-            if first.get(name, {}).get("seconds")
-        }
+    if args.measure_windows:
+        out["summary"] = window_summary(out["days"], args.measure_windows)
+    elif len(out["days"]) >= 2:
+        out["summary"] = day_summary(out["days"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out.get("summary", {}), indent=2))

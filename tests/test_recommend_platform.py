@@ -20,7 +20,7 @@ from ml.recommend.champion import choose_champion
 from ml.recommend.evaluation import evaluate_next_day, flatten_metrics
 from ml.recommend.interactions import collapse_repeats
 from ml.recommend.serving import recommend
-from ml.recommend.training import train_candidates
+from ml.recommend.training import train_candidates, validation_users
 from ml.sources.simulated import SimulatedStore
 
 torch.set_num_threads(1)
@@ -388,4 +388,43 @@ def test_without_a_time_budget_two_trainings_are_identical_and_a_binding_budget_
     cut, _ = train(1e-6)
     epochs = len(cut.models["sasrec"].config.history)
     assert cut.models["sasrec"].stopped_by_budget_ and epochs == 1 < SASREC["max_epochs"]
-    assert "stopped by the time budget after 1 epochs" in cut.manifest["models"]["sasrec"]["note"]
+    # a budget shorter than one epoch stops between batches: one batch trained, and the note says so
+    last = cut.models["sasrec"].config.history[-1]
+    assert last["batches"] == 1 < last["batches_in_epoch"]
+    note = cut.manifest["models"]["sasrec"]["note"]
+    assert (
+        f"stopped by the time budget after 1 epochs (the last cut short after 1 of its {last['batches_in_epoch']}"
+        in note
+    )
+
+
+def test_validation_takes_every_eligible_customer_up_to_the_limit_then_a_seeded_sample():
+    lengths = np.array([1, 3, 2, 5, 4, 3, 7, 3])
+    eligible = np.flatnonzero(lengths >= 3)
+    assert validation_users(lengths, seed=0).tolist() == eligible.tolist()
+    sample = validation_users(lengths, seed=0, limit=3)
+    assert len(sample) == 3 and set(sample) <= set(eligible) and sample.tolist() == sorted(sample)
+    assert validation_users(lengths, seed=0, limit=3).tolist() == sample.tolist()
+    assert {tuple(validation_users(lengths, seed=s, limit=3)) for s in range(10)} != {tuple(sample)}
+
+
+def test_ranks_do_not_depend_on_how_many_users_a_score_batch_holds(monkeypatch):
+    from ml.recommend import metrics
+    from ml.recommend.data import Sequences
+
+    rng = np.random.default_rng(0)
+    histories = Sequences.from_lists([list(rng.choice(50, 4, replace=False)) for _ in range(30)], n_items=50)
+    scores = rng.random((30, 50)).astype(np.float32)
+    targets = rng.integers(0, 50, 30)
+    seen = []
+
+    def score(batch):
+        seen.append(len(batch))
+        return scores[batch]
+
+    whole = metrics.ranks_for(score, histories, targets)
+    assert seen == [30]
+    seen.clear()
+    monkeypatch.setattr(metrics, "SCORE_BATCH_BYTES", 4 * 50 * 7)  # 7 users' scores per batch
+    assert metrics.ranks_for(score, histories, targets).tolist() == whole.tolist()
+    assert seen == [7, 7, 7, 7, 2]

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ml.recommend.data import Sequences
-from ml.recommend.metrics import exclude_history
+from ml.recommend.metrics import exclude_history, users_per_batch
 
 Interactions = pd.DataFrame | Sequences | Sequence[Sequence[int]]
 
@@ -135,6 +135,7 @@ def batched_topk(
     k = min(k, histories.n_items)
     items = np.empty((n, k), dtype=np.int64)
     scores = np.empty((n, k), dtype=np.float32)
+    batch_size = users_per_batch(batch_size, histories.n_items)
     with torch.no_grad():
         for start in range(0, n, batch_size):
             rows = np.arange(start, min(n, start + batch_size))

@@ -70,6 +70,16 @@ def metrics_from_ranks(ranks: np.ndarray, ks: Iterable[int] = DEFAULT_KS) -> dic
     return out
 
 
+SCORE_BATCH_BYTES = 256 * 2**20
+"""Memory of one batch of float32 scores; ranks and lists do not depend on the batch size."""
+
+
+def users_per_batch(batch_size: int, n_items: int) -> int:
+    """``batch_size``, fewer when a batch of scores would pass ``SCORE_BATCH_BYTES``: a score matrix and its
+    working copies per batch, so 2,048 users on a 100k-item catalogue would take GiBs."""
+    return max(1, min(batch_size, SCORE_BATCH_BYTES // (4 * max(n_items, 1))))
+
+
 def evaluate(
     score_fn: Callable[[np.ndarray], np.ndarray],
     histories: Sequences,
@@ -80,7 +90,8 @@ def evaluate(
 ) -> dict[str, float]:
     """Rank every user's target with ``score_fn(user_batch) -> [batch, n_items]``, in batches.
 
-    Batching keeps memory at ``batch_size x n_items`` floats however many users there are.
+    Batching keeps memory at ``batch_size x n_items`` floats however many users there are (fewer users per batch
+    when a batch would pass ``SCORE_BATCH_BYTES``).
     """
     return metrics_from_ranks(ranks_for(score_fn, histories, targets, batch_size, users), ks)
 
@@ -94,6 +105,7 @@ def ranks_for(
 ) -> np.ndarray:
     users = np.arange(len(histories)) if users is None else np.asarray(users)
     ranks = np.empty(len(users), dtype=np.int64)
+    batch_size = users_per_batch(batch_size, histories.n_items)
     for start in range(0, len(users), batch_size):
         batch = users[start : start + batch_size]
         scores = np.array(score_fn(batch), dtype=np.float32, copy=True)

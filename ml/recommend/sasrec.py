@@ -64,7 +64,8 @@ class SASRecConfig:
     bf16: bool = True
     """Compute the catalogue logits and their cross-entropy in bfloat16 during training (scoring stays fp32)."""
     time_budget: float | None = None
-    """Seconds of training after which no new epoch is started (the best epoch so far is kept). A run the budget
+    """Seconds of training after which no new epoch is started, nor a new batch (an epoch cut short is still
+    validated; the best epoch so far is kept). A run the budget
     stops depends on the machine's speed, so two runs on the same data can keep different epochs; None trains until
     early stopping or ``max_epochs``, the same on every run (``stopped_by_budget_`` says which happened)."""
     verbose: bool = False
@@ -218,7 +219,13 @@ class SASRec(Recommender):
                     group["lr"] = schedule[min(epoch, len(schedule)) - 1]
             self.net_.train()
             total, n_pos = 0.0, 0
-            for batch in _length_buckets(lens - 1, cfg.batch_size, rng):
+            batches = _length_buckets(lens - 1, cfg.batch_size, rng)
+            done, cut_short = 0, False
+            for batch in batches:
+                # on a large catalogue one epoch can outlast the whole budget: stop between batches too
+                if cfg.time_budget is not None and done and time.perf_counter() - start > cfg.time_budget:
+                    cut_short = True
+                    break
                 width = int(lens[batch].max()) - 1
                 inp = torch.from_numpy(inputs[batch, :width])
                 tgt = torch.from_numpy(targets[batch, :width])
@@ -233,13 +240,17 @@ class SASRec(Recommender):
                 opt.step()
                 total += float(loss.detach()) * int(valid.sum())
                 n_pos += int(valid.sum())
+                done += 1
             record = {
                 "epoch": epoch,
                 "loss": total / max(n_pos, 1),
                 "lr": opt.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - t0,
+                "batches": done,
+                "batches_in_epoch": len(batches),
             }
-            stop = False
+            stop = cut_short
+            self.stopped_by_budget_ = cut_short
             if self._validation is not None and epoch % cfg.eval_every == 0:
                 hist, tgts = self._validation
                 t1 = time.perf_counter()

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from ml.recommend.bundles import CandidateModel, CandidateModels
 from ml.recommend.interactions import item_labels
+from ml.recommend.metrics import users_per_batch
 from ml.recommend.scoring import Histories, histories, score_rows, top_k
 
 
@@ -38,8 +39,9 @@ def recommend(
         allowed, titles = None, bundle.titles
     lookups = (_Lookup(bundle.together), _Lookup(bundle.similar))
     frames = []
-    for start in range(0, len(hist.customers), 2048):
-        rows = np.arange(start, min(len(hist.customers), start + 2048))
+    batch = users_per_batch(2048, len(bundle.item_ids))
+    for start in range(0, len(hist.customers), batch):
+        rows = np.arange(start, min(len(hist.customers), start + batch))
         s = score_rows(model, hist, rows)
         if allowed is not None:
             s[:, ~allowed] = -np.inf

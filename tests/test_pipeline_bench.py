@@ -1,0 +1,70 @@
+"""How bench.pipeline splits a long history into measured days and backfilled fills, and how it compares the
+measured windows (the benchmark itself is not a test: python -m bench.pipeline)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from bench.pipeline import parse_args, parse_windows, run_plan, window_summary
+
+
+def test_windows_parse_sorted_and_reject_overlaps_and_bad_text():
+    assert parse_windows("359-365,24-30") == [(24, 30), (359, 365)]
+    assert parse_windows("7") == [(7, 7)]
+    for bad in ("24-30,30-31", "0-3", "5-2", "a-b"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_windows(bad)
+
+
+def test_a_window_past_the_last_day_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x.json", "--days", "30", "--measure-windows", "24-31"])
+    assert "past --days 30" in capsys.readouterr().err
+
+
+def test_the_plan_fills_the_gaps_between_windows_and_runs_every_window_day_alone():
+    assert run_plan(3, None) == [("day", 1, 1), ("day", 2, 2), ("day", 3, 3)]
+    plan = run_plan(365, [(24, 30), (359, 365)])
+    assert plan[0] == ("fill", 1, 23)
+    assert plan[1:8] == [("day", n, n) for n in range(24, 31)]
+    assert plan[8] == ("fill", 31, 358)
+    assert plan[9:] == [("day", n, n) for n in range(359, 366)]
+    # every day up to the last window is built exactly once
+    covered = [n for _, a, b in plan for n in range(a, b + 1)]
+    assert covered == list(range(1, 366))
+    # a window starting on day 1 needs no fill before it
+    assert run_plan(5, [(1, 2), (4, 5)]) == [
+        ("day", 1, 1),
+        ("day", 2, 2),
+        ("fill", 3, 3),
+        ("day", 4, 4),
+        ("day", 5, 5),
+    ]
+
+
+def _day(n: int, wall: float, layers: dict[str, float]) -> dict:
+    return {
+        "day_number": n,
+        "wall_seconds": wall,
+        "peak_rss_mib": 100.0 + n,
+        "layers": {name: {"seconds": s} for name, s in layers.items()},
+    }
+
+
+def test_the_window_summary_compares_window_means_and_the_last_days_per_layer():
+    days = [
+        _day(1, 10.0, {"marts": 4.0, "recommend": 6.0}),
+        _day(2, 20.0, {"marts": 4.0, "recommend": 16.0}),
+        _day(9, 12.0, {"marts": 6.0, "recommend": 6.0}),
+        _day(10, 30.0, {"marts": 6.0, "recommend": 24.0}),
+    ]
+    summary = window_summary(days, [(1, 2), (9, 10)])
+    assert summary["windows"][0]["mean_seconds"] == 15.0
+    assert summary["windows"][1]["mean_seconds"] == 21.0
+    assert summary["windows"][1]["peak_rss_mib"] == 110.0
+    assert summary["mean_last_over_first_window"] == 1.4
+    assert summary["layer_mean_last_over_first_window"] == {"marts": 1.5, "recommend": 1.364}
+    assert summary["day_10_over_day_2"] == 1.5
+    assert summary["layer_last_day_ratio"] == {"marts": 1.5, "recommend": 1.5}
