@@ -334,6 +334,12 @@ def main(argv=None) -> int:
         "days": [],
     }
     workdir = Path(tempfile.mkdtemp(prefix="bench_pipeline_", dir=args.workdir))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        # after every run, so a long benchmark stopped part way keeps what it measured
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
+
     try:
         daily_dir = workdir / "daily"
         plan = run_plan(args.days, args.measure_windows)
@@ -345,6 +351,7 @@ def main(argv=None) -> int:
                 seconds, _, profile = run(daily_dir, first, last, selection=fill_selection)
                 out["fills"].append({"days": [first_n, last_n], "wall_seconds": round(seconds, 2), **profile})
                 log.info("filled %d days: %.1f s", last_n - first_n + 1, seconds)
+                save()
                 continue
             seconds, result, profile = run(daily_dir, first, first)
             events, written = _rows_written(result)
@@ -369,6 +376,7 @@ def main(argv=None) -> int:
                 events,
                 written,
             )
+            save()
         if not args.skip_backfill:
             seconds, _, _ = run(workdir / "backfill", days[0], days[-1])
             out["backfill_single_run_seconds"] = round(seconds, 2)
@@ -382,8 +390,7 @@ def main(argv=None) -> int:
         out["summary"] = window_summary(out["days"], args.measure_windows)
     elif len(out["days"]) >= 2:
         out["summary"] = day_summary(out["days"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    save()
     print(json.dumps(out.get("summary", {}), indent=2))
     return 0
 
