@@ -428,3 +428,18 @@ def test_ranks_do_not_depend_on_how_many_users_a_score_batch_holds(monkeypatch):
     monkeypatch.setattr(metrics, "SCORE_BATCH_BYTES", 4 * 50 * 7)  # 7 users' scores per batch
     assert metrics.ranks_for(score, histories, targets).tolist() == whole.tolist()
     assert seen == [7, 7, 7, 7, 2]
+
+
+def test_pessimistic_positions_count_every_item_scored_at_least_as_high():
+    """The one-pass version against the definition, on scores with many ties, excluded items and short lists."""
+    from ml.recommend.scoring import pessimistic_positions, top_k
+
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 6, (40, 300)).astype(np.float32)  # six values over 300 items: ties everywhere
+    scores[rng.random(scores.shape) < 0.2] = -np.inf
+    scores[0, 3:] = -np.inf  # a customer with fewer allowed items than the list is long
+    _, values = top_k(scores, 10)
+    by_definition = np.stack(
+        [(scores >= values[:, j : j + 1]).sum(axis=1) - 1 for j in range(values.shape[1])], axis=1
+    )
+    assert pessimistic_positions(scores, values).tolist() == by_definition.tolist()

@@ -93,9 +93,18 @@ def pessimistic_positions(scores: np.ndarray, values: np.ndarray) -> np.ndarray:
     ``scores`` is ``[n, items]`` (excluded items ``-inf``), ``values`` the ``[n, k]`` scores of a top-k list.
     An item tied with others is ranked behind all of them, as the benchmark ranks (ml.recommend.metrics): a
     model that scores much of the catalogue alike cannot profit from the order a sort happened to leave."""
-    out = np.empty(values.shape, dtype=np.int64)
-    for j in range(values.shape[1]):
-        out[:, j] = (scores >= values[:, j : j + 1]).sum(axis=1) - 1
+    n, k = values.shape
+    out = np.empty((n, k), dtype=np.int64)
+    if k == 0:
+        return out
+    # one pass over the catalogue instead of one per list position: only scores at or above the list's lowest
+    # value can outrank a listed item, and they are few (the list itself and its ties) on a wide catalogue
+    rows, cols = np.nonzero(scores >= values.min(axis=1, keepdims=True))
+    near = scores[rows, cols]
+    bounds = np.searchsorted(rows, np.arange(n + 1))
+    for r in range(n):
+        above = np.sort(near[bounds[r] : bounds[r + 1]])
+        out[r] = len(above) - np.searchsorted(above, values[r], side="left") - 1
     return out
 
 
