@@ -65,6 +65,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.measure_windows and args.measure_windows[-1][1] > args.days:
         p.error(f"--measure-windows reaches day {args.measure_windows[-1][1]}, past --days {args.days}")
+    if args.measure_windows and not args.skip_backfill:
+        p.error(
+            "--measure-windows needs --skip-backfill (a backfill of every day of every layer is what it avoids)"
+        )
     return args
 
 
@@ -103,6 +107,10 @@ def run_plan(n_days: int, windows: list[tuple[int, int]] | None) -> list[tuple[s
     return plan
 
 
+SAMPLE_SECONDS = 0.5
+"""How often the memory of a run's process tree is sampled."""
+
+
 def tree_rss_bytes(pid: int) -> int:
     """Resident memory of ``pid`` and all its descendants (Linux /proc; 0 for a process that just ended)."""
     total, stack = 0, [pid]
@@ -122,7 +130,7 @@ def tree_rss_bytes(pid: int) -> int:
 class MemorySampler:
     """Samples :func:`tree_rss_bytes` of this process every ``interval`` seconds in a thread."""
 
-    def __init__(self, interval: float = 0.5):
+    def __init__(self, interval: float = SAMPLE_SECONDS):
         self.interval, self.samples = interval, []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -167,7 +175,8 @@ def layer_profile(instance, run_id: str, layers: dict[str, str], samples) -> dic
         layer["seconds"] = round(layer["seconds"] + end - start, 2)
         layer["steps"] += 1
         # a step shorter than the sampling interval still gets the samples either side of it
-        peak = max((rss for t, rss in samples if start - 0.5 <= t <= end + 0.5), default=0)
+        near = SAMPLE_SECONDS
+        peak = max((rss for t, rss in samples if start - near <= t <= end + near), default=0)
         layer["peak_rss_mib"] = max(layer["peak_rss_mib"], round(peak / 2**20, 1))
     return dict(out)
 

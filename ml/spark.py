@@ -1,4 +1,5 @@
-"""dbt on Spark: the same models built by a local PySpark session instead of DuckDB (the ``spark`` extra; ``make test-spark`` installs it into ``.venv-spark``).
+"""dbt on Spark: the same models built by a local PySpark session instead of DuckDB (the ``spark`` extra;
+``make test-spark`` installs it into ``.venv-spark``).
 
 The engines split at the raw layer. Landing files are loaded into DuckDB's ``raw`` schema by the raw loader (its
 checks and quarantine are Python over DuckDB), :func:`publish_raw` writes those tables as Parquet folders, and

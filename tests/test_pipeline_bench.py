@@ -18,10 +18,15 @@ def test_windows_parse_sorted_and_reject_overlaps_and_bad_text():
             parse_windows(bad)
 
 
-def test_a_window_past_the_last_day_is_refused(capsys):
+def test_a_window_past_the_last_day_or_with_the_whole_backfill_is_refused(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--out", "x.json", "--days", "30", "--measure-windows", "24-31"])
     assert "past --days 30" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x.json", "--days", "30", "--measure-windows", "24-30"])
+    assert "needs --skip-backfill" in capsys.readouterr().err
+    args = parse_args(["--out", "x.json", "--days", "30", "--measure-windows", "24-30", "--skip-backfill"])
+    assert args.measure_windows == [(24, 30)]
 
 
 def test_the_plan_fills_the_gaps_between_windows_and_runs_every_window_day_alone():

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml.sources.landing import day_files, landed_days
-from ml.sources.schema import CONTRACTS, ORDER_TOTAL_TOLERANCE, TableContract
+from ml.sources.schema import CONTRACTS, ORDER_TOTAL_TOLERANCE, TABLES, TableContract
 from ml.warehouse import table_exists, transaction
 
 META_COLUMNS = {
@@ -140,8 +140,6 @@ def load_delivered(
 ) -> None:
     """Load ``days`` of every table in ``delivered`` (the tables ``source`` sends); create the others empty, so
     every dbt source exists."""
-    from ml.sources.schema import TABLES
-
     for table in TABLES:
         if table in delivered:
             load_window(con, landing_root, source, table, days)

@@ -65,9 +65,9 @@ class SASRecConfig:
     """Compute the catalogue logits and their cross-entropy in bfloat16 during training (scoring stays fp32)."""
     time_budget: float | None = None
     """Seconds of training after which no new epoch is started, nor a new batch (an epoch cut short is still
-    validated; the best epoch so far is kept). A run the budget
-    stops depends on the machine's speed, so two runs on the same data can keep different epochs; None trains until
-    early stopping or ``max_epochs``, the same on every run (``stopped_by_budget_`` says which happened)."""
+    validated; the best epoch so far is kept). A run the budget stops depends on the machine's speed, so two runs on
+    the same data can keep different epochs; None trains until early stopping or ``max_epochs``, the same on every
+    run (``stopped_by_budget_`` says which happened)."""
     verbose: bool = False
     history: list[dict[str, float]] = field(default_factory=list, repr=False)
 
@@ -249,8 +249,7 @@ class SASRec(Recommender):
                 "batches": done,
                 "batches_in_epoch": len(batches),
             }
-            stop = cut_short
-            self.stopped_by_budget_ = cut_short
+            stop = self.stopped_by_budget_ = cut_short
             if self._validation is not None and epoch % cfg.eval_every == 0:
                 hist, tgts = self._validation
                 t1 = time.perf_counter()

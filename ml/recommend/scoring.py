@@ -18,6 +18,7 @@ from ml.recommend.bundles import CandidateModel, CandidateModels
 from ml.recommend.coldstart import SegmentPopularity
 from ml.recommend.data import Sequences
 from ml.recommend.interactions import clean_events, collapse_repeats, last_regions, to_sequences
+from ml.recommend.metrics import users_per_batch
 
 
 @dataclass
@@ -113,6 +114,7 @@ def topk_batched(candidate: CandidateModel, hist: Histories, k: int, batch: int 
     n = len(hist.customers)
     items = np.full((n, k), -1, dtype=np.int64)
     ranks = np.full((n, k), np.iinfo(np.int64).max, dtype=np.int64)
+    batch = users_per_batch(batch, len(candidate.bundle.item_ids))
     for start in range(0, n, batch):
         rows = np.arange(start, min(n, start + batch))
         scores = score_rows(candidate, hist, rows)
