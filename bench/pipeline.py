@@ -6,8 +6,9 @@ as one backfill.
     python -m bench.pipeline --scale small --days 365 --layers all --measure-windows 24-30,359-365 --skip-backfill \
         --out bench/results/pipeline_small_365days.json
 
-Each day runs as its own Dagster run (what the daily schedule does) in a fresh temporary data directory, one
-after the other, so day N pays for N days of history; then the same N days run as one single-run backfill in
+Each day runs as its own Dagster run (what the daily schedule does), each run in a new process (as Dagster's run
+launcher starts one per run, so a run's memory is not what earlier runs left behind), in a fresh temporary data
+directory, one after the other, so day N pays for N days of history; then the same N days run as one single-run backfill in
 another fresh directory. Everything is real: simulator, Parquet landing files, DuckDB, dbt. Each day also records
 the seconds and the peak memory (resident set of the run's process and its children, dbt included, sampled every
 half second) of every step, summed by layer (the step's asset groups).
@@ -24,6 +25,7 @@ import argparse
 import itertools
 import json
 import logging
+import multiprocessing
 import os
 import platform
 import shutil
@@ -32,6 +34,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -262,22 +265,29 @@ def window_summary(days: list[dict], windows: list[tuple[int, int]]) -> dict:
     }
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def execute_run(spec: dict) -> dict:
+    """One Dagster run of ``spec``'s days in this process: what a launched run does (the daily schedule's run
+    launcher starts a new process per run). Returns its seconds, landed events, rows written and memory profile.
+
+    ``spec``: source, scale, layers (``marts``/``all``), data_dir, first/last (ISO dates), fill (bool: the fill
+    selection, every layer but the recommenders and what reads them).
+    """
+    os.environ["AIGC_SOURCE"] = spec["source"]
+    os.environ["AIGC_SCALE"] = spec["scale"]
+    # artifacts, exports and the shop's state go under the run's data directory too
+    os.environ["AIGC_DATA_DIR"] = spec["data_dir"]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    os.environ["AIGC_SOURCE"] = args.source
-    os.environ["AIGC_SCALE"] = args.scale
+    # Keep the log readable: the per-event Dagster/dbt lines are noise here.
+    logging.getLogger("dagster").setLevel(logging.WARNING)
     import dagster as dg
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-    from ml.sources import get_source
     from orchestration.defs.ingest.assets import landing_files, raw_tables
     from orchestration.defs.transform.assets import dbt_daily_models
     from orchestration.resources import StoreSourceResource, WarehouseResource, build_resources
 
-    source = get_source(args.source, scale=args.scale)
-    days = [source.start_date + timedelta(days=i) for i in range(args.days)]
-    if args.layers == "marts":
+    data_dir = Path(spec["data_dir"])
+    if spec["layers"] == "marts":
         # only landing → raw → dbt marts: the protocol of the day-N figures ends at the marts (issue 2)
         assets, selection, run_config = [landing_files, raw_tables, dbt_daily_models], None, None
     else:
@@ -286,53 +296,70 @@ def main(argv=None) -> int:
 
         assets, selection = [*defs.assets, *defs.asset_checks], daily_pipeline.selection
         run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    # the days between measured windows: every layer but the recommenders and what reads their lists
-    fill_selection = (
-        selection - dg.AssetSelection.groups("recommend").downstream() if selection is not None else None
+    if spec["fill"] and selection is not None:
+        selection = selection - dg.AssetSelection.groups("recommend").downstream()
+    resources = build_resources()
+    resources["warehouse"] = WarehouseResource(path=str(data_dir / "warehouse.duckdb"))
+    resources["store"] = StoreSourceResource(
+        name=spec["source"], scale=spec["scale"], seed=42, landing_root=str(data_dir / "landing")
     )
-    layers = step_layers(assets)
-
-    def resources(data_dir: Path) -> dict:
-        # artifacts, exports and the shop's state go under the run's data directory too
-        os.environ["AIGC_DATA_DIR"] = str(data_dir)
-        res = build_resources()
-        res["warehouse"] = WarehouseResource(path=str(data_dir / "warehouse.duckdb"))
-        res["store"] = StoreSourceResource(
-            name=args.source, scale=args.scale, seed=42, landing_root=str(data_dir / "landing")
+    first, last = spec["first"], spec["last"]
+    tags, key = {}, first
+    if last != first:
+        tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+        key = None
+    instance = dg.DagsterInstance.ephemeral()
+    t0 = time.perf_counter()
+    with MemorySampler() as memory:
+        result = dg.materialize(
+            assets,
+            selection=selection,
+            resources=resources,
+            partition_key=key,
+            tags=tags,
+            instance=instance,
+            run_config=run_config,
         )
-        return res
+    seconds = time.perf_counter() - t0
+    if not result.success:
+        raise RuntimeError(f"run for {first}..{last} failed")
+    events, written = _rows_written(result)
+    return {
+        "wall_seconds": round(seconds, 2),
+        "events": events,
+        "rows_written": written,
+        "peak_rss_mib": round(max((rss for _, rss in memory.samples), default=0) / 2**20, 1),
+        "layers": layer_profile(instance, result.run_id, step_layers(assets), memory.samples),
+    }
 
-    def run(data_dir: Path, first: date, last: date, selection=selection):
-        tags = {}
-        key = first.isoformat()
-        if last != first:
-            tags = {
-                ASSET_PARTITION_RANGE_START_TAG: first.isoformat(),
-                ASSET_PARTITION_RANGE_END_TAG: last.isoformat(),
-            }
-            key = None
-        t0 = time.perf_counter()
-        instance = dg.DagsterInstance.ephemeral()
-        with MemorySampler() as memory:
-            result = dg.materialize(
-                assets,
-                selection=selection,
-                resources=resources(data_dir),
-                partition_key=key,
-                tags=tags,
-                instance=instance,
-                run_config=run_config,
-            )
-        if not result.success:
-            raise RuntimeError(f"run for {first}..{last} failed")
-        profile = {
-            "peak_rss_mib": round(max((rss for _, rss in memory.samples), default=0) / 2**20, 1),
-            "layers": layer_profile(instance, result.run_id, layers, memory.samples),
+
+def run_in_fresh_process(spec: dict) -> dict:
+    """:func:`execute_run` in a new process, so a run's memory is its own and not what earlier runs left
+    behind in the benchmark's process."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(execute_run, spec).result()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    from ml.sources import get_source
+
+    source = get_source(args.source, scale=args.scale)
+    days = [source.start_date + timedelta(days=i) for i in range(args.days)]
+
+    def run(data_dir: Path, first: date, last: date, fill: bool = False) -> dict:
+        spec = {
+            "source": args.source,
+            "scale": args.scale,
+            "layers": args.layers,
+            "data_dir": str(data_dir),
+            "first": first.isoformat(),
+            "last": last.isoformat(),
+            "fill": fill,
         }
-        return time.perf_counter() - t0, result, profile
+        return run_in_fresh_process(spec)
 
-    # Keep the log readable: the per-event Dagster/dbt lines are noise here.
-    logging.getLogger("dagster").setLevel(logging.WARNING)
     out = {
         "source": args.source,
         "scale": args.scale,
@@ -357,23 +384,20 @@ def main(argv=None) -> int:
             first, last = days[first_n - 1], days[last_n - 1]
             if kind == "fill":
                 log.info("filling days %d..%d (%s..%s) in one backfill run", first_n, last_n, first, last)
-                seconds, _, profile = run(daily_dir, first, last, selection=fill_selection)
-                out["fills"].append({"days": [first_n, last_n], "wall_seconds": round(seconds, 2), **profile})
-                log.info("filled %d days: %.1f s", last_n - first_n + 1, seconds)
+                profile = run(daily_dir, first, last, fill=True)
+                profile.pop("events"), profile.pop("rows_written")
+                out["fills"].append({"days": [first_n, last_n], **profile})
+                log.info("filled %d days: %.1f s", last_n - first_n + 1, profile["wall_seconds"])
                 save()
                 continue
-            seconds, result, profile = run(daily_dir, first, first)
-            events, written = _rows_written(result)
+            profile = run(daily_dir, first, first)
             out["days"].append(
                 {
                     "day_number": first_n,
                     "date": first.isoformat(),
-                    "wall_seconds": round(seconds, 2),
-                    "events": events,
-                    "rows_written": written,
+                    **profile,
                     # The 1-minute load average after the run: on a shared machine it says how contended it was.
                     "load_average_1m": round(os.getloadavg()[0], 2),
-                    **profile,
                 }
             )
             log.info(
@@ -381,15 +405,15 @@ def main(argv=None) -> int:
                 first_n,
                 args.days,
                 first,
-                seconds,
-                events,
-                written,
+                profile["wall_seconds"],
+                profile["events"],
+                profile["rows_written"],
             )
             save()
         if not args.skip_backfill:
-            seconds, _, _ = run(workdir / "backfill", days[0], days[-1])
-            out["backfill_single_run_seconds"] = round(seconds, 2)
-            log.info("single-run backfill of %d days: %.1f s", len(days), seconds)
+            backfill = run(workdir / "backfill", days[0], days[-1])
+            out["backfill_single_run_seconds"] = backfill["wall_seconds"]
+            log.info("single-run backfill of %d days: %.1f s", len(days), backfill["wall_seconds"])
     finally:
         if args.keep:
             print(f"data directories kept under {workdir}", file=sys.stderr)

@@ -11,6 +11,8 @@ Environment variables (all optional):
 - ``AIGC_SOURCE``: ``simulated`` (default) or ``online_retail``; ``AIGC_SCALE``: ``small`` (default),
   ``medium`` or ``large``; ``AIGC_SEED``: the simulator's seed (default 42).
 - ``AIGC_PII_KEY``: the secret of the pseudonyms of personal data (:func:`pii_key`; required in ``prod``).
+- ``AIGC_DUCKDB_MEMORY_LIMIT``: how much memory DuckDB may use per process before it spills to disk (default
+  ``4GB``); see :func:`warehouse_memory_limit`.
 - ``AIGC_SHOP_LOOP``: ``open`` (default) or ``closed``: in ``closed`` the simulated store answers what the platform
   published the day before (:mod:`ml.shop`); its days must then run one after another.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +57,22 @@ def warehouse_path() -> Path:
             raise RuntimeError("AIGC_ENV=prod needs AIGC_PROD_WAREHOUSE_PATH (the shared warehouse)")
         return Path(value)
     return data_dir() / "warehouse.duckdb"
+
+
+DEFAULT_WAREHOUSE_MEMORY_LIMIT = "4GB"
+_MEMORY_SIZE = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+
+
+def warehouse_memory_limit() -> str:
+    """DuckDB's ``memory_limit`` for every connection the platform and dbt open (``AIGC_DUCKDB_MEMORY_LIMIT``).
+
+    DuckDB's own default is 80% of the machine's memory, so on a large store one join or aggregation of a run
+    could take what the run's Python steps need; with a limit, operators that outgrow it spill to
+    ``<warehouse>.tmp`` instead."""
+    value = os.environ.get("AIGC_DUCKDB_MEMORY_LIMIT", "").strip() or DEFAULT_WAREHOUSE_MEMORY_LIMIT
+    if not _MEMORY_SIZE.match(value):
+        raise ValueError(f"AIGC_DUCKDB_MEMORY_LIMIT={value!r} is not a size such as 4GB or 512MiB")
+    return value
 
 
 def artifacts_dir() -> Path:
@@ -141,10 +160,11 @@ def pii_key() -> str:
 
 
 def dbt_env(warehouse: str | Path | None = None) -> dict[str, str]:
-    """Environment variables that dbt's ``profiles.yml`` and macros read: the target, the warehouse path and the
-    pseudonymisation key (:func:`pii_key`)."""
+    """Environment variables that dbt's ``profiles.yml`` and macros read: the target, the warehouse path, its
+    memory limit and the pseudonymisation key (:func:`pii_key`)."""
     return {
         "AIGC_WAREHOUSE_PATH": str(warehouse or warehouse_path()),
+        "AIGC_DUCKDB_MEMORY_LIMIT": warehouse_memory_limit(),
         "AIGC_DBT_TARGET": environment(),
         "AIGC_PII_KEY": pii_key(),
     }

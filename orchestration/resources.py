@@ -27,6 +27,7 @@ class WarehouseResource(dg.ConfigurableResource):
         con = duckdb.connect(self.path, read_only=read_only)
         try:
             con.execute("SET TimeZone = 'UTC'")
+            con.execute(f"SET memory_limit = '{settings.warehouse_memory_limit()}'")
             yield con
         finally:
             con.close()

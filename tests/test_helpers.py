@@ -68,6 +68,7 @@ def test_one_warehouse_path_for_python_and_dbt(monkeypatch, tmp_path):
     assert settings.warehouse_path() == tmp_path.resolve() / "warehouse.duckdb"
     assert settings.dbt_env() == {
         "AIGC_WAREHOUSE_PATH": str(settings.warehouse_path()),
+        "AIGC_DUCKDB_MEMORY_LIMIT": "4GB",
         "AIGC_DBT_TARGET": "local",
         "AIGC_PII_KEY": "k",
     }
@@ -77,6 +78,24 @@ def test_one_warehouse_path_for_python_and_dbt(monkeypatch, tmp_path):
     monkeypatch.setenv("AIGC_PROD_WAREHOUSE_PATH", "/srv/warehouse.duckdb")
     assert settings.dbt_env()["AIGC_WAREHOUSE_PATH"] == "/srv/warehouse.duckdb"
     assert settings.dbt_env()["AIGC_DBT_TARGET"] == "prod"
+
+
+def test_one_duckdb_memory_limit_for_the_platform_and_dbt(monkeypatch, tmp_path):
+    import yaml
+
+    from orchestration.resources import WarehouseResource
+
+    monkeypatch.setenv("AIGC_DUCKDB_MEMORY_LIMIT", "512MiB")
+    assert settings.dbt_env()["AIGC_DUCKDB_MEMORY_LIMIT"] == "512MiB"
+    with WarehouseResource(path=str(tmp_path / "w.duckdb")).connect() as con:
+        assert con.execute("SELECT current_setting('memory_limit')").fetchall() == [("512.0 MiB",)]
+    # dbt's DuckDB targets read the same variable
+    profile = yaml.safe_load((settings.DBT_PROJECT_DIR / "profiles.yml").read_text())["aigc_commerce"]
+    for target in ("local", "prod"):
+        assert "env_var('AIGC_DUCKDB_MEMORY_LIMIT'" in profile["outputs"][target]["settings"]["memory_limit"]
+    monkeypatch.setenv("AIGC_DUCKDB_MEMORY_LIMIT", "lots")
+    with pytest.raises(ValueError, match="AIGC_DUCKDB_MEMORY_LIMIT"):
+        settings.warehouse_memory_limit()
 
 
 def test_prepare_dagster_home_installs_the_shipped_instance_config(monkeypatch, tmp_path):
