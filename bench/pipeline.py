@@ -5,6 +5,8 @@ as one backfill.
     python -m bench.pipeline --scale large --days 3 --layers all --skip-backfill --out bench/results/large.json
     python -m bench.pipeline --scale small --days 365 --layers all --measure-windows 24-30,359-365 --skip-backfill \
         --out bench/results/pipeline_small_365days.json
+    python -m bench.pipeline --scale large --days 3 --layers all --skip-backfill --resume KEPT/daily --from-day 3 \
+        --out bench/results/large_day3.json
 
 Each day runs as its own Dagster run (what the daily schedule does), each run in a new process (as Dagster's run
 launcher starts one per run, so a run's memory is not what earlier runs left behind), in a fresh temporary data
@@ -12,6 +14,9 @@ directory, one after the other, so day N pays for N days of history; then the sa
 another fresh directory. Everything is real: simulator, Parquet landing files, DuckDB, dbt. Each day also records
 the seconds and the peak memory (resident set of the run's process and its children, dbt included, sampled every
 half second) of every step, summed by layer (the step's asset groups).
+
+``--resume`` continues from a copy of a directory an earlier run kept (``--keep``): only the days from
+``--from-day`` on run, on top of the days it holds.
 
 With ``--measure-windows``, only the days inside the windows run one per run (and are reported); the days between
 them are built by one single-run backfill of every layer except the recommenders and what reads them, whose
@@ -65,7 +70,25 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="A-B,C-D",
         help="run only these day numbers (1-based, inclusive) one per run; fill the days between by a backfill",
     )
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="start from a copy of a data directory kept by --keep (its 'daily' folder) instead of an empty one",
+    )
+    p.add_argument(
+        "--from-day",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --resume: the first day number to run (the kept directory holds days 1..N-1)",
+    )
     args = p.parse_args(argv)
+    if (args.resume is None) != (args.from_day == 1):
+        p.error("--resume and --from-day go together (a kept directory holds the days before --from-day)")
+    if args.resume is not None and not args.skip_backfill:
+        p.error("--resume needs --skip-backfill (the backfill starts from an empty directory)")
     if args.measure_windows and args.measure_windows[-1][1] > args.days:
         p.error(f"--measure-windows reaches day {args.measure_windows[-1][1]}, past --days {args.days}")
     if args.measure_windows and not args.skip_backfill:
@@ -108,6 +131,11 @@ def run_plan(n_days: int, windows: list[tuple[int, int]] | None) -> list[tuple[s
         plan.extend(("day", n, n) for n in range(first, last + 1))
         next_day = last + 1
     return plan
+
+
+def resume_plan(plan: list[tuple[str, int, int]], from_day: int) -> list[tuple[str, int, int]]:
+    """The runs of ``plan`` from day ``from_day`` on; a fill that straddles it keeps its days from there."""
+    return [(kind, max(first, from_day), last) for kind, first, last in plan if last >= from_day]
 
 
 SAMPLE_SECONDS = 0.5
@@ -161,8 +189,9 @@ def step_layers(assets) -> dict[str, str]:
     return layers
 
 
-def layer_profile(instance, run_id: str, layers: dict[str, str], samples) -> dict[str, dict]:
-    """Seconds and peak memory (MiB) per layer of one run, from its step events and the memory samples."""
+def step_profile(instance, run_id: str, samples) -> dict[str, dict]:
+    """Per step of one run: its seconds, its peak memory (MiB) and the memory when it started (what the
+    in-process executor carried in from earlier steps), from its step events and the memory samples."""
     import dagster as dg
 
     records = instance.get_records_for_run(run_id, of_type={dg.DagsterEventType.STEP_START}).records
@@ -170,17 +199,30 @@ def layer_profile(instance, run_id: str, layers: dict[str, str], samples) -> dic
         run_id, of_type={dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
     ).records
     end_of = {r.event_log_entry.step_key: r.event_log_entry.timestamp for r in ends}
-    out: dict[str, dict] = defaultdict(lambda: {"seconds": 0.0, "peak_rss_mib": 0.0, "steps": 0})
+    out = {}
     for record in records:
         step, start = record.event_log_entry.step_key, record.event_log_entry.timestamp
         end = end_of.get(step, start)
-        layer = out[layers.get(step, step)]
-        layer["seconds"] = round(layer["seconds"] + end - start, 2)
-        layer["steps"] += 1
         # a step shorter than the sampling interval still gets the samples either side of it
         near = SAMPLE_SECONDS
         peak = max((rss for t, rss in samples if start - near <= t <= end + near), default=0)
-        layer["peak_rss_mib"] = max(layer["peak_rss_mib"], round(peak / 2**20, 1))
+        before = [rss for t, rss in samples if t <= start]
+        out[step] = {
+            "seconds": round(end - start, 2),
+            "peak_rss_mib": round(peak / 2**20, 1),
+            "start_rss_mib": round((before[-1] if before else 0) / 2**20, 1),
+        }
+    return out
+
+
+def layer_profile(steps: dict[str, dict], layers: dict[str, str]) -> dict[str, dict]:
+    """Seconds and peak memory (MiB) per layer, from :func:`step_profile`."""
+    out: dict[str, dict] = defaultdict(lambda: {"seconds": 0.0, "peak_rss_mib": 0.0, "steps": 0})
+    for step, profile in steps.items():
+        layer = out[layers.get(step, step)]
+        layer["seconds"] = round(layer["seconds"] + profile["seconds"], 2)
+        layer["steps"] += 1
+        layer["peak_rss_mib"] = max(layer["peak_rss_mib"], profile["peak_rss_mib"])
     return dict(out)
 
 
@@ -324,12 +366,14 @@ def execute_run(spec: dict) -> dict:
     if not result.success:
         raise RuntimeError(f"run for {first}..{last} failed")
     events, written = _rows_written(result)
+    steps = step_profile(instance, result.run_id, memory.samples)
     return {
         "wall_seconds": round(seconds, 2),
         "events": events,
         "rows_written": written,
         "peak_rss_mib": round(max((rss for _, rss in memory.samples), default=0) / 2**20, 1),
-        "layers": layer_profile(instance, result.run_id, step_layers(assets), memory.samples),
+        "layers": layer_profile(steps, step_layers(assets)),
+        "steps": steps,
     }
 
 
@@ -378,7 +422,10 @@ def main(argv=None) -> int:
 
     try:
         daily_dir = workdir / "daily"
-        plan = run_plan(args.days, args.measure_windows)
+        if args.resume is not None:
+            shutil.copytree(args.resume, daily_dir)
+            out["resumed_from"] = {"directory": str(args.resume), "first_day": args.from_day}
+        plan = resume_plan(run_plan(args.days, args.measure_windows), args.from_day)
         out["fills"] = []
         for kind, first_n, last_n in plan:
             first, last = days[first_n - 1], days[last_n - 1]

@@ -359,6 +359,15 @@ def _prune_results(state: _GxState, keep: int | None = None) -> None:
         store.remove_key(key)
 
 
+def _release_batches(state: _GxState) -> None:
+    """Drop the validated slices from GX's pandas execution engine: it caches every batch's DataFrame (the last
+    one of each asset) for the life of the process, which on a large store held gigabytes of event rows through
+    every later step of a run."""
+    manager = state.datasource.get_execution_engine().batch_manager
+    manager.batch_data_cache.clear()
+    manager.reset_batch_cache()
+
+
 def validate_partition(
     con: duckdb.DuckDBPyConnection,
     suite_name: str,
@@ -410,6 +419,7 @@ def validate_partition(
             docs_path = _docs_path(state, identifier, site_name)
 
         _prune_results(state)
+        _release_batches(state)
 
     failed = [_failed(r, df) for r in result.results if not r.success]
     stats = result.statistics

@@ -137,6 +137,55 @@ def test_a_paid_order_comes_before_a_forecast_and_what_cannot_ship_is_reported()
     assert solution.unserved[["sku", "region", "units"]].values.tolist() == [["S1", "a", 2.0]]
 
 
+def _random_day(n_sku: int, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    stock = rng.integers(0, 6, size=(n_sku, 2)).astype(float)
+    open_orders = rng.integers(0, 3, size=(n_sku, 2)).astype(float)
+    forecast = rng.integers(0, 8, size=(n_sku, 2)).astype(float)
+    price = rng.uniform(5, 50, size=n_sku)
+    return stock, open_orders, forecast, price
+
+
+def test_a_programme_over_the_variable_limit_is_solved_in_sku_blocks_with_the_same_plan_when_capacity_is_ample(
+    monkeypatch,
+):
+    import ml.supply.allocation as allocation
+
+    network = two_by_two(capacity=(10_000, 10_000))
+    day = _random_day(60)
+    skus = [f"S{i}" for i in range(60)]
+    whole = solve(network, *day, SETTINGS, 1.0, skus=skus)
+    assert whole.blocks == 1
+    monkeypatch.setattr(allocation, "MAX_LP_VARIABLES", whole.size[0] // 3)
+    split = solve(network, *day, SETTINGS, 1.0, skus=skus)
+    assert split.blocks >= 3
+    assert split.objective == pytest.approx(whole.objective, rel=1e-9)
+    # every SKU ships and leaves unserved the same units, wherever the blocks split the catalogue
+    for frame in ("shipments", "unserved"):
+        a = getattr(whole, frame).groupby("sku")["units"].sum()
+        b = getattr(split, frame).groupby("sku")["units"].sum()
+        pd.testing.assert_series_equal(a.sort_index(), b.sort_index(), check_exact=False)
+
+
+def test_blocks_share_a_binding_capacity_and_never_exceed_it(monkeypatch):
+    import ml.supply.allocation as allocation
+
+    network = two_by_two(capacity=(15, 15))
+    day = _random_day(60, seed=5)
+    skus = [f"S{i}" for i in range(60)]
+    whole = solve(network, *day, SETTINGS, 1.0, skus=skus)
+    monkeypatch.setattr(allocation, "MAX_LP_VARIABLES", whole.size[0] // 4)
+    split = solve(network, *day, SETTINGS, 1.0, skus=skus)
+    assert split.blocks >= 4
+    for solution in (whole, split):
+        ships = solution.shipments
+        today = ships[ships["demand"] == "open_orders"].groupby("warehouse_id")["units"].sum()
+        later = ships[ships["demand"] == "forecast"].groupby("warehouse_id")["units"].sum()
+        assert (today <= 15 + 1e-6).all() and (later <= 15 * SETTINGS.horizon_days + 1e-6).all()
+    # a block cannot borrow another's unused share: the split plan costs at least the whole programme's
+    assert split.objective >= whole.objective - 1e-6
+
+
 def test_the_rules_differ_only_where_they_should_and_parcels_are_priced_by_hand():
     network = two_by_two()
     # SKU 0 is out at a's home warehouse; order o1 has two lines of SKU 1 (one parcel)

@@ -156,6 +156,27 @@ def test_multi_day_window_and_datetime_window(con) -> None:
 # Each kind of rule fails with the right expectation, observed value and sample rows
 
 
+def test_the_validated_slice_is_not_kept_after_the_validation(con, monkeypatch) -> None:
+    import gc
+    import weakref
+
+    import expectations.runner as runner
+
+    slices = []
+    fetch = runner.fetch_slice
+
+    def remembered(*args, **kwargs):
+        df = fetch(*args, **kwargs)
+        slices.append(weakref.ref(df))
+        return df
+
+    monkeypatch.setattr(runner, "fetch_slice", remembered)
+    outcome = validate_partition(con, "fct_events", D2, D3)
+    assert outcome.success and outcome.row_count > 0
+    gc.collect()
+    assert len(slices) == 1 and slices[0]() is None
+
+
 def test_null_key_is_reported_with_the_row(con) -> None:
     con.execute("UPDATE raw.events SET event_id = NULL WHERE event_id = 'E010203'")
     failed = _only_failure(

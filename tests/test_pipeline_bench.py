@@ -7,7 +7,7 @@ import argparse
 
 import pytest
 
-from bench.pipeline import parse_args, parse_windows, run_plan, window_summary
+from bench.pipeline import parse_args, parse_windows, resume_plan, run_plan, window_summary
 
 
 def test_windows_parse_sorted_and_reject_overlaps_and_bad_text():
@@ -73,3 +73,62 @@ def test_the_window_summary_compares_window_means_and_the_last_days_per_layer():
     assert summary["layer_mean_last_over_first_window"] == {"marts": 1.5, "recommend": 1.364}
     assert summary["day_10_over_day_2"] == 1.5
     assert summary["layer_last_day_ratio"] == {"marts": 1.5, "recommend": 1.5}
+
+
+def test_step_profile_reads_each_steps_time_and_memory_from_the_run_and_layers_sum_them():
+    import time
+
+    import dagster as dg
+
+    from bench.pipeline import layer_profile, step_layers, step_profile
+
+    @dg.asset(group_name="first")
+    def upstream() -> int:
+        time.sleep(1.0)
+        return 1
+
+    @dg.asset(group_name="second")
+    def downstream(upstream: int) -> int:
+        time.sleep(1.0)
+        return upstream + 1
+
+    instance = dg.DagsterInstance.ephemeral()
+    began = time.time()
+    result = dg.materialize([upstream, downstream], instance=instance)
+    ended = time.time()
+    # memory that rises by 1 MiB every 50 ms over the run: a later step starts and peaks higher
+    samples, t = [], began - 0.1
+    while t <= ended + 0.1:
+        samples.append((t, int((t - began) * 20 + 100) * 2**20))
+        t += 0.05
+    steps = step_profile(instance, result.run_id, samples)
+    assert set(steps) == {"upstream", "downstream"}
+    for profile in steps.values():
+        assert 1.0 <= profile["seconds"] < 10
+        assert profile["start_rss_mib"] < profile["peak_rss_mib"]
+    # downstream starts at least a second (20 MiB) after upstream did
+    assert steps["downstream"]["start_rss_mib"] >= steps["upstream"]["start_rss_mib"] + 19
+    assert steps["downstream"]["peak_rss_mib"] > steps["upstream"]["peak_rss_mib"]
+    layers = layer_profile(steps, step_layers([upstream, downstream]))
+    assert layers["first"]["peak_rss_mib"] == steps["upstream"]["peak_rss_mib"]
+    assert layers["second"]["seconds"] == steps["downstream"]["seconds"]
+    assert layers["first"]["steps"] == layers["second"]["steps"] == 1
+
+
+def test_a_resumed_benchmark_runs_only_the_days_its_kept_directory_lacks(tmp_path, capsys):
+    plan = run_plan(30, [(5, 6), (20, 30)])
+    assert resume_plan(plan, 1) == plan
+    assert resume_plan(plan, 6) == [("day", 6, 6), ("fill", 7, 19), *[("day", n, n) for n in range(20, 31)]]
+    assert resume_plan(plan, 10) == [("fill", 10, 19), *[("day", n, n) for n in range(20, 31)]]
+    assert resume_plan(run_plan(3, None), 3) == [("day", 3, 3)]
+    out = tmp_path / "o.json"
+    args = parse_args(
+        ["--days", "3", "--out", str(out), "--skip-backfill", "--resume", str(tmp_path), "--from-day", "3"]
+    )
+    assert args.resume == tmp_path and args.from_day == 3
+    for bad in (["--resume", str(tmp_path)], ["--from-day", "3"]):
+        with pytest.raises(SystemExit):
+            parse_args(["--days", "3", "--out", str(out), "--skip-backfill", *bad])
+    with pytest.raises(SystemExit):
+        parse_args(["--days", "3", "--out", str(out), "--resume", str(tmp_path), "--from-day", "3"])
+    assert "--skip-backfill" in capsys.readouterr().err

@@ -193,6 +193,36 @@ def test_a_refit_replays_the_learning_rate_schedule_it_is_given():
     assert [h["lr"] for h in plain.config.history] == [0.05, 0.05]
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_a_large_catalogues_loss_in_chunks_has_the_whole_losss_value_and_gradient(monkeypatch, bf16):
+    import ml.recommend.sasrec as sasrec_module
+
+    seqs = [[i % 40, (i * 3 + 1) % 40, (i * 7 + 2) % 40, (i + 5) % 40] for i in range(30)]
+    model = SASRec(hidden=16, max_len=4, batch_size=8, bf16=bf16).fit(seqs, n_items=40, epochs=0)
+    net = model.net_
+    torch.manual_seed(0)
+    hidden_in = torch.randn(23, 16)
+    targets = torch.randint(0, 40, (23,))
+
+    def run(chunk_logits):
+        monkeypatch.setattr(sasrec_module, "LOSS_CHUNK_LOGITS", chunk_logits)
+        net.zero_grad(set_to_none=True)
+        leaf = hidden_in.clone().requires_grad_()
+        hidden = (leaf * 2.0).tanh()  # a graph before the loss, as the blocks are
+        loss = model._backward_loss(hidden, targets)
+        return loss, net.item_emb.weight.grad.clone(), leaf.grad
+
+    whole_loss, whole_grad, whole_input_grad = run(2**27)
+    chunked_loss, chunked_grad, chunked_input_grad = run(40 * 5)  # 5 positions a chunk: 5 chunks for 23
+    assert whole_input_grad.abs().sum() > 0
+    torch.testing.assert_close(chunked_input_grad, whole_input_grad, rtol=1e-5, atol=1e-6)
+    assert chunked_loss == pytest.approx(whole_loss, rel=1e-2 if bf16 else 1e-6)
+    assert whole_grad.abs().sum() > 0
+    torch.testing.assert_close(
+        chunked_grad, whole_grad, rtol=2e-2 if bf16 else 1e-5, atol=1e-3 if bf16 else 1e-7
+    )
+
+
 def test_transformer_overfits_a_tiny_dataset():
     rng = np.random.default_rng(0)
     perm = rng.permutation(30)

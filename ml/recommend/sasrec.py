@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import sys
 import time
@@ -39,6 +40,10 @@ from torch.nn import functional as F
 from ml.recommend.base import Interactions, Recommender, as_sequences
 from ml.recommend.data import Sequences
 from ml.recommend.metrics import evaluate
+
+LOSS_CHUNK_LOGITS = 2**27
+"""Catalogue logits (positions x items) a training step holds at once: 256 MiB in bfloat16. Beauty and the small
+and medium stores stay below it; a 100k-item catalogue takes its batches' loss in chunks."""
 
 
 @dataclass
@@ -230,15 +235,10 @@ class SASRec(Recommender):
                 inp = torch.from_numpy(inputs[batch, :width])
                 tgt = torch.from_numpy(targets[batch, :width])
                 valid = tgt >= 0
-                hidden = self.net_(inp)[valid]
-                # the [positions x catalogue] product and its softmax are most of the work; bfloat16 roughly halves
-                # them on CPUs with AVX-512 BF16 (validation curves matched fp32 to 3 decimals on Beauty)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                    loss = F.cross_entropy(self.net_.logits(hidden), tgt[valid])
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                loss = self._backward_loss(self.net_(inp)[valid], tgt[valid])
                 opt.step()
-                total += float(loss.detach()) * int(valid.sum())
+                total += loss * int(valid.sum())
                 n_pos += int(valid.sum())
                 done += 1
             record = {
@@ -309,6 +309,32 @@ class SASRec(Recommender):
     def score_tensor(self, histories: Sequences) -> torch.Tensor:
         # logits rank exactly like log-probabilities, and skipping the softmax saves a pass over the catalogue
         return torch.from_numpy(self._logits(histories))
+
+    def _backward_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> float:
+        """Back-propagate the mean cross-entropy of the catalogue logits after ``hidden`` (``[positions, d]``) and
+        return it. When the ``[positions x catalogue]`` logits would pass :data:`LOSS_CHUNK_LOGITS`, the loss is
+        taken over chunks of positions whose gradients add up at ``hidden`` before one pass back through the
+        blocks: the same gradient, with one chunk's logits in memory at a time."""
+        # the [positions x catalogue] product and its softmax are most of the work; bfloat16 roughly halves
+        # them on CPUs with AVX-512 BF16 (validation curves matched fp32 to 3 decimals on Beauty)
+        autocast = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16, enabled=self.config.bf16)
+        n_items = self.net_.item_emb.weight.shape[0] - 1
+        chunk = max(1, LOSS_CHUNK_LOGITS // n_items)
+        if len(targets) <= chunk:
+            with autocast():
+                loss = F.cross_entropy(self.net_.logits(hidden), targets)
+            loss.backward()
+            return float(loss.detach())
+        leaf = hidden.detach().requires_grad_()
+        total = 0.0
+        for start in range(0, len(targets), chunk):
+            part = slice(start, start + chunk)
+            with autocast():
+                loss = F.cross_entropy(self.net_.logits(leaf[part]), targets[part], reduction="sum")
+            (loss / len(targets)).backward()
+            total += float(loss.detach())
+        hidden.backward(leaf.grad)
+        return total / len(targets)
 
     @torch.no_grad()
     def _logits(self, histories: Sequences, chunk: int = 512) -> np.ndarray:

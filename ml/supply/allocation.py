@@ -20,7 +20,7 @@ fastest, then cheapest, warehouse that holds the stock, and never moves stock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -150,7 +150,27 @@ class Allocation:
     """Open-order units per SKU × region the solution could not dispatch today (no stock or no capacity)."""
     objective: float
     size: tuple[int, int]
-    """Variables and constraints of the programme."""
+    """Variables and constraints of the programme (summed over its blocks)."""
+    blocks: int = 1
+    """Programmes solved: above :data:`MAX_LP_VARIABLES` the SKUs are split into blocks (:func:`solve`)."""
+
+
+MAX_LP_VARIABLES = 4_000_000
+"""Variables one linear programme holds at most; above it the SKUs are solved in blocks. HiGHS's memory grows with
+the variables: the large store's 100k-SKU programme in one piece took about 5 GiB (docs/BENCHMARKS.md)."""
+
+
+def lp_variables(
+    stock: np.ndarray, open_orders: np.ndarray, forecast: np.ndarray, network: Network, horizon: int
+):
+    """Variables per SKU of :func:`solve`'s programme: shipments per (pair, warehouse), transfers per lane,
+    and one unserved amount per pair."""
+    move_cost, move_days = network.transfer_lanes()
+    lanes = int((np.isfinite(move_cost) & (move_days < horizon)).sum())
+    n_wh = stock.shape[1]
+    pairs = (open_orders > 0).sum(axis=1) + (forecast > 0).sum(axis=1)
+    movable = ((forecast > 0).any(axis=1)) & (stock.sum(axis=1) > 0)
+    return pairs * (n_wh + 1) + movable * lanes
 
 
 def solve(
@@ -162,18 +182,37 @@ def solve(
     settings: AllocationSettings,
     units_per_parcel: float,
     skus: list[str] | None = None,
+    horizon_capacity: np.ndarray | None = None,
 ) -> Allocation:
     """Allocate the day's ``open_orders`` and the ``forecast`` of the next ``horizon_days`` (both SKUs ×
     regions, units) to warehouses holding ``stock`` (SKUs × warehouses), with today's transfers.
 
-    ``price`` (per SKU) is what an unserved unit costs. Returns the shipments, the transfers (floored to whole
-    units, dropped below ``min_transfer_units``) and the open-order units left unserved."""
+    ``price`` (per SKU) is what an unserved unit costs; ``horizon_capacity`` (W,) what the warehouses can
+    dispatch over the horizon (default: a day's capacity times ``horizon_days``). Returns the shipments, the
+    transfers (floored to whole units, dropped below ``min_transfer_units``) and the open-order units left
+    unserved; above :data:`MAX_LP_VARIABLES` variables, over SKU blocks (:func:`_solve_in_blocks`)."""
     n_sku, n_wh = stock.shape
     n_reg = len(network.regions)
     if open_orders.shape != (n_sku, n_reg) or forecast.shape != (n_sku, n_reg):
         raise ValueError("open_orders and forecast must be SKUs × the network's regions")
     skus = skus if skus is not None else [str(i) for i in range(n_sku)]
     horizon = settings.horizon_days
+    per_sku = lp_variables(stock, open_orders, forecast, network, horizon)
+    if per_sku.sum() > MAX_LP_VARIABLES and n_sku > 1:
+        if horizon_capacity is None:
+            horizon_capacity = network.capacity * horizon
+        return _solve_in_blocks(
+            network,
+            stock,
+            open_orders,
+            forecast,
+            price,
+            settings,
+            units_per_parcel,
+            skus,
+            per_sku,
+            horizon_capacity,
+        )
     lane_cost = (
         network.parcel_unit_cost(units_per_parcel) + settings.late_penalty_per_unit_day * network.late_days
     )
@@ -253,7 +292,9 @@ def solve(
         shape=(2 * cell + 2 * n_wh, n_var),
     )
     flat_stock = stock.reshape(-1).astype(float)
-    b_ub = np.concatenate([flat_stock, flat_stock, network.capacity, network.capacity * horizon])
+    if horizon_capacity is None:
+        horizon_capacity = network.capacity * horizon
+    b_ub = np.concatenate([flat_stock, flat_stock, network.capacity, horizon_capacity])
 
     result = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
     if result.status != 0:
@@ -305,3 +346,54 @@ def solve(
         }
     )
     return Allocation(ship, transfers, unserved, float(result.fun), (n_var, a_ub.shape[0] + a_eq.shape[0]))
+
+
+def _solve_in_blocks(
+    network: Network,
+    stock: np.ndarray,
+    open_orders: np.ndarray,
+    forecast: np.ndarray,
+    price: np.ndarray,
+    settings: AllocationSettings,
+    units_per_parcel: float,
+    skus: list[str],
+    per_sku: np.ndarray,
+    horizon_capacity: np.ndarray,
+) -> Allocation:
+    """:func:`solve` over consecutive SKU blocks of at most :data:`MAX_LP_VARIABLES` variables.
+
+    SKUs share nothing but the warehouses' dispatch capacity, so each block gets the share of it that its open
+    orders (today's capacity) and its open orders plus forecast (the horizon's) make of the whole. Where no
+    capacity binds, the blocks' solutions together are the whole programme's; where it binds, a block cannot
+    borrow another's unused share, so the plan can serve a little less than one programme would."""
+    ends = np.flatnonzero(np.diff(np.cumsum(per_sku) // MAX_LP_VARIABLES)) + 1
+    bounds = list(zip(np.r_[0, ends], np.r_[ends, len(skus)], strict=True))
+    today_total = max(float(open_orders.sum()), 1e-9)
+    horizon_total = max(float(open_orders.sum() + forecast.sum()), 1e-9)
+    parts, objective, n_var, n_con = [], 0.0, 0, 0
+    for first, last in bounds:
+        block = slice(int(first), int(last))
+        today_share = float(open_orders[block].sum()) / today_total
+        horizon_share = float(open_orders[block].sum() + forecast[block].sum()) / horizon_total
+        part = solve(
+            replace(network, capacity=network.capacity * today_share),
+            stock[block],
+            open_orders[block],
+            forecast[block],
+            price[block],
+            settings,
+            units_per_parcel,
+            skus=skus[block],
+            horizon_capacity=horizon_capacity * horizon_share,
+        )
+        parts.append(part)
+        objective += part.objective
+        n_var, n_con = n_var + part.size[0], n_con + part.size[1]
+    return Allocation(
+        pd.concat([p.shipments for p in parts], ignore_index=True),
+        pd.concat([p.transfers for p in parts], ignore_index=True),
+        pd.concat([p.unserved for p in parts], ignore_index=True),
+        objective,
+        (n_var, n_con),
+        blocks=len(parts),
+    )
