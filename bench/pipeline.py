@@ -10,10 +10,10 @@ as one backfill.
 
 Each day runs as its own Dagster run (what the daily schedule does), each run in a new process (as Dagster's run
 launcher starts one per run, so a run's memory is not what earlier runs left behind), in a fresh temporary data
-directory, one after the other, so day N pays for N days of history; then the same N days run as one single-run backfill in
-another fresh directory. Everything is real: simulator, Parquet landing files, DuckDB, dbt. Each day also records
-the seconds and the peak memory (resident set of the run's process and its children, dbt included, sampled every
-half second) of every step, summed by layer (the step's asset groups).
+directory, one after the other, so day N pays for N days of history; then the same N days run as one single-run
+backfill in another fresh directory. Everything is real: simulator, Parquet landing files, DuckDB, dbt. Each day
+also records the seconds and the peak memory (resident set of the run's process and its children, dbt included,
+sampled every half second) of every step (and the memory it started with), summed by layer (the step's groups).
 
 ``--resume`` continues from a copy of a directory an earlier run kept (``--keep``): only the days from
 ``--from-day`` on run, on top of the days it holds.

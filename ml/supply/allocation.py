@@ -12,7 +12,8 @@ A transport problem solved as a linear programme (``scipy.optimize.linprog`` wit
 
 The objective is money: parcel costs (per parcel, spread over the units of an average parcel, plus per unit),
 a penalty per unit and day delivered after the promise shown at checkout, bulk transfer costs, and the price of
-each unit left unserved (an open order's counts :data:`OPEN_ORDER_WEIGHT` times). Demand with no lane to its region cannot be allocated and is reported, not dropped.
+each unit left unserved (an open order's counts :data:`OPEN_ORDER_WEIGHT` times). Demand with no lane to its
+region cannot be allocated and is reported, not dropped.
 
 The nearest-warehouse rule it is compared with (:func:`nearest_warehouse`) ships each order line from the
 fastest, then cheapest, warehouse that holds the stock, and never moves stock.
