@@ -111,6 +111,27 @@ def test_every_model_beats_random_and_popularity_next_day(trained):
     )
 
 
+def test_a_day_with_more_buyers_than_the_limit_is_judged_on_a_seeded_sample(trained, monkeypatch):
+    import ml.recommend.evaluation as evaluation
+
+    bundle, history, purchases, _ = trained
+    buyers = purchases["customer_id"].nunique()
+    full = evaluate_next_day(bundle, history, purchases, k=(10,), model_names=["popularity"])["popularity"]
+    assert full["buyers"] == buyers and full["users"] <= buyers
+    monkeypatch.setattr(evaluation, "MAX_EVALUATED_CUSTOMERS", buyers // 2)
+    runs = [
+        evaluate_next_day(bundle, history, purchases, k=(10,), model_names=["popularity", "itemknn"])
+        for _ in range(2)
+    ]
+    sample = runs[0]["popularity"]
+    assert sample["buyers"] == buyers
+    assert 0 < sample["users"] <= buyers // 2 < full["users"]
+    # the same customers for every candidate and on every re-run
+    assert runs[0]["itemknn"]["users"] == sample["users"]
+    assert runs[0] == runs[1]
+    assert abs(sample["NDCG@10"] - full["NDCG@10"]) < 0.5 * full["NDCG@10"]
+
+
 def test_lists_follow_the_true_category_tastes(store, trained):
     sim, _, _ = store
     bundle, history, purchases, _ = trained
