@@ -223,6 +223,32 @@ def test_a_large_catalogues_loss_in_chunks_has_the_whole_losss_value_and_gradien
     )
 
 
+def test_itemknn_in_row_blocks_keeps_each_items_neighbours(monkeypatch):
+    import ml.recommend.baselines as baselines
+    from ml.recommend import ItemKNN
+
+    rng = np.random.default_rng(4)
+    seqs = [rng.choice(60, size=int(rng.integers(2, 9)), replace=False).tolist() for _ in range(300)]
+    whole = {k: ItemKNN(shrink=5.0, neighbours=k).fit(seqs, n_items=60).sim_ for k in (None, 100, 7)}
+    monkeypatch.setattr(baselines, "CO_OCCURRENCE_BLOCK", 500)
+    blocks = baselines._row_blocks(np.full(60, 100.0), 500)
+    assert blocks[0][0] == 0 and blocks[-1][1] == 60 and len(blocks) >= 12
+    assert all(b[1] == a[0] for b, a in zip(blocks, blocks[1:], strict=False))
+    assert all(100 * (last - first) <= 500 for first, last in blocks)
+    assert baselines._row_blocks(np.array([10.0, 900.0, 10.0]), 500) == [(0, 1), (1, 2), (2, 3)]
+    for k, expected in whole.items():
+        blocked = ItemKNN(shrink=5.0, neighbours=k).fit(seqs, n_items=60).sim_
+        if k != 7:  # no neighbour cut, or none that bites: the same matrix
+            np.testing.assert_allclose(blocked.toarray(), expected.toarray(), rtol=1e-6)
+            continue
+        # with a cut, ties at the k-th value may keep other items: the kept values per item are the same
+        assert blocked.nnz == expected.nnz
+        for item in range(60):
+            np.testing.assert_allclose(
+                np.sort(blocked.getrow(item).data), np.sort(expected.getrow(item).data), rtol=1e-6
+            )
+
+
 def test_transformer_overfits_a_tiny_dataset():
     rng = np.random.default_rng(0)
     perm = rng.permutation(30)

@@ -61,15 +61,29 @@ class ItemKNN(Recommender):
 
     def _fit(self, seqs: Sequences) -> None:
         x = seqs.matrix()
-        co = (x.T @ x).tocoo()
         counts = np.asarray(x.sum(axis=0)).ravel()
-        off = co.row != co.col
-        rows, cols, vals = co.row[off], co.col[off], co.data[off]
-        vals = vals / (np.sqrt(counts[rows] * counts[cols]) + self.shrink)
-        if self.neighbours is not None:
-            keep = _top_per_row(rows, vals, self.neighbours)
-            rows, cols, vals = rows[keep], cols[keep], vals[keep]
-        self.sim_ = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(seqs.n_items, seqs.n_items))
+        if self.neighbours is None:
+            blocks = [(0, seqs.n_items)]
+        else:
+            # A bound on each item's co-occurring items (the items of its users): the full product of a large
+            # store's catalogue does not fit in memory, but each item keeps only its own strongest neighbours,
+            # so the rows of the product can be computed a block at a time.
+            bound = np.asarray(x.T @ np.diff(x.indptr).astype(np.float64)).ravel()
+            blocks = _row_blocks(bound, CO_OCCURRENCE_BLOCK)
+        xt = x.T.tocsr()
+        parts = []
+        for first, last in blocks:
+            co = (xt[first:last] @ x).tocoo() if len(blocks) > 1 else (x.T @ x).tocoo()
+            rows = co.row + first
+            off = rows != co.col
+            rows, cols, vals = rows[off], co.col[off], co.data[off]
+            vals = vals / (np.sqrt(counts[rows] * counts[cols]) + self.shrink)
+            if self.neighbours is not None:
+                keep = _top_per_row(rows, vals, self.neighbours)
+                rows, cols, vals = rows[keep], cols[keep], vals[keep]
+            parts.append((rows, cols, vals.astype(np.float32)))
+        rows, cols, vals = (np.concatenate(column) for column in zip(*parts, strict=True))
+        self.sim_ = sp.csr_matrix((vals, (rows, cols)), shape=(seqs.n_items, seqs.n_items))
 
     def _score(self, histories: Sequences, users: np.ndarray) -> np.ndarray:
         return np.asarray((histories.matrix() @ self.sim_).todense(), dtype=np.float32)
@@ -82,6 +96,24 @@ class ItemKNN(Recommender):
 
     def params(self) -> dict[str, Any]:
         return {"shrink": self.shrink, "neighbours": self.neighbours}
+
+
+CO_OCCURRENCE_BLOCK = 50_000_000
+"""Item pairs (by the bound of :meth:`ItemKNN._fit`) one block of the co-occurrence product holds at most (a
+gigabyte or two with the arrays that rank them). The small and medium stores and Beauty fit in one block."""
+
+
+def _row_blocks(bound: np.ndarray, limit: float) -> list[tuple[int, int]]:
+    """Consecutive ``(first, last)`` row ranges whose ``bound`` sums stay within ``limit`` (a row above it alone)."""
+    blocks, first, total = [], 0, 0.0
+    for row, value in enumerate(bound.tolist()):
+        if row > first and total + value > limit:
+            blocks.append((first, row))
+            first, total = row, 0.0
+        total += value
+    if len(bound):
+        blocks.append((first, len(bound)))
+    return blocks
 
 
 def _top_per_row(rows: np.ndarray, vals: np.ndarray, k: int) -> np.ndarray:
