@@ -158,7 +158,7 @@ class Allocation:
 
 MAX_LP_VARIABLES = 4_000_000
 """Variables one linear programme holds at most; above it the SKUs are solved in blocks. HiGHS's memory grows with
-the variables: the large store's 100k-SKU programme in one piece took about 5 GiB (docs/BENCHMARKS.md)."""
+the variables: the large store's 100k-SKU programme in one piece took 3 to 5 GiB (docs/BENCHMARKS.md)."""
 
 
 def lp_variables(
