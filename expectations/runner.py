@@ -361,8 +361,8 @@ def _prune_results(state: _GxState, keep: int | None = None) -> None:
 
 def _release_batches(state: _GxState) -> None:
     """Drop the validated slices from GX's pandas execution engine: it caches every batch's DataFrame (the last
-    one of each asset) for the life of the process, which on a large store held gigabytes of event rows through
-    every later step of a run."""
+    one of each asset) for the life of the process, which would keep each validated slice through every later step
+    of a run."""
     manager = state.datasource.get_execution_engine().batch_manager
     manager.batch_data_cache.clear()
     manager.reset_batch_cache()

@@ -231,11 +231,13 @@ def test_itemknn_in_row_blocks_keeps_each_items_neighbours(monkeypatch):
     seqs = [rng.choice(60, size=int(rng.integers(2, 9)), replace=False).tolist() for _ in range(300)]
     whole = {k: ItemKNN(shrink=5.0, neighbours=k).fit(seqs, n_items=60).sim_ for k in (None, 100, 7)}
     monkeypatch.setattr(baselines, "CO_OCCURRENCE_BLOCK", 500)
-    blocks = baselines._row_blocks(np.full(60, 100.0), 500)
+    from ml.blocks import consecutive_blocks
+
+    blocks = consecutive_blocks(np.full(60, 100.0), 500)
     assert blocks[0][0] == 0 and blocks[-1][1] == 60 and len(blocks) >= 12
     assert all(b[1] == a[0] for b, a in zip(blocks, blocks[1:], strict=False))
     assert all(100 * (last - first) <= 500 for first, last in blocks)
-    assert baselines._row_blocks(np.array([10.0, 900.0, 10.0]), 500) == [(0, 1), (1, 2), (2, 3)]
+    assert consecutive_blocks(np.array([10.0, 900.0, 10.0]), 500) == [(0, 1), (1, 2), (2, 3)]
     for k, expected in whole.items():
         blocked = ItemKNN(shrink=5.0, neighbours=k).fit(seqs, n_items=60).sim_
         if k != 7:  # no neighbour cut, or none that bites: the same matrix

@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ml.blocks import consecutive_blocks
 from ml.recommend.base import Recommender
 from ml.recommend.data import Sequences
 
@@ -69,11 +70,11 @@ class ItemKNN(Recommender):
             # store's catalogue does not fit in memory, but each item keeps only its own strongest neighbours,
             # so the rows of the product can be computed a block at a time.
             bound = np.asarray(x.T @ np.diff(x.indptr).astype(np.float64)).ravel()
-            blocks = _row_blocks(bound, CO_OCCURRENCE_BLOCK)
-        xt = x.T.tocsr()
+            blocks = consecutive_blocks(bound, CO_OCCURRENCE_BLOCK)
+        xt = x.T.tocsr() if len(blocks) > 1 else None
         parts = []
         for first, last in blocks:
-            co = (xt[first:last] @ x).tocoo() if len(blocks) > 1 else (x.T @ x).tocoo()
+            co = (xt[first:last] @ x).tocoo() if xt is not None else (x.T @ x).tocoo()
             rows = co.row + first
             off = rows != co.col
             rows, cols, vals = rows[off], co.col[off], co.data[off]
@@ -99,21 +100,8 @@ class ItemKNN(Recommender):
 
 
 CO_OCCURRENCE_BLOCK = 50_000_000
-"""Item pairs (by the bound of :meth:`ItemKNN._fit`) one block of the co-occurrence product holds at most (a
-gigabyte or two with the arrays that rank them). The small and medium stores and Beauty fit in one block."""
-
-
-def _row_blocks(bound: np.ndarray, limit: float) -> list[tuple[int, int]]:
-    """Consecutive ``(first, last)`` row ranges whose ``bound`` sums stay within ``limit`` (a row above it alone)."""
-    blocks, first, total = [], 0, 0.0
-    for row, value in enumerate(bound.tolist()):
-        if row > first and total + value > limit:
-            blocks.append((first, row))
-            first, total = row, 0.0
-        total += value
-    if len(bound):
-        blocks.append((first, len(bound)))
-    return blocks
+"""Item pairs (by the bound of :meth:`ItemKNN._fit`) one block of the co-occurrence product holds at most; below
+it the product is computed whole."""
 
 
 def _top_per_row(rows: np.ndarray, vals: np.ndarray, k: int) -> np.ndarray:

@@ -68,9 +68,8 @@ def paired_interval(
 
 MAX_EVALUATED_CUSTOMERS = 50_000
 """Customers with a purchase the next day that the evaluation scores at most, drawn by a seed of the day. Every
-candidate ranks the whole catalogue for each of them: on the large store (100k items) that took more than half of
-a day's recommend layer, while 50,000 customers already pin a mean NDCG far more tightly than the differences the
-champion gate acts on."""
+candidate ranks the whole catalogue for each of them, so the cost grows with buyers x items, while 50,000
+customers already pin a mean NDCG far more tightly than the differences the champion gate acts on."""
 
 
 def evaluate_next_day(

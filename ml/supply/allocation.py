@@ -29,6 +29,8 @@ from pydantic import BaseModel, Field
 from scipy import sparse
 from scipy.optimize import linprog
 
+from ml.blocks import consecutive_blocks
+
 OPEN_ORDER_WEIGHT = 2.0
 """An open order left unserved costs this many times its price (plus the dearest lane) against a forecast unit's
 one: a customer who has paid comes before one who may, so stock is reserved for the forecast only from what the
@@ -157,8 +159,8 @@ class Allocation:
 
 
 MAX_LP_VARIABLES = 4_000_000
-"""Variables one linear programme holds at most; above it the SKUs are solved in blocks. HiGHS's memory grows with
-the variables: the large store's 100k-SKU programme in one piece took 3 to 5 GiB (docs/BENCHMARKS.md)."""
+"""Variables one linear programme holds at most (HiGHS's memory grows with them); above it the SKUs are solved in
+blocks."""
 
 
 def lp_variables(
@@ -367,13 +369,11 @@ def _solve_in_blocks(
     orders (today's capacity) and its open orders plus forecast (the horizon's) make of the whole. Where no
     capacity binds, the blocks' solutions together are the whole programme's; where it binds, a block cannot
     borrow another's unused share, so the plan can serve a little less than one programme would."""
-    ends = np.flatnonzero(np.diff(np.cumsum(per_sku) // MAX_LP_VARIABLES)) + 1
-    bounds = list(zip(np.r_[0, ends], np.r_[ends, len(skus)], strict=True))
     today_total = max(float(open_orders.sum()), 1e-9)
     horizon_total = max(float(open_orders.sum() + forecast.sum()), 1e-9)
     parts, objective, n_var, n_con = [], 0.0, 0, 0
-    for first, last in bounds:
-        block = slice(int(first), int(last))
+    for first, last in consecutive_blocks(per_sku, MAX_LP_VARIABLES):
+        block = slice(first, last)
         today_share = float(open_orders[block].sum()) / today_total
         horizon_share = float(open_orders[block].sum() + forecast[block].sum()) / horizon_total
         part = solve(
