@@ -84,7 +84,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar="N",
         help="with --resume: the first day number to run (the kept directory holds days 1..N-1)",
     )
+    p.add_argument(
+        "--only",
+        default=None,
+        metavar="KEY[,KEY]",
+        help=(
+            "with --layers all: run only these assets (with their checks) each day, e.g. recommend/recommendations "
+            "on a --resume directory, to measure one step again"
+        ),
+    )
     args = p.parse_args(argv)
+    if args.only and args.layers != "all":
+        p.error("--only needs --layers all")
     if (args.resume is None) != (args.from_day == 1):
         p.error("--resume and --from-day go together (a kept directory holds the days before --from-day)")
     if args.resume is not None and not args.skip_backfill:
@@ -312,7 +323,8 @@ def execute_run(spec: dict) -> dict:
     launcher starts a new process per run). Returns its seconds, landed events, rows written and memory profile.
 
     ``spec``: source, scale, layers (``marts``/``all``), data_dir, first/last (ISO dates), fill (bool: the fill
-    selection, every layer but the recommenders and what reads them).
+    selection, every layer but the recommenders and what reads them), only (asset keys as ``a/b`` strings, or
+    None: the whole selection).
     """
     os.environ["AIGC_SOURCE"] = spec["source"]
     os.environ["AIGC_SCALE"] = spec["scale"]
@@ -340,6 +352,8 @@ def execute_run(spec: dict) -> dict:
         run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     if spec["fill"] and selection is not None:
         selection = selection - dg.AssetSelection.groups("recommend").downstream()
+    if spec.get("only"):
+        selection = dg.AssetSelection.assets(*(dg.AssetKey.from_user_string(key) for key in spec["only"]))
     resources = build_resources()
     resources["warehouse"] = WarehouseResource(path=str(data_dir / "warehouse.duckdb"))
     resources["store"] = StoreSourceResource(
@@ -401,6 +415,7 @@ def main(argv=None) -> int:
             "first": first.isoformat(),
             "last": last.isoformat(),
             "fill": fill,
+            "only": args.only.split(",") if args.only else None,
         }
         return run_in_fresh_process(spec)
 

@@ -8,9 +8,12 @@ a day again replaces it.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import pandas as pd
 
 
@@ -40,11 +43,38 @@ def read_latest_export(
 
 
 def write_export(frame: pd.DataFrame, exports_root: Path, output: str, day: date) -> Path:
+    return _publish(exports_root, output, day, lambda path: frame.to_parquet(path, index=False))
+
+
+def write_export_from_query(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: Sequence[Any],
+    exports_root: Path,
+    output: str,
+    day: date,
+) -> Path:
+    """:func:`write_export` of a query's result, streamed by DuckDB into the file (a day too large to hold as one
+    frame is never loaded)."""
+    return _publish(
+        exports_root,
+        output,
+        day,
+        lambda path: con.execute(f"COPY ({sql}) TO '{_quoted(path)}' (FORMAT parquet)", list(params)),
+    )
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _publish(exports_root: Path, output: str, day: date, write: Callable[[Path], Any]) -> Path:
+    """Write ``day``'s file into a temporary folder and swap it in, so a reader never sees a half-written day."""
     folder = export_file(exports_root, output, day).parent
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    frame.to_parquet(tmp / f"{output}.parquet", index=False)
+    write(tmp / f"{output}.parquet")
     if folder.exists():
         shutil.rmtree(folder)
     tmp.rename(folder)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import date
 from typing import Any
@@ -120,6 +120,46 @@ def replace_partition(
     # a frame is registered outside the transaction, so it can be released after a rollback too
     with _relation(con, rows) as select, transaction(con):
         return write_partition(con, table, date_column, days, select, params)
+
+
+def replace_partition_in_parts(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    date_column: str,
+    days: Days,
+    parts: Iterable[pd.DataFrame],
+) -> int:
+    """:func:`replace_partition` from frames that come one at a time (each holds only rows of ``days``), so a day
+    too large to hold at once is written part by part, still in one transaction: a failure in any part leaves the
+    rows that were there. Returns the number of rows now stored for ``days`` (0 and nothing changed without a
+    part)."""
+    parts = iter(parts)
+    first = next(parts, None)
+    if first is None:
+        return 0
+    start, end = _date_range(days)
+    with transaction(con):
+        with _relation(con, first) as select:
+            write_partition(con, table, date_column, days, select)
+        for part in parts:
+            with _relation(con, part) as select:
+                con.execute(f"insert into {table} by name {select}")
+        return int(
+            con.execute(
+                f"select count(*) from {table} where {date_column} between ? and ?", [start, end]
+            ).fetchall()[0][0]
+        )
+
+
+def fetch_frame(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
+) -> pd.DataFrame:
+    """The result of ``sql`` as a DataFrame, converted through Arrow: for results with many string values (ids,
+    SKUs) it takes much less memory and time than ``.df()``, which passes every string through a Python object.
+    VARCHAR, DOUBLE and TIMESTAMP columns come out with ``.df()``'s dtypes; integers with NULLs come out as floats
+    (``.df()``: nullable integers), DATE and DECIMAL differ too: read those with ``.df()``."""
+    # a relation, not an executed cursor: converting a cursor's result to Arrow copies it once more
+    return con.sql(sql, params=list(params or [])).to_arrow_table().to_pandas()
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from dagster_dbt import DbtCliResource
 from ml import settings
 from ml.artifacts import ArtifactStore
 from ml.dbt import dbt_executable
-from ml.exports import write_export
+from ml.exports import write_export, write_export_from_query
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -55,6 +55,10 @@ class DataFilesResource(dg.ConfigurableResource):
     def export(self, frame, output: str, day) -> Path:
         """Write ``day``'s ``output`` as Parquet for the read API and other systems (:func:`ml.exports.write_export`)."""
         return write_export(frame, Path(self.exports_dir), output, day)
+
+    def export_query(self, con, sql: str, params, output: str, day) -> Path:
+        """Write ``day``'s ``output`` from a query, streamed into the file (:func:`ml.exports.write_export_from_query`)."""
+        return write_export_from_query(con, sql, params, Path(self.exports_dir), output, day)
 
     @classmethod
     def under(cls, data_dir: Path) -> DataFilesResource:

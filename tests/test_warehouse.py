@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml.warehouse import replace_partition, table_exists
+from ml.warehouse import fetch_frame, replace_partition, replace_partition_in_parts, table_exists
 
 D1, D2 = date(2025, 1, 1), date(2025, 1, 2)
 
@@ -46,3 +46,35 @@ def test_a_failed_write_keeps_the_old_rows_and_raises_its_own_error():
     assert con.execute("select day, value::double from demo.t").fetchall() == [(D1, 1.0)]
     # the connection is usable after the rollback
     assert table_exists(con, "demo.t")
+
+
+def test_a_day_written_in_parts_replaces_the_day_and_a_failing_part_keeps_the_old_rows():
+    con = duckdb.connect()
+    replace_partition(con, "demo.t", "day", D1, _rows(D1, [1.0, 2.0]))
+    replace_partition(con, "demo.t", "day", D2, _rows(D2, [5.0]))
+    parts = (_rows(D1, [float(i), float(i) + 0.5]) for i in range(3))
+    assert replace_partition_in_parts(con, "demo.t", "day", D1, parts) == 6
+    stored = con.execute("select value from demo.t where day = ? order by value", [D1]).fetchall()
+    assert [v for (v,) in stored] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+
+    def broken():
+        yield _rows(D1, [7.0])
+        raise RuntimeError("the second part failed")
+
+    with pytest.raises(RuntimeError, match="second part"):
+        replace_partition_in_parts(con, "demo.t", "day", D1, broken())
+    assert con.execute("select count(*), max(value) from demo.t where day = ?", [D1]).fetchone() == (6, 2.5)
+    # no part at all: nothing is written and the day keeps its rows
+    assert replace_partition_in_parts(con, "demo.t", "day", D1, iter([])) == 0
+    assert con.execute("select count(*) from demo.t").fetchone() == (7,)
+
+
+def test_a_frame_read_through_arrow_has_the_dtypes_and_values_of_df():
+    con = duckdb.connect()
+    con.execute(
+        "create table t as select * from (values ('a', 1.5::double, TIMESTAMP '2025-01-01 10:00:00', 'p'), "
+        "(NULL, NULL, NULL, 'q'), ('c', 2.0, TIMESTAMP '2025-01-02 00:00:01', 'p')) v(s, d, ts, kind)"
+    )
+    sql = "select s, d, ts, kind from t where kind = ? order by ts"
+    pd.testing.assert_frame_equal(fetch_frame(con, sql, ["p"]), con.execute(sql, ["p"]).df())
+    assert fetch_frame(con, sql, ["p"])["s"].tolist() == ["a", "c"]

@@ -10,7 +10,7 @@ For day D, in dependency order:
 3. :func:`champion_day`: the model to serve from D (:data:`CHAMPIONS`), from the last evaluated days, D-1's
    champion and the online verdicts (:func:`ml.feedback.online.online_verdicts`: a model whose exposed customers
    bought less than the control arm, interval below zero, is not served).
-4. :func:`recommend_day`: the champion's top-K for D+1 for every customer active in the last
+4. :func:`recommend_day_parts`: the champion's top-K for D+1 for every customer active in the last
    :data:`ACTIVE_DAYS` days (:data:`LISTS`).
 
 Each returns the rows for its table and a summary (:mod:`ml.summary`); the assets write, export and attach them.
@@ -18,6 +18,7 @@ Each returns the rows for its table and a summary (:mod:`ml.summary`); the asset
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, timedelta
 
 import duckdb
@@ -310,6 +311,59 @@ def champion_served(con: duckdb.DuckDBPyConnection, day: date) -> tuple[str | No
     return str(rows.iloc[0]["champion"]), True if value is None or pd.isna(value) else bool(value)
 
 
+CUSTOMERS_PER_PART = 50_000
+"""Customers whose lists are built and written at a time (:func:`recommend_day_parts`): a large store's day
+(500k active customers) would otherwise hold every customer's history frames and lists at once."""
+
+
+def recommend_day_parts(
+    con: duckdb.DuckDBPyConnection,
+    store: ArtifactStore,
+    day: date,
+    settings: RecommendSettings,
+    items: pd.DataFrame | None = None,
+    customers_per_part: int = CUSTOMERS_PER_PART,
+) -> Iterator[pd.DataFrame]:
+    """The day's rows of :data:`LISTS`, ``customers_per_part`` customers at a time (in customer order): top-K
+    for D+1 for every customer active in the last :data:`ACTIVE_DAYS` days, with score, rank, model version,
+    reason, experiment arm and list id (nothing without a champion or a bundle). The treatment arm gets the
+    champion's list, the control arm (:mod:`ml.recommend.experiment`) the popularity list. A customer's list
+    depends only on their own history, so the parts are the lists of one pass over every customer."""
+    from ml.recommend.serving import recommend
+
+    champion, serves = champion_served(con, day)
+    bundle = load_bundle(store, day) if champion is not None and serves else None
+    if bundle is None:
+        return
+    if champion not in bundle.names:
+        raise ValueError(
+            f"champion {champion!r} of {day} is not in the day's bundle (models: {bundle.names})"
+        )
+    history = read_interactions(con, day - timedelta(days=TRAINING_WINDOW_DAYS - 1), day)
+    active = history.loc[
+        history["event_ts"] >= pd.Timestamp(day, tz="UTC") - pd.Timedelta(days=ACTIVE_DAYS - 1), "customer_id"
+    ].unique()
+    customers = np.array(sorted(active), dtype=object)
+    target = pd.Timestamp(day + timedelta(days=1)).date()
+    for start in range(0, len(customers), customers_per_part):
+        part_customers = customers[start : start + customers_per_part]
+        part_history = history[history["customer_id"].isin(part_customers)]
+        arm = arms(part_customers, settings.control_share)
+        served = []
+        for arm_name, model_name in ((TREATMENT, champion), (CONTROL, "popularity")):
+            group = part_customers[arm == arm_name]
+            if len(group):
+                lists = recommend(
+                    bundle[model_name], list(group), part_history, k=settings.top_k, items=items
+                )
+                served.append(lists.assign(arm=arm_name))
+        recs = pd.concat(served, ignore_index=True).sort_values(["customer_id", "rank"], ignore_index=True)
+        recs["list_id"] = list_ids(target.isoformat(), recs["customer_id"], recs["model_version"])
+        recs.insert(0, "as_of_date", pd.Timestamp(day).date())
+        recs.insert(1, "target_date", target)
+        yield recs
+
+
 def recommend_day(
     con: duckdb.DuckDBPyConnection,
     store: ArtifactStore,
@@ -317,56 +371,55 @@ def recommend_day(
     settings: RecommendSettings,
     items: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The day's rows of :data:`LISTS`: top-K for D+1 for every customer active in the last :data:`ACTIVE_DAYS`
-    days, with score, rank, model version, reason, experiment arm and list id (empty without a champion or a
-    bundle). The treatment arm gets the champion's list, the control arm (:mod:`ml.recommend.experiment`) the
-    popularity list."""
-    from ml.recommend.serving import recommend
-
-    champion, serves = champion_served(con, day)
-    bundle = load_bundle(store, day) if champion is not None and serves else None
-    if bundle is None:
-        return pd.DataFrame()
-    history = read_interactions(con, day - timedelta(days=TRAINING_WINDOW_DAYS - 1), day)
-    active = history.loc[
-        history["event_ts"] >= pd.Timestamp(day, tz="UTC") - pd.Timedelta(days=ACTIVE_DAYS - 1), "customer_id"
-    ].unique()
-    customers = np.array(sorted(active), dtype=object)
-    arm = arms(customers, settings.control_share)
-    served = []
-    if champion not in bundle.names:
-        raise ValueError(
-            f"champion {champion!r} of {day} is not in the day's bundle (models: {bundle.names})"
-        )
-    for arm_name, model_name in ((TREATMENT, champion), (CONTROL, "popularity")):
-        group = customers[arm == arm_name]
-        if len(group):
-            part = recommend(bundle[model_name], list(group), history, k=settings.top_k, items=items)
-            served.append(part.assign(arm=arm_name))
-    recs = pd.concat(served, ignore_index=True).sort_values(["customer_id", "rank"], ignore_index=True)
-    target = pd.Timestamp(day + timedelta(days=1)).date()
-    recs["list_id"] = list_ids(target.isoformat(), recs["customer_id"], recs["model_version"])
-    recs.insert(0, "as_of_date", pd.Timestamp(day).date())
-    recs.insert(1, "target_date", target)
-    return recs
+    """:func:`recommend_day_parts` as one frame (empty without a champion or a bundle)."""
+    parts = list(recommend_day_parts(con, store, day, settings, items))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def recommendations_summary(recs: pd.DataFrame) -> dict:
-    """Customers served, distinct SKUs, the kinds of reasons given and a preview of the top three per customer."""
-    if recs.empty:
+REASON_KINDS = ("bought together", "similar to", "new in", "popular in")
+
+
+def recommendations_summary(con: duckdb.DuckDBPyConnection, day: date) -> dict:
+    """Customers served, distinct SKUs, the kinds of reasons given and a preview of the top three per customer,
+    read from the day's stored rows of :data:`LISTS` (a large day is never loaded whole)."""
+    counts = con.execute(
+        f"""
+        select
+            count(*),
+            count(distinct customer_id),
+            count(distinct customer_id) filter (where arm = ?),
+            count(distinct sku),
+            coalesce(any_value(model_name) filter (where arm = ?), 'popularity')
+        from {LISTS} where as_of_date = ?
+        """,
+        [CONTROL, TREATMENT, day],
+    ).fetchone()
+    rows, customers, control_customers, skus, model = counts
+    if not rows:
         return summary(0)
-    kinds = recs["reason"].str.extract(r"^(bought together|similar to|new in|popular in)")[0].fillna("other")
-    preview = recs[recs["rank"] <= 3][["customer_id", "rank", "sku", "score", "reason"]]
+    kinds = con.execute(
+        f"""
+        select coalesce(nullif(regexp_extract(reason, '^({"|".join(REASON_KINDS)})', 1), ''), 'other') as kind,
+               count(*) as n
+        from {LISTS} where as_of_date = ? group by kind order by n desc, kind
+        """,
+        [day],
+    ).fetchall()
+    preview = con.execute(
+        f"""
+        select customer_id, rank, sku, score, reason from {LISTS}
+        where as_of_date = ? and rank <= 3 order by customer_id, rank limit 12
+        """,
+        [day],
+    ).df()
     return summary(
-        len(recs),
+        rows,
         metrics={
-            "model": str(recs.loc[recs["arm"] == TREATMENT, "model_name"].iloc[0])
-            if (recs["arm"] == TREATMENT).any()
-            else "popularity",
-            "customers": int(recs["customer_id"].nunique()),
-            "control_customers": int(recs.loc[recs["arm"] == CONTROL, "customer_id"].nunique()),
-            "distinct_skus": int(recs["sku"].nunique()),
+            "model": str(model),
+            "customers": int(customers),
+            "control_customers": int(control_customers),
+            "distinct_skus": int(skus),
         },
         markdown={"preview": markdown_table(preview, max_rows=12)},
-        json={"reasons": kinds.value_counts().to_dict()},
+        json={"reasons": {kind: int(n) for kind, n in kinds}},
     )

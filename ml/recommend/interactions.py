@@ -18,6 +18,7 @@ import pandas as pd
 
 from ml.recommend.data import Sequences
 from ml.sources.schema import EVENT_TYPES
+from ml.warehouse import fetch_frame
 
 DAY_SECONDS = 86_400.0
 
@@ -28,23 +29,25 @@ def read_purchases(con: duckdb.DuckDBPyConnection, first: date, last: date) -> p
     Ordered by customer, time and line: models that read order (transition, SASRec) see events of the same second
     in one order on every run, whatever order DuckDB's threads return the rows in.
     """
-    return con.execute(
+    return fetch_frame(
+        con,
         "SELECT customer_id, sku, order_ts AS event_ts, 'purchase' AS event_type, region "
         "FROM marts.fct_order_items WHERE order_date BETWEEN ? AND ? AND is_sale AND customer_id IS NOT NULL "
         "ORDER BY customer_id, order_ts, order_id, line_no",
         [first, last],
-    ).df()
+    )
 
 
 def read_interactions(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pd.DataFrame:
     """Views and carts from the clickstream plus purchases from the order lines, dated in ``[first, last]``
     (a purchase event of the clickstream is the same purchase as its order line: the line is kept)."""
-    events = con.execute(
+    events = fetch_frame(
+        con,
         "SELECT customer_id, sku, event_ts, event_type, region FROM marts.fct_events "
         "WHERE event_date BETWEEN ? AND ? AND customer_id IS NOT NULL AND event_type <> 'purchase' "
         "ORDER BY customer_id, event_ts, event_id",
         [first, last],
-    ).df()
+    )
     frame = pd.concat([events, read_purchases(con, first, last)], ignore_index=True)
     frame["event_ts"] = pd.to_datetime(frame["event_ts"], utc=True)
     return frame

@@ -18,14 +18,14 @@ from ml.recommend.daily import (
     champion_day,
     evaluate_day,
     evaluation_summary,
-    recommend_day,
+    recommend_day_parts,
     recommendations_summary,
     train_day,
     training_summary,
 )
 from ml.recommend.interactions import read_items
 from ml.summary import summary
-from ml.warehouse import replace_partition
+from ml.warehouse import replace_partition, replace_partition_in_parts
 from orchestration.asset_keys import EXPOSED_CUSTOMERS
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION, stateful_automation
 from orchestration.metadata import summary_metadata
@@ -227,18 +227,32 @@ def recommendations(
     with warehouse.connect() as con:
         items = read_items(con)
         for day in days:
-            recs = recommend_day(con, files.artifacts(), day, config, items)
-            if recs.empty:
+            parts = recommend_day_parts(con, files.artifacts(), day, config, items)
+            if not replace_partition_in_parts(con, LISTS, "as_of_date", day, log_parts(context, day, parts)):
                 context.log.info(
                     f"{day}: no lists (no champion, the gate held it back, or no models); the last ones keep serving"
                 )
                 continue
-            replace_partition(con, LISTS, "as_of_date", day, recs)
-            files.export(recs.drop(columns=["as_of_date"]), "recommendations", day)
+            files.export_query(
+                con,
+                f"SELECT * EXCLUDE (as_of_date) FROM {LISTS} WHERE as_of_date = ? ORDER BY customer_id, rank",
+                [day],
+                "recommendations",
+                day,
+            )
             built.append(day)
-            summaries.append(recommendations_summary(recs))
-            context.log.info(f"{day}: {recs['customer_id'].nunique()} customers × {config.top_k}")
+            summaries.append(recommendations_summary(con, day))
+            context.log.info(f"{day}: {summaries[-1]['metrics']['customers']} customers × {config.top_k}")
     return dg.MaterializeResult(metadata=summary_metadata(summaries, built, days))
+
+
+def log_parts(context: dg.AssetExecutionContext, day, parts):
+    """``parts`` as they come, with a progress line per part (a large store's day takes minutes)."""
+    customers = 0
+    for part in parts:
+        customers += part["customer_id"].nunique()
+        context.log.info(f"{day}: lists of {customers:,} customers built")
+        yield part
 
 
 recommend_assets = [candidate_models, model_evaluation, champion, recommendations]
