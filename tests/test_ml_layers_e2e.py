@@ -190,7 +190,9 @@ def test_lists_built_a_few_customers_at_a_time_are_the_lists_stored_and_exported
     assert len(stored) > 1_000 and built["customer_id"].is_monotonic_increasing
     pd.testing.assert_frame_equal(built[columns], stored[columns], check_dtype=False)
     np.testing.assert_allclose(built["score"], stored["score"], rtol=1e-6)
-    export = pd.read_parquet(store / "exports" / "recommendations" / "date=2025-01-21" / "recommendations.parquet")
+    export = pd.read_parquet(
+        store / "exports" / "recommendations" / "date=2025-01-21" / "recommendations.parquet"
+    )
     assert "as_of_date" not in export
     pd.testing.assert_frame_equal(export[columns], stored[columns], check_dtype=False)
 
