@@ -43,6 +43,8 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
+from bench import source_commit
+
 log = logging.getLogger("bench.pipeline")
 
 
@@ -94,8 +96,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         ),
     )
     args = p.parse_args(argv)
-    if args.only and args.layers != "all":
-        p.error("--only needs --layers all")
+    if args.only:
+        if args.layers != "all":
+            p.error("--only needs --layers all")
+        args.only = args.only.split(",")
+        unknown = sorted(set(args.only) - daily_asset_keys())
+        if unknown:
+            p.error(f"--only: not assets of the daily job: {', '.join(unknown)}")
     if (args.resume is None) != (args.from_day == 1):
         p.error("--resume and --from-day go together (a kept directory holds the days before --from-day)")
     if args.resume is not None and not args.skip_backfill:
@@ -107,6 +114,15 @@ def parse_args(argv=None) -> argparse.Namespace:
             "--measure-windows needs --skip-backfill (a backfill of every day of every layer is what it avoids)"
         )
     return args
+
+
+def daily_asset_keys() -> set[str]:
+    """The keys (``group/name``) of the assets the daily job materialises."""
+    from orchestration.definitions import defs
+    from orchestration.defs.schedules import daily_pipeline
+
+    graph = defs.resolve_asset_graph()
+    return {key.to_user_string() for key in daily_pipeline.selection.resolve(graph)}
 
 
 def parse_windows(text: str) -> list[tuple[int, int]]:
@@ -415,7 +431,7 @@ def main(argv=None) -> int:
             "first": first.isoformat(),
             "last": last.isoformat(),
             "fill": fill,
-            "only": args.only.split(",") if args.only else None,
+            "only": args.only,
         }
         return run_in_fresh_process(spec)
 
@@ -424,6 +440,7 @@ def main(argv=None) -> int:
         "scale": args.scale,
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
         "date": date.today().isoformat(),
+        "commit": source_commit(),
         "command": "python -m bench.pipeline " + " ".join(sys.argv[1:] if argv is None else argv),
         "layers": args.layers,
         "days": [],

@@ -132,3 +132,27 @@ def test_a_resumed_benchmark_runs_only_the_days_its_kept_directory_lacks(tmp_pat
     with pytest.raises(SystemExit):
         parse_args(["--days", "3", "--out", str(out), "--resume", str(tmp_path), "--from-day", "3"])
     assert "--skip-backfill" in capsys.readouterr().err
+
+
+def test_only_takes_assets_of_the_daily_job_and_refuses_unknown_ones(capsys):
+    args = parse_args(
+        ["--out", "x.json", "--layers", "all", "--only", "recommend/recommendations,supply/allocation_plan"]
+    )
+    assert args.only == ["recommend/recommendations", "supply/allocation_plan"]
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x.json", "--layers", "all", "--only", "recommend/recommendation"])
+    assert "not assets of the daily job: recommend/recommendation" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x.json", "--only", "recommend/recommendations"])
+    assert "--only needs --layers all" in capsys.readouterr().err
+
+
+def test_a_result_names_the_commit_it_measured():
+    import subprocess
+
+    from bench import source_commit
+
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    assert source_commit().split("+")[0] == head
