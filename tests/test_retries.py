@@ -50,12 +50,25 @@ def test_the_policy_is_declared_and_classifies_failures():
     assert not is_transient(ValueError("x.parquet: not a readable Parquet file"))
 
 
-def test_a_landing_file_that_arrives_late_is_retried_and_loaded(tmp_path):
+def test_a_landing_file_that_arrives_late_is_retried_and_loaded(tmp_path, monkeypatch):
+    from ml.ingest import raw_loader
+
     materialize_days(tmp_path, DAY, groups=("landing",))
     (orders,) = day_files(tmp_path / "landing", "simulated", "orders", DAY)
     parked = tmp_path / "parked.parquet"
     shutil.move(orders, parked)
-    arrival = threading.Timer(1.5, lambda: shutil.move(parked, orders))  # the upstream drop, running late
+    # The upstream drop arrives late: once the loader has looked for it and found nothing (not after a fixed
+    # time, which a slow machine can pass before the run even starts).
+    missed = threading.Event()
+
+    def watched_day_files(root, source, table, day):
+        files = day_files(root, source, table, day)
+        if table == "orders" and not files:
+            missed.set()
+        return files
+
+    monkeypatch.setattr(raw_loader, "day_files", watched_day_files)
+    arrival = threading.Thread(target=lambda: missed.wait(timeout=300) and shutil.move(parked, orders))
     arrival.start()
     run = _raw_run(tmp_path)
     arrival.join()
