@@ -16,7 +16,9 @@ also records the seconds and the peak memory (resident set of the run's process 
 sampled every half second) of every step (and the memory it started with), summed by layer (the step's groups).
 
 ``--resume`` continues from a copy of a directory an earlier run kept (``--keep``): only the days from
-``--from-day`` on run, on top of the days it holds.
+``--from-day`` on run, on top of the days it holds. ``--only`` runs just the named assets of each day, to measure
+one step again on a kept directory (for example ``--from-day 3 --only recommend/recommendations`` on a directory
+that holds day 3 re-runs that day's lists; the partition is replaced, as a re-run in Dagster replaces it).
 
 With ``--measure-windows``, only the days inside the windows run one per run (and are reported); the days between
 them are built by one single-run backfill of every layer except the recommenders and what reads them, whose
