@@ -84,6 +84,11 @@ def write_partition(
         con.execute(f"insert into {table} by name {rows}", params)
     else:
         con.execute(f"create table {table} as {rows}", params)
+    return _stored_rows(con, table, date_column, days)
+
+
+def _stored_rows(con: duckdb.DuckDBPyConnection, table: str, date_column: str, days: Days) -> int:
+    first, last = _date_range(days)
     return int(
         con.execute(
             f"select count(*) from {table} where {date_column} between ? and ?", [first, last]
@@ -137,18 +142,12 @@ def replace_partition_in_parts(
     first = next(parts, None)
     if first is None:
         return 0
-    start, end = _date_range(days)
     with transaction(con):
-        with _relation(con, first) as select:
-            write_partition(con, table, date_column, days, select)
+        write_partition(con, table, date_column, days, first)
         for part in parts:
             with _relation(con, part) as select:
                 con.execute(f"insert into {table} by name {select}")
-        return int(
-            con.execute(
-                f"select count(*) from {table} where {date_column} between ? and ?", [start, end]
-            ).fetchall()[0][0]
-        )
+        return _stored_rows(con, table, date_column, days)
 
 
 def fetch_frame(

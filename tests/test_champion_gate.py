@@ -14,7 +14,7 @@ import pytest
 from ml.artifacts import ArtifactStore
 from ml.recommend.bundles import BUNDLES
 from ml.recommend.champion import regression_verdict
-from ml.recommend.daily import CHAMPIONS, LISTS, METRICS, RecommendSettings, champion_day, recommend_day
+from ml.recommend.daily import CHAMPIONS, LISTS, METRICS, RecommendSettings, champion_day, recommend_day_parts
 from ml.warehouse import replace_partition
 
 DAY = date(2025, 1, 20)
@@ -94,7 +94,9 @@ def test_a_champion_worse_than_popularity_on_the_latest_day_does_not_serve(tmp_p
             assert "gate blocked serving" in choice["reason"]
             assert f"the lists of {DAY - timedelta(days=1)} keep serving" in choice["reason"]
             replace_partition(con, CHAMPIONS, "as_of_date", DAY, row)
-            assert recommend_day(con, store, DAY, RecommendSettings()).empty  # no lists for the day
+            assert (
+                list(recommend_day_parts(con, store, DAY, RecommendSettings())) == []
+            )  # no lists for the day
 
 
 def test_the_blocking_check_stops_the_days_lists_in_dagster(tmp_path):

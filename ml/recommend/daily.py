@@ -32,6 +32,7 @@ from ml.recommend.bundles import BUNDLES, CandidateModels, load_bundle
 from ml.recommend.champion import choose_champion, regression_verdict
 from ml.recommend.experiment import CONTROL, CONTROL_SHARE, TREATMENT, arms, list_ids
 from ml.recommend.interactions import read_interactions, read_purchases
+from ml.recommend.serving import REASON_KINDS, recommend
 from ml.summary import summary
 from ml.warehouse import markdown_table, table_exists
 
@@ -329,8 +330,6 @@ def recommend_day_parts(
     reason, experiment arm and list id (nothing without a champion or a bundle). The treatment arm gets the
     champion's list, the control arm (:mod:`ml.recommend.experiment`) the popularity list. A customer's list
     depends only on their own history, so the parts are the lists of one pass over every customer."""
-    from ml.recommend.serving import recommend
-
     champion, serves = champion_served(con, day)
     bundle = load_bundle(store, day) if champion is not None and serves else None
     if bundle is None:
@@ -362,21 +361,6 @@ def recommend_day_parts(
         recs.insert(0, "as_of_date", pd.Timestamp(day).date())
         recs.insert(1, "target_date", target)
         yield recs
-
-
-def recommend_day(
-    con: duckdb.DuckDBPyConnection,
-    store: ArtifactStore,
-    day: date,
-    settings: RecommendSettings,
-    items: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """:func:`recommend_day_parts` as one frame (empty without a champion or a bundle)."""
-    parts = list(recommend_day_parts(con, store, day, settings, items))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
-REASON_KINDS = ("bought together", "similar to", "new in", "popular in")
 
 
 def recommendations_summary(con: duckdb.DuckDBPyConnection, day: date) -> dict:

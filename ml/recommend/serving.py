@@ -13,6 +13,9 @@ from ml.recommend.interactions import item_labels
 from ml.recommend.metrics import users_per_batch
 from ml.recommend.scoring import Histories, histories, score_rows, top_k
 
+REASON_KINDS = ("bought together", "similar to", "new in", "popular in")
+"""How the reasons :func:`recommend` gives begin, one per kind (the summary of a day's lists counts them)."""
+
 
 def recommend(
     model: CandidateModel,
@@ -32,7 +35,7 @@ def recommend(
     bundle = model.bundle
     hist = histories(bundle, customers, history)
     if items is not None and len(items):
-        # a hash lookup: np.isin sorts object arrays by Python comparisons (minutes on a 100k-SKU catalogue)
+        # a hash lookup: np.isin sorts object arrays with Python comparisons, far slower on a large catalogue
         allowed = pd.Index(bundle.item_ids).isin(items["sku"].astype(str).to_numpy())
         titles = item_labels(items, bundle.item_ids)[0]
         titles = titles.where(titles != pd.Series(bundle.item_ids, index=bundle.item_ids), bundle.titles)
