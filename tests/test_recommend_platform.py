@@ -302,6 +302,59 @@ def test_repeated_events_collapse_and_history_is_capped():
     assert collapse_repeats(events, 2)["sku"].tolist() == ["a", "c"]
 
 
+def test_an_encoded_log_gives_the_sequences_of_the_plain_one(store):
+    """The log read with categorical ids (what the warehouse gives) and the same log with plain strings give the
+    same cleaned rows, collapsed history and sequences: the codes only change how the ids are held."""
+    from ml.recommend.data import Sequences
+    from ml.recommend.interactions import ID_COLUMNS, clean_events, concat_logs, to_sequences
+
+    _, events, _ = store
+    plain = events.assign(customer_id=events["customer_id"].astype(str), sku=events["sku"].astype(str))
+    half = len(plain) // 2
+    # two reads with different id sets, joined as read_interactions joins the clickstream and the order lines
+    encoded = concat_logs(
+        [
+            plain.iloc[:half].assign(
+                **{c: plain[c].iloc[:half].astype("category") for c in ID_COLUMNS if c in plain}
+            ),
+            plain.iloc[half:].assign(
+                **{c: plain[c].iloc[half:].astype("category") for c in ID_COLUMNS if c in plain}
+            ),
+        ]
+    )
+    assert isinstance(encoded["sku"].dtype, pd.CategoricalDtype) and len(encoded) == len(plain)
+    a, b = clean_events(plain), clean_events(encoded)
+    for column in ("customer_id", "sku", "event_type"):
+        assert b[column].cat.categories.is_monotonic_increasing
+        assert a[column].astype(str).tolist() == b[column].astype(str).tolist()
+    assert a["event_ts"].tolist() == b["event_ts"].tolist()
+    vocab = np.array(sorted(plain["sku"].unique())[:-5], dtype=object)  # some items outside the vocabulary
+    collapsed = collapse_repeats(a)
+    as_strings = collapsed[collapsed["sku"].astype(str).isin(set(vocab))].astype(
+        {"customer_id": str, "sku": str}
+    )
+    # the sequences as built from plain strings: factorised users, items looked up row by row
+    expected = Sequences.from_frame(
+        pd.DataFrame(
+            {
+                "user": as_strings["customer_id"].to_numpy(),
+                "item": as_strings["sku"].to_numpy(),
+                "ts": as_strings["event_ts"].astype("int64").to_numpy(),
+            }
+        ),
+        item_ids=vocab,
+    )
+    from_codes = to_sequences(collapse_repeats(b), vocab)
+    assert expected.user_ids.tolist() == from_codes.user_ids.tolist()
+    np.testing.assert_array_equal(expected.indptr, from_codes.indptr)
+    np.testing.assert_array_equal(expected.items, from_codes.items)
+    customers = np.array(sorted(plain["customer_id"].unique())[:30] + ["nobody"], dtype=object)
+    subset = to_sequences(collapse_repeats(b), vocab, customers)
+    rows = pd.Index(expected.user_ids).get_indexer(customers[:30])
+    assert all(np.array_equal(subset[i], expected[r]) for i, r in enumerate(rows))
+    assert len(subset[len(customers) - 1]) == 0  # the unknown customer: an empty sequence
+
+
 def test_collapse_repeats_accepts_an_empty_history():
     empty = pd.DataFrame(
         {"customer_id": [], "sku": [], "event_ts": pd.to_datetime([], utc=True), "event_type": []}
@@ -378,8 +431,8 @@ def test_models_do_not_depend_on_the_order_the_warehouse_returned_the_events(sto
         fitted.append(model.b_)
     np.testing.assert_array_equal(fitted[0], fitted[1])
     # the same instant keeps the funnel order: a view before the cart before the purchase
-    funnel = a["event_type"].map({"view": 0, "cart": 1, "purchase": 2})
-    steps = funnel.groupby([a["customer_id"], a["event_ts"]]).diff().dropna()
+    funnel = a["event_type"].map({"view": 0, "cart": 1, "purchase": 2}).astype(int)
+    steps = funnel.groupby([a["customer_id"], a["event_ts"]], observed=True).diff().dropna()
     assert len(steps) and (steps >= 0).all()
 
 

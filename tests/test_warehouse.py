@@ -9,7 +9,13 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml.warehouse import fetch_frame, replace_partition, replace_partition_in_parts, table_exists
+from ml.warehouse import (
+    fetch_frame,
+    replace_partition,
+    replace_partition_in_parts,
+    sorted_categories,
+    table_exists,
+)
 
 D1, D2 = date(2025, 1, 1), date(2025, 1, 2)
 
@@ -78,3 +84,36 @@ def test_a_frame_read_through_arrow_has_the_dtypes_and_values_of_df():
     sql = "select s, d, ts, kind from t where kind = ? order by ts"
     pd.testing.assert_frame_equal(fetch_frame(con, sql, ["p"]), con.execute(sql, ["p"]).df())
     assert fetch_frame(con, sql, ["p"])["s"].tolist() == ["a", "c"]
+
+
+def test_categorical_columns_come_out_with_sorted_categories_and_the_same_values():
+    con = duckdb.connect()
+    con.execute(
+        "create table t as select * from (values ('c9', 'x'), ('a1', NULL), ('b5', 'y'), ('a1', 'x'), "
+        "(NULL, 'z')) v(customer, kind)"
+    )
+    sql = "select customer, kind from t"
+    plain = con.execute(sql).df()
+    coded = fetch_frame(con, sql, categorical=["customer", "kind"])
+    assert coded["customer"].cat.categories.tolist() == ["a1", "b5", "c9"]
+    assert coded["kind"].cat.categories.tolist() == ["x", "y", "z"]
+    # the same values row by row, NULL a missing value
+    assert coded["customer"].astype(object).where(coded["customer"].notna(), None).tolist() == [
+        None if pd.isna(v) else v for v in plain["customer"]
+    ]
+    assert coded["kind"].isna().tolist() == plain["kind"].isna().tolist()
+    # sorting by the codes sorts by the values
+    assert coded.sort_values("customer")["customer"].dropna().tolist() == ["a1", "a1", "b5", "c9"]
+
+
+def test_sorted_categories_of_strings_and_of_a_categorical_in_first_seen_order():
+    from_strings = sorted_categories(pd.Series(["b", "a", None, "b"]))
+    assert from_strings.cat.categories.tolist() == ["a", "b"] and from_strings.cat.codes.tolist() == [
+        1,
+        0,
+        -1,
+        1,
+    ]
+    unsorted = pd.Series(pd.Categorical(["z", "m", "z"], categories=["z", "m"]))
+    resorted = sorted_categories(unsorted)
+    assert resorted.cat.categories.tolist() == ["m", "z"] and resorted.tolist() == ["z", "m", "z"]

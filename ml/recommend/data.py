@@ -75,25 +75,49 @@ class Sequences:
         exactly how the S3-Rec preprocessing orders Beauty. ``item_ids`` fixes the item vocabulary (for example to
         score against a catalogue that includes never-bought items); by default it is the sorted distinct items.
         """
-        if ts is not None and ts in df.columns:
-            df = df.iloc[np.argsort(df[ts].to_numpy(), kind="stable")]
         vocab = np.sort(df[item].unique()) if item_ids is None else np.asarray(item_ids)
-        index = pd.Index(vocab)
-        codes = index.get_indexer(df[item].to_numpy())
+        codes = pd.Index(vocab).get_indexer(df[item].to_numpy())
         if (codes < 0).any():
             raise ValueError("interactions contain items outside item_ids")
         ucodes, uids = pd.factorize(df[user], sort=True)
-        order = np.argsort(ucodes, kind="stable")
-        counts = np.bincount(ucodes, minlength=len(uids))
-        indptr = np.zeros(len(uids) + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
         times = None
         if ts is not None and ts in df.columns:
             t = df[ts]
             if pd.api.types.is_datetime64_any_dtype(t):
                 t = (pd.to_datetime(t, utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-            times = t.to_numpy(dtype=np.float64)[order]
-        return cls(indptr, codes[order].astype(np.int64), len(vocab), np.asarray(uids), vocab, times)
+            times = t.to_numpy(dtype=np.float64)
+        return cls.from_codes(ucodes, np.asarray(uids), codes, vocab, times)
+
+    @classmethod
+    def from_codes(
+        cls,
+        user_codes: np.ndarray,
+        user_ids: np.ndarray,
+        item_codes: np.ndarray,
+        item_ids: np.ndarray,
+        ts: np.ndarray | None = None,
+    ) -> Sequences:
+        """Sequences from one row per event: the user as an index into ``user_ids``, the item as an index into
+        ``item_ids``, and the optional time (float seconds). Events are ordered by time with a stable sort (ties
+        keep their row order); users without any event are left out, the others keep the order of ``user_ids``."""
+        user_codes, item_codes = np.asarray(user_codes), np.asarray(item_codes, dtype=np.int64)
+        by_time = np.argsort(ts, kind="stable") if ts is not None else np.arange(len(user_codes))
+        counts = np.bincount(user_codes, minlength=len(user_ids))
+        present = np.flatnonzero(counts)
+        dense = np.zeros(len(counts), dtype=np.int64)
+        dense[present] = np.arange(len(present))
+        order = by_time[np.argsort(dense[user_codes[by_time]], kind="stable")]
+        indptr = np.zeros(len(present) + 1, dtype=np.int64)
+        np.cumsum(counts[present], out=indptr[1:])
+        times = None if ts is None else np.asarray(ts, dtype=np.float64)[order]
+        return cls(
+            indptr,
+            item_codes[order],
+            len(item_ids),
+            np.asarray(user_ids)[present],
+            np.asarray(item_ids),
+            times,
+        )
 
     # ----------------------------------------------------------------- views
     def __len__(self) -> int:

@@ -4,6 +4,10 @@ Schema: ``customer_id`` (str), ``sku`` (str), ``event_ts`` (tz-aware UTC), ``eve
 purchase}; an optional ``region`` column gives each customer's region (the latest one seen is used) for the
 new-user fallback. :func:`read_interactions` builds it from the marts: views and carts from the clickstream,
 purchases from the order lines (the real data has no clickstream, only orders).
+
+On a large store the log holds tens of millions of rows, so its id columns are pandas categoricals with sorted
+categories (:func:`ml.warehouse.sorted_categories`) from the read to the sequences: every stage copies small
+integer codes, never a Python string per row, and sorting by the codes orders by the ids.
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from ml.recommend.data import Sequences
 from ml.sources.schema import EVENT_TYPES
-from ml.warehouse import fetch_frame
+from ml.warehouse import fetch_frame, sorted_categories
 
 DAY_SECONDS = 86_400.0
+ID_COLUMNS = ("customer_id", "sku", "event_type", "region")
+"""The columns read and kept as categoricals with sorted categories."""
 
 
 def read_purchases(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pd.DataFrame:
@@ -35,6 +42,7 @@ def read_purchases(con: duckdb.DuckDBPyConnection, first: date, last: date) -> p
         "FROM marts.fct_order_items WHERE order_date BETWEEN ? AND ? AND is_sale AND customer_id IS NOT NULL "
         "ORDER BY customer_id, order_ts, order_id, line_no",
         [first, last],
+        categorical=ID_COLUMNS,
     )
 
 
@@ -47,10 +55,24 @@ def read_interactions(con: duckdb.DuckDBPyConnection, first: date, last: date) -
         "WHERE event_date BETWEEN ? AND ? AND customer_id IS NOT NULL AND event_type <> 'purchase' "
         "ORDER BY customer_id, event_ts, event_id",
         [first, last],
+        categorical=ID_COLUMNS,
     )
-    frame = pd.concat([events, read_purchases(con, first, last)], ignore_index=True)
+    frame = concat_logs([events, read_purchases(con, first, last)])
     frame["event_ts"] = pd.to_datetime(frame["event_ts"], utc=True)
     return frame
+
+
+def concat_logs(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Rows of ``frames`` one after the other; their categorical id columns stay categorical (with the union of
+    the categories, sorted) where ``pd.concat`` would turn different categories into a column of strings."""
+    columns = {}
+    for name in frames[0].columns:
+        parts = [frame[name] for frame in frames]
+        if all(isinstance(part.dtype, pd.CategoricalDtype) for part in parts):
+            columns[name] = pd.Series(union_categoricals(parts, sort_categories=True), name=name)
+        else:
+            columns[name] = pd.concat(parts, ignore_index=True)
+    return pd.DataFrame(columns)
 
 
 def read_items(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -66,11 +88,14 @@ def day_end(as_of: Any) -> pd.Timestamp:
 
 
 def clean_events(events: pd.DataFrame, before: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The log the models read: rows with a customer, an item and a time, of a known event type, before
+    ``before``; ids as categoricals with sorted categories; in one total order."""
     cols = ["customer_id", "sku", "event_ts", "event_type"] + (["region"] if "region" in events else [])
-    df = events[cols].dropna(subset=["customer_id", "sku", "event_ts"]).copy()
-    df["event_ts"] = pd.to_datetime(df["event_ts"], utc=True)
-    df["customer_id"] = df["customer_id"].astype(str)
-    df["sku"] = df["sku"].astype(str)
+    df = events[cols].dropna(subset=["customer_id", "sku", "event_ts"])
+    df = df.assign(
+        event_ts=pd.to_datetime(df["event_ts"], utc=True),
+        **{name: _ids(df[name]) for name in ID_COLUMNS if name in df},
+    )
     if "event_type" in df:
         df = df[df["event_type"].isin(EVENT_TYPES)]
     if before is not None:
@@ -78,12 +103,26 @@ def clean_events(events: pd.DataFrame, before: pd.Timestamp | None = None) -> pd
     # A total order, not the order the rows were read in: events at the same instant (a view, a cart and a
     # purchase logged together) would otherwise change the collapsed sequences, the history cap and the models
     # with the warehouse's scan order.
-    funnel = df["event_type"].map({t: i for i, t in enumerate(EVENT_TYPES)}) if "event_type" in df else 0
+    funnel = (
+        df["event_type"].map({t: i for i, t in enumerate(EVENT_TYPES)}).astype("int8")
+        if "event_type" in df
+        else 0
+    )
     return (
         df.assign(_funnel=funnel)
         .sort_values(["event_ts", "customer_id", "_funnel", "sku"], kind="stable")
         .drop(columns="_funnel")
     )
+
+
+def _ids(values: pd.Series) -> pd.Series:
+    """Ids as strings in a categorical with sorted categories (ids read as numbers become their text)."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and values.cat.categories.inferred_type in (
+        "string",
+        "empty",
+    ):
+        return sorted_categories(values)
+    return sorted_categories(values.astype(object).where(values.isna(), values.astype(str)))
 
 
 MAX_HISTORY = 200
@@ -97,23 +136,34 @@ def collapse_repeats(df: pd.DataFrame, max_history: int | None = MAX_HISTORY) ->
     if df.empty:  # a day after a closed day (the real shop does not trade on Saturdays) has no history rows
         return df
     df = df.sort_values(["customer_id", "event_ts"], kind="stable")
-    same = (df["customer_id"].to_numpy()[1:] == df["customer_id"].to_numpy()[:-1]) & (
-        df["sku"].to_numpy()[1:] == df["sku"].to_numpy()[:-1]
-    )
-    df = df[np.concatenate([[True], ~same])]
+    customer, sku = _codes(df["customer_id"]), _codes(df["sku"])
+    df = df[np.concatenate([[True], (customer[1:] != customer[:-1]) | (sku[1:] != sku[:-1])])]
     if max_history is not None:
-        from_end = df.groupby("customer_id", sort=False).cumcount(ascending=False).to_numpy()
+        from_end = df.groupby(_codes(df["customer_id"]), sort=False).cumcount(ascending=False).to_numpy()
         df = df[from_end < max_history]
     return df
 
 
+def _codes(values: pd.Series) -> np.ndarray:
+    """Integer codes of a categorical column (equal codes: equal values), the values themselves otherwise."""
+    return values.cat.codes.to_numpy() if isinstance(values.dtype, pd.CategoricalDtype) else values.to_numpy()
+
+
 def to_sequences(df: pd.DataFrame, vocab: np.ndarray, customers: Sequence[str] | None = None) -> Sequences:
     """Time-ordered item sequences in the given vocabulary (unknown items dropped); rows follow ``customers``."""
-    df = df[pd.Index(vocab).get_indexer(df["sku"].to_numpy()) >= 0]
-    frame = pd.DataFrame(
-        {"user": df["customer_id"].to_numpy(), "item": df["sku"].to_numpy(), "ts": _seconds(df["event_ts"])}
+    sku, customer = _ids(df["sku"]), _ids(df["customer_id"])
+    # each distinct SKU is looked up in the vocabulary once, then every row by its code
+    item_of_code = pd.Index(vocab).get_indexer(sku.cat.categories)
+    codes = sku.cat.codes.to_numpy()
+    items = np.where(codes >= 0, item_of_code[codes], -1)
+    known = (items >= 0) & (customer.cat.codes.to_numpy() >= 0)
+    seqs = Sequences.from_codes(
+        customer.cat.codes.to_numpy()[known],
+        customer.cat.categories.to_numpy(dtype=object),
+        items[known],
+        vocab,
+        _seconds(df["event_ts"])[known],
     )
-    seqs = Sequences.from_frame(frame, item_ids=vocab)
     if customers is None:
         return seqs
     rows = pd.Index(seqs.user_ids).get_indexer(np.asarray(customers, dtype=object))
