@@ -13,8 +13,8 @@ lookup does not scan the export.
 
 Endpoints: ``GET /health``, ``GET /recommendations/{customer_id}``, ``GET /forecast/{sku}``,
 ``GET /replenishment``, ``GET /stockout-alerts``, ``GET /service-levels``, ``GET /allocation``,
-``GET /transfer-orders``, ``GET /messages/{customer_id}``. Unknown ids answer 404 with a message; bad parameters
-422. Every endpoint but ``/health`` wants the token when ``AIGC_API_TOKEN`` is set; rate limits, size caps and the
+``GET /transfer-orders``, ``GET /messages/{customer_id}``, ``GET /search?q=...&customer_id=...&k=...``. Unknown
+ids answer 404 with a message; bad parameters 422. Every endpoint but ``/health`` wants the token when ``AIGC_API_TOKEN`` is set; rate limits, size caps and the
 access log are :mod:`api.security`'s.
 """
 
@@ -24,6 +24,7 @@ import argparse
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -43,6 +44,8 @@ OUTPUTS = (
     "messages",
     "allocation_plan",
     "transfer_orders",
+    "search_catalogue",
+    "search_profiles",
 )
 
 
@@ -209,6 +212,69 @@ def messages(customer_id: str) -> dict:
     return {"customer_id": customer_id, "as_of": snap.day, "messages": rows}
 
 
+_SEARCH_LOCK = threading.Lock()
+_SEARCH: dict[str, object] = {}
+
+
+def _product_search(snap):
+    """The search over a catalogue snapshot, built once per snapshot (BM25 index, embeddings, the encoder)."""
+    from ml.search.catalogue import embedding_matrix
+    from ml.search.encoder import load_encoder
+    from ml.search.ranker import ProductSearch
+
+    with _SEARCH_LOCK:
+        if _SEARCH.get("snapshot") is not snap:
+            encoder = load_encoder()
+            _SEARCH["engine"] = ProductSearch(snap.frame, embedding_matrix(snap.frame), encoder.encode)
+            _SEARCH["snapshot"] = snap
+        return _SEARCH["engine"]
+
+
+def warm_search() -> None:
+    """Build the search over the newest catalogue export in the background at start-up: loading the encoder takes
+    seconds, which the first search request would otherwise wait for (it waits on the lock instead, less)."""
+    snap = EXPORTS.latest("search_catalogue", ("sku",))
+    if snap is not None:
+        _product_search(snap)
+        logging.getLogger("aigc.api").info("search ready over the catalogue of %s", snap.day)
+
+
+@app.get("/search")
+def search(
+    q: Annotated[str, Query(description="what the customer typed")] = "",
+    customer_id: str | None = None,
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> dict:
+    """Products for a text query: BM25 and sentence-encoder relevance fused, personalised with the customer's
+    profile facts when the customer is known (``personalised`` says whether it was), out-of-stock products
+    filtered, each result with the terms it matched and the facts that moved it."""
+    from ml.search.catalogue import PROFILES_EXPORT, shopper_from_row
+    from ml.search.ranker import QueryError, check_query
+
+    try:
+        query = check_query(q)
+    except QueryError as err:
+        raise HTTPException(422, f"cannot search {q!r}: {err}") from err
+    engine = _product_search(_snapshot("search_catalogue", ("sku",)))
+    shopper, note = None, "anonymous search: no customer_id given"
+    if customer_id is not None:
+        profiles = EXPORTS.latest(PROFILES_EXPORT, (), ("customer_id",))
+        rows = profiles.rows("customer_id", customer_id) if profiles is not None else None
+        if rows is not None and len(rows):
+            shopper, note = shopper_from_row(rows.iloc[0]), "personalised with the customer's profile facts"
+        else:
+            note = f"customer {customer_id!r} has no profile: results are not personalised"
+    results = engine.search(query, k=k, shopper=shopper)
+    return {
+        "query": query,
+        "as_of": _snapshot("search_catalogue", ("sku",)).day,
+        "customer_id": customer_id,
+        "personalised": shopper is not None,
+        "note": note,
+        "results": _records(results.assign(matched_terms=results["matched_terms"].map(list))),
+    }
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m api.app", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
@@ -227,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("aigc.api").warning(
             "AIGC_API_TOKEN is not set: serving without a token, on loopback only (%s)", args.host
         )
+    threading.Thread(target=warm_search, name="warm-search", daemon=True).start()
     # uvicorn's own access log prints every path with its customer or SKU id: ours logs the route template only
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0

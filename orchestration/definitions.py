@@ -21,6 +21,7 @@ from orchestration.defs.quality.assets import (
 from orchestration.defs.recommend.assets import recommend_assets
 from orchestration.defs.recommend.retention import recommender_bundle_retention, retention_schedule
 from orchestration.defs.schedules import daily_pipeline, daily_schedule
+from orchestration.defs.search.assets import search_assets
 from orchestration.defs.supply.assets import supply_assets
 from orchestration.defs.transform.assets import dbt_daily_models, dbt_feature_models
 from orchestration.resources import build_resources
@@ -35,6 +36,7 @@ defs = dg.Definitions(
             dbt_feature_models,
             quarantine_summary_asset,
             *profile_assets,
+            *search_assets,
             *supply_assets,
             *recommend_assets,
             *feedback_assets,

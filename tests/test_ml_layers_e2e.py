@@ -607,3 +607,45 @@ def test_the_allocation_replay_loses_no_unit_under_any_rule(store, tmp_path):
     assert rules["home"]["transfers"] == 0 and rules["nearest"]["transfers"] == 0
     # the store's map sends Scotland's orders to Dublin, late by a day; the nearest rule ships them from the North
     assert rules["nearest"]["on_time_orders"] > rules["home"]["on_time_orders"]
+
+
+def test_products_are_encoded_once_and_searched_through_the_api(store):
+    """Every listed product has its text embedding; re-running a day encodes nothing; the day's search index is
+    exported and `GET /search` answers from it: bad queries 422, unknown customers unpersonalised, a known one
+    personalised with its profile facts, nothing out of stock."""
+    from ml.exports import read_export
+    from ml.search.encoder import WEIGHTS_SHA256
+    from tests.api_server import get, running_api
+
+    last = date(2025, 1, 21)
+    listed = q(store, "SELECT count(*) FROM marts.dim_products WHERE first_seen_ts < ?", [date(2025, 1, 22)])[
+        0
+    ][0]
+    catalogue = read_export(store / "exports", "search_catalogue", last)
+    assert len(catalogue) == listed and catalogue["embedding"].map(len).eq(384).all()
+    stored = q(store, "SELECT count(*), count(DISTINCT content_hash) FROM search.text_embeddings")[0]
+    assert stored[0] == stored[1] == catalogue["content_hash"].nunique()
+    rerun = dg.materialize(
+        all_assets(),
+        selection=dg.AssetSelection.assets(dg.AssetKey(["goods", "item_embeddings"])),
+        resources=resources_for(store),
+        partition_key=LAST,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    (event,) = rerun.asset_materializations_for_node("goods__item_embeddings")
+    assert event.metadata["encoded"].value == 0 and event.metadata["reused"].value == listed
+    assert event.metadata["weights_sha256"].value == WEIGHTS_SHA256
+    profiles = read_export(store / "exports", "search_profiles", last)
+    known = profiles[profiles["category_affinity"].str.len() > 2].iloc[0]
+    out_of_stock = set(catalogue.loc[~catalogue["in_stock"], "sku"])
+    with running_api(store / "exports") as base:
+        status, body = get(base + "/search?q=%20")
+        assert status == 422 and "empty" in body["detail"]
+        status, body = get(base + "/search?q=kitchen&k=5&customer_id=nobody")
+        assert status == 200 and body["personalised"] is False and "has no profile" in body["note"]
+        assert len(body["results"]) == 5 and body["as_of"] == LAST
+        assert not {r["sku"] for r in body["results"]} & out_of_stock
+        assert any("kitchen" in r["matched_terms"] for r in body["results"])
+        status, body = get(f"{base}/search?q=gift&k=20&customer_id={known['customer_id']}")
+        assert status == 200 and body["personalised"] is True
+        assert any(r["profile_facts"] for r in body["results"]) and all(r["reason"] for r in body["results"])
