@@ -151,6 +151,15 @@ def test_recommendations_exclude_purchases_and_cite_the_history(store):
         [day],
     )[0][0]
     assert cited_not_in_history == 0
+    # "bought together with X" is the basket associations' evidence: X and the item were bought in the same orders
+    together, not_a_basket_pair = q(
+        store,
+        "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM features.basket_associations b "
+        "WHERE b.as_of_date = r.as_of_date AND b.antecedent = r.reason_sku AND b.consequent = r.sku)) "
+        "FROM outputs.recommendations r WHERE r.as_of_date = ? AND r.reason LIKE 'bought together with %'",
+        [day],
+    )[0]
+    assert together > 0 and not_a_basket_pair == 0
     evaluated = q(
         store, 'SELECT count(*), min("NDCG@10") FROM recommend.daily_metrics WHERE eval_date = ?', [day]
     )[0]

@@ -231,6 +231,48 @@ def test_recommendations_exclude_purchases_and_reasons_cite_history(trained):
         assert len(new) == 10 and new["reason"].str.startswith("popular").all()
 
 
+def test_bought_together_reasons_come_from_the_basket_pairs_given(trained):
+    """Without basket pairs no list says "bought together"; with a pair (X, Y) where X is in the customer's
+    history and Y in the list, Y's reason names X."""
+    import scipy.sparse as sp
+
+    bundle, history, purchases, _ = trained
+    customer = str(purchases["customer_id"].iloc[0])
+    plain = recommend(bundle["itemknn"], [customer], history, k=10)
+    assert not plain["reason"].str.startswith("bought together").any()
+    seen = history.loc[history["customer_id"].astype(str) == customer, "sku"].astype(str)
+    x = pd.Index(bundle.item_ids).get_loc(seen.iloc[-1])
+    y_sku = plain["sku"].iloc[3]
+    y = pd.Index(bundle.item_ids).get_loc(y_sku)
+    n = len(bundle.item_ids)
+    pairs = sp.csr_matrix(([2.5], ([x], [y])), shape=(n, n), dtype=np.float32)
+    explained = recommend(bundle["itemknn"], [customer], history, k=10, together=pairs)
+    assert explained["sku"].tolist() == plain["sku"].tolist()  # reasons change, never the list
+    row = explained[explained["sku"] == y_sku].iloc[0]
+    assert row["reason"] == f"bought together with {bundle.titles[seen.iloc[-1]]}"
+    assert row["reason_sku"] == seen.iloc[-1]
+
+
+def test_basket_pairs_read_the_days_associations_onto_the_bundles_items():
+    import duckdb
+
+    from ml.recommend.daily import basket_pairs
+
+    con = duckdb.connect()
+    items = np.array(["A", "B", "C"], dtype=object)
+    assert basket_pairs(con, date(2025, 1, 2), items).nnz == 0  # no table yet: no pairs
+    con.execute("create schema features")
+    con.execute(
+        "create table features.basket_associations as select * from (values "
+        "(DATE '2025-01-02', 'A', 'B', 3.0), (DATE '2025-01-02', 'B', 'A', 3.0), "
+        "(DATE '2025-01-02', 'A', 'Z', 9.0), (DATE '2025-01-01', 'C', 'A', 7.0)) "
+        "v(as_of_date, antecedent, consequent, lift)"
+    )
+    m = basket_pairs(con, date(2025, 1, 2), items)
+    assert m.shape == (3, 3) and m.nnz == 2  # Z is not in the bundle, C-A is another day
+    assert m[0, 1] == 3.0 and m[1, 0] == 3.0 and m[2, 0] == 0.0
+
+
 def test_warm_start_and_carry_over(trained, store, tmp_path):
     bundle, history, purchases, _ = trained
     _, events, products = store

@@ -12,7 +12,7 @@ import hashlib
 import json
 import pickle
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,8 +52,6 @@ class CandidateModels:
     categories: pd.Series
     trained_items: np.ndarray
     """Items with at least one interaction in the training window (the others are "new")."""
-    together: sp.csr_matrix
-    """Symmetric counts of items purchased consecutively by a customer ("bought together with")."""
     similar: sp.csr_matrix
     """ItemKNN similarities over all events ("similar to X you viewed")."""
     manifest: dict[str, Any]
@@ -86,7 +84,9 @@ def load_bundle(store: ArtifactStore, day: date) -> CandidateModels | None:
     path = store.path(BUNDLES, day.isoformat())
     with open(path / "models.pkl", "rb") as fh:
         state = pickle.load(fh)
-    return CandidateModels(**state, path=path)
+    # a bundle written by an earlier version may hold fields since dropped (its own "bought together" counts)
+    known = {f.name for f in fields(CandidateModels)}
+    return CandidateModels(**{k: v for k, v in state.items() if k in known}, path=path)
 
 
 def expired_bundles(

@@ -24,10 +24,12 @@ from datetime import date, timedelta
 import duckdb
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from pydantic import BaseModel, Field
 
 from ml.artifacts import ArtifactStore
 from ml.feedback.online import blocked_models, ctr_drop, online_verdicts
+from ml.profiles.feature_tables import BASKET_ASSOCIATIONS
 from ml.recommend.bundles import BUNDLES, CandidateModels, load_bundle
 from ml.recommend.champion import choose_champion, regression_verdict
 from ml.recommend.experiment import CONTROL, CONTROL_SHARE, TREATMENT, arms, list_ids
@@ -339,6 +341,7 @@ def recommend_day_parts(
             f"champion {champion!r} of {day} is not in the day's bundle (models: {bundle.names})"
         )
     history = read_interactions(con, day - timedelta(days=TRAINING_WINDOW_DAYS - 1), day)
+    together = basket_pairs(con, day, bundle.item_ids)
     active = history.loc[
         history["event_ts"] >= pd.Timestamp(day, tz="UTC") - pd.Timedelta(days=ACTIVE_DAYS - 1), "customer_id"
     ].unique()
@@ -353,7 +356,12 @@ def recommend_day_parts(
             group = part_customers[arm == arm_name]
             if len(group):
                 lists = recommend(
-                    bundle[model_name], list(group), part_history, k=settings.top_k, items=items
+                    bundle[model_name],
+                    list(group),
+                    part_history,
+                    k=settings.top_k,
+                    items=items,
+                    together=together,
                 )
                 served.append(lists.assign(arm=arm_name))
         recs = pd.concat(served, ignore_index=True).sort_values(["customer_id", "rank"], ignore_index=True)
@@ -361,6 +369,28 @@ def recommend_day_parts(
         recs.insert(0, "as_of_date", pd.Timestamp(day).date())
         recs.insert(1, "target_date", target)
         yield recs
+
+
+def basket_pairs(con: duckdb.DuckDBPyConnection, day: date, item_ids: np.ndarray) -> sp.csr_matrix:
+    """``items x items`` of ``item_ids``: the lift of each pair bought in the same orders over the basket window
+    ending on ``day`` (``goods/basket_associations``, antecedent -> consequent; 0 elsewhere), the evidence behind
+    "bought together with X"."""
+    n = len(item_ids)
+    if not table_exists(con, BASKET_ASSOCIATIONS):
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    pairs = con.execute(
+        f"select antecedent, consequent, lift from {BASKET_ASSOCIATIONS} where as_of_date = ? and lift > 0",
+        [day],
+    ).df()
+    index = pd.Index(item_ids)
+    rows = index.get_indexer(pairs["antecedent"].astype(str).to_numpy())
+    cols = index.get_indexer(pairs["consequent"].astype(str).to_numpy())
+    known = (rows >= 0) & (cols >= 0)
+    return sp.csr_matrix(
+        (pairs["lift"].to_numpy(np.float32)[known], (rows[known], cols[known])),
+        shape=(n, n),
+        dtype=np.float32,
+    )
 
 
 def recommendations_summary(con: duckdb.DuckDBPyConnection, day: date) -> dict:

@@ -23,14 +23,17 @@ def recommend(
     history: pd.DataFrame | None,
     k: int = 10,
     items: pd.DataFrame | None = None,
+    together: sp.csr_matrix | None = None,
 ) -> pd.DataFrame:
     """Top-``k`` per customer with score, rank, model version and a readable reason.
 
     ``history`` holds the customers' events (any date up to now; their purchases are excluded). ``items``, when
     given, restricts the lists to those SKUs (e.g. in stock today) and supplies titles for the reasons. The reason
     names a real item of the customer's history whenever it cites one (``reason_sku``): "bought together with X"
-    (consecutive purchases by other customers), "similar to X you viewed/bought" (item-item similarity), else "new
-    in a category you like" (never-bought item in a category of the history) or "popular in your region".
+    (``together``: items x items of the bundle, the lift of X and the item bought in the same orders, from
+    ``goods/basket_associations``; see :func:`ml.recommend.daily.basket_pairs`), "similar to X you viewed/bought"
+    (item-item similarity), else "new in a category you like" (never-bought item in a category of the history) or
+    "popular in your region".
     """
     bundle = model.bundle
     hist = histories(bundle, customers, history)
@@ -41,7 +44,10 @@ def recommend(
         titles = titles.where(titles != pd.Series(bundle.item_ids, index=bundle.item_ids), bundle.titles)
     else:
         allowed, titles = None, bundle.titles
-    lookups = (_Lookup(bundle.together), _Lookup(bundle.similar))
+    n_items = len(bundle.item_ids)
+    if together is None:
+        together = sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    lookups = (_Lookup(together), _Lookup(bundle.similar))
     frames = []
     batch = users_per_batch(2048, len(bundle.item_ids))
     for start in range(0, len(hist.customers), batch):

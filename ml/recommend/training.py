@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ml.artifacts import ArtifactStore
 from ml.recommend.base import Recommender
@@ -238,7 +237,6 @@ def train_candidates(
         titles=titles,
         categories=categories,
         trained_items=trained_items,
-        together=_together(purchase_seqs),
         similar=explain_knn.sim_,
         manifest=manifest,
     )
@@ -269,14 +267,3 @@ def _replace(cfg: SASRecConfig, overrides: dict[str, Any]) -> SASRecConfig:
 
 def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(params, default=str))
-
-
-def _together(purchase_seqs: Sequences) -> sp.csr_matrix:
-    prev, nxt = purchase_seqs.pairs()
-    n = purchase_seqs.n_items
-    keep = prev != nxt
-    ones = np.ones(int(keep.sum()), dtype=np.float32)
-    m = sp.csr_matrix((ones, (prev[keep], nxt[keep])), shape=(n, n))
-    m = (m + m.T).tocsr()
-    m.sum_duplicates()
-    return m

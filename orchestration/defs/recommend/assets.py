@@ -208,12 +208,13 @@ def champion(
     description=(
         "Top-K recommendations for D+1 for every customer active in the last 30 days, from the champion model: "
         "score, rank, model version and a readable reason citing a real item of the customer's history "
-        "('bought together with X', 'similar to X you viewed', 'new in a category you like', 'popular in your "
+        "('bought together with X': X and the item were bought in the same orders, from "
+        "`goods/basket_associations`; 'similar to X you viewed', 'new in a category you like', 'popular in your "
         "region'). Never an item the customer already bought. A fixed hashed control group (10% by default) is "
         "served the popularity list instead, so uplift is measured inside the same days; each row carries its "
         "`arm` and `list_id`. `outputs.recommendations`, exported as Parquet for the shop front and the API."
     ),
-    deps=[CHAMPION, CANDIDATES],
+    deps=[CHAMPION, CANDIDATES, dg.AssetKey(["goods", "basket_associations"])],
     **RECOMMEND,
     **DAILY_WAREHOUSE_WRITER,
 )
