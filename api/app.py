@@ -13,7 +13,8 @@ lookup does not scan the export.
 
 Endpoints: ``GET /health``, ``GET /recommendations/{customer_id}``, ``GET /forecast/{sku}``,
 ``GET /replenishment``, ``GET /stockout-alerts``, ``GET /service-levels``, ``GET /allocation``,
-``GET /transfer-orders``, ``GET /messages/{customer_id}``, ``GET /search?q=...&customer_id=...&k=...``. Unknown
+``GET /transfer-orders``, ``GET /messages/{customer_id}``, ``GET /search?q=...&customer_id=...&k=...``,
+``GET /category/{category}?customer_id=...&k=...``. Unknown
 ids answer 404 with a message; bad parameters 422. Every endpoint but ``/health`` wants the token when ``AIGC_API_TOKEN`` is set; rate limits, size caps and the
 access log are :mod:`api.security`'s.
 """
@@ -46,6 +47,7 @@ OUTPUTS = (
     "transfer_orders",
     "search_catalogue",
     "search_profiles",
+    "category_rankings",
 )
 
 
@@ -272,6 +274,62 @@ def search(
         "personalised": shopper is not None,
         "note": note,
         "results": _records(results.assign(matched_terms=results["matched_terms"].map(list))),
+    }
+
+
+@app.get("/category/{category}")
+def category_page(
+    category: str,
+    customer_id: str | None = None,
+    segment_id: int | None = None,
+    k: Annotated[int, Query(ge=1, le=50)] = 20,
+) -> dict:
+    """A category's page (``goods/category_rankings``) for the customer's segment (or ``segment_id``; segment 0
+    without either), the customer's own usual price band and recent views moving matching products up."""
+    from ml.search.catalogue import PROFILES_EXPORT, shopper_from_row
+    from ml.search.ranker import PERSONAL_WEIGHT
+
+    snap = _snapshot("category_rankings", ("category", "segment_id", "rank"), ("category",))
+    pages = snap.rows("category", category)
+    if pages.empty:
+        known = sorted(snap.index["category"])
+        raise HTTPException(404, f"no category {category!r} as of {snap.day}; categories: {', '.join(known)}")
+    shopper, note = None, "the page for visitors without a segment"
+    if customer_id is not None:
+        profiles = EXPORTS.latest(PROFILES_EXPORT, (), ("customer_id",))
+        rows = profiles.rows("customer_id", customer_id) if profiles is not None else None
+        if rows is not None and len(rows):
+            shopper = shopper_from_row(rows.iloc[0])
+            segment_id = int(rows.iloc[0].get("segment_id") or 0) if segment_id is None else segment_id
+            note = f"the page of segment {segment_id}, personalised with the customer's price band and recent views"
+        else:
+            note = f"customer {customer_id!r} has no profile: the page for visitors without a segment"
+    elif segment_id is not None:
+        note = f"the page of segment {segment_id}"
+    page = pages[pages["segment_id"] == (segment_id or 0)]
+    if page.empty:
+        page, note = pages[pages["segment_id"] == 0], f"segment {segment_id} has no page: the default page"
+    page = page.copy()
+    if shopper is not None:
+        catalogue = EXPORTS.latest("search_catalogue", ("sku",), ("sku",))
+        bands = (
+            catalogue.frame.set_index("sku")["price_band"]
+            if catalogue is not None
+            else pd.Series(dtype=object)
+        )
+        in_band = page["sku"].map(bands).eq(shopper.price_band).to_numpy() if shopper.price_band else False
+        viewed = page["sku"].isin(shopper.recently_viewed).to_numpy()
+        page["score"] = page["score"] * (1 + PERSONAL_WEIGHT * (0.5 * np.asarray(in_band) + 0.5 * viewed))
+        page = page.sort_values(["score", "rank"], ascending=[False, True], kind="stable")
+        page["rank"] = np.arange(1, len(page) + 1)
+    return {
+        "category": category,
+        "as_of": snap.day,
+        "customer_id": customer_id,
+        "segment_id": int(page["segment_id"].iloc[0]),
+        "personalised": shopper is not None,
+        "note": note,
+        "products": _records(page.head(k).drop(columns=["category", "segment_id"])),
     }
 
 

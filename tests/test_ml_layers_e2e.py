@@ -658,3 +658,46 @@ def test_products_are_encoded_once_and_searched_through_the_api(store):
         status, body = get(f"{base}/search?q=gift&k=20&customer_id={known['customer_id']}")
         assert status == 200 and body["personalised"] is True
         assert any(r["profile_facts"] for r in body["results"]) and all(r["reason"] for r in body["results"])
+
+
+def test_category_pages_are_ranked_per_segment_and_served(store):
+    """Every category has a page for visitors without a segment and one per segment of the day, without
+    out-of-stock products; `GET /category/{category}` serves the customer's segment page, 404 names the
+    categories."""
+    from ml.exports import read_export
+    from tests.api_server import get, running_api
+
+    last = date(2025, 1, 21)
+    categories = {r[0] for r in q(store, "SELECT DISTINCT category FROM marts.dim_products")}
+    pages = q(
+        store,
+        "SELECT category, segment_id, count(*), max(rank) FROM search.category_rankings WHERE as_of_date = ? "
+        "GROUP BY 1, 2",
+        [last],
+    )
+    segments = {
+        r[0]
+        for r in q(
+            store, "SELECT DISTINCT segment_id FROM features.customer_segments WHERE as_of_date = ?", [last]
+        )
+    }
+    assert {p[0] for p in pages if p[1] == 0} == categories and {p[1] for p in pages} == segments | {0}
+    assert all(count == top for _, _, count, top in pages)
+    sold_out = q(
+        store,
+        "SELECT count(*) FROM search.category_rankings r JOIN features.item_profiles i "
+        "ON i.sku = r.sku AND i.as_of_date = r.as_of_date WHERE r.as_of_date = ? AND coalesce(i.on_hand, 0) = 0",
+        [last],
+    )[0][0]
+    assert sold_out == 0
+    profiles = read_export(store / "exports", "search_profiles", last)
+    member = profiles[profiles["segment_id"] > 0].iloc[0]
+    category = sorted(categories)[0]
+    with running_api(store / "exports") as base:
+        status, body = get(f"{base}/category/{category}?k=5")
+        assert status == 200 and body["segment_id"] == 0 and len(body["products"]) == 5
+        assert [p["rank"] for p in body["products"]] == [1, 2, 3, 4, 5]
+        status, body = get(f"{base}/category/{category}?customer_id={member['customer_id']}&k=50")
+        assert status == 200 and body["personalised"] is True and body["segment_id"] == member["segment_id"]
+        status, body = get(f"{base}/category/no-such-category")
+        assert status == 404 and category in body["detail"]

@@ -221,3 +221,50 @@ def test_the_benchmark_scores_methods_chooses_a_fusion_and_times_searches(tmp_pa
     assert timed["queries"] == 30 and 0 < timed["latency_ms"]["p50"] <= timed["latency_ms"]["p95"]
     with pytest.raises(SystemExit):
         main(["--corpus", str(tmp_path / "corpus.jsonl"), "--out", str(tmp_path / "x.json")])
+
+
+# ------------------------------------------------------------------------------------------ category pages
+def _page_products():
+    rows = []
+    for i in range(12):
+        rows.append(
+            {
+                "sku": f"k{i:02d}",
+                "title": f"Kitchen thing {i}",
+                "category": "kitchen",
+                "brand": "Alpha" if i < 6 else ("Beta" if i < 9 else "Gamma"),
+                "price_band": "low" if i % 2 else "high",
+                "views_30d": 100 + 10 * i,
+                "purchases_30d": 12 - i,
+                "velocity_7d": float(12 - i),
+                "novelty_days": 5 if i == 11 else 200,
+                "on_hand": 0 if i == 1 else 50,
+                "days_of_cover": 30.0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_category_pages_leave_out_what_is_out_of_stock_mix_brands_and_follow_the_segment():
+    from ml.search.category_pages import rank_pages
+
+    products = _page_products()
+    brands = pd.DataFrame(
+        {"segment_id": [0, 0, 7], "key": ["Alpha", "Beta", "Gamma"], "share": [0.3, 0.3, 0.9]}
+    )
+    bands = pd.DataFrame({"segment_id": [0, 0, 7], "key": ["low", "high", "low"], "share": [0.5, 0.5, 1.0]})
+    pages = rank_pages(products, brands, bands)
+    default = pages[pages["segment_id"] == 0].sort_values("rank")
+    assert "k01" not in set(pages["sku"])  # out of stock
+    assert len(default) == 11 and default["rank"].tolist() == list(range(1, 12))
+    # Alpha holds the six best sellers, yet the diversity discount lets another brand into the top three
+    assert default.head(3)["brand"].nunique() >= 2
+    assert default["score"].is_monotonic_decreasing
+    # segment 7 favours Gamma and low prices: Gamma's products rank higher there than on the default page
+    seg7 = pages[pages["segment_id"] == 7].set_index("sku")["rank"]
+    gamma = products.loc[products["brand"] == "Gamma", "sku"]
+    assert (seg7[gamma] < default.set_index("sku")["rank"][gamma]).all()
+    # the product launched five days ago is the category's only new one: full "new" signal and said so
+    new = pages[(pages["sku"] == "k11") & (pages["segment_id"] == 0)].iloc[0]
+    assert new["new"] == 1.0 and "new and catching on" in new["reason"]
+    assert (pages.loc[pages["sku"] != "k11", "new"] == 0).all()

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ml.profiles.items import ITEM_PROFILES
+from ml.profiles.segments import CUSTOMER_SEGMENTS
 from ml.profiles.users import USER_PROFILES
 from ml.search.encoder import DIMENSIONS, TextEncoder
 from ml.search.ranker import Shopper, product_text
@@ -187,7 +188,8 @@ def embedding_matrix(catalogue: pd.DataFrame) -> np.ndarray:
 
 def shopper_facts(con: duckdb.DuckDBPyConnection, day: date) -> pd.DataFrame:
     """``customer_id, category_affinity`` (JSON ``{category: share}``), ``preferred_price_band, recently_viewed``
-    (up to :data:`MAX_RECENT_VIEWS` SKUs, newest first) for every customer with a profile on ``day``."""
+    (up to :data:`MAX_RECENT_VIEWS` SKUs, newest first), ``segment_id`` (0: none) for every customer with a profile
+    on ``day``."""
     if not table_exists(con, USER_PROFILES):
         return pd.DataFrame(
             columns=["customer_id", "category_affinity", "preferred_price_band", "recently_viewed"]
@@ -201,13 +203,21 @@ def shopper_facts(con: duckdb.DuckDBPyConnection, day: date) -> pd.DataFrame:
         if table_exists(con, "marts.fct_events")
         else "select null::varchar as customer_id, null::varchar[] as recently_viewed where false"
     )
+    has_segments = table_exists(con, CUSTOMER_SEGMENTS)
+    segment = "coalesce(s.segment_id, 0)" if has_segments else "0"
+    segment_join = (
+        f"left join {CUSTOMER_SEGMENTS} as s on s.customer_id = p.customer_id and s.as_of_date = p.as_of_date"
+        if has_segments
+        else ""
+    )
     frame = con.execute(
         f"""
         with views as ({views})
         select p.customer_id, p.category_affinity, p.preferred_price_band,
-               coalesce(v.recently_viewed, []::varchar[]) as recently_viewed
+               coalesce(v.recently_viewed, []::varchar[]) as recently_viewed, {segment} as segment_id
         from {USER_PROFILES} as p
         left join views as v on v.customer_id = p.customer_id
+        {segment_join}
         where p.as_of_date = $day
         order by p.customer_id
         """,

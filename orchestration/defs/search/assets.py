@@ -62,7 +62,7 @@ def item_embeddings(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         "What `GET /search` reads for D, exported as Parquet: the catalogue listed by D with price band "
         "(`goods/item_profiles`), units on hand and its embedding (`search_catalogue`), and per customer the "
         "profile facts search personalises with: category affinity and usual price band (`people/user_profiles`) "
-        "and the products viewed in the last 7 days (`search_profiles`). Out-of-stock products stay in the "
+        "and the products viewed in the last 7 days, and their segment (`search_profiles`). Out-of-stock products stay in the "
         "export, marked, so that search filters them on the day they run out. Metadata: products, in-stock "
         "share, customers with facts, and sample searches with their top results."
     ),
@@ -70,6 +70,7 @@ def item_embeddings(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         ITEM_EMBEDDINGS,
         dg.AssetKey(["goods", "item_profiles"]),
         dg.AssetKey(["people", "user_profiles"]),
+        dg.AssetKey(["people", "customer_segments"]),
         dg.AssetKey(["marts", "fct_inventory_daily"]),
         dg.AssetKey(["marts", "fct_events"]),
     ],
@@ -107,4 +108,42 @@ def search_index(
     return each_day(context, warehouse, step)
 
 
-search_assets = [item_embeddings, search_index]
+@dg.asset(
+    key=dg.AssetKey(["goods", "category_rankings"]),
+    kinds={"duckdb", "python"},
+    description=(
+        "Every category's page ordered for each customer segment (segment 0: visitors without one) as of D "
+        "(`search.category_rankings`, exported for `GET /category/{category}`): hot (this week's velocity and the "
+        "30-day conversion, shrunk), new (launched in the last 30 days, by early traction) and relevant (the "
+        "segment's favoured brands and price bands from `people/user_profiles`), out-of-stock products left out, "
+        "low cover pushed down, each further product of a brand already placed discounted. Metadata: pages, "
+        "brands in each top 10, the share of new products, the top 3 of each category."
+    ),
+    deps=[
+        dg.AssetKey(["goods", "item_profiles"]),
+        dg.AssetKey(["people", "user_profiles"]),
+        dg.AssetKey(["people", "customer_segments"]),
+        dg.AssetKey(["marts", "dim_products"]),
+    ],
+    **GOODS,
+    **DAILY_WAREHOUSE_WRITER,
+)
+def category_rankings(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, files: DataFilesResource
+) -> dg.MaterializeResult:
+    from ml.search.category_pages import CATEGORY_RANKINGS, EXPORT, category_pages_day, pages_summary
+    from ml.warehouse import ensure_schema, replace_partition
+
+    def step(con, day) -> dict:
+        pages = category_pages_day(con, day)
+        ensure_schema(con, CATEGORY_RANKINGS.split(".")[0])
+        if len(pages):
+            replace_partition(con, CATEGORY_RANKINGS, "as_of_date", day, pages.assign(as_of_date=day))
+        files.export(pages, EXPORT, day)
+        context.log.info(f"{day}: {len(pages)} rows, {pages['category'].nunique()} categories")
+        return pages_summary(pages)
+
+    return each_day(context, warehouse, step)
+
+
+search_assets = [item_embeddings, search_index, category_rankings]
