@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +43,8 @@ def serve_locally(exports_root: Path, env: dict | None = None, log_path: Path | 
             try:
                 urllib.request.urlopen(base + "/health", timeout=2)
                 break
+            except urllib.error.HTTPError:
+                break  # it answered (an error status, e.g. a response cap smaller than the health report)
             except OSError:
                 if proc.poll() is not None:
                     detail = Path(log_path).read_text() if log_path else f"exit code {proc.returncode}"

@@ -146,6 +146,9 @@ def test_health_reports_the_latest_day_of_each_output(api):
         "messages": "2025-01-14",
         "allocation_plan": "2025-01-14",
         "transfer_orders": "2025-01-13",
+        "search_catalogue": None,
+        "search_profiles": None,
+        "category_rankings": None,
     }
 
 

@@ -559,3 +559,32 @@ def test_pessimistic_positions_count_every_item_scored_at_least_as_high():
         [(scores >= values[:, j : j + 1]).sum(axis=1) - 1 for j in range(values.shape[1])], axis=1
     )
     assert pessimistic_positions(scores, values).tolist() == by_definition.tolist()
+
+
+def test_interactions_read_without_a_clickstream_and_without_regions():
+    """The real shop's source has order lines only (no clickstream) and may have no regions: the log still
+    reads, every purchase once, ids as categoricals."""
+    import duckdb
+
+    from ml.recommend.interactions import read_interactions
+
+    con = duckdb.connect()
+    con.execute("create schema marts")
+    con.execute(
+        "create table marts.fct_events (customer_id varchar, sku varchar, event_ts timestamp, event_type varchar, "
+        "region varchar, event_date date, event_id varchar)"
+    )
+    con.execute(
+        "create table marts.fct_order_items as select * from (values "
+        "('c2', 'S9', TIMESTAMP '2025-01-02 10:00:00', NULL::varchar, DATE '2025-01-02', true, 'o2', 1), "
+        "('c1', 'S1', TIMESTAMP '2025-01-01 09:00:00', NULL, DATE '2025-01-01', true, 'o1', 1), "
+        "('c1', 'S2', TIMESTAMP '2025-01-01 09:00:00', NULL, DATE '2025-01-01', false, 'o1', 2)) "
+        "v(customer_id, sku, order_ts, region, order_date, is_sale, order_id, line_no)"
+    )
+    log = read_interactions(con, date(2025, 1, 1), date(2025, 1, 2))
+    assert log["customer_id"].astype(str).tolist() == ["c1", "c2"] and log["sku"].astype(str).tolist() == [
+        "S1",
+        "S9",
+    ]
+    assert (log["event_type"] == "purchase").all() and log["region"].isna().all()
+    assert isinstance(log["sku"].dtype, pd.CategoricalDtype)

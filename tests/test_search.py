@@ -268,3 +268,22 @@ def test_category_pages_leave_out_what_is_out_of_stock_mix_brands_and_follow_the
     new = pages[(pages["sku"] == "k11") & (pages["segment_id"] == 0)].iloc[0]
     assert new["new"] == 1.0 and "new and catching on" in new["reason"]
     assert (pages.loc[pages["sku"] != "k11", "new"] == 0).all()
+
+
+def test_category_pages_without_any_segment_tastes():
+    """A shop whose customers have no brand or price-band preferences yet (or whose columns come as Arrow
+    strings) still gets its pages, ordered by hot and new alone."""
+    from ml.search.category_pages import rank_pages
+
+    products = _page_products().astype({"brand": "string[pyarrow]", "price_band": "string[pyarrow]"})
+    none = pd.DataFrame(columns=["segment_id", "key", "share"])
+    pages = rank_pages(products, none, none)
+    assert set(pages["segment_id"]) == {0} and len(pages) == 11 and (pages["relevant"] == 0).all()
+    assert pages.iloc[0]["sku"] == "k00"  # the best seller, unchanged by any taste
+    brands = pd.DataFrame({"segment_id": [3], "key": ["Alpha"], "share": [1.0]})
+    sold_out = rank_pages(products.assign(on_hand=0), brands, none)
+    assert sold_out.empty and list(sold_out.columns)[:4] == ["category", "segment_id", "rank", "sku"]
+    # a source without stock data (NULL on hand) hides nothing; one without categories has no pages
+    unknown_stock = rank_pages(products.assign(on_hand=None), none, none)
+    assert len(unknown_stock) == 12
+    assert rank_pages(products.assign(category=None), none, none).empty

@@ -69,6 +69,8 @@ def concat_logs(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     for name in frames[0].columns:
         parts = [frame[name] for frame in frames]
         if all(isinstance(part.dtype, pd.CategoricalDtype) for part in parts):
+            # an empty or all-NULL column has categories of another dtype (no values to infer it from)
+            parts = [part.cat.set_categories(part.cat.categories.astype(object)) for part in parts]
             columns[name] = pd.Series(union_categoricals(parts, sort_categories=True), name=name)
         else:
             columns[name] = pd.concat(parts, ignore_index=True)

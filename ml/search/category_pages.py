@@ -56,10 +56,11 @@ PAGE_COLUMNS = [
 
 
 def products_of_day(con: duckdb.DuckDBPyConnection, day: date) -> pd.DataFrame:
-    """Per listed product of ``day``: category, brand, price band, funnel, velocity, novelty, stock."""
+    """Per listed product of ``day``: category, brand, price band, funnel, velocity, novelty, stock (NULL when the
+    source has no inventory)."""
     return con.execute(
         f"""select i.sku, p.title, i.category, p.brand, i.price_band, i.views_30d, i.purchases_30d,
-                   i.velocity_7d, i.novelty_days, coalesce(i.on_hand, 0) as on_hand, i.days_of_cover
+                   i.velocity_7d, i.novelty_days, i.on_hand, i.days_of_cover
             from {ITEM_PROFILES} as i join marts.dim_products as p on p.sku = i.sku
             where i.as_of_date = ? order by i.sku""",
         [day],
@@ -125,15 +126,17 @@ def rank_pages(
     """Every category's page for every segment (and segment 0): ``category, segment_id, rank, sku, score, hot,
     new, relevant, reason``."""
     scored = signals(products)
-    scored = scored[scored["on_hand"] > 0]
+    # a source without stock data (no inventory snapshot: NULL) hides nothing; a product with none on hand is hidden
+    scored = scored[scored["on_hand"].isna() | (scored["on_hand"] > 0)]
     segments = sorted(set(brands["segment_id"]) | set(bands["segment_id"]) | {ANONYMOUS})
     pages = []
     for segment in segments:
         brand_share = brands[brands["segment_id"] == segment].set_index("key")["share"]
         band_share = bands[bands["segment_id"] == segment].set_index("key")["share"]
         page = scored.assign(
-            brand_share=scored["brand"].map(brand_share).fillna(0.0),
-            band_share=scored["price_band"].map(band_share).fillna(0.0),
+            # through a dict and to float: mapping a string column by an empty table keeps its string dtype
+            brand_share=scored["brand"].map(brand_share.to_dict()).astype(float).fillna(0.0),
+            band_share=scored["price_band"].map(band_share.to_dict()).astype(float).fillna(0.0),
         )
         brand_top = page.groupby("category")["brand_share"].transform("max").replace(0, np.nan)
         page["relevant"] = 0.5 * (page["brand_share"] / brand_top).fillna(0.0) + 0.5 * page["band_share"]
