@@ -98,6 +98,7 @@ SCHEMAS = (
     "marts",
     "quality",
     "features",
+    "search",
     "supply",
     "recommend",
     "feedback",
@@ -129,7 +130,8 @@ def summary(warehouse, keys: list[str], elapsed: float, success: bool, run_id: s
         "",
         "Look at it:",
         "  make ui     # Dagster UI on http://127.0.0.1:3000 (asset graph, partitions, checks, this run)",
-        "  make api    # the read API on http://127.0.0.1:8000/docs (recommendations, forecasts, the plan, messages)",
+        "  make api    # the read API on http://127.0.0.1:8000/docs (recommendations, forecasts, the plan, messages, "
+        "search, category pages)",
         "  query the warehouse (read-only, with the project's own Python):",
         f'    {sys.executable} -c "import duckdb; '
         f"duckdb.connect('{warehouse}', read_only=True).sql('FROM outputs.recommendations LIMIT 10').show()\"",

@@ -60,7 +60,7 @@ def test_demo_prints_where_to_look(replay):
     assert f"Done: {min(DAYS, ALL_DAYS)} days (2009-12-01 .. {replay['last_day'].date().isoformat()})" in out
     assert str(replay["warehouse"]) in out
     assert "make ui" in out
-    assert "marts.fct_order_items" in out
+    assert "marts.fct_order_items" in out and "search.text_embeddings" in out
     # the query it suggests works as printed, with the project's own Python
     (command,) = [line.strip() for line in out.splitlines() if "duckdb.connect(" in line]
     shown = subprocess.run(command, shell=True, capture_output=True, text=True, check=True).stdout
