@@ -257,7 +257,8 @@ def search(
         query = check_query(q)
     except QueryError as err:
         raise HTTPException(422, f"cannot search {q!r}: {err}") from err
-    engine = _product_search(_snapshot("search_catalogue", ("sku",)))
+    catalogue = _snapshot("search_catalogue", ("sku",))
+    engine = _product_search(catalogue)
     shopper, note = None, "anonymous search: no customer_id given"
     if customer_id is not None:
         profiles = EXPORTS.latest(PROFILES_EXPORT, (), ("customer_id",))
@@ -269,7 +270,7 @@ def search(
     results = engine.search(query, k=k, shopper=shopper)
     return {
         "query": query,
-        "as_of": _snapshot("search_catalogue", ("sku",)).day,
+        "as_of": catalogue.day,
         "customer_id": customer_id,
         "personalised": shopper is not None,
         "note": note,
