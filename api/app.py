@@ -312,13 +312,7 @@ def category_page(
         page, note = pages[pages["segment_id"] == 0], f"segment {segment_id} has no page: the default page"
     page = page.copy()
     if shopper is not None:
-        catalogue = EXPORTS.latest("search_catalogue", ("sku",), ("sku",))
-        bands = (
-            catalogue.frame.set_index("sku")["price_band"]
-            if catalogue is not None
-            else pd.Series(dtype=object)
-        )
-        in_band = page["sku"].map(bands).eq(shopper.price_band).to_numpy() if shopper.price_band else False
+        in_band = page["price_band"].eq(shopper.price_band).to_numpy() if shopper.price_band else False
         viewed = page["sku"].isin(shopper.recently_viewed).to_numpy()
         page["score"] = page["score"] * (1 + PERSONAL_WEIGHT * (0.5 * np.asarray(in_band) + 0.5 * viewed))
         page = page.sort_values(["score", "rank"], ascending=[False, True], kind="stable")

@@ -32,17 +32,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import time
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from bench import docstring_parser, source_commit
+from bench import docstring_parser, paired_test, write_result
 
 log = logging.getLogger("bench.coldstart")
 K = 10
@@ -157,8 +154,6 @@ def run_seed(seqs, attributes: sp.csr_matrix, seed: int, weights: list[float], e
         validation[best_gan]["ndcg@10"] > validation[chosen[m]]["ndcg@10"]
         for m in ("content_popularity", "content_knn", "regression")
     )
-    from bench.search import paired_test
-
     return {
         "seed": seed,
         "items": {"known": len(known), "validation_new": len(val_new), "test_new": len(test_new)},
@@ -214,15 +209,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "test_summary": summary,
         "gan_serves": all(r["gan_beats_all_on_validation"] for r in runs),
         "runs": runs,
-        "command": "python -m bench.coldstart "
-        + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
-        "machine": f"{platform.machine()}; {os.cpu_count()} logical CPUs; {platform.system()} {platform.release()}",
-        "date": date.today().isoformat(),
-        "commit": source_commit(),
-        "wall_seconds": round(time.perf_counter() - started, 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    result = write_result(args.out, result, "bench.coldstart", argv, started)
     log.info("wrote %s", args.out)
     return result
 

@@ -28,18 +28,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import time
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench import docstring_parser, source_commit
+from bench import docstring_parser, paired_test, write_result
 
 log = logging.getLogger("bench.search")
 K = 10
@@ -94,21 +91,6 @@ def reciprocal_rank(ranked: list[str], judged: dict[str, int]) -> float:
     return 0.0
 
 
-def paired_test(a: np.ndarray, b: np.ndarray, seed: int = 0, draws: int = 10_000) -> dict[str, float]:
-    """Mean of ``a - b``, its 95% bootstrap interval and the two-sided sign-flip randomisation p-value."""
-    diff = np.asarray(a) - np.asarray(b)
-    rng = np.random.default_rng(seed)
-    flips = rng.choice([-1.0, 1.0], size=(draws, len(diff)))
-    observed = abs(diff.mean())
-    p = float(((np.abs((flips * diff).mean(axis=1)) >= observed - 1e-12).sum() + 1) / (draws + 1))
-    boots = diff[rng.integers(0, len(diff), size=(draws, len(diff)))].mean(axis=1)
-    return {
-        "mean_difference": round(float(diff.mean()), 4),
-        "ci95": [round(float(np.quantile(boots, 0.025)), 4), round(float(np.quantile(boots, 0.975)), 4)],
-        "p_value": round(p, 4),
-    }
-
-
 def build_search(corpus_path: Path, corpus: pd.DataFrame):
     """The search over the corpus, the encoder, and the seconds spent encoding the corpus (None: the embeddings
     were read from the cache beside the corpus, kept per corpus content and encoder weights)."""
@@ -161,11 +143,7 @@ def method_table(search) -> dict[str, Callable]:
         return np.argsort(-scores, kind="stable")[:MRR_DEPTH]
 
     def fused(fusion: Fusion) -> Callable:
-        def rank(lexical: np.ndarray, dense: np.ndarray) -> np.ndarray:
-            candidates, score = search.relevance(lexical, dense, fusion)
-            return candidates[np.argsort(-score, kind="stable")[:MRR_DEPTH]]
-
-        return rank
+        return lambda lexical, dense: search.ranked(lexical, dense, MRR_DEPTH, fusion)
 
     def lexical_only(lexical: np.ndarray, dense: np.ndarray) -> np.ndarray:
         ranked = by(lexical)
@@ -297,16 +275,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     started = time.perf_counter()
     result = latency(args) if args.latency else evaluate(args)
-    result |= {
-        "command": "python -m bench.search "
-        + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
-        "machine": f"{platform.machine()}; {os.cpu_count()} logical CPUs; {platform.system()} {platform.release()}",
-        "date": date.today().isoformat(),
-        "commit": source_commit(),
-        "wall_seconds": round(time.perf_counter() - started, 1),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    result = write_result(args.out, result, "bench.search", argv, started)
     log.info("wrote %s", args.out)
     return result
 

@@ -84,7 +84,7 @@ def load_bundle(store: ArtifactStore, day: date) -> CandidateModels | None:
     path = store.path(BUNDLES, day.isoformat())
     with open(path / "models.pkl", "rb") as fh:
         state = pickle.load(fh)
-    # a bundle written by an earlier version may hold fields since dropped (its own "bought together" counts)
+    # a bundle written by another package version may hold fields this one does not have
     known = {f.name for f in fields(CandidateModels)}
     return CandidateModels(**{k: v for k, v in state.items() if k in known}, path=path)
 

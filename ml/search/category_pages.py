@@ -12,8 +12,7 @@ A product's place on a category page mixes three signals, each a percentile with
 ``score = HOT * hot + NEW * new + RELEVANT * relevant``. Then the page is stock-aware (out of stock: left out;
 under :data:`LOW_COVER_DAYS` days of cover: score x 0.8, so the page does not push what is about to run out) and
 diverse (each further product of a brand already placed: score x :data:`BRAND_REPEAT_FACTOR`). Segment ``0`` is
-the page for visitors without a segment. The weights are defaults, not fitted: the shop-front experiment that
-would measure them against the default ordering is not built yet.
+the page for visitors without a segment. The weights are defaults (how they were judged: docs, README).
 """
 
 from __future__ import annotations
@@ -47,6 +46,7 @@ PAGE_COLUMNS = [
     "sku",
     "title",
     "brand",
+    "price_band",
     "score",
     "hot",
     "new",

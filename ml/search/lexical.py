@@ -131,10 +131,11 @@ class LexicalIndex:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self.bm25.get_scores(terms), dtype=np.float32)[: self.size]
 
-    def matched_terms(self, query: str, doc: int) -> list[str]:
-        """The query's terms (as searched) that document ``doc`` contains, in query order, once each."""
+    def matched_terms(self, terms: list[str], doc: int) -> list[str]:
+        """Which of the query's ``terms`` (:meth:`query_terms`) document ``doc`` contains, in query order, once
+        each."""
         seen: list[str] = []
-        for term in self.query_terms(query):
+        for term in terms:
             if term in self._term_sets[doc] and term not in seen:
                 seen.append(term)
         return seen

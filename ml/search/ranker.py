@@ -169,9 +169,12 @@ class ProductSearch:
         return candidates, (score / top if top > 0 else score).astype(np.float32)
 
     # --------------------------------------------------------------------------------------------------- search
-    def rank(self, query: str, k: int = 10, fusion: Fusion | None = None) -> np.ndarray:
-        """Indices of the ``k`` most relevant products, unpersonalised and unfiltered (the benchmark's view)."""
-        candidates, score = self.relevance(*self.signals(query), fusion)
+    def ranked(
+        self, lexical: np.ndarray, dense: np.ndarray, k: int = 10, fusion: Fusion | None = None
+    ) -> np.ndarray:
+        """Indices of the ``k`` most relevant products for one query's signals, unpersonalised and unfiltered
+        (the benchmark's view)."""
+        candidates, score = self.relevance(lexical, dense, fusion)
         return candidates[_top(score, k)]
 
     def search(self, query: str, k: int = 10, shopper: Shopper | None = None) -> pd.DataFrame:
@@ -189,8 +192,8 @@ class ProductSearch:
         score = relevance * (1.0 + PERSONAL_WEIGHT * personal)
         order = _top(score, k)
         rows = self.catalogue.iloc[candidates[order]]
-        text = check_query(query)
-        matched = [self.lexical.matched_terms(text, int(i)) for i in candidates[order]]
+        terms = self.lexical.query_terms(check_query(query))
+        matched = [self.lexical.matched_terms(terms, int(i)) for i in candidates[order]]
         out = pd.DataFrame(
             {
                 "rank": np.arange(1, len(order) + 1),
