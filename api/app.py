@@ -27,7 +27,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -283,20 +283,29 @@ def category_page(
     category: str,
     customer_id: str | None = None,
     segment_id: int | None = None,
+    ordering: Literal["ranked", "bestsellers"] | None = None,
     k: Annotated[int, Query(ge=1, le=50)] = 20,
 ) -> dict:
-    """A category's page (``goods/category_rankings``) for the customer's segment (or ``segment_id``; segment 0
-    without either), the customer's own usual price band and recent views moving matching products up."""
+    """A category's page (``goods/category_rankings``). A known customer gets the ordering of its arm of the
+    category-page experiment: treatment, the page of its segment re-ordered by its usual price band and recent
+    views; control, the bestseller ordering. Without a customer: ``segment_id``'s page (0 without either), or
+    ``ordering`` when asked for."""
+    from ml.recommend.experiment import CONTROL
     from ml.search.catalogue import PROFILES_EXPORT, shopper_from_row
-    from ml.search.ranker import PERSONAL_WEIGHT
+    from ml.search.category_pages import ANONYMOUS, BESTSELLERS, RANKED, page_arms, personalise
 
     snap = _snapshot("category_rankings", ("category", "segment_id", "rank"), ("category",))
     pages = snap.rows("category", category)
     if pages.empty:
         known = sorted(snap.index["category"])
         raise HTTPException(404, f"no category {category!r} as of {snap.day}; categories: {', '.join(known)}")
-    shopper, note = None, "the page for visitors without a segment"
+    if "ordering" not in pages:
+        pages = pages.assign(ordering=RANKED)
+    shopper, arm, note = None, None, "the page for visitors without a segment"
     if customer_id is not None:
+        arm = str(page_arms([customer_id])[0])
+        if ordering is None:
+            ordering = BESTSELLERS if arm == CONTROL else RANKED
         profiles = EXPORTS.latest(PROFILES_EXPORT, (), ("customer_id",))
         rows = profiles.rows("customer_id", customer_id) if profiles is not None else None
         if rows is not None and len(rows):
@@ -307,24 +316,34 @@ def category_page(
             note = f"customer {customer_id!r} has no profile: the page for visitors without a segment"
     elif segment_id is not None:
         note = f"the page of segment {segment_id}"
-    page = pages[pages["segment_id"] == (segment_id or 0)]
+    ordering = ordering or RANKED
+    if ordering == BESTSELLERS:
+        page = pages[pages["ordering"] == BESTSELLERS]
+        shopper, note = None, f"the bestseller ordering (the {CONTROL} arm of the category-page experiment)"
+    else:
+        ranked = pages[pages["ordering"] == RANKED]
+        page = ranked[ranked["segment_id"] == (segment_id or ANONYMOUS)]
+        if page.empty:
+            page, note = (
+                ranked[ranked["segment_id"] == ANONYMOUS],
+                f"segment {segment_id} has no page: the default page",
+            )
     if page.empty:
-        page, note = pages[pages["segment_id"] == 0], f"segment {segment_id} has no page: the default page"
-    page = page.copy()
+        raise HTTPException(404, f"category {category!r} has no {ordering} page as of {snap.day}")
     if shopper is not None:
         in_band = page["price_band"].eq(shopper.price_band).to_numpy() if shopper.price_band else False
         viewed = page["sku"].isin(shopper.recently_viewed).to_numpy()
-        page["score"] = page["score"] * (1 + PERSONAL_WEIGHT * (0.5 * np.asarray(in_band) + 0.5 * viewed))
-        page = page.sort_values(["score", "rank"], ascending=[False, True], kind="stable")
-        page["rank"] = np.arange(1, len(page) + 1)
+        page = personalise(page, np.broadcast_to(in_band, len(page)), viewed, by=["category"])
     return {
         "category": category,
         "as_of": snap.day,
         "customer_id": customer_id,
+        "arm": arm,
+        "ordering": ordering,
         "segment_id": int(page["segment_id"].iloc[0]),
         "personalised": shopper is not None,
         "note": note,
-        "products": _records(page.head(k).drop(columns=["category", "segment_id"])),
+        "products": _records(page.head(k).drop(columns=["category", "segment_id", "ordering"])),
     }
 
 

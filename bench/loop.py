@@ -28,6 +28,11 @@ policy's expected margin, the oracle's (the best arm per message) and every fixe
 the best fixed arm in hindsight, cumulated over days. Realised: margin per sent customer and credited margin per
 send, and sent minus held out (uplift, 95% bootstrap interval over customers) pooled over the send days.
 
+Category pages: in every world a session browsing a category is shown the page of its customer's arm of the
+category-page experiment (``goods/category_rankings``' ranked page for half the customers, the bestsellers for
+the other half; :mod:`ml.shop.pages`); ``category_pages`` reports click-through, add-to-cart, conversion, credited
+revenue, and revenue and margin per exposed customer-day of both arms with the difference's 95% interval.
+
 Per policy it reports, over the exposure days (day 2 on): revenue, margin, credited revenue, CTR and conversion
 per eligible customer-day (the customers the platform put a list together for, whether or not a list was shown,
 so policies compare on one population), each against ``popularity`` with a 95% bootstrap interval over customers;
@@ -62,6 +67,7 @@ MESSAGE_POLICIES = ("none", "uniform", "fixed", "learnt")
 PLANS = ("on", "off")
 REFERENCE_POLICY = "popularity"
 PER_CUSTOMER = ("revenue", "margin", "credited_revenue", "conversion", "ctr")
+CATEGORY_PAGE_METRICS = ("ctr", "cart_rate", "conversion", "credited_revenue", "revenue", "margin")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -194,7 +200,8 @@ def eligible_outcomes(con, first_exposure: date, last: date) -> pd.DataFrame:
         shown AS (
             SELECT exposure_date AS day, customer_id, sum(impressions) AS impressions, sum(clicks) AS clicks,
                    sum(credited_revenue) AS credited_revenue, max(converted::int) AS converted
-            FROM marts.fct_exposed_customers WHERE exposure_date BETWEEN ? AND ? GROUP BY ALL
+            FROM marts.fct_exposed_customers
+            WHERE exposure_date BETWEEN ? AND ? AND placement = 'for_you' GROUP BY ALL
         )
         SELECT e.day, e.customer_id, e.arm,
                coalesce(b.revenue, 0) AS revenue, coalesce(b.margin, 0) AS margin,
@@ -304,12 +311,17 @@ def measure(data_dir: Path, days: list[date], resamples: int, world) -> dict:
         ],
         "champions": {str(d): c for d, c in champions},
     }
-    if len(exposures):
-        treatment, control = exposures[exposures["arm"] == TREATMENT], exposures[exposures["arm"] == CONTROL]
-        result["uplift_over_control"] = {
-            name: compare_arms(treatment, control, METRIC_BY_NAME[name], seed=0, resamples=resamples)
-            for name in ("revenue", "credited_revenue", "conversion", "ctr")
-        }
+    for placement, key, names in (
+        ("for_you", "uplift_over_control", ("revenue", "credited_revenue", "conversion", "ctr")),
+        ("category_page", "category_pages", CATEGORY_PAGE_METRICS),
+    ):
+        shown = exposures[exposures["placement"] == placement] if len(exposures) else exposures
+        if len(shown):
+            treatment, control = shown[shown["arm"] == TREATMENT], shown[shown["arm"] == CONTROL]
+            result[key] = {
+                name: compare_arms(treatment, control, METRIC_BY_NAME[name], seed=0, resamples=resamples)
+                for name in names
+            }
     return {"summary": result, "rows": rows}
 
 
@@ -468,6 +480,9 @@ def main(argv=None) -> int:
         dg.AssetKey(["supply", "replenishment_plan"]),
         dg.AssetKey(["feedback", "online_metrics"]),
         dg.AssetKey(["marts", "fct_lost_sales"]),
+        # the category pages (and the shopper facts they are personalised with) the shop front shows browsers
+        dg.AssetKey(["goods", "category_rankings"]),
+        dg.AssetKey(["goods", "search_index"]),
         *dbt_daily_models.keys,  # the whole dbt build: its tests read models outside any one asset's lineage
     ]
     if args.message_policies:
@@ -632,6 +647,13 @@ def findings(configurations: dict) -> dict:
                     "best_fixed_arm_in_hindsight",
                 )
             } | {"cumulative_regret": report["cumulative_regret_vs_best_fixed"][-1]}
+    for name, summary in configurations.items():
+        pages = summary.get("category_pages")
+        if pages:
+            found[f"{name}_category_pages_vs_bestsellers"] = {
+                metric: {k: row[k] for k in ("treatment", "control", "difference", "ci_low", "ci_high")}
+                for metric, row in pages.items()
+            }
     comparisons = plan_against_naive(configurations)
     if comparisons:
         found["plan_against_naive_cover"] = comparisons

@@ -71,9 +71,9 @@ def test_the_simulator_speaks_the_contract_vocabularies() -> None:
 
     assert values("events", "event_type") == set(EVENT_TYPES)
     assert values("events", "channel") == set(SHOP_CHANNELS)
-    # for_you shows the platform's lists and message visits answer its messages: only the closed-loop shop
-    # front has them (tests/test_shop_front.py)
-    assert values("events", "placement") == set(PLACEMENTS) - {"for_you", "message"}
+    # for_you shows the platform's lists, message visits answer its messages and category_page shows its category
+    # pages: only the closed-loop shop front has them (tests/test_shop_front.py)
+    assert values("events", "placement") == set(PLACEMENTS) - {"for_you", "message", "category_page"}
     assert values("events", "device") == set(DEVICES)
     assert values("customers", "preferred_device") == set(DEVICES)
     assert values("orders", "channel") <= set(SHOP_CHANNELS)

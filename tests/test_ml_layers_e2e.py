@@ -661,18 +661,20 @@ def test_products_are_encoded_once_and_searched_through_the_api(store):
 
 
 def test_category_pages_are_ranked_per_segment_and_served(store):
-    """Every category has a page for visitors without a segment and one per segment of the day, without
-    out-of-stock products; `GET /category/{category}` serves the customer's segment page, 404 names the
+    """Every category has a ranked page for visitors without a segment and one per segment of the day, without
+    out-of-stock products, and the bestseller ordering of the control arm; `GET /category/{category}` serves a
+    customer the page of its arm (its segment's page, personalised, or the bestsellers), 404 names the
     categories."""
     from ml.exports import read_export
+    from ml.search.category_pages import page_arms
     from tests.api_server import get, running_api
 
     last = date(2025, 1, 21)
     categories = {r[0] for r in q(store, "SELECT DISTINCT category FROM marts.dim_products")}
     pages = q(
         store,
-        "SELECT category, segment_id, count(*), max(rank) FROM search.category_rankings WHERE as_of_date = ? "
-        "GROUP BY 1, 2",
+        "SELECT category, segment_id, count(*), max(rank) FROM search.category_rankings "
+        "WHERE as_of_date = ? AND ordering = 'ranked' GROUP BY 1, 2",
         [last],
     )
     segments = {
@@ -686,18 +688,44 @@ def test_category_pages_are_ranked_per_segment_and_served(store):
     sold_out = q(
         store,
         "SELECT count(*) FROM search.category_rankings r JOIN features.item_profiles i "
-        "ON i.sku = r.sku AND i.as_of_date = r.as_of_date WHERE r.as_of_date = ? AND coalesce(i.on_hand, 0) = 0",
+        "ON i.sku = r.sku AND i.as_of_date = r.as_of_date "
+        "WHERE r.as_of_date = ? AND r.ordering = 'ranked' AND coalesce(i.on_hand, 0) = 0",
         [last],
     )[0][0]
     assert sold_out == 0
+    # the control arm's ordering: one page per category, by this week's units sold
+    best = q(
+        store,
+        "SELECT r.category, list(i.velocity_7d ORDER BY r.rank), bool_and(r.segment_id = 0) "
+        "FROM search.category_rankings r JOIN features.item_profiles i "
+        "ON i.sku = r.sku AND i.as_of_date = r.as_of_date "
+        "WHERE r.as_of_date = ? AND r.ordering = 'bestsellers' GROUP BY 1",
+        [last],
+    )
+    assert {b[0] for b in best} == categories and all(b[2] for b in best)
+    assert all(v == sorted(v, reverse=True) for _, v, _ in best)
     profiles = read_export(store / "exports", "search_profiles", last)
-    member = profiles[profiles["segment_id"] > 0].iloc[0]
+    members = profiles[profiles["segment_id"] > 0].assign(arm=lambda f: page_arms(f["customer_id"]))
+    treated, control = (members[members["arm"] == arm].iloc[0] for arm in ("treatment", "control"))
     category = sorted(categories)[0]
     with running_api(store / "exports") as base:
         status, body = get(f"{base}/category/{category}?k=5")
         assert status == 200 and body["segment_id"] == 0 and len(body["products"]) == 5
-        assert [p["rank"] for p in body["products"]] == [1, 2, 3, 4, 5]
-        status, body = get(f"{base}/category/{category}?customer_id={member['customer_id']}&k=50")
-        assert status == 200 and body["personalised"] is True and body["segment_id"] == member["segment_id"]
+        assert body["ordering"] == "ranked" and [p["rank"] for p in body["products"]] == [1, 2, 3, 4, 5]
+        status, body = get(f"{base}/category/{category}?customer_id={treated['customer_id']}&k=50")
+        assert status == 200 and body["personalised"] is True and body["segment_id"] == treated["segment_id"]
+        assert (body["arm"], body["ordering"]) == ("treatment", "ranked")
+        status, body = get(f"{base}/category/{category}?customer_id={control['customer_id']}&k=50")
+        assert (body["arm"], body["ordering"], body["personalised"]) == ("control", "bestsellers", False)
+        skus = [
+            r[0]
+            for r in q(
+                store,
+                "SELECT sku FROM search.category_rankings WHERE as_of_date = ? AND category = ? "
+                "AND ordering = 'bestsellers' ORDER BY rank",
+                [last, category],
+            )
+        ]
+        assert [p["sku"] for p in body["products"]] == skus[:50]
         status, body = get(f"{base}/category/no-such-category")
         assert status == 404 and category in body["detail"]

@@ -169,6 +169,16 @@ def test_the_gate_blocks_a_model_whose_customers_bought_less_than_control():
         ]
     )
     assert not online_verdicts(fair, DAY, resamples=300)["ease"]["harmful"]
+    # the category pages' experiment has its own placement and never sways the recommender's gate
+    pages = [
+        exposures(day, 200, arm, revenue=r, seed=50 + i, model_version=f"{m}-2025-03-01", prefix="p").assign(
+            placement="category_page"
+        )
+        for i, day in enumerate(days)
+        for arm, r, m in (("treatment", 1.0, "category_pages"), ("control", 40.0, "bestsellers"))
+    ]
+    mixed = online_verdicts(warehouse(*frames, *pages), DAY, resamples=300)
+    assert set(mixed) == {"ease"} and mixed["ease"]["difference"] == verdict["difference"]
 
 
 def test_a_blocked_model_is_neither_promoted_nor_kept():
@@ -207,6 +217,10 @@ def test_a_drop_in_click_through_triggers_a_retrain_off_the_weekday():
     assert retrain_decision(dropped, DAY, True, settings)[0]
     held = ctr_history([0.10] * 7 + [0.085])
     assert not ctr_drop(held, DAY)[0] and not retrain_decision(held, DAY, True, settings)[0]
+    unclicked_pages = exposures(DAY - timedelta(days=1), 2000, "treatment", 5.0, seed=9, ctr=0.0, prefix="p")
+    rows = held.execute(f"SELECT * FROM {EXPOSURES}").df()
+    with_pages = warehouse(rows, unclicked_pages.assign(placement="category_page"))
+    assert ctr_drop(with_pages, DAY) == ctr_drop(held, DAY)
     too_short = ctr_history([0.10, 0.02])
     assert ctr_drop(too_short, DAY) == (False, "1 earlier exposure day(s), need 3 to judge a drop")
     assert retrain_decision(held, DAY, False, settings) == (True, "no previous bundle to carry weights over")

@@ -287,8 +287,38 @@ def test_category_pages_without_any_segment_tastes():
     assert pages.iloc[0]["sku"] == "k00"  # the best seller, unchanged by any taste
     brands = pd.DataFrame({"segment_id": [3], "key": ["Alpha"], "share": [1.0]})
     sold_out = rank_pages(products.assign(on_hand=0), brands, none)
-    assert sold_out.empty and list(sold_out.columns)[:4] == ["category", "segment_id", "rank", "sku"]
+    assert sold_out.empty and list(sold_out.columns)[:5] == ["category", "ordering", "segment_id", "rank", "sku"]
     # a source without stock data (NULL on hand) hides nothing; one without categories has no pages
     unknown_stock = rank_pages(products.assign(on_hand=None), none, none)
     assert len(unknown_stock) == 12
     assert rank_pages(products.assign(category=None), none, none).empty
+
+
+def test_the_control_arm_sees_the_bestsellers_of_each_category_and_half_the_customers_are_in_it():
+    from ml.search.category_pages import PAGE_COLUMNS, bestseller_pages, page_arms, personalise
+
+    products = _page_products()
+    products.loc[products["sku"] == "k05", "velocity_7d"] = 99.0  # this week's best seller
+    products.loc[products["sku"] == "k03", "velocity_7d"] = None  # never sold this week
+    best = bestseller_pages(products, page_size=10)
+    assert list(best.columns) == PAGE_COLUMNS and set(best["ordering"]) == {"bestsellers"}
+    # by units sold this week, stock not considered (k01 has none on hand and stays); the unsold one last
+    assert best["sku"].tolist() == ["k05", "k00", "k01", "k02", "k04", "k06", "k07", "k08", "k09", "k10"]
+    assert best["rank"].tolist() == list(range(1, 11)) and (best["segment_id"] == 0).all()
+    assert bestseller_pages(products.iloc[:0]).empty
+    # the split is stable, hashed, independent of the recommender's and about half
+    ids = [f"C{i:06d}" for i in range(4000)]
+    split = page_arms(ids)
+    assert (split == page_arms(ids)).all() and 0.46 < (split == "control").mean() < 0.54
+    from ml.recommend.experiment import arms
+
+    assert (split != arms(ids)).mean() > 0.3
+    # personalising raises what matches the shopper, within each page
+    page = pd.DataFrame(
+        {"session": [0, 0, 0, 1, 1], "rank": [1, 2, 3, 1, 2], "score": [1.0, 0.95, 0.5, 1, 0.99]}
+    )
+    out = personalise(
+        page, [False, True, False, False, False], [False, False, True, False, True], by=["session"]
+    )
+    assert out["score"].round(4).tolist() == [1.045, 1.0, 0.55, 1.089, 1.0]
+    assert out["rank"].tolist() == [1, 2, 3, 1, 2]

@@ -526,3 +526,112 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
     store.write_day(third, tmp_path / "landing")
     load_and_build(tmp_path, store.name, store.tables, third, third, select=marts)
     assert facts() == before
+
+
+# -------------------------------------------------------------------------------------------- category pages
+def truth_pages(store: ClosedLoopStore, day: date) -> pd.DataFrame:
+    """A ``category_rankings`` export whose ranked page is every category's launched products by their mean true
+    appeal and whose bestseller ordering is the same products the other way round: the best and the worst page."""
+    from ml.search.category_pages import PAGE_COLUMNS
+    from ml.sources.simulated import CATEGORIES, START_DATE, for_you_appeal
+
+    world = store.world
+    launched = np.flatnonzero(world.product_launch_day <= (day - START_DATE).days)
+    sample = np.arange(0, world.spec.n_customers, 5)
+    rows = []
+    for c, category in enumerate(CATEGORIES):
+        products = launched[world.product_cat[launched] == c]
+        appeal = for_you_appeal(world, np.repeat(sample, len(products)), np.tile(products, len(sample)))
+        order = products[np.argsort(-appeal.reshape(len(sample), -1).mean(axis=0), kind="stable")]
+        for ordering, seq in (("ranked", order[:50]), ("bestsellers", order[::-1][:50])):
+            rows += [
+                {"category": category, "ordering": ordering, "segment_id": 0, "rank": r, "sku": world.skus[p]}
+                for r, p in enumerate(seq, 1)
+            ]
+    frame = pd.DataFrame(rows)
+    extra = {"title": "t", "brand": "b", "price_band": "mid", "hot": 0.0, "new": 0.0, "relevant": 0.0}
+    return frame.assign(score=1.0 / frame["rank"], reason="", **extra)[PAGE_COLUMNS]
+
+
+def test_browsing_sessions_see_their_arms_category_page_and_a_better_page_is_clicked_more(tmp_path):
+    from ml.search.category_pages import page_arms
+
+    store = shop(tmp_path)
+    pages = truth_pages(store, DAY)
+    write_export(pages, tmp_path / "exports", "category_rankings", DAY - timedelta(days=1))
+    publish(
+        tmp_path,
+        random_lists(store.world, np.arange(store.world.spec.n_customers), DAY),
+        DAY - timedelta(days=1),
+    )
+    tables = store.day_tables(DAY)
+    impressions = tables["impressions"].to_pandas()
+    events = tables["events"].to_pandas()
+    shown = impressions[impressions["placement"] == "category_page"]
+    assert len(shown) > 5_000 and set(impressions["placement"]) == {"for_you", "category_page"}
+    # only sessions that browsed a category see a page, and each arm is the customer's hashed arm
+    browsing = set(events.loc[events["placement"] == "category", "session_id"])
+    assert set(shown["session_id"]) <= browsing
+    assert (shown["arm"].to_numpy() == page_arms(shown["customer_id"])).all()
+    assert 0.4 < (shown.drop_duplicates("customer_id")["arm"] == "control").mean() < 0.6
+    versions = shown.groupby("arm")["model_version"].unique().map(list).to_dict()
+    assert versions == {"control": ["bestsellers-2025-01-09"], "treatment": ["category_pages-2025-01-09"]}
+    # a page is the first ten of its arm's ordering, in order
+    page_of = pages.set_index(["category", "ordering", "rank"])["sku"]
+    category_of = pages.drop_duplicates("sku").set_index("sku")["category"]
+    first = shown.groupby("session_id").head(10)
+    ordering = np.where(first["arm"] == "control", "bestsellers", "ranked")
+    expected = page_of.loc[list(zip(first["sku"].map(category_of), ordering, first["rank"], strict=True))]
+    assert (expected.to_numpy() == first["sku"].to_numpy()).all()
+    assert shown.groupby("session_id")["rank"].max().max() == 10
+    # the clicks are views at the page's placement of what it showed; the better page is clicked far more
+    clicks = events[(events["placement"] == "category_page") & (events["event_type"] == "view")]
+    pairs = {(s, k) for s, k in shown[["session_id", "sku"]].itertuples(index=False)}
+    assert {(s, k) for s, k in clicks[["session_id", "sku"]].itertuples(index=False)} <= pairs
+    clicked = shown.merge(clicks[["session_id", "sku"]].drop_duplicates().assign(click=1), how="left")
+    ctr = clicked["click"].fillna(0).groupby(clicked["arm"]).mean()
+    assert ctr["treatment"] > 1.8 * ctr["control"] > 0
+    # the same exports give the same day again
+    assert store.day_tables(DAY)["impressions"].equals(tables["impressions"])
+
+
+def test_a_customers_page_follows_its_price_band_and_recent_views():
+    from ml.shop.pages import CategoryPages
+    from ml.sources.simulated import CATEGORIES
+
+    store = ClosedLoopStore("small", 42, exports_root=Path("/nonexistent"), state_root=Path("/nonexistent"))
+    world = store.world
+    skus = world.skus[world.product_cat == 0][:12]
+    base = {"category": CATEGORIES[0], "segment_id": 0, "title": "t", "brand": "b", "hot": 0.0, "new": 0.0}
+    ranked = pd.DataFrame(
+        [
+            base
+            | {
+                "ordering": "ranked",
+                "rank": r,
+                "sku": s,
+                "score": 1.0 - 0.001 * r,
+                "relevant": 0.0,
+                "reason": "",
+            }
+            | {"price_band": "low" if r == 12 else "high"}
+            for r, s in enumerate(skus, 1)
+        ]
+    )
+    profiles = pd.DataFrame(
+        {
+            "customer_id": world.customer_ids[:2],
+            "segment_id": [0, 0],
+            "preferred_price_band": ["low", None],
+            "recently_viewed": [[], [skus[10]]],
+        }
+    )
+    treated = np.array(["treatment"] * world.spec.n_customers, dtype=object)
+    show = CategoryPages(world, ranked, DAY - timedelta(days=1), profiles, treated, DAY)
+    products, list_id, version, arm = show(np.array([0, 1, 2]), np.array([0, 0, 0]))
+    position = {p: i for i, p in enumerate(pd.Index(world.skus).get_indexer(skus))}
+    first = [[position[p] for p in row if p >= 0][:3] for row in products]
+    assert first[0][0] == 11  # the one low-priced product, in customer 0's band, moves to the top
+    assert first[1][0] == 10  # what customer 1 viewed lately moves to the top
+    assert first[2] == [0, 1, 2]  # no profile: the page as published
+    assert len(set(list_id)) == 3 and set(version) == {"category_pages-2025-01-09"}

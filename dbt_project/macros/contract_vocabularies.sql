@@ -10,7 +10,7 @@
         'event_types':           ['view', 'cart', 'purchase'],
         'channels':              ['app', 'web', 'email', 'paid_search', 'social', 'online'],
         'promo_channels':        ['app', 'web', 'email', 'paid_search', 'social', 'online', 'all'],
-        'placements':            ['home', 'search', 'category', 'recommendation', 'promo_banner', 'cart', 'for_you', 'message'],
+        'placements':            ['home', 'search', 'category', 'recommendation', 'promo_banner', 'cart', 'for_you', 'message', 'category_page'],
         'experiment_arms':       ['treatment', 'control'],
         'lost_sale_reasons':     ['out_of_stock', 'sold_out'],
         'devices':               ['app', 'web_mobile', 'desktop'],

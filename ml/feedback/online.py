@@ -30,6 +30,9 @@ ONLINE_UPLIFT = "feedback.online_uplift"
 MATURITY_DAYS = 1
 """Days between an exposure and the run that measures it: the attribution window (24 h) must have closed."""
 TREATMENT, CONTROL = EXPERIMENT_ARMS
+RECOMMENDER_PLACEMENT = "for_you"
+"""Where the recommender's lists are shown: what the champion gate and the retrain trigger judge (the category
+pages' experiment has its own placement, ``category_page``, and is only reported)."""
 RESAMPLES = 1000
 LEVEL = 0.95
 
@@ -231,7 +234,11 @@ def online_summary(metrics: pd.DataFrame, uplift: pd.DataFrame) -> dict:
         )
     values |= uplift_values(
         uplift,
-        lambda row: row["metric"] if row["placement"] == "for_you" else f"{row['placement']}_{row['metric']}",
+        lambda row: (
+            row["metric"]
+            if row["placement"] == RECOMMENDER_PLACEMENT
+            else f"{row['placement']}_{row['metric']}"
+        ),
     )
     shown = uplift[["placement", "metric", "treatment", "control", "difference", "ci_low", "ci_high"]]
     return summary(
@@ -263,6 +270,7 @@ def online_verdicts(
     rows = read_exposures(con, last - timedelta(days=window_days - 1), last)
     if rows.empty:
         return {}
+    rows = rows[rows["placement"] == RECOMMENDER_PLACEMENT]
     verdicts = {}
     treatment = rows[rows["arm"] == TREATMENT]
     for name, served in treatment.groupby("model_name", sort=True):
@@ -301,7 +309,8 @@ def ctr_drop(
     more than ``drop`` below its mean over the ``baseline_days`` before (needs ``min_baseline_days`` of them)."""
     last = day - timedelta(days=MATURITY_DAYS)
     rows = read_exposures(con, last - timedelta(days=baseline_days), last)
-    rows = rows[rows["arm"] == TREATMENT] if len(rows) else rows
+    if len(rows):
+        rows = rows[(rows["arm"] == TREATMENT) & (rows["placement"] == RECOMMENDER_PLACEMENT)]
     if rows.empty or not (rows["exposure_date"] == last).any():
         return False, f"no treatment exposures on {last}"
     daily = rows.groupby("exposure_date")[["clicks", "impressions"]].sum()

@@ -12,7 +12,13 @@ A product's place on a category page mixes three signals, each a percentile with
 ``score = HOT * hot + NEW * new + RELEVANT * relevant``. Then the page is stock-aware (out of stock: left out;
 under :data:`LOW_COVER_DAYS` days of cover: score x 0.8, so the page does not push what is about to run out) and
 diverse (each further product of a brand already placed: score x :data:`BRAND_REPEAT_FACTOR`). Segment ``0`` is
-the page for visitors without a segment. The weights are defaults (how they were judged: docs, README).
+the page for visitors without a segment. A known customer's page is then re-ordered by :func:`personalise` (usual
+price band, recent views), the same for the read API and the closed-loop shop front.
+
+The pages are an experiment: :func:`page_arms` puts a hashed :data:`PAGE_CONTROL_SHARE` of customers in the control
+arm, which sees the default ordering a shop has without the platform, :func:`bestseller_pages` (this week's units
+sold, the same for everyone, stock not considered). The closed-loop shop shows each arm its ordering and the online
+metrics compare them at the ``category`` placement. The weights are defaults (how they were judged: docs, README).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import pandas as pd
 from ml.profiles.items import ITEM_PROFILES
 from ml.profiles.segments import CUSTOMER_SEGMENTS
 from ml.profiles.users import USER_PROFILES
+from ml.recommend.experiment import arms
+from ml.search.ranker import PERSONAL_WEIGHT
 from ml.summary import summary
 from ml.warehouse import markdown_table, table_exists
 
@@ -39,8 +47,15 @@ PAGE_SIZE = 50
 PRIOR_VIEWS = 50.0
 """Views of pseudo-evidence at the category's conversion rate added to each product's own (empirical Bayes)."""
 ANONYMOUS = 0
+RANKED, BESTSELLERS = "ranked", "bestsellers"
+"""The two orderings of a page: the platform's, and the default one of the control arm."""
+PAGE_EXPERIMENT_SALT = "category-pages-v1"
+PAGE_CONTROL_SHARE = 0.5
+"""Share of customers who see the bestseller ordering. Half, unlike the recommender's 10%: an ordering test has
+no known-good champion to protect, and both arms need sessions enough to measure a difference in days."""
 PAGE_COLUMNS = [
     "category",
+    "ordering",
     "segment_id",
     "rank",
     "sku",
@@ -147,9 +162,46 @@ def rank_pages(
             pages.append(_diverse(rows, page_size).assign(category=category, segment_id=segment))
     if not pages:
         return pd.DataFrame(columns=PAGE_COLUMNS)
-    out = pd.concat(pages, ignore_index=True)
+    out = pd.concat(pages, ignore_index=True).assign(ordering=RANKED)
     out["reason"] = [_reason(r) for r in out.itertuples()]
     return out[PAGE_COLUMNS]
+
+
+def bestseller_pages(products: pd.DataFrame, page_size: int = PAGE_SIZE) -> pd.DataFrame:
+    """The default ordering (the control arm's): every category's listed products by units sold this week, then
+    by 30-day purchases and SKU; one page for everyone (segment 0), stock and brands not considered."""
+    if products.empty:
+        return pd.DataFrame(columns=PAGE_COLUMNS)
+    rows = products.assign(
+        score=products["velocity_7d"].fillna(0.0).astype(float),
+        bought=products["purchases_30d"].fillna(0).astype(float),
+    ).sort_values(["category", "score", "bought", "sku"], ascending=[True, False, False, True])
+    rows["rank"] = rows.groupby("category", sort=False).cumcount() + 1
+    rows = rows[rows["rank"] <= page_size]
+    return rows.assign(
+        ordering=BESTSELLERS,
+        segment_id=ANONYMOUS,
+        hot=np.nan,
+        new=np.nan,
+        relevant=np.nan,
+        reason="a bestseller of this category this week",
+    )[PAGE_COLUMNS].reset_index(drop=True)
+
+
+def page_arms(customer_ids) -> np.ndarray:
+    """Each customer's arm of the category-page experiment (stable: hashed with :data:`PAGE_EXPERIMENT_SALT`)."""
+    return arms(customer_ids, control_share=PAGE_CONTROL_SHARE, salt=PAGE_EXPERIMENT_SALT)
+
+
+def personalise(pages: pd.DataFrame, in_band, viewed, by: list[str]) -> pd.DataFrame:
+    """Ranked pages (one per ``by`` group) re-ordered for their shopper: a product in the shopper's usual price band
+    (``in_band``) or viewed lately (``viewed``; both booleans per row) has its score raised by up to
+    :data:`~ml.search.ranker.PERSONAL_WEIGHT`, as in search; ranks renumbered within each group."""
+    boost = 1.0 + PERSONAL_WEIGHT * (0.5 * np.asarray(in_band, float) + 0.5 * np.asarray(viewed, float))
+    out = pages.assign(score=pages["score"].to_numpy(float) * boost)
+    out = out.sort_values([*by, "score", "rank"], ascending=[True] * len(by) + [False, True], kind="stable")
+    out["rank"] = out.groupby(by, sort=False).cumcount() + 1
+    return out
 
 
 def _diverse(rows: pd.DataFrame, page_size: int) -> pd.DataFrame:
@@ -187,25 +239,33 @@ def _reason(row) -> str:
 
 
 def category_pages_day(con: duckdb.DuckDBPyConnection, day: date) -> pd.DataFrame:
-    """The day's pages (:func:`rank_pages` over :func:`products_of_day` and :func:`segment_tastes`); none before
-    the item profiles exist."""
+    """The day's pages: :func:`rank_pages` over :func:`products_of_day` and :func:`segment_tastes`, then the
+    :func:`bestseller_pages` of the control arm; none before the item profiles exist."""
     if not table_exists(con, ITEM_PROFILES):
         return pd.DataFrame(columns=PAGE_COLUMNS)
     brands, bands = segment_tastes(con, day)
-    return rank_pages(products_of_day(con, day), brands, bands)
+    products = products_of_day(con, day)
+    return pd.concat([rank_pages(products, brands, bands), bestseller_pages(products)], ignore_index=True)
 
 
 def pages_summary(pages: pd.DataFrame) -> dict:
     if pages.empty:
         return summary(0, {"categories": 0, "segments": 0})
+    everything, pages = pages, pages[pages["ordering"] == RANKED]
     per_page = pages.groupby(["category", "segment_id"])
     brands_in_top10 = pages[pages["rank"] <= 10].groupby(["category", "segment_id"])["brand"].nunique()
     preview = pages[(pages["segment_id"] == ANONYMOUS) & (pages["rank"] <= 3)][
         ["category", "rank", "title", "reason"]
     ]
+    top10 = everything[(everything["segment_id"] == ANONYMOUS) & (everything["rank"] <= 10)]
+    shared = top10.groupby(["category", "sku"])["ordering"].nunique()
     return summary(
-        len(pages),
+        len(everything),
         {
+            # how far the platform's page departs from the control arm's default ordering
+            "top10_shared_with_bestsellers": round(
+                float((shared == 2).groupby(level="category").sum().mean() / 10), 4
+            ),
             "categories": int(pages["category"].nunique()),
             "segments": int(pages["segment_id"].nunique()),
             "mean_page_length": round(float(per_page.size().mean()), 1),

@@ -15,6 +15,9 @@ own stock at the end of D-1, which it keeps under ``state_root`` as a real shop 
 
 - messages: the ones the platform exported on D-1 are sent on D and answered (:mod:`ml.shop.messages`):
   ``message_events``, and for each click a visit whose purchases are orders of that session.
+- category pages: a session browsing a category is shown the page of its customer's arm of the category-page
+  experiment (:mod:`ml.shop.pages`: the platform's ranked page, or the bestsellers), logged as ``impressions`` at
+  the ``category_page`` placement; clicks are views there and follow the same truth as ``for_you``.
 
 Without exports and without an earlier state the day is exactly the open-loop simulator's (the same bytes), plus
 empty ``impressions``, ``lost_sales`` and ``message_events``. With the same exports and the same state, a day is identical again.
@@ -28,6 +31,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +41,7 @@ import pyarrow as pa
 from ml.exports import read_export, read_latest_export
 from ml.recommend.experiment import arms, list_ids
 from ml.shop.messages import FATIGUE_DAYS, answer_messages
+from ml.shop.pages import category_pages_for, customer_arms
 from ml.sources import empty_table
 from ml.sources.schema import CLOSED_LOOP_TABLES, OPEN_LOOP_TABLES, TABLES
 from ml.sources.simulated import (
@@ -119,6 +124,11 @@ class ClosedLoopStore(SimulatedStore):
             shown_items,
         )
 
+    @cached_property
+    def page_arms(self) -> np.ndarray:
+        """Each customer's arm of the category-page experiment (by position), hashed once per store."""
+        return customer_arms(self.world)
+
     # -- state ----------------------------------------------------------------------------------------------------
     def state_path(self, day: date) -> Path:
         return self.state_root / f"date={day.isoformat()}" / "stock.npz"
@@ -200,7 +210,11 @@ class ClosedLoopStore(SimulatedStore):
         launched_today = world.product_launch_day == t
         on_hand[launched_today] = world.order_up_to[launched_today]
 
-        front = ShopFront(on_hand, *self._lists(world, lists, day))
+        front = ShopFront(
+            on_hand,
+            *self._lists(world, lists, day),
+            category_page=category_pages_for(world, self.exports_root, day, self.page_arms),
+        )
         promos = _promotions(world, t)
         traffic = _simulate_traffic(world, day, t, promos, front)
         end_on_hand = on_hand - traffic.pop("sold_units")

@@ -52,11 +52,13 @@ PLACEMENTS: tuple[str, ...] = (
     "cart",
     "for_you",
     "message",
+    "category_page",
 )
 """Where on the site or app an event happens (checkouts happen on ``cart``). ``for_you`` is the "recommended for
 you" placement that shows the list the platform served the customer (``recommendation`` is the shop's own
-widgets); ``message`` is a visit that a platform message's link opened. Only the closed-loop shop front has
-these two."""
+widgets); ``message`` is a visit that a platform message's link opened; ``category_page`` is the product grid of a
+category page in the ordering of the customer's arm of the category-page experiment (``category`` is every other
+view while browsing a category). Only the closed-loop shop front has these three."""
 
 MESSAGE_EVENT_TYPES: tuple[str, ...] = ("delivered", "opened", "clicked", "unsubscribed")
 """What the shop reports of a message it sent, in funnel order (``unsubscribed``: the customer opted out)."""

@@ -21,7 +21,7 @@ seconds; ``large`` only multiplies the counts.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
@@ -769,7 +769,10 @@ class ShopFront:
     ``on_hand``: products x warehouses units at the start of the day (today's deliveries and launches included),
     the stock that gates add-to-carts and fills checkouts. ``lists``: customers x ranks product positions of the
     list each customer is shown at the ``for_you`` placement, -1 where there is none; ``list_id``,
-    ``model_version`` and ``arm`` are per customer (``None`` without a list).
+    ``model_version`` and ``arm`` are per customer (``None`` without a list). ``category_page``: what a session
+    browsing a category sees, given the sessions' customers and category indices: ``(products, list_id,
+    model_version, arm)``, products as sessions x ranks positions (-1: none) and the rest per session; ``None``
+    when the shop has no pages to show.
     """
 
     on_hand: np.ndarray
@@ -777,6 +780,7 @@ class ShopFront:
     list_id: np.ndarray
     model_version: np.ndarray
     arm: np.ndarray
+    category_page: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]] | None = None
 
 
 # The "recommended for you" response: a shown item is clicked with probability
@@ -784,11 +788,17 @@ class ShopFront:
 _FOR_YOU_CTR = 0.03
 _FOR_YOU_CART_P = 0.10
 _FOR_YOU = PLACEMENTS.index("for_you")
+# A category page shown to a session browsing that category: the same response with its own base rate (the
+# visitor came to browse this category, so a well-placed match is clicked more often than in a list on arrival).
+_CATEGORY_PAGE_CTR = 0.05
+_CATEGORY = PLACEMENTS.index("category")
+_CATEGORY_PAGE = PLACEMENTS.index("category_page")
 # Add-to-cart rate of a view by placement, for_you included (a view never happens at "cart").
 _CART_P_EVERY_PLACEMENT = np.append(
     _CART_P_BY_PLACEMENT, np.zeros(len(PLACEMENTS) - len(_CART_P_BY_PLACEMENT))
 )
 _CART_P_EVERY_PLACEMENT[_FOR_YOU] = _FOR_YOU_CART_P
+_CART_P_EVERY_PLACEMENT[_CATEGORY_PAGE] = _CART_P_BY_PLACEMENT[_CATEGORY]
 
 
 def for_you_appeal(world: World, customers: np.ndarray, products: np.ndarray) -> np.ndarray:
@@ -883,6 +893,53 @@ def _simulate_traffic(
         v_place = np.concatenate([v_place, np.full(n_f, _FOR_YOU)])
         v_off = np.concatenate([v_off, f_off])
         n_v = len(v_sess)
+        i_off = np.zeros(len(i_sess), dtype=np.int64)
+        i_place = np.full(len(i_sess), _FOR_YOU)
+        i_list, i_version, i_arm = (a[cust[i_sess]] for a in (front.list_id, front.model_version, front.arm))
+    if front is not None and front.category_page is not None:
+        # -- the page of the category a session browses first, shown at that view; clicks are more views ---------
+        rng_page = np.random.default_rng([world.seed, world.spec.index, day.toordinal(), 2])
+        browsing = np.flatnonzero(v_place[:n_organic] == _CATEGORY)
+        browsing = browsing[np.unique(v_sess[browsing], return_index=True)[1]]
+        g_sess, g_off = v_sess[browsing], v_off[browsing]
+        g_prod, g_list, g_version, g_arm = front.category_page(cust[g_sess], v_cat[browsing])
+        k_page = g_prod.shape[1]
+        g_row = np.repeat(np.arange(len(g_sess)), k_page)
+        g_rank = np.tile(np.arange(1, k_page + 1), len(g_sess))
+        g_item = g_prod.ravel()
+        ok = g_item >= 0
+        ok[ok] = world.product_launch_day[g_item[ok]] <= t
+        g_row, g_rank, g_item = g_row[ok], g_rank[ok], g_item[ok]
+        pg_p_click = (
+            _CATEGORY_PAGE_CTR / np.log2(g_rank + 1) * for_you_appeal(world, cust[g_sess[g_row]], g_item)
+        )
+        pg_clicked = rng_page.random(len(g_row)) < np.minimum(pg_p_click, 0.5)
+        pg_row, pg_prod = g_row[pg_clicked], g_item[pg_clicked]
+        pg_order = np.lexsort((g_rank[pg_clicked], pg_row))
+        pg_row, pg_prod = pg_row[pg_order], pg_prod[pg_order]
+        pg_nth = np.arange(len(pg_row)) - np.searchsorted(pg_row, pg_row, side="left")
+        pg_sess = g_sess[pg_row]
+        pg_earlier = np.bincount(v_sess[n_organic:], minlength=n_sessions)  # the session's for_you clicks
+        pg_off_click = g_off[pg_row] + (
+            (pg_nth + 1) * rng_page.uniform(15.0, 90.0, len(pg_row)) * _US_PER_S
+        ).astype(np.int64)
+        v_sess = np.concatenate([v_sess, pg_sess])
+        v_pos = np.concatenate([v_pos, n_views[pg_sess] + pg_earlier[pg_sess] + pg_nth])
+        v_cust = cust[v_sess]
+        v_cat = np.concatenate([v_cat, world.product_cat[pg_prod]])
+        v_prod = np.concatenate([v_prod, pg_prod])
+        v_place = np.concatenate([v_place, np.full(len(pg_row), _CATEGORY_PAGE)])
+        v_off = np.concatenate([v_off, pg_off_click])
+        n_v = len(v_sess)
+        i_sess = np.concatenate([i_sess, g_sess[g_row]])
+        i_rank = np.concatenate([i_rank, g_rank])
+        i_prod = np.concatenate([i_prod, g_item])
+        i_off = np.concatenate([i_off, g_off[g_row]])
+        i_place = np.concatenate([i_place, np.full(len(g_row), _CATEGORY_PAGE)])
+        i_list, i_version, i_arm = (
+            np.concatenate([a, b[g_row]])
+            for a, b in ((i_list, g_list), (i_version, g_version), (i_arm, g_arm))
+        )
 
     # -- carts: placement x channel x price x promotion, never for an item out of stock at its warehouse ----
     v_chan = channel[v_sess]
@@ -1039,9 +1096,11 @@ def _simulate_traffic(
         return out
 
     # -- closed loop: what was shown, what could not be sold, what left the shelves -------------------------
-    i_ts = day0 + start[i_sess]
-    i_order = np.lexsort((i_rank, sess_rank[i_sess], i_ts))
-    i_sess, i_rank, i_prod, i_ts = i_sess[i_order], i_rank[i_order], i_prod[i_order], i_ts[i_order]
+    i_ts = day0 + start[i_sess] + i_off
+    i_order = np.lexsort((i_rank, i_place, sess_rank[i_sess], i_ts))
+    i_sess, i_rank, i_prod, i_ts, i_place, i_list, i_version, i_arm = (
+        a[i_order] for a in (i_sess, i_rank, i_prod, i_ts, i_place, i_list, i_version, i_arm)
+    )
     i_cust = cust[i_sess]
     out["impressions"] = _table(
         "impressions",
@@ -1051,11 +1110,11 @@ def _simulate_traffic(
             "customer_id": world.customer_pa.take(pa.array(i_cust)),
             "session_id": _ids(f"S{yyyymmdd}", sess_rank[i_sess] + 1, 8),
             "sku": world.sku_pa.take(pa.array(i_prod)),
-            "placement": pa.array(np.full(len(i_ts), "for_you", dtype=object), type=pa.string()),
+            "placement": _pa_strings(PLACEMENTS).take(pa.array(i_place)),
             "rank": pa.array(i_rank, type=pa.int32()),
-            "list_id": pa.array(front.list_id[i_cust], type=pa.string()),
-            "model_version": pa.array(front.model_version[i_cust], type=pa.string()),
-            "arm": pa.array(front.arm[i_cust], type=pa.string()),
+            "list_id": pa.array(i_list, type=pa.string()),
+            "model_version": pa.array(i_version, type=pa.string()),
+            "arm": pa.array(i_arm, type=pa.string()),
         },
     )
     # Views that would have become a cart but found the shelf empty: the purchase the customer would have made

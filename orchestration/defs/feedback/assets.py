@@ -34,8 +34,10 @@ FEEDBACK = {
         "credited to an impression up to 24 hours later, so that day's credit is complete): click-through and "
         "add-to-cart per impression, conversion, and the credited and total revenue and margin per exposed "
         "customer-day, by model, placement and arm (`feedback.online_metrics`). Treatment minus control for every "
-        "metric with a 95% bootstrap interval over customers (`feedback.online_uplift`); the uplifts and their "
-        "bounds plot over partitions. Closed-loop store only; empty days are reported as such."
+        "metric with a 95% bootstrap interval over customers (`feedback.online_uplift`), per placement: `for_you` "
+        "(the recommender's lists against the popularity control) and `category_page` (`goods/category_rankings`' "
+        "pages against the bestseller ordering, metrics prefixed `category_page_`); the uplifts and their bounds "
+        "plot over partitions. Closed-loop store only; empty days are reported as such."
     ),
     deps=[EXPOSED_CUSTOMERS],
     **FEEDBACK,

@@ -116,8 +116,11 @@ def search_index(
         "(`search.category_rankings`, exported for `GET /category/{category}`): hot (this week's velocity and the "
         "30-day conversion, shrunk), new (launched in the last 30 days, by early traction) and relevant (the "
         "segment's favoured brands and price bands from `people/user_profiles`), out-of-stock products left out, "
-        "low cover pushed down, each further product of a brand already placed discounted. Metadata: pages, "
-        "brands in each top 10, the share of new products, the top 3 of each category."
+        "low cover pushed down, each further product of a brand already placed discounted; beside them the "
+        "bestseller ordering (`ordering = 'bestsellers'`) that the control arm of the category-page experiment "
+        "sees (the shop front logs both at the `category_page` placement; `feedback/online_metrics` compares "
+        "them). Metadata: pages, brands in each top 10, the share of new products, how much of each top 10 the "
+        "bestsellers share, the top 3 of each category."
     ),
     deps=[
         dg.AssetKey(["goods", "item_profiles"]),
