@@ -337,15 +337,52 @@ def run_sasrec(
     return out
 
 
+COLD_SLOT_SPACINGS: tuple[int | None, ...] = (None, 20, 10, 5, 3, 2)
+"""Candidate spacings of the slots reserved for new items (None: no slot, the blend ranks everything)."""
+
+
+def choose_routing(
+    val_ranks: np.ndarray, cold_users: np.ndarray, grid: list[float], spacings: tuple[int | None, ...]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The content weight and slot spacing with the best validation NDCG@10 among those whose new-item slice is
+    at least the content model's alone (weight 1, no slot); the best new-item slice when none is. Validation only."""
+    from ml.recommend.metrics import metrics_from_ranks
+
+    def ndcg(r: np.ndarray) -> float:
+        return metrics_from_ranks(r, (10,))["NDCG@10"]
+
+    trials = [
+        {
+            "content_weight": w,
+            "every": every,
+            "val_NDCG@10": round(ndcg(val_ranks[g, s]), 5),
+            "val_cold_NDCG@10": round(ndcg(val_ranks[g, s][cold_users]), 5),
+        }
+        for g, w in enumerate(grid)
+        for s, every in enumerate(spacings)
+    ]
+    floor = next(t for t in trials if t["content_weight"] == 1.0 and t["every"] is None)["val_cold_NDCG@10"]
+    eligible = [t for t in trials if t["val_cold_NDCG@10"] >= floor]
+    if eligible:
+        best = max(eligible, key=lambda t: (t["val_NDCG@10"], t["val_cold_NDCG@10"]))
+    else:
+        best = max(trials, key=lambda t: (t["val_cold_NDCG@10"], t["val_NDCG@10"]))
+    return {**best, "val_cold_floor": floor, "floor_met": bool(eligible)}, trials
+
+
 def run_cold_start(runner: Runner, attributes: Path, knn_params: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Items unseen by the collaborative model: content vs ItemKNN vs their validation-weighted blend.
+    """Items unseen by the collaborative model: content vs ItemKNN vs their validation-weighted blend, and the blend
+    with slots reserved for new items (routed through the content scores).
 
     10 % of the items (seeded) are removed from every training sequence, as if they had just been listed. The blend
-    weight is chosen on validation (targets of all users, so it trades cold against warm targets honestly), then
-    test metrics are reported for all users and for the users whose test item is one of the new items.
+    weight is chosen on validation (targets of all users, so it trades cold against warm targets honestly). The
+    routed lists (:func:`ml.recommend.blend.cold_slot_ranks`) fill every ``every``-th slot with the next new item by
+    content and the rest from the blend; weight and spacing are chosen on validation as the best overall NDCG@10
+    whose new-item slice is at least the content model's (:func:`choose_routing`). Test metrics are reported for
+    all users and for the users whose test item is one of the new items.
     """
     from ml.recommend.baselines import ItemKNN
-    from ml.recommend.blend import blend_ranks
+    from ml.recommend.blend import cold_slot_ranks
     from ml.recommend.coldstart import ContentKNN, attribute_matrix
     from ml.recommend.metrics import metrics_from_ranks
 
@@ -358,38 +395,55 @@ def run_cold_start(runner: Runner, attributes: Path, knn_params: dict[str, Any],
     is_cold = np.zeros(n_items, dtype=bool)
     is_cold[cold] = True
     grid = [round(float(w), 2) for w in np.arange(0.0, 1.01, 0.1)]
-    weights = [(1 - w, w) for w in grid]
     results: dict[str, Any] = {
         "cold_items": len(cold),
         "attribute_dims": int(feats.shape[1]),
         "items_with_attributes": int((feats.getnnz(axis=1) > 0).sum()),
     }
 
-    def scored(train: Any, targets: np.ndarray, grid_w: list[tuple[float, float]]) -> np.ndarray:
+    def scored(train: Any, targets: np.ndarray, weights: list[float], spacings) -> np.ndarray:
         cf = ItemKNN(**knn_params).fit(train.without_items(cold))
         content = ContentKNN(feats).fit(train)
         # histories keep the new items: the customer did buy them, only the CF model has no data on them
         fns = [lambda b: cf._score(train.subset(b), b), lambda b: content._score(train.subset(b), b)]
-        return blend_ranks(fns, ["score", "score"], train, targets, grid_w)
+        return cold_slot_ranks(
+            fns, ["score", "score"], fns[1], is_cold, train, targets, [(1 - w, w) for w in weights], spacings
+        )
 
-    val_ranks = scored(loo.val_train, loo.val_target, weights)
-    val_ndcg = [metrics_from_ranks(r, (10,))["NDCG@10"] for r in val_ranks]
+    val_ranks = scored(loo.val_train, loo.val_target, grid, COLD_SLOT_SPACINGS)
+    val_cold = is_cold[loo.val_target]
+    val_ndcg = [metrics_from_ranks(r, (10,))["NDCG@10"] for r in val_ranks[:, 0]]
     best_w = grid[int(np.argmax(val_ndcg))]
+    routing, trials = choose_routing(val_ranks, val_cold, grid, COLD_SLOT_SPACINGS)
     results["validation"] = [
         {"content_weight": w, "val_NDCG@10": round(v, 5)} for w, v in zip(grid, val_ndcg, strict=True)
     ]
-    chosen = {"itemknn": (1.0, 0.0), "content": (0.0, 1.0), "blend": (1 - best_w, best_w)}
-    test_ranks = scored(loo.test_train, loo.test_target, list(chosen.values()))
+    results["routing_validation"] = trials
+    results["routing_choice"] = routing
+    chosen = {
+        "itemknn": (0.0, None),
+        "content": (1.0, None),
+        "blend": (best_w, None),
+        "routed": (routing["content_weight"], routing["every"]),
+    }
+    weights = sorted({w for w, _ in chosen.values()})
+    spacings = tuple(dict.fromkeys(e for _, e in chosen.values()))
+    test_ranks = scored(loo.test_train, loo.test_target, weights, spacings)
     cold_users = is_cold[loo.test_target]
-    for (name, w), r in zip(chosen.items(), test_ranks, strict=True):
+    for name, (w, every) in chosen.items():
+        r = test_ranks[weights.index(w), spacings.index(every)]
         results[name] = {
-            "weights": {"itemknn": w[0], "content": w[1]},
+            "weights": {"itemknn": round(1 - w, 2), "content": w},
+            "cold_slot_every": every,
             "all_users": _round(metrics_from_ranks(r, KS)),
             "cold_item_users": _round(metrics_from_ranks(r[cold_users], KS)),
             "warm_item_users": _round(metrics_from_ranks(r[~cold_users], KS)),
         }
     results["cold_item_users"] = int(cold_users.sum())
-    log(f"cold start (content weight {best_w}): " + json.dumps({k: results[k] for k in chosen}))
+    log(
+        f"cold start (content weight {best_w}; routed {routing}): "
+        + json.dumps({k: results[k] for k in chosen})
+    )
     return results
 
 

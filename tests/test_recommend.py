@@ -117,6 +117,40 @@ def test_nan_scores_count_against_the_target():
     assert target_ranks(scores, np.array([0])).tolist() == [2]
 
 
+def test_slots_reserved_for_new_items_place_each_kind_in_its_own_order():
+    from ml.recommend.blend import cold_slot_ranks, slot_positions
+
+    # every third slot is a new item's: warm ranks 0, 1 at 0, 1; warm 2 at 3; cold 0 at 2, cold 1 at 5
+    assert slot_positions(np.array([0, 1, 2, 3, 0, 1]), np.array([0, 0, 0, 0, 1, 1], bool), 3).tolist() == [
+        0,
+        1,
+        3,
+        4,
+        2,
+        5,
+    ]
+    with pytest.raises(ValueError, match="at least 2"):
+        slot_positions(np.array([0]), np.array([False]), 1)
+    # items 3 and 4 are new: the main model gives them nothing, the content scores order them
+    main = np.array([[0.5, 0.3, 0.2, 0.0, 0.0], [0.5, 0.3, 0.2, 0.0, 0.0]], dtype=np.float32)
+    content = np.array([[0.0, 0.0, 0.0, 0.2, 0.8], [0.0, 0.0, 0.0, 0.2, 0.8]], dtype=np.float32)
+    hist = Sequences.from_lists([[0], [1]], 5)
+    ranks = cold_slot_ranks(
+        [lambda b: main[b]],
+        ["score"],
+        lambda b: content[b],
+        np.array([0, 0, 0, 1, 1], bool),
+        hist,
+        np.array([3, 2]),
+        [(1.0,)],
+        [None, 2],
+    )
+    # no slot: new item 3 ties with item 4 at the bottom (rank 3 of 4 after the history is removed)
+    assert ranks[0, 0].tolist() == [3, 1]
+    # a slot every second place: user 0's list is 1, [4], 2, [3] -> item 3 at 3; user 1's: 0, [4], 2 -> item 2 at 2
+    assert ranks[0, 1].tolist() == [3, 2]
+
+
 # ----------------------------------------------------------------------------------------------------- data
 def test_frame_ties_keep_row_order_and_leave_one_out_split():
     df = pd.DataFrame(

@@ -109,3 +109,70 @@ def blend_grid(
     """HR/NDCG of every weight vector in ``weight_grid`` (see :func:`blend_ranks`)."""
     ranks = blend_ranks(score_fns, kinds, histories, targets, weight_grid, batch_size)
     return [metrics_from_ranks(r, ks) for r in ranks]
+
+
+def slot_positions(kind_ranks: np.ndarray, target_is_cold: np.ndarray, every: int | None) -> np.ndarray:
+    """0-based list positions when every ``every``-th slot of the list is reserved for new (cold) items.
+
+    ``kind_ranks``: each target's rank among the items of its own kind (a cold target among the cold items by the
+    content scores, a warm one among the warm items by the main scores). Positions ``every - 1, 2 * every - 1, ...``
+    hold the cold items in content order and the others hold the warm items in order, so a warm item of rank ``i``
+    sits at ``i + i // (every - 1)`` and a cold one of rank ``j`` at ``(j + 1) * every - 1``. ``every=None``: no
+    slot is reserved (the caller ranks everything by the main scores instead)."""
+    if every is None:
+        raise ValueError("every=None has no slots: rank by the main scores")
+    if every < 2:
+        raise ValueError(f"every must be at least 2 (one warm item between slots), got {every}")
+    ranks = np.asarray(kind_ranks, dtype=np.int64)
+    return np.where(target_is_cold, (ranks + 1) * every - 1, ranks + ranks // (every - 1))
+
+
+def cold_slot_ranks(
+    main_fns: Sequence[Callable[[np.ndarray], np.ndarray]],
+    kinds: Sequence[str],
+    content_fn: Callable[[np.ndarray], np.ndarray],
+    is_cold: np.ndarray,
+    histories: Sequences,
+    targets: np.ndarray,
+    weight_grid: Sequence[Sequence[float]],
+    spacings: Sequence[int | None],
+    batch_size: int = 1024,
+) -> np.ndarray:
+    """Pessimistic target ranks ``[len(weight_grid), len(spacings), users]`` of lists whose warm items come from
+    the blend of ``main_fns`` (each weight vector of ``weight_grid``) and whose every ``spacing``-th slot holds the
+    next new item by ``content_fn`` (:func:`slot_positions`; ``None``: the blend ranks every item, as
+    :func:`blend_ranks`). A new item is one the collaborative models have no data on (``is_cold``), which is known
+    when the list is made, so routing it through the content scores uses nothing about the target."""
+    n = len(histories)
+    is_cold = np.asarray(is_cold, dtype=bool)
+    out = np.empty((len(weight_grid), len(spacings), n), dtype=np.int64)
+    for start in range(0, n, batch_size):
+        batch = np.arange(start, min(start + batch_size, n))
+        target = np.asarray(targets[batch], dtype=np.int64)
+        cold_target = is_cold[target]
+        content = content_fn(batch).astype(np.float32)
+        cold_rank = _kind_ranks(content, target, histories, batch, is_cold)
+        probs = [to_probabilities(f(batch), k) for f, k in zip(main_fns, kinds, strict=True)]
+        for g, weights in enumerate(weight_grid):
+            mix = np.zeros_like(probs[0])
+            for p, w in zip(probs, weights, strict=True):
+                if w:
+                    mix += np.float32(w) * p
+            warm_rank = _kind_ranks(mix.copy(), target, histories, batch, ~is_cold)
+            kind_rank = np.where(cold_target, cold_rank, warm_rank)
+            for s, every in enumerate(spacings):
+                out[g, s, batch] = (
+                    target_ranks(mix.copy(), target, histories, batch)
+                    if every is None
+                    else slot_positions(kind_rank, cold_target, every)
+                )
+    return out
+
+
+def _kind_ranks(
+    scores: np.ndarray, targets: np.ndarray, histories: Sequences, rows: np.ndarray, kind: np.ndarray
+) -> np.ndarray:
+    """Pessimistic rank of each row's target among the non-history items with ``kind`` True (``scores`` is
+    modified in place)."""
+    scores[:, ~kind] = -np.inf
+    return target_ranks(scores, targets, histories, rows)
