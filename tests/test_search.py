@@ -287,7 +287,13 @@ def test_category_pages_without_any_segment_tastes():
     assert pages.iloc[0]["sku"] == "k00"  # the best seller, unchanged by any taste
     brands = pd.DataFrame({"segment_id": [3], "key": ["Alpha"], "share": [1.0]})
     sold_out = rank_pages(products.assign(on_hand=0), brands, none)
-    assert sold_out.empty and list(sold_out.columns)[:5] == ["category", "ordering", "segment_id", "rank", "sku"]
+    assert sold_out.empty and list(sold_out.columns)[:5] == [
+        "category",
+        "ordering",
+        "segment_id",
+        "rank",
+        "sku",
+    ]
     # a source without stock data (NULL on hand) hides nothing; one without categories has no pages
     unknown_stock = rank_pages(products.assign(on_hand=None), none, none)
     assert len(unknown_stock) == 12

@@ -416,6 +416,10 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
         )
         publish(tmp_path, lists, day - timedelta(days=1))
         publish_messages(tmp_path, store.world, customers[::4], day, "best", 15)
+        # category pages: the best ordering for the treatment arm, the worst for the control arm
+        write_export(
+            truth_pages(store, day), tmp_path / "exports", "category_rankings", day - timedelta(days=1)
+        )
     marts = (
         "stg_impressions stg_lost_sales +fct_impressions fct_lost_sales +fct_inventory_daily +fct_exposed_customers "
         "+dim_products +fct_message_events"
@@ -432,8 +436,12 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
                     "round(sum(revenue), 2) FROM marts.fct_impressions"
                 ),
                 "clicks": one(
-                    "SELECT count(DISTINCT (session_id, sku)) FROM raw.events "
-                    "WHERE placement = 'for_you' AND event_type = 'view'"
+                    "SELECT count(DISTINCT (session_id, sku, placement)) FROM raw.events "
+                    "WHERE placement IN ('for_you', 'category_page') AND event_type = 'view'"
+                ),
+                "placements": one(
+                    "SELECT list(DISTINCT placement ORDER BY placement), "
+                    "count(*) FILTER (WHERE placement = 'category_page') FROM marts.fct_impressions"
                 ),
                 "credited": one(
                     "SELECT count(*), count(*) FILTER (WHERE l.line_type = 'sale' AND l.customer_id = c.customer_id "
@@ -468,6 +476,7 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
     before = facts()
     assert before["impressions"][0] > 20_000 and before["quarantined"] == (0,)
     assert before["mart"][0] == before["impressions"][0]
+    assert before["placements"][0] == ["category_page", "for_you"] and before["placements"][1] > 5_000
     assert before["mart"][1] == before["clicks"][0] > 1_000
     assert before["credited"][0] == before["credited"][1] > 100 and before["mart"][2] > 0
     assert before["lost"] == before["lost_mart"] == before["lost_inventory"] and before["lost"][0] > 0
@@ -483,24 +492,29 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
         exposed_per_arm = dict(
             con.execute(
                 "SELECT arm, count(DISTINCT customer_id) FROM marts.fct_impressions WHERE impression_date = ? "
-                "GROUP BY arm",
+                "AND placement = 'for_you' GROUP BY arm",
                 [second],
             ).fetchall()
         )
         revenue_per_exposed = dict(
             con.execute(
                 "SELECT e.arm, sum(l.net_amount) / (SELECT count(DISTINCT customer_id) FROM marts.fct_impressions "
-                "  WHERE impression_date = ? AND arm = e.arm) "
-                "FROM (SELECT DISTINCT customer_id, arm FROM marts.fct_impressions WHERE impression_date = ?) e "
+                "  WHERE impression_date = ? AND arm = e.arm AND placement = 'for_you') "
+                "FROM (SELECT DISTINCT customer_id, arm FROM marts.fct_impressions "
+                "      WHERE impression_date = ? AND placement = 'for_you') e "
                 "JOIN marts.fct_order_items l ON l.customer_id = e.customer_id AND l.order_date = ? AND l.is_sale "
                 "GROUP BY e.arm",
                 [second, second, second],
             ).fetchall()
         )
-    assert metrics.set_index("arm")["exposed_customers"].to_dict() == exposed_per_arm
-    by_metric = uplift.set_index("metric")
+    lists = metrics[metrics["placement"] == "for_you"]
+    assert lists.set_index("arm")["exposed_customers"].to_dict() == exposed_per_arm
+    by_metric = uplift[uplift["placement"] == "for_you"].set_index("metric")
     for metric in ("ctr", "conversion", "credited_revenue"):  # oracle against random: beyond doubt
         assert by_metric.loc[metric, "ci_low"] > 0, metric
+    # the category pages are measured on their own: the best page against the worst, clicked more beyond doubt
+    pages = uplift[uplift["placement"] == "category_page"].set_index("metric")
+    assert pages.loc["ctr", "ci_low"] > 0 and set(pages["treatment_model"]) == {"category_pages"}
     for arm in ("treatment", "control"):
         assert by_metric.loc["revenue", arm] == pytest.approx(revenue_per_exposed[arm])
 
@@ -509,7 +523,7 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
         lost = lost_sales_summary(con, third)
         ctr = con.execute(
             "SELECT arm, avg(clicked::int), count(DISTINCT customer_id) FROM marts.fct_impressions "
-            "WHERE impression_date = ? GROUP BY arm",
+            "WHERE impression_date = ? AND placement = 'for_you' GROUP BY arm",
             [third],
         ).fetchall()
         lost_units = con.execute(
@@ -522,6 +536,7 @@ def test_feedback_reaches_the_marts_once_and_a_rerun_changes_nothing(tmp_path):
         "treatment",
         "control",
     }  # the split the shop records: both arms seen
+    assert shown["metrics"]["category_page_ctr_treatment"] > shown["metrics"]["category_page_ctr_control"] > 0
     assert lost["metrics"]["lost_units"] == lost_units[0] > 0
     store.write_day(third, tmp_path / "landing")
     load_and_build(tmp_path, store.name, store.tables, third, third, select=marts)

@@ -1,6 +1,6 @@
 """Per-day summaries of dbt's feedback marts (``marts.fct_impressions``, ``marts.fct_lost_sales``) for the UI.
 
-Figures are per arm of the experiment (:mod:`ml.recommend.experiment`), so treatment and control plot side by
+Figures are per placement and arm of its experiment (:mod:`ml.recommend.experiment`), so treatment and control plot side by
 side over partitions. They describe the day; uplift with intervals is the job of the online metrics.
 """
 
@@ -10,6 +10,7 @@ from datetime import date
 
 import duckdb
 
+from ml.feedback.online import RECOMMENDER_PLACEMENT
 from ml.sources.schema import EXPERIMENT_ARMS
 from ml.summary import summary
 from ml.warehouse import markdown_table, table_exists
@@ -19,13 +20,15 @@ LOST_SALES = "marts.fct_lost_sales"
 
 
 def impressions_summary(con: duckdb.DuckDBPyConnection, as_of: date) -> dict:
-    """Impressions of ``as_of`` by arm: exposed customers, click-through and add-to-cart rates, and the units and
-    revenue credited to the lists per exposed customer."""
+    """Impressions of ``as_of`` by placement and arm: exposed customers, click-through and add-to-cart rates, and
+    the units and revenue credited per exposed customer. The recommender's lists (``for_you``) keep plain names
+    (``ctr_treatment``); another placement's are prefixed with it (``category_page_ctr_treatment``)."""
     if not table_exists(con, IMPRESSIONS):
         return summary(0)
     by_arm = con.execute(
         f"""
         select
+            placement,
             arm,
             count(*) as impressions,
             count(distinct customer_id) as exposed_customers,
@@ -35,23 +38,33 @@ def impressions_summary(con: duckdb.DuckDBPyConnection, as_of: date) -> dict:
             sum(revenue) / count(distinct customer_id) as revenue_per_exposed
         from {IMPRESSIONS}
         where impression_date = ?
-        group by arm
-        order by arm
+        group by placement, arm
+        order by placement, arm
         """,
         [as_of],
     ).df()
     if by_arm.empty:
         return summary(0)
     metrics: dict[str, float | int] = {}
-    for arm in EXPERIMENT_ARMS:
-        row = by_arm[by_arm["arm"] == arm]
-        for column in ("exposed_customers", "ctr", "cart_rate", "units_per_exposed", "revenue_per_exposed"):
-            value = row[column].iloc[0] if len(row) else float("nan")
-            metrics[f"{column}_{arm}"] = int(value) if column == "exposed_customers" else float(value)
+    for placement in sorted(set(by_arm["placement"]) | {RECOMMENDER_PLACEMENT}):
+        prefix = "" if placement == RECOMMENDER_PLACEMENT else f"{placement}_"
+        for arm in EXPERIMENT_ARMS:
+            row = by_arm[(by_arm["placement"] == placement) & (by_arm["arm"] == arm)]
+            for column in (
+                "exposed_customers",
+                "ctr",
+                "cart_rate",
+                "units_per_exposed",
+                "revenue_per_exposed",
+            ):
+                value = row[column].iloc[0] if len(row) else float("nan")
+                metrics[f"{prefix}{column}_{arm}"] = (
+                    int(value) if column == "exposed_customers" and len(row) else float(value)
+                )
     return summary(
         int(by_arm["impressions"].sum()),
         metrics=metrics,
-        markdown={"by_arm": markdown_table(by_arm, float_digits=4)},
+        markdown={"by_placement_and_arm": markdown_table(by_arm, float_digits=4)},
     )
 
 
