@@ -36,10 +36,16 @@ def read_latest_export(
 ) -> pd.DataFrame | None:
     """The newest published ``output`` on or before ``day`` and at most ``max_age_days`` older (None if none):
     what a consumer keeps using when a day was held back (the champion gate) or not yet made."""
+    newest = latest_exported_day(exports_root, output, day, max_age_days)
+    return read_export(exports_root, output, newest) if newest is not None else None
+
+
+def latest_exported_day(exports_root: Path, output: str, day: date, max_age_days: int = 7) -> date | None:
+    """The day of :func:`read_latest_export`'s frame (None if there is none)."""
     recent = [
         d for d in exported_days(exports_root, output) if day - timedelta(days=max_age_days) <= d <= day
     ]
-    return read_export(exports_root, output, recent[-1]) if recent else None
+    return recent[-1] if recent else None
 
 
 def write_export(frame: pd.DataFrame, exports_root: Path, output: str, day: date) -> Path:

@@ -40,8 +40,9 @@ import pyarrow as pa
 
 from ml.exports import read_export, read_latest_export
 from ml.recommend.experiment import arms, list_ids
+from ml.search.category_pages import page_arms
 from ml.shop.messages import FATIGUE_DAYS, answer_messages
-from ml.shop.pages import category_pages_for, customer_arms
+from ml.shop.pages import category_pages_for
 from ml.sources import empty_table
 from ml.sources.schema import CLOSED_LOOP_TABLES, OPEN_LOOP_TABLES, TABLES
 from ml.sources.simulated import (
@@ -125,9 +126,9 @@ class ClosedLoopStore(SimulatedStore):
         )
 
     @cached_property
-    def page_arms(self) -> np.ndarray:
+    def category_page_arms(self) -> np.ndarray:
         """Each customer's arm of the category-page experiment (by position), hashed once per store."""
-        return customer_arms(self.world)
+        return page_arms(self.world.customer_ids)
 
     # -- state ----------------------------------------------------------------------------------------------------
     def state_path(self, day: date) -> Path:
@@ -213,7 +214,7 @@ class ClosedLoopStore(SimulatedStore):
         front = ShopFront(
             on_hand,
             *self._lists(world, lists, day),
-            category_page=category_pages_for(world, self.exports_root, day, self.page_arms),
+            category_page=category_pages_for(world, self.exports_root, day, self.category_page_arms),
         )
         promos = _promotions(world, t)
         traffic = _simulate_traffic(world, day, t, promos, front)

@@ -16,28 +16,24 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from ml.exports import exported_days, read_export
+from ml.exports import latest_exported_day, read_export
 from ml.recommend.experiment import CONTROL, list_ids
 from ml.search.catalogue import PROFILES_EXPORT
-from ml.search.category_pages import ANONYMOUS, BESTSELLERS, EXPORT, RANKED, page_arms, personalise
+from ml.search.category_pages import ANONYMOUS, BESTSELLERS, EXPORT, RANKED, personalise
 from ml.sources.simulated import CATEGORIES, World
 
 PAGE_ITEMS = 10
 """How many products of a category page a browsing session is shown (the first screen of the grid)."""
-MAX_AGE_DAYS = 7
-"""The newest pages published at most this many days before the shop day are shown (as for the lists)."""
 
 
 def latest_pages(exports_root, day: date) -> tuple[pd.DataFrame, date] | None:
-    """The newest ``category_rankings`` published before ``day`` (at most :data:`MAX_AGE_DAYS` old) and its as-of
+    """The newest ``category_rankings`` published before ``day`` (as the lists: at most a week old) and its as-of
     day; ``None`` when there is none or it predates the bestseller ordering."""
-    recent = [d for d in exported_days(exports_root, EXPORT) if day - timedelta(days=MAX_AGE_DAYS) <= d < day]
-    if not recent:
-        return None
-    pages = read_export(exports_root, EXPORT, recent[-1])
+    as_of = latest_exported_day(exports_root, EXPORT, day - timedelta(days=1))
+    pages = read_export(exports_root, EXPORT, as_of) if as_of is not None else None
     if pages is None or pages.empty or "ordering" not in pages:
         return None
-    return pages, recent[-1]
+    return pages, as_of
 
 
 class CategoryPages:
@@ -136,8 +132,3 @@ def category_pages_for(world: World, exports_root, day: date, arms: np.ndarray) 
     pages, as_of = latest
     profiles = read_export(exports_root, PROFILES_EXPORT, as_of)
     return CategoryPages(world, pages, as_of, profiles, arms, day)
-
-
-def customer_arms(world: World) -> np.ndarray:
-    """Every customer's arm of the category-page experiment, by position."""
-    return page_arms(world.customer_ids)
