@@ -450,6 +450,45 @@ def test_benchmark_help(capsys):
     assert "--time-budget" in capsys.readouterr().out
 
 
+def test_seed_summary_gives_mean_spread_and_each_seeds_value(tmp_path, capsys):
+    from bench import recsys_seeds
+
+    def result(seed: int, sasrec: float, ease: float, dataset: str = "Beauty.txt") -> dict:
+        return {
+            "dataset": dataset,
+            "command": f"python -m bench.recsys --seed {seed}",
+            "models": {
+                "ease": {"NDCG@10": ease, "HR@10": 2 * ease, "params": {}},
+                "sasrec": {
+                    "NDCG@10": sasrec,
+                    "HR@10": 2 * sasrec,
+                    "params": {"seed": seed, "best_epoch": 20 + seed, "refit": seed == 0},
+                },
+            },
+        }
+
+    files = []
+    for i, row in enumerate(
+        [result(2, 0.06, 0.04), result(0, 0.05, 0.04), result(1, 0.07, 0.04), result(0, 0.1, 0.2, "Toys.txt")]
+    ):
+        files.append(tmp_path / f"r{i}.json")
+        files[-1].write_text(json.dumps(row))
+    assert recsys_seeds.main([*map(str, files), "--out", str(tmp_path / "s.json")]) == 0
+    summary = json.loads((tmp_path / "s.json").read_text())
+    beauty = summary["Beauty.txt"]
+    assert beauty["seeds"] == [0, 1, 2]
+    assert beauty["models"]["sasrec"]["NDCG@10"] == {"values": [0.05, 0.07, 0.06], "mean": 0.06, "std": 0.01}
+    assert beauty["models"]["ease"]["HR@10"]["std"] == 0.0
+    assert beauty["models"]["sasrec"]["best_epoch"] == [20, 21, 22]
+    assert beauty["models"]["sasrec"]["refit"] == [True, False, False]
+    assert summary["Toys.txt"]["models"]["sasrec"]["NDCG@10"]["std"] is None  # one seed: no spread
+    printed = capsys.readouterr().out
+    assert "| sasrec | 0.0600 ± 0.0100 | 0.0500 / 0.0700 / 0.0600 |" in printed
+    with pytest.raises(SystemExit) as exc:
+        recsys_seeds.main(["--help"])
+    assert exc.value.code == 0
+
+
 def test_last_position_inference_matches_the_full_forward(store):
     loo, _ = store
     model = SASRec(hidden=16, max_len=12, n_blocks=2, max_epochs=1, seed=3).fit(loo.val_train)
