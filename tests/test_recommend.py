@@ -151,6 +151,52 @@ def test_slots_reserved_for_new_items_place_each_kind_in_its_own_order():
     assert ranks[0, 1].tolist() == [3, 2]
 
 
+class _FixedScores(Recommender):
+    def __init__(self, scores: np.ndarray):
+        self.scores = scores
+
+    def _fit(self, seqs: Sequences) -> None:
+        pass
+
+    def _score(self, histories: Sequences, users: np.ndarray) -> np.ndarray:
+        return self.scores[: len(histories)].copy()
+
+
+def test_the_served_cold_slots_are_the_benchmarks_lists():
+    from ml.recommend.blend import ColdSlots, cold_slot_ranks
+
+    rng = np.random.default_rng(0)
+    n_users, n_items = 60, 40
+    main = rng.random((n_users, n_items)).astype(np.float32)
+    main[:, 10:14] = 0.9  # four warm items tied near the top: the served list takes them in catalogue order
+    content = rng.random((n_users, n_items)).astype(np.float32)
+    training = Sequences.from_lists(
+        [list(rng.choice(np.arange(8, n_items), size=3, replace=False)) for _ in range(n_users)], n_items
+    )
+    model = ColdSlots(_FixedScores(main), _FixedScores(content), every=3).fit(training)
+    assert model.is_cold_.tolist() == [True] * 8 + [False] * 32  # items 0-7 were never in training
+    nothing = Sequences.from_lists([[] for _ in range(n_users)], n_items)
+    targets = rng.integers(0, n_items, n_users)
+    served = target_ranks(model._score(nothing, np.arange(n_users)), targets)
+    bench = cold_slot_ranks(
+        [lambda b: main[b]], ["score"], lambda b: content[b], model.is_cold_, nothing, targets, [(1.0,)], [3]
+    )[0, 0]
+    # the same list wherever the eight new items last (every third place: the first 24); a tied target is
+    # pessimistic in the benchmark, at its catalogue-order place in the served list
+    tied = (targets >= 10) & (targets < 14)
+    compared = bench < 24
+    assert compared.sum() > 20 and (served[compared & ~tied] == bench[compared & ~tied]).all()
+    assert (served[compared & tied] <= bench[compared & tied]).all()
+    items, _ = model.topk(histories=nothing, k=6)
+    assert model.is_cold_[items[:, [2, 5]]].all() and not model.is_cold_[items[:, [0, 1, 3, 4]]].any()
+    # an excluded item (here the customer's history) leaves its place and the list closes up
+    items, _ = model.topk(histories=training, k=6)
+    assert (model.is_cold_[items].sum(axis=1) >= 2).all()
+    assert not any(set(items[u]) & set(training[u]) for u in range(n_users))
+    with pytest.raises(ValueError, match="at least 2"):
+        ColdSlots(_FixedScores(main), _FixedScores(content), every=1)
+
+
 # ----------------------------------------------------------------------------------------------------- data
 def test_frame_ties_keep_row_order_and_leave_one_out_split():
     df = pd.DataFrame(

@@ -176,3 +176,69 @@ def _kind_ranks(
     modified in place)."""
     scores[:, ~kind] = -np.inf
     return target_ranks(scores, targets, histories, rows)
+
+
+COLD_SLOT_EVERY = 5
+"""Every how many places a list holds a new item: the spacing ``bench.recsys``' cold-start experiment chose on
+validation on Amazon Beauty for each of three draws of new items (docs/benchmarks/recsys.md)."""
+
+
+class ColdSlots(Recommender):
+    """A main model's list with every ``every``-th place reserved for the next new item by a content model.
+
+    New items are the catalogue items without a single interaction in the training data (``is_cold_``): the
+    main model knows nothing of them, so they are ranked by ``content`` alone, while every other item keeps the
+    main model's order. Scores are ``-position`` in the merged list, so top-K, the exclusion rule and full-ranking
+    evaluation read them as any score. The list is one concrete list: items tied within a kind take their places
+    in catalogue order (a shared place would leave gaps that move the other kind up), so its evaluation has no
+    ties; :func:`cold_slot_ranks` ranks the same lists pessimistically for the benchmark. Nothing is excluded
+    here: the caller's rule (purchases on the platform, the whole history in the benchmark, stock) removes items
+    afterwards and the rest close up, so a new item may come a place or two before its slot.
+    """
+
+    name = "cold_slots"
+    output = "score"
+
+    def __init__(
+        self, main: Recommender, content: Recommender, every: int = COLD_SLOT_EVERY, prefit: bool = True
+    ):
+        if every < 2:
+            raise ValueError(f"every must be at least 2, got {every}")
+        self.main, self.content, self.every, self.prefit = main, content, int(every), prefit
+
+    @property
+    def components(self) -> list[Recommender]:
+        return [self.main, self.content]
+
+    def fit(self, interactions: Interactions, n_items: int | None = None) -> ColdSlots:
+        if not self.prefit:
+            for c in self.components:
+                c.fit(interactions, n_items)
+        return super().fit(interactions, n_items)
+
+    def _fit(self, seqs: Sequences) -> None:
+        self.is_cold_ = np.bincount(seqs.items, minlength=seqs.n_items) == 0
+
+    def _score(self, histories: Sequences, users: np.ndarray) -> np.ndarray:
+        main = np.asarray(self.main._score(histories, users), dtype=np.float32)
+        content = np.asarray(self.content._score(histories, users), dtype=np.float32)
+        cold = self.is_cold_
+        kind_rank = np.where(cold, _ordinal_ranks(content, cold), _ordinal_ranks(main, ~cold))
+        position = slot_positions(kind_rank, np.broadcast_to(cold, kind_rank.shape), self.every)
+        scores = -position.astype(np.float32)
+        hidden = np.where(cold, content, main) == -np.inf
+        scores[hidden] = -np.inf
+        return scores
+
+    def params(self) -> dict[str, Any]:
+        return {"components": [c.name for c in self.components], "every": self.every}
+
+
+def _ordinal_ranks(scores: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """Per row, each item's 0-based place among the ``member`` items by descending score, ties in catalogue order
+    (non-members are -inf, after every member with a score; their places are meaningless)."""
+    masked = np.where(member, np.nan_to_num(scores, nan=-np.inf), -np.inf)
+    order = np.argsort(-masked, axis=1, kind="stable")
+    ranks = np.empty(masked.shape, dtype=np.int64)
+    np.put_along_axis(ranks, order, np.arange(masked.shape[1])[None, :], axis=1)
+    return ranks

@@ -23,7 +23,7 @@ import pandas as pd
 from ml.artifacts import ArtifactStore
 from ml.recommend.base import Recommender
 from ml.recommend.baselines import EASE, ItemKNN, Popularity
-from ml.recommend.blend import Blend
+from ml.recommend.blend import COLD_SLOT_EVERY, ColdSlots
 from ml.recommend.bundles import PACKAGE_VERSION, CandidateModels, bundle_version
 from ml.recommend.coldstart import ContentKNN, SegmentPopularity
 from ml.recommend.data import Sequences
@@ -101,7 +101,8 @@ def train_candidates(
 
     Candidates: ``popularity`` (time-decayed purchases), ``segment_popularity`` (by region), ``itemknn``,
     ``ease`` (skipped above ``max_ease_items`` items), ``transition``, ``sasrec``, ``content`` (text embedding;
-    needs ``items``) and ``hybrid`` (SASRec mixed with content scores, so that new items can enter the lists).
+    needs ``items``) and ``hybrid`` (SASRec's lists with every fifth place for the next new item by content,
+    :class:`ml.recommend.blend.ColdSlots`, so that new items enter the lists).
     Returns the bundle (:class:`ml.recommend.bundles.CandidateModels`); stored, its folder holds ``models.pkl``
     and ``manifest.json`` (data window, params, versions, train seconds) and ``bundle.path`` says where.
     """
@@ -178,9 +179,9 @@ def train_candidates(
         seconds["content"] = round(time.perf_counter() - t0, 3)
         versions["content"] = bundle_version("content", as_of_day, content.params())
         if "sasrec" in fitted:
-            # a small content share: enough to lift never-bought items above the zero-information tail without
-            # reordering SASRec's confident picks (measured on the cold-item slice by evaluate_next_day)
-            hybrid = Blend([fitted["sasrec"], content], [0.9, 0.1], prefit=True).fit(seqs)
+            # SASRec's order with every fifth place kept for a product nobody has touched yet, by its text: a
+            # mixture of scores almost never lets such a product into the top 10 (docs/benchmarks/recsys.md)
+            hybrid = ColdSlots(fitted["sasrec"], content, every=COLD_SLOT_EVERY).fit(seqs)
             fitted["hybrid"] = hybrid
             seconds["hybrid"] = 0.0
             versions["hybrid"] = bundle_version(

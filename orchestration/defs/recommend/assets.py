@@ -56,7 +56,8 @@ class RecommendConfig(dg.Config, RecommendSettings):
     description=(
         "Candidate recommenders fitted on the last 90 days of views, carts and purchases up to D: popularity "
         "(time-decayed), region popularity, ItemKNN, EASE, first-order transition, SASRec (Transformer; retrained "
-        "weekly, warm-started from D-1's bundle), content (TF-IDF+SVD text) and a SASRec+content hybrid. One "
+        "weekly, warm-started from D-1's bundle), content (TF-IDF+SVD text) and a hybrid (SASRec's order with every "
+        "fifth place for the next never-touched product by its text). One "
         "bundle per day in the artifact store; its path, size and hash are in the metadata. SASRec also retrains "
         "off its weekday when the served lists' click-through drops more than 20% below its 7-day mean "
         "(`marts.fct_exposed_customers`); the reason is in the metadata."
