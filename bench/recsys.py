@@ -289,6 +289,7 @@ def run_sasrec(
     )
     phase2, refit_epochs = 0.0, 0
     model = val_model
+    refit_note = f"refit for {best_epoch} epochs with {remaining:.0f}s of the budget left"
     if refit:
         refit_cfg = dataclasses.replace(cfg, history=[], time_budget=max(remaining, 1.0))
         log(f"sasrec phase 2 (refit on all but test, {best_epoch} epochs, budget {remaining:.0f}s)")
@@ -298,15 +299,18 @@ def run_sasrec(
         phase2 = model.train_seconds_
         refit_epochs = len(model.config.history)
     else:
-        log(
-            f"sasrec: no refit ({args.sasrec_refit}; {remaining:.0f}s left, ~{best_epoch * epoch_seconds:.0f}s needed)"
+        refit_note = (
+            f"no refit ({args.sasrec_refit}; {remaining:.0f}s left, ~{best_epoch * epoch_seconds:.0f}s needed): "
+            "the test item is scored by the early-stopped model, which never trained on the validation item"
         )
+        log(f"sasrec: {refit_note}")
     metrics, score_seconds = runner.test(model)
     log(f"sasrec test {_round(metrics)}")
     params = model.params() | {
         "best_epoch": best_epoch,
         "refit": refit,
         "refit_epochs": refit_epochs,
+        "refit_note": refit_note,
         "val_NDCG@10": round(val_model.best_val_ndcg_, 5),
     }
     out = {

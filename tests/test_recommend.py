@@ -485,6 +485,9 @@ def test_benchmark_runs_end_to_end(tmp_path, store):
         assert 0.0 <= row["NDCG@10"] <= row["HR@10"] <= row["HR@20"] <= 1.0
     assert res["models"]["transition"]["NDCG@10"] > res["models"]["popularity"]["NDCG@10"]
     assert "blend" in res["cold_start"]
+    sasrec = res["models"]["sasrec"]["params"]
+    # whether the refit ran, and why not when it did not, is in the output
+    assert sasrec["refit_note"].startswith("refit for" if sasrec["refit"] else "no refit (auto;")
 
 
 def test_benchmark_help(capsys):
