@@ -10,7 +10,7 @@ for new items.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -33,12 +33,22 @@ def to_probabilities(scores: np.ndarray, kind: str) -> np.ndarray:
     return np.where(total > 0, p / np.where(total > 0, total, 1.0), uniform).astype(np.float32)
 
 
-class Blend(Recommender):
-    """Weighted mixture of component recommenders' distributions.
+class _Combination(Recommender):
+    """A recommender made of component recommenders: with ``prefit=True`` they are used as they are (e.g. a
+    Transformer that took minutes to train); otherwise ``fit`` fits each of them on the same data first."""
 
-    With ``prefit=True`` the components are used as they are (e.g. a Transformer that took minutes to train);
-    otherwise ``fit`` fits each of them on the same data.
-    """
+    components: list[Recommender]
+    prefit: bool
+
+    def fit(self, interactions: Interactions, n_items: int | None = None) -> Self:
+        if not self.prefit:
+            for c in self.components:
+                c.fit(interactions, n_items)
+        return super().fit(interactions, n_items)
+
+
+class Blend(_Combination):
+    """Weighted mixture of component recommenders' distributions (``prefit``: see :class:`_Combination`)."""
 
     name = "blend"
     output = "prob"
@@ -49,12 +59,6 @@ class Blend(Recommender):
         self.components = list(components)
         self.weights = [float(w) for w in weights]
         self.prefit = prefit
-
-    def fit(self, interactions: Interactions, n_items: int | None = None) -> Blend:
-        if not self.prefit:
-            for c in self.components:
-                c.fit(interactions, n_items)
-        return super().fit(interactions, n_items)
 
     def _fit(self, seqs: Sequences) -> None:
         pass
@@ -179,11 +183,11 @@ def _kind_ranks(
 
 
 COLD_SLOT_EVERY = 5
-"""Every how many places a list holds a new item: the spacing ``bench.recsys``' cold-start experiment chose on
-validation on Amazon Beauty for each of three draws of new items (docs/benchmarks/recsys.md)."""
+"""Every how many places a list holds a new item: the spacing chosen on validation by ``bench.recsys``' cold-start
+experiment (how, and what it measured: docs/benchmarks/recsys.md)."""
 
 
-class ColdSlots(Recommender):
+class ColdSlots(_Combination):
     """A main model's list with every ``every``-th place reserved for the next new item by a content model.
 
     New items are the catalogue items without a single interaction in the training data (``is_cold_``): the
@@ -209,12 +213,6 @@ class ColdSlots(Recommender):
     @property
     def components(self) -> list[Recommender]:
         return [self.main, self.content]
-
-    def fit(self, interactions: Interactions, n_items: int | None = None) -> ColdSlots:
-        if not self.prefit:
-            for c in self.components:
-                c.fit(interactions, n_items)
-        return super().fit(interactions, n_items)
 
     def _fit(self, seqs: Sequences) -> None:
         self.is_cold_ = np.bincount(seqs.items, minlength=seqs.n_items) == 0
