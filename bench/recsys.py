@@ -5,8 +5,10 @@
 For every model: hyperparameters are chosen on the validation item (second-to-last) with the model fitted on the
 items before it; the chosen configuration is then refitted on everything but the test item and scored on the test
 item of every user, with the user's earlier items excluded from the ranking. Nothing is tuned on test. The
-Transformer's number of epochs comes from early stopping on validation NDCG@10; its blend with the transition
-model gets its weight from validation too.
+Transformer's number of epochs comes from early stopping on validation NDCG@10 over a seeded sample of users
+(``--validation-share``, default 20%); every other user's validation item is trained on in the same run, so the
+early-stopped model is scored on test without a refit. Its blend with the transition model gets its weight from
+the same validation users.
 
 With ``--attributes`` (default: ``<stem>_item2attributes.json`` next to the data, when present) a cold-start
 experiment hides 10 % of the items from the collaborative model and measures content, collaborative and blended
@@ -36,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ml.recommend.data import MAX_VALIDATION_USERS, MIN_VALIDATION_USERS, VALIDATION_SHARE
 
 ALL_MODELS = ("popularity", "itemknn", "ease", "transition", "sasrec", "sasrec+transition")
 KS = (5, 10, 20)
@@ -84,7 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--time-budget",
         type=float,
         default=900.0,
-        help="seconds of Transformer training in total (early-stopping run plus refit; default 900)",
+        help="seconds of Transformer training in total (early stopping plus any refit; default 900)",
     )
     p.add_argument("--threads", type=int, default=None, help="torch/BLAS threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
@@ -100,11 +104,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: <stem>_item2attributes.json beside --data when it exists)",
     )
     p.add_argument(
+        "--validation-share",
+        type=float,
+        default=VALIDATION_SHARE,
+        help=f"share of users whose validation item early-stops the Transformer (at least "
+        f"{MIN_VALIDATION_USERS}, at most {MAX_VALIDATION_USERS}); the others train on it "
+        f"(default {VALIDATION_SHARE}; 1 = every user validates, the protocol that needs a refit)",
+    )
+    p.add_argument(
         "--sasrec-refit",
         choices=("auto", "always", "never"),
-        default="auto",
-        help="refit the Transformer on all but the test item for the early-stopped epochs: always, never, or "
-        "auto (when the remaining time budget allows; default)",
+        default="never",
+        help="refit the Transformer from scratch on all but the test item for the early-stopped epochs: never "
+        "(default: the user holdout already trains on most validation items), always, or auto (when the "
+        "remaining time budget allows; with --validation-share 1 this is the earlier protocol)",
     )
     p.add_argument(
         "--sasrec-config",
@@ -227,6 +240,7 @@ def run_sasrec(
 ) -> dict[str, dict[str, Any]]:
     """Early-stopped Transformer, its refit, and (optionally) its validation-weighted blend with transitions."""
     from ml.recommend.blend import Blend, blend_grid
+    from ml.recommend.data import UserHoldout
     from ml.recommend.sasrec import SASRec, SASRecConfig
     from ml.recommend.transition import Transition
 
@@ -248,28 +262,42 @@ def run_sasrec(
             verbose=True,
         )
     cfg = dataclasses.replace(cfg, **args.sasrec_config)
-    # Phase 1: early stopping on validation. A refit on all-but-test repeats the chosen number of epochs, so when
-    # it is forced it gets half the budget; "auto" gives phase 1 the whole budget and refits only if time is left.
+    # Early stopping watches a seeded sample of users' validation items; every other user's validation item is
+    # trained on, so the kept model needs no refit to see it (ml.recommend.data.UserHoldout)
+    holdout = UserHoldout.split(loo.test_train, args.seed, share=args.validation_share)
+    log(
+        f"sasrec: {len(holdout.users)} of {len(loo.test_train)} users validate early stopping "
+        f"(share {args.validation_share}); the others train on their validation item"
+    )
+    # A refit from scratch on all-but-test repeats the chosen number of epochs, so when it is forced it gets half
+    # the budget; "auto" gives early stopping the whole budget and refits only if time is left.
     cfg.time_budget = args.time_budget / 2 if args.sasrec_refit == "always" else args.time_budget
     log(f"sasrec phase 1 (early stopping), budget {cfg.time_budget:.0f}s, config {cfg}")
-    val_model = SASRec(cfg).fit(loo.val_train, validation=(loo.val_train, loo.val_target))
+    val_model = SASRec(cfg).fit(holdout.train, validation=(holdout.histories, holdout.targets))
     phase1 = val_model.train_seconds_
     best_epoch = val_model.best_epoch_
     history = val_model.config.history
     epoch_seconds = float(np.mean([h["seconds"] + h.get("eval_seconds", 0.0) for h in history]))
     log(f"sasrec best epoch {best_epoch}, val NDCG@10 {val_model.best_val_ndcg_:.4f}, {phase1:.0f}s")
+    budget_note = (
+        f"early stopping ended by the {cfg.time_budget:.0f}s time budget after {len(history)} epochs, not by "
+        f"patience: more time could have found a better epoch"
+        if val_model.stopped_by_budget_
+        else f"early stopping ended by patience after {len(history)} epochs, inside the budget"
+    )
+    log(f"sasrec: {budget_note}")
 
     weight = None
     blend_trials: list[dict[str, Any]] = []
     if need_blend:
-        trans_val = Transition(**trans_params).fit(loo.val_train)
+        trans_val = Transition(**trans_params).fit(holdout.train)
         grid = [round(float(w), 2) for w in np.arange(0.0, 0.81, 0.05)]
-        hist = loo.val_train
+        hist = holdout.histories
         res = blend_grid(
             [lambda b: val_model._score(hist.subset(b), b), lambda b: trans_val._score(hist.subset(b), b)],
             ["logprob", "prob"],
             hist,
-            loo.val_target,
+            holdout.targets,
             [(1 - w, w) for w in grid],
             ks=(10,),
         )
@@ -280,17 +308,16 @@ def run_sasrec(
         weight = max(blend_trials, key=lambda r: r["val_NDCG@10"])["transition_weight"]
         log(f"blend weights on validation: {blend_trials}; chosen transition weight {weight}")
 
-    # Phase 2: refit on everything but the test item for the early-stopped number of epochs and learning rates, when the budget
-    # allows; otherwise the early-stopped model scores the test item from the full history (the usual SASRec
-    # protocol: it never trained on the validation item, which only costs it accuracy).
+    # Optional refit from scratch on everything but the test item for the early-stopped number of epochs and
+    # learning rates (the protocol before the user holdout: with --validation-share 1 no user trains on their
+    # validation item, and without a refit the test is scored by a model that never saw it).
     remaining = args.time_budget - phase1
-    refit = args.sasrec_refit == "always" or (
-        args.sasrec_refit == "auto" and best_epoch * epoch_seconds <= remaining
-    )
+    needed = best_epoch * epoch_seconds
+    refit = args.sasrec_refit == "always" or (args.sasrec_refit == "auto" and needed <= remaining)
     phase2, refit_epochs = 0.0, 0
     model = val_model
-    refit_note = f"refit for {best_epoch} epochs with {remaining:.0f}s of the budget left"
     if refit:
+        refit_note = f"refit for {best_epoch} epochs with {remaining:.0f}s of the budget left"
         refit_cfg = dataclasses.replace(cfg, history=[], time_budget=max(remaining, 1.0))
         log(f"sasrec phase 2 (refit on all but test, {best_epoch} epochs, budget {remaining:.0f}s)")
         # the same learning rates, epoch by epoch, as the early-stopped run (its plateau decays included)
@@ -298,12 +325,18 @@ def run_sasrec(
         model = SASRec(refit_cfg).fit(loo.test_train, epochs=best_epoch, lr_schedule=schedule)
         phase2 = model.train_seconds_
         refit_epochs = len(model.config.history)
+    elif args.sasrec_refit == "never":
+        refit_note = (
+            f"no refit (never): the early-stopped model scores the test item; it trained on the validation item of "
+            f"{len(loo.test_train) - len(holdout.users)} of {len(loo.test_train)} users"
+        )
     else:
         refit_note = (
-            f"no refit ({args.sasrec_refit}; {remaining:.0f}s left, ~{best_epoch * epoch_seconds:.0f}s needed): "
-            "the test item is scored by the early-stopped model, which never trained on the validation item"
+            f"no refit (auto; {remaining:.0f}s left, ~{needed:.0f}s needed): the early-stopped model scores the "
+            f"test item; it trained on the validation item of {len(loo.test_train) - len(holdout.users)} of "
+            f"{len(loo.test_train)} users"
         )
-        log(f"sasrec: {refit_note}")
+    log(f"sasrec: {refit_note}")
     metrics, score_seconds = runner.test(model)
     log(f"sasrec test {_round(metrics)}")
     params = model.params() | {
@@ -311,6 +344,11 @@ def run_sasrec(
         "refit": refit,
         "refit_epochs": refit_epochs,
         "refit_note": refit_note,
+        "budget_note": budget_note,
+        "stopped_by_budget": bool(val_model.stopped_by_budget_),
+        "validation_users": len(holdout.users),
+        "validation_share": args.validation_share,
+        "epoch_seconds_mean": round(epoch_seconds, 2),
         "val_NDCG@10": round(val_model.best_val_ndcg_, 5),
     }
     out = {

@@ -21,12 +21,14 @@ from ml.recommend import (
     SegmentPopularity,
     Sequences,
     Transition,
+    UserHoldout,
     attribute_matrix,
     evaluate,
     metrics_from_ranks,
     read_sequence_file,
     target_ranks,
     text_features,
+    validation_users,
 )
 from ml.recommend.base import Recommender
 
@@ -215,6 +217,32 @@ def test_frame_ties_keep_row_order_and_leave_one_out_split():
     assert seqs.item_ids[loo.val_target].tolist() == ["z", "x"]
     assert names(loo.val_train, 0) == ["x", "y"] and names(loo.val_train, 1) == ["y"]
     assert names(loo.test_train, 1) == ["y", "x"]
+
+
+def test_user_holdout_validates_a_seeded_sample_and_trains_on_everyone_elses_last_item():
+    rng = np.random.default_rng(0)
+    seqs = Sequences.from_lists(
+        [rng.integers(0, 50, n).tolist() for n in rng.integers(1, 8, 500)], n_items=50
+    )
+    eligible = np.flatnonzero(seqs.lengths >= 2)
+    # the floor: at least 2,000 users or half the eligible ones, whichever is fewer
+    holdout = UserHoldout.split(seqs, seed=0)
+    assert len(holdout.users) == len(eligible) // 2
+    held = holdout.users
+    assert set(held) <= set(eligible) and held.tolist() == sorted(held)
+    assert holdout.targets.tolist() == [seqs[u][-1] for u in held]
+    assert all(holdout.histories[i].tolist() == seqs[u][:-1].tolist() for i, u in enumerate(held))
+    # nothing lost or added: the training set is everything but the validation items
+    others = np.setdiff1d(np.arange(len(seqs)), held)
+    assert all(holdout.train[u].tolist() == seqs[u].tolist() for u in others)
+    assert all(holdout.train[u].tolist() == seqs[u][:-1].tolist() for u in held)
+    assert len(holdout.train.items) + len(held) == len(seqs.items)
+    # the share applies above the floor; the cap and share=1 are honoured; the seed decides the sample
+    assert len(validation_users(seqs.lengths, 0, share=0.8)) == round(0.8 * len(eligible))
+    assert len(validation_users(seqs.lengths, 0, limit=10)) == 10
+    assert validation_users(seqs.lengths, 0, share=1.0).tolist() == eligible.tolist()
+    assert UserHoldout.split(seqs, seed=0).users.tolist() == held.tolist()
+    assert UserHoldout.split(seqs, seed=1).users.tolist() != held.tolist()
 
 
 def test_read_sequence_file(tmp_path):
@@ -486,8 +514,14 @@ def test_benchmark_runs_end_to_end(tmp_path, store):
     assert res["models"]["transition"]["NDCG@10"] > res["models"]["popularity"]["NDCG@10"]
     assert "blend" in res["cold_start"]
     sasrec = res["models"]["sasrec"]["params"]
-    # whether the refit ran, and why not when it did not, is in the output
-    assert sasrec["refit_note"].startswith("refit for" if sasrec["refit"] else "no refit (auto;")
+    # half of the 150 users validate (the floor on a small file); the other half train on their validation item,
+    # and the output says so, as it says how early stopping ended
+    assert sasrec["validation_users"] == 75 and not sasrec["refit"]
+    assert (
+        sasrec["refit_note"].startswith("no refit (never)")
+        and "validation item of 75 of 150 users" in (sasrec["refit_note"])
+    )
+    assert sasrec["budget_note"].startswith("early stopping ended by")
 
 
 def test_benchmark_help(capsys):

@@ -20,7 +20,7 @@ from ml.recommend.champion import choose_champion
 from ml.recommend.evaluation import evaluate_next_day, flatten_metrics
 from ml.recommend.interactions import collapse_repeats
 from ml.recommend.serving import recommend
-from ml.recommend.training import train_candidates, validation_users
+from ml.recommend.training import train_candidates
 from ml.sources.simulated import SimulatedStore
 
 torch.set_num_threads(1)
@@ -512,16 +512,6 @@ def test_without_a_time_budget_two_trainings_are_identical_and_a_binding_budget_
         f"stopped by the time budget after 1 epochs (the last cut short after 1 of its {last['batches_in_epoch']}"
         in note
     )
-
-
-def test_validation_takes_every_eligible_customer_up_to_the_limit_then_a_seeded_sample():
-    lengths = np.array([1, 3, 2, 5, 4, 3, 7, 3])
-    eligible = np.flatnonzero(lengths >= 3)
-    assert validation_users(lengths, seed=0).tolist() == eligible.tolist()
-    sample = validation_users(lengths, seed=0, limit=3)
-    assert len(sample) == 3 and set(sample) <= set(eligible) and sample.tolist() == sorted(sample)
-    assert validation_users(lengths, seed=0, limit=3).tolist() == sample.tolist()
-    assert {tuple(validation_users(lengths, seed=s, limit=3)) for s in range(10)} != {tuple(sample)}
 
 
 def test_ranks_do_not_depend_on_how_many_users_a_score_batch_holds(monkeypatch):

@@ -26,7 +26,7 @@ from ml.recommend.baselines import EASE, ItemKNN, Popularity
 from ml.recommend.blend import COLD_SLOT_EVERY, ColdSlots
 from ml.recommend.bundles import PACKAGE_VERSION, CandidateModels, bundle_version
 from ml.recommend.coldstart import ContentKNN, SegmentPopularity
-from ml.recommend.data import Sequences
+from ml.recommend.data import Sequences, UserHoldout
 from ml.recommend.interactions import (
     DAY_SECONDS,
     clean_events,
@@ -62,22 +62,6 @@ def text_embedding(items: pd.DataFrame, skus: np.ndarray, dims: int = 64, seed: 
     emb = TruncatedSVD(n_components=k, random_state=seed).fit_transform(tfidf)
     out[has_text, :k] = emb
     return out
-
-
-MAX_VALIDATION_USERS = 50_000
-"""Customers whose last item validates SASRec's early stopping: all of them up to the medium store, a fixed
-sample (by the seed) above it, so validation costs the same on a larger store."""
-
-
-def validation_users(lengths: np.ndarray, seed: int, limit: int | None = None) -> np.ndarray:
-    """The customers (indices) whose last item validates early stopping: those with at least 3 items (2 to learn
-    from, 1 to predict), at most ``limit`` (default ``MAX_VALIDATION_USERS``) of them drawn by the seed.
-    Early stopping needs a stable estimate, not every customer of a large store."""
-    users = np.flatnonzero(np.asarray(lengths) >= 3)
-    limit = MAX_VALIDATION_USERS if limit is None else limit
-    if len(users) <= limit:
-        return users
-    return np.sort(np.random.default_rng(seed).choice(users, limit, replace=False))
 
 
 def train_candidates(
@@ -145,10 +129,8 @@ def train_candidates(
     fit("transition", Transition(n_last=3, decay=0.5, backward=0.3, alpha=1.0), seqs)
 
     if wanted is None or "sasrec" in wanted or "hybrid" in wanted:
-        # shop sequences (views included) are long and dense compared with Beauty's reviews: less dropout
-        cfg = SASRecConfig(
-            seed=seed, time_budget=sasrec_time_budget, max_epochs=60, patience=3, emb_dropout=0.2, dropout=0.1
-        )
+        # the benchmark's configuration (bench.recsys), only the time budget is the platform's
+        cfg = SASRecConfig(seed=seed, time_budget=sasrec_time_budget)
         cfg = _replace(cfg, dict(sasrec_config or {}))
         t0 = time.perf_counter()
         if previous_sasrec is not None and not retrain_sasrec:
@@ -162,9 +144,10 @@ def train_candidates(
             if sasrec.stopped_by_budget_:
                 notes["sasrec"] += _budget_note(sasrec)
         else:
-            # from scratch: each customer's last item is the validation target for early stopping
-            val = seqs.subset(validation_users(seqs.lengths, seed))
-            sasrec = SASRec(cfg).fit(seqs.drop_last(1), validation=(val.drop_last(1), val.last()))
+            # from scratch: a seeded sample of customers' last items validates early stopping, and everyone
+            # else's last item is trained on (the same split as bench.recsys)
+            holdout = UserHoldout.split(seqs, seed)
+            sasrec = SASRec(cfg).fit(holdout.train, validation=(holdout.histories, holdout.targets))
             notes["sasrec"] = f"trained from scratch, best epoch {sasrec.best_epoch_}"
             if sasrec.stopped_by_budget_:
                 notes["sasrec"] += _budget_note(sasrec)
