@@ -301,12 +301,15 @@ def test_a_refit_replays_the_learning_rate_schedule_it_is_given():
     assert [h["lr"] for h in plain.config.history] == [0.05, 0.05]
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("bf16", [False, True])
-def test_a_large_catalogues_loss_in_chunks_has_the_whole_losss_value_and_gradient(monkeypatch, bf16):
+def test_a_large_catalogues_loss_in_chunks_has_the_whole_losss_value_and_gradient(monkeypatch, bf16, fused):
     import ml.recommend.sasrec as sasrec_module
 
     seqs = [[i % 40, (i * 3 + 1) % 40, (i * 7 + 2) % 40, (i + 5) % 40] for i in range(30)]
-    model = SASRec(hidden=16, max_len=4, batch_size=8, bf16=bf16).fit(seqs, n_items=40, epochs=0)
+    model = SASRec(hidden=16, max_len=4, batch_size=8, bf16=bf16, fused_loss=fused).fit(
+        seqs, n_items=40, epochs=0
+    )
     net = model.net_
     torch.manual_seed(0)
     hidden_in = torch.randn(23, 16)
@@ -329,6 +332,30 @@ def test_a_large_catalogues_loss_in_chunks_has_the_whole_losss_value_and_gradien
     torch.testing.assert_close(
         chunked_grad, whole_grad, rtol=2e-2 if bf16 else 1e-5, atol=1e-3 if bf16 else 1e-7
     )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_hand_written_catalogue_cross_entropy_matches_autograds(dtype):
+    from torch.nn import functional as F
+
+    from ml.recommend.sasrec import _CatalogueCrossEntropy
+
+    torch.manual_seed(0)
+    hidden = torch.randn(50, 16, requires_grad=True)
+    weight = torch.randn(300, 16, requires_grad=True)
+    targets = torch.randint(0, 300, (50,))
+    reference = F.cross_entropy(hidden @ weight.T, targets, reduction="sum")
+    ref_grads = torch.autograd.grad(reference * 0.5, (hidden, weight))
+    loss = _CatalogueCrossEntropy.apply(hidden, weight, targets, dtype)
+    grads = torch.autograd.grad(loss * 0.5, (hidden, weight))
+    exact = dtype == torch.float32
+    assert float(loss) == pytest.approx(float(reference), rel=1e-6 if exact else 2e-2)
+    for got, want in zip(grads, ref_grads, strict=True):
+        assert got.shape == want.shape and got.dtype == torch.float32
+        torch.testing.assert_close(got, want, rtol=1e-5 if exact else 5e-2, atol=1e-5 if exact else 5e-2)
+    # bfloat16 rounds, but the gradient still points the same way as the exact one
+    cosine = F.cosine_similarity(grads[1].flatten(), ref_grads[1].flatten(), dim=0)
+    assert float(cosine) > 0.999
 
 
 def test_itemknn_in_row_blocks_keeps_each_items_neighbours(monkeypatch):

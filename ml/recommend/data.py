@@ -261,8 +261,10 @@ VALIDATION_SHARE = 0.2
 MIN_VALIDATION_USERS = 2_000
 """Floor on the number of validation users (or half the eligible ones, if fewer): below it the validation NDCG's
 noise is of the size of the gains early stopping watches."""
-MAX_VALIDATION_USERS = 50_000
-"""Cap on the number of validation users: a stable estimate does not need every customer of a large store."""
+MAX_VALIDATION_USERS = 10_000
+"""Cap on the number of validation users: the noise of the validation NDCG depends on how many users there are,
+not on their share (about +-0.002 at 10,000 users and an NDCG@10 near 0.06), while its cost grows with users x
+items, so a large store validates on a fixed sample."""
 
 
 def validation_users(

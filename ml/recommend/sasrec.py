@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import math
 import sys
 import time
@@ -68,6 +67,10 @@ class SASRecConfig:
     threads: int | None = None
     bf16: bool = True
     """Compute the catalogue logits and their cross-entropy in bfloat16 during training (scoring stays fp32)."""
+    fused_loss: bool = True
+    """The catalogue cross-entropy with its hand-written backward (:class:`_CatalogueCrossEntropy`); False takes
+    autograd's ``F.cross_entropy`` under autocast, the same gradient in more passes (kept to measure the two in
+    one run: ``bench.recsys_epochs``)."""
     time_budget: float | None = None
     """Seconds of training after which no new epoch is started, nor a new batch (an epoch cut short is still
     validated; the best epoch so far is kept). A run the budget stops depends on the machine's speed, so two runs on
@@ -138,6 +141,36 @@ class _SASRecNet(nn.Module):
         y = x[rows, lens - 1] + last.dropout1(attn)
         y = y + last._ff_block(last.norm2(y))
         return self.norm(y)
+
+
+class _CatalogueCrossEntropy(torch.autograd.Function):
+    """Summed cross-entropy of ``hidden @ weight.T`` over the whole catalogue, with a hand-written backward.
+
+    The catalogue product and its softmax are most of a training step, and on a CPU the softmax is memory-bound:
+    autograd's cross-entropy makes several full passes over the ``[positions x items]`` logits (log-softmax,
+    its gradient, casts between bfloat16 and float32). Here the forward keeps only the probabilities, in
+    ``dtype``, and the backward is ``softmax - one_hot`` multiplied into the two small ``[.. x d]`` gradients:
+    the same gradient up to ``dtype``'s rounding, in fewer passes (docs/benchmarks/recsys.md, throughput).
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, dtype):  # type: ignore[override]
+        h, w = hidden.to(dtype), weight.to(dtype)
+        probs = torch.softmax(h @ w.T, dim=1)
+        rows = torch.arange(len(targets))
+        loss = -torch.log(probs[rows, targets].float().clamp_min(torch.finfo(torch.float32).tiny)).sum()
+        ctx.save_for_backward(h, w, targets, probs)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        h, w, targets, probs = ctx.saved_tensors
+        probs[torch.arange(len(targets)), targets] -= (
+            1.0  # softmax - one_hot, in place: the last use of probs
+        )
+        grad_hidden = (probs @ w).float() * grad
+        grad_weight = (h.T @ probs).T.float() * grad
+        return grad_hidden, grad_weight, None, None
 
 
 def _pad_right(seqs: Sequences, length: int, offset: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -314,23 +347,27 @@ class SASRec(Recommender):
         """Back-propagate the mean cross-entropy of the catalogue logits after ``hidden`` (``[positions, d]``) and
         return it. When the ``[positions x catalogue]`` logits would pass :data:`LOSS_CHUNK_LOGITS`, the loss is
         taken over chunks of positions whose gradients add up at ``hidden`` before one pass back through the
-        blocks: the same gradient, with one chunk's logits in memory at a time."""
-        # the [positions x catalogue] product and its softmax are most of the work; bfloat16 roughly halves
-        # them on CPUs with AVX-512 BF16 (validation curves matched fp32 to 3 decimals on Beauty)
-        autocast = functools.partial(torch.autocast, "cpu", dtype=torch.bfloat16, enabled=self.config.bf16)
-        n_items = self.net_.item_emb.weight.shape[0] - 1
+        blocks: the same gradient, with one chunk's probabilities in memory at a time."""
+        dtype = torch.bfloat16 if self.config.bf16 else torch.float32
+        weight = self.net_.item_emb.weight[1:]
+        n_items = weight.shape[0]
         chunk = max(1, LOSS_CHUNK_LOGITS // n_items)
+
+        def summed_loss(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            if self.config.fused_loss:
+                return _CatalogueCrossEntropy.apply(h, weight, t, dtype)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16):
+                return F.cross_entropy(h @ weight.T, t, reduction="sum")
+
         if len(targets) <= chunk:
-            with autocast():
-                loss = F.cross_entropy(self.net_.logits(hidden), targets)
+            loss = summed_loss(hidden, targets) / len(targets)
             loss.backward()
             return float(loss.detach())
         leaf = hidden.detach().requires_grad_()
         total = 0.0
         for start in range(0, len(targets), chunk):
             part = slice(start, start + chunk)
-            with autocast():
-                loss = F.cross_entropy(self.net_.logits(leaf[part]), targets[part], reduction="sum")
+            loss = summed_loss(leaf[part], targets[part])
             (loss / len(targets)).backward()
             total += float(loss.detach())
         hidden.backward(leaf.grad)

@@ -1,0 +1,176 @@
+"""Transformer training throughput against data size: seconds per epoch, epochs per minute, and what a full
+early-stopped run costs in the 15-minute budget, before and after the throughput work (issue 23, point 3).
+
+    python -m bench.recsys_epochs --data ../shared/data/amazon_beauty_s3rec/Beauty.txt \\
+        --data ../shared/data/amazon_toys_s3rec/Toys_and_Games.txt --threads 2 --out recsys_epochs.json
+
+Data sizes: half of the first file's users (seeded), each file alone, and all files together with their
+catalogues kept apart (Beauty + Toys is about twice Beauty: 1.8x the users and interactions, 2x the items). On each,
+with the benchmark's configuration (``SASRecConfig`` defaults), both ways are timed in the same run:
+
+* **before**: the catalogue cross-entropy through autograd (``fused_loss=False``), early stopping validated on
+  every user, and a refit from scratch for the best epoch count (the protocol up to commit 20e22a6);
+* **after**: the hand-written cross-entropy (``fused_loss=True``, :class:`ml.recommend.sasrec._CatalogueCrossEntropy`),
+  validation on the 20% user holdout and no refit (:class:`ml.recommend.data.UserHoldout`).
+
+Each way trains ``--epochs`` epochs (no early stopping; seconds per epoch are the mean over them) and runs one
+validation pass. A full run is then estimated for a typical schedule (``--best-epoch`` epochs to the best, plus the
+patience) and compared with the budget. Progress goes to stderr; the JSON to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.recsys import log, machine_description
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.recsys_epochs",
+        description="Seconds per Transformer epoch against data size, before and after the throughput work.",
+    )
+    p.add_argument("--data", type=Path, action="append", required=True, help="Beauty.txt-format file (repeat)")
+    p.add_argument("--out", type=Path, required=True, help="where to write the JSON results")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--epochs", type=int, default=2, help="epochs timed per data set and way (default 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--best-epoch",
+        type=int,
+        default=25,
+        help="epochs to the best validation score assumed for the full-run estimate (default 25: the middle of "
+        "the 19-37 measured on Beauty and Toys)",
+    )
+    p.add_argument("--time-budget", type=float, default=900.0, help="the Transformer's budget (default 900 s)")
+    args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return args
+
+
+def combined(parts: list[Any]) -> Any:
+    """Users of every part in one data set, each part's items kept apart (item indices offset)."""
+    from ml.recommend.data import Sequences
+
+    offsets = np.cumsum([0] + [p.n_items for p in parts[:-1]])
+    lengths = np.concatenate([p.lengths for p in parts])
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    items = np.concatenate([p.items + off for p, off in zip(parts, offsets, strict=True)])
+    users = np.concatenate([[f"{k}:{u}" for u in p.user_ids] for k, p in enumerate(parts)])
+    item_ids = np.concatenate([[f"{k}:{i}" for i in p.item_ids] for k, p in enumerate(parts)])
+    return Sequences(indptr, items, int(sum(p.n_items for p in parts)), users, item_ids)
+
+
+def data_sets(files: list[Path], seed: int) -> list[tuple[str, Any]]:
+    from ml.recommend.data import read_sequence_file
+
+    parts = [read_sequence_file(f) for f in files]
+    first = parts[0]
+    half = np.sort(np.random.default_rng(seed).choice(len(first), len(first) // 2, replace=False))
+    out = [(f"{files[0].stem} (half the users)", first.subset(half))]
+    out += [(f.stem, p) for f, p in zip(files, parts, strict=True)]
+    if len(parts) > 1:
+        out.append((" + ".join(f.stem for f in files), combined(parts)))
+    return out
+
+
+def time_way(loo: Any, fused: bool, holdout_validation: bool, args: argparse.Namespace) -> dict[str, Any]:
+    from ml.recommend.data import UserHoldout
+    from ml.recommend.metrics import evaluate
+    from ml.recommend.sasrec import SASRec, SASRecConfig
+
+    cfg = SASRecConfig(seed=args.seed, threads=args.threads, fused_loss=fused)
+    if holdout_validation:
+        holdout = UserHoldout.split(loo.test_train, args.seed)
+        train, histories, targets = holdout.train, holdout.histories, holdout.targets
+    else:
+        train, histories, targets = loo.val_train, loo.val_train, loo.val_target
+    model = SASRec(dataclasses.replace(cfg)).fit(train, epochs=args.epochs)
+    epoch_seconds = [h["seconds"] for h in model.config.history]
+    t0 = time.perf_counter()
+    ndcg = evaluate(lambda b: model._logits(histories.subset(b)), histories, targets, ks=(10,))["NDCG@10"]
+    eval_seconds = time.perf_counter() - t0
+    positions = int(np.maximum(np.minimum(train.lengths, cfg.max_len + 1) - 1, 0).sum())
+    return {
+        "loss": "hand-written backward" if fused else "autograd",
+        "validation_users": len(targets),
+        "positions_per_epoch": positions,
+        "epoch_seconds": [round(s, 2) for s in epoch_seconds],
+        "train_seconds_per_epoch": round(float(np.mean(epoch_seconds)), 2),
+        "eval_seconds": round(eval_seconds, 2),
+        "epochs_per_minute": round(60.0 / (float(np.mean(epoch_seconds)) + eval_seconds), 2),
+        "loss_after_epochs": round(model.config.history[-1]["loss"], 4),
+        "val_NDCG@10_after_epochs": round(ndcg, 4),
+    }
+
+
+def full_run(way: dict[str, Any], refit: bool, args: argparse.Namespace) -> dict[str, Any]:
+    """Seconds of a typical early-stopped run (best epoch plus the patience), and of the refit when there is one."""
+    from ml.recommend.sasrec import SASRecConfig
+
+    epochs = args.best_epoch + SASRecConfig().patience
+    early = epochs * (way["train_seconds_per_epoch"] + way["eval_seconds"])
+    refit_seconds = args.best_epoch * way["train_seconds_per_epoch"] if refit else 0.0
+    total = early + refit_seconds
+    return {
+        "epochs": epochs,
+        "early_stopping_seconds": round(early),
+        "refit_seconds": round(refit_seconds),
+        "total_seconds": round(total),
+        "fits_budget": total <= args.time_budget,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    import torch
+
+    from ml.recommend.data import LeaveOneOut
+
+    torch.set_num_threads(args.threads)
+    rows = []
+    for name, seqs in data_sets(args.data, args.seed):
+        loo = LeaveOneOut.split(seqs)
+        log(f"{name}: {len(seqs)} users, {seqs.n_items} items, {len(seqs.items)} interactions")
+        before = time_way(loo, fused=False, holdout_validation=False, args=args)
+        log(f"  before: {before}")
+        after = time_way(loo, fused=True, holdout_validation=True, args=args)
+        log(f"  after:  {after}")
+        rows.append(
+            {
+                "data": name,
+                "users": len(seqs),
+                "items": seqs.n_items,
+                "interactions": len(seqs.items),
+                "before": before | {"full_run": full_run(before, refit=True, args=args)},
+                "after": after | {"full_run": full_run(after, refit=False, args=args)},
+                "train_speedup": round(before["train_seconds_per_epoch"] / after["train_seconds_per_epoch"], 2),
+                "epochs_per_minute_ratio": round(after["epochs_per_minute"] / before["epochs_per_minute"], 2),
+            }
+        )
+    result = {
+        "benchmark": "recsys_epochs",
+        "machine": machine_description(torch.get_num_threads()),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": "python -m bench.recsys_epochs " + " ".join(args.argv),
+        "time_budget": args.time_budget,
+        "assumed_best_epoch": args.best_epoch,
+        "data_sets": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    log(f"wrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
