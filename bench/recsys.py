@@ -5,10 +5,10 @@
 For every model: hyperparameters are chosen on the validation item (second-to-last) with the model fitted on the
 items before it; the chosen configuration is then refitted on everything but the test item and scored on the test
 item of every user, with the user's earlier items excluded from the ranking. Nothing is tuned on test. The
-Transformer's number of epochs comes from early stopping on validation NDCG@10 over a seeded sample of users
-(``--validation-share``, default 20%); every other user's validation item is trained on in the same run, so the
-early-stopped model is scored on test without a refit. Its blend with the transition model gets its weight from
-the same validation users.
+Transformer's number of epochs and learning-rate decays come from early stopping on validation NDCG@10; it is then
+refitted from scratch on all but the test item, replaying them (early stopping keeps room for the refit in
+``--time-budget``; the output says when the budget, not patience, ended it). Its blend with the transition model
+gets its weight from validation too.
 
 With ``--attributes`` (default: ``<stem>_item2attributes.json`` next to the data, when present) a cold-start
 experiment hides 10 % of the items from the collaborative model and measures content, collaborative and blended
@@ -38,8 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from ml.recommend.data import MAX_VALIDATION_USERS, MIN_VALIDATION_USERS, VALIDATION_SHARE
 
 ALL_MODELS = ("popularity", "itemknn", "ease", "transition", "sasrec", "sasrec+transition")
 KS = (5, 10, 20)
@@ -104,20 +102,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default: <stem>_item2attributes.json beside --data when it exists)",
     )
     p.add_argument(
-        "--validation-share",
-        type=float,
-        default=VALIDATION_SHARE,
-        help=f"share of users whose validation item early-stops the Transformer (at least "
-        f"{MIN_VALIDATION_USERS}, at most {MAX_VALIDATION_USERS}); the others train on it "
-        f"(default {VALIDATION_SHARE}; 1 = every user validates, the protocol that needs a refit)",
-    )
-    p.add_argument(
         "--sasrec-refit",
         choices=("auto", "always", "never"),
-        default="never",
-        help="refit the Transformer from scratch on all but the test item for the early-stopped epochs: never "
-        "(default: the user holdout already trains on most validation items), always, or auto (when the "
-        "remaining time budget allows; with --validation-share 1 this is the earlier protocol)",
+        default="auto",
+        help="refit the Transformer from scratch on all but the test item for the early-stopped epochs: auto "
+        "(default: early stopping keeps room for the refit in the budget, and the output says when that cut "
+        "it short), always (half the budget each), or never",
     )
     p.add_argument(
         "--sasrec-config",
@@ -240,8 +230,8 @@ def run_sasrec(
 ) -> dict[str, dict[str, Any]]:
     """Early-stopped Transformer, its refit, and (optionally) its validation-weighted blend with transitions."""
     from ml.recommend.blend import Blend, blend_grid
-    from ml.recommend.data import UserHoldout
-    from ml.recommend.sasrec import SASRec, SASRecConfig
+    from ml.recommend.data import validation_users
+    from ml.recommend.sasrec import SASRecConfig, fit_with_refit
     from ml.recommend.transition import Transition
 
     loo = runner.loo
@@ -261,43 +251,35 @@ def run_sasrec(
             lr=3e-3,
             verbose=True,
         )
-    cfg = dataclasses.replace(cfg, **args.sasrec_config)
-    # Early stopping watches a seeded sample of users' validation items; every other user's validation item is
-    # trained on, so the kept model needs no refit to see it (ml.recommend.data.UserHoldout)
-    holdout = UserHoldout.split(loo.test_train, args.seed, share=args.validation_share)
-    log(
-        f"sasrec: {len(holdout.users)} of {len(loo.test_train)} users validate early stopping "
-        f"(share {args.validation_share}); the others train on their validation item"
-    )
-    # A refit from scratch on all-but-test repeats the chosen number of epochs, so when it is forced it gets half
-    # the budget; "auto" gives early stopping the whole budget and refits only if time is left.
-    cfg.time_budget = args.time_budget / 2 if args.sasrec_refit == "always" else args.time_budget
-    log(f"sasrec phase 1 (early stopping), budget {cfg.time_budget:.0f}s, config {cfg}")
-    val_model = SASRec(cfg).fit(holdout.train, validation=(holdout.histories, holdout.targets))
-    phase1 = val_model.train_seconds_
+    cfg = dataclasses.replace(cfg, **args.sasrec_config, time_budget=args.time_budget)
+    # Early stopping on the validation items (every user, a seeded sample above MAX_VALIDATION_USERS) with the
+    # model trained on what precedes them, then the refit on all but the test item: the platform's daily
+    # training does the same (ml.recommend.sasrec.fit_with_refit)
+    val_users = validation_users(loo.test_train.lengths, args.seed)
+    histories, targets = loo.val_train.subset(val_users), loo.val_target[val_users]
+    log(f"sasrec: early stopping on {len(val_users)} users, refit {args.sasrec_refit}, config {cfg}")
+    fitted = fit_with_refit(cfg, loo.val_train, (histories, targets), loo.test_train, refit=args.sasrec_refit)
+    val_model, model = fitted.early_stopped, fitted.model
+    phase1, phase2 = fitted.seconds_early_stopping, fitted.seconds_refit
     best_epoch = val_model.best_epoch_
     history = val_model.config.history
-    epoch_seconds = float(np.mean([h["seconds"] + h.get("eval_seconds", 0.0) for h in history]))
+    epoch_seconds = float(np.mean([h["seconds"] for h in history]))
     log(f"sasrec best epoch {best_epoch}, val NDCG@10 {val_model.best_val_ndcg_:.4f}, {phase1:.0f}s")
-    budget_note = (
-        f"early stopping ended by the {cfg.time_budget:.0f}s time budget after {len(history)} epochs, not by "
-        f"patience: more time could have found a better epoch"
-        if val_model.stopped_by_budget_
-        else f"early stopping ended by patience after {len(history)} epochs, inside the budget"
-    )
-    log(f"sasrec: {budget_note}")
+    log(f"sasrec: {fitted.note}")
 
     weight = None
     blend_trials: list[dict[str, Any]] = []
     if need_blend:
-        trans_val = Transition(**trans_params).fit(holdout.train)
+        trans_val = Transition(**trans_params).fit(loo.val_train)
         grid = [round(float(w), 2) for w in np.arange(0.0, 0.81, 0.05)]
-        hist = holdout.histories
         res = blend_grid(
-            [lambda b: val_model._score(hist.subset(b), b), lambda b: trans_val._score(hist.subset(b), b)],
+            [
+                lambda b: val_model._score(histories.subset(b), b),
+                lambda b: trans_val._score(histories.subset(b), b),
+            ],
             ["logprob", "prob"],
-            hist,
-            holdout.targets,
+            histories,
+            targets,
             [(1 - w, w) for w in grid],
             ks=(10,),
         )
@@ -307,48 +289,16 @@ def run_sasrec(
         ]
         weight = max(blend_trials, key=lambda r: r["val_NDCG@10"])["transition_weight"]
         log(f"blend weights on validation: {blend_trials}; chosen transition weight {weight}")
-
-    # Optional refit from scratch on everything but the test item for the early-stopped number of epochs and
-    # learning rates (the protocol before the user holdout: with --validation-share 1 no user trains on their
-    # validation item, and without a refit the test is scored by a model that never saw it).
-    remaining = args.time_budget - phase1
-    needed = best_epoch * epoch_seconds
-    refit = args.sasrec_refit == "always" or (args.sasrec_refit == "auto" and needed <= remaining)
-    phase2, refit_epochs = 0.0, 0
-    model = val_model
-    if refit:
-        refit_note = f"refit for {best_epoch} epochs with {remaining:.0f}s of the budget left"
-        refit_cfg = dataclasses.replace(cfg, history=[], time_budget=max(remaining, 1.0))
-        log(f"sasrec phase 2 (refit on all but test, {best_epoch} epochs, budget {remaining:.0f}s)")
-        # the same learning rates, epoch by epoch, as the early-stopped run (its plateau decays included)
-        schedule = [h["lr"] for h in history[:best_epoch]]
-        model = SASRec(refit_cfg).fit(loo.test_train, epochs=best_epoch, lr_schedule=schedule)
-        phase2 = model.train_seconds_
-        refit_epochs = len(model.config.history)
-    elif args.sasrec_refit == "never":
-        refit_note = (
-            f"no refit (never): the early-stopped model scores the test item; it trained on the validation item of "
-            f"{len(loo.test_train) - len(holdout.users)} of {len(loo.test_train)} users"
-        )
-    else:
-        refit_note = (
-            f"no refit (auto; {remaining:.0f}s left, ~{needed:.0f}s needed): the early-stopped model scores the "
-            f"test item; it trained on the validation item of {len(loo.test_train) - len(holdout.users)} of "
-            f"{len(loo.test_train)} users"
-        )
-    log(f"sasrec: {refit_note}")
     metrics, score_seconds = runner.test(model)
     log(f"sasrec test {_round(metrics)}")
     params = model.params() | {
         "best_epoch": best_epoch,
-        "refit": refit,
-        "refit_epochs": refit_epochs,
-        "refit_note": refit_note,
-        "budget_note": budget_note,
-        "stopped_by_budget": bool(val_model.stopped_by_budget_),
-        "validation_users": len(holdout.users),
-        "validation_share": args.validation_share,
-        "epoch_seconds_mean": round(epoch_seconds, 2),
+        "refit": fitted.refit,
+        "refit_epochs": len(model.config.history) if fitted.refit else 0,
+        "refit_note": fitted.note,
+        "early_stopping_ended_by_budget": bool(val_model.stopped_by_budget_),
+        "validation_users": len(val_users),
+        "train_seconds_per_epoch": round(epoch_seconds, 2),
         "val_NDCG@10": round(val_model.best_val_ndcg_, 5),
     }
     out = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -18,10 +19,10 @@ from ml.recommend import (
     LeaveOneOut,
     Popularity,
     SASRec,
+    SASRecConfig,
     SegmentPopularity,
     Sequences,
     Transition,
-    UserHoldout,
     attribute_matrix,
     evaluate,
     metrics_from_ranks,
@@ -31,6 +32,7 @@ from ml.recommend import (
     validation_users,
 )
 from ml.recommend.base import Recommender
+from ml.recommend.sasrec import fit_with_refit
 
 torch.set_num_threads(1)
 
@@ -219,30 +221,65 @@ def test_frame_ties_keep_row_order_and_leave_one_out_split():
     assert names(loo.test_train, 1) == ["y", "x"]
 
 
-def test_user_holdout_validates_a_seeded_sample_and_trains_on_everyone_elses_last_item():
-    rng = np.random.default_rng(0)
-    seqs = Sequences.from_lists(
-        [rng.integers(0, 50, n).tolist() for n in rng.integers(1, 8, 500)], n_items=50
+def test_validation_takes_every_eligible_user_up_to_the_limit_then_a_seeded_sample():
+    lengths = np.array([1, 3, 2, 5, 1, 3, 7, 2])
+    eligible = np.flatnonzero(lengths >= 2)  # one item to predict from, one to predict
+    assert validation_users(lengths, seed=0).tolist() == eligible.tolist()
+    sample = validation_users(lengths, seed=0, limit=3)
+    assert len(sample) == 3 and set(sample) <= set(eligible) and sample.tolist() == sorted(sample)
+    assert validation_users(lengths, seed=0, limit=3).tolist() == sample.tolist()
+    assert {tuple(validation_users(lengths, seed=s, limit=3)) for s in range(10)} != {tuple(sample)}
+
+
+def test_refit_replays_the_early_stopped_schedule_on_all_the_data_and_says_why_when_it_cannot():
+    seqs, _ = planted_store(n_users=200, seed=5)
+    loo = LeaveOneOut.split(seqs)
+    validation = (loo.val_train, loo.val_target)
+    cfg = SASRecConfig(hidden=16, max_len=10, batch_size=64, max_epochs=6, patience=2, lr_patience=1, seed=0)
+    fitted = fit_with_refit(cfg, loo.val_train, validation, loo.test_train)
+    early, model = fitted.early_stopped, fitted.model
+    assert fitted.refit and model is not early
+    best = early.best_epoch_
+    # the refit ran the best epoch count on all but the test item, with the learning rate of each of those epochs
+    assert len(model.config.history) == best == model.best_epoch_
+    assert [h["lr"] for h in model.config.history] == [h["lr"] for h in early.config.history[:best]]
+    assert fitted.note.startswith("early stopping ended by patience")
+    assert f"refit on all the data for {best} of {best} epochs" in fitted.note
+    # never: the early-stopped model is the one used, and the note says it never saw the validation items
+    never = fit_with_refit(cfg, loo.val_train, validation, loo.test_train, refit="never")
+    assert never.model is never.early_stopped and not never.refit and "no refit (never)" in never.note
+    # a budget spent by early stopping leaves no room: the note gives the seconds left and needed
+    tight = fit_with_refit(
+        dataclasses.replace(cfg, time_budget=1e-6), loo.val_train, validation, loo.test_train
     )
-    eligible = np.flatnonzero(seqs.lengths >= 2)
-    # the floor: at least 2,000 users or half the eligible ones, whichever is fewer
-    holdout = UserHoldout.split(seqs, seed=0)
-    assert len(holdout.users) == len(eligible) // 2
-    held = holdout.users
-    assert set(held) <= set(eligible) and held.tolist() == sorted(held)
-    assert holdout.targets.tolist() == [seqs[u][-1] for u in held]
-    assert all(holdout.histories[i].tolist() == seqs[u][:-1].tolist() for i, u in enumerate(held))
-    # nothing lost or added: the training set is everything but the validation items
-    others = np.setdiff1d(np.arange(len(seqs)), held)
-    assert all(holdout.train[u].tolist() == seqs[u].tolist() for u in others)
-    assert all(holdout.train[u].tolist() == seqs[u][:-1].tolist() for u in held)
-    assert len(holdout.train.items) + len(held) == len(seqs.items)
-    # the share applies above the floor; the cap and share=1 are honoured; the seed decides the sample
-    assert len(validation_users(seqs.lengths, 0, share=0.8)) == round(0.8 * len(eligible))
-    assert len(validation_users(seqs.lengths, 0, limit=10)) == 10
-    assert validation_users(seqs.lengths, 0, share=1.0).tolist() == eligible.tolist()
-    assert UserHoldout.split(seqs, seed=0).users.tolist() == held.tolist()
-    assert UserHoldout.split(seqs, seed=1).users.tolist() != held.tolist()
+    assert not tight.refit and tight.model is tight.early_stopped
+    assert "early stopping ended by the time budget after 1 epochs" in tight.note
+    assert "no refit (auto;" in tight.note
+    with pytest.raises(ValueError, match="auto, always or never"):
+        fit_with_refit(cfg, loo.val_train, validation, loo.test_train, refit="sometimes")
+
+
+def test_early_stopping_keeps_room_for_the_refit_in_the_budget(monkeypatch):
+    """With a refit to follow, no epoch starts unless the time left after it still covers a refit to it."""
+    import ml.recommend.sasrec as sasrec_module
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(sasrec_module.time, "perf_counter", lambda: clock["now"])
+    real_loss = sasrec_module.SASRec._backward_loss
+
+    def one_second_a_batch(self, hidden, targets):
+        clock["now"] += 1.0
+        return real_loss(self, hidden, targets)
+
+    monkeypatch.setattr(sasrec_module.SASRec, "_backward_loss", one_second_a_batch)
+    seqs, _ = planted_store(n_users=64, seed=6)
+    cfg = SASRecConfig(hidden=8, max_len=6, batch_size=64, max_epochs=50, patience=50, time_budget=20.0)
+    plain = SASRec(cfg).fit(seqs, validation=(seqs.drop_last(1), seqs.last()))
+    reserved = SASRec(cfg).fit(seqs, validation=(seqs.drop_last(1), seqs.last()), reserve_refit=True)
+    # one batch an epoch, one second each (validation takes no time on this clock): after e epochs, another one
+    # starts while e + 1 <= 20 alone, and while (e + 1) + (e + 1) <= 20 with room for a refit to it
+    assert len(plain.config.history) == 20 and plain.stopped_by_budget_
+    assert len(reserved.config.history) == 10 and reserved.stopped_by_budget_
 
 
 def test_read_sequence_file(tmp_path):
@@ -541,14 +578,10 @@ def test_benchmark_runs_end_to_end(tmp_path, store):
     assert res["models"]["transition"]["NDCG@10"] > res["models"]["popularity"]["NDCG@10"]
     assert "blend" in res["cold_start"]
     sasrec = res["models"]["sasrec"]["params"]
-    # half of the 150 users validate (the floor on a small file); the other half train on their validation item,
-    # and the output says so, as it says how early stopping ended
-    assert sasrec["validation_users"] == 75 and not sasrec["refit"]
-    assert (
-        sasrec["refit_note"].startswith("no refit (never)")
-        and "validation item of 75 of 150 users" in (sasrec["refit_note"])
-    )
-    assert sasrec["budget_note"].startswith("early stopping ended by")
+    # every user validates; how early stopping ended and whether the refit ran are in the output
+    assert sasrec["validation_users"] == 150
+    assert sasrec["refit_note"].startswith("early stopping ended by")
+    assert ("refit on all the data" in sasrec["refit_note"]) == sasrec["refit"]
 
 
 def test_benchmark_help(capsys):
@@ -558,6 +591,45 @@ def test_benchmark_help(capsys):
         recsys.parse_args(["--help"])
     assert exc.value.code == 0
     assert "--time-budget" in capsys.readouterr().out
+
+
+def test_epoch_timing_compares_before_and_after_on_each_size(tmp_path):
+    from bench import recsys_epochs
+
+    files = []
+    for k, n_users in enumerate((120, 100)):
+        seqs, _ = planted_store(n_users=n_users, seed=k)
+        files.append(tmp_path / f"Tiny{k}.txt")
+        files[-1].write_text(
+            "".join(f"{u + 1} {' '.join(str(i + 1) for i in seqs[u])}\n" for u in range(len(seqs)))
+        )
+    out = tmp_path / "epochs.json"
+    args = ["--out", str(out), "--threads", "1", "--epochs", "1", "--best-epoch", "4", "--time-budget", "60"]
+    recsys_epochs.main([a for f in files for a in ("--data", str(f))] + args)
+    res = json.loads(out.read_text())
+    sizes = [(row["data"], row["users"]) for row in res["data_sets"]]
+    # half of the first file, each file, and both together with their catalogues apart
+    assert sizes == [("Tiny0 (half the users)", 60), ("Tiny0", 120), ("Tiny1", 100), ("Tiny0 + Tiny1", 220)]
+    both = res["data_sets"][-1]
+    assert both["items"] == 2 * N_ITEMS and both["interactions"] == sum(
+        r["interactions"] for r in res["data_sets"][1:3]
+    )
+    for row in res["data_sets"]:
+        before, after = row["before"], row["after"]
+        assert before["loss"] == "autograd" and after["loss"] == "hand-written backward"
+        # the same data either way (all but the validation items); every user validates below the cap
+        assert before["validation_users"] == after["validation_users"] == row["users"]
+        assert after["positions_per_epoch"] == before["positions_per_epoch"] > 0
+        # a full run: best epoch 4 plus the patience of 5, then the refit of 4 epochs
+        for way in (before, after):
+            assert way["full_run"]["epochs"] == 9
+            assert way["full_run"]["refit_seconds"] == round(4 * way["train_seconds_per_epoch"])
+        assert row["train_speedup"] == round(
+            before["train_seconds_per_epoch"] / after["train_seconds_per_epoch"], 2
+        )
+    with pytest.raises(SystemExit) as exc:
+        recsys_epochs.main(["--help"])
+    assert exc.value.code == 0
 
 
 def test_seed_summary_gives_mean_spread_and_each_seeds_value(tmp_path, capsys):

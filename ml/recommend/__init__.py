@@ -18,7 +18,7 @@ from ml.recommend.base import Recommender, batched_topk, topk_from_scores
 from ml.recommend.baselines import EASE, ItemKNN, Popularity
 from ml.recommend.blend import Blend, blend_grid, blend_ranks, to_probabilities
 from ml.recommend.coldstart import ContentKNN, SegmentPopularity, attribute_matrix, text_features
-from ml.recommend.data import LeaveOneOut, Sequences, UserHoldout, read_sequence_file, validation_users
+from ml.recommend.data import LeaveOneOut, Sequences, read_sequence_file, validation_users
 from ml.recommend.metrics import evaluate, metrics_from_ranks, target_ranks
 from ml.recommend.sasrec import SASRec, SASRecConfig
 from ml.recommend.transition import Transition
@@ -36,7 +36,6 @@ __all__ = [
     "SegmentPopularity",
     "Sequences",
     "Transition",
-    "UserHoldout",
     "attribute_matrix",
     "batched_topk",
     "blend_grid",

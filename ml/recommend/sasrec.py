@@ -203,6 +203,7 @@ class SASRec(Recommender):
         epochs: int | None = None,
         init_from: SASRec | None = None,
         lr_schedule: Sequence[float] | None = None,
+        reserve_refit: bool = False,
     ) -> SASRec:
         """Train; with ``validation=(histories, targets)`` stop early on NDCG@10, else run ``epochs`` epochs.
 
@@ -217,7 +218,12 @@ class SASRec(Recommender):
         ``lr_schedule`` gives the learning rate of each epoch (the last value repeats): a refit without validation
         replays the schedule that early stopping found (including its plateau decays) instead of staying at the
         initial rate.
+
+        ``reserve_refit`` keeps room in ``time_budget`` for a refit after early stopping: no epoch is started
+        unless the time left after it still covers a refit to it (its number of epochs at the mean training
+        seconds per epoch so far). See :func:`fit_with_refit`.
         """
+        self._reserve_refit = reserve_refit
         self._validation = validation
         self._epochs = epochs
         self._init_from = init_from
@@ -303,9 +309,13 @@ class SASRec(Recommender):
             if cfg.verbose:
                 print(f"[sasrec] {record}", file=sys.stderr, flush=True)
             elapsed = time.perf_counter() - start
-            # stop before an epoch that would overrun the budget (estimated from the last epoch's duration)
+            # stop before an epoch that would overrun the budget (estimated from the mean epoch so far), counting
+            # the refit to that epoch when one must follow
             budget = cfg.time_budget
-            if not stop and epoch < max_epochs and budget is not None and elapsed * (1 + 1 / epoch) > budget:
+            projected = elapsed * (1 + 1 / epoch)
+            if getattr(self, "_reserve_refit", False):
+                projected += (epoch + 1) * float(np.mean([h["seconds"] for h in cfg.history]))
+            if not stop and epoch < max_epochs and budget is not None and projected > budget:
                 stop = self.stopped_by_budget_ = True
             if stop:
                 break
@@ -404,3 +414,71 @@ def _length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generat
     order = np.lexsort((rng.random(len(lengths)), lengths))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+@dataclass
+class RefitResult:
+    """What :func:`fit_with_refit` trained: the model to use, the early-stopping run, and whether a refit ran."""
+
+    model: SASRec
+    early_stopped: SASRec
+    refit: bool
+    note: str
+    seconds_early_stopping: float
+    seconds_refit: float
+
+
+def fit_with_refit(
+    config: SASRecConfig,
+    train: Sequences,
+    validation: tuple[Sequences, np.ndarray],
+    full: Sequences,
+    refit: str = "auto",
+) -> RefitResult:
+    """Early stopping on ``validation`` with the model trained on ``train``, then a refit from scratch on ``full``
+    for the chosen number of epochs with the same learning rates, epoch by epoch (plateau decays included).
+
+    ``train`` holds out what ``validation`` predicts (every user's last item, in the benchmark and the daily
+    platform alike) and ``full`` is everything; the refit is what lets the served model learn the most recent
+    items. ``config.time_budget`` bounds both together: with ``refit="auto"`` early stopping keeps room for the
+    refit (and stops early when the budget cannot hold more, which ``note`` says), ``"always"`` splits the budget
+    in halves, ``"never"`` gives it all to early stopping and serves the early-stopped model.
+    """
+    if refit not in ("auto", "always", "never"):
+        raise ValueError(f"refit must be auto, always or never, not {refit!r}")
+    budget = config.time_budget
+    early_cfg = dataclasses.replace(config, history=[])
+    if refit == "always" and budget is not None:
+        early_cfg.time_budget = budget / 2
+    early = SASRec(early_cfg).fit(train, validation=validation, reserve_refit=refit == "auto")
+    seconds_early = early.train_seconds_
+    history = early.config.history
+    best = early.best_epoch_
+    train_seconds = float(np.mean([h["seconds"] for h in history])) if history else 0.0
+    remaining = None if budget is None else budget - seconds_early
+    needed = best * train_seconds
+    ended = (
+        f"early stopping ended by the time budget after {len(history)} epochs (best {best})"
+        + (", keeping room for the refit" if refit == "auto" else "")
+        if early.stopped_by_budget_
+        else f"early stopping ended by patience after {len(history)} epochs (best {best})"
+    )
+    if refit == "never" or (refit == "auto" and remaining is not None and needed > remaining):
+        why = "never" if refit == "never" else f"auto; {remaining:.0f}s left, ~{needed:.0f}s needed"
+        note = (
+            f"{ended}; no refit ({why}): the early-stopped model, which never trained on the validation items, "
+            "is used"
+        )
+        return RefitResult(early, early, False, note, seconds_early, 0.0)
+    refit_cfg = dataclasses.replace(
+        config, history=[], time_budget=None if remaining is None else max(remaining, 1.0)
+    )
+    schedule = [h["lr"] for h in history[:best]]
+    model = SASRec(refit_cfg).fit(full, epochs=best, lr_schedule=schedule)
+    model.best_epoch_ = best
+    model.best_val_ndcg_ = early.best_val_ndcg_
+    done = len(model.config.history)
+    note = f"{ended}; refit on all the data for {done} of {best} epochs" + (
+        " (cut short by the budget)" if model.stopped_by_budget_ else ""
+    )
+    return RefitResult(model, early, True, note, seconds_early, model.train_seconds_)
