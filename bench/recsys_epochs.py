@@ -9,29 +9,27 @@ catalogues kept apart (Beauty + Toys is about twice Beauty: 1.8x the users and i
 with the benchmark's configuration (``SASRecConfig`` defaults), both ways are timed in the same run:
 
 * **before**: the catalogue cross-entropy through autograd (``fused_loss=False``) and early stopping validated on
-  every user in batches of 2,048 (up to commit 8889f10);
+  every user in batches of 2,048;
 * **after**: the hand-written cross-entropy (``fused_loss=True``, :class:`ml.recommend.sasrec._CatalogueCrossEntropy`)
   and validation on every user up to ``MAX_VALIDATION_USERS`` (a seeded sample above it) in batches of
   ``EVALUATION_BATCH``.
 
 Each way trains ``--epochs`` epochs on all but the validation items (no early stopping; seconds per epoch are the
 mean over them) and runs one validation pass. A full run is then estimated for a typical schedule (``--best-epoch``
-epochs to the best, plus the patience, then the refit of ``--best-epoch`` epochs) and compared with the budget. Progress goes to stderr; the JSON to ``--out``.
+epochs to the best, plus the patience, then the refit of ``--best-epoch`` epochs) and compared with the budget.
+Progress goes to stderr; the JSON (with the command, machine, date and commit) to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import datetime as dt
-import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench import write_result
 from bench.recsys import log, machine_description
 
 
@@ -57,9 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--time-budget", type=float, default=900.0, help="the Transformer's budget (default 900 s)"
     )
-    args = p.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    return args
+    return p.parse_args(argv)
 
 
 def combined(parts: list[Any]) -> Any:
@@ -97,7 +93,7 @@ def time_way(loo: Any, after: bool, args: argparse.Namespace) -> dict[str, Any]:
     users = validation_users(loo.test_train.lengths, args.seed) if after else np.arange(len(loo.val_target))
     eval_batch = EVALUATION_BATCH if after else 2048
     histories, targets = loo.val_train.subset(users), loo.val_target[users]
-    model = SASRec(dataclasses.replace(cfg)).fit(loo.val_train, epochs=args.epochs)
+    model = SASRec(cfg).fit(loo.val_train, epochs=args.epochs)
     epoch_seconds = [h["seconds"] for h in model.config.history]
     t0 = time.perf_counter()
     ndcg = evaluate(
@@ -139,6 +135,7 @@ def full_run(way: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    started = time.perf_counter()
     import torch
 
     from ml.recommend.data import LeaveOneOut
@@ -168,15 +165,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     result = {
         "benchmark": "recsys_epochs",
-        "machine": machine_description(torch.get_num_threads()),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": "python -m bench.recsys_epochs " + " ".join(args.argv),
+        "cpu": machine_description(torch.get_num_threads()),
         "time_budget": args.time_budget,
         "assumed_best_epoch": args.best_epoch,
         "data_sets": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    result = write_result(args.out, result, "bench.recsys_epochs", argv, started)
     log(f"wrote {args.out}")
     return result
 

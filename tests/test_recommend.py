@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -235,7 +236,7 @@ def test_refit_replays_the_early_stopped_schedule_on_all_the_data_and_says_why_w
     seqs, _ = planted_store(n_users=200, seed=5)
     loo = LeaveOneOut.split(seqs)
     validation = (loo.val_train, loo.val_target)
-    cfg = SASRecConfig(hidden=16, max_len=10, batch_size=64, max_epochs=6, patience=2, lr_patience=1, seed=0)
+    cfg = SASRecConfig(hidden=16, max_len=10, batch_size=64, max_epochs=60, patience=2, lr_patience=1, seed=0)
     fitted = fit_with_refit(cfg, loo.val_train, validation, loo.test_train)
     early, model = fitted.early_stopped, fitted.model
     assert fitted.refit and model is not early
@@ -255,6 +256,11 @@ def test_refit_replays_the_early_stopped_schedule_on_all_the_data_and_says_why_w
     assert not tight.refit and tight.model is tight.early_stopped
     assert "early stopping ended by the time budget after 1 epochs" in tight.note
     assert "no refit (auto;" in tight.note
+    # neither patience nor the budget: the epoch cap, named as such
+    capped = fit_with_refit(
+        dataclasses.replace(cfg, max_epochs=2, patience=50), loo.val_train, validation, loo.test_train
+    )
+    assert capped.note.startswith("early stopping reached the cap of 2 epochs")
     with pytest.raises(ValueError, match="auto, always or never"):
         fit_with_refit(cfg, loo.val_train, validation, loo.test_train, refit="sometimes")
 
@@ -580,7 +586,10 @@ def test_benchmark_runs_end_to_end(tmp_path, store):
     sasrec = res["models"]["sasrec"]["params"]
     # every user validates; how early stopping ended and whether the refit ran are in the output
     assert sasrec["validation_users"] == 150
-    assert sasrec["refit_note"].startswith("early stopping ended by")
+    assert re.match(
+        r"early stopping (ended by (patience|the time budget)|reached the cap of 3 epochs)",
+        sasrec["refit_note"],
+    )
     assert ("refit on all the data" in sasrec["refit_note"]) == sasrec["refit"]
 
 
@@ -607,6 +616,7 @@ def test_epoch_timing_compares_before_and_after_on_each_size(tmp_path):
     args = ["--out", str(out), "--threads", "1", "--epochs", "1", "--best-epoch", "4", "--time-budget", "60"]
     recsys_epochs.main([a for f in files for a in ("--data", str(f))] + args)
     res = json.loads(out.read_text())
+    assert res["command"].startswith("python -m bench.recsys_epochs --data") and "date" in res
     sizes = [(row["data"], row["users"]) for row in res["data_sets"]]
     # half of the first file, each file, and both together with their catalogues apart
     assert sizes == [("Tiny0 (half the users)", 60), ("Tiny0", 120), ("Tiny1", 100), ("Tiny0 + Tiny1", 220)]

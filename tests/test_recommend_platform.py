@@ -509,9 +509,10 @@ def test_without_a_time_budget_two_trainings_are_identical_and_a_binding_budget_
     assert last["batches"] == 1 < last["batches_in_epoch"]
     note = cut.manifest["models"]["sasrec"]["note"]
     assert (
-        f"stopped by the time budget after 1 epochs (the last cut short after 1 of its {last['batches_in_epoch']}"
+        f"ended by the time budget after 1 epochs (the last cut short after 1 of its {last['batches_in_epoch']}"
         in note
     )
+    assert "a re-run on a faster or busier machine can keep another epoch" in note
 
 
 def test_ranks_do_not_depend_on_how_many_users_a_score_batch_holds(monkeypatch):

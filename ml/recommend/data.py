@@ -256,9 +256,9 @@ class LeaveOneOut:
 
 
 MAX_VALIDATION_USERS = 25_000
-"""Cap on the users whose held-out item validates early stopping: every eligible user up to it (Amazon Beauty and
-Toys whole), a seeded sample above it. The noise of the validation NDCG depends on how many users there are (about
-+-0.0015 at 25,000 and an NDCG@10 near 0.06), its cost on users x items, so a large store validates on a sample."""
+"""Cap on the users whose held-out item validates early stopping: every eligible user up to it, a seeded sample
+above it. The noise of the validation NDCG depends on how many users there are, its cost on users x items, so a
+large store validates on a sample."""
 
 
 def validation_users(lengths: np.ndarray, seed: int, limit: int = MAX_VALIDATION_USERS) -> np.ndarray:

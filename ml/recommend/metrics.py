@@ -74,9 +74,9 @@ SCORE_BATCH_BYTES = 256 * 2**20
 """Memory of one batch of float32 scores; ranks and lists do not depend on the batch size."""
 
 EVALUATION_BATCH = 512
-"""Users per evaluation batch: their scores (about 25 MB on a 12k-item catalogue) stay under glibc's largest mmap
-threshold (32 MiB), so each batch reuses heap memory instead of mapping and page-faulting a fresh block; 2,048
-users a batch made a full-ranking pass over Amazon Beauty 2-3.6x slower on the 2-core VM."""
+"""Users per evaluation batch: on catalogues of ten-odd thousand items their scores stay under glibc's largest
+mmap threshold (32 MiB), so each batch reuses heap memory instead of mapping and page-faulting a fresh block
+(measured in docs/benchmarks/recsys.md)."""
 
 
 def users_per_batch(batch_size: int, n_items: int) -> int:

@@ -165,9 +165,8 @@ class _CatalogueCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         h, w, targets, probs = ctx.saved_tensors
-        probs[torch.arange(len(targets)), targets] -= (
-            1.0  # softmax - one_hot, in place: the last use of probs
-        )
+        # softmax - one_hot, in place: this is the last use of probs
+        probs[torch.arange(len(targets)), targets] -= 1.0
         grad_hidden = (probs @ w).float() * grad
         grad_weight = (h.T @ probs).T.float() * grad
         return grad_hidden, grad_weight, None, None
@@ -416,6 +415,29 @@ def _length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generat
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+RERUN_CAVEAT = (
+    "a re-run on a faster or busier machine can keep another epoch (no budget gives identical re-runs)"
+)
+"""Why a stop by ``time_budget`` is worth saying to ops: the budget is the one training input that is not data."""
+
+
+def epochs_run(model: SASRec) -> str:
+    """``N epochs``, and how far the last one got when the time budget cut it between batches."""
+    history = model.config.history
+    last = history[-1] if history else {}
+    partial = (
+        f" (the last cut short after {last['batches']} of its {last['batches_in_epoch']} batches)"
+        if last.get("batches", 0) < last.get("batches_in_epoch", 0)
+        else ""
+    )
+    return f"{len(history)} epochs{partial}"
+
+
+def budget_note(model: SASRec) -> str:
+    """The note for a training that the time budget, not early stopping, ended."""
+    return f"stopped by the time budget after {epochs_run(model)}, not by early stopping: {RERUN_CAVEAT}"
+
+
 @dataclass
 class RefitResult:
     """What :func:`fit_with_refit` trained: the model to use, the early-stopping run, and whether a refit ran."""
@@ -457,19 +479,21 @@ def fit_with_refit(
     train_seconds = float(np.mean([h["seconds"] for h in history])) if history else 0.0
     remaining = None if budget is None else budget - seconds_early
     needed = best * train_seconds
-    ended = (
-        f"early stopping ended by the time budget after {len(history)} epochs (best {best})"
-        + (", keeping room for the refit" if refit == "auto" else "")
-        if early.stopped_by_budget_
-        else f"early stopping ended by patience after {len(history)} epochs (best {best})"
-    )
+    if early.stopped_by_budget_:
+        ended = f"early stopping ended by the time budget after {epochs_run(early)} (best {best})" + (
+            ", keeping room for the refit" if refit == "auto" else ""
+        )
+    elif len(history) >= early_cfg.max_epochs:
+        ended = f"early stopping reached the cap of {early_cfg.max_epochs} epochs (best {best})"
+    else:
+        ended = f"early stopping ended by patience after {len(history)} epochs (best {best})"
     if refit == "never" or (refit == "auto" and remaining is not None and needed > remaining):
         why = "never" if refit == "never" else f"auto; {remaining:.0f}s left, ~{needed:.0f}s needed"
         note = (
             f"{ended}; no refit ({why}): the early-stopped model, which never trained on the validation items, "
             "is used"
         )
-        return RefitResult(early, early, False, note, seconds_early, 0.0)
+        return RefitResult(early, early, False, _with_rerun_caveat(note, early), seconds_early, 0.0)
     refit_cfg = dataclasses.replace(
         config, history=[], time_budget=None if remaining is None else max(remaining, 1.0)
     )
@@ -481,4 +505,10 @@ def fit_with_refit(
     note = f"{ended}; refit on all the data for {done} of {best} epochs" + (
         " (cut short by the budget)" if model.stopped_by_budget_ else ""
     )
-    return RefitResult(model, early, True, note, seconds_early, model.train_seconds_)
+    return RefitResult(
+        model, early, True, _with_rerun_caveat(note, early), seconds_early, model.train_seconds_
+    )
+
+
+def _with_rerun_caveat(note: str, early: SASRec) -> str:
+    return f"{note}; {RERUN_CAVEAT}" if early.stopped_by_budget_ else note

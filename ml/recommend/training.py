@@ -36,7 +36,7 @@ from ml.recommend.interactions import (
     last_regions,
     to_sequences,
 )
-from ml.recommend.sasrec import SASRec, SASRecConfig, fit_with_refit
+from ml.recommend.sasrec import SASRec, SASRecConfig, budget_note, fit_with_refit
 from ml.recommend.transition import Transition
 
 
@@ -142,7 +142,7 @@ def train_candidates(
             sasrec = SASRec(previous_sasrec.config).fit(seqs, epochs=warm_epochs, init_from=previous_sasrec)
             notes["sasrec"] = f"warm-started from {warm_start_from.as_of}, {warm_epochs} epochs"
             if sasrec.stopped_by_budget_:
-                notes["sasrec"] += _budget_note(sasrec)
+                notes["sasrec"] += f"; {budget_note(sasrec)}"
         else:
             # from scratch, as bench.recsys trains it: early stopping on every customer's last item (a seeded
             # sample on a large store), then a refit on everything so that the served model learnt the latest items
@@ -150,8 +150,6 @@ def train_candidates(
             fitted_sasrec = fit_with_refit(cfg, seqs.drop_last(1), (val.drop_last(1), val.last()), seqs)
             sasrec = fitted_sasrec.model
             notes["sasrec"] = f"trained from scratch: {fitted_sasrec.note}"
-            if fitted_sasrec.early_stopped.stopped_by_budget_:
-                notes["sasrec"] += _budget_note(fitted_sasrec.early_stopped)
         fitted["sasrec"] = sasrec
         seconds["sasrec"] = round(time.perf_counter() - t0, 3)
         versions.setdefault("sasrec", bundle_version("sasrec", as_of_day, sasrec.params()))
@@ -229,20 +227,6 @@ def train_candidates(
     if store is not None:
         bundle.save(store)
     return bundle
-
-
-def _budget_note(sasrec: SASRec) -> str:
-    history = sasrec.config.history
-    last = history[-1] if history else {}
-    partial = (
-        f" (the last cut short after {last['batches']} of its {last['batches_in_epoch']} batches)"
-        if last.get("batches", 0) < last.get("batches_in_epoch", 0)
-        else ""
-    )
-    return (
-        f"; stopped by the time budget after {len(history)} epochs{partial}, not by early stopping: a re-run "
-        "on a faster or busier machine can keep another epoch (no budget gives identical re-runs)"
-    )
 
 
 def _replace(cfg: SASRecConfig, overrides: dict[str, Any]) -> SASRecConfig:
