@@ -10,8 +10,8 @@ refitted from scratch on all but the test item, replaying them (early stopping k
 ``--time-budget``; the output says when the budget, not patience, ended it). Its blend with the transition model
 gets its weight from validation too.
 
-With ``--attributes`` (default: ``<stem>_item2attributes.json`` next to the data, when present) a cold-start
-experiment hides 10 % of the items from the collaborative model and measures content, collaborative and blended
+With ``--attributes`` (default: ``<stem>_item2attributes.json`` next to the data, when present) the Transformer
+adds each item's attribute embeddings to its own (``SASRecConfig.attributes``), and a cold-start experiment hides 10 % of the items from the collaborative model and measures content, collaborative and blended
 scores on users whose target is such a new item.
 
 ``--throughput`` instead times top-K serving (default: top-100 for 50,000 synthetic users over 10,000 items) for
@@ -98,7 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--attributes",
         type=Path,
         default=None,
-        help="item attribute JSON {item: [attr, ...]} for the cold-start experiment "
+        help="item attribute JSON {item: [attr, ...]} for the Transformer's item inputs and the cold-start experiment "
         "(default: <stem>_item2attributes.json beside --data when it exists)",
     )
     p.add_argument(
@@ -226,7 +226,11 @@ def refine_transition(runner: Runner, best: dict[str, Any], fast: bool) -> list[
 
 
 def run_sasrec(
-    runner: Runner, args: argparse.Namespace, need_blend: bool, trans_params: dict[str, Any]
+    runner: Runner,
+    args: argparse.Namespace,
+    need_blend: bool,
+    trans_params: dict[str, Any],
+    attributes: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """Early-stopped Transformer, its refit, and (optionally) its validation-weighted blend with transitions."""
     from ml.recommend.blend import Blend, blend_grid
@@ -258,7 +262,14 @@ def run_sasrec(
     val_users = validation_users(loo.test_train.lengths, args.seed)
     histories, targets = loo.val_train.subset(val_users), loo.val_target[val_users]
     log(f"sasrec: early stopping on {len(val_users)} users, refit {args.sasrec_refit}, config {cfg}")
-    fitted = fit_with_refit(cfg, loo.val_train, (histories, targets), loo.test_train, refit=args.sasrec_refit)
+    fitted = fit_with_refit(
+        cfg,
+        loo.val_train,
+        (histories, targets),
+        loo.test_train,
+        refit=args.sasrec_refit,
+        item_attributes=attributes,
+    )
     val_model, model = fitted.early_stopped, fitted.model
     phase1, phase2 = fitted.seconds_early_stopping, fitted.seconds_refit
     best_epoch = val_model.best_epoch_
@@ -571,8 +582,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "params": model.params(),
                 "validation": trials + trials2,
             }
+    attributes = args.attributes or args.data.with_name(f"{args.data.stem}_item2attributes.json")
     if {"sasrec", "sasrec+transition"} & set(args.models):
-        out = run_sasrec(runner, args, "sasrec+transition" in args.models, trans_params or {})
+        item_attributes = None
+        if attributes.exists():
+            from ml.recommend.coldstart import attribute_matrix
+
+            item_attributes = attribute_matrix(json.loads(attributes.read_text()), loo.test_train.item_ids)
+        out = run_sasrec(
+            runner, args, "sasrec+transition" in args.models, trans_params or {}, item_attributes
+        )
         for name, res in out.items():
             if name in args.models:
                 models[name] = res
@@ -590,7 +609,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": "python -m bench.recsys " + " ".join(sys.argv[1:] if argv is None else argv),
         "models": models,
     }
-    attributes = args.attributes or args.data.with_name(f"{args.data.stem}_item2attributes.json")
     if not args.no_cold_start and attributes.exists():
         knn = models.get("itemknn", {}).get("params", {"shrink": 50.0, "neighbours": None})
         result["cold_start"] = run_cold_start(runner, attributes, knn, args.seed)

@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import torch
 
 from ml.recommend import (
@@ -273,9 +274,9 @@ def test_early_stopping_keeps_room_for_the_refit_in_the_budget(monkeypatch):
     monkeypatch.setattr(sasrec_module.time, "perf_counter", lambda: clock["now"])
     real_loss = sasrec_module.SASRec._backward_loss
 
-    def one_second_a_batch(self, hidden, targets):
+    def one_second_a_batch(self, hidden, targets, weight):
         clock["now"] += 1.0
-        return real_loss(self, hidden, targets)
+        return real_loss(self, hidden, targets, weight)
 
     monkeypatch.setattr(sasrec_module.SASRec, "_backward_loss", one_second_a_batch)
     seqs, _ = planted_store(n_users=64, seed=6)
@@ -286,6 +287,63 @@ def test_early_stopping_keeps_room_for_the_refit_in_the_budget(monkeypatch):
     # starts while e + 1 <= 20 alone, and while (e + 1) + (e + 1) <= 20 with room for a refit to it
     assert len(plain.config.history) == 20 and plain.stopped_by_budget_
     assert len(reserved.config.history) == 10 and reserved.stopped_by_budget_
+
+
+def test_attributes_carry_evidence_to_items_no_one_has_bought():
+    """Two worlds of ten items, each world with its own attribute; every customer stays in one world. Items 20
+    and 21 were never bought but carry world A's and world B's attribute: with attributes, each world's customers
+    rank their world's unbought item first; the plain model has nothing to tell them apart."""
+    from ml.recommend.base import as_sequences
+
+    rng = np.random.default_rng(0)
+    seqs = [list((0 if u % 2 == 0 else 10) + rng.integers(0, 10, size=6)) for u in range(200)]
+    codes = [0] * 10 + [1] * 10 + [0, 1]
+    attributes = sp.csr_matrix((np.ones(22), (np.arange(22), codes)), shape=(22, 2))
+    histories = as_sequences([[0, 1, 2], [10, 11, 12]], 22)
+    margins = {}
+    for use in (True, False):
+        model = SASRec(
+            hidden=16, max_len=6, batch_size=32, lr=0.01, dropout=0.0, emb_dropout=0.0, attributes=use
+        ).fit(seqs, n_items=22, epochs=15, item_attributes=attributes)
+        assert (model.net_.attr_emb is not None) == use
+        logits = model._logits(histories)
+        margins[use] = (logits[0, 20] - logits[0, 21], logits[1, 21] - logits[1, 20])
+    assert min(margins[True]) > 1.0
+    assert min(margins[True]) > 2 * max(abs(m) for m in margins[False])
+
+
+def test_catalogue_attributes_and_a_warm_start_carry_attributes_by_name():
+    from ml.recommend.coldstart import catalogue_attributes
+
+    items = pd.DataFrame(
+        {"sku": ["a", "b", "c", "a"], "category": ["x", "y", None, "x"], "brand": ["p", "", "q", "p"]}
+    )
+    matrix, names = catalogue_attributes(items, ["a", "b", "c", "new"])
+    rows = {str(n): matrix[:, i].toarray().ravel().tolist() for i, n in enumerate(names)}
+    # a missing or empty value is no attribute; an item outside the catalogue has none
+    assert rows == {
+        "category=x": [1, 0, 0, 0],
+        "brand=p": [1, 0, 0, 0],
+        "category=y": [0, 1, 0, 0],
+        "brand=q": [0, 0, 1, 0],
+    }
+    assert catalogue_attributes(items[["sku"]], ["a"]) is None and catalogue_attributes(None, ["a"]) is None
+
+    seqs = [[0, 1, 2, 3], [1, 2, 3, 0], [2, 3, 0, 1]]
+    old = SASRec(hidden=8, max_len=4).fit(
+        seqs, n_items=4, epochs=1, item_attributes=matrix, attribute_ids=names
+    )
+    # the new catalogue drops brand=p and lists its attributes in another order
+    new_names = np.array(["brand=q", "category=y", "category=x", "brand=z"], dtype=object)
+    new_matrix = sp.csr_matrix(np.eye(4, dtype=np.float32))
+    new = SASRec(hidden=8, max_len=4).fit(
+        seqs, n_items=4, epochs=0, init_from=old, item_attributes=new_matrix, attribute_ids=new_names
+    )
+    old_rows = dict(zip(names, old.net_.attr_emb.weight.detach(), strict=True))
+    new_weight = new.net_.attr_emb.weight.detach()
+    for i, name in enumerate(new_names[:3]):
+        torch.testing.assert_close(new_weight[i], old_rows[name])
+    assert not any(torch.equal(new_weight[3], w) for w in old_rows.values())
 
 
 def test_read_sequence_file(tmp_path):
@@ -350,8 +408,12 @@ def test_a_large_catalogues_loss_in_chunks_has_the_whole_losss_value_and_gradien
     import ml.recommend.sasrec as sasrec_module
 
     seqs = [[i % 40, (i * 3 + 1) % 40, (i * 7 + 2) % 40, (i + 5) % 40] for i in range(30)]
+    # items 0-29 carry one or two of five attributes, 30-39 none: the gradient reaches both tables
+    rows = [i for i in range(30) for _ in range(1 + i % 2)]
+    codes = [(i + k) % 5 for i in range(30) for k in range(1 + i % 2)]
+    attributes = sp.csr_matrix((np.ones(len(rows)), (rows, codes)), shape=(40, 5))
     model = SASRec(hidden=16, max_len=4, batch_size=8, bf16=bf16, fused_loss=fused).fit(
-        seqs, n_items=40, epochs=0
+        seqs, n_items=40, epochs=0, item_attributes=attributes
     )
     net = model.net_
     torch.manual_seed(0)
@@ -363,12 +425,12 @@ def test_a_large_catalogues_loss_in_chunks_has_the_whole_losss_value_and_gradien
         net.zero_grad(set_to_none=True)
         leaf = hidden_in.clone().requires_grad_()
         hidden = (leaf * 2.0).tanh()  # a graph before the loss, as the blocks are
-        loss = model._backward_loss(hidden, targets)
-        return loss, net.item_emb.weight.grad.clone(), leaf.grad
+        loss = model._backward_loss(hidden, targets, net.item_table()[1:])
+        return loss, torch.cat([net.item_emb.weight.grad, net.attr_emb.weight.grad]), leaf.grad
 
     whole_loss, whole_grad, whole_input_grad = run(2**27)
     chunked_loss, chunked_grad, chunked_input_grad = run(40 * 5)  # 5 positions a chunk: 5 chunks for 23
-    assert whole_input_grad.abs().sum() > 0
+    assert whole_input_grad.abs().sum() > 0 and whole_grad[-5:].abs().sum() > 0
     torch.testing.assert_close(chunked_input_grad, whole_input_grad, rtol=1e-5, atol=1e-6)
     assert chunked_loss == pytest.approx(whole_loss, rel=1e-2 if bf16 else 1e-6)
     assert whole_grad.abs().sum() > 0
@@ -591,6 +653,56 @@ def test_benchmark_runs_end_to_end(tmp_path, store):
         sasrec["refit_note"],
     )
     assert ("refit on all the data" in sasrec["refit_note"]) == sasrec["refit"]
+    # the attribute file beside the data feeds the Transformer's item inputs too
+    assert sasrec["item_attributes_used"] == N_CLUSTERS
+
+
+def test_validation_search_scores_each_configuration_on_each_file(tmp_path):
+    from bench import recsys_search
+
+    files = []
+    groups = np.repeat(np.arange(N_CLUSTERS), PER_CLUSTER)
+    for k, n_users in enumerate((120, 100)):
+        seqs, _ = planted_store(n_users=n_users, seed=k)
+        files.append(tmp_path / f"Tiny{k}.txt")
+        files[-1].write_text(
+            "".join(f"{u + 1} {' '.join(str(i + 1) for i in seqs[u])}\n" for u in range(len(seqs)))
+        )
+    # only the first file has attributes
+    (tmp_path / "Tiny0_item2attributes.json").write_text(
+        json.dumps({str(i + 1): [int(groups[i])] for i in range(N_ITEMS)})
+    )
+    out = tmp_path / "search.json"
+    configs = ['{"hidden": 8, "max_epochs": 3}', '{"hidden": 8, "max_epochs": 3, "attributes": false}']
+    args = ["--out", str(out), "--threads", "1", "--time-budget", "0.5"]
+    recsys_search.main(
+        [a for f in files for a in ("--data", str(f))] + [a for c in configs for a in ("--config", c)] + args
+    )
+    res = json.loads(out.read_text())
+    assert res["command"].startswith("python -m bench.recsys_search --data") and "date" in res
+    assert [(r["data"], r["item_attributes"], r["config"].get("attributes", True)) for r in res["runs"]] == [
+        ("Tiny0", True, True),
+        ("Tiny0", True, False),
+        ("Tiny1", False, True),
+        ("Tiny1", False, False),
+    ]
+    for run in res["runs"]:
+        assert run["epochs"] == len(run["val_curve"]) <= 3
+        assert run["val_NDCG@10"] == max(run["val_curve"]) > 0
+        assert run["val_curve"][run["best_epoch"] - 1] == run["val_NDCG@10"]
+        # the whole run: early stopping plus a refit to the best epoch at the mean seconds per epoch
+        projected = run["early_stopping_seconds"] + run["best_epoch"] * run["train_seconds_per_epoch"]
+        assert run["projected_seconds_with_refit"] == pytest.approx(projected, abs=0.2)
+        assert run["fits_budget"] == (run["projected_seconds_with_refit"] <= 0.5)
+    means = res["mean_val_NDCG@10"]
+    assert len(means) == 2 and all(m["files"] == 2 for m in means)
+    assert means[0]["mean"] >= means[1]["mean"]
+    for m in means:
+        runs = [r["val_NDCG@10"] for r in res["runs"] if r["config"] == m["config"]]
+        assert m["mean"] == pytest.approx(np.mean(runs), abs=1e-5)
+    with pytest.raises(SystemExit) as exc:
+        recsys_search.main(["--help"])
+    assert exc.value.code == 0
 
 
 def test_benchmark_help(capsys):

@@ -28,18 +28,45 @@ def attribute_matrix(item_attributes: Mapping[Any, Sequence[Any]], item_ids: Seq
 
     Keys are matched as strings, so a JSON file's ``{"12": [3, 7]}`` matches item id ``12``.
     """
+    return attribute_matrix_and_names(item_attributes, item_ids)[0]
+
+
+def attribute_matrix_and_names(
+    item_attributes: Mapping[Any, Sequence[Any]], item_ids: Sequence[Any]
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """:func:`attribute_matrix` and the attribute (as a string) of each of its columns."""
     by_key = {str(k): v for k, v in item_attributes.items()}
     rows, attrs = [], []
     for i, item in enumerate(item_ids):
         for a in by_key.get(str(item), ()):
             rows.append(i)
             attrs.append(str(a))
-    codes, _ = pd.factorize(pd.Series(attrs, dtype=object)) if attrs else (np.zeros(0, np.int64), [])
+    codes, names = pd.factorize(pd.Series(attrs, dtype=object)) if attrs else (np.zeros(0, np.int64), [])
     n_attr = int(codes.max()) + 1 if len(codes) else 0
     m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, codes)), shape=(len(item_ids), n_attr))
     m.sum_duplicates()
     m.data[:] = 1.0
-    return m
+    return m, np.asarray(names, dtype=object)
+
+
+def catalogue_attributes(
+    items: pd.DataFrame | None, skus: Sequence[Any], columns: Sequence[str] = ("category", "brand")
+) -> tuple[sp.csr_matrix, np.ndarray] | None:
+    """The catalogue's categorical columns (``category=...``, ``brand=...``) as :func:`attribute_matrix_and_names`
+    over ``skus`` (None without a catalogue or those columns)."""
+    if items is None or not len(items) or not any(c in items for c in columns):
+        return None
+    meta = items.drop_duplicates("sku", keep="last")
+    keys = meta["sku"].astype(str).to_numpy()
+    by_sku: dict[str, list[str]] = {k: [] for k in keys}
+    for column in columns:
+        if column not in meta:
+            continue
+        values = meta[column].astype("string")
+        known = (values.notna() & (values != "")).to_numpy()
+        for key, value in zip(keys[known], (column + "=" + values[known]).to_numpy(), strict=True):
+            by_sku[key].append(value)
+    return attribute_matrix_and_names(by_sku, [str(s) for s in skus])
 
 
 def text_features(texts: Sequence[str], **tfidf: Any) -> sp.csr_matrix:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -65,6 +66,10 @@ class SASRecConfig:
     eval_every: int = 1
     seed: int = 0
     threads: int | None = None
+    attributes: bool = True
+    """Add to each item's embedding the mean of its attributes' embeddings (brand, category: whatever ``fit`` is
+    given as ``item_attributes``), on the input and in the tied output table, so items that share attributes share
+    evidence; without ``item_attributes`` the model is plain SASRec."""
     bf16: bool = True
     """Compute the catalogue logits and their cross-entropy in bfloat16 during training (scoring stays fp32)."""
     fused_loss: bool = True
@@ -81,10 +86,17 @@ class SASRecConfig:
 
 
 class _SASRecNet(nn.Module):
-    def __init__(self, n_items: int, cfg: SASRecConfig):
+    def __init__(self, n_items: int, cfg: SASRecConfig, attributes: sp.csr_matrix | None = None):
         super().__init__()
         d = cfg.hidden
         self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=0)
+        self.attr_emb: nn.EmbeddingBag | None = None
+        if cfg.attributes and attributes is not None and attributes.nnz:
+            # one bag of attribute codes per item (an empty bag adds zeros)
+            self.attr_emb = nn.EmbeddingBag(attributes.shape[1], d, mode="mean")
+            nn.init.normal_(self.attr_emb.weight, std=d**-0.5)
+            self.register_buffer("attr_codes", torch.from_numpy(attributes.indices.astype(np.int64)))
+            self.register_buffer("attr_offsets", torch.from_numpy(attributes.indptr[:-1].astype(np.int64)))
         self.pos_emb = nn.Embedding(cfg.max_len, d)
         self.emb_drop = nn.Dropout(cfg.emb_dropout)
         layer = nn.TransformerEncoderLayer(
@@ -104,27 +116,41 @@ class _SASRecNet(nn.Module):
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
-    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+    def item_table(self) -> torch.Tensor:
+        """Item representations ``[n_items + 1, d]`` (row 0: padding), with the attribute means added."""
+        weight = self.item_emb.weight
+        # models pickled before attribute inputs existed have no attr_emb
+        if getattr(self, "attr_emb", None) is None:
+            return weight
+        extra = self.attr_emb(self.attr_codes, self.attr_offsets)
+        return torch.cat([weight[:1], weight[1:] + extra])
+
+    def forward(self, seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states ``[B, L, d]`` for right-padded item sequences (item index + 1; 0 = padding)."""
         length = seq.size(1)
+        table = self.item_table() if table is None else table
         # scaled to unit variance per coordinate, so that the item identity dominates the residual stream at
         # initialisation rather than the attention/FFN noise added to it (SASRec's original sqrt(d) scaling)
-        x = (self.item_emb(seq) + self.pos_emb.weight[:length][None]) * self.scale
+        x = (F.embedding(seq, table) + self.pos_emb.weight[:length][None]) * self.scale
         x = self.emb_drop(x)
         mask = torch.triu(torch.full((length, length), float("-inf")), diagonal=1)
         return self.norm(self.encoder(x, mask=mask, is_causal=True))
 
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden @ self.item_emb.weight[1:].T
+    def logits(self, hidden: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        table = self.item_table() if table is None else table
+        return hidden @ table[1:].T
 
-    def last_hidden(self, seq: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    def last_hidden(
+        self, seq: torch.Tensor, lens: torch.Tensor, table: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Final hidden state ``[B, d]`` at position ``lens - 1`` of each row (inference; same as ``forward``).
 
         Scoring needs only the last position, so the last block attends from that position alone and runs its
         feed-forward on one vector per user instead of ``L``: about a third less work with two blocks.
         """
         length = seq.size(1)
-        x = (self.item_emb(seq) + self.pos_emb.weight[:length][None]) * self.scale
+        table = self.item_table() if table is None else table
+        x = (F.embedding(seq, table) + self.pos_emb.weight[:length][None]) * self.scale
         x = self.emb_drop(x)
         layers = list(self.encoder.layers)
         if len(layers) > 1:
@@ -203,6 +229,8 @@ class SASRec(Recommender):
         init_from: SASRec | None = None,
         lr_schedule: Sequence[float] | None = None,
         reserve_refit: bool = False,
+        item_attributes: sp.csr_matrix | None = None,
+        attribute_ids: Sequence[Any] | None = None,
     ) -> SASRec:
         """Train; with ``validation=(histories, targets)`` stop early on NDCG@10, else run ``epochs`` epochs.
 
@@ -221,8 +249,14 @@ class SASRec(Recommender):
         ``reserve_refit`` keeps room in ``time_budget`` for a refit after early stopping: no epoch is started
         unless the time left after it still covers a refit to it (its number of epochs at the mean training
         seconds per epoch so far). See :func:`fit_with_refit`.
+
+        ``item_attributes`` is a multi-hot ``[n_items, attributes]`` matrix aligned with the item indices
+        (:func:`ml.recommend.coldstart.attribute_matrix`); used when ``config.attributes``. ``attribute_ids``
+        names its columns, so that a later warm start carries the embeddings of the attributes both share.
         """
         self._reserve_refit = reserve_refit
+        self._item_attributes = item_attributes
+        self.attribute_ids_ = None if attribute_ids is None else np.asarray(attribute_ids, dtype=object)
         self._validation = validation
         self._epochs = epochs
         self._init_from = init_from
@@ -236,7 +270,7 @@ class SASRec(Recommender):
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        self.net_ = _SASRecNet(seqs.n_items, cfg)
+        self.net_ = _SASRecNet(seqs.n_items, cfg, getattr(self, "_item_attributes", None))
         if getattr(self, "_init_from", None) is not None:
             self._warm_start(self._init_from, seqs)
         self.pop_logp_ = np.log(np.bincount(seqs.items, minlength=seqs.n_items) + 1.0).astype(np.float32)
@@ -274,7 +308,8 @@ class SASRec(Recommender):
                 tgt = torch.from_numpy(targets[batch, :width])
                 valid = tgt >= 0
                 opt.zero_grad(set_to_none=True)
-                loss = self._backward_loss(self.net_(inp)[valid], tgt[valid])
+                table = self.net_.item_table()
+                loss = self._backward_loss(self.net_(inp, table)[valid], tgt[valid], table[1:])
                 opt.step()
                 total += loss * int(valid.sum())
                 n_pos += int(valid.sum())
@@ -325,12 +360,18 @@ class SASRec(Recommender):
         self.train_seconds_ = time.perf_counter() - start
         # drop references to the validation data and the previous model, so that a saved model stays small
         self._validation, self._init_from, self._lr_schedule = None, None, None
+        self._item_attributes = None
         self.net_.eval()
 
     def _warm_start(self, old: SASRec, seqs: Sequences) -> None:
         if old.config.hidden != self.config.hidden or old.config.n_blocks != self.config.n_blocks:
             raise ValueError("warm start needs the same hidden size and number of blocks")
-        state = {k: v for k, v in old.net_.state_dict().items() if k != "item_emb.weight"}
+        # item rows move with the catalogue (copied by raw id below), attribute rows by attribute name
+        state = {
+            k: v
+            for k, v in old.net_.state_dict().items()
+            if k != "item_emb.weight" and not k.startswith("attr_")
+        }
         if state["pos_emb.weight"].shape != self.net_.pos_emb.weight.shape:
             state.pop("pos_emb.weight")
         self.net_.load_state_dict(state, strict=False)
@@ -341,6 +382,14 @@ class SASRec(Recommender):
             self.net_.item_emb.weight[torch.from_numpy(shared + 1)] = old_emb[
                 torch.from_numpy(where_old[shared] + 1)
             ]
+            old_names, new_names = getattr(old, "attribute_ids_", None), self.attribute_ids_
+            both = self.net_.attr_emb is not None and getattr(old.net_, "attr_emb", None) is not None
+            if both and old_names is not None and new_names is not None:
+                where = pd.Index(old_names).get_indexer(new_names)
+                kept = np.flatnonzero(where >= 0)
+                self.net_.attr_emb.weight[torch.from_numpy(kept)] = old.net_.attr_emb.weight[
+                    torch.from_numpy(where[kept])
+                ]
 
     # ----------------------------------------------------------------- scoring
     @torch.no_grad()
@@ -352,34 +401,35 @@ class SASRec(Recommender):
         # logits rank exactly like log-probabilities, and skipping the softmax saves a pass over the catalogue
         return torch.from_numpy(self._logits(histories))
 
-    def _backward_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> float:
+    def _backward_loss(self, hidden: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor) -> float:
         """Back-propagate the mean cross-entropy of the catalogue logits after ``hidden`` (``[positions, d]``) and
-        return it. When the ``[positions x catalogue]`` logits would pass :data:`LOSS_CHUNK_LOGITS`, the loss is
+        return it (``weight``: the output table ``[items, d]``). When the ``[positions x catalogue]`` logits would pass :data:`LOSS_CHUNK_LOGITS`, the loss is
         taken over chunks of positions whose gradients add up at ``hidden`` before one pass back through the
         blocks: the same gradient, with one chunk's probabilities in memory at a time."""
         dtype = torch.bfloat16 if self.config.bf16 else torch.float32
-        weight = self.net_.item_emb.weight[1:]
         n_items = weight.shape[0]
         chunk = max(1, LOSS_CHUNK_LOGITS // n_items)
 
-        def summed_loss(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        def summed_loss(h: torch.Tensor, t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
             if self.config.fused_loss:
-                return _CatalogueCrossEntropy.apply(h, weight, t, dtype)
+                return _CatalogueCrossEntropy.apply(h, w, t, dtype)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.bf16):
-                return F.cross_entropy(h @ weight.T, t, reduction="sum")
+                return F.cross_entropy(h @ w.T, t, reduction="sum")
 
         if len(targets) <= chunk:
-            loss = summed_loss(hidden, targets) / len(targets)
+            loss = summed_loss(hidden, targets, weight) / len(targets)
             loss.backward()
             return float(loss.detach())
-        leaf = hidden.detach().requires_grad_()
+        # both inputs of the chunks' losses are leaves whose gradients add up over the chunks, then flow back
+        # through the blocks and the item table (attributes included) in one pass
+        leaf, weight_leaf = hidden.detach().requires_grad_(), weight.detach().requires_grad_()
         total = 0.0
         for start in range(0, len(targets), chunk):
             part = slice(start, start + chunk)
-            loss = summed_loss(leaf[part], targets[part])
+            loss = summed_loss(leaf[part], targets[part], weight_leaf)
             (loss / len(targets)).backward()
             total += float(loss.detach())
-        hidden.backward(leaf.grad)
+        torch.autograd.backward([hidden, weight], [leaf.grad, weight_leaf.grad])
         return total / len(targets)
 
     @torch.no_grad()
@@ -391,16 +441,21 @@ class SASRec(Recommender):
         out[lens == 0] = self.pop_logp_
         rows = np.flatnonzero(lens > 0)
         rows = rows[np.argsort(lens[rows], kind="stable")]
+        table = self.net_.item_table()
         for start in range(0, len(rows), chunk):
             r = rows[start : start + chunk]
             width = int(lens[r].max())
-            last = self.net_.last_hidden(torch.from_numpy(padded[r, :width]), torch.from_numpy(lens[r]))
-            out[r] = self.net_.logits(last).numpy()
+            last = self.net_.last_hidden(
+                torch.from_numpy(padded[r, :width]), torch.from_numpy(lens[r]), table
+            )
+            out[r] = self.net_.logits(last, table).numpy()
         return out
 
     def params(self) -> dict[str, Any]:
         p = {k: v for k, v in asdict(self.config).items() if k not in ("history", "verbose")}
         p["best_epoch"] = getattr(self, "best_epoch_", None)
+        attributes = getattr(getattr(self, "net_", None), "attr_emb", None)
+        p["item_attributes_used"] = 0 if attributes is None else attributes.num_embeddings
         return p
 
 
@@ -456,6 +511,8 @@ def fit_with_refit(
     validation: tuple[Sequences, np.ndarray],
     full: Sequences,
     refit: str = "auto",
+    item_attributes: sp.csr_matrix | None = None,
+    attribute_ids: Sequence[Any] | None = None,
 ) -> RefitResult:
     """Early stopping on ``validation`` with the model trained on ``train``, then a refit from scratch on ``full``
     for the chosen number of epochs with the same learning rates, epoch by epoch (plateau decays included).
@@ -465,6 +522,8 @@ def fit_with_refit(
     items. ``config.time_budget`` bounds both together: with ``refit="auto"`` early stopping keeps room for the
     refit (and stops early when the budget cannot hold more, which ``note`` says), ``"always"`` splits the budget
     in halves, ``"never"`` gives it all to early stopping and serves the early-stopped model.
+    ``item_attributes`` (aligned with the item indices of ``train`` and ``full``) and ``attribute_ids`` go to both
+    fits.
     """
     if refit not in ("auto", "always", "never"):
         raise ValueError(f"refit must be auto, always or never, not {refit!r}")
@@ -472,7 +531,13 @@ def fit_with_refit(
     early_cfg = dataclasses.replace(config, history=[])
     if refit == "always" and budget is not None:
         early_cfg.time_budget = budget / 2
-    early = SASRec(early_cfg).fit(train, validation=validation, reserve_refit=refit == "auto")
+    early = SASRec(early_cfg).fit(
+        train,
+        validation=validation,
+        reserve_refit=refit == "auto",
+        item_attributes=item_attributes,
+        attribute_ids=attribute_ids,
+    )
     seconds_early = early.train_seconds_
     history = early.config.history
     best = early.best_epoch_
@@ -498,7 +563,9 @@ def fit_with_refit(
         config, history=[], time_budget=None if remaining is None else max(remaining, 1.0)
     )
     schedule = [h["lr"] for h in history[:best]]
-    model = SASRec(refit_cfg).fit(full, epochs=best, lr_schedule=schedule)
+    model = SASRec(refit_cfg).fit(
+        full, epochs=best, lr_schedule=schedule, item_attributes=item_attributes, attribute_ids=attribute_ids
+    )
     model.best_epoch_ = best
     model.best_val_ndcg_ = early.best_val_ndcg_
     done = len(model.config.history)

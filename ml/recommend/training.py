@@ -25,7 +25,7 @@ from ml.recommend.base import Recommender
 from ml.recommend.baselines import EASE, ItemKNN, Popularity
 from ml.recommend.blend import COLD_SLOT_EVERY, ColdSlots
 from ml.recommend.bundles import PACKAGE_VERSION, CandidateModels, bundle_version
-from ml.recommend.coldstart import ContentKNN, SegmentPopularity
+from ml.recommend.coldstart import ContentKNN, SegmentPopularity, catalogue_attributes
 from ml.recommend.data import Sequences, validation_users
 from ml.recommend.interactions import (
     DAY_SECONDS,
@@ -132,14 +132,23 @@ def train_candidates(
         # the benchmark's configuration (bench.recsys), only the time budget is the platform's
         cfg = SASRecConfig(seed=seed, time_budget=sasrec_time_budget)
         cfg = _replace(cfg, dict(sasrec_config or {}))
+        # the catalogue's category and brand as the Transformer's item attributes, as the benchmark's files give
+        attributes = catalogue_attributes(items, vocab)
+        with_attributes = (
+            {} if attributes is None else {"item_attributes": attributes[0], "attribute_ids": attributes[1]}
+        )
         t0 = time.perf_counter()
         if previous_sasrec is not None and not retrain_sasrec:
             # carried over: same weights, re-indexed onto today's catalogue, version kept
-            sasrec = SASRec(previous_sasrec.config).fit(seqs, epochs=0, init_from=previous_sasrec)
+            sasrec = SASRec(previous_sasrec.config).fit(
+                seqs, epochs=0, init_from=previous_sasrec, **with_attributes
+            )
             versions["sasrec"] = warm_start_from.versions["sasrec"]
             notes["sasrec"] = f"carried over from {warm_start_from.as_of} without training"
         elif previous_sasrec is not None:
-            sasrec = SASRec(previous_sasrec.config).fit(seqs, epochs=warm_epochs, init_from=previous_sasrec)
+            sasrec = SASRec(previous_sasrec.config).fit(
+                seqs, epochs=warm_epochs, init_from=previous_sasrec, **with_attributes
+            )
             notes["sasrec"] = f"warm-started from {warm_start_from.as_of}, {warm_epochs} epochs"
             if sasrec.stopped_by_budget_:
                 notes["sasrec"] += f"; {budget_note(sasrec)}"
@@ -147,7 +156,9 @@ def train_candidates(
             # from scratch, as bench.recsys trains it: early stopping on every customer's last item (a seeded
             # sample on a large store), then a refit on everything so that the served model learnt the latest items
             val = seqs.subset(validation_users(seqs.lengths, seed))
-            fitted_sasrec = fit_with_refit(cfg, seqs.drop_last(1), (val.drop_last(1), val.last()), seqs)
+            fitted_sasrec = fit_with_refit(
+                cfg, seqs.drop_last(1), (val.drop_last(1), val.last()), seqs, **with_attributes
+            )
             sasrec = fitted_sasrec.model
             notes["sasrec"] = f"trained from scratch: {fitted_sasrec.note}"
         fitted["sasrec"] = sasrec
