@@ -6,6 +6,11 @@ cross-entropy over *all* items. Full cross-entropy instead of SASRec's original 
 change that moves SASRec from the bottom to the top of published comparisons, and at ~12k items it is cheap: one
 ``[positions x d] @ [d x items]`` product.
 
+Items that come with attributes (brand, category) are represented by their own embedding plus the mean of their
+attributes' embeddings, in the input and in the tied output table alike (``SASRecConfig.attributes``): a rarely
+bought item borrows the evidence of its brand and category, and an item nobody has bought yet still gets a
+meaningful score. Chosen on validation on two data sets (docs/benchmarks/recsys.md).
+
 Efficiency choices, all of which keep the result identical in expectation:
 
 * every sequence is fed once and the loss is taken at every position (all prefixes at once); padded positions are
