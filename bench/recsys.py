@@ -60,6 +60,32 @@ def machine_description(threads: int) -> str:
     return f"{cpu}; {os.cpu_count()} logical CPUs; {threads} torch thread(s); {platform.system()} {platform.release()}"
 
 
+def attributes_file(data: Path, explicit: Path | None = None) -> Path:
+    """The item attribute JSON of a data file: ``explicit``, else ``<stem>_item2attributes.json`` beside it."""
+    return explicit or data.with_name(f"{data.stem}_item2attributes.json")
+
+
+def item_attributes(path: Path, item_ids: Any) -> Any:
+    """The multi-hot attribute matrix aligned with ``item_ids`` from ``path`` (None when there is no such file)."""
+    from ml.recommend.coldstart import attribute_matrix
+
+    return attribute_matrix(json.loads(path.read_text()), item_ids) if path.exists() else None
+
+
+def add_file_arguments(p: argparse.ArgumentParser) -> None:
+    """``--data`` (repeatable), ``--out``, ``--threads``, ``--seed``, ``--time-budget``: the options of the scripts
+    that train the Transformer on several files (bench.recsys_epochs, bench.recsys_search)."""
+    p.add_argument(
+        "--data", type=Path, action="append", required=True, help="Beauty.txt-format file (repeat)"
+    )
+    p.add_argument("--out", type=Path, required=True, help="where to write the JSON results")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--time-budget", type=float, default=900.0, help="the Transformer's whole budget (default 900 s)"
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench.recsys",
@@ -373,7 +399,7 @@ def choose_routing(
     return {**best, "val_cold_floor": floor, "floor_met": bool(eligible)}, trials
 
 
-def run_cold_start(runner: Runner, attributes: Path, knn_params: dict[str, Any], seed: int) -> dict[str, Any]:
+def run_cold_start(runner: Runner, feats: Any, knn_params: dict[str, Any], seed: int) -> dict[str, Any]:
     """Items unseen by the collaborative model: content vs ItemKNN vs their validation-weighted blend, and the blend
     with slots reserved for new items (routed through the content scores).
 
@@ -382,16 +408,15 @@ def run_cold_start(runner: Runner, attributes: Path, knn_params: dict[str, Any],
     routed lists (:func:`ml.recommend.blend.cold_slot_ranks`) fill every ``every``-th slot with the next new item by
     content and the rest from the blend; weight and spacing are chosen on validation as the best overall NDCG@10
     whose new-item slice is at least the content model's (:func:`choose_routing`). Test metrics are reported for
-    all users and for the users whose test item is one of the new items.
+    all users and for the users whose test item is one of the new items. ``feats``: the multi-hot item attribute
+    matrix (:func:`item_attributes`).
     """
     from ml.recommend.baselines import ItemKNN
     from ml.recommend.blend import cold_slot_ranks
-    from ml.recommend.coldstart import ContentKNN, attribute_matrix
+    from ml.recommend.coldstart import ContentKNN
     from ml.recommend.metrics import metrics_from_ranks
 
     loo = runner.loo
-    items = loo.test_train.item_ids
-    feats = attribute_matrix(json.loads(attributes.read_text()), items)
     rng = np.random.default_rng(seed)
     n_items = loo.test_train.n_items
     cold = np.sort(rng.choice(n_items, size=max(1, n_items // 10), replace=False))
@@ -582,15 +607,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "params": model.params(),
                 "validation": trials + trials2,
             }
-    attributes = args.attributes or args.data.with_name(f"{args.data.stem}_item2attributes.json")
+    attributes = item_attributes(attributes_file(args.data, args.attributes), loo.test_train.item_ids)
     if {"sasrec", "sasrec+transition"} & set(args.models):
-        item_attributes = None
-        if attributes.exists():
-            from ml.recommend.coldstart import attribute_matrix
-
-            item_attributes = attribute_matrix(json.loads(attributes.read_text()), loo.test_train.item_ids)
         out = run_sasrec(
-            runner, args, "sasrec+transition" in args.models, trans_params or {}, item_attributes
+            runner,
+            args,
+            "sasrec+transition" in args.models,
+            trans_params or {},
+            attributes,
         )
         for name, res in out.items():
             if name in args.models:
@@ -609,7 +633,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": "python -m bench.recsys " + " ".join(sys.argv[1:] if argv is None else argv),
         "models": models,
     }
-    if not args.no_cold_start and attributes.exists():
+    if not args.no_cold_start and attributes is not None:
         knn = models.get("itemknn", {}).get("params", {"shrink": 50.0, "neighbours": None})
         result["cold_start"] = run_cold_start(runner, attributes, knn, args.seed)
     result["total_seconds"] = round(time.perf_counter() - started, 1)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from bench import write_result
-from bench.recsys import log, machine_description
+from bench.recsys import add_file_arguments, log, machine_description
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,22 +38,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench.recsys_epochs",
         description="Seconds per Transformer epoch against data size, before and after the throughput work.",
     )
-    p.add_argument(
-        "--data", type=Path, action="append", required=True, help="Beauty.txt-format file (repeat)"
-    )
-    p.add_argument("--out", type=Path, required=True, help="where to write the JSON results")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    add_file_arguments(p)
     p.add_argument("--epochs", type=int, default=2, help="epochs timed per data set and way (default 2)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--best-epoch",
         type=int,
         default=25,
         help="epochs to the best validation score assumed for the full-run estimate (default 25: the middle of "
         "the 19-37 measured on Beauty and Toys)",
-    )
-    p.add_argument(
-        "--time-budget", type=float, default=900.0, help="the Transformer's budget (default 900 s)"
     )
     return p.parse_args(argv)
 

@@ -22,13 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench import write_result
-from bench.recsys import log, machine_description
+from bench.recsys import add_file_arguments, attributes_file, item_attributes, log, machine_description
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,24 +35,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench.recsys_search",
         description="Early-stopping-only validation search over SASRecConfig fields, on one or more data files.",
     )
-    p.add_argument(
-        "--data", type=Path, action="append", required=True, help="Beauty.txt-format file (repeat)"
-    )
+    add_file_arguments(p)
     p.add_argument(
         "--config",
         action="append",
         type=json.loads,
         required=True,
         help="JSON object of SASRecConfig fields to change from the defaults (repeat; '{}' = defaults)",
-    )
-    p.add_argument("--out", type=Path, required=True, help="where to write the JSON results")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--time-budget",
-        type=float,
-        default=900.0,
-        help="the Transformer's whole budget, to judge whether early stopping plus refit fits (default 900 s)",
     )
     return p.parse_args(argv)
 
@@ -96,7 +84,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     import torch
 
-    from ml.recommend.coldstart import attribute_matrix
     from ml.recommend.data import LeaveOneOut, read_sequence_file
 
     torch.set_num_threads(args.threads)
@@ -104,12 +91,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for path in args.data:
         loo = LeaveOneOut.split(read_sequence_file(path))
-        attributes_file = path.with_name(f"{path.stem}_item2attributes.json")
-        attributes = (
-            attribute_matrix(json.loads(attributes_file.read_text()), loo.val_train.item_ids)
-            if attributes_file.exists()
-            else None
-        )
+        attributes = item_attributes(attributes_file(path), loo.val_train.item_ids)
         for changes in args.config:
             log(f"{path.stem} {changes}: early stopping")
             row = {"data": path.stem, "item_attributes": attributes is not None}
