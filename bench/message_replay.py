@@ -24,6 +24,8 @@ of a purchase after the click and the margin of that purchase (:func:`ml.shop.me
    each day's answers drawn from the truth (click, purchase, margin) and visible two days later (sent on D,
    loaded by D+1's run, serving D+2's exports: the closed loop's lag), refitted every day (no adoption gate).
    Reported: share of the oracle over all days and over the last 7, purchases seen, per seed.
+3. **Sends needed to tell the two best fixed arms apart** (one-sided 5% test, 80% power), from the truth's
+   per-send reward distribution: a bound, for any learner, on how soon the answers can single out the best arm.
 
 Differences from the closed loop, on purpose: customers do not accumulate fatigue from the replayed policy's
 sends, stock never runs out, and every day's candidate is adopted. The figures bound what the loop can show;
@@ -178,6 +180,39 @@ class Replay:
     def fixed_shares(self) -> dict[str, float]:
         return {arm: self.share(self.fixed(arm)) for arm in ARMS}
 
+    def sends_to_separate_best_arms(self, power: float = 0.8, alpha: float = 0.05) -> dict:
+        """Sends per arm that an A/B comparison of the two best fixed arms needs to tell them apart (one-sided
+        test at ``alpha`` with ``power``), from the truth's per-send reward distribution.
+
+        A send under an arm earns its margin with the chance of a click times a purchase after it, else nothing,
+        so over the stream of messages its reward has mean ``mean(v)`` and variance ``mean(v * margin) -
+        mean(v)^2`` (``v`` the message's expected value under the arm). No learner can tell two arms apart with
+        much fewer sends than this, whatever its model; it bounds how soon any policy can settle on the best.
+        """
+        from scipy.stats import norm
+
+        rows = np.arange(len(self.value))
+        moments = {}
+        for arm in ARMS:
+            chosen = self.fixed(arm)
+            value, margin = self.value[rows, chosen], self.margin[rows, chosen]
+            moments[arm] = (float(value.mean()), float((value * margin).mean() - value.mean() ** 2))
+        best, runner_up = sorted(ARMS, key=lambda a: moments[a][0], reverse=True)[:2]
+        (mean_a, var_a), (mean_b, var_b) = moments[best], moments[runner_up]
+        z = norm.ppf(1 - alpha) + norm.ppf(power)
+        return {
+            "best": best,
+            "runner_up": runner_up,
+            "mean_reward_per_send": {best: mean_a, runner_up: mean_b},
+            "relative_difference": (mean_a - mean_b) / mean_a,
+            "purchase_chance_per_send": {
+                arm: float((self.click * self.buy)[rows, self.fixed(arm)].mean()) for arm in (best, runner_up)
+            },
+            "sends_per_arm_needed": int(np.ceil(z**2 * (var_a + var_b) / (mean_a - mean_b) ** 2)),
+            "alpha": alpha,
+            "power": power,
+        }
+
     def uniform_share(self) -> float:
         return float(self.uniform_value.sum() / self.oracle.sum())
 
@@ -285,6 +320,7 @@ def main(argv=None) -> int:
         "fixed_arms": fixed,
         "ceilings": ceilings,
         "ceilings_by_click_scale": scaled_ceilings,
+        "sends_to_separate_best_arms": replay.sends_to_separate_best_arms(),
         "learning": curves,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
@@ -292,7 +328,13 @@ def main(argv=None) -> int:
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(
         json.dumps(
-            {"ceilings": ceilings, "ceilings_by_click_scale": scaled_ceilings, "learning": curves}, indent=2
+            {
+                "ceilings": ceilings,
+                "ceilings_by_click_scale": scaled_ceilings,
+                "sends_to_separate_best_arms": out["sends_to_separate_best_arms"],
+                "learning": curves,
+            },
+            indent=2,
         )
     )
     return 0

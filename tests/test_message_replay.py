@@ -86,3 +86,27 @@ def test_exported_days_are_the_complete_days_in_order(tmp_path):
         write_export(pd.DataFrame({"message_id": ["m1"]}), tmp_path, "messages", day)
     (tmp_path / "messages" / ".date=2025-01-02.tmp").mkdir()  # a day being written
     assert exported_days(tmp_path, "messages") == [date(2025, 1, 1), date(2025, 1, 3)]
+
+
+def test_sends_needed_to_separate_the_two_best_arms_follow_from_the_reward_distribution():
+    replay = Replay(truth())
+    needed = replay.sends_to_separate_best_arms()
+    # best arm: reward 10 with chance 0.25 (mean 2.5, variance 25 - 6.25); every other arm: 5 with chance 0.02
+    # (mean 0.1, variance 0.5 - 0.01); n = (z_0.95 + z_0.8)^2 (18.75 + 0.49) / 2.4^2
+    z = 1.6448536 + 0.8416212
+    assert needed["best"] == "personal/high"
+    assert needed["mean_reward_per_send"]["personal/high"] == pytest.approx(2.5)
+    assert needed["relative_difference"] == pytest.approx(2.4 / 2.5)
+    assert needed["purchase_chance_per_send"]["personal/high"] == pytest.approx(0.25)
+    assert needed["sends_per_arm_needed"] == int(np.ceil(z**2 * 19.24 / 2.4**2))
+    # two arms 10% apart at a 2% purchase chance need far more sends than the clear case
+    table = truth()
+    table["margin|personal/standard"], table["click|personal/standard"] = 9.0, 0.1
+    table["buy|personal/standard"] = table["buy|personal/high"] = 0.2
+    table["click|personal/high"] = 0.1
+    close = Replay(table).sends_to_separate_best_arms()
+    assert (close["best"], close["runner_up"]) == ("personal/high", "personal/standard")
+    assert close["relative_difference"] == pytest.approx(0.1)
+    variance = 0.02 * 100 - 0.2**2 + 0.02 * 81 - 0.18**2
+    assert close["sends_per_arm_needed"] == int(np.ceil(z**2 * variance / 0.02**2))
+    assert close["sends_per_arm_needed"] > 100 * needed["sends_per_arm_needed"]
