@@ -9,6 +9,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from orchestration.defs.transform import assets as transform_assets
 from tests.pipeline_helpers import FOUNDATION_GROUPS, MODEL_SCHEMAS, checksums, landing_rows, materialize_days
 
 pytestmark = pytest.mark.e2e
@@ -20,16 +21,32 @@ DAYS = [f"2025-01-0{i}" for i in range(1, 4)]
 def daily_runs(tmp_path_factory):
     """Three one-day runs in one warehouse, recording what the tests below need along the way."""
     data_dir = tmp_path_factory.mktemp("daily")
-    record: dict = {"data_dir": data_dir}
+    record: dict = {"data_dir": data_dir, "lineage": [], "lineage_worked_out": []}
+    transform_assets._LINEAGE.clear()  # what other tests of this process worked out must not count below
     for i, day in enumerate(DAYS):
-        materialize_days(data_dir, day)
+        known = len(transform_assets._LINEAGE)
+        record["lineage"].append(column_lineages(materialize_days(data_dir, day)))
+        record["lineage_worked_out"].append(len(transform_assets._LINEAGE) - known)
         if i == 1:
             record["after_two_days"] = checksums(data_dir / "warehouse.duckdb", schemas=("raw", "marts"))
-    # Re-materialise the last day: it must not change a thing.
+    # Re-materialise the last day: it must not change a thing. Its column lineage is worked out afresh, to
+    # compare with the last day's, which came from the lineage the earlier days worked out.
     record["rerun"] = [checksums(data_dir / "warehouse.duckdb", ignore_paths=False)]
-    materialize_days(data_dir, DAYS[-1])
+    transform_assets._LINEAGE.clear()
+    record["lineage_afresh"] = column_lineages(materialize_days(data_dir, DAYS[-1]))
     record["rerun"].append(checksums(data_dir / "warehouse.duckdb", ignore_paths=False))
     return record
+
+
+def column_lineages(result: dg.ExecuteInProcessResult) -> dict[str, object]:
+    """``dagster/column_lineage`` of every materialisation of a run that has one, by asset key."""
+    out = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        lineage = materialization.metadata.get("dagster/column_lineage")
+        if lineage is not None:
+            out[materialization.asset_key.to_user_string()] = lineage
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +121,17 @@ def test_rematerialising_a_day_changes_nothing(daily_runs):
     first, second = daily_runs["rerun"]
     assert first == second
     assert first["marts.fct_events"][0] > 0
+
+
+def test_column_lineage_is_worked_out_once_per_model_shape_and_equals_a_fresh_one(daily_runs):
+    first, second, third = daily_runs["lineage"]
+    assert len(third) >= 20 and third.keys() == second.keys() == first.keys()
+    # the first day is a first build (its SQL has no window); the third day's incremental SQL differs from the
+    # second's only in the window's dates, so every model's lineage is the one the second day worked out
+    worked_out = daily_runs["lineage_worked_out"]
+    assert worked_out[0] == len(first)
+    assert worked_out[2] == 0, "a model's compiled SQL changed with the day beyond the window's dates"
+    assert daily_runs["lineage_afresh"] == third
 
 
 def test_no_duplicate_keys_after_reruns(daily_runs):
