@@ -2,8 +2,12 @@
 
     python -m orchestration.demo [--source simulated|online_retail] [--scale small] [--days 14]
 
-The days run as one single-run backfill (one dbt build for the whole range) in the project's own
-``DAGSTER_HOME``, so the runs and materialisations show up in the UI afterwards (``make ui``).
+The days run as single-run backfills (one dbt build for each run's range) of at most ``--run-days`` days each,
+in order, in the project's own ``DAGSTER_HOME``, so the runs and materialisations show up in the UI afterwards
+(``make ui``). After each run the recommender bundle retention job runs, as its schedule does after the daily run:
+every day of a range keeps its recommender bundle until its run ends (about 120 MB a day on Online Retail in
+2010-2011), so one run over both Online Retail years would hold about 90 GB of them; in parts of 28 days it holds
+at most the part and the retention's 28 days.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ import argparse
 import os
 import sys
 import time
+
+RUN_DAYS = 28
+"""Open loop: the most days one run of the demo covers (``--run-days``)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -26,12 +33,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--days", type=int, default=14, help="how many days from the source's first day")
     parser.add_argument(
+        "--run-days",
+        type=int,
+        default=RUN_DAYS,
+        help="open loop: the most days one run (a single-run backfill) covers; longer ranges run in parts, "
+        "in order, each followed by the recommender bundle retention",
+    )
+    parser.add_argument(
         "--loop",
         default=os.environ.get("AIGC_SHOP_LOOP", "open"),
         choices=["open", "closed"],
         help="closed: the simulated shop answers what the platform published the day before (one run per day)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.days < 1 or args.run_days < 1:
+        parser.error("--days and --run-days must be at least 1")
+    return args
+
+
+def run_ranges(keys: list[str], loop: str, run_days: int = RUN_DAYS) -> list[tuple[str, str]]:
+    """The (first, last) partition keys of each run: a run per day in closed loop (the shop's day D answers what
+    the platform published for D-1), else consecutive parts of at most ``run_days`` days."""
+    if loop == "closed":
+        return [(k, k) for k in keys]
+    return [(part[0], part[-1]) for part in (keys[i : i + run_days] for i in range(0, len(keys), run_days))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,27 +85,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     started = time.perf_counter()
     job = defs.resolve_job_def("daily_pipeline")
-    # Open loop: one single-run backfill of the range. Closed loop: a run per day, in order, since the shop's day
-    # D answers what the platform published for D-1.
-    ranges = [(k, k) for k in keys] if args.loop == "closed" else [(keys[0], keys[-1])]
+    retention = defs.resolve_job_def("recommender_bundle_retention")
+    # INFO keeps the assets' progress lines and drops Dagster's per-event DEBUG lines (the UI has them).
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    ranges = run_ranges(keys, args.loop, args.run_days)
     results = []
-    for first, last in ranges:
+    for part, (first, last) in enumerate(ranges, start=1):
+        if len(ranges) > 1:
+            print(f"Run {part} of {len(ranges)}: {first} .. {last}", flush=True)
         results.append(
             job.execute_in_process(
                 instance=dg.DagsterInstance.get(),
                 tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
-                # INFO keeps the assets' progress lines and drops Dagster's per-event DEBUG lines (the UI has them).
-                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+                run_config=quiet,
                 raise_on_error=False,
             )
         )
         if not results[-1].success:
             break
+        if len(ranges) > 1:
+            retention.execute_in_process(instance=dg.DagsterInstance.get(), run_config=quiet)
     result = results[-1]
     elapsed = time.perf_counter() - started
     checks = [c for r in results for c in r.get_asset_check_evaluations()]
     failed = sorted(f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed)
-    print(summary(settings.warehouse_path(), keys, elapsed, result.success, result.run_id))
+    print(summary(settings.warehouse_path(), keys, elapsed, result.success, result.run_id, len(results)))
     print(
         f"\nChecks: {len(checks) - len(failed)} of {len(checks)} evaluations passed"
         + (":" if failed else ".")
@@ -107,12 +136,13 @@ SCHEMAS = (
 )
 
 
-def summary(warehouse, keys: list[str], elapsed: float, success: bool, run_id: str) -> str:
+def summary(warehouse, keys: list[str], elapsed: float, success: bool, run_id: str, runs: int = 1) -> str:
     import duckdb
 
     lines = [
         "",
-        f"{'Done' if success else 'FAILED'}: {len(keys)} days ({keys[0]} .. {keys[-1]}) in {elapsed:.0f} s, run {run_id}",
+        f"{'Done' if success else 'FAILED'}: {len(keys)} days ({keys[0]} .. {keys[-1]}) in {elapsed:.0f} s, "
+        + (f"{runs} runs, the last {run_id}" if runs > 1 else f"run {run_id}"),
         f"Warehouse (DuckDB): {warehouse}",
         "",
         f"{'table':45s} {'rows':>12s}",
