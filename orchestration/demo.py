@@ -51,6 +51,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def run_in_parts(job, retention, ranges: list[tuple[str, str]], instance, run_config: dict) -> list:
+    """Run ``job`` over each (first, last) range in order, as one single-run backfill each, stopping at the first
+    that fails; with more than one range, ``retention`` runs after each that succeeded (as its schedule runs after
+    the daily run), so what a run leaves behind for later days stays within the retention. Returns the results of
+    the runs of ``job``."""
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    results = []
+    for part, (first, last) in enumerate(ranges, start=1):
+        if len(ranges) > 1:
+            print(f"Run {part} of {len(ranges)}: {first} .. {last}", flush=True)
+        results.append(
+            job.execute_in_process(
+                instance=instance,
+                tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+                run_config=run_config,
+                raise_on_error=False,
+            )
+        )
+        if not results[-1].success:
+            break
+        if len(ranges) > 1:
+            retention.execute_in_process(instance=instance, run_config=run_config)
+    return results
+
+
 def run_ranges(keys: list[str], loop: str, run_days: int = RUN_DAYS) -> list[tuple[str, str]]:
     """The (first, last) partition keys of each run: a run per day in closed loop (the shop's day D answers what
     the platform published for D-1), else consecutive parts of at most ``run_days`` days."""
@@ -71,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DAGSTER_HOME"] = str(prepare_instance())
 
     import dagster as dg
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from orchestration.definitions import defs
     from orchestration.partitions import daily_partitions
@@ -88,23 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     retention = defs.resolve_job_def("recommender_bundle_retention")
     # INFO keeps the assets' progress lines and drops Dagster's per-event DEBUG lines (the UI has them).
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    ranges = run_ranges(keys, args.loop, args.run_days)
-    results = []
-    for part, (first, last) in enumerate(ranges, start=1):
-        if len(ranges) > 1:
-            print(f"Run {part} of {len(ranges)}: {first} .. {last}", flush=True)
-        results.append(
-            job.execute_in_process(
-                instance=dg.DagsterInstance.get(),
-                tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
-                run_config=quiet,
-                raise_on_error=False,
-            )
-        )
-        if not results[-1].success:
-            break
-        if len(ranges) > 1:
-            retention.execute_in_process(instance=dg.DagsterInstance.get(), run_config=quiet)
+    results = run_in_parts(
+        job, retention, run_ranges(keys, args.loop, args.run_days), dg.DagsterInstance.get(), quiet
+    )
     result = results[-1]
     elapsed = time.perf_counter() - started
     checks = [c for r in results for c in r.get_asset_check_evaluations()]

@@ -25,8 +25,6 @@ from ml.sources.online_retail import read_lines
 pytestmark = pytest.mark.e2e
 
 DAYS = int(os.environ.get("AIGC_TEST_RETAIL_DAYS", "7"))
-RUN_DAYS = 4 if DAYS < 28 else 28
-"""Days per run of the demo: the week runs in two parts, as a long replay does, with the bundle retention between."""
 FIRST_DAY, ALL_DAYS = pd.Timestamp("2009-12-01"), 739
 EVERY_DAY = DAYS >= ALL_DAYS
 
@@ -37,17 +35,7 @@ def replay(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "AIGC_SOURCE")}
     env["AIGC_DATA_DIR"] = str(data_dir)
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestration.demo",
-            "--source",
-            "online_retail",
-            "--days",
-            str(DAYS),
-            "--run-days",
-            str(RUN_DAYS),
-        ],
+        [sys.executable, "-m", "orchestration.demo", "--source", "online_retail", "--days", str(DAYS)],
         env=env,
         capture_output=True,
         text=True,
@@ -62,7 +50,6 @@ def replay(tmp_path_factory):
     return {
         "warehouse": data_dir / "warehouse.duckdb",
         "stdout": proc.stdout,
-        "stderr": proc.stderr,
         "csv": csv,
         "last_day": last_day,
     }
@@ -78,15 +65,6 @@ def test_demo_prints_where_to_look(replay):
     (command,) = [line.strip() for line in out.splitlines() if "duckdb.connect(" in line]
     shown = subprocess.run(command, shell=True, capture_output=True, text=True, check=True).stdout
     assert "customer_id" in shown and "reason" in shown
-
-
-def test_a_long_replay_runs_in_parts_with_the_bundle_retention_between(replay):
-    parts = -(-min(DAYS, ALL_DAYS) // RUN_DAYS)
-    assert f"Run {parts} of {parts}:" in replay["stdout"]
-    assert f"s, {parts} runs, the last " in replay["stdout"]
-    # after each part the retention ran over the bundles the parts so far made (all within its 28 days)
-    log = replay["stdout"] + replay["stderr"]
-    assert f"deleted 0 bundles; kept {RUN_DAYS};" in log or DAYS >= 28
 
 
 def test_every_csv_line_is_loaded_or_quarantined_with_a_reason(replay):
@@ -192,18 +170,3 @@ def test_cancellations_and_guest_orders_are_kept(replay):
     if EVERY_DAY:
         assert n_unloadable == 5  # A506401, A516228, A528059, A563186, A563187; A563185 (+11,062.06) loads
         assert (orders + n_unloadable, cancelled, customers) == (53_628, 8_292, 5_942)
-
-
-def test_the_demo_splits_a_range_into_parts_of_at_most_run_days():
-    from orchestration.demo import parse_args, run_ranges
-
-    keys = [f"2025-01-{d:02d}" for d in range(1, 11)]
-    assert run_ranges(keys, "open", 4) == [
-        ("2025-01-01", "2025-01-04"),
-        ("2025-01-05", "2025-01-08"),
-        ("2025-01-09", "2025-01-10"),
-    ]
-    assert run_ranges(keys, "open", 28) == [("2025-01-01", "2025-01-10")]
-    assert run_ranges(keys[:3], "closed", 28) == [(k, k) for k in keys[:3]]
-    with pytest.raises(SystemExit):
-        parse_args(["--run-days", "0"])
