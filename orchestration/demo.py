@@ -5,9 +5,9 @@
 The days run as single-run backfills (one dbt build for each run's range) of at most ``--run-days`` days each,
 in order, in the project's own ``DAGSTER_HOME``, so the runs and materialisations show up in the UI afterwards
 (``make ui``). After each run the recommender bundle retention job runs, as its schedule does after the daily run:
-every day of a range keeps its recommender bundle until its run ends (about 120 MB a day on Online Retail in
-2010-2011), so one run over both Online Retail years would hold about 90 GB of them; in parts of 28 days it holds
-at most the part and the retention's 28 days.
+every day of a range keeps its recommender bundle until its run ends (on Online Retail a bundle is over 100 MB by
+mid-2010), so one run over both Online Retail years would hold tens of gigabytes of them; in parts it holds at
+most the part and the retention's days.
 """
 
 from __future__ import annotations
