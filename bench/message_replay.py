@@ -192,10 +192,10 @@ class Replay:
         from scipy.stats import norm
 
         rows = np.arange(len(self.value))
+        chosen = {arm: self.fixed(arm) for arm in ARMS}
         moments = {}
         for arm in ARMS:
-            chosen = self.fixed(arm)
-            value, margin = self.value[rows, chosen], self.margin[rows, chosen]
+            value, margin = self.value[rows, chosen[arm]], self.margin[rows, chosen[arm]]
             moments[arm] = (float(value.mean()), float((value * margin).mean() - value.mean() ** 2))
         best, runner_up = sorted(ARMS, key=lambda a: moments[a][0], reverse=True)[:2]
         (mean_a, var_a), (mean_b, var_b) = moments[best], moments[runner_up]
@@ -206,7 +206,7 @@ class Replay:
             "mean_reward_per_send": {best: mean_a, runner_up: mean_b},
             "relative_difference": (mean_a - mean_b) / mean_a,
             "purchase_chance_per_send": {
-                arm: float((self.click * self.buy)[rows, self.fixed(arm)].mean()) for arm in (best, runner_up)
+                arm: float((self.click * self.buy)[rows, chosen[arm]].mean()) for arm in (best, runner_up)
             },
             "sends_per_arm_needed": int(np.ceil(z**2 * (var_a + var_b) / (mean_a - mean_b) ** 2)),
             "alpha": alpha,

@@ -607,8 +607,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "params": model.params(),
                 "validation": trials + trials2,
             }
-    attributes = item_attributes(attributes_file(args.data, args.attributes), loo.test_train.item_ids)
-    if {"sasrec", "sasrec+transition"} & set(args.models):
+    wants_sasrec = bool({"sasrec", "sasrec+transition"} & set(args.models))
+    attributes = (
+        item_attributes(attributes_file(args.data, args.attributes), loo.test_train.item_ids)
+        if wants_sasrec or not args.no_cold_start
+        else None
+    )
+    if wants_sasrec:
         out = run_sasrec(
             runner,
             args,

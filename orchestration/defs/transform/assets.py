@@ -237,27 +237,23 @@ def column_lineage(
     sqlglot cannot follow keeps its other metadata; the reason goes to the run log.
 
     Lineage depends on the compiled SQL's shape and the tables' columns, not on the window's dates (``dbt_vars``),
-    so a process that builds one model for day after day (a test, a backfill in one process) works it out once:
-    sqlglot's optimiser costs about 0.15 s a model."""
+    so a process that builds one model day after day (a test, a backfill in one process) works it out once per
+    shape: sqlglot's optimiser is the slow part of recording a model's materialisation."""
     manifest = _manifest(manifest_path)
     node = manifest["nodes"][unique_id]
     compiled = target_path / "compiled" / node["package_name"] / node["original_file_path"]
     sql = compiled.read_text() if compiled.is_file() else ""
     for name, value in sorted((dbt_vars or {}).items()):
         sql = sql.replace(str(value), f"<{name}>")
-    tables = [(node["schema"], node["alias"])]
+    parents = []  # (relation name, schema, table)
     for parent_id in node["depends_on"]["nodes"]:
         parent = (manifest["sources"] if parent_id.startswith("source.") else manifest["nodes"])[parent_id]
         table = parent.get("alias") or parent.get("identifier") or parent["name"]
-        tables.append((parent["relation_name"], parent["schema"], table))
-    shape = (
-        manifest_path,
-        unique_id,
-        sql,
-        tuple((*t, tuple(columns_of(*t[-2:]))) for t in tables),
-    )
+        parents.append((parent["relation_name"], parent["schema"], table))
+    columns = [columns_of(node["schema"], node["alias"])] + [columns_of(s, t) for _, s, t in parents]
+    shape = (manifest_path, unique_id, sql, tuple(parents), tuple(tuple(c) for c in columns))
     if shape not in _LINEAGE:
-        _LINEAGE[shape] = _column_lineage(columns_of, manifest, node, tables[1:], target_path, log)
+        _LINEAGE[shape] = _column_lineage(columns_of, manifest, node, parents, target_path, log)
     return _LINEAGE[shape]
 
 
