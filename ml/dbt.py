@@ -1,15 +1,17 @@
 """dbt for the platform without Dagster: the window's arguments, and a build of a warehouse straight from a source.
 
-:func:`partition_vars` and :func:`build_args` turn a window of days into dbt arguments (the Dagster assets use
-them); :func:`run_dbt` runs the dbt CLI on a warehouse, and :func:`build_warehouse` fills one from a source's days
+:func:`partition_vars` turns a window of days into its dates, :func:`window_env` into the environment dbt reads
+them from and :func:`build_args` into dbt's arguments (the Dagster assets use them); :func:`run_dbt` runs the dbt CLI on a warehouse, and :func:`build_warehouse` fills one from a source's days
 the way the pipeline does (landing files, the raw loader, dbt), for tests, benchmarks and notebooks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -60,9 +62,39 @@ def rebuild_vars(con, first_day: date, last_day: date) -> dict[str, str]:
     return partition_vars(first_day, last_day, min(LOOKBACK_DAYS, max(ALWAYS_REBUILT_DAYS, reach)))
 
 
+WINDOW_ENV = {"min_date": "AIGC_DBT_MIN_DATE", "max_date": "AIGC_DBT_MAX_DATE"}
+"""The environment variables that carry the window to dbt (``macros/window.sql``). Not ``--vars``: dbt re-parses
+the whole project whenever its command-line vars change, which would be every daily run."""
+
+
+def window_env(dbt_vars: dict[str, str]) -> dict[str, str]:
+    """The window of ``dbt_vars`` (``min_date``/``max_date``) as the environment dbt reads it from."""
+    return {env: dbt_vars[name] for name, env in WINDOW_ENV.items()}
+
+
+@contextlib.contextmanager
+def window_environ(dbt_vars: dict[str, str]):
+    """Set the window's environment variables for a dbt call made through ``os.environ`` (dagster-dbt's), and put
+    the environment back afterwards so no later dbt call of the process inherits this window."""
+    saved = {name: os.environ.get(name) for name in WINDOW_ENV.values()}
+    os.environ.update(window_env(dbt_vars))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def build_args(dbt_vars: dict[str, str], *, full_refresh: bool = False, command: str = "build") -> list[str]:
-    """The dbt CLI arguments of one run. The selection itself comes from the asset subset (dagster-dbt)."""
-    args = [command, "--vars", json.dumps(dbt_vars, sort_keys=True)]
+    """The dbt CLI arguments of one run: vars other than the window (which travels in :func:`window_env`) go in
+    ``--vars``. The selection itself comes from the asset subset (dagster-dbt)."""
+    args = [command]
+    other_vars = {name: value for name, value in dbt_vars.items() if name not in WINDOW_ENV}
+    if other_vars:
+        args += ["--vars", json.dumps(other_vars, sort_keys=True)]
     if full_refresh:
         args.append("--full-refresh")
     return args
@@ -71,10 +103,43 @@ def build_args(dbt_vars: dict[str, str], *, full_refresh: bool = False, command:
 log = logging.getLogger(__name__)
 
 
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
+def parsed_project(warehouse: str | Path) -> Path:
+    """dbt's parsed project (its partial-parse state) for builds of ``warehouse``, kept beside it where
+    :func:`dbt_cli` builds. dbt reuses a parsed project only while the profile is the one it was parsed with, and
+    the profile names the warehouse's path: the project-wide state that `dbt parse` leaves in
+    ``dbt_project/target`` serves no other warehouse than the one it was parsed for, so each keeps its own."""
+    return Path(warehouse).parent / "dbt" / "target" / PARTIAL_PARSE_FILE
+
+
+def reuse_parsed_project(warehouse: str | Path, target: Path) -> None:
+    """Start a dbt call whose target folder is ``target`` from ``warehouse``'s parsed project, if one is kept
+    (dbt checks it against the project's files, vars and profile and parses again what changed)."""
+    kept = parsed_project(warehouse)
+    if kept.is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(kept, target / PARTIAL_PARSE_FILE)
+
+
+def keep_parsed_project(warehouse: str | Path, target: Path) -> None:
+    """Keep the parsed project a dbt call left in ``target`` for the next build of ``warehouse`` (replaced in one
+    step, so a build starting meanwhile reads the old state or the new, never half of one)."""
+    made = target / PARTIAL_PARSE_FILE
+    if not made.is_file():
+        return
+    kept = parsed_project(warehouse)
+    if made == kept:
+        return
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    partial = kept.with_name(f"{kept.name}.{os.getpid()}.partial")
+    shutil.copy(made, partial)
+    os.replace(partial, kept)
+
+
 def dbt_executable() -> str:
     """The dbt next to this interpreter, so an un-activated virtual environment works too."""
-    import shutil
-
     candidate = Path(sys.executable).parent / "dbt"
     return str(candidate) if candidate.exists() else (shutil.which("dbt") or "dbt")
 
@@ -119,7 +184,8 @@ def dbt_cli(
 ) -> subprocess.CompletedProcess:
     """``dbt build`` of the project with ``env`` (target, paths) added to the environment; raises with dbt's output
     when the build fails. Target and log folders go under ``work``: the project's manifest (which Dagster reads)
-    stays as `dbt parse` made it, and builds of two warehouses at once do not share files."""
+    stays as `dbt parse` made it, and builds of two warehouses at once do not share files; dbt keeps its parsed
+    project in that target folder (:func:`parsed_project`) and reuses it on the next build."""
     from ml.settings import DBT_PROJECT_DIR
 
     args = build_args(dbt_vars, full_refresh=full_refresh)
@@ -129,7 +195,7 @@ def dbt_cli(
         args += ["--select", select]
     done = subprocess.run(
         [dbt_executable(), *args],
-        env={**os.environ, **env},
+        env={**os.environ, **env, **window_env(dbt_vars)},
         cwd=cwd,
         capture_output=True,
         text=True,

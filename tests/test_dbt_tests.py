@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from ml.dbt import window_environ
 from ml.sources.schema import ORDER_TOTAL_TOLERANCE
 from tests.warehouses import D1, D2, D3, D4, build_four_day_shop
 
@@ -28,17 +29,28 @@ EVENT_TYPE = "accepted_contract_values_fct_events_event_type__event_types"
 
 
 class Dbt:
-    """dbt run in process against one warehouse file, with its own target and log folders."""
+    """dbt run in process against one warehouse file, with its own target and log folders. The window travels as
+    the platform hands it over (``ml.dbt.window_environ``), or as ``--vars`` the way a person might run dbt."""
 
     def __init__(self, warehouse: Path, work: Path) -> None:
         self.warehouse, self.work = warehouse, work
+        self.events: list[str] = []  # names of the last invocation's dbt events
 
-    def __call__(self, *args: str, window: dict[str, str] = WINDOW) -> dict[str, object]:
+    def __call__(
+        self, *args: str, window: dict[str, str] = WINDOW, as_vars: bool = False
+    ) -> dict[str, object]:
         from dbt.cli.main import dbtRunner
 
         common = ["--project-dir", str(PROJECT), "--profiles-dir", str(PROJECT)]
-        common += ["--target-path", str(self.work / "target"), "--vars", json.dumps(window)]
-        result = dbtRunner().invoke(["--quiet", "--log-path", str(self.work / "logs"), *args, *common])
+        common += ["--target-path", str(self.work / "target")]
+        self.events = []
+        runner = dbtRunner(callbacks=[lambda event: self.events.append(event.info.name)])
+        invocation = ["--quiet", "--log-path", str(self.work / "logs"), *args, *common]
+        if as_vars:
+            result = runner.invoke([*invocation, "--vars", json.dumps(window)])
+        else:
+            with window_environ(window):
+                result = runner.invoke(invocation)
         assert result.result is not None, result.exception
         return {r.node.name: r for r in result.result.results}
 
@@ -131,6 +143,38 @@ def test_the_order_total_test_judges_only_the_window(dbt: Dbt, broken) -> None:
     assert (str(later[ORDER_TOTAL].status), later[ORDER_TOTAL].failures) == ("pass", 0)
     d3 = dbt("test", "--select", ORDER_TOTAL, window={"min_date": D3.isoformat(), "max_date": D3.isoformat()})
     assert (str(d3[ORDER_TOTAL].status), d3[ORDER_TOTAL].failures) == ("fail", 2)
+
+
+def test_a_generic_test_judges_only_the_window_too(dbt: Dbt, broken) -> None:
+    """A YAML test's `where` names the window by placeholders that macros/window.sql fills in at compile time."""
+    only_d4 = {"min_date": D4.isoformat(), "max_date": D4.isoformat()}
+    later = dbt("test", "--select", EVENT_TYPE, window=only_d4)
+    assert (str(later[EVENT_TYPE].status), later[EVENT_TYPE].failures) == ("pass", 0)
+    compiled = later[EVENT_TYPE].node.compiled_code
+    assert f"cast('{D4.isoformat()}' as date)" in compiled and "__window_start__" not in compiled
+    with_d2 = dbt(
+        "test", "--select", EVENT_TYPE, window={"min_date": D2.isoformat(), "max_date": D2.isoformat()}
+    )
+    assert (str(with_d2[EVENT_TYPE].status), with_d2[EVENT_TYPE].failures) == ("fail", 1)
+
+
+def test_moving_the_window_does_not_make_dbt_parse_the_project_again(dbt: Dbt, clean) -> None:
+    """The daily runs move the window every day; in the environment it leaves dbt's parsed project valid (partial
+    parsing skips the parse), where the same move as --vars makes dbt parse the whole project again."""
+    for day in (D3, D4):
+        dbt(
+            "test", "--select", ORDER_TOTAL, window={"min_date": day.isoformat(), "max_date": day.isoformat()}
+        )
+        assert "PartialParsingSkipParsing" in dbt.events and "UnableToPartialParse" not in dbt.events
+    for day in (D3, D4):
+        dbt(
+            "test",
+            "--select",
+            ORDER_TOTAL,
+            window={"min_date": day.isoformat(), "max_date": day.isoformat()},
+            as_vars=True,
+        )
+        assert "UnableToPartialParse" in dbt.events
 
 
 def test_a_value_outside_the_contract_vocabulary_fails_its_dbt_test(dbt: Dbt, broken) -> None:

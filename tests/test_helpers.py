@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import date, datetime
 
 import pytest
 
 from ml import settings
-from ml.dbt import LOOKBACK_DAYS, build_args, partition_vars
+from ml.dbt import LOOKBACK_DAYS, build_args, partition_vars, window_env, window_environ
 from ml.sources.landing import LandingPathError, day_dir, parse_day, safe_join
 from orchestration.partitions import window_days
 
@@ -34,12 +35,26 @@ def test_partition_vars_refuse_empty_or_negative_windows():
         partition_vars(date(2025, 1, 2), date(2025, 1, 2), lookback_days=-1)
 
 
-def test_build_args_passes_vars_as_json_and_full_refresh_only_when_asked():
-    args = build_args({"min_date": "2025-01-01", "max_date": "2025-01-02"})
-    assert args[:2] == ["build", "--vars"]
-    assert json.loads(args[2]) == {"min_date": "2025-01-01", "max_date": "2025-01-02"}
+def test_build_args_keep_the_window_out_of_vars_and_full_refresh_only_when_asked():
+    window = {"min_date": "2025-01-01", "max_date": "2025-01-02"}
+    assert build_args(window) == ["build"]  # the window goes in the environment (window_env)
+    args = build_args({**window, "min_pair_orders": 2})
+    assert args[:2] == ["build", "--vars"] and json.loads(args[2]) == {"min_pair_orders": 2}
     assert "--full-refresh" not in args
-    assert build_args({"min_date": "a", "max_date": "b"}, full_refresh=True)[-1] == "--full-refresh"
+    assert build_args(window, full_refresh=True)[-1] == "--full-refresh"
+
+
+def test_the_window_travels_in_two_environment_variables_set_only_for_the_call(monkeypatch):
+    window = {"min_date": "2025-01-01", "max_date": "2025-01-02"}
+    assert window_env(window) == {"AIGC_DBT_MIN_DATE": "2025-01-01", "AIGC_DBT_MAX_DATE": "2025-01-02"}
+    monkeypatch.setenv("AIGC_DBT_MAX_DATE", "2024-12-31")
+    monkeypatch.delenv("AIGC_DBT_MIN_DATE", raising=False)
+    with window_environ(window):
+        assert (os.environ["AIGC_DBT_MIN_DATE"], os.environ["AIGC_DBT_MAX_DATE"]) == (
+            "2025-01-01",
+            "2025-01-02",
+        )
+    assert "AIGC_DBT_MIN_DATE" not in os.environ and os.environ["AIGC_DBT_MAX_DATE"] == "2024-12-31"
 
 
 def test_window_days_of_a_partition_time_window():

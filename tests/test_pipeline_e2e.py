@@ -134,6 +134,30 @@ def test_column_lineage_is_worked_out_once_per_model_shape_and_equals_a_fresh_on
     assert daily_runs["lineage_afresh"] == third
 
 
+def test_the_daily_runs_leave_dbt_a_parsed_project_it_reuses_for_that_warehouse(daily_runs):
+    """Each day's dbt builds start from the parsed project the warehouse's previous build kept (ml.dbt), and the
+    window moves in the environment: dbt finds nothing to parse again for the next day."""
+    from dbt.cli.main import dbtRunner
+
+    from ml.dbt import WINDOW_ENV, parsed_project
+    from ml.settings import DBT_PROJECT_DIR, dbt_env
+
+    warehouse = daily_runs["data_dir"] / "warehouse.duckdb"
+    kept = parsed_project(warehouse)
+    assert kept.is_file()
+    events: list[str] = []
+    day = {env: "2025-01-04" for env in WINDOW_ENV.values()}
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in {**dbt_env(warehouse), **day}.items():
+            mp.setenv(name, value)
+        dbt_dir = ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+        result = dbtRunner(callbacks=[lambda event: events.append(event.info.name)]).invoke(
+            ["--quiet", "parse", *dbt_dir, "--target-path", str(kept.parent), "--log-path", str(kept.parent)]
+        )
+    assert result.success, result.exception
+    assert "PartialParsingSkipParsing" in events and "UnableToPartialParse" not in events
+
+
 def test_no_duplicate_keys_after_reruns(daily_runs):
     with duckdb.connect(str(daily_runs["data_dir"] / "warehouse.duckdb"), read_only=True) as con:
         for table, key in [

@@ -1,8 +1,8 @@
 """dbt models as Dagster assets, in two builds: ``dbt_daily_models`` (staging, intermediate, marts) and
 ``dbt_feature_models`` (the feature layer), so the marts' blocking checks run between them.
 
-Every incremental model is partitioned by day and receives its window as dbt vars (``min_date``/``max_date``,
-widened back to the dates late rows touched), so a single-run backfill of a range is one ``dbt build`` per layer. Models that are not
+Every incremental model is partitioned by day and receives its window (``min_date``/``max_date``, widened back to
+the dates late rows touched; environment variables read when dbt executes, ``macros/window.sql``), so a single-run backfill of a range is one ``dbt build`` per layer. Models that are not
 incremental would be built unpartitioned (none today: every model is incremental, see tests).
 """
 
@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -19,7 +20,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 from pydantic import Field
 
-from ml.dbt import build_args, rebuild_vars
+from ml.dbt import build_args, keep_parsed_project, rebuild_vars, reuse_parsed_project, window_environ
 from ml.feedback.summaries import impressions_summary, lost_sales_summary
 from ml.profiles.baskets import basket_summary
 from ml.profiles.lifecycle import lifecycle_flows_summary
@@ -128,10 +129,21 @@ def build_window(
     context.log.info(f"dbt window {dbt_vars} for partitions {first_day}..{last_day}")
     # dbt's profile reads the warehouse path from the environment: hand it the resource's path.
     os.environ.update(dbt_env(warehouse.path))
-    invocation = dbt.cli(build_args(dbt_vars, full_refresh=config.full_refresh), context=context)
-    # dbt holds the warehouse's write lock until it exits, so the events are collected first and then given
-    # row counts from one connection (dagster-dbt's fetch_row_counts() costs ~1 s per model on 2 cores).
-    events = list(invocation.stream())
+    # A target folder of this run's own (as dagster-dbt names them), started from the warehouse's parsed project.
+    target = (
+        Path(dbt.project_dir)
+        / "target"
+        / f"{context.op_execution_context.op.name}-{context.run_id[:7]}-{uuid.uuid4().hex[:7]}"
+    )
+    reuse_parsed_project(warehouse.path, target)
+    with window_environ(dbt_vars):
+        invocation = dbt.cli(
+            build_args(dbt_vars, full_refresh=config.full_refresh), context=context, target_path=target
+        )
+        # dbt holds the warehouse's write lock until it exits, so the events are collected first and then given
+        # row counts from one connection (dagster-dbt's fetch_row_counts() costs ~1 s per model on 2 cores).
+        events = list(invocation.stream())
+    keep_parsed_project(warehouse.path, invocation.target_path)
     with warehouse.connect() as con:
         yield from with_row_counts(
             events,
