@@ -213,3 +213,17 @@ def test_every_run_config_field_is_described_for_the_launchpad():
             assert spec.description, f"{config.__name__}.{field} has no description in the UI"
     model = next(c for c in configs if c.__name__ == "ForecastConfig").to_fields_dict()["model"]
     assert type(model.config_type).__name__ == "Enum"  # a bad value is refused before the run starts
+
+
+def test_the_dbt_resource_knows_the_version_dbt_itself_reports():
+    """The platform's dbt resource reads dbt's version from the installed package instead of starting dbt for it
+    on every run; it must be the version `dbt --version` prints (what dagster-dbt would have asked)."""
+    from dagster_dbt import DbtCliResource
+
+    from orchestration.resources import DbtResource, build_resources
+
+    resource = build_resources()["dbt"]
+    assert isinstance(resource, DbtResource)
+    asked = DbtCliResource(project_dir=resource.project_dir, dbt_executable=resource.dbt_executable)
+    assert resource._cli_version == asked._cli_version
+    assert resource._cli_version.major == 1
