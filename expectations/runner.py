@@ -225,7 +225,10 @@ class _GxState:
                 site_name=name,
                 site_config={
                     "class_name": "SiteBuilder",
-                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "site_index_builder": {
+                        "class_name": "DefaultSiteIndexBuilder",
+                        "validation_results_limit": _INDEX_RESULTS,
+                    },
                     "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": key},
                 },
             )
@@ -251,6 +254,10 @@ _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": _PARTI
 _KEEP_RESULTS = 100
 """Validation results kept in the in-memory store (the Data Docs index lists these); older ones are dropped so
 a long-lived process neither grows without bound nor re-lists every past run on each docs build."""
+_INDEX_RESULTS = 2 * len(SUITES)
+"""Validations the Data Docs index lists, the latest first: two runs of every suite. GX rebuilds the index after
+each validation from every result in memory, so without a limit a long-lived process (the demo's range, the tests)
+paid for up to ``_KEEP_RESULTS`` of them on every validation; the pages of older validations stay on disk."""
 _STATE: _GxState | None = None
 _STATE_LOCK = threading.Lock()
 

@@ -398,3 +398,19 @@ def test_the_in_memory_result_store_is_bounded(con) -> None:
     assert len(store.list_keys()) >= 3
     runner._prune_results(runner._gx_state(), keep=2)
     assert len(store.list_keys()) == 2
+
+
+def test_the_data_docs_index_lists_only_the_latest_validations(con, tmp_path: Path, monkeypatch) -> None:
+    """GX rebuilds the index after every validation from every result in memory; it lists the latest few, while
+    every validation keeps its own page."""
+    from expectations import runner
+
+    monkeypatch.setattr(runner, "_INDEX_RESULTS", 2)
+    docs = tmp_path / "gx_docs"
+    pages = [
+        Path(validate_partition(con, "raw_promotions", D2, D2, docs_dir=docs).docs_path) for _ in range(3)
+    ]
+    assert all(page.is_file() for page in pages) and len(set(pages)) == 3
+    index = (docs / "index.html").read_text()
+    listed = [page for page in pages if page.relative_to(docs.resolve()).as_posix() in index]
+    assert listed == pages[1:]  # the two latest
