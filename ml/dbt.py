@@ -29,7 +29,8 @@ next day's events, and its row (dated by its first event) must be rebuilt with t
 
 
 def partition_vars(first_day: date, last_day: date, lookback_days: int = LOOKBACK_DAYS) -> dict[str, str]:
-    """dbt vars for the partition days ``first_day..last_day`` (inclusive), widened by the lookback."""
+    """The window (``min_date``/``max_date``) of the partition days ``first_day..last_day`` (inclusive), widened
+    by the lookback."""
     if last_day < first_day:
         raise ValueError(f"empty window: {first_day} > {last_day}")
     if lookback_days < 0:
@@ -41,7 +42,7 @@ def partition_vars(first_day: date, last_day: date, lookback_days: int = LOOKBAC
 
 
 def rebuild_vars(con, first_day: date, last_day: date) -> dict[str, str]:
-    """dbt vars for the partition days ``first_day..last_day``, widened only as far back as the rows that landed
+    """The window of the partition days ``first_day..last_day``, widened only as far back as the rows that landed
     on those days reach: by :data:`ALWAYS_REBUILT_DAYS`, or to the earliest event date of a late row loaded (or
     replaced) on them (``raw._landed_event_dates``), at most :data:`LOOKBACK_DAYS`. So a clean day rebuilds two
     days whatever the history, and a day with late rows rebuilds the dates they touched. When a landing day of the
