@@ -24,7 +24,7 @@ API_PORT ?= 8000
 # Test processes: the suite is mostly single-threaded Python, so one worker per core (pytest-xdist); whole test
 # files go to one worker, so a module's end-to-end fixture is built once.
 TEST_WORKERS ?= 2
-XDIST := -n $(TEST_WORKERS) --dist loadfile
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: help setup demo test test-e2e test-spark test-full test-fast ui api bench-forecast bench-forecast-env bench-forecast-two-years lint dbt-docs clean backfill
 
