@@ -252,12 +252,12 @@ class _GxState:
 
 _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": _PARTIAL_UNEXPECTED}
 _KEEP_RESULTS = 100
-"""Validation results kept in the in-memory store (the Data Docs index lists these); older ones are dropped so
-a long-lived process neither grows without bound nor re-lists every past run on each docs build."""
+"""Validation results kept in the in-memory store; older ones are dropped so a long-lived process does not grow
+without bound."""
 _INDEX_RESULTS = 2 * len(SUITES)
 """Validations the Data Docs index lists, the latest first: two runs of every suite. GX rebuilds the index after
-each validation from every result in memory, so without a limit a long-lived process (the demo's range, the tests)
-paid for up to ``_KEEP_RESULTS`` of them on every validation; the pages of older validations stay on disk."""
+each validation by reading back every result it lists, so the limit bounds that work in a long-lived process (the
+demo's range, the tests); the pages of older validations stay on disk."""
 _STATE: _GxState | None = None
 _STATE_LOCK = threading.Lock()
 

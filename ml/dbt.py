@@ -1,8 +1,9 @@
 """dbt for the platform without Dagster: the window's arguments, and a build of a warehouse straight from a source.
 
 :func:`partition_vars` turns a window of days into its dates, :func:`window_env` into the environment dbt reads
-them from and :func:`build_args` into dbt's arguments (the Dagster assets use them); :func:`run_dbt` runs the dbt CLI on a warehouse, and :func:`build_warehouse` fills one from a source's days
-the way the pipeline does (landing files, the raw loader, dbt), for tests, benchmarks and notebooks.
+them from and :func:`build_args` into dbt's arguments (the Dagster assets use them); :func:`run_dbt` runs the dbt
+CLI on a warehouse, and :func:`build_warehouse` fills one from a source's days the way the pipeline does (landing
+files, the raw loader, dbt), for tests, benchmarks and notebooks.
 """
 
 from __future__ import annotations
@@ -107,12 +108,17 @@ log = logging.getLogger(__name__)
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
+def work_dir(warehouse: str | Path) -> Path:
+    """Where :func:`run_dbt` builds ``warehouse`` (dbt's target and log folders), beside the warehouse."""
+    return Path(warehouse).parent / "dbt"
+
+
 def parsed_project(warehouse: str | Path) -> Path:
-    """dbt's parsed project (its partial-parse state) for builds of ``warehouse``, kept beside it where
-    :func:`dbt_cli` builds. dbt reuses a parsed project only while the profile is the one it was parsed with, and
-    the profile names the warehouse's path: the project-wide state that `dbt parse` leaves in
+    """dbt's parsed project (its partial-parse state) for builds of ``warehouse``: the one dbt keeps in the target
+    folder of :func:`work_dir`. dbt reuses a parsed project only while the profile is the one it was parsed with,
+    and the profile names the warehouse's path: the project-wide state that `dbt parse` leaves in
     ``dbt_project/target`` serves no other warehouse than the one it was parsed for, so each keeps its own."""
-    return Path(warehouse).parent / "dbt" / "target" / PARTIAL_PARSE_FILE
+    return work_dir(warehouse) / "target" / PARTIAL_PARSE_FILE
 
 
 def reuse_parsed_project(warehouse: str | Path, target: Path) -> None:
@@ -131,18 +137,30 @@ def keep_parsed_project(warehouse: str | Path, target: Path) -> None:
     if not made.is_file():
         return
     kept = parsed_project(warehouse)
-    if made == kept:
-        return
     kept.parent.mkdir(parents=True, exist_ok=True)
     partial = kept.with_name(f"{kept.name}.{os.getpid()}.partial")
     shutil.copy(made, partial)
     os.replace(partial, kept)
 
 
+def _dbt_beside_interpreter() -> Path:
+    return Path(sys.executable).parent / "dbt"
+
+
 def dbt_executable() -> str:
     """The dbt next to this interpreter, so an un-activated virtual environment works too."""
-    candidate = Path(sys.executable).parent / "dbt"
+    candidate = _dbt_beside_interpreter()
     return str(candidate) if candidate.exists() else (shutil.which("dbt") or "dbt")
+
+
+def installed_dbt_version(executable: str) -> str | None:
+    """dbt-core's version when ``executable`` is the dbt beside this interpreter (installed with the dbt-core this
+    process imports), read from the package without starting dbt; None for any other executable."""
+    if Path(executable) != _dbt_beside_interpreter():
+        return None
+    from importlib.metadata import version
+
+    return version("dbt-core")
 
 
 def run_dbt(
@@ -168,9 +186,7 @@ def run_dbt(
     else:
         window = partition_vars(first_day, last_day, lookback_days)
     dbt_vars = {**window, **(extra_vars or {})}
-    dbt_cli(
-        dbt_vars, Path(warehouse).parent / "dbt", dbt_env(warehouse), select=select, full_refresh=full_refresh
-    )
+    dbt_cli(dbt_vars, work_dir(warehouse), dbt_env(warehouse), select=select, full_refresh=full_refresh)
 
 
 def dbt_cli(

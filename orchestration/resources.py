@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -13,26 +12,24 @@ from dagster_dbt import DbtCliResource
 
 from ml import settings
 from ml.artifacts import ArtifactStore
-from ml.dbt import dbt_executable
+from ml.dbt import dbt_executable, installed_dbt_version
 from ml.exports import write_export, write_export_from_query
 
 
 class DbtResource(DbtCliResource):
-    """dagster-dbt's dbt CLI resource, told dbt's version instead of asking dbt for it.
-
-    dagster-dbt runs `dbt --version` once per resource instance, that is once per run, and that is a whole start of
-    dbt (about 2.5 s here) before every dbt step. The dbt beside this interpreter (:func:`ml.dbt.dbt_executable`)
-    is the dbt-core installed with it, so its version is read from the package; any other executable is asked."""
+    """dagster-dbt's dbt CLI resource, told dbt's version instead of asking dbt for it: dagster-dbt runs
+    `dbt --version` once per resource instance, that is once per run, a whole start of dbt before every dbt step.
+    The dbt beside this interpreter reports the installed package's version (:func:`ml.dbt.installed_dbt_version`);
+    any other executable is asked."""
 
     @cached_property
     def _cli_version(self):
-        if Path(self.dbt_executable).parent == Path(sys.executable).parent:
-            from importlib.metadata import version as installed_version
+        installed = installed_dbt_version(self.dbt_executable)
+        if installed is None:
+            return super()._cli_version
+        from packaging import version
 
-            from packaging import version
-
-            return version.parse(installed_version("dbt-core"))
-        return super()._cli_version
+        return version.parse(installed)
 
 
 class WarehouseResource(dg.ConfigurableResource):

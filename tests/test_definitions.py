@@ -220,6 +220,7 @@ def test_the_dbt_resource_knows_the_version_dbt_itself_reports():
     on every run; it must be the version `dbt --version` prints (what dagster-dbt would have asked)."""
     from dagster_dbt import DbtCliResource
 
+    from ml.dbt import installed_dbt_version
     from orchestration.resources import DbtResource, build_resources
 
     resource = build_resources()["dbt"]
@@ -227,3 +228,4 @@ def test_the_dbt_resource_knows_the_version_dbt_itself_reports():
     asked = DbtCliResource(project_dir=resource.project_dir, dbt_executable=resource.dbt_executable)
     assert resource._cli_version == asked._cli_version
     assert resource._cli_version.major == 1
+    assert installed_dbt_version("/opt/elsewhere/bin/dbt") is None  # another dbt is asked, not assumed

@@ -2,8 +2,9 @@
 ``dbt_feature_models`` (the feature layer), so the marts' blocking checks run between them.
 
 Every incremental model is partitioned by day and receives its window (``min_date``/``max_date``, widened back to
-the dates late rows touched; environment variables read when dbt executes, ``macros/window.sql``), so a single-run backfill of a range is one ``dbt build`` per layer. Models that are not
-incremental would be built unpartitioned (none today: every model is incremental, see tests).
+the dates late rows touched; environment variables read when dbt executes, ``macros/window.sql``), so a
+single-run backfill of a range is one ``dbt build`` per layer. Models that are not incremental would be built
+unpartitioned (none today: every model is incremental, see tests).
 """
 
 import functools
