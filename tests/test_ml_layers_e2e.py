@@ -30,13 +30,22 @@ RUN_CONFIG = {
 }
 
 
-def materialize_groups(data_dir: Path, groups, first: str, last: str, raise_on_error: bool = True):
+# Search and the category pages are read on the last day only: built with the models, not on every day.
+LAST_DAYS_ONLY = dg.AssetSelection.assets(
+    *(dg.AssetKey(["goods", name]) for name in ("item_embeddings", "search_index", "category_rankings"))
+)
+
+
+def materialize_groups(
+    data_dir: Path, groups, first: str, last: str, raise_on_error: bool = True, selection=None
+):
+    """Materialise ``groups`` (or ``selection``, made of them) over ``first..last`` in one run."""
     tags = (
         {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last} if first != last else {}
     )
     return dg.materialize(
         all_assets(),
-        selection=dg.AssetSelection.groups(*groups),
+        selection=selection if selection is not None else dg.AssetSelection.groups(*groups),
         resources=resources_for(data_dir),
         partition_key=None if tags else first,
         tags=tags,
@@ -51,9 +60,14 @@ def ml_run(tmp_path_factory):
     """The data directory and the result of the run that built the forecasts and recommendations."""
     data_dir = tmp_path_factory.mktemp("ml_layers")
     materialize_days(data_dir, FIRST, LAST)
-    # Profiles need every day's aggregates; the models only the last days.
-    materialize_groups(data_dir, ("features", "people", "goods", "place"), FIRST, LAST)
-    return data_dir, materialize_groups(data_dir, ("supply", "recommend", "marketing"), "2025-01-19", LAST)
+    # Profiles need every day's aggregates; the models, search and the category pages only the last days.
+    profiles, models = ("features", "people", "goods", "place"), ("supply", "recommend", "marketing")
+    materialize_groups(
+        data_dir, profiles, FIRST, LAST, selection=dg.AssetSelection.groups(*profiles) - LAST_DAYS_ONLY
+    )
+    return data_dir, materialize_groups(
+        data_dir, models, "2025-01-19", LAST, selection=dg.AssetSelection.groups(*models) | LAST_DAYS_ONLY
+    )
 
 
 @pytest.fixture(scope="module")
