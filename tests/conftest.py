@@ -69,10 +69,12 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "data"
 
 
-# `make test` runs whole files on two workers (pytest-xdist, --dist loadfile --no-loadscope-reorder: without the
-# last flag xdist hands out files with the most tests first, whatever the collection order), in collection order.
-# The longest files go first, longest first, so the workers split them and the short files fill in at the end
-# instead of a long end-to-end file starting last on one worker. Approximate order from `--durations` runs.
+# `make test` runs on two workers (pytest-xdist, --dist loadfile --no-loadscope-reorder) whole work units: a test
+# file, or all the files that use one of the session warehouses below (WORK_UNITS), so that warehouse is built once
+# and not once per worker. Units are handed out in collection order (without --no-loadscope-reorder xdist hands out
+# the units with the most tests first): the longest files go first, longest first, so the workers split them and
+# the short files fill in at the end instead of a long end-to-end file starting last on one worker. Approximate
+# order from `--durations` runs.
 SLOWEST_FIRST = (
     "test_ml_layers_e2e.py",
     "test_pipeline_e2e.py",
@@ -87,7 +89,42 @@ SLOWEST_FIRST = (
     "test_shop_front.py",
 )
 
+SHARED_WAREHOUSES = ("simulated_warehouse", "four_day_shop", "demand_shop")
+"""Session fixtures that build a warehouse (10-40 s each)."""
+
+WORK_UNITS = {
+    "test_profiles.py": "simulated_warehouse",
+    "test_profiles_churn.py": "simulated_warehouse",
+    "test_expectations.py": "four_day_shop",
+    "test_expectations_dagster.py": "four_day_shop",
+    "test_forecast_service.py": "demand_shop",
+    "test_supply_service_levels.py": "demand_shop",
+    "test_supply_weekly_selection.py": "demand_shop",
+}
+"""The test files that use a shared warehouse, by warehouse: each group runs on one worker
+(``tests/test_work_units.py`` holds this map to the fixtures the files use)."""
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile`` with the files of one shared warehouse in one work unit. (xdist's own ``loadgroup``
+    would do this from marks, but it does not group at all under pytest 9.2: pytest-xdist issue #1386.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedWarehouseScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return SharedWarehouseScheduling(config, log)
+
+
+def work_unit(nodeid: str) -> str:
+    """The work unit of a test: its file's shared warehouse, else its file."""
+    test_file = nodeid.split("::", 1)[0]
+    return WORK_UNITS.get(Path(test_file).name, test_file)
