@@ -110,6 +110,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist (`-p no:xdist`) must not refuse it
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     """``--dist loadfile`` with the files of one shared warehouse in one work unit. (xdist's own ``loadgroup``
     would do this from marks, but it does not group at all under pytest 9.2: pytest-xdist issue #1386.)"""
