@@ -447,6 +447,8 @@ def main(argv=None) -> int:
         "layers": args.layers,
         "days": [],
     }
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench_pipeline_", dir=args.workdir))
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
