@@ -22,7 +22,8 @@ SELECT ?= *
 PORT ?= 3000
 API_PORT ?= 8000
 # Test processes: the suite is mostly single-threaded Python, so one worker per core (pytest-xdist); whole test
-# files go to one worker, so a module's end-to-end fixture is built once.
+# files go to one worker, so a module's end-to-end fixture is built once, and the files that share a session
+# warehouse go to the same one (tests/conftest.py).
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 

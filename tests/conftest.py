@@ -70,7 +70,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 # `make test` runs on two workers (pytest-xdist, --dist loadfile --no-loadscope-reorder) whole work units: a test
-# file, or all the files that use one of the session warehouses below (WORK_UNITS), so that warehouse is built once
+# file, or all the files that use one of the session warehouses named in WORK_UNITS, so that warehouse is built once
 # and not once per worker. Units are handed out in collection order (without --no-loadscope-reorder xdist hands out
 # the units with the most tests first): the longest files go first, longest first, so the workers split them and
 # the short files fill in at the end instead of a long end-to-end file starting last on one worker. Approximate
@@ -89,9 +89,6 @@ SLOWEST_FIRST = (
     "test_shop_front.py",
 )
 
-SHARED_WAREHOUSES = ("simulated_warehouse", "four_day_shop", "demand_shop")
-"""Session fixtures that build a warehouse (10-40 s each)."""
-
 WORK_UNITS = {
     "test_profiles.py": "simulated_warehouse",
     "test_profiles_churn.py": "simulated_warehouse",
@@ -101,7 +98,7 @@ WORK_UNITS = {
     "test_supply_service_levels.py": "demand_shop",
     "test_supply_weekly_selection.py": "demand_shop",
 }
-"""The test files that use a shared warehouse, by warehouse: each group runs on one worker
+"""The test files that use a session fixture building a warehouse, by that fixture: each group runs on one worker
 (``tests/test_work_units.py`` holds this map to the fixtures the files use)."""
 
 
