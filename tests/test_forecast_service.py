@@ -179,6 +179,65 @@ def test_backtest_for_day_scores_forecasts_made_k_days_earlier(mart):
     assert seven["n_points"] == N_SKUS * 7 and np.isfinite(out["WRMSSE"]).all()
 
 
+def test_the_daily_backtest_reads_only_the_origins_its_lags_score(mart):
+    """``backtest_day`` fetches the few origins the lags pick; it must score exactly what reading every stored
+    forecast of its window did."""
+    from ml.forecast.base import QUANTILE_COLUMN, quantile_column
+    from ml.supply.backtesting import FORECAST_DAYS_READ, backtest_day
+    from ml.supply.demand import demand_history
+    from ml.supply.forecasting import FORECASTS
+
+    days = [d.date() for d in pd.to_datetime(np.sort(mart["demand_date"].unique()))]
+    day = days[128]
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA marts; CREATE SCHEMA supply")
+    con.register("mart_frame", mart.assign(demand_date=mart["demand_date"].dt.date))
+    con.execute("CREATE TABLE marts.fct_daily_sku_demand AS SELECT * FROM mart_frame")
+    stored = []
+    # older than the window, every day from 100 to 116, and the day itself (not scored: not earlier than D)
+    for origin in [days[60], *days[100:117], day]:
+        fc = daily_forecast(
+            mart[mart["demand_date"].dt.date <= origin],
+            origin,
+            horizon=28,
+            model=TSB(quantiles=SERVED_QUANTILES),
+        )
+        stored.append(
+            pd.DataFrame(
+                {
+                    "as_of_date": origin,
+                    "sku": fc["sku"].astype(str),
+                    "forecast_date": pd.to_datetime(fc["forecast_date"]).dt.date,
+                    "horizon_day": fc["step"].astype(int),
+                    "mean": fc["mean"].astype(float),
+                    **{quantile_column(q): fc[quantile_column(q)].astype(float) for q in SERVED_QUANTILES},
+                }
+            )
+        )
+    con.register("stored", pd.concat(stored))
+    con.execute(f"CREATE TABLE {FORECASTS} AS SELECT * FROM stored")
+
+    every_stored = con.execute(
+        f"SELECT as_of_date AS origin_date, sku, forecast_date, horizon_day AS step, mean, "
+        f"COLUMNS('^{QUANTILE_COLUMN.pattern}$') FROM {FORECASTS} WHERE as_of_date < ? AND as_of_date >= ?",
+        [day, day - pd.Timedelta(days=FORECAST_DAYS_READ)],
+    ).df()
+    expected = backtest_for_day(every_stored, demand_history(con, day), day)
+    got = backtest_day(con, day)
+    assert dict(zip(got["lag"], got["origin_date"], strict=True)) == {
+        1: days[116],
+        7: days[116],
+        14: days[114],
+        28: days[100],
+    }
+    pd.testing.assert_frame_equal(
+        got.drop(columns=["day"]).reset_index(drop=True),
+        expected.drop(columns=["day"])
+        .assign(origin_date=expected["origin_date"].dt.date)
+        .reset_index(drop=True),
+    )
+
+
 def test_selection_anchor_is_the_monday_on_or_before():
     assert selection_anchor("2025-01-08") == pd.Timestamp("2025-01-06")  # Wednesday -> Monday
     assert selection_anchor("2025-01-06") == pd.Timestamp("2025-01-06")

@@ -540,6 +540,41 @@ def test_interactions_come_in_one_order_whatever_order_the_warehouse_returns(sto
     assert tied > 100, "no tied events: the test would not see an unstable order"
 
 
+def test_the_daily_evaluation_reads_only_the_buyers_histories_and_scores_as_the_whole_window_did(store):
+    """``evaluate_day`` reads the history of the day's buyers only (the customers it scores); its metrics must be
+    those of scoring them with the whole training window's log read."""
+    from datetime import timedelta
+
+    from ml.artifacts import ArtifactStore
+    from ml.recommend.bundles import load_bundle
+    from ml.recommend.daily import TRAINING_WINDOW_DAYS, evaluate_day
+    from ml.recommend.evaluation import evaluate_next_day, flatten_metrics
+    from ml.recommend.interactions import read_interactions, read_purchases
+
+    day = date.fromisoformat(LAST)
+    artifacts = ArtifactStore(store / "artifacts")
+    with duckdb.connect(str(store / "warehouse.duckdb"), read_only=True) as con:
+        got = evaluate_day(con, artifacts, day)
+        window = (day - timedelta(days=TRAINING_WINDOW_DAYS), day - timedelta(days=1))
+        everyone = read_interactions(con, *window)
+        purchases = read_purchases(con, day, day)
+        buyers = sorted(purchases["customer_id"].unique())
+        theirs = read_interactions(con, *window, customers=buyers)
+        expected = evaluate_next_day(load_bundle(artifacts, day - timedelta(days=1)), everyone, purchases)
+    assert 0 < theirs["customer_id"].nunique() <= len(buyers) and len(theirs) < len(everyone) / 2
+    pd.testing.assert_frame_equal(
+        theirs.astype({"customer_id": str, "sku": str, "event_type": str, "region": str}).reset_index(
+            drop=True
+        ),
+        everyone[everyone["customer_id"].isin(buyers)]
+        .astype({"customer_id": str, "sku": str, "event_type": str, "region": str})
+        .reset_index(drop=True),
+    )
+    expected = flatten_metrics(day, expected).rename(columns={"date": "eval_date"})
+    assert len(got) >= 5 and got["users"].min() > 0
+    pd.testing.assert_frame_equal(got, expected)
+
+
 def test_a_hashed_control_group_is_served_the_popularity_list(store):
     from ml.recommend.experiment import CONTROL, TREATMENT, arms
 

@@ -74,6 +74,23 @@ def _point_metrics(df: pd.DataFrame) -> dict:
     return out
 
 
+def lag_origins(demand: pd.DataFrame, origins, day, lags=(1, 7, 14, 28)) -> dict[int, pd.Timestamp]:
+    """For each lag ``k``, the origin :func:`backtest_for_day` scores: the latest of ``origins`` (forecast dates)
+    on or before the ``k``-th trading day before ``day``. ``demand``: :func:`demand_from_mart`'s frame, whose
+    dates up to ``day`` are the trading days. A lag without such an origin is left out."""
+    day = pd.Timestamp(day)
+    cal = np.sort(demand.loc[demand[DS] <= day, DS].unique())
+    origins = np.sort(pd.to_datetime(pd.Series(origins)).unique())
+    chosen = {}
+    for k in lags:
+        if len(cal) <= k:
+            continue
+        avail = origins[origins <= cal[-1 - k]]
+        if len(avail):
+            chosen[int(k)] = pd.Timestamp(avail[-1])
+    return chosen
+
+
 def backtest_for_day(forecasts: pd.DataFrame, mart: pd.DataFrame, day, lags=(1, 7, 14, 28)) -> pd.DataFrame:
     """The ``forecast_backtest`` asset for day D: accuracy of the forecasts made ``k`` periods before D.
 
@@ -88,20 +105,12 @@ def backtest_for_day(forecasts: pd.DataFrame, mart: pd.DataFrame, day, lags=(1, 
     """
     day = pd.Timestamp(day)
     demand = demand_from_mart(mart)
-    cal = np.sort(demand.loc[demand[DS] <= day, DS].unique())
     fc_all = forecasts.rename(columns={"sku": ID, "forecast_date": DS})
     fc_all = fc_all[fc_all[DS] <= day]
-    origins = np.sort(pd.to_datetime(fc_all["origin_date"]).unique())
+    origin_dates = pd.to_datetime(fc_all["origin_date"])
     rows = []
-    for k in lags:
-        if len(cal) <= k:
-            continue
-        target = cal[-1 - k]
-        avail = origins[origins <= target]
-        if not len(avail):
-            continue
-        origin = avail[-1]
-        fc = fc_all[pd.to_datetime(fc_all["origin_date"]) == origin]
+    for k, origin in lag_origins(demand, origin_dates.unique(), day, lags).items():
+        fc = fc_all[origin_dates == origin]
         acts = demand[(demand[DS] > origin) & (demand[DS] <= day)]
         hist = demand[demand[DS] <= origin]
         recent = np.sort(hist[DS].unique())[-28:]

@@ -186,8 +186,11 @@ def evaluate_day(con: duckdb.DuckDBPyConnection, store: ArtifactStore, day: date
     bundle = load_bundle(store, yesterday)
     if bundle is None:
         return pd.DataFrame()
-    history = read_interactions(con, day - timedelta(days=TRAINING_WINDOW_DAYS), yesterday)
-    metrics = evaluate_next_day(bundle, history, read_purchases(con, day, day))
+    purchases = read_purchases(con, day, day)
+    # the evaluated customers are the day's buyers: only their histories are read
+    buyers = purchases["customer_id"].dropna().unique()
+    history = read_interactions(con, day - timedelta(days=TRAINING_WINDOW_DAYS), yesterday, customers=buyers)
+    metrics = evaluate_next_day(bundle, history, purchases)
     return flatten_metrics(pd.Timestamp(day).date(), metrics).rename(columns={"date": "eval_date"})
 
 

@@ -30,36 +30,51 @@ ID_COLUMNS = ("customer_id", "sku", "event_type", "region")
 """The columns read and kept as categoricals with sorted categories."""
 
 
-def read_purchases(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pd.DataFrame:
-    """Sale lines of known customers ordered in ``[first, last]``, as purchase interactions.
+def read_purchases(
+    con: duckdb.DuckDBPyConnection, first: date, last: date, customers: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Sale lines of known customers ordered in ``[first, last]``, as purchase interactions (only ``customers``'
+    when given).
 
     Ordered by customer, time and line: models that read order (transition, SASRec) see events of the same second
     in one order on every run, whatever order DuckDB's threads return the rows in.
     """
+    only, params = _only_customers(customers)
     return fetch_frame(
         con,
         "SELECT customer_id, sku, order_ts AS event_ts, 'purchase' AS event_type, region "
-        "FROM marts.fct_order_items WHERE order_date BETWEEN ? AND ? AND is_sale AND customer_id IS NOT NULL "
+        f"FROM marts.fct_order_items WHERE order_date BETWEEN ? AND ? AND is_sale AND customer_id IS NOT NULL {only}"
         "ORDER BY customer_id, order_ts, order_id, line_no",
-        [first, last],
+        [first, last, *params],
         categorical=ID_COLUMNS,
     )
 
 
-def read_interactions(con: duckdb.DuckDBPyConnection, first: date, last: date) -> pd.DataFrame:
+def read_interactions(
+    con: duckdb.DuckDBPyConnection, first: date, last: date, customers: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Views and carts from the clickstream plus purchases from the order lines, dated in ``[first, last]``
-    (a purchase event of the clickstream is the same purchase as its order line: the line is kept)."""
+    (a purchase event of the clickstream is the same purchase as its order line: the line is kept); only
+    ``customers``' when given (a step that scores a few customers reads their rows, not the whole window's)."""
+    only, params = _only_customers(customers)
     events = fetch_frame(
         con,
         "SELECT customer_id, sku, event_ts, event_type, region FROM marts.fct_events "
-        "WHERE event_date BETWEEN ? AND ? AND customer_id IS NOT NULL AND event_type <> 'purchase' "
+        f"WHERE event_date BETWEEN ? AND ? AND customer_id IS NOT NULL AND event_type <> 'purchase' {only}"
         "ORDER BY customer_id, event_ts, event_id",
-        [first, last],
+        [first, last, *params],
         categorical=ID_COLUMNS,
     )
-    frame = concat_logs([events, read_purchases(con, first, last)])
+    frame = concat_logs([events, read_purchases(con, first, last, customers)])
     frame["event_ts"] = pd.to_datetime(frame["event_ts"], utc=True)
     return frame
+
+
+def _only_customers(customers: Sequence[str] | None) -> tuple[str, list]:
+    """The SQL condition (and its parameter) that keeps the rows of ``customers``; nothing when None."""
+    if customers is None:
+        return "", []
+    return "AND customer_id IN (SELECT unnest(?::VARCHAR[])) ", [[str(c) for c in customers]]
 
 
 def concat_logs(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -106,15 +121,16 @@ def clean_events(events: pd.DataFrame, before: pd.Timestamp | None = None) -> pd
     # purchase logged together) would otherwise change the collapsed sequences, the history cap and the models
     # with the warehouse's scan order.
     funnel = (
-        df["event_type"].map({t: i for i, t in enumerate(EVENT_TYPES)}).astype("int8")
+        _codes(df["event_type"].map({t: i for i, t in enumerate(EVENT_TYPES)}).astype("int8"))
         if "event_type" in df
-        else 0
+        else np.zeros(len(df), np.int8)
     )
-    return (
-        df.assign(_funnel=funnel)
-        .sort_values(["event_ts", "customer_id", "_funnel", "sku"], kind="stable")
-        .drop(columns="_funnel")
+    # np.lexsort (stable, last key first) on integer keys: the ids' categories are sorted, so their codes order
+    # like the ids; the same order as a stable multi-column sort_values, at a fraction of its cost on a long log
+    order = np.lexsort(
+        (_codes(df["sku"]), funnel, _codes(df["customer_id"]), pd.DatetimeIndex(df["event_ts"]).asi8)
     )
+    return df.iloc[order]
 
 
 def _ids(values: pd.Series) -> pd.Series:
@@ -137,7 +153,7 @@ def collapse_repeats(df: pd.DataFrame, max_history: int | None = MAX_HISTORY) ->
     each customer's last ``max_history`` steps."""
     if df.empty:  # a day after a closed day (the real shop does not trade on Saturdays) has no history rows
         return df
-    df = df.sort_values(["customer_id", "event_ts"], kind="stable")
+    df = df.iloc[np.lexsort((pd.DatetimeIndex(df["event_ts"]).asi8, _codes(df["customer_id"])))]
     customer, sku = _codes(df["customer_id"]), _codes(df["sku"])
     df = df[np.concatenate([[True], (customer[1:] != customer[:-1]) | (sku[1:] != sku[:-1])])]
     if max_history is not None:

@@ -20,21 +20,32 @@ FORECAST_DAYS_READ = 60
 def backtest_day(con: duckdb.DuckDBPyConnection, day: date) -> pd.DataFrame:
     """The day's rows of :data:`BACKTESTS` (one per lag: WAPE, bias, pinball, coverage, RMSSE, WRMSSE; see
     :func:`ml.forecast.backtest.backtest_for_day`) from the forecasts stored on earlier days; empty before any."""
-    from ml.forecast.backtest import backtest_for_day
+    from ml.forecast.backtest import backtest_for_day, lag_origins
     from ml.forecast.base import QUANTILE_COLUMN
+    from ml.forecast.marts import demand_from_mart
 
     if not table_exists(con, FORECASTS):
+        return pd.DataFrame()
+    window = [day, day - timedelta(days=FORECAST_DAYS_READ), day]
+    stored = con.execute(
+        f"SELECT DISTINCT as_of_date FROM {FORECASTS} WHERE as_of_date < ? AND as_of_date >= ? "
+        "AND forecast_date <= ?",
+        window,
+    ).fetchall()
+    demand = demand_history(con, day)
+    # only the origins the lags score: a day's forecasts are every SKU times 28 days ahead, so reading the whole
+    # window (what the lags choose from) would load about 15 times the rows used
+    origins = [o.date() for o in lag_origins(demand_from_mart(demand), [d for (d,) in stored], day).values()]
+    if not origins:
         return pd.DataFrame()
     forecasts = con.execute(
         # every served quantile column (older days hold fewer levels)
         f"SELECT as_of_date AS origin_date, sku, forecast_date, horizon_day AS step, mean, "
         f"COLUMNS('^{QUANTILE_COLUMN.pattern}$') "
-        f"FROM {FORECASTS} WHERE as_of_date < ? AND as_of_date >= ?",
-        [day, day - timedelta(days=FORECAST_DAYS_READ)],
+        f"FROM {FORECASTS} WHERE as_of_date IN ({', '.join('?' * len(origins))})",
+        origins,
     ).df()
-    if forecasts.empty:
-        return pd.DataFrame()
-    result = backtest_for_day(forecasts, demand_history(con, day), day)
+    result = backtest_for_day(forecasts, demand, day)
     if result.empty:
         return result
     return result.assign(day=pd.Timestamp(day).date(), origin_date=result["origin_date"].dt.date)
