@@ -156,3 +156,53 @@ def test_a_result_names_the_commit_it_measured():
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     assert source_commit().split("+")[0] == head
+
+
+def test_run_steps_reads_each_runs_range_status_and_step_seconds_from_a_dagster_home(tmp_path):
+    """bench.run_steps on a real instance: two ranged runs of a partitioned two-step job, one failing."""
+    import json
+    import time
+
+    import dagster as dg
+
+    from bench.run_steps import main, run_timings
+
+    days = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_date="2025-01-09")
+
+    @dg.asset(partitions_def=days, backfill_policy=dg.BackfillPolicy.single_run())
+    def slow(context):
+        time.sleep(0.3)
+        if context.partition_key_range.start == "2025-01-05":
+            raise RuntimeError("a failed part")
+        return dg.MaterializeResult()  # nothing for an IO manager to store
+
+    @dg.asset(partitions_def=days, deps=[slow], backfill_policy=dg.BackfillPolicy.single_run())
+    def fast():
+        return dg.MaterializeResult()
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    job = dg.define_asset_job("daily_pipeline", partitions_def=days)
+    defs = dg.Definitions(assets=[slow, fast], jobs=[job])
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for first, last in (("2025-01-01", "2025-01-04"), ("2025-01-05", "2025-01-08")):
+            defs.resolve_job_def("daily_pipeline").execute_in_process(
+                instance=instance,
+                tags={
+                    "dagster/asset_partition_range_start": first,
+                    "dagster/asset_partition_range_end": last,
+                },
+                raise_on_error=False,
+            )
+        runs = run_timings(instance, "daily_pipeline")
+    assert [(r["first_partition"], r["last_partition"], r["status"]) for r in runs] == [
+        ("2025-01-01", "2025-01-04", "SUCCESS"),
+        ("2025-01-05", "2025-01-08", "FAILURE"),
+    ]
+    first = runs[0]
+    assert list(first["steps"]) == ["slow", "fast"]  # slowest first
+    assert first["steps"]["slow"] >= 0.3 and first["seconds"] >= first["steps"]["slow"]
+    assert list(runs[1]["steps"]) == ["slow"]  # the step after the failure never started
+    out = tmp_path / "steps.json"
+    assert main(["--dagster-home", str(home), "--out", str(out)]) == 0
+    assert [r["status"] for r in json.loads(out.read_text())["runs"]] == ["SUCCESS", "FAILURE"]
