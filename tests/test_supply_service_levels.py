@@ -7,6 +7,7 @@ modelled by a real dbt build, tests/warehouses.py).
 """
 
 import datetime as dt
+import itertools
 from datetime import timedelta
 from pathlib import Path
 
@@ -277,3 +278,34 @@ def test_levels_set_a_window_ago_are_replayed_over_the_days_since(demand_shop, d
     (check,) = result.get_asset_check_evaluations()
     assert check.metadata["days_tuned"].value == 8 and check.metadata["days_realised"].value == 1
     assert check.metadata["days_realised_below_target"].value == int(expected.fill_rate < 0.95)
+
+
+def test_the_forecasts_kept_between_days_are_the_rows_a_fresh_read_gives():
+    """One run tuning consecutive days reads each day's new forecasts only (``StoredForecasts``); whatever the
+    moves of the window, the kept rows must be exactly those of the range, as a fresh read gives them."""
+    from ml.supply.forecasting import FORECASTS
+    from ml.supply.service_levels import StoredForecasts
+
+    made = pd.date_range("2025-03-01", "2025-03-20").date
+    rows = pd.DataFrame(
+        [
+            (d, f"S{s}", h, float(i), 2.0 * i)
+            for i, (d, s, h) in enumerate(itertools.product(made, range(3), (1, 2)))
+        ],
+        columns=["as_of_date", "sku", "horizon_day", "mean", "q90"],
+    )
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA supply")
+    con.register("rows_frame", rows)
+    con.execute(f"CREATE TABLE {FORECASTS} AS SELECT * FROM rows_frame")
+    kept = StoredForecasts(con)
+    key = ["as_of_date", "sku", "horizon_day"]
+    day = pd.Timestamp("2025-03-01").date()
+    # forward by one day, by several, the same range again, then back (read afresh)
+    for first, last in ((0, 5), (1, 6), (4, 12), (4, 12), (2, 8), (10, 19)):
+        got = kept.between(day + timedelta(days=first), day + timedelta(days=last))
+        fresh = StoredForecasts(con).between(day + timedelta(days=first), day + timedelta(days=last))
+        assert len(got) == (last - first + 1) * 6
+        pd.testing.assert_frame_equal(
+            got.sort_values(key, ignore_index=True), fresh.sort_values(key, ignore_index=True)
+        )

@@ -8,7 +8,7 @@ replayed over the days since (:func:`realised_fill`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
 import duckdb
@@ -66,18 +66,51 @@ class TunedDay:
     """:func:`realised_fill`'s numbers ({} until levels set a window ago can be replayed)."""
 
 
+class StoredForecasts:
+    """The stored forecasts the replays read (:data:`FORECASTS`' ``as_of_date, sku, horizon_day, mean, q90``), kept
+    between the days one run tunes: consecutive days share all but one of their decision days, and a day's
+    forecasts are every SKU times 28 days ahead (millions of rows over the windows of a real shop), so a day after
+    the first reads only the days it adds. The replays index the rows by their keys, so their order is free."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+        self.frame: pd.DataFrame | None = None
+        self.first: date | None = None
+        self.last: date | None = None
+
+    def between(self, first: date, last: date) -> pd.DataFrame:
+        """The rows made on ``first`` .. ``last`` (both included)."""
+        if self.frame is None or first < self.first or last < self.last:
+            self.frame = self._read(first, last)
+        else:
+            kept = self.frame[self.frame["as_of_date"] >= pd.Timestamp(first)]
+            start = max(self.last + timedelta(days=1), first)  # a jump past the kept days skips the gap
+            added = self._read(start, last) if last >= start else kept.iloc[:0]
+            self.frame = pd.concat([kept, added], ignore_index=True)
+        self.first, self.last = first, last
+        return self.frame
+
+    def _read(self, first: date, last: date) -> pd.DataFrame:
+        return self.con.execute(
+            f"SELECT as_of_date, sku, horizon_day, mean, q90 FROM {FORECASTS} "
+            "WHERE as_of_date <= ? AND as_of_date >= ?",
+            [last, first],
+        ).df()
+
+
 def _forecasts_for_replay(
-    con: duckdb.DuckDBPyConnection, day: date, trading: np.ndarray, settings: ServiceLevelSettings
+    con: duckdb.DuckDBPyConnection,
+    day: date,
+    trading: np.ndarray,
+    settings: ServiceLevelSettings,
+    stored: StoredForecasts | None = None,
 ) -> pd.DataFrame:
     """The stored forecasts of the replay's decision days: the last ``window_days * n_windows + 1`` trading
     days at most (every horizon day: the forecast's implied dispersion averages over them)."""
     if not len(trading) or not table_exists(con, FORECASTS):
         return pd.DataFrame()
     first = trading[-min(len(trading), settings.window_days * settings.n_windows + 1)]
-    return con.execute(
-        f"SELECT as_of_date, sku, horizon_day, mean, q90 FROM {FORECASTS} WHERE as_of_date <= ? AND as_of_date >= ?",
-        [day, pd.Timestamp(first).date()],
-    ).df()
+    return (stored or StoredForecasts(con)).between(pd.Timestamp(first).date(), day)
 
 
 def realised_fill(
@@ -129,16 +162,20 @@ def realised_fill(
 
 
 def tune_day(
-    con: duckdb.DuckDBPyConnection, day: date, settings: ServiceLevelSettings, products: pd.DataFrame
+    con: duckdb.DuckDBPyConnection,
+    day: date,
+    settings: ServiceLevelSettings,
+    products: pd.DataFrame,
+    stored: StoredForecasts | None = None,
 ) -> TunedDay:
     """Tune the levels of ``day`` and replay the levels set a window ago (``products``: ``dim_products``'s ``sku,
-    lead_time_days, price``)."""
+    lead_time_days, price``; ``stored``: the forecasts kept from the day before, when one run tunes several)."""
     from ml.forecast.marts import demand_classes_as_of
     from ml.inventory.tuning import recent_service_levels
 
     demand = demand_history(con, day)
     trading = np.sort(pd.to_datetime(demand["demand_date"]).unique())
-    forecasts = _forecasts_for_replay(con, day, trading, settings)
+    forecasts = _forecasts_for_replay(con, day, trading, settings, stored)
     result = recent_service_levels(
         forecasts,
         demand,

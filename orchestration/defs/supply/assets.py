@@ -20,7 +20,7 @@ from ml.supply.planning import (
     plan_day,
     plan_summary,
 )
-from ml.supply.service_levels import ServiceLevelSettings, replay_check, tune_day
+from ml.supply.service_levels import ServiceLevelSettings, StoredForecasts, replay_check, tune_day
 from ml.warehouse import replace_partition
 from orchestration.defs.automation import DOWNSTREAM_AUTOMATION
 from orchestration.metadata import summary_metadata
@@ -234,8 +234,9 @@ def service_levels(
     days, tuned = partition_days(context), {}
     with warehouse.connect() as con:
         products = con.execute("SELECT sku, lead_time_days, price FROM marts.dim_products").df()
+        stored = StoredForecasts(con)  # a backfill's days share most of their replayed forecasts
         for i, day in enumerate(days, 1):
-            tuned[day] = result = tune_day(con, day, config, products)
+            tuned[day] = result = tune_day(con, day, config, products, stored)
             if result.rows.empty:
                 _log(context, i, days, f"nothing to tune: {result.summary['metrics']['note']}")
                 continue
