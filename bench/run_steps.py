@@ -75,7 +75,7 @@ def main(argv=None) -> int:
         result = {
             "machine": f"{platform.node()} {platform.machine()}",
             "date": date.today().isoformat(),
-            "commit": source_commit(),
+            "read_by_commit": source_commit(),  # this reader's code; the runs say nothing of the code they ran
             "dagster_home": str(args.dagster_home),
             "job": args.job,
             "runs": runs,
