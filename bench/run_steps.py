@@ -5,7 +5,7 @@ or a backfill launched from the UI: it reads the run records and step events of 
 run while the demo goes on) and writes, per run of the job, its partition range, status, seconds from its first to
 its last event, and every step's seconds (:func:`bench.pipeline.step_profile`).
 
-    python -m bench.run_steps --dagster-home .data/dagster_home --out bench/results/online_retail_replay_parts.json
+    python -m bench.run_steps --dagster-home .data/dagster_home --out bench/results/online_retail_replay_runs.json
 """
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ import platform
 from datetime import date
 from pathlib import Path
 
-from bench import docstring_parser, source_commit
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+from bench import docstring_parser, source_commit
 
 
 def parse_args(argv=None):
@@ -47,8 +51,12 @@ def run_timings(instance, job: str) -> list[dict]:
         out.append(
             {
                 "run_id": run.run_id,
-                "first_partition": run.tags.get(RANGE_START, run.tags.get("dagster/partition")),
-                "last_partition": run.tags.get(RANGE_END, run.tags.get("dagster/partition")),
+                "first_partition": run.tags.get(
+                    ASSET_PARTITION_RANGE_START_TAG, run.tags.get(PARTITION_NAME_TAG)
+                ),
+                "last_partition": run.tags.get(
+                    ASSET_PARTITION_RANGE_END_TAG, run.tags.get(PARTITION_NAME_TAG)
+                ),
                 "status": run.status.value,
                 "seconds": round(last - first, 1) if first and last else None,
                 "steps": {

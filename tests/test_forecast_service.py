@@ -182,10 +182,10 @@ def test_backtest_for_day_scores_forecasts_made_k_days_earlier(mart):
 def test_the_daily_backtest_reads_only_the_origins_its_lags_score(mart):
     """``backtest_day`` fetches the few origins the lags pick; it must score exactly what reading every stored
     forecast of its window did."""
-    from ml.forecast.base import QUANTILE_COLUMN, quantile_column
+    from ml.forecast.base import QUANTILE_COLUMN
     from ml.supply.backtesting import FORECAST_DAYS_READ, backtest_day
     from ml.supply.demand import demand_history
-    from ml.supply.forecasting import FORECASTS
+    from ml.supply.forecasting import FORECASTS, ForecastSettings, forecast_day
 
     days = [d.date() for d in pd.to_datetime(np.sort(mart["demand_date"].unique()))]
     day = days[128]
@@ -193,27 +193,11 @@ def test_the_daily_backtest_reads_only_the_origins_its_lags_score(mart):
     con.execute("CREATE SCHEMA marts; CREATE SCHEMA supply")
     con.register("mart_frame", mart.assign(demand_date=mart["demand_date"].dt.date))
     con.execute("CREATE TABLE marts.fct_daily_sku_demand AS SELECT * FROM mart_frame")
-    stored = []
-    # older than the window, every day from 100 to 116, and the day itself (not scored: not earlier than D)
-    for origin in [days[60], *days[100:117], day]:
-        fc = daily_forecast(
-            mart[mart["demand_date"].dt.date <= origin],
-            origin,
-            horizon=28,
-            model=TSB(quantiles=SERVED_QUANTILES),
-        )
-        stored.append(
-            pd.DataFrame(
-                {
-                    "as_of_date": origin,
-                    "sku": fc["sku"].astype(str),
-                    "forecast_date": pd.to_datetime(fc["forecast_date"]).dt.date,
-                    "horizon_day": fc["step"].astype(int),
-                    "mean": fc["mean"].astype(float),
-                    **{quantile_column(q): fc[quantile_column(q)].astype(float) for q in SERVED_QUANTILES},
-                }
-            )
-        )
+    # older than the window, every day from 100 to 116, and the day itself (not scored: not earlier than D),
+    # stored as the demand_forecast asset stores them
+    stored = [
+        forecast_day(con, origin, ForecastSettings()).rows for origin in [days[60], *days[100:117], day]
+    ]
     con.register("stored", pd.concat(stored))
     con.execute(f"CREATE TABLE {FORECASTS} AS SELECT * FROM stored")
 

@@ -164,6 +164,7 @@ def test_run_steps_reads_each_runs_range_status_and_step_seconds_from_a_dagster_
     import time
 
     import dagster as dg
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from bench.run_steps import main, run_timings
 
@@ -189,8 +190,8 @@ def test_run_steps_reads_each_runs_range_status_and_step_seconds_from_a_dagster_
             defs.resolve_job_def("daily_pipeline").execute_in_process(
                 instance=instance,
                 tags={
-                    "dagster/asset_partition_range_start": first,
-                    "dagster/asset_partition_range_end": last,
+                    ASSET_PARTITION_RANGE_START_TAG: first,
+                    ASSET_PARTITION_RANGE_END_TAG: last,
                 },
                 raise_on_error=False,
             )

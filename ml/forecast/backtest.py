@@ -74,12 +74,13 @@ def _point_metrics(df: pd.DataFrame) -> dict:
     return out
 
 
-def lag_origins(demand: pd.DataFrame, origins, day, lags=(1, 7, 14, 28)) -> dict[int, pd.Timestamp]:
+def lag_origins(demand_dates, origins, day, lags=(1, 7, 14, 28)) -> dict[int, pd.Timestamp]:
     """For each lag ``k``, the origin :func:`backtest_for_day` scores: the latest of ``origins`` (forecast dates)
-    on or before the ``k``-th trading day before ``day``. ``demand``: :func:`demand_from_mart`'s frame, whose
-    dates up to ``day`` are the trading days. A lag without such an origin is left out."""
+    on or before the ``k``-th trading day before ``day``. ``demand_dates``: the dates of the demand rows (the
+    mart holds a row for every SKU on every trading day). A lag without such an origin is left out."""
     day = pd.Timestamp(day)
-    cal = np.sort(demand.loc[demand[DS] <= day, DS].unique())
+    dates = pd.to_datetime(pd.Series(demand_dates))
+    cal = np.sort(dates[dates <= day].unique())
     origins = np.sort(pd.to_datetime(pd.Series(origins)).unique())
     chosen = {}
     for k in lags:
@@ -109,7 +110,7 @@ def backtest_for_day(forecasts: pd.DataFrame, mart: pd.DataFrame, day, lags=(1, 
     fc_all = fc_all[fc_all[DS] <= day]
     origin_dates = pd.to_datetime(fc_all["origin_date"])
     rows = []
-    for k, origin in lag_origins(demand, origin_dates.unique(), day, lags).items():
+    for k, origin in lag_origins(demand[DS], origin_dates.unique(), day, lags).items():
         fc = fc_all[origin_dates == origin]
         acts = demand[(demand[DS] > origin) & (demand[DS] <= day)]
         hist = demand[demand[DS] <= origin]

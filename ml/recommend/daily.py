@@ -188,7 +188,7 @@ def evaluate_day(con: duckdb.DuckDBPyConnection, store: ArtifactStore, day: date
         return pd.DataFrame()
     purchases = read_purchases(con, day, day)
     # the evaluated customers are the day's buyers: only their histories are read
-    buyers = purchases["customer_id"].dropna().unique()
+    buyers = purchases["customer_id"].unique()
     history = read_interactions(con, day - timedelta(days=TRAINING_WINDOW_DAYS), yesterday, customers=buyers)
     metrics = evaluate_next_day(bundle, history, purchases)
     return flatten_metrics(pd.Timestamp(day).date(), metrics).rename(columns={"date": "eval_date"})

@@ -121,7 +121,7 @@ def clean_events(events: pd.DataFrame, before: pd.Timestamp | None = None) -> pd
     # purchase logged together) would otherwise change the collapsed sequences, the history cap and the models
     # with the warehouse's scan order.
     funnel = (
-        _codes(df["event_type"].map({t: i for i, t in enumerate(EVENT_TYPES)}).astype("int8"))
+        df["event_type"].map({t: i for i, t in enumerate(EVENT_TYPES)}).astype("int8").to_numpy()
         if "event_type" in df
         else np.zeros(len(df), np.int8)
     )

@@ -22,7 +22,6 @@ def backtest_day(con: duckdb.DuckDBPyConnection, day: date) -> pd.DataFrame:
     :func:`ml.forecast.backtest.backtest_for_day`) from the forecasts stored on earlier days; empty before any."""
     from ml.forecast.backtest import backtest_for_day, lag_origins
     from ml.forecast.base import QUANTILE_COLUMN
-    from ml.forecast.marts import demand_from_mart
 
     if not table_exists(con, FORECASTS):
         return pd.DataFrame()
@@ -33,9 +32,9 @@ def backtest_day(con: duckdb.DuckDBPyConnection, day: date) -> pd.DataFrame:
         window,
     ).fetchall()
     demand = demand_history(con, day)
-    # only the origins the lags score: a day's forecasts are every SKU times 28 days ahead, so reading the whole
-    # window (what the lags choose from) would load about 15 times the rows used
-    origins = [o.date() for o in lag_origins(demand_from_mart(demand), [d for (d,) in stored], day).values()]
+    # only the origins the lags score are read: a day's forecasts are every SKU times 28 days ahead, and the
+    # window the lags choose from holds many more origins than lags
+    origins = [o.date() for o in lag_origins(demand["demand_date"], [d for (d,) in stored], day).values()]
     if not origins:
         return pd.DataFrame()
     forecasts = con.execute(
