@@ -575,6 +575,39 @@ def test_the_daily_evaluation_reads_only_the_buyers_histories_and_scores_as_the_
     pd.testing.assert_frame_equal(got, expected)
 
 
+def test_the_daily_lists_read_only_the_histories_of_the_customers_they_serve(store):
+    """``recommend_day_parts`` serves the customers active since a cut-off and reads only their histories: the
+    customers must be those of the whole window's log with a row at or after the cut-off, and their rows the
+    same as that log's (a list depends only on its customer's history)."""
+    from datetime import timedelta
+
+    from ml.recommend.interactions import active_customers, read_interactions
+
+    day = date.fromisoformat(LAST)
+    first = day - timedelta(days=13)
+    with duckdb.connect(str(store / "warehouse.duckdb"), read_only=True) as con:
+        everyone = read_interactions(con, first, day)
+        sizes = []
+        for days_back in (13, 6, 0):
+            since = pd.Timestamp(day, tz="UTC") - pd.Timedelta(days=days_back)
+            active = active_customers(con, first, day, since)
+            expected = sorted(everyone.loc[everyone["event_ts"] >= since, "customer_id"].astype(str).unique())
+            assert active == expected
+            theirs = read_interactions(con, first, day, customers=active)
+            pd.testing.assert_frame_equal(
+                theirs.astype({"customer_id": str, "sku": str, "event_type": str, "region": str}).reset_index(
+                    drop=True
+                ),
+                everyone[everyone["customer_id"].isin(active)]
+                .astype({"customer_id": str, "sku": str, "event_type": str, "region": str})
+                .reset_index(drop=True),
+            )
+            sizes.append((len(active), len(theirs)))
+    # the whole window at the earliest cut-off; fewer customers and rows as it moves to the last day
+    assert sizes[0] == (everyone["customer_id"].nunique(), len(everyone))
+    assert sizes[0][0] > sizes[1][0] > sizes[2][0] > 0 and sizes[0][1] > sizes[1][1] > sizes[2][1]
+
+
 def test_a_hashed_control_group_is_served_the_popularity_list(store):
     from ml.recommend.experiment import CONTROL, TREATMENT, arms
 

@@ -33,7 +33,7 @@ from ml.profiles.feature_tables import BASKET_ASSOCIATIONS
 from ml.recommend.bundles import BUNDLES, CandidateModels, load_bundle
 from ml.recommend.champion import choose_champion, regression_verdict
 from ml.recommend.experiment import CONTROL, CONTROL_SHARE, TREATMENT, arms, list_ids
-from ml.recommend.interactions import read_interactions, read_purchases
+from ml.recommend.interactions import active_customers, read_interactions, read_purchases
 from ml.recommend.serving import REASON_KINDS, recommend
 from ml.summary import summary
 from ml.warehouse import markdown_table, table_exists
@@ -343,12 +343,11 @@ def recommend_day_parts(
         raise ValueError(
             f"champion {champion!r} of {day} is not in the day's bundle (models: {bundle.names})"
         )
-    history = read_interactions(con, day - timedelta(days=TRAINING_WINDOW_DAYS - 1), day)
+    first = day - timedelta(days=TRAINING_WINDOW_DAYS - 1)
+    since = pd.Timestamp(day, tz="UTC") - pd.Timedelta(days=ACTIVE_DAYS - 1)
+    customers = np.array(active_customers(con, first, day, since), dtype=object)
+    history = read_interactions(con, first, day, customers=customers)  # the served customers' histories only
     together = basket_pairs(con, day, bundle.item_ids)
-    active = history.loc[
-        history["event_ts"] >= pd.Timestamp(day, tz="UTC") - pd.Timedelta(days=ACTIVE_DAYS - 1), "customer_id"
-    ].unique()
-    customers = np.array(sorted(active), dtype=object)
     target = pd.Timestamp(day + timedelta(days=1)).date()
     for start in range(0, len(customers), customers_per_part):
         part_customers = customers[start : start + customers_per_part]

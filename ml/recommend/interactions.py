@@ -70,6 +70,23 @@ def read_interactions(
     return frame
 
 
+def active_customers(
+    con: duckdb.DuckDBPyConnection, first: date, last: date, since: pd.Timestamp
+) -> list[str]:
+    """The customers of :func:`read_interactions`' rows dated in ``[first, last]`` with a row at or after ``since``
+    (a UTC instant), sorted: the daily lists serve them, so a read of their histories alone leaves out the
+    window's rows of customers who have not come back lately."""
+    cutoff = pd.Timestamp(since).tz_convert("UTC").tz_localize(None).to_pydatetime()  # the marts hold UTC
+    rows = con.execute(
+        "SELECT customer_id FROM marts.fct_events WHERE event_date BETWEEN ? AND ? AND customer_id IS NOT NULL "
+        "AND event_type <> 'purchase' AND event_ts >= ? "
+        "UNION SELECT customer_id FROM marts.fct_order_items WHERE order_date BETWEEN ? AND ? AND is_sale "
+        "AND customer_id IS NOT NULL AND order_ts >= ?",
+        [first, last, cutoff, first, last, cutoff],
+    ).fetchall()
+    return sorted(str(customer) for (customer,) in rows)
+
+
 def _only_customers(customers: Sequence[str] | None) -> tuple[str, list]:
     """The SQL condition (and its parameter) that keeps the rows of ``customers``; nothing when None."""
     if customers is None:
