@@ -662,6 +662,47 @@ def test_forward_replay_of_a_window_equals_the_tuning_replay_that_ends_there():
     assert forward.window(days[-16] + pd.Timedelta(hours=1), 10, classes) is None  # not a trading day
 
 
+def test_a_replay_window_puts_every_stored_forecast_in_its_day_sku_and_horizon():
+    """A window picks its forecast rows by the integer codes of their days and SKUs: each value must land in its
+    own (decision day, SKU, horizon) cell whatever the rows' order, rows of other days or of SKUs not forecast
+    on the window's first day must stay out, and one copy of the inputs must serve any window."""
+    from ml.inventory.tuning import ForwardReplay, ReplayInputs
+
+    days, demand, forecasts, products, classes = _store_with_forecasts(forecast_days=12, seed=3)
+    skus = sorted(products["sku"])
+    # a value that names its cell; s7 is only forecast from the window's second day, so it is not in the window
+    forecasts = forecasts.assign(
+        mean=lambda f: (
+            1000.0 * days.get_indexer(f["as_of_date"])
+            + 10.0 * pd.Index(skus).get_indexer(f["sku"])
+            + f["horizon_day"]
+        ),
+        q90=lambda f: f["mean"] + 0.5,
+    )
+    first = days[-10]
+    forecasts = forecasts[(forecasts["sku"] != "s7") | (forecasts["as_of_date"] > first)]
+    forecasts = forecasts.sample(frac=1.0, random_state=0)  # stored rows come in any order
+    inputs = ReplayInputs(forecasts, demand)
+    forward = ForwardReplay(None, None, products, inputs=inputs)
+    window = forward.window(first, 4, classes)
+    in_window = [s for s in skus if s != "s7"]
+    assert list(window.days) == list(days[-10:-5]) and window.demand.shape == (7, 4)
+    for k, day in enumerate(window.days):
+        expected = (
+            1000.0 * days.get_loc(day)
+            + 10.0 * np.array([skus.index(s) for s in in_window])[:, None]
+            + np.arange(1, 29)[None, :]
+        )
+        np.testing.assert_array_equal(window.means[k], expected)
+    # the same inputs serve another window, and ForwardReplay built from the frames reads the same one
+    later = forward.window(days[-6], 4, classes)
+    assert later.days[0] == days[-6] and later.means[0].shape == (8, 28)  # s7 is forecast by then
+    again = ForwardReplay(forecasts, demand, products).window(first, 4, classes)
+    for a, b in zip(again.means, window.means, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(again.phi, window.phi)
+
+
 def test_service_levels_forward_bench_on_a_warehouse(tmp_path):
     import duckdb
 

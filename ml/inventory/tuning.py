@@ -225,18 +225,54 @@ def _prepare(forecasts: pd.DataFrame, demand: pd.DataFrame) -> tuple[pd.DataFram
     return fc, grid
 
 
-def _replay_window(fc, grid, decision_days, products, classes, default_lead_time) -> _Window | None:
-    skus = np.array(sorted(set(fc.loc[fc["as_of_date"] == decision_days[0], "sku"]) & set(grid.index)))
+class ReplayInputs:
+    """Stored forecasts and demand made ready once for every replay of a day (the tuning's windows and the
+    out-of-sample replay): typed keys, the demand as a sku x trading-day grid, and the forecasts' days and SKUs
+    as integer codes, so a window picks its rows by integer lookups instead of string lookups over every row (a
+    real shop's windows hold millions)."""
+
+    def __init__(self, forecasts: pd.DataFrame, demand: pd.DataFrame):
+        self.fc, self.grid = _prepare(forecasts, demand)
+        self.day_codes, self.days = pd.factorize(self.fc["as_of_date"], sort=True)
+        self.sku_codes, self.skus = pd.factorize(self.fc["sku"], sort=True)
+        self.horizons = self.fc["horizon_day"].to_numpy(dtype=int)
+        self.means = self.fc["mean"].to_numpy(dtype=float)
+        self.q90 = self.fc["q90"].to_numpy(dtype=float)
+        self.made = set(self.days)
+        """The days with stored forecasts."""
+
+    def skus_on(self, day) -> set:
+        """The SKUs forecast on ``day``."""
+        at = self.days.get_indexer([pd.Timestamp(day)])[0]
+        if at < 0:
+            return set()
+        return set(self.skus[np.unique(self.sku_codes[self.day_codes == at])])
+
+
+def _positions(uniques, wanted) -> np.ndarray:
+    """For each of ``uniques``, its position in ``wanted`` (-1 when absent), with one -1 appended so that the
+    code -1 (a missing key) looks up -1 too."""
+    positions = np.full(len(uniques) + 1, -1)
+    found = pd.Index(uniques).get_indexer(wanted)
+    positions[found[found >= 0]] = np.arange(len(wanted))[found >= 0]
+    return positions
+
+
+def _replay_window(
+    inputs: ReplayInputs, decision_days, products, classes, default_lead_time
+) -> _Window | None:
+    grid = inputs.grid
+    skus = np.array(sorted(inputs.skus_on(decision_days[0]) & set(grid.index)))
     if len(skus) == 0:
         return None
     # The window's forecasts as one (day, sku, horizon) array: one pass over the rows instead of a pivot per day.
-    sub = fc[fc["as_of_date"].isin(decision_days) & fc["sku"].isin(skus)]
-    d = pd.Index(decision_days).get_indexer(sub["as_of_date"])
-    i = pd.Index(skus).get_indexer(sub["sku"])
-    h = sub["horizon_day"].to_numpy(dtype=int) - 1
+    d = _positions(inputs.days, decision_days)[inputs.day_codes]
+    i = _positions(inputs.skus, skus)[inputs.sku_codes]
+    rows = (d >= 0) & (i >= 0)
+    d, i, h = d[rows], i[rows], inputs.horizons[rows] - 1
     mean, q90 = (np.zeros((len(decision_days), len(skus), h.max() + 1)) for _ in range(2))
-    mean[d, i, h] = sub["mean"].to_numpy(dtype=float)
-    q90[d, i, h] = sub["q90"].to_numpy(dtype=float)
+    mean[d, i, h] = inputs.means[rows]
+    q90[d, i, h] = inputs.q90[rows]
     means = list(mean)
     g = grid.reindex(skus)
     history = g.loc[:, : decision_days[0]].to_numpy(dtype=float)
@@ -301,6 +337,7 @@ def recent_service_levels(
     order_cycle: int = 7,
     default_lead_time: int = 7,
     fill_rule: str = "every_window",
+    inputs: ReplayInputs | None = None,
 ) -> RecentTuning | str:
     """Service levels per demand class that would have reached ``target`` fill rate over the shop's last days.
 
@@ -317,13 +354,13 @@ def recent_service_levels(
     ``forecasts``: ``supply.demand_forecast`` rows (``as_of_date, sku, horizon_day, mean, q90``) up to the
     window's end; ``demand``: ``fct_daily_sku_demand`` rows (``sku, demand_date, units``) up to it;
     ``products``: ``dim_products`` (``sku, lead_time_days, price``); ``classes``: sku -> demand class (a SKU
-    without one is tuned as ``unclassified``). Returns a reason string when there is too little to replay.
+    without one is tuned as ``unclassified``); ``inputs``: the same forecasts and demand already made ready (when
+    the caller replays them again). Returns a reason string when there is too little to replay.
     """
     if forecasts.empty or demand.empty:
         return "no stored forecasts or demand to replay"
-    fc, grid = _prepare(forecasts, demand)
-    days = grid.columns
-    made = set(fc["as_of_date"].unique())
+    inputs = inputs if inputs is not None else ReplayInputs(forecasts, demand)
+    days, made = inputs.grid.columns, inputs.made
     # The replayable demand days: the latest run of consecutive trading days whose previous day has a forecast,
     # and a forecast on the last day too (its order is placed, though nothing after it is replayed).
     k = 0
@@ -338,7 +375,7 @@ def recent_service_levels(
         spans.append(days[end - length : end + 1])
         end -= length
     windows = [
-        w for w in (_replay_window(fc, grid, d, products, classes, default_lead_time) for d in spans) if w
+        w for w in (_replay_window(inputs, d, products, classes, default_lead_time) for d in spans) if w
     ]
     if not windows:
         return "no SKU has both a forecast and demand in the window"
@@ -402,14 +439,17 @@ class ForwardReplay:
 
     def __init__(
         self,
-        forecasts: pd.DataFrame,
-        demand: pd.DataFrame,
+        forecasts: pd.DataFrame | None,
+        demand: pd.DataFrame | None,
         products: pd.DataFrame,
         order_cycle: int = 7,
         default_lead_time: int = 7,
+        inputs: ReplayInputs | None = None,
     ):
-        self.fc, self.grid = _prepare(forecasts, demand)
-        self.made = set(self.fc["as_of_date"].unique())
+        """``inputs``: the forecasts and demand already made ready (``forecasts`` and ``demand`` are then not
+        read); their forecasts may start before a window, which reads only its own decision days'."""
+        self.inputs = inputs if inputs is not None else ReplayInputs(forecasts, demand)
+        self.grid, self.made = self.inputs.grid, self.inputs.made
         self.products = products
         self.order_cycle = order_cycle
         self.default_lead_time = default_lead_time
@@ -423,7 +463,7 @@ class ForwardReplay:
             return None
         if not all(d in self.made for d in decision):
             return None
-        return _replay_window(self.fc, self.grid, decision, self.products, classes, self.default_lead_time)
+        return _replay_window(self.inputs, decision, self.products, classes, self.default_lead_time)
 
     def run(self, window: _Window, level) -> ReplayResult:
         """Replay ``window`` at ``level``: one number, or demand class -> level (a class it does not name gets its

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from ml.inventory.tuning import ForwardReplay, ReplayInputs, recent_service_levels
 from ml.summary import summary
 from ml.supply.demand import demand_history
 from ml.supply.forecasting import FORECASTS
@@ -115,26 +116,25 @@ def _forecasts_for_replay(
 
 def realised_fill(
     con: duckdb.DuckDBPyConnection,
-    forecasts: pd.DataFrame,
+    inputs: ReplayInputs | None,
     demand: pd.DataFrame,
     products: pd.DataFrame,
     trading: np.ndarray,
     settings: ServiceLevelSettings,
 ) -> dict:
     """Out of sample: the levels tuned ``window_days`` trading days before D, replayed over the days since (up to
-    D, nothing later) exactly as they were tuned. {} until such levels and forecasts exist."""
+    D, nothing later) exactly as they were tuned (``inputs``: the day's replay forecasts and ``demand``, made
+    ready; None when there are none). {} until such levels and forecasts exist."""
     from ml.forecast.marts import demand_classes_as_of
-    from ml.inventory.tuning import ForwardReplay
 
     days = settings.window_days
-    if len(trading) < days + 1 or forecasts.empty or not table_exists(con, TUNED_LEVELS):
+    if len(trading) < days + 1 or inputs is None or not table_exists(con, TUNED_LEVELS):
         return {}
     set_on = pd.Timestamp(trading[-(days + 1)])
     stored = con.execute(f"SELECT * FROM {TUNED_LEVELS} WHERE as_of_date = ?", [set_on.date()]).df()
     if stored.empty:
         return {}
-    since = forecasts[pd.to_datetime(forecasts["as_of_date"]) >= set_on]
-    forward = ForwardReplay(since, demand, products, order_cycle=settings.order_cycle_days)
+    forward = ForwardReplay(None, None, products, order_cycle=settings.order_cycle_days, inputs=inputs)
     window = forward.window(set_on, days, demand_classes_as_of(demand, set_on))  # the plan's classes that day
     if window is None:
         return {}
@@ -171,11 +171,12 @@ def tune_day(
     """Tune the levels of ``day`` and replay the levels set a window ago (``products``: ``dim_products``'s ``sku,
     lead_time_days, price``; ``stored``: the forecasts kept from the day before, when one run tunes several)."""
     from ml.forecast.marts import demand_classes_as_of
-    from ml.inventory.tuning import recent_service_levels
 
     demand = demand_history(con, day)
     trading = np.sort(pd.to_datetime(demand["demand_date"]).unique())
     forecasts = _forecasts_for_replay(con, day, trading, settings, stored)
+    # made ready once for the tuning's windows and the out-of-sample replay
+    inputs = ReplayInputs(forecasts, demand) if len(forecasts) and len(demand) else None
     result = recent_service_levels(
         forecasts,
         demand,
@@ -186,8 +187,9 @@ def tune_day(
         n_windows=settings.n_windows,
         order_cycle=settings.order_cycle_days,
         fill_rule=settings.fill_rule,
+        inputs=inputs,
     )
-    realised = realised_fill(con, forecasts, demand, products, trading, settings)
+    realised = realised_fill(con, inputs, demand, products, trading, settings)
     if isinstance(result, str):
         return TunedDay(
             rows=pd.DataFrame(), summary=summary(0, {"note": result, **realised}), realised=realised
