@@ -608,6 +608,46 @@ def test_the_daily_lists_read_only_the_histories_of_the_customers_they_serve(sto
     assert sizes[0][0] > sizes[1][0] > sizes[2][0] > 0 and sizes[0][1] > sizes[1][1] > sizes[2][1]
 
 
+def test_the_served_histories_collapsed_in_the_warehouse_equal_those_of_the_whole_log(store):
+    """The daily lists build each customer's history from :func:`read_served_history` (the collapse of repeated
+    events and the cap on steps done in SQL) instead of from their whole log: the sequences, purchases and regions
+    must be those that :func:`histories` builds from the log, and the steps those of ``collapse_repeats`` at any
+    cap (the log has events at the same instant, so their order is tested too)."""
+    from datetime import timedelta
+
+    from ml.artifacts import ArtifactStore
+    from ml.recommend.bundles import load_bundle
+    from ml.recommend.interactions import (
+        clean_events,
+        collapse_repeats,
+        read_interactions,
+        read_served_history,
+    )
+    from ml.recommend.scoring import histories, served_histories
+
+    day = date.fromisoformat(LAST)
+    first = day - timedelta(days=20)
+    bundle = load_bundle(ArtifactStore(store / "artifacts"), day)
+    with duckdb.connect(str(store / "warehouse.duckdb"), read_only=True) as con:
+        log = read_interactions(con, first, day)
+        customers = sorted(log["customer_id"].astype(str).unique())[::2]  # every other customer
+        log = log[log["customer_id"].astype(str).isin(customers)]
+        served = read_served_history(con, first, day, customers)
+        capped = read_served_history(con, first, day, customers, max_history=5)[0]
+    expected, got = histories(bundle, customers, log), served_histories(bundle, customers, *served)
+    for name in ("indptr", "items", "user_ids"):
+        np.testing.assert_array_equal(getattr(got.seqs, name), getattr(expected.seqs, name))
+    assert len(got.seqs.items) > 1000 and got.purchased.nnz > 100
+    assert (got.purchased != expected.purchased).nnz == 0
+    assert list(got.regions) == list(expected.regions) and pd.notna(got.regions).all()
+    as_text = {"customer_id": str, "sku": str}
+    want = collapse_repeats(clean_events(log), max_history=5)[["customer_id", "sku", "event_ts"]]
+    pd.testing.assert_frame_equal(
+        capped.astype(as_text).reset_index(drop=True), want.astype(as_text).reset_index(drop=True)
+    )
+    assert capped.groupby("customer_id", observed=True).size().max() == 5
+
+
 def test_a_hashed_control_group_is_served_the_popularity_list(store):
     from ml.recommend.experiment import CONTROL, TREATMENT, arms
 

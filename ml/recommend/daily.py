@@ -33,7 +33,8 @@ from ml.profiles.feature_tables import BASKET_ASSOCIATIONS
 from ml.recommend.bundles import BUNDLES, CandidateModels, load_bundle
 from ml.recommend.champion import choose_champion, regression_verdict
 from ml.recommend.experiment import CONTROL, CONTROL_SHARE, TREATMENT, arms, list_ids
-from ml.recommend.interactions import active_customers, read_interactions, read_purchases
+from ml.recommend.interactions import active_customers, read_interactions, read_purchases, read_served_history
+from ml.recommend.scoring import served_histories
 from ml.recommend.serving import REASON_KINDS, recommend
 from ml.summary import summary
 from ml.warehouse import markdown_table, table_exists
@@ -346,12 +347,12 @@ def recommend_day_parts(
     first = day - timedelta(days=TRAINING_WINDOW_DAYS - 1)
     since = pd.Timestamp(day, tz="UTC") - pd.Timedelta(days=ACTIVE_DAYS - 1)
     customers = np.array(active_customers(con, first, day, since), dtype=object)
-    history = read_interactions(con, first, day, customers=customers)  # the served customers' histories only
     together = basket_pairs(con, day, bundle.item_ids)
     target = pd.Timestamp(day + timedelta(days=1)).date()
     for start in range(0, len(customers), customers_per_part):
         part_customers = customers[start : start + customers_per_part]
-        part_history = history[history["customer_id"].isin(part_customers)]
+        # the steps scoring keeps, collapsed in the warehouse, not the customers' whole 90-day log
+        part_history = read_served_history(con, first, day, part_customers)
         arm = arms(part_customers, settings.control_share)
         served = []
         for arm_name, model_name in ((TREATMENT, champion), (CONTROL, "popularity")):
@@ -360,7 +361,7 @@ def recommend_day_parts(
                 lists = recommend(
                     bundle[model_name],
                     list(group),
-                    part_history,
+                    served_histories(bundle, group, *part_history),
                     k=settings.top_k,
                     items=items,
                     together=together,

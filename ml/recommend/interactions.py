@@ -179,6 +179,62 @@ def collapse_repeats(df: pd.DataFrame, max_history: int | None = MAX_HISTORY) ->
     return df
 
 
+def read_served_history(
+    con: duckdb.DuckDBPyConnection,
+    first: date,
+    last: date,
+    customers: Sequence[str],
+    max_history: int = MAX_HISTORY,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """What scoring reads of ``customers``' :func:`read_interactions` rows, computed in the warehouse instead of
+    from every row: ``(steps, purchases, regions)``.
+
+    ``steps`` (``customer_id, sku, event_ts``): :func:`collapse_repeats` of :func:`clean_events`, each customer's
+    last ``max_history`` steps in order (the collapse needs only each row's predecessor in the clean log's order,
+    time, funnel stage, SKU; rows equal in all of them are one step); ``purchases``: the customers' purchase rows
+    (never recommended again); ``regions``: each customer's last region (:func:`last_regions`). An active customer
+    of a shop with a busy clickstream has thousands of rows in the window and keeps 200 steps."""
+    only, params = _only_customers(customers)
+    funnel = "CASE event_type " + " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(EVENT_TYPES)) + " END"
+    # rows equal in time, stage and SKU come in read order (events by id, order lines by order and line), which
+    # is the order clean_events keeps for them: the last region seen is taken in that order too
+    sale_lines = (
+        "FROM marts.fct_order_items WHERE order_date BETWEEN ? AND ? AND is_sale AND customer_id IS NOT NULL "
+        f"AND sku IS NOT NULL AND order_ts IS NOT NULL {only}"
+    )
+    log = (
+        f"SELECT customer_id, sku, event_ts, {funnel} AS funnel, region, 0 AS source, event_id AS tie, 0 AS line "
+        "FROM marts.fct_events WHERE event_date BETWEEN ? AND ? AND customer_id IS NOT NULL AND sku IS NOT NULL "
+        f"AND event_ts IS NOT NULL AND event_type <> 'purchase' AND event_type IN ({_quoted(EVENT_TYPES)}) {only}"
+        f"UNION ALL SELECT customer_id, sku, order_ts, {EVENT_TYPES.index('purchase')}, region, 1, order_id, "
+        f"line_no {sale_lines}"
+    )
+    window = [first, last, *params, first, last, *params]
+    steps = fetch_frame(
+        con,
+        f"WITH log AS ({log}), collapsed AS (SELECT customer_id, sku, event_ts, funnel FROM log "
+        "QUALIFY lag(sku) OVER (PARTITION BY customer_id ORDER BY event_ts, funnel, sku) IS DISTINCT FROM sku) "
+        "SELECT customer_id, sku, event_ts FROM collapsed "
+        "WINDOW steps AS (PARTITION BY customer_id ORDER BY event_ts, funnel, sku) "
+        "QUALIFY row_number() OVER steps > count(*) OVER (PARTITION BY customer_id) - ? "
+        "ORDER BY customer_id, event_ts, funnel, sku",
+        [*window, max_history],
+        categorical=("customer_id", "sku"),
+    )
+    steps["event_ts"] = pd.to_datetime(steps["event_ts"], utc=True)
+    purchases = fetch_frame(con, f"SELECT DISTINCT customer_id, sku {sale_lines}", [first, last, *params])
+    regions = con.execute(
+        "SELECT customer_id, arg_max(region, struct_pack(event_ts, funnel, sku, source, tie, line)) AS region "
+        f"FROM ({log}) WHERE region IS NOT NULL GROUP BY customer_id",
+        window,
+    ).df()
+    return steps, purchases, pd.Series(regions["region"].to_numpy(), index=regions["customer_id"].astype(str))
+
+
+def _quoted(values: Sequence[str]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
 def _codes(values: pd.Series) -> np.ndarray:
     """Integer codes of a categorical column (equal codes: equal values), the values themselves otherwise."""
     return values.cat.codes.to_numpy() if isinstance(values.dtype, pd.CategoricalDtype) else values.to_numpy()

@@ -31,26 +31,56 @@ class Histories:
 
 
 def histories(bundle: CandidateModels, customers: Sequence[str], history: pd.DataFrame | None) -> Histories:
+    """The customers' histories as scoring reads them, from their interaction log (any rows; others ignored)."""
     customers = np.asarray([str(c) for c in customers], dtype=object)
     df = clean_events(history) if history is not None and len(history) else None
     if df is None:
-        empty = Sequences.from_lists([[] for _ in customers], len(bundle.item_ids), customers)
-        purchased = sp.csr_matrix((len(customers), len(bundle.item_ids)), dtype=np.float32)
-        regions = bundle.regions.reindex(customers).to_numpy()
-        return Histories(customers, empty, purchased, regions)
+        return _histories(bundle, customers, None, None, pd.Series(dtype=object))
     df = df[df["customer_id"].isin(set(customers))]
-    seqs = to_sequences(collapse_repeats(df), bundle.item_ids, customers)
-    bought = df[df["event_type"] == "purchase"]
-    rows = pd.Index(customers).get_indexer(bought["customer_id"].to_numpy())
-    cols = pd.Index(bundle.item_ids).get_indexer(bought["sku"].to_numpy())
-    ok = (rows >= 0) & (cols >= 0)
-    purchased = sp.csr_matrix(
-        (np.ones(int(ok.sum()), np.float32), (rows[ok], cols[ok])),
-        shape=(len(customers), len(bundle.item_ids)),
+    return _histories(
+        bundle, customers, collapse_repeats(df), df[df["event_type"] == "purchase"], last_regions(df)
     )
-    purchased.data[:] = 1.0
-    regions = last_regions(df).reindex(customers)
-    regions = regions.fillna(bundle.regions.reindex(customers)).to_numpy()
+
+
+def served_histories(
+    bundle: CandidateModels,
+    customers: Sequence[str],
+    steps: pd.DataFrame,
+    purchases: pd.DataFrame,
+    regions: pd.Series,
+) -> Histories:
+    """:func:`histories` from what :func:`~ml.recommend.interactions.read_served_history` computed in the
+    warehouse (the same histories as from the customers' whole log, without reading it)."""
+    customers = np.asarray([str(c) for c in customers], dtype=object)
+    wanted = set(customers)
+    steps = steps[steps["customer_id"].isin(wanted)]
+    return _histories(bundle, customers, steps, purchases[purchases["customer_id"].isin(wanted)], regions)
+
+
+def _histories(
+    bundle: CandidateModels,
+    customers: np.ndarray,
+    steps: pd.DataFrame | None,
+    bought: pd.DataFrame | None,
+    regions: pd.Series,
+) -> Histories:
+    """``steps``: the customers' collapsed steps in order (None or empty: no history); ``bought``: their purchase
+    rows; ``regions``: customer -> last region seen (others fall back to the bundle's)."""
+    n_items = len(bundle.item_ids)
+    if steps is None or steps.empty:
+        seqs = Sequences.from_lists([[] for _ in customers], n_items, customers)
+    else:
+        seqs = to_sequences(steps, bundle.item_ids, customers)
+    purchased = sp.csr_matrix((len(customers), n_items), dtype=np.float32)
+    if bought is not None and len(bought):
+        rows = pd.Index(customers).get_indexer(bought["customer_id"].astype(str).to_numpy())
+        cols = pd.Index(bundle.item_ids).get_indexer(bought["sku"].astype(str).to_numpy())
+        ok = (rows >= 0) & (cols >= 0)
+        purchased = sp.csr_matrix(
+            (np.ones(int(ok.sum()), np.float32), (rows[ok], cols[ok])), shape=(len(customers), n_items)
+        )
+        purchased.data[:] = 1.0
+    regions = regions.reindex(customers).fillna(bundle.regions.reindex(customers)).to_numpy()
     return Histories(customers, seqs, purchased, regions)
 
 

@@ -20,14 +20,15 @@ REASON_KINDS = ("bought together", "similar to", "new in", "popular in")
 def recommend(
     model: CandidateModel,
     customers: Sequence[str],
-    history: pd.DataFrame | None,
+    history: pd.DataFrame | Histories | None,
     k: int = 10,
     items: pd.DataFrame | None = None,
     together: sp.csr_matrix | None = None,
 ) -> pd.DataFrame:
     """Top-``k`` per customer with score, rank, model version and a readable reason.
 
-    ``history`` holds the customers' events (any date up to now; their purchases are excluded). ``items``, when
+    ``history`` holds the customers' events (any date up to now; their purchases are excluded), or their
+    :class:`~ml.recommend.scoring.Histories` already built (for ``customers``, in their order). ``items``, when
     given, restricts the lists to those SKUs (e.g. in stock today) and supplies titles for the reasons. The reason
     names a real item of the customer's history whenever it cites one (``reason_sku``): "bought together with X"
     (``together``: items x items of the bundle, the lift of X and the item bought in the same orders, from
@@ -36,7 +37,7 @@ def recommend(
     "popular in your region".
     """
     bundle = model.bundle
-    hist = histories(bundle, customers, history)
+    hist = history if isinstance(history, Histories) else histories(bundle, customers, history)
     if items is not None and len(items):
         # a hash lookup: np.isin sorts object arrays with Python comparisons, far slower on a large catalogue
         allowed = pd.Index(bundle.item_ids).isin(items["sku"].astype(str).to_numpy())
