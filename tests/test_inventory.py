@@ -683,7 +683,7 @@ def test_a_replay_window_puts_every_stored_forecast_in_its_day_sku_and_horizon()
     forecasts = forecasts[(forecasts["sku"] != "s7") | (forecasts["as_of_date"] > first)]
     forecasts = forecasts.sample(frac=1.0, random_state=0)  # stored rows come in any order
     inputs = ReplayInputs(forecasts, demand)
-    forward = ForwardReplay(None, None, products, inputs=inputs)
+    forward = ForwardReplay.from_inputs(inputs, products)
     window = forward.window(first, 4, classes)
     in_window = [s for s in skus if s != "s7"]
     assert list(window.days) == list(days[-10:-5]) and window.demand.shape == (7, 4)

@@ -540,6 +540,16 @@ def test_interactions_come_in_one_order_whatever_order_the_warehouse_returns(sto
     assert tied > 100, "no tied events: the test would not see an unstable order"
 
 
+def _assert_the_same_rows(theirs: pd.DataFrame, everyone: pd.DataFrame, customers) -> None:
+    """``theirs`` (a read of ``customers``' interactions) holds exactly the rows of ``everyone`` (the whole
+    window's read) that belong to them, in the same order."""
+    as_text = {"customer_id": str, "sku": str, "event_type": str, "region": str}
+    pd.testing.assert_frame_equal(
+        theirs.astype(as_text).reset_index(drop=True),
+        everyone[everyone["customer_id"].isin(customers)].astype(as_text).reset_index(drop=True),
+    )
+
+
 def test_the_daily_evaluation_reads_only_the_buyers_histories_and_scores_as_the_whole_window_did(store):
     """``evaluate_day`` reads the history of the day's buyers only (the customers it scores); its metrics must be
     those of scoring them with the whole training window's log read."""
@@ -562,14 +572,7 @@ def test_the_daily_evaluation_reads_only_the_buyers_histories_and_scores_as_the_
         theirs = read_interactions(con, *window, customers=buyers)
         expected = evaluate_next_day(load_bundle(artifacts, day - timedelta(days=1)), everyone, purchases)
     assert 0 < theirs["customer_id"].nunique() <= len(buyers) and len(theirs) < len(everyone) / 2
-    pd.testing.assert_frame_equal(
-        theirs.astype({"customer_id": str, "sku": str, "event_type": str, "region": str}).reset_index(
-            drop=True
-        ),
-        everyone[everyone["customer_id"].isin(buyers)]
-        .astype({"customer_id": str, "sku": str, "event_type": str, "region": str})
-        .reset_index(drop=True),
-    )
+    _assert_the_same_rows(theirs, everyone, buyers)
     expected = flatten_metrics(day, expected).rename(columns={"date": "eval_date"})
     assert len(got) >= 5 and got["users"].min() > 0
     pd.testing.assert_frame_equal(got, expected)
@@ -594,14 +597,7 @@ def test_the_daily_lists_read_only_the_histories_of_the_customers_they_serve(sto
             expected = sorted(everyone.loc[everyone["event_ts"] >= since, "customer_id"].astype(str).unique())
             assert active == expected
             theirs = read_interactions(con, first, day, customers=active)
-            pd.testing.assert_frame_equal(
-                theirs.astype({"customer_id": str, "sku": str, "event_type": str, "region": str}).reset_index(
-                    drop=True
-                ),
-                everyone[everyone["customer_id"].isin(active)]
-                .astype({"customer_id": str, "sku": str, "event_type": str, "region": str})
-                .reset_index(drop=True),
-            )
+            _assert_the_same_rows(theirs, everyone, active)
             sizes.append((len(active), len(theirs)))
     # the whole window at the earliest cut-off; fewer customers and rows as it moves to the last day
     assert sizes[0] == (everyone["customer_id"].nunique(), len(everyone))

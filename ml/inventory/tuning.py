@@ -439,17 +439,27 @@ class ForwardReplay:
 
     def __init__(
         self,
-        forecasts: pd.DataFrame | None,
-        demand: pd.DataFrame | None,
+        forecasts: pd.DataFrame,
+        demand: pd.DataFrame,
         products: pd.DataFrame,
         order_cycle: int = 7,
         default_lead_time: int = 7,
-        inputs: ReplayInputs | None = None,
     ):
-        """``inputs``: the forecasts and demand already made ready (``forecasts`` and ``demand`` are then not
-        read); their forecasts may start before a window, which reads only its own decision days'."""
-        self.inputs = inputs if inputs is not None else ReplayInputs(forecasts, demand)
-        self.grid, self.made = self.inputs.grid, self.inputs.made
+        self._start(ReplayInputs(forecasts, demand), products, order_cycle, default_lead_time)
+
+    @classmethod
+    def from_inputs(
+        cls, inputs: ReplayInputs, products: pd.DataFrame, order_cycle: int = 7, default_lead_time: int = 7
+    ) -> ForwardReplay:
+        """From forecasts and demand already made ready (their forecasts may start before a window, which reads
+        only its own decision days')."""
+        forward = cls.__new__(cls)
+        forward._start(inputs, products, order_cycle, default_lead_time)
+        return forward
+
+    def _start(self, inputs: ReplayInputs, products: pd.DataFrame, order_cycle: int, default_lead_time: int):
+        self.inputs = inputs
+        self.grid, self.made = inputs.grid, inputs.made
         self.products = products
         self.order_cycle = order_cycle
         self.default_lead_time = default_lead_time

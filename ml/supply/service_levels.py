@@ -134,7 +134,7 @@ def realised_fill(
     stored = con.execute(f"SELECT * FROM {TUNED_LEVELS} WHERE as_of_date = ?", [set_on.date()]).df()
     if stored.empty:
         return {}
-    forward = ForwardReplay(None, None, products, order_cycle=settings.order_cycle_days, inputs=inputs)
+    forward = ForwardReplay.from_inputs(inputs, products, order_cycle=settings.order_cycle_days)
     window = forward.window(set_on, days, demand_classes_as_of(demand, set_on))  # the plan's classes that day
     if window is None:
         return {}
