@@ -154,7 +154,7 @@ def replace_partition_in_parts(
 def fetch_frame(
     con: duckdb.DuckDBPyConnection,
     sql: str,
-    params: Sequence[Any] | None = None,
+    params: Sequence[Any] | dict[str, Any] | None = None,
     categorical: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The result of ``sql`` as a DataFrame, converted through Arrow: for results with many string values (ids,
@@ -166,7 +166,8 @@ def fetch_frame(
     each distinct value becomes one Python object, each row a small integer code, and sorting by the column
     sorts by its values."""
     # a relation, not an executed cursor: converting a cursor's result to Arrow copies it once more
-    table = con.sql(sql, params=list(params or [])).to_arrow_table()
+    params = params if isinstance(params, dict) else list(params or [])  # named or positional
+    table = con.sql(sql, params=params).to_arrow_table()
     for name in categorical:
         # encoded in Arrow, before pandas: the strings of every row never become Python objects
         index = table.schema.get_field_index(name)

@@ -33,7 +33,12 @@ from ml.profiles.feature_tables import BASKET_ASSOCIATIONS
 from ml.recommend.bundles import BUNDLES, CandidateModels, load_bundle
 from ml.recommend.champion import choose_champion, regression_verdict
 from ml.recommend.experiment import CONTROL, CONTROL_SHARE, TREATMENT, arms, list_ids
-from ml.recommend.interactions import active_customers, read_interactions, read_purchases, read_served_history
+from ml.recommend.interactions import (
+    active_customers,
+    read_purchases,
+    read_served_history,
+    read_training_log,
+)
 from ml.recommend.scoring import served_histories
 from ml.recommend.serving import REASON_KINDS, recommend
 from ml.summary import summary
@@ -116,8 +121,8 @@ def train_day(
     (:func:`ml.recommend.interactions.read_items`)."""
     from ml.recommend.training import train_candidates
 
-    data = read_interactions(con, day - timedelta(days=TRAINING_WINDOW_DAYS - 1), day)
-    if data.empty:
+    data = read_training_log(con, day - timedelta(days=TRAINING_WINDOW_DAYS - 1), day)
+    if not data.events:
         return None
     previous = load_bundle(store, day - timedelta(days=1))
     retrain, reason = retrain_decision(con, day, previous is not None, settings)
@@ -188,9 +193,9 @@ def evaluate_day(con: duckdb.DuckDBPyConnection, store: ArtifactStore, day: date
     if bundle is None:
         return pd.DataFrame()
     purchases = read_purchases(con, day, day)
-    # the evaluated customers are the day's buyers: only their histories are read
+    # the evaluated customers are the day's buyers: only what scoring reads of their histories is read
     buyers = purchases["customer_id"].unique()
-    history = read_interactions(con, day - timedelta(days=TRAINING_WINDOW_DAYS), yesterday, customers=buyers)
+    history = read_served_history(con, day - timedelta(days=TRAINING_WINDOW_DAYS), yesterday, buyers)
     metrics = evaluate_next_day(bundle, history, purchases)
     return flatten_metrics(pd.Timestamp(day).date(), metrics).rename(columns={"date": "eval_date"})
 

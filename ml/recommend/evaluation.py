@@ -11,8 +11,8 @@ import scipy.sparse as sp
 
 from ml.recommend.bundles import CandidateModels
 from ml.recommend.champion import BASELINE
-from ml.recommend.interactions import clean_events, day_end
-from ml.recommend.scoring import histories, topk_batched
+from ml.recommend.interactions import ServedHistory, clean_events, day_end
+from ml.recommend.scoring import histories, served_histories, topk_batched
 
 
 def _per_user(
@@ -74,7 +74,7 @@ customers already pin a mean NDCG far more tightly than the differences the cham
 
 def evaluate_next_day(
     models: CandidateModels,
-    history: pd.DataFrame,
+    history: pd.DataFrame | ServedHistory,
     next_day_purchases: pd.DataFrame,
     k: Sequence[int] = (10, 20),
     model_names: Iterable[str] | None = None,
@@ -84,12 +84,13 @@ def evaluate_next_day(
     Ties rank pessimistically, as in the benchmark: a purchased item counts at the number of other items scored
     at least as high as it (:func:`ml.recommend.scoring.pessimistic_positions`).
 
-    ``history`` is what the models may use as input (events up to the end of ``as_of``); the evaluated customers
-    are those with a purchase in ``next_day_purchases`` (``customer_id, sku``). Items they had already purchased
-    are excluded from both the lists and the targets (the rule forbids recommending them). Besides the overall
-    metrics each model gets ``cold_users`` (no event in ``history``) and ``cold_items`` (targets restricted to
-    items without any event in the training window) slices, and ``coverage@K``: the share of the catalogue that
-    appears in at least one top-K list. Above :data:`MAX_EVALUATED_CUSTOMERS` buyers a seeded sample of them is
+    ``history`` is what the models may use as input (events up to the end of ``as_of``, or what scoring reads of
+    them, :func:`~ml.recommend.interactions.read_served_history`, for at least the evaluated customers); the
+    evaluated customers are those with a purchase in ``next_day_purchases`` (``customer_id, sku``). Items they
+    had already purchased are excluded from both the lists and the targets (the rule forbids recommending them).
+    Besides the overall metrics each model gets ``cold_users`` (no event in ``history``) and ``cold_items``
+    (targets restricted to items without any event in the training window) slices, and ``coverage@K``: the share
+    of the catalogue that appears in at least one top-K list. Above :data:`MAX_EVALUATED_CUSTOMERS` buyers a seeded sample of them is
     scored (``users`` counts the evaluated ones, ``buyers`` all of them).
     """
     ks = tuple(sorted(k))
@@ -106,7 +107,10 @@ def evaluate_next_day(
         drawn = np.random.default_rng(seed).choice(buyers, MAX_EVALUATED_CUSTOMERS, replace=False)
         customers = customers[np.sort(drawn)]
         buys = buys[buys["customer_id"].isin(set(customers))]
-    hist = histories(models, customers, clean_events(history, before=day_end(models.as_of)))
+    if isinstance(history, ServedHistory):
+        hist = served_histories(models, customers, *history)
+    else:
+        hist = histories(models, customers, clean_events(history, before=day_end(models.as_of)))
     n_items = len(models.item_ids)
     rows = pd.Index(customers).get_indexer(buys["customer_id"].to_numpy())
     cols = pd.Index(models.item_ids).get_indexer(buys["sku"].to_numpy())

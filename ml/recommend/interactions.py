@@ -13,8 +13,8 @@ integer codes, never a Python string per row, and sorting by the codes orders by
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
-from typing import Any
+from datetime import date, timedelta
+from typing import Any, NamedTuple
 
 import duckdb
 import numpy as np
@@ -179,56 +179,219 @@ def collapse_repeats(df: pd.DataFrame, max_history: int | None = MAX_HISTORY) ->
     return df
 
 
+RECENT_DAYS = 30
+"""Days back from the window's last day that a history read looks at first: a customer with more than
+``max_history`` steps in them keeps only steps from them, so only the other customers' rows are read over the
+whole window (a busy shop's 90-day log holds thousands of rows for each regular customer)."""
+
+
+class ServedHistory(NamedTuple):
+    """What scoring reads of some customers' :func:`read_interactions` rows (:func:`read_served_history`)."""
+
+    steps: pd.DataFrame
+    """``customer_id, sku, event_ts``: :func:`collapse_repeats` of :func:`clean_events`, in order."""
+    purchases: pd.DataFrame
+    """``customer_id, sku``: each item a customer bought, once (never recommended to them again)."""
+    regions: pd.Series
+    """customer -> the last region seen (:func:`last_regions`)."""
+
+
 def read_served_history(
     con: duckdb.DuckDBPyConnection,
     first: date,
     last: date,
-    customers: Sequence[str],
+    customers: Sequence[str] | None,
     max_history: int = MAX_HISTORY,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    """What scoring reads of ``customers``' :func:`read_interactions` rows, computed in the warehouse instead of
-    from every row: ``(steps, purchases, regions)``.
+    recent_days: int = RECENT_DAYS,
+) -> ServedHistory:
+    """What scoring reads of ``customers``' (everyone's when None) :func:`read_interactions` rows dated in
+    ``[first, last]``, computed in the warehouse instead of from every row (:class:`ServedHistory`): each
+    customer's last ``max_history`` steps, the items they bought, their last region.
 
-    ``steps`` (``customer_id, sku, event_ts``): :func:`collapse_repeats` of :func:`clean_events`, each customer's
-    last ``max_history`` steps in order (the collapse needs only each row's predecessor in the clean log's order,
-    time, funnel stage, SKU; rows equal in all of them are one step); ``purchases``: the customers' purchase rows
-    (never recommended again); ``regions``: each customer's last region (:func:`last_regions`). An active customer
-    of a shop with a busy clickstream has thousands of rows in the window and keeps 200 steps."""
-    only, params = _only_customers(customers)
-    funnel = "CASE event_type " + " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(EVENT_TYPES)) + " END"
-    # rows equal in time, stage and SKU come in read order (events by id, order lines by order and line), which
-    # is the order clean_events keeps for them: the last region seen is taken in that order too
-    sale_lines = (
-        "FROM marts.fct_order_items WHERE order_date BETWEEN ? AND ? AND is_sale AND customer_id IS NOT NULL "
-        f"AND sku IS NOT NULL AND order_ts IS NOT NULL {only}"
+    The collapse needs only each row's predecessor in the clean log's order (time, funnel stage, SKU; rows equal
+    in all of them are one step). A customer with more than ``max_history`` steps in the last ``recent_days`` days
+    has their last steps there: those rows are the end of their log, and only the first of them could collapse
+    into an older row, which the cap drops anyway; so only the other customers' rows are read over the whole
+    window. Their last region is in those days too when they have a row with one there."""
+    params, only = _window_params(con, first, last, customers, recent_days), _only(customers)
+    purchases = fetch_frame(
+        con, f"SELECT DISTINCT customer_id, sku {_SALE_LINES} {only}", _used(params, _SALE_LINES + only)
     )
-    log = (
-        f"SELECT customer_id, sku, event_ts, {funnel} AS funnel, region, 0 AS source, event_id AS tie, 0 AS line "
-        "FROM marts.fct_events WHERE event_date BETWEEN ? AND ? AND customer_id IS NOT NULL AND sku IS NOT NULL "
-        f"AND event_ts IS NOT NULL AND event_type <> 'purchase' AND event_type IN ({_quoted(EVENT_TYPES)}) {only}"
-        f"UNION ALL SELECT customer_id, sku, order_ts, {EVENT_TYPES.index('purchase')}, region, 1, order_id, "
-        f"line_no {sale_lines}"
-    )
-    window = [first, last, *params, first, last, *params]
-    steps = fetch_frame(
+    return ServedHistory(_steps(con, only, params, max_history), purchases, _regions(con, only, params))
+
+
+class TrainingLog(NamedTuple):
+    """What the candidate recommenders learn from in a window of the interaction log (:func:`read_training_log`,
+    or :meth:`from_frame` of the log's rows)."""
+
+    steps: pd.DataFrame
+    """``customer_id, sku, event_ts``: every customer's last ``max_history`` collapsed steps, in order."""
+    purchases: pd.DataFrame
+    """``customer_id, sku, event_ts``: every purchase row, by customer, each in the clean log's order."""
+    regions: pd.Series
+    """customer -> the last region seen."""
+    skus: np.ndarray
+    """The SKUs with a row in the window (strings)."""
+    events: int
+    customers: int
+    start: pd.Timestamp | None
+    """The first row's time (UTC); None for an empty window."""
+
+    @classmethod
+    def from_frame(cls, events: pd.DataFrame, before: pd.Timestamp | None = None) -> TrainingLog:
+        """The log of ``events`` (rows of :func:`read_interactions`' schema) before ``before``."""
+        df = clean_events(events, before=before)
+        steps = collapse_repeats(df)
+        purchases = df.loc[df["event_type"] == "purchase", ["customer_id", "sku", "event_ts"]]
+        return cls(
+            steps=steps[["customer_id", "sku", "event_ts"]],
+            # by customer, each in the clean log's order (what their sequences keep)
+            purchases=purchases.iloc[np.argsort(_codes(purchases["customer_id"]), kind="stable")],
+            regions=last_regions(df),
+            skus=np.asarray(df["sku"].unique(), dtype=object).astype(str),
+            events=len(df),
+            customers=int(df["customer_id"].nunique()),
+            start=df["event_ts"].min() if len(df) else None,
+        )
+
+
+def read_training_log(
+    con: duckdb.DuckDBPyConnection, first: date, last: date, recent_days: int = RECENT_DAYS
+) -> TrainingLog:
+    """:meth:`TrainingLog.from_frame` of :func:`read_interactions` over ``[first, last]``, computed in the
+    warehouse: the steps and regions as :func:`read_served_history` reads them for every customer, the
+    purchase rows and the window's counts, without bringing the window's rows (millions on a busy shop) into
+    pandas."""
+    params = _window_params(con, first, last, None, recent_days)
+    order = "ORDER BY customer_id, order_ts, sku, order_id, line_no"
+    purchases = fetch_frame(
         con,
-        f"WITH log AS ({log}), collapsed AS (SELECT customer_id, sku, event_ts, funnel FROM log "
-        "QUALIFY lag(sku) OVER (PARTITION BY customer_id ORDER BY event_ts, funnel, sku) IS DISTINCT FROM sku) "
-        "SELECT customer_id, sku, event_ts FROM collapsed "
-        "WINDOW steps AS (PARTITION BY customer_id ORDER BY event_ts, funnel, sku) "
-        "QUALIFY row_number() OVER steps > count(*) OVER (PARTITION BY customer_id) - ? "
-        "ORDER BY customer_id, event_ts, funnel, sku",
-        [*window, max_history],
+        f"SELECT customer_id, sku, order_ts AS event_ts {_SALE_LINES} {order}",
+        _used(params, _SALE_LINES),
         categorical=("customer_id", "sku"),
     )
+    purchases["event_ts"] = pd.to_datetime(purchases["event_ts"], utc=True)
+    log = _log_sql("$first", "")
+    events, customers, start, skus = con.execute(
+        f"SELECT count(*), count(DISTINCT customer_id), min(event_ts), list(DISTINCT sku ORDER BY sku) FROM ({log})",
+        _used(params, log),
+    ).fetchall()[0]
+    return TrainingLog(
+        steps=_steps(con, "", params, MAX_HISTORY),
+        purchases=purchases,
+        regions=_regions(con, "", params),
+        skus=np.asarray(skus or [], dtype=object).astype(str),
+        events=int(events),
+        customers=int(customers),
+        start=None if start is None else pd.Timestamp(start, tz="UTC"),
+    )
+
+
+_FUNNEL = "CASE event_type " + " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(EVENT_TYPES)) + " END"
+_SALE_LINES = (
+    "FROM marts.fct_order_items WHERE order_date BETWEEN $first AND $last AND is_sale AND customer_id IS NOT NULL "
+    "AND sku IS NOT NULL AND order_ts IS NOT NULL"
+)
+_COLLAPSE = (
+    "QUALIFY lag(sku) OVER (PARTITION BY customer_id ORDER BY event_ts, funnel, sku) IS DISTINCT FROM sku"
+)
+# rows equal in time, stage and SKU come in read order (events by id, order lines by order and line), which is
+# the order clean_events keeps for them: the last region seen is taken in that order too
+_LAST_REGION = "arg_max(region, struct_pack(event_ts, funnel, sku, source, tie, line)) AS region"
+
+
+def _log_sql(since: str, only: str) -> str:
+    """The clean log's rows of both sources dated from ``since`` (a parameter) to ``$last``, with the keys of
+    its order: time, funnel stage, SKU, then the read order (source, id, line)."""
+    return (
+        f"SELECT customer_id, sku, event_ts, {_FUNNEL} AS funnel, region, 0 AS source, event_id AS tie, 0 AS line "
+        f"FROM marts.fct_events WHERE event_date BETWEEN {since} AND $last AND customer_id IS NOT NULL "
+        "AND sku IS NOT NULL AND event_ts IS NOT NULL AND event_type <> 'purchase' "
+        f"AND event_type IN ({_quoted(EVENT_TYPES)}) {only}"
+        f"UNION ALL SELECT customer_id, sku, order_ts, {EVENT_TYPES.index('purchase')}, region, 1, order_id, "
+        f"line_no {_SALE_LINES.replace('$first', since)} {only}"
+    )
+
+
+def _steps(con: duckdb.DuckDBPyConnection, only: str, params: dict, max_history: int) -> pd.DataFrame:
+    """Each customer's last ``max_history`` collapsed steps, in order (``customer_id, sku, event_ts``)."""
+    sql = (
+        _steps_sql(only, params["recent"] > params["first"]) + " ORDER BY customer_id, event_ts, funnel, sku"
+    )
+    steps = fetch_frame(
+        con, sql, _used({**params, "max_history": max_history}, sql), categorical=("customer_id", "sku")
+    )[["customer_id", "sku", "event_ts"]]
     steps["event_ts"] = pd.to_datetime(steps["event_ts"], utc=True)
-    purchases = fetch_frame(con, f"SELECT DISTINCT customer_id, sku {sale_lines}", [first, last, *params])
-    regions = con.execute(
-        "SELECT customer_id, arg_max(region, struct_pack(event_ts, funnel, sku, source, tie, line)) AS region "
-        f"FROM ({log}) WHERE region IS NOT NULL GROUP BY customer_id",
-        window,
-    ).df()
-    return steps, purchases, pd.Series(regions["region"].to_numpy(), index=regions["customer_id"].astype(str))
+    return steps
+
+
+def _steps_sql(only: str, adaptive: bool) -> str:
+    """Each customer's last ``$max_history`` collapsed steps (``customer_id, sku, event_ts, funnel``); with
+    ``adaptive``, the customers busy in the days from ``$recent`` from those days alone."""
+    columns = "customer_id, sku, event_ts, funnel"
+    if adaptive:
+        steps = (
+            f"WITH recent AS (SELECT {columns} FROM ({_log_sql('$recent', only)}) {_COLLAPSE}), "
+            "busy AS (SELECT customer_id FROM recent GROUP BY customer_id HAVING count(*) > $max_history), "
+            "steps AS (SELECT * FROM recent WHERE customer_id IN (SELECT customer_id FROM busy) "
+            f"UNION ALL SELECT {columns} FROM ({_log_sql('$first', only)}) "
+            f"WHERE customer_id NOT IN (SELECT customer_id FROM busy) {_COLLAPSE}) "
+        )
+    else:
+        steps = f"WITH steps AS (SELECT {columns} FROM ({_log_sql('$first', only)}) {_COLLAPSE}) "
+    return (
+        f"{steps}SELECT {columns} FROM steps "
+        "QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY event_ts, funnel, sku) "
+        "> count(*) OVER (PARTITION BY customer_id) - $max_history"
+    )
+
+
+def _regions(con: duckdb.DuckDBPyConnection, only: str, params: dict) -> pd.Series:
+    """Each customer's last region: from the days from ``$recent`` where they have a row with one, else from
+    the whole window."""
+    recent = (
+        f"SELECT customer_id, {_LAST_REGION} FROM ({_log_sql('$recent', only)}) WHERE region IS NOT NULL "
+    )
+    sql = (
+        f"WITH recent AS ({recent}GROUP BY customer_id) SELECT * FROM recent UNION ALL "
+        f"SELECT customer_id, {_LAST_REGION} FROM ({_log_sql('$first', only)}) WHERE region IS NOT NULL "
+        "AND customer_id NOT IN (SELECT customer_id FROM recent) GROUP BY customer_id"
+    )
+    regions = con.execute(sql, _used(params, sql)).df()
+    return pd.Series(regions["region"].to_numpy(), index=regions["customer_id"].astype(str))
+
+
+def _window_params(
+    con: duckdb.DuckDBPyConnection,
+    first: date,
+    last: date,
+    customers: Sequence[str] | None,
+    recent_days: int,
+) -> dict:
+    """The reads' parameters; ``recent`` is ``first`` (one pass over the window) when the log has no row
+    before the recent days (a shop's first weeks), where a second pass would read the same rows again."""
+    recent = max(first, last - timedelta(days=recent_days - 1))
+    if recent > first:
+        older = con.execute(
+            "SELECT EXISTS (SELECT 1 FROM marts.fct_events WHERE event_date >= ? AND event_date < ?) "
+            "OR EXISTS (SELECT 1 FROM marts.fct_order_items WHERE order_date >= ? AND order_date < ?)",
+            [first, recent, first, recent],
+        ).fetchall()[0][0]
+        recent = recent if older else first
+    params = {"first": first, "last": last, "recent": recent}
+    if customers is not None:
+        params["customers"] = [str(c) for c in customers]
+    return params
+
+
+def _only(customers: Sequence[str] | None) -> str:
+    """The SQL condition that keeps the rows of ``$customers`` (nothing when None)."""
+    return "" if customers is None else "AND customer_id IN (SELECT unnest($customers::VARCHAR[])) "
+
+
+def _used(params: dict, sql: str) -> dict:
+    """The named parameters ``sql`` uses (DuckDB refuses unused ones)."""
+    return {name: value for name, value in params.items() if f"${name}" in sql}
 
 
 def _quoted(values: Sequence[str]) -> str:

@@ -29,11 +29,9 @@ from ml.recommend.coldstart import ContentKNN, SegmentPopularity, catalogue_attr
 from ml.recommend.data import Sequences, validation_users
 from ml.recommend.interactions import (
     DAY_SECONDS,
-    clean_events,
-    collapse_repeats,
+    TrainingLog,
     day_end,
     item_labels,
-    last_regions,
     to_sequences,
 )
 from ml.recommend.sasrec import SASRec, SASRecConfig, budget_note, fit_with_refit
@@ -65,7 +63,7 @@ def text_embedding(items: pd.DataFrame, skus: np.ndarray, dims: int = 64, seed: 
 
 
 def train_candidates(
-    interactions: pd.DataFrame,
+    interactions: pd.DataFrame | TrainingLog,
     as_of: Any,
     store: ArtifactStore | None = None,
     items: pd.DataFrame | None = None,
@@ -81,7 +79,9 @@ def train_candidates(
     models: Iterable[str] | None = None,
 ) -> CandidateModels:
     """Fit every candidate on events up to the end of day ``as_of`` and keep them as that day's bundle in
-    ``store`` (when given).
+    ``store`` (when given). ``interactions``: rows of :func:`~ml.recommend.interactions.read_interactions`'
+    schema, or their :class:`~ml.recommend.interactions.TrainingLog` already read in the warehouse
+    (:func:`~ml.recommend.interactions.read_training_log`, which reads up to the end of ``as_of``).
 
     Candidates: ``popularity`` (time-decayed purchases), ``segment_popularity`` (by region), ``itemknn``,
     ``ease`` (skipped above ``max_ease_items`` items), ``transition``, ``sasrec``, ``content`` (text embedding;
@@ -92,18 +92,22 @@ def train_candidates(
     """
     started = time.perf_counter()
     as_of_day = (day_end(as_of) - pd.Timedelta(days=1)).date().isoformat()
-    df = clean_events(interactions, before=day_end(as_of))
-    if df.empty:
+    log = (
+        interactions
+        if isinstance(interactions, TrainingLog)
+        else TrainingLog.from_frame(interactions, before=day_end(as_of))
+    )
+    if not log.events:
         raise ValueError(f"no interactions before the end of {as_of_day}")
     wanted = set(models) if models is not None else None
-    vocab_parts = [df["sku"].unique()]
+    vocab_parts = [log.skus]
     if items is not None and len(items):
         vocab_parts.append(items["sku"].astype(str).unique())
     vocab = np.unique(np.concatenate(vocab_parts)).astype(object)
-    seqs = to_sequences(collapse_repeats(df), vocab)
-    purchases = df[df["event_type"] == "purchase"]
-    purchase_seqs = to_sequences(purchases if len(purchases) else df, vocab)
-    regions = last_regions(df)
+    seqs = to_sequences(log.steps, vocab)
+    # a window without a sale (a shop's first days): popularity counts the steps instead
+    purchase_seqs = to_sequences(log.purchases, vocab) if len(log.purchases) else seqs
+    regions = log.regions
     half_life = half_life_days * DAY_SECONDS
 
     previous_sasrec = warm_start_from.models.get("sasrec") if warm_start_from is not None else None
@@ -198,11 +202,11 @@ def train_candidates(
         "package_version": PACKAGE_VERSION,
         "as_of": as_of_day,
         "data_window": {
-            "start": df["event_ts"].min().isoformat(),
+            "start": log.start.isoformat(),
             "end_exclusive": day_end(as_of).isoformat(),
-            "events": len(df),
-            "purchases": len(purchases),
-            "customers": int(df["customer_id"].nunique()),
+            "events": log.events,
+            "purchases": len(log.purchases),
+            "customers": log.customers,
             "items_with_events": len(trained_items),
             "catalogue_items": len(vocab),
         },
