@@ -8,6 +8,11 @@ purchases from the order lines (the real data has no clickstream, only orders).
 On a large store the log holds tens of millions of rows, so its id columns are pandas categoricals with sorted
 categories (:func:`ml.warehouse.sorted_categories`) from the read to the sequences: every stage copies small
 integer codes, never a Python string per row, and sorting by the codes orders by the ids.
+
+The daily steps do not bring the log itself into pandas: :func:`read_training_log` (training) and
+:func:`read_served_history` (scoring: the lists, the evaluation) compute in DuckDB what the models keep of it,
+each customer's last collapsed steps, the purchases and the last regions; tests hold them to what
+:func:`clean_events` and :func:`collapse_repeats` make of :func:`read_interactions`' rows.
 """
 
 from __future__ import annotations
