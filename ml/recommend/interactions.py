@@ -354,14 +354,12 @@ def _steps_sql(only: str, adaptive: bool) -> str:
 def _regions(con: duckdb.DuckDBPyConnection, only: str, params: dict) -> pd.Series:
     """Each customer's last region: from the days from ``$recent`` where they have a row with one, else from
     the whole window."""
-    recent = (
-        f"SELECT customer_id, {_LAST_REGION} FROM ({_log_sql('$recent', only)}) WHERE region IS NOT NULL "
-    )
-    sql = (
-        f"WITH recent AS ({recent}GROUP BY customer_id) SELECT * FROM recent UNION ALL "
-        f"SELECT customer_id, {_LAST_REGION} FROM ({_log_sql('$first', only)}) WHERE region IS NOT NULL "
-        "AND customer_id NOT IN (SELECT customer_id FROM recent) GROUP BY customer_id"
-    )
+    last = "SELECT customer_id, {region} FROM ({log}) WHERE region IS NOT NULL {others}GROUP BY customer_id"
+    sql = last.format(region=_LAST_REGION, log=_log_sql("$recent", only), others="")
+    if params["recent"] > params["first"]:
+        others = "AND customer_id NOT IN (SELECT customer_id FROM recent) "
+        whole = last.format(region=_LAST_REGION, log=_log_sql("$first", only), others=others)
+        sql = f"WITH recent AS ({sql}) SELECT * FROM recent UNION ALL {whole}"
     regions = con.execute(sql, _used(params, sql)).df()
     return pd.Series(regions["region"].to_numpy(), index=regions["customer_id"].astype(str))
 
