@@ -540,14 +540,18 @@ def test_interactions_come_in_one_order_whatever_order_the_warehouse_returns(sto
     assert tied > 100, "no tied events: the test would not see an unstable order"
 
 
-def _assert_the_same_rows(theirs: pd.DataFrame, everyone: pd.DataFrame, customers) -> None:
-    """``theirs`` (a read of ``customers``' interactions) holds exactly the rows of ``everyone`` (the whole
-    window's read) that belong to them, in the same order."""
-    as_text = {"customer_id": str, "sku": str, "event_type": str, "region": str}
+def _assert_the_same_rows(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    """Two reads of interaction rows (or steps) equal row for row, in the same order; the id columns compared as
+    text (each read has its own categories)."""
+    as_text = {c: str for c in ("customer_id", "sku", "event_type", "region") if c in got}
     pd.testing.assert_frame_equal(
-        theirs.astype(as_text).reset_index(drop=True),
-        everyone[everyone["customer_id"].isin(customers)].astype(as_text).reset_index(drop=True),
+        got.astype(as_text).reset_index(drop=True), want.astype(as_text).reset_index(drop=True)
     )
+
+
+def _by_customer(regions: pd.Series) -> dict:
+    """customer (as text) -> region, for comparing two reads' regions whatever their order and id types."""
+    return regions.rename(index=str).sort_index().to_dict()
 
 
 def test_the_daily_evaluation_reads_only_the_buyers_histories_and_scores_as_the_whole_window_did(store):
@@ -593,7 +597,7 @@ def test_the_daily_lists_read_only_the_histories_of_the_customers_they_serve(sto
             expected = sorted(everyone.loc[everyone["event_ts"] >= since, "customer_id"].astype(str).unique())
             assert active == expected
             theirs = read_interactions(con, first, day, customers=active)
-            _assert_the_same_rows(theirs, everyone, active)
+            _assert_the_same_rows(theirs, everyone[everyone["customer_id"].isin(active)])
             sizes.append((len(active), len(theirs)))
     # the whole window at the earliest cut-off; fewer customers and rows as it moves to the last day
     assert sizes[0] == (everyone["customer_id"].nunique(), len(everyone))
@@ -632,10 +636,8 @@ def test_the_served_histories_collapsed_in_the_warehouse_equal_those_of_the_whol
     assert len(got.seqs.items) > 1000 and got.purchased.nnz > 100
     assert (got.purchased != expected.purchased).nnz == 0
     assert list(got.regions) == list(expected.regions) and pd.notna(got.regions).all()
-    as_text = {"customer_id": str, "sku": str}
-    want = collapse_repeats(clean_events(log), max_history=5)[["customer_id", "sku", "event_ts"]]
-    pd.testing.assert_frame_equal(
-        capped.astype(as_text).reset_index(drop=True), want.astype(as_text).reset_index(drop=True)
+    _assert_the_same_rows(
+        capped, collapse_repeats(clean_events(log), max_history=5)[["customer_id", "sku", "event_ts"]]
     )
     assert capped.groupby("customer_id", observed=True).size().max() == 5
 
@@ -659,13 +661,8 @@ def test_a_busy_customers_last_steps_are_read_from_the_recent_days_alone(store):
     with duckdb.connect(str(store / "warehouse.duckdb"), read_only=True) as con:
         clean = clean_events(read_interactions(con, first, day))
         steps, _, regions = read_served_history(con, first, day, None, max_history=20, recent_days=5)
-    as_text = {"customer_id": str, "sku": str}
-    want = collapse_repeats(clean, max_history=20)[["customer_id", "sku", "event_ts"]]
-    pd.testing.assert_frame_equal(
-        steps.astype(as_text).reset_index(drop=True), want.astype(as_text).reset_index(drop=True)
-    )
-    expected_regions = last_regions(clean)
-    assert regions.sort_index().to_dict() == expected_regions.rename(index=str).sort_index().to_dict()
+    _assert_the_same_rows(steps, collapse_repeats(clean, max_history=20)[["customer_id", "sku", "event_ts"]])
+    assert _by_customer(regions) == _by_customer(last_regions(clean))
     recent_rows = clean[clean["event_ts"] >= pd.Timestamp(recent, tz="UTC")]
     busy = collapse_repeats(recent_rows, max_history=None).groupby("customer_id", observed=True).size()
     busy = set(busy.index[busy > 20].astype(str))
@@ -696,13 +693,9 @@ def test_the_training_log_read_in_the_warehouse_trains_the_models_of_the_whole_l
         rows = read_interactions(con, first, day)
         got = read_training_log(con, first, day, recent_days=5)
     expected = TrainingLog.from_frame(rows, before=day_end(day))
-    as_text = {"customer_id": str, "sku": str}
-    for name in ("steps", "purchases"):
-        pd.testing.assert_frame_equal(
-            getattr(got, name).astype(as_text).reset_index(drop=True),
-            getattr(expected, name).astype(as_text).reset_index(drop=True),
-        )
-    assert got.regions.sort_index().to_dict() == expected.regions.rename(index=str).sort_index().to_dict()
+    _assert_the_same_rows(got.steps, expected.steps)
+    _assert_the_same_rows(got.purchases, expected.purchases)
+    assert _by_customer(got.regions) == _by_customer(expected.regions)
     assert sorted(got.skus) == sorted(expected.skus) and len(got.skus) > 100
     assert (got.events, got.customers, got.start) == (expected.events, expected.customers, expected.start)
     assert got.events == len(rows) and len(got.purchases) > 1000

@@ -90,8 +90,8 @@ def evaluate_next_day(
     had already purchased are excluded from both the lists and the targets (the rule forbids recommending them).
     Besides the overall metrics each model gets ``cold_users`` (no event in ``history``) and ``cold_items``
     (targets restricted to items without any event in the training window) slices, and ``coverage@K``: the share
-    of the catalogue that appears in at least one top-K list. Above :data:`MAX_EVALUATED_CUSTOMERS` buyers a seeded sample of them is
-    scored (``users`` counts the evaluated ones, ``buyers`` all of them).
+    of the catalogue that appears in at least one top-K list. Above :data:`MAX_EVALUATED_CUSTOMERS` buyers a
+    seeded sample of them is scored (``users`` counts the evaluated ones, ``buyers`` all of them).
     """
     ks = tuple(sorted(k))
     buys = next_day_purchases.dropna(subset=["customer_id", "sku"])

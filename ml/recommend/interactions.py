@@ -44,13 +44,12 @@ def read_purchases(
     Ordered by customer, time and line: models that read order (transition, SASRec) see events of the same second
     in one order on every run, whatever order DuckDB's threads return the rows in.
     """
-    only, params = _only_customers(customers)
     return fetch_frame(
         con,
-        "SELECT customer_id, sku, order_ts AS event_ts, 'purchase' AS event_type, region "
-        f"FROM marts.fct_order_items WHERE order_date BETWEEN ? AND ? AND is_sale AND customer_id IS NOT NULL {only}"
+        "SELECT customer_id, sku, order_ts AS event_ts, 'purchase' AS event_type, region FROM marts.fct_order_items "
+        f"WHERE order_date BETWEEN $first AND $last AND is_sale AND customer_id IS NOT NULL {_only(customers)}"
         "ORDER BY customer_id, order_ts, order_id, line_no",
-        [first, last, *params],
+        _window(first, last, customers),
         categorical=ID_COLUMNS,
     )
 
@@ -61,13 +60,12 @@ def read_interactions(
     """Views and carts from the clickstream plus purchases from the order lines, dated in ``[first, last]``
     (a purchase event of the clickstream is the same purchase as its order line: the line is kept); only
     ``customers``' when given (a step that scores a few customers reads their rows, not the whole window's)."""
-    only, params = _only_customers(customers)
     events = fetch_frame(
         con,
-        "SELECT customer_id, sku, event_ts, event_type, region FROM marts.fct_events "
-        f"WHERE event_date BETWEEN ? AND ? AND customer_id IS NOT NULL AND event_type <> 'purchase' {only}"
+        "SELECT customer_id, sku, event_ts, event_type, region FROM marts.fct_events WHERE event_date BETWEEN "
+        f"$first AND $last AND customer_id IS NOT NULL AND event_type <> 'purchase' {_only(customers)}"
         "ORDER BY customer_id, event_ts, event_id",
-        [first, last, *params],
+        _window(first, last, customers),
         categorical=ID_COLUMNS,
     )
     frame = concat_logs([events, read_purchases(con, first, last, customers)])
@@ -90,13 +88,6 @@ def active_customers(
         [first, last, cutoff, first, last, cutoff],
     ).fetchall()
     return sorted(str(customer) for (customer,) in rows)
-
-
-def _only_customers(customers: Sequence[str] | None) -> tuple[str, list]:
-    """The SQL condition (and its parameter) that keeps the rows of ``customers``; nothing when None."""
-    if customers is None:
-        return "", []
-    return "AND customer_id IN (SELECT unnest(?::VARCHAR[])) ", [[str(c) for c in customers]]
 
 
 def concat_logs(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -245,7 +236,11 @@ class TrainingLog(NamedTuple):
     @classmethod
     def from_frame(cls, events: pd.DataFrame, before: pd.Timestamp | None = None) -> TrainingLog:
         """The log of ``events`` (rows of :func:`read_interactions`' schema) before ``before``."""
-        df = clean_events(events, before=before)
+        return cls.from_clean(clean_events(events, before=before))
+
+    @classmethod
+    def from_clean(cls, df: pd.DataFrame) -> TrainingLog:
+        """The log of rows already through :func:`clean_events` (what scoring also keeps of a history)."""
         steps = collapse_repeats(df)
         purchases = df.loc[df["event_type"] == "purchase", ["customer_id", "sku", "event_ts"]]
         return cls(
@@ -381,7 +376,12 @@ def _window_params(
             [first, recent, first, recent],
         ).fetchall()[0][0]
         recent = recent if older else first
-    params = {"first": first, "last": last, "recent": recent}
+    return {**_window(first, last, customers), "recent": recent}
+
+
+def _window(first: date, last: date, customers: Sequence[str] | None) -> dict:
+    """The named parameters of a read of ``[first, last]`` (of ``customers``' rows when given, see :func:`_only`)."""
+    params = {"first": first, "last": last}
     if customers is not None:
         params["customers"] = [str(c) for c in customers]
     return params

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from ml.recommend.bundles import CandidateModel, CandidateModels
 from ml.recommend.coldstart import SegmentPopularity
 from ml.recommend.data import Sequences
-from ml.recommend.interactions import clean_events, collapse_repeats, last_regions, to_sequences
+from ml.recommend.interactions import TrainingLog, clean_events, to_sequences
 from ml.recommend.metrics import users_per_batch
 
 
@@ -36,10 +36,8 @@ def histories(bundle: CandidateModels, customers: Sequence[str], history: pd.Dat
     df = clean_events(history) if history is not None and len(history) else None
     if df is None:
         return _histories(bundle, customers, None, None, pd.Series(dtype=object))
-    df = df[df["customer_id"].isin(set(customers))]
-    return _histories(
-        bundle, customers, collapse_repeats(df), df[df["event_type"] == "purchase"], last_regions(df)
-    )
+    log = TrainingLog.from_clean(df[df["customer_id"].isin(set(customers))])
+    return _histories(bundle, customers, log.steps, log.purchases, log.regions)
 
 
 def served_histories(
