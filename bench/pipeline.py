@@ -297,7 +297,9 @@ def day_summary(days: list[dict]) -> dict:
 
 def window_summary(days: list[dict], windows: list[tuple[int, int]]) -> dict:
     """Per measured window: mean seconds in total and per layer; then the last window against the first (mean
-    over the window, so a weekly retraining falls in both), and the last day against the first window's last day."""
+    over the window, so a weekly retraining falls in both), and the last day against the first window's last day;
+    with more than two windows, the last against each one between as well (a window measured after the steps' own
+    windows have filled tells growth with history apart from windows still filling)."""
 
     def mean_layers(window_days: list[dict]) -> dict[str, dict]:
         names = {name for d in window_days for name in d["layers"]}
@@ -333,6 +335,26 @@ def window_summary(days: list[dict], windows: list[tuple[int, int]]) -> dict:
             tail["last_day"]["wall_seconds"] / head["last_day"]["wall_seconds"], 3
         ),
         "layer_last_day_ratio": _layer_ratios(head["last_day"]["layers"], tail["last_day"]["layers"]),
+        **(
+            {
+                "last_window_over_middle_windows": [
+                    {
+                        "days": middle["days"],
+                        "mean_last_over_window": round(tail["mean_seconds"] / middle["mean_seconds"], 3),
+                        "layer_mean_last_over_window": _layer_ratios(middle["layers"], tail["layers"]),
+                        f"day_{tail['days'][1]}_over_day_{middle['days'][1]}": round(
+                            tail["last_day"]["wall_seconds"] / middle["last_day"]["wall_seconds"], 3
+                        ),
+                        "layer_last_day_ratio": _layer_ratios(
+                            middle["last_day"]["layers"], tail["last_day"]["layers"]
+                        ),
+                    }
+                    for middle in by_window[1:-1]
+                ]
+            }
+            if len(by_window) > 2
+            else {}
+        ),
     }
 
 

@@ -73,6 +73,25 @@ def test_the_window_summary_compares_window_means_and_the_last_days_per_layer():
     assert summary["layer_mean_last_over_first_window"] == {"marts": 1.5, "recommend": 1.364}
     assert summary["day_10_over_day_2"] == 1.5
     assert summary["layer_last_day_ratio"] == {"marts": 1.5, "recommend": 1.5}
+    assert "last_window_over_middle_windows" not in summary
+
+
+def test_a_middle_window_is_compared_with_the_last_one_too():
+    days = [
+        _day(1, 10.0, {"marts": 4.0, "recommend": 6.0}),
+        _day(5, 16.0, {"marts": 4.0, "recommend": 12.0}),
+        _day(6, 24.0, {"marts": 5.0, "recommend": 19.0}),
+        _day(9, 12.0, {"marts": 6.0, "recommend": 6.0}),
+        _day(10, 30.0, {"marts": 6.0, "recommend": 24.0}),
+    ]
+    summary = window_summary(days, [(1, 1), (5, 6), (9, 10)])
+    assert summary["mean_last_over_first_window"] == 2.1
+    (middle,) = summary["last_window_over_middle_windows"]
+    assert middle["days"] == [5, 6]
+    assert middle["mean_last_over_window"] == 1.05
+    assert middle["layer_mean_last_over_window"] == {"marts": 1.333, "recommend": 0.968}
+    assert middle["day_10_over_day_6"] == 1.25
+    assert middle["layer_last_day_ratio"] == {"marts": 1.2, "recommend": 1.263}
 
 
 def test_step_profile_reads_each_steps_time_and_memory_from_the_run_and_layers_sum_them():
