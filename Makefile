@@ -30,7 +30,7 @@ XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 .PHONY: help setup demo test test-e2e test-spark test-full test-fast ui api bench-forecast bench-forecast-env bench-forecast-two-years lint dbt-docs clean backfill
 
 help:
-	@echo "make demo [SOURCE=simulated|online_retail] [DAYS=14] [RUN_DAYS=28] [LOOP=open|closed]  install, then materialise DAYS days"
+	@echo "make demo [SOURCE=simulated|online_retail] [DAYS=14] [RUN_DAYS=28] [LOOP=open|closed] [RESUME=1]  install, then materialise DAYS days (RESUME: skip the days done)"
 	@echo "make test                                            install, then run the test suite"
 	@echo "make test-e2e                                        the UI in headless Chromium (apt chromium) + the race test"
 	@echo "make test-spark                                      install the spark extra, then dbt on Spark against DuckDB"
@@ -53,7 +53,7 @@ setup: $(STAMP)
 	cd dbt_project && $(VENV)/bin/dbt parse --quiet --profiles-dir .
 
 demo: setup
-	$(PY) -m orchestration.demo --source $(SOURCE) --scale $(SCALE) --days $(DAYS) --run-days $(RUN_DAYS) --loop $(LOOP)
+	$(PY) -m orchestration.demo --source $(SOURCE) --scale $(SCALE) --days $(DAYS) --run-days $(RUN_DAYS) --loop $(LOOP) $(if $(RESUME),--resume)
 
 # The browser tests need Chromium (apt-get install chromium), the race test a daemon and the prod-instance test
 # Debian's PostgreSQL: `make test-e2e`, which .ci/run also runs.

@@ -45,6 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["open", "closed"],
         help="closed: the simulated shop answers what the platform published the day before (one run per day)",
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a demo that was stopped: skip the first days that successful runs of the whole job "
+        "already cover in this DAGSTER_HOME, and run the rest (a part cut off by the stop runs again, whole)",
+    )
     args = parser.parse_args(argv)
     if args.days < 1 or args.run_days < 1:
         parser.error("--days and --run-days must be at least 1")
@@ -75,6 +81,31 @@ def run_in_parts(job, retention, ranges: list[tuple[str, str]], instance, run_co
         if len(ranges) > 1:
             retention.execute_in_process(instance=instance, run_config=run_config)
     return results
+
+
+def days_done(instance, job_name: str, keys: list[str]) -> int:
+    """How many of the first ``keys`` (in order) successful runs of the whole ``job_name`` already cover (runs of
+    a selection of its assets do not count): where ``--resume`` starts again."""
+    from dagster import DagsterRunStatus, RunsFilter
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    covered = []
+    for record in instance.get_run_records(
+        filters=RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.SUCCESS])
+    ):
+        run = record.dagster_run
+        first, last = (
+            run.tags.get(ASSET_PARTITION_RANGE_START_TAG),
+            run.tags.get(ASSET_PARTITION_RANGE_END_TAG),
+        )
+        if first and last and not run.asset_selection:
+            covered.append((first, last))
+    done = 0
+    for key in keys:  # daily keys are ISO dates: their text order is their time order
+        if not any(first <= key <= last for first, last in covered):
+            break
+        done += 1
+    return done
 
 
 def run_ranges(keys: list[str], loop: str, run_days: int = RUN_DAYS) -> list[tuple[str, str]]:
@@ -113,9 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     retention = defs.resolve_job_def("recommender_bundle_retention")
     # INFO keeps the assets' progress lines and drops Dagster's per-event DEBUG lines (the UI has them).
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    results = run_in_parts(
-        job, retention, run_ranges(keys, args.loop, args.run_days), dg.DagsterInstance.get(), quiet
-    )
+    instance = dg.DagsterInstance.get()
+    done = days_done(instance, job.name, keys) if args.resume else 0
+    if done:
+        print(f"Resuming: {done} of {len(keys)} days are done already (through {keys[done - 1]}).")
+    if done == len(keys):
+        print(f"Nothing left to run: the warehouse is {settings.warehouse_path()}; `make ui` shows the runs.")
+        return 0
+    results = run_in_parts(job, retention, run_ranges(keys[done:], args.loop, args.run_days), instance, quiet)
     result = results[-1]
     elapsed = time.perf_counter() - started
     checks = [c for r in results for c in r.get_asset_check_evaluations()]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from orchestration.demo import parse_args, run_in_parts, run_ranges
+from orchestration.demo import days_done, parse_args, run_in_parts, run_ranges
 
 
 def test_a_range_is_split_into_parts_of_at_most_run_days():
@@ -69,3 +69,37 @@ def test_a_failing_part_stops_the_parts_after_it_and_skips_its_retention():
         results = run_in_parts(job, retention, ranges, instance, {})
     assert [r.success for r in results] == [True, False]
     assert record == [("2025-01-01", "2025-01-04"), "retention", ("2025-01-05", "2025-01-08")]
+
+
+def test_resume_starts_after_the_days_that_successful_runs_of_the_whole_job_cover():
+    record: list = []
+    failing, retention = jobs(record, fail_from="2025-01-09")
+    job, _ = jobs(record)  # the same job (the same name) once the failure is mended
+    keys = [f"2025-01-{d:02d}" for d in range(1, 13)]
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert days_done(instance, job.name, keys) == 0
+        results = run_in_parts(failing, retention, run_ranges(keys, "open", 4), instance, {})
+        assert [r.success for r in results] == [True, True, False]
+        # the failed third part (days 9-12) does not count; the retention job is another job
+        assert days_done(instance, job.name, keys) == 8
+        assert days_done(instance, job.name, keys[:5]) == 5
+        # a run of a selection of the job's assets covers nothing
+        selected = job.execute_in_process(
+            instance=instance,
+            asset_selection=[dg.AssetKey("daily")],
+            tags={
+                "dagster/asset_partition_range_start": "2025-01-09",
+                "dagster/asset_partition_range_end": "2025-01-09",
+            },
+        )
+        assert selected.success and selected.dagster_run.asset_selection
+        # only the first days in order count: a later day covered after a gap does not move the start
+        run_in_parts(job, retention, [("2025-01-11", "2025-01-11")], instance, {})
+        assert days_done(instance, job.name, keys) == 8
+        run_in_parts(job, retention, [("2025-01-09", "2025-01-10")], instance, {})
+        assert days_done(instance, job.name, keys) == 11
+
+
+def test_resume_is_a_demo_option():
+    assert parse_args(["--resume"]).resume is True
+    assert parse_args([]).resume is False

@@ -49,6 +49,7 @@ def replay(tmp_path_factory):
     csv = csv[invoice_day <= last_day]
     return {
         "warehouse": data_dir / "warehouse.duckdb",
+        "env": env,
         "stdout": proc.stdout,
         "csv": csv,
         "last_day": last_day,
@@ -65,6 +66,33 @@ def test_demo_prints_where_to_look(replay):
     (command,) = [line.strip() for line in out.splitlines() if "duckdb.connect(" in line]
     shown = subprocess.run(command, shell=True, capture_output=True, text=True, check=True).stdout
     assert "customer_id" in shown and "reason" in shown
+
+
+def test_a_resumed_demo_runs_nothing_when_every_day_is_done(replay):
+    with duckdb.connect(str(replay["warehouse"]), read_only=True) as con:
+        before = con.execute("SELECT count(*) FROM raw.order_items").fetchall()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestration.demo",
+            "--source",
+            "online_retail",
+            "--days",
+            str(DAYS),
+            "--resume",
+        ],
+        env=replay["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    n = min(DAYS, ALL_DAYS)
+    assert f"Resuming: {n} of {n} days are done already" in proc.stdout
+    assert "Nothing left to run" in proc.stdout and "Run 1 of" not in proc.stdout
+    with duckdb.connect(str(replay["warehouse"]), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM raw.order_items").fetchall() == before
 
 
 def test_every_csv_line_is_loaded_or_quarantined_with_a_reason(replay):
