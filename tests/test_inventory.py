@@ -337,17 +337,45 @@ def test_a_minimum_order_that_would_overstock_a_slow_mover_moves_the_order_to_th
 
 
 def test_rolling_policy_with_an_unchanged_forecast_equals_the_fixed_one():
-    from ml.inventory.simulate import forecast_policy, initial_stock
+    from ml.forecast.quantiles import nb1_quantile
+    from ml.inventory.policy import interval_sum
+    from ml.inventory.simulate import ForecastIntervals, forecast_policy, initial_stock
 
     rng = np.random.default_rng(0)
     mean = rng.gamma(1.0, 3.0, size=(6, 40))
     phi = rng.uniform(1.0, 5.0, size=6)
+    lead = np.array([3, 3, 2, 5, 3, 1])
     demand = rng.poisson(mean[:, :28]).astype(float)
-    fixed = forecast_policy(mean, phi, 3, 0.95)
-    rolling = forecast_policy([mean[:, k:] for k in range(29)], phi, 3, 0.95)
-    a = replay(demand, fixed, 3, initial_stock(fixed))
-    b = replay(demand, rolling, 3, initial_stock(rolling))
-    assert a == b
+    rolling = [mean[:, k:] for k in range(29)]
+    per_series = np.array([0.95, 0.8, 0.99, 0.9, 0.95, 0.7])
+    for level, ratio in (
+        (0.95, None),
+        (per_series, None),
+        (0.9, np.array([1.5, np.nan, 2.0, np.nan, 1.1, 3.0])),
+    ):
+        fixed = forecast_policy(mean, phi, lead, level, order_cycle=7, ratio=ratio)
+        policies = (
+            forecast_policy(rolling, phi, lead, level, order_cycle=7, ratio=ratio),
+            # the intervals made once, as a window replayed at many levels keeps them
+            forecast_policy(
+                ForecastIntervals.of(rolling, lead, order_cycle=7), phi, lead, level, ratio=ratio
+            ),
+        )
+        for refreshed in policies:
+            for day in range(-1, 28):
+                # the definition, day by day: the quantile over lead time + review of the forecast made that day
+                protection = interval_sum(rolling[day + 1], 0, lead + 1)
+                s = nb1_quantile(protection, phi, level)
+                if ratio is not None:
+                    s = np.where(np.isfinite(ratio), np.nan_to_num(ratio) * protection, s)
+                np.testing.assert_array_equal(refreshed(day)[0], s)
+                np.testing.assert_array_equal(
+                    refreshed(day)[1], s + interval_sum(rolling[day + 1], 0, np.full(6, 7))
+                )
+                # the fixed forecast sums the same periods from another offset: equal up to rounding
+                np.testing.assert_allclose(refreshed(day), fixed(day), rtol=1e-12)
+            a = replay(demand, fixed, lead, initial_stock(fixed))
+            assert replay(demand, refreshed, lead, initial_stock(refreshed)) == a
 
 
 def test_daily_refresh_catches_a_step_in_demand():

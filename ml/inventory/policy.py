@@ -61,7 +61,7 @@ def implied_dispersion(mean: np.ndarray, q90: np.ndarray, tau: float = 0.9) -> n
     """
     m = np.nanmean(np.asarray(mean, dtype=float), axis=1)
     q = np.nanmean(np.asarray(q90, dtype=float), axis=1)
-    grid_q = np.stack([nb1_quantile(m, np.full_like(m, p), tau) for p in PHI_GRID])  # (grid, n)
+    grid_q = nb1_quantile(np.broadcast_to(m, (len(PHI_GRID), len(m))), PHI_GRID[:, None], tau)  # (grid, n)
     best = np.argmin(np.abs(grid_q - q[None, :]), axis=0)
     return np.where(m > 0, PHI_GRID[best], 1.0)
 

@@ -162,16 +162,21 @@ def forecast_policy(
     periods are its columns from ``d + 1`` on; beyond the horizon the tail mean repeats, see ``interval_sum``), or
     a forecast refreshed every day: a sequence whose item ``k`` is the ``(n, h)`` mean made at the end of day
     ``k - 1`` (``k = 0``: at the origin), its first column the next day, so the end-of-day-``d`` decision reads
-    item ``d + 1``, made with that day's demand known and nothing later.
+    item ``d + 1``, made with that day's demand known and nothing later; or the :class:`ForecastIntervals` of such
+    a sequence, made with their own lead time, review and order cycle (the arguments' are then not read).
 
     The quantile is NB1 with dispersion ``phi``, or, where ``ratio`` (per series) is finite, ``ratio`` times the
     forecast mean: an empirical quantile of the SKU's own demand over such intervals relative to its mean
     (:func:`ml.inventory.policy.empirical_ratio_quantile`).
     """
-    refreshed = not isinstance(forecast, np.ndarray)
+    if isinstance(forecast, ForecastIntervals):
+        return _refreshed_policy(forecast, phi, service_level, ratio)
+    if not isinstance(forecast, np.ndarray):
+        intervals = ForecastIntervals.of(forecast, lead_time, review=review, order_cycle=order_cycle)
+        return _refreshed_policy(intervals, phi, service_level, ratio)
 
     def pol(d: int):
-        mean, start = (forecast[d + 1], 0) if refreshed else (forecast, d + 1)
+        mean, start = forecast, d + 1
         n = mean.shape[0]
         lt = np.broadcast_to(np.asarray(lead_time, dtype=int), (n,))
         mu_p = interval_sum(mean, start, lt + review)
@@ -179,6 +184,44 @@ def forecast_policy(
         if ratio is not None:
             s = np.where(np.isfinite(ratio), np.nan_to_num(ratio) * mu_p, s)
         return s, s + interval_sum(mean, start, np.full(n, order_cycle))
+
+    return pol
+
+
+@dataclass(frozen=True)
+class ForecastIntervals:
+    """What a policy reads of forecasts refreshed every day: per forecast (item ``k`` made at the end of day
+    ``k - 1``), the mean demand over the protection interval (lead time + review) and over the order cycle. The
+    same at every service level, so a window replayed at many levels sums its forecasts once."""
+
+    protection: np.ndarray
+    """``(k, n)``: mean demand over lead time + review, from the first day each forecast covers."""
+    cycle: np.ndarray
+    """``(k, n)``: mean demand over the order cycle, likewise."""
+
+    @classmethod
+    def of(cls, forecasts, lead_time, review: int = 1, order_cycle: int = 6) -> ForecastIntervals:
+        n = forecasts[0].shape[0]
+        lt = np.broadcast_to(np.asarray(lead_time, dtype=int), (n,))
+        return cls(
+            protection=np.stack([interval_sum(mean, 0, lt + review) for mean in forecasts]),
+            cycle=np.stack([interval_sum(mean, 0, np.full(n, order_cycle)) for mean in forecasts]),
+        )
+
+
+def _refreshed_policy(
+    intervals: ForecastIntervals, phi: np.ndarray, service_level, ratio: np.ndarray | None
+) -> Policy:
+    """:func:`forecast_policy` on refreshed forecasts: every day's ``s`` in one quantile call, instead of one call
+    for each day the replay asks for."""
+    mu_p = intervals.protection
+    s = nb1_quantile(mu_p, phi, service_level)  # phi and a per-series level broadcast along the days
+    if ratio is not None:
+        s = np.where(np.isfinite(ratio), np.nan_to_num(ratio) * mu_p, s)
+    big_s = s + intervals.cycle
+
+    def pol(d: int):
+        return s[d + 1], big_s[d + 1]
 
     return pol
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import reduce
 
 import numpy as np
@@ -21,6 +21,7 @@ import pandas as pd
 from ml.forecast.quantiles import history_dispersion
 from ml.inventory.policy import implied_dispersion
 from ml.inventory.simulate import (
+    ForecastIntervals,
     ReplayResult,
     ReplaySums,
     SeriesReplay,
@@ -213,6 +214,15 @@ class _Window:
     lead: np.ndarray
     price: np.ndarray
     classes: np.ndarray
+    _intervals: dict = field(default_factory=dict, repr=False)
+
+    def intervals(self, order_cycle: int) -> ForecastIntervals:
+        """The window's forecast intervals for ``order_cycle`` (the same at every level it is replayed at)."""
+        if order_cycle not in self._intervals:
+            self._intervals[order_cycle] = ForecastIntervals.of(
+                self.means, self.lead, order_cycle=order_cycle
+            )
+        return self._intervals[order_cycle]
 
 
 def _prepare(forecasts: pd.DataFrame, demand: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -381,7 +391,7 @@ def recent_service_levels(
         return "no SKU has both a forecast and demand in the window"
 
     def replay_at(w: _Window, level: float) -> SeriesReplay:
-        pol = forecast_policy(w.means, w.phi, w.lead, level, order_cycle=order_cycle)
+        pol = forecast_policy(w.intervals(order_cycle), w.phi, w.lead, level)
         return replay_series(w.demand, pol, w.lead, initial_stock(pol), w.price)
 
     replays = {id(w): ClassReplays(lambda level, w=w: replay_at(w, level), w.classes) for w in windows}
@@ -479,11 +489,10 @@ class ForwardReplay:
         """Replay ``window`` at ``level``: one number, or demand class -> level (a class it does not name gets its
         highest level, as in the tuning)."""
         policy = forecast_policy(
-            window.means,
+            window.intervals(self.order_cycle),
             window.phi,
             window.lead,
             per_series_levels(level, window.classes),
-            order_cycle=self.order_cycle,
         )
         return replay(window.demand, policy, window.lead, initial_stock(policy), window.price)
 
