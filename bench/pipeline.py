@@ -327,34 +327,28 @@ def window_summary(days: list[dict], windows: list[tuple[int, int]]) -> dict:
             }
         )
     head, tail = by_window[0], by_window[-1]
-    return {
+    out = {
         "windows": [{k: v for k, v in w.items() if k != "last_day"} for w in by_window],
-        "mean_last_over_first_window": round(tail["mean_seconds"] / head["mean_seconds"], 3),
-        "layer_mean_last_over_first_window": _layer_ratios(head["layers"], tail["layers"]),
-        f"day_{tail['days'][1]}_over_day_{head['days'][1]}": round(
-            tail["last_day"]["wall_seconds"] / head["last_day"]["wall_seconds"], 3
+        **_last_window_over(head, tail, "first_window"),
+    }
+    if len(by_window) > 2:
+        out["last_window_over_middle_windows"] = [
+            {"days": middle["days"], **_last_window_over(middle, tail, "window")}
+            for middle in by_window[1:-1]
+        ]
+    return out
+
+
+def _last_window_over(earlier: dict, last: dict, name: str) -> dict:
+    """The last window against an ``earlier`` one (both of :func:`window_summary`): the ratio of their mean
+    seconds in total and per layer, and of their last days'."""
+    return {
+        f"mean_last_over_{name}": round(last["mean_seconds"] / earlier["mean_seconds"], 3),
+        f"layer_mean_last_over_{name}": _layer_ratios(earlier["layers"], last["layers"]),
+        f"day_{last['days'][1]}_over_day_{earlier['days'][1]}": round(
+            last["last_day"]["wall_seconds"] / earlier["last_day"]["wall_seconds"], 3
         ),
-        "layer_last_day_ratio": _layer_ratios(head["last_day"]["layers"], tail["last_day"]["layers"]),
-        **(
-            {
-                "last_window_over_middle_windows": [
-                    {
-                        "days": middle["days"],
-                        "mean_last_over_window": round(tail["mean_seconds"] / middle["mean_seconds"], 3),
-                        "layer_mean_last_over_window": _layer_ratios(middle["layers"], tail["layers"]),
-                        f"day_{tail['days'][1]}_over_day_{middle['days'][1]}": round(
-                            tail["last_day"]["wall_seconds"] / middle["last_day"]["wall_seconds"], 3
-                        ),
-                        "layer_last_day_ratio": _layer_ratios(
-                            middle["last_day"]["layers"], tail["last_day"]["layers"]
-                        ),
-                    }
-                    for middle in by_window[1:-1]
-                ]
-            }
-            if len(by_window) > 2
-            else {}
-        ),
+        "layer_last_day_ratio": _layer_ratios(earlier["last_day"]["layers"], last["last_day"]["layers"]),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 import pytest
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from orchestration.demo import days_done, parse_args, run_in_parts, run_ranges
 
@@ -87,10 +88,7 @@ def test_resume_starts_after_the_days_that_successful_runs_of_the_whole_job_cove
         selected = job.execute_in_process(
             instance=instance,
             asset_selection=[dg.AssetKey("daily")],
-            tags={
-                "dagster/asset_partition_range_start": "2025-01-09",
-                "dagster/asset_partition_range_end": "2025-01-09",
-            },
+            tags={ASSET_PARTITION_RANGE_START_TAG: "2025-01-09", ASSET_PARTITION_RANGE_END_TAG: "2025-01-09"},
         )
         assert selected.success and selected.dagster_run.asset_selection
         # only the first days in order count: a later day covered after a gap does not move the start

@@ -27,6 +27,8 @@ pytestmark = pytest.mark.e2e
 DAYS = int(os.environ.get("AIGC_TEST_RETAIL_DAYS", "7"))
 FIRST_DAY, ALL_DAYS = pd.Timestamp("2009-12-01"), 739
 EVERY_DAY = DAYS >= ALL_DAYS
+DEMO = [sys.executable, "-m", "orchestration.demo", "--source", "online_retail", "--days", str(DAYS)]
+"""`make demo SOURCE=online_retail DAYS=...` without the install."""
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,7 @@ def replay(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "AIGC_SOURCE")}
     env["AIGC_DATA_DIR"] = str(data_dir)
     proc = subprocess.run(
-        [sys.executable, "-m", "orchestration.demo", "--source", "online_retail", "--days", str(DAYS)],
+        DEMO,
         env=env,
         capture_output=True,
         text=True,
@@ -72,16 +74,7 @@ def test_a_resumed_demo_runs_nothing_when_every_day_is_done(replay):
     with duckdb.connect(str(replay["warehouse"]), read_only=True) as con:
         before = con.execute("SELECT count(*) FROM raw.order_items").fetchall()
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestration.demo",
-            "--source",
-            "online_retail",
-            "--days",
-            str(DAYS),
-            "--resume",
-        ],
+        [*DEMO, "--resume"],
         env=replay["env"],
         capture_output=True,
         text=True,

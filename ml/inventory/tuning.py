@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import reduce
 
 import numpy as np
@@ -214,15 +214,8 @@ class _Window:
     lead: np.ndarray
     price: np.ndarray
     classes: np.ndarray
-    _intervals: dict = field(default_factory=dict, repr=False)
-
-    def intervals(self, order_cycle: int) -> ForecastIntervals:
-        """The window's forecast intervals for ``order_cycle`` (the same at every level it is replayed at)."""
-        if order_cycle not in self._intervals:
-            self._intervals[order_cycle] = ForecastIntervals.of(
-                self.means, self.lead, order_cycle=order_cycle
-            )
-        return self._intervals[order_cycle]
+    intervals: ForecastIntervals
+    """What the policy reads of ``means`` at the replay's order cycle (the same at every level it is replayed at)."""
 
 
 def _prepare(forecasts: pd.DataFrame, demand: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -269,7 +262,7 @@ def _positions(uniques, wanted) -> np.ndarray:
 
 
 def _replay_window(
-    inputs: ReplayInputs, decision_days, products, classes, default_lead_time
+    inputs: ReplayInputs, decision_days, products, classes, default_lead_time, order_cycle: int
 ) -> _Window | None:
     grid = inputs.grid
     skus = np.array(sorted(inputs.skus_on(decision_days[0]) & set(grid.index)))
@@ -291,14 +284,20 @@ def _replay_window(
     prod = (
         products.assign(sku=products["sku"].astype(str)).drop_duplicates("sku").set_index("sku").reindex(skus)
     )
-    lead = pd.to_numeric(prod.get("lead_time_days"), errors="coerce").fillna(default_lead_time).astype(int)
+    lead = (
+        pd.to_numeric(prod.get("lead_time_days"), errors="coerce")
+        .fillna(default_lead_time)
+        .astype(int)
+        .to_numpy()
+    )
     return _Window(
         days=decision_days,
         means=means,
+        intervals=ForecastIntervals.of(means, lead, order_cycle=order_cycle),
         phi=np.maximum(implied, history_dispersion(history)),
         history=history,
         demand=g.loc[:, decision_days[1:]].to_numpy(dtype=float),
-        lead=lead.to_numpy(),
+        lead=lead,
         price=pd.to_numeric(prod.get("price"), errors="coerce").fillna(1.0).to_numpy(dtype=float),
         classes=classes.rename(index=str).reindex(skus).fillna("unclassified").to_numpy(dtype=object),
     )
@@ -385,13 +384,15 @@ def recent_service_levels(
         spans.append(days[end - length : end + 1])
         end -= length
     windows = [
-        w for w in (_replay_window(inputs, d, products, classes, default_lead_time) for d in spans) if w
+        w
+        for w in (_replay_window(inputs, d, products, classes, default_lead_time, order_cycle) for d in spans)
+        if w
     ]
     if not windows:
         return "no SKU has both a forecast and demand in the window"
 
     def replay_at(w: _Window, level: float) -> SeriesReplay:
-        pol = forecast_policy(w.intervals(order_cycle), w.phi, w.lead, level)
+        pol = forecast_policy(w.intervals, w.phi, w.lead, level)
         return replay_series(w.demand, pol, w.lead, initial_stock(pol), w.price)
 
     replays = {id(w): ClassReplays(lambda level, w=w: replay_at(w, level), w.classes) for w in windows}
@@ -483,13 +484,15 @@ class ForwardReplay:
             return None
         if not all(d in self.made for d in decision):
             return None
-        return _replay_window(self.inputs, decision, self.products, classes, self.default_lead_time)
+        return _replay_window(
+            self.inputs, decision, self.products, classes, self.default_lead_time, self.order_cycle
+        )
 
     def run(self, window: _Window, level) -> ReplayResult:
         """Replay ``window`` at ``level``: one number, or demand class -> level (a class it does not name gets its
         highest level, as in the tuning)."""
         policy = forecast_policy(
-            window.intervals(self.order_cycle),
+            window.intervals,
             window.phi,
             window.lead,
             per_series_levels(level, window.classes),
