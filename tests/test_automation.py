@@ -120,19 +120,18 @@ def test_corrected_content_restates_the_day_and_says_why(landing):
 
 
 @pytest.mark.e2e
-def test_a_restated_day_replaces_its_raw_rows_says_why_and_automation_restates_what_follows(tmp_path):
+def test_a_restated_day_replaces_its_raw_rows_says_why_and_automation_restates_what_follows(latest_day):
     """The documented path for corrected landing content: the sensor's run (tagged) replaces the day's raw rows
     (no double count), the raw assets say restated and why, and automation then asks for the layers built on
     raw for that day (the marts and what follows, tick by tick)."""
     import duckdb
 
     from orchestration.partitions import RESTATEMENT_REASON_TAG
-    from tests.pipeline_helpers import all_assets, materialize_days, resources_for
+    from tests.pipeline_helpers import all_assets, resources_for
 
+    # the day's first delivery is materialised and what it asked for is behind us (the fixture's last tick)
+    tmp_path, automation = latest_day["data_dir"], latest_day["automation"]
     with freeze_time(BEFORE_THE_DEADLINE):
-        automation = _Automation(dg.DagsterInstance.ephemeral())
-        materialize_days(tmp_path, LATEST, instance=automation.instance)
-        automation.requested()  # what the first delivery asked for is behind us
         (orders,) = day_files(tmp_path / "landing", "simulated", "orders", LATEST)
         corrected = pq.read_table(orders).slice(2)
         pq.write_table(corrected, orders)
@@ -235,8 +234,26 @@ class _Automation:
         return {r.key.to_user_string() for r in result.results if r.true_subset.size}
 
 
+@pytest.fixture(scope="module")
+def latest_day(tmp_path_factory) -> dict:
+    """The foundation (landing to marts and their checks) of the latest day materialised for real on a fresh
+    instance, with automation evaluated before it and after it. The real-graph test reads what those ticks asked
+    for; the restatement test goes on from this state (the only test that changes it)."""
+    from tests.pipeline_helpers import materialize_days
+
+    data_dir = tmp_path_factory.mktemp("latest_day")
+    with freeze_time(BEFORE_THE_DEADLINE):
+        automation = _Automation(dg.DagsterInstance.ephemeral())
+        before = automation.requested()
+        materialize_days(data_dir, LATEST, instance=automation.instance)
+        after = automation.requested()
+    return {"data_dir": data_dir, "automation": automation, "requested_before": before, "requested": after}
+
+
 @pytest.mark.e2e
-def test_on_the_real_graph_the_layers_after_the_marts_wait_for_the_marts_blocking_checks(tmp_path):
+def test_on_the_real_graph_the_layers_after_the_marts_wait_for_the_marts_blocking_checks(
+    latest_day, tmp_path
+):
     """The foundation (landing to marts and their checks) of the latest day materialised for real: automation then
     asks for the models built on the marts and nothing the run already made. When the day's fct_orders fails its
     blocking check (an order from a channel outside the contract, which the loader keeps and the mart suite
@@ -248,11 +265,9 @@ def test_on_the_real_graph_the_layers_after_the_marts_wait_for_the_marts_blockin
         k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name in FOUNDATION_GROUPS
     }
     reads_orders = {k.to_user_string() for k in graph.get(dg.AssetKey(["marts", "fct_orders"])).child_keys}
+    assert latest_day["requested_before"] == set()  # nothing landed yet: nothing to do
+    requested = latest_day["requested"]
     with freeze_time(BEFORE_THE_DEADLINE):
-        clean = _Automation(dg.DagsterInstance.ephemeral())
-        assert clean.requested() == set()  # nothing landed yet: nothing to do
-        materialize_days(tmp_path / "clean", LATEST, instance=clean.instance)
-        requested = clean.requested()
         broken = _Automation(dg.DagsterInstance.ephemeral())
         broken.requested()
         materialize_days(tmp_path / "broken", LATEST, groups=("landing",), instance=broken.instance)

@@ -16,6 +16,7 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from ml.charts import PNG_SIGNATURE
+from tests.frames import assert_same_frame
 from tests.pipeline_helpers import all_assets, materialize_days, resources_for
 
 pytestmark = pytest.mark.e2e
@@ -529,7 +530,7 @@ def test_interactions_come_in_one_order_whatever_order_the_warehouse_returns(sto
         first = read_interactions(con, date(2025, 1, 15), date(2025, 1, 21))
         second = read_interactions(con, date(2025, 1, 15), date(2025, 1, 21))
     assert len(first) > 10_000
-    pd.testing.assert_frame_equal(first, second)
+    assert_same_frame(first, second)
     views = first[first["event_type"] != "purchase"]
     purchases = first[first["event_type"] == "purchase"]
     for part in (views, purchases):
