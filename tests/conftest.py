@@ -30,12 +30,12 @@ def four_day_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import duckdb
 
     from ml.dbt import run_dbt
-    from tests.warehouses import D1, D4, build_four_day_shop
+    from tests.warehouses import D1, D4, MARTS, build_four_day_shop
 
     path = tmp_path_factory.mktemp("four_day_shop") / "warehouse.duckdb"
     with duckdb.connect(str(path)) as connection:
         build_four_day_shop(connection)
-    run_dbt(path, D1, D4, "tag:staging tag:intermediate tag:marts")
+    run_dbt(path, D1, D4, MARTS)
     return path
 
 

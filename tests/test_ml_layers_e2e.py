@@ -17,11 +17,13 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from ml.charts import PNG_SIGNATURE
 from tests.frames import assert_same_frame
-from tests.pipeline_helpers import all_assets, materialize_days, resources_for
+from tests.pipeline_helpers import all_assets, resources_for
+from tests.warehouses import MARTS, build_simulated
 
 pytestmark = pytest.mark.e2e
 
 FIRST, LAST = "2025-01-01", "2025-01-21"
+DAYS = 21
 ML_GROUPS = ("features", "people", "goods", "place", "supply", "recommend")
 FAST = {"sasrec_time_budget_seconds": 10.0, "top_k": 10}
 RUN_CONFIG = {
@@ -60,7 +62,9 @@ def materialize_groups(
 def ml_run(tmp_path_factory):
     """The data directory and the result of the run that built the forecasts and recommendations."""
     data_dir = tmp_path_factory.mktemp("ml_layers")
-    materialize_days(data_dir, FIRST, LAST)
+    # The layers up to the marts as the daily job builds them (landing files, the raw loader, dbt), without
+    # Dagster: its run of those layers and their checks is test_pipeline_e2e.py's.
+    build_simulated(data_dir, days=DAYS, select=MARTS)
     # Profiles need every day's aggregates; the models, search and the category pages only the last days.
     profiles, models = ("features", "people", "goods", "place"), ("supply", "recommend", "marketing")
     materialize_groups(
@@ -83,7 +87,7 @@ def q(data_dir: Path, sql: str, params=None):
 
 def test_profiles_exist_for_every_day_and_only_use_the_past(store):
     days = q(store, "SELECT count(DISTINCT as_of_date) FROM features.user_profiles")[0][0]
-    assert days == 21
+    assert days == DAYS
     # A customer first seen on the last day has no profile on earlier days.
     late = q(
         store,

@@ -24,11 +24,17 @@ SIM_DAYS = 68
 (a snapshot 60 days back with a week of history before it)."""
 
 
-def build_simulated(data_dir: Path, days: int = SIM_DAYS) -> Path:
+MARTS = "tag:staging tag:intermediate tag:marts"
+"""The dbt models up to the marts (what the daily job's first dbt build makes; the feature layer is the second)."""
+
+
+def build_simulated(data_dir: Path, days: int = SIM_DAYS, select: str | None = None) -> Path:
+    """The small simulated store's first ``days`` days (seed 42, as the pipeline's tests run it) in
+    ``data_dir/warehouse.duckdb``: dbt's models in ``select`` (default: every model)."""
     from ml.sources.simulated import START_DATE, SimulatedStore
 
     store = SimulatedStore(scale="small", seed=42)
-    return build_warehouse(data_dir, store, START_DATE, START_DATE + timedelta(days=days - 1))
+    return build_warehouse(data_dir, store, START_DATE, START_DATE + timedelta(days=days - 1), select)
 
 
 def copy_warehouse(template: Path, folder: Path) -> Path:
