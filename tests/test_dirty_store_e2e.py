@@ -1,5 +1,5 @@
 """Simulator dirt end to end: a dirty delivery, run day by day as the daily schedule runs it, builds the same marts
-and features as the clean one run as a single backfill, and the quarantine plus staging's deduplication account
+and features as the clean one built at once, and the quarantine plus staging's deduplication account
 for every injected defect (duplicate event ids within and across days; late re-sends that land a day after their
 events, picked up by the next day's run through the lookback and counted once)."""
 
@@ -12,22 +12,30 @@ import pytest
 
 from ml.sources import get_source
 from ml.sources.dirt import expected_outcome
+from orchestration.definitions import defs
 from tests.pipeline_helpers import FOUNDATION_GROUPS, checksums, materialize_days
+from tests.warehouses import MARTS, build_simulated
 
 pytestmark = pytest.mark.e2e
 
 # Two days are enough: day 1's late re-sends land with day 2's delivery and must be picked up by its run.
-FIRST, LAST = "2025-01-01", "2025-01-02"
 DAYS = [date(2025, 1, 1) + timedelta(days=i) for i in range(2)]
 RATE = 0.5
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
+    """The clean delivery of both days built at once by the loader and dbt (the models the daily job builds up to
+    the feature layer; that a backfill run by Dagster builds the same as daily runs is test_pipeline_e2e's), and
+    the dirty delivery materialised by Dagster day by day."""
     clean = tmp_path_factory.mktemp("clean")
     dirty = tmp_path_factory.mktemp("dirty")
     groups = (*FOUNDATION_GROUPS, "features")
-    materialize_days(clean, FIRST, LAST, groups=groups)
+    graph = defs.resolve_asset_graph()
+    feature_models = sorted(
+        k.path[-1] for k in graph.get_all_asset_keys() if graph.get(k).group_name == "features"
+    )
+    build_simulated(clean, days=len(DAYS), select=" ".join([MARTS, *feature_models]))
     for day in DAYS:  # separate runs: a late row of one day arrives with the next day's delivery
         materialize_days(dirty, day.isoformat(), groups=groups, dirty_rate=RATE)
     return clean / "warehouse.duckdb", dirty / "warehouse.duckdb"
