@@ -72,21 +72,21 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # `make test` runs on two workers (pytest-xdist, --dist loadfile --no-loadscope-reorder) whole work units: a test
 # file, or all the files that use one of the session warehouses named in WORK_UNITS, so that warehouse is built once
 # and not once per worker. Units are handed out in collection order (without --no-loadscope-reorder xdist hands out
-# the units with the most tests first): the longest files go first, longest first, so the workers split them and
+# the units with the most tests first): the longest units go first, longest first, so the workers split them and
 # the short files fill in at the end instead of a long end-to-end file starting last on one worker. Approximate
 # order from `--durations` runs.
 SLOWEST_FIRST = (
+    "test_supply_weekly_selection.py",  # with the other files of the demand shop: the longest unit
+    "test_supply_service_levels.py",
+    "test_forecast_service.py",
+    "test_online_retail_e2e.py",
     "test_ml_layers_e2e.py",
     "test_pipeline_e2e.py",
-    "test_online_retail_e2e.py",
+    "test_profiles.py",
     "test_dirty_store_e2e.py",
     "test_automation.py",
-    "test_profiles.py",
-    "test_supply_weekly_selection.py",
-    "test_supply_service_levels.py",
-    "test_recommend_platform.py",
-    "test_forecast_service.py",
     "test_shop_front.py",
+    "test_recommend_platform.py",
 )
 
 WORK_UNITS = {

@@ -20,7 +20,7 @@ from ml.forecast.marts import demand_from_mart
 from ml.forecast.selection import SELECTIONS, history_fingerprint, selection_anchor
 from orchestration.defs.supply.assets import demand_forecast
 from orchestration.resources import DataFilesResource, WarehouseResource
-from tests.warehouses import copy_shop, demand_line, demand_order, demand_shop_days, reland
+from tests.warehouses import copy_shop, demand_line, demand_order, demand_shop_days, reland_days
 
 
 def _shop(demand_shop: Path, frame, folder: Path) -> pd.DatetimeIndex:
@@ -28,17 +28,22 @@ def _shop(demand_shop: Path, frame, folder: Path) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(sorted(pd.to_datetime(frame["ds"]).unique()))
 
 
-def _more_sold_on(folder: Path, frame, day: pd.Timestamp, units: int = 5) -> None:
-    """``day`` delivered again with one more order of ``units`` of the first SKU (re-landed data)."""
+def _more_sold_on(folder: Path, frame, days: list[pd.Timestamp], units: int = 5) -> None:
+    """Each of ``days`` delivered again with one more order of ``units`` of the first SKU (re-landed data), loaded
+    and rebuilt in one window."""
     sku = frame["unique_id"].min()
-    price = float(
-        frame.loc[(frame["unique_id"] == sku) & (pd.to_datetime(frame["ds"]) == day), "price"].iloc[0]
-    )
-    tables = demand_shop_days(frame)[day.date()]
-    at = dt.datetime.combine(day.date(), dt.time(15), tzinfo=dt.UTC)
-    tables["orders"].append(demand_order(f"LATE-{day.date()}", at, None, units * price))
-    tables["order_items"].append(demand_line(f"LATE-{day.date()}", at, sku, units, price))
-    reland(folder, day.date(), tables)
+    delivered = demand_shop_days(frame)
+    relanded = {}
+    for day in days:
+        price = float(
+            frame.loc[(frame["unique_id"] == sku) & (pd.to_datetime(frame["ds"]) == day), "price"].iloc[0]
+        )
+        tables = delivered[day.date()]
+        at = dt.datetime.combine(day.date(), dt.time(15), tzinfo=dt.UTC)
+        tables["orders"].append(demand_order(f"LATE-{day.date()}", at, None, units * price))
+        tables["order_items"].append(demand_line(f"LATE-{day.date()}", at, sku, units, price))
+        relanded[day.date()] = tables
+    reland_days(folder, relanded)
 
 
 def _materialise_full(tmp_path, day) -> dict:
@@ -102,9 +107,9 @@ def test_a_changed_history_is_selected_again_not_served_from_the_stale_selection
     anchor = selection_anchor(days[250])
     first = _materialise_full(tmp_path, anchor + pd.Timedelta(days=2))
     (before,) = _stored(tmp_path)
-    _more_sold_on(tmp_path, frame, anchor - pd.Timedelta(days=10))
-    # demand on a day after the anchor: part of the update, not of the selection's history
-    _more_sold_on(tmp_path, frame, anchor + pd.Timedelta(days=1))
+    # a day before the anchor delivered again, and demand on a day after it: part of the update, not of the
+    # selection's history
+    _more_sold_on(tmp_path, frame, [anchor - pd.Timedelta(days=10), anchor + pd.Timedelta(days=1)])
     second = _materialise_full(tmp_path, anchor + pd.Timedelta(days=3))
     (after,) = _stored(tmp_path)
     third = _materialise_full(tmp_path, anchor + pd.Timedelta(days=4))

@@ -238,8 +238,15 @@ def build_demand_shop(data_dir: Path, df) -> Path:
 def reland(data_dir: Path, day: date, tables: dict[str, list[dict]]) -> Path:
     """Deliver ``day`` again with these rows (the day's files replaced, as an upstream re-send does), then load
     it and rebuild the dbt window around it, as the pipeline's run of that day would."""
-    land_day(data_dir, day, tables)
-    return load_and_build(data_dir, DEMAND_SHOP, DEMAND_SHOP_TABLES, day, day)
+    return reland_days(data_dir, {day: tables})
+
+
+def reland_days(data_dir: Path, days: dict[date, dict[str, list[dict]]]) -> Path:
+    """Deliver each of ``days`` again with its rows, then load and rebuild them in one window (first to last day),
+    as one backfill run of that range would (the days between are loaded again as they are)."""
+    for day, tables in days.items():
+        land_day(data_dir, day, tables)
+    return load_and_build(data_dir, DEMAND_SHOP, DEMAND_SHOP_TABLES, min(days), max(days))
 
 
 def copy_shop(template_dir: Path, folder: Path) -> Path:
