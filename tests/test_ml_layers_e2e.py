@@ -22,8 +22,8 @@ from tests.warehouses import MARTS, build_simulated
 
 pytestmark = pytest.mark.e2e
 
-FIRST, LAST = "2025-01-01", "2025-01-21"
-DAYS = 21
+FIRST, LAST = "2025-01-01", "2025-01-21"  # the simulated store's first three weeks
+DAYS = (date.fromisoformat(LAST) - date.fromisoformat(FIRST)).days + 1
 ML_GROUPS = ("features", "people", "goods", "place", "supply", "recommend")
 FAST = {"sasrec_time_budget_seconds": 10.0, "top_k": 10}
 RUN_CONFIG = {
