@@ -10,8 +10,8 @@ def assert_same_frame(left: pd.DataFrame, right: pd.DataFrame) -> None:
     """``pd.testing.assert_frame_equal`` with categorical columns compared by their categories and codes (the same
     verdict: equal categories and codes are equal values in the same order).
 
-    pandas compares two categoricals of Arrow strings value by value in Python, which on a month of the small
-    store's events takes tens of seconds; this compares them as arrays."""
+    pandas compares two categoricals of Arrow strings value by value in Python, which is slow on an event log;
+    this compares them as arrays."""
     assert list(left.columns) == list(right.columns)
     pd.testing.assert_index_equal(left.index, right.index)
     categorical = [c for c in left.columns if isinstance(left[c].dtype, pd.CategoricalDtype)]

@@ -130,21 +130,21 @@ def test_a_restated_day_replaces_its_raw_rows_says_why_and_automation_restates_w
     from tests.pipeline_helpers import all_assets, resources_for
 
     # the day's first delivery is materialised and what it asked for is behind us (the fixture's last tick)
-    tmp_path, automation = latest_day["data_dir"], latest_day["automation"]
+    data_dir, automation = latest_day["data_dir"], latest_day["automation"]
     with freeze_time(BEFORE_THE_DEADLINE):
-        (orders,) = day_files(tmp_path / "landing", "simulated", "orders", LATEST)
+        (orders,) = day_files(data_dir / "landing", "simulated", "orders", LATEST)
         corrected = pq.read_table(orders).slice(2)
         pq.write_table(corrected, orders)
         run = dg.materialize(
             all_assets(),
             selection=dg.AssetSelection.groups("ingest"),
-            resources=resources_for(tmp_path),
+            resources=resources_for(data_dir),
             partition_key=LATEST,
             tags={RESTATEMENT_REASON_TAG: "landing content changed: orders"},
             instance=automation.instance,
         )
         after = automation.requested()
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         stored = con.execute("SELECT count(*) FROM raw.orders").fetchall()[0][0]
         quarantined = con.execute("SELECT count(*) FROM raw.quarantine_orders").fetchall()[0][0]
     assert stored + quarantined == corrected.num_rows  # replaced, not added to the first delivery

@@ -487,7 +487,7 @@ def test_without_a_time_budget_two_trainings_are_identical_and_a_binding_budget_
     history = events[events["event_ts"] < _day(7)]
     customers = history["customer_id"].unique()[:40]
 
-    config = SASREC | {"max_epochs": 2}  # two epochs are as deterministic as five, at less than half the cost
+    config = SASREC | {"max_epochs": 2}  # a repeat of two epochs shows determinism as well as one of five
 
     def train(budget):
         bundle = train_candidates(
