@@ -199,7 +199,8 @@ def _price(panel, ids, origin):
 
 
 def closed_loop(args) -> dict:
-    """The plan against the naive cover rule in the closed-loop shop (``bench.loop``, champion lists)."""
+    """The plan against the naive cover policy (one world per cover) and the shop's own rule in the closed-loop
+    shop (``bench.loop``, champion lists)."""
     from bench import loop
 
     argv = [
@@ -212,7 +213,11 @@ def closed_loop(args) -> dict:
         "--policies",
         "champion",
         "--plan",
-        "on,off",
+        "on,naive,off",
+        "--naive-cover-days",
+        args.naive_cover_days,
+        "--jobs",
+        str(args.jobs),
         "--out",
         args.out,
     ]
@@ -230,12 +235,28 @@ def closed_loop(args) -> dict:
     report["plan_against_naive_cover"] = comparison
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     for name, row in comparison.items():
-        print(
-            f"{name} against the naive cover rule: stock on hand {-row['stock_reduction']:+.1%} "
-            f"(value {-row['stock_value_reduction']:+.1%}), fill rate {row['plan']['fill_rate']:.3f} vs "
-            f"{row['naive']['fill_rate']:.3f}, orders placed {row['plan']['orders_placed']} vs "
-            f"{row['naive']['orders_placed']}; target met: {row['target_met']}"
-        )
+        plan = row["plan"]
+        print(f"{name}: fill rate {plan['fill_rate']:.3f}, stock on hand {plan['avg_on_hand']:,.0f} units")
+        baselines = {
+            f"the naive cover policy, {cover.removeprefix('naive@cover')} days' cover": r
+            for cover, r in row.get("naive_cover", {}).items()
+        }
+        if "shop_rule" in row:
+            baselines["the shop's own rule (true demand rates)"] = row["shop_rule"]
+        for label, r in baselines.items():
+            print(
+                f"  against {label}: fill rate {r['fill_rate']:.3f}, stock on hand {-r['stock_reduction']:+.1%} "
+                f"(value {-r['stock_value_reduction']:+.1%}), orders placed {plan['orders_placed']} vs "
+                f"{r['orders_placed']}"
+            )
+        matched = row.get("naive_cover_at_plan_fill")
+        if matched:
+            change = (
+                f"{-matched['stock_reduction']:+.1%} stock on hand, " if "stock_reduction" in matched else ""
+            )
+            print(
+                f"  the naive cover policy at the plan's fill rate ({matched['how']}): {change}target met: {matched['target_met']}"
+            )
     return report
 
 
@@ -307,11 +328,13 @@ def main(argv: list[str] | None = None) -> dict:
     )
     loop = ap.add_argument_group(
         "closed loop",
-        "--closed-loop runs the simulated shop instead of a replay: two worlds of --days days from its first "
-        "day, on the same seed, one placing the platform's plan, one its naive cover rule (bench.loop with "
-        "the champion lists); reported: fill rate, lost units and value, average stock on hand (units, value) "
-        "and on order, purchase orders placed, and whether the plan holds at least 20% less stock at the same "
-        "or a better fill rate.",
+        "--closed-loop runs the simulated shop instead of a replay: worlds of --days days from its first day, "
+        "on the same seed (bench.loop with the champion lists): one placing the platform's plan, one per "
+        "--naive-cover-days placing the naive cover policy's orders (the platform's recent sales times lead "
+        "time plus a cover), one left to the shop's own rule on true demand rates; reported: fill rate, lost "
+        "units and value, average stock on hand (units, value) and on order, purchase orders placed, and "
+        "whether the plan holds at least 20% less stock than the naive cover policy at the plan's fill rate "
+        "(interpolated between the naive worlds that bracket it).",
     )
     loop.add_argument("--closed-loop", action="store_true")
     loop.add_argument("--days", type=int, default=28)
@@ -319,6 +342,12 @@ def main(argv: list[str] | None = None) -> dict:
     loop.add_argument("--seed", type=int, default=42)
     loop.add_argument("--plan-service-level", type=float, default=None)
     loop.add_argument("--plan-order-cycle-days", type=int, default=None)
+    loop.add_argument(
+        "--naive-cover-days",
+        default="0,7,14",
+        help="comma-separated covers of the naive worlds, one world each",
+    )
+    loop.add_argument("--jobs", type=int, default=1, help="worlds run at once, each in its own process")
     loop.add_argument("--workdir", default=None, help="where the worlds' data directories go")
     args = ap.parse_args(argv)
     if args.closed_loop:

@@ -15,8 +15,13 @@ sees is the only thing a policy changes:
 - ``none``: no lists published; the same eligible customers are measured;
 - plan ``on``: the shop places the replenishment plan's orders; ``off``: the plan is withheld and the shop
   falls back to its own cover rule (order up to a fixed cover of true expected demand when the stock position
-  drops below lead-time demand × 1.35); either way an order is raised to its supplier's minimum order quantity.
-  ``--plan-service-level`` sets the plan's service level in the plan-on worlds.
+  drops below lead-time demand × 1.35); either way an order is raised to its supplier's minimum order quantity;
+  ``naive``: the platform publishes the naive cover policy's orders instead of the plan (``replenishment`` run
+  config ``policy: naive_cover``: recent sales times lead time plus a day, plus ``--naive-cover-days`` of them;
+  one world per value), the baseline the plan is measured against: like the plan it sees only the warehouse,
+  unlike the shop's own rule, which knows the true demand rates. ``--plan-service-level`` sets the plan's service
+  level in the plan-on worlds, ``--plan-order-cycle-days`` the order cycle of the plan-on and naive worlds.
+  ``--jobs`` runs that many worlds at once, each in its own process.
 
 Message policies (``--message-policies``; each a world of its own with the champion lists and the plan on, the
 marketing group materialised every day): ``none`` (messages written, nothing sent), ``uniform`` (every
@@ -64,7 +69,7 @@ log = logging.getLogger("bench.loop")
 
 POLICIES = ("none", "popularity", "champion", "oracle")
 MESSAGE_POLICIES = ("none", "uniform", "fixed", "learnt")
-PLANS = ("on", "off")
+PLANS = ("on", "off", "naive")
 REFERENCE_POLICY = "popularity"
 PER_CUSTOMER = ("revenue", "margin", "credited_revenue", "conversion", "ctr")
 CATEGORY_PAGE_METRICS = ("ctr", "cart_rate", "conversion", "credited_revenue", "revenue", "margin")
@@ -84,7 +89,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--policies", default=",".join(POLICIES), help=f"comma-separated, of {', '.join(POLICIES)}"
     )
-    p.add_argument("--plan", default="on,off", help="comma-separated, of on, off")
+    p.add_argument("--plan", default="on,off", help="comma-separated, of on, off, naive")
+    p.add_argument(
+        "--naive-cover-days",
+        default="7",
+        help="comma-separated safety covers (days of average sales) of the plan=naive worlds, one world each",
+    )
+    p.add_argument("--jobs", type=int, default=1, help="worlds run at once, each in its own process")
     p.add_argument(
         "--plan-service-level",
         type=float,
@@ -96,14 +107,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--plan-order-cycle-days",
         type=int,
         default=None,
-        help="days of demand the plan's orders cover beyond the reorder point, for plan=on worlds (default: the "
-        f"platform's, {PlanSettings().order_cycle_days}); the configuration's name gets '+cycleN'",
+        help="days of demand the plan's orders cover beyond the reorder point, for plan=on and plan=naive worlds "
+        f"(default: the platform's, {PlanSettings().order_cycle_days}); the configuration's name gets '+cycleN'",
     )
     p.add_argument(
         "--plan-off-policies",
         default=None,
-        help="run plan=off only for these policies (default: every policy); the plan's effect on stock does not "
-        "depend much on the lists, so one policy halves the cost",
+        help="run plan=off and plan=naive only for these policies (default: every policy); the plan's effect on "
+        "stock does not depend much on the lists, so one policy halves the cost",
     )
     p.add_argument(
         "--message-policies",
@@ -136,7 +147,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--plan-service-level must lie strictly between 0 and 1")
     for name in args.plan:
         if name not in PLANS:
-            p.error(f"unknown plan setting {name!r}; choose on or off")
+            p.error(f"unknown plan setting {name!r}; choose from {', '.join(PLANS)}")
+    try:
+        args.naive_cover_days = [float(x) for x in args.naive_cover_days.split(",") if x]
+    except ValueError:
+        p.error(f"--naive-cover-days must be comma-separated numbers, got {args.naive_cover_days!r}")
+    if any(c < 0 for c in args.naive_cover_days) or ("naive" in args.plan and not args.naive_cover_days):
+        p.error("--naive-cover-days must name at least one cover of 0 days or more")
+    if args.jobs < 1:
+        p.error("--jobs must be at least 1")
     args.plan_off_policies = (
         args.policies
         if args.plan_off_policies is None
@@ -150,12 +169,48 @@ def parse_args(argv=None) -> argparse.Namespace:
 def configurations(args) -> list[tuple[str, str]]:
     if args.message_policies:
         return [(f"messages-{m}", "on") for m in args.message_policies]
-    return [
-        (policy, plan)
-        for plan in args.plan
-        for policy in args.policies
-        if plan == "on" or policy in args.plan_off_policies
-    ]
+    out = []
+    for plan in args.plan:
+        for policy in args.policies:
+            if plan == "on":
+                out.append((policy, plan))
+            elif policy in args.plan_off_policies:
+                covers = args.naive_cover_days if plan == "naive" else [None]
+                out += [(policy, plan if c is None else f"naive@cover{c:g}") for c in covers]
+    return out
+
+
+def world_name(policy: str, plan: str, args) -> str:
+    """``policy/plan-SETTING``, with the plan's service level and order cycle where the run sets them."""
+    level = args.plan_service_level if plan == "on" else None
+    cycle = args.plan_order_cycle_days if plan != "off" else None
+    return (
+        f"{policy}/plan-{plan}"
+        + (f"@{level:g}" if level is not None else "")
+        + (f"+cycle{cycle}" if cycle is not None else "")
+    )
+
+
+def world_run_config(policy: str, plan: str, args) -> dict:
+    """The run config of one world's daily runs: the pinned model, the plan's settings, the message policy."""
+    ops: dict = {}
+    if policy == "popularity":
+        ops["recommend__champion"] = {"config": {"pinned_model": "popularity"}}
+    plan_config: dict = {}
+    if plan == "on":
+        plan_config = {"service_level": args.plan_service_level}
+    elif plan.startswith("naive@cover"):
+        plan_config = {"policy": "naive_cover", "naive_cover_days": float(plan.removeprefix("naive@cover"))}
+    if plan != "off":
+        plan_config["order_cycle_days"] = args.plan_order_cycle_days
+    plan_config = {k: v for k, v in plan_config.items() if v is not None}
+    if plan_config:
+        ops["replenishment"] = {"config": plan_config}
+    if policy.startswith("messages-"):
+        message_policy = policy.removeprefix("messages-")
+        arm_policy = {"none": "uniform", "fixed": args.fixed_arm}.get(message_policy, message_policy)
+        ops["marketing__messages"] = {"config": {"arm_policy": arm_policy}}
+    return {"loggers": {"console": {"config": {"log_level": "WARNING"}}}, "ops": ops}
 
 
 def shape_exports(policy: str, plan: str, exports: Path, day: date, world, top_k: int) -> None:
@@ -451,30 +506,12 @@ def message_outcomes(data_dir: Path, send_days: list[date], resamples: int) -> d
     }
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    os.environ.update(
-        {
-            "AIGC_SOURCE": "simulated",
-            "AIGC_SCALE": args.scale,
-            "AIGC_SHOP_LOOP": "closed",
-            "AIGC_SEED": str(args.seed),
-        }
-    )
+def _targets(args) -> list:
+    """What the shop needs and what is measured; profiles, segments and the backtest are not on that path."""
     import dagster as dg
 
-    from ml.recommend.daily import RecommendSettings
-    from ml.shop.front import ClosedLoopStore
-    from ml.sources.simulated import SimulatedStore
-    from orchestration.definitions import defs
     from orchestration.defs.transform.assets import dbt_daily_models
-    from orchestration.partitions import daily_partitions
-    from orchestration.resources import build_resources
 
-    logging.getLogger("dagster").setLevel(logging.WARNING)
-    world = SimulatedStore(args.scale, args.seed).world
-    days = [date.fromisoformat(k) for k in daily_partitions.get_partition_keys()[: args.days]]
     targets = [
         dg.AssetKey(["recommend", "recommendations"]),
         dg.AssetKey(["supply", "replenishment_plan"]),
@@ -487,13 +524,116 @@ def main(argv=None) -> int:
     ]
     if args.message_policies:
         targets.append(dg.AssetKey(["marketing", "message_metrics"]))
-    # What the shop needs and what is measured; profiles, segments and the backtest are not on that path.
+    return targets
+
+
+def run_world(args, policy: str, plan: str, workdir: Path) -> tuple[str, dict, pd.DataFrame]:
+    """One configuration's world from a cold start: each day a real Dagster run, then the shop answers. Returns
+    its name, its summary and its per-customer rows (for the comparison with the reference policy)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    import dagster as dg
+
+    from ml.recommend.daily import RecommendSettings
+    from ml.shop.front import ClosedLoopStore
+    from ml.sources.simulated import SimulatedStore
+    from orchestration.definitions import defs
+    from orchestration.partitions import daily_partitions
+    from orchestration.resources import build_resources
+
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    world = SimulatedStore(args.scale, args.seed).world
+    days = [date.fromisoformat(k) for k in daily_partitions.get_partition_keys()[: args.days]]
     job = dg.define_asset_job(
         "closed_loop_day",
-        selection=dg.AssetSelection.assets(*targets).upstream().required_multi_asset_neighbors(),
+        selection=dg.AssetSelection.assets(*_targets(args)).upstream().required_multi_asset_neighbors(),
     )
     top_k = RecommendSettings().top_k
-    cost_share = dbt_var("cost_share_of_list_price")
+    name = world_name(policy, plan, args)
+    data_dir = workdir / name.replace("/", "_")
+    os.environ["AIGC_DATA_DIR"] = str(data_dir)
+    definitions = dg.Definitions(
+        assets=list(defs.assets),
+        asset_checks=list(defs.asset_checks or []),
+        jobs=[job],
+        resources=build_resources(),
+        executor=dg.in_process_executor,
+    )
+    runnable = definitions.resolve_job_def("closed_loop_day")
+    run_config = world_run_config(policy, plan, args)
+    message_policy = policy.removeprefix("messages-") if policy.startswith("messages-") else None
+    if message_policy is not None:
+        shop = ClosedLoopStore(
+            args.scale, args.seed, exports_root=data_dir / "exports", state_root=data_dir / "shop"
+        )
+        cost_share = dbt_var("cost_share_of_list_price")
+    daily_values = []
+    instance = dg.DagsterInstance.ephemeral()
+    started = time.perf_counter()
+    for i, day in enumerate(days, 1):
+        t0 = time.perf_counter()
+        result = runnable.execute_in_process(
+            partition_key=day.isoformat(), instance=instance, run_config=run_config, raise_on_error=False
+        )
+        if not result.success:
+            raise RuntimeError(f"{name}: the run of {day} failed (data kept in {data_dir})")
+        if message_policy is not None:
+            values = message_values(world, shop, data_dir / "exports", day, cost_share)
+            if values is not None:
+                daily_values.append(values)
+        shape_exports(policy, plan, data_dir / "exports", day, world, top_k)
+        log.info("%s day %d/%d %s: %.0f s", name, i, len(days), day, time.perf_counter() - t0)
+    measured = measure(data_dir, days, args.resamples, world)
+    measured["summary"]["wall_seconds"] = round(time.perf_counter() - started, 1)
+    if message_policy is not None:
+        sent = [v for v in daily_values if v["send_day"] <= days[-1].isoformat()]
+        measured["summary"]["messages"] = {
+            "policy": message_policy if message_policy != "fixed" else f"fixed:{args.fixed_arm}",
+            **message_report(sent, message_policy == "none"),
+            "realised": message_outcomes(
+                data_dir, [date.fromisoformat(v["send_day"]) for v in sent], args.resamples
+            ),
+        }
+    if not args.keep:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return name, measured["summary"], measured["rows"]
+
+
+def _worlds(args, workdir: Path):
+    """Every configuration's world, ``args.jobs`` at a time (each in a process of its own when more than one),
+    yielded as they finish."""
+    worlds = configurations(args)
+    if args.jobs == 1:
+        for policy, plan in worlds:
+            yield run_world(args, policy, plan, workdir)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: a world's process starts clean (its own DuckDB, Dagster and torch state) and inherits the environment
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_world, args, policy, plan, workdir) for policy, plan in worlds]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # a failed world stops the benchmark
+            raise
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    os.environ.update(
+        {
+            "AIGC_SOURCE": "simulated",
+            "AIGC_SCALE": args.scale,
+            "AIGC_SHOP_LOOP": "closed",
+            "AIGC_SEED": str(args.seed),
+        }
+    )
+    from orchestration.partitions import daily_partitions
+
+    days = [date.fromisoformat(k) for k in daily_partitions.get_partition_keys()[: args.days]]
     workdir = Path(tempfile.mkdtemp(prefix="bench_loop_", dir=args.workdir))
     out = {
         "scale": args.scale,
@@ -506,82 +646,15 @@ def main(argv=None) -> int:
         "configurations": {},
     }
     rows_of: dict[str, pd.DataFrame] = {}
+    order = [world_name(policy, plan, args) for policy, plan in configurations(args)]
     try:
-        for policy, plan in configurations(args):
-            level = args.plan_service_level if plan == "on" else None
-            cycle = args.plan_order_cycle_days if plan == "on" else None
-            name = (
-                f"{policy}/plan-{plan}"
-                + (f"@{level:g}" if level is not None else "")
-                + (f"+cycle{cycle}" if cycle is not None else "")
-            )
-            data_dir = workdir / name.replace("/", "_")
-            os.environ["AIGC_DATA_DIR"] = str(data_dir)
-            definitions = dg.Definitions(
-                assets=list(defs.assets),
-                asset_checks=list(defs.asset_checks or []),
-                jobs=[job],
-                resources=build_resources(),
-                executor=dg.in_process_executor,
-            )
-            runnable = definitions.resolve_job_def("closed_loop_day")
-            run_config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-            run_config["ops"] = {}
-            if policy == "popularity":
-                run_config["ops"]["recommend__champion"] = {"config": {"pinned_model": "popularity"}}
-            plan_config = {"service_level": level, "order_cycle_days": cycle}
-            plan_config = {k: v for k, v in plan_config.items() if v is not None}
-            if plan_config:
-                run_config["ops"]["replenishment"] = {"config": plan_config}
-            message_policy = policy.removeprefix("messages-") if policy.startswith("messages-") else None
-            if message_policy is not None:
-                arm_policy = {"none": "uniform", "fixed": args.fixed_arm}.get(message_policy, message_policy)
-                run_config["ops"]["marketing__messages"] = {"config": {"arm_policy": arm_policy}}
-                shop = ClosedLoopStore(
-                    args.scale, args.seed, exports_root=data_dir / "exports", state_root=data_dir / "shop"
-                )
-            daily_values = []
-            instance = dg.DagsterInstance.ephemeral()
-            started = time.perf_counter()
-            for i, day in enumerate(days, 1):
-                t0 = time.perf_counter()
-                result = runnable.execute_in_process(
-                    partition_key=day.isoformat(),
-                    instance=instance,
-                    run_config=run_config,
-                    raise_on_error=False,
-                )
-                if not result.success:
-                    raise RuntimeError(f"{name}: the run of {day} failed (data kept in {data_dir})")
-                if message_policy is not None:
-                    values = message_values(world, shop, data_dir / "exports", day, cost_share)
-                    if values is not None:
-                        daily_values.append(values)
-                shape_exports(policy, plan, data_dir / "exports", day, world, top_k)
-                log.info("%s day %d/%d %s: %.0f s", name, i, len(days), day, time.perf_counter() - t0)
-            measured = measure(data_dir, days, args.resamples, world)
-            measured["summary"]["wall_seconds"] = round(time.perf_counter() - started, 1)
-            if message_policy is not None:
-                send_days = [
-                    date.fromisoformat(v["send_day"])
-                    for v in daily_values
-                    if v["send_day"] <= days[-1].isoformat()
-                ]
-                measured["summary"]["messages"] = {
-                    "policy": message_policy if message_policy != "fixed" else f"fixed:{args.fixed_arm}",
-                    **message_report(
-                        [v for v in daily_values if v["send_day"] <= days[-1].isoformat()],
-                        message_policy == "none",
-                    ),
-                    "realised": message_outcomes(data_dir, send_days, args.resamples),
-                }
-            out["configurations"][name] = measured["summary"]
-            rows_of[name] = measured["rows"]
+        for name, summary, rows in _worlds(args, workdir):
+            out["configurations"][name] = summary
+            out["configurations"] = {k: out["configurations"][k] for k in order if k in out["configurations"]}
+            rows_of[name] = rows
             # what has run so far survives an interrupted benchmark
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(out, indent=2, default=_json) + "\n")
-            if not args.keep:
-                shutil.rmtree(data_dir, ignore_errors=True)
         for name, summary in out["configurations"].items():
             plan = name.split("/plan-")[1]
             reference = rows_of.get(f"{REFERENCE_POLICY}/plan-{plan}")
@@ -678,42 +751,96 @@ def findings(configurations: dict) -> dict:
 
 TARGET_STOCK_REDUCTION = 0.20
 """Issue 21's bar for the plan in a shop that answers: this much less average stock on hand than the naive cover
-rule, at the same or a better fill rate."""
+policy, at the same or a better fill rate."""
+STOCK_FIGURES = (
+    "lost_units",
+    "lost_value",
+    "avg_on_hand",
+    "avg_on_hand_value",
+    "avg_on_order",
+    "orders_placed",
+    "units_ordered",
+)
+
+
+def _stock_row(summary: dict) -> dict:
+    stock = summary["stock"]
+    return {"fill_rate": 1 - stock["lost_share_of_demand"], **{k: stock.get(k) for k in STOCK_FIGURES}}
+
+
+def _against(plan_row: dict, baseline: dict) -> dict:
+    """The plan's stock reduction against one baseline world and whether it meets the target against it."""
+    reduction = 1 - plan_row["avg_on_hand"] / baseline["avg_on_hand"]
+    return {
+        **baseline,
+        "stock_reduction": reduction,
+        "stock_value_reduction": 1 - plan_row["avg_on_hand_value"] / baseline["avg_on_hand_value"],
+        "target_met": bool(
+            reduction >= TARGET_STOCK_REDUCTION and plan_row["fill_rate"] >= baseline["fill_rate"]
+        ),
+    }
+
+
+def at_plan_fill(plan_row: dict, naive_rows: dict[str, dict]) -> dict:
+    """The naive cover policy's stock at the plan's fill rate, read off its worlds (one per cover).
+
+    Between the two worlds whose fill rates bracket the plan's, the stock (units and value) is interpolated
+    linearly in the fill rate. Above every naive world's fill, the highest-filling world's stock is the bound (a
+    naive world filling as well would hold at least that much: stock rises with the cover). Below every naive
+    world's fill there is no naive world at the same or a worse fill: the target is not met.
+    """
+    rows = sorted(naive_rows.values(), key=lambda r: r["fill_rate"])
+    fills = [r["fill_rate"] for r in rows]
+    fill = plan_row["fill_rate"]
+    if fill < fills[0]:
+        return {"how": "below every naive world's fill rate", "target_met": False}
+    if fill >= fills[-1]:
+        how = "above every naive world's fill rate: the highest-filling world's stock"
+        on_hand, value = rows[-1]["avg_on_hand"], rows[-1]["avg_on_hand_value"]
+    else:
+        how = "interpolated between the two naive worlds whose fill rates bracket the plan's"
+        on_hand, value = (
+            float(np.interp(fill, fills, [r[k] for r in rows])) for k in ("avg_on_hand", "avg_on_hand_value")
+        )
+    reduction = 1 - plan_row["avg_on_hand"] / on_hand
+    return {
+        "how": how,
+        "avg_on_hand": on_hand,
+        "avg_on_hand_value": value,
+        "stock_reduction": reduction,
+        "stock_value_reduction": 1 - plan_row["avg_on_hand_value"] / value,
+        "target_met": bool(reduction >= TARGET_STOCK_REDUCTION),
+    }
 
 
 def plan_against_naive(configurations: dict) -> dict:
-    """Every plan-on world against the plan-off world of its policy (the shop's naive cover rule): fill rate, lost
-    units and value, average stock on hand (units and value) and on order, purchase orders placed; the stock
-    reduction and whether it meets :data:`TARGET_STOCK_REDUCTION` at the same or a better fill rate."""
+    """Every plan-on world against the stock baselines of its policy: the naive cover policy's worlds (the
+    platform publishing recent sales times lead time plus a cover; the target's baseline, judged at the plan's
+    fill rate by :func:`at_plan_fill` and world by world) and the shop's own rule on true demand rates (plan
+    off). Per world: fill rate, lost units and value, average stock on hand (units and value) and on order,
+    purchase orders placed, the stock reduction and whether it meets :data:`TARGET_STOCK_REDUCTION` at the same
+    or a better fill rate."""
     out = {}
     for name, on in configurations.items():
         policy, _, plan = name.partition("/plan-")
-        off = configurations.get(f"{policy}/plan-off")
-        if not plan.startswith("on") or off is None:
+        if not plan.startswith("on"):
             continue
-        row = {}
-        for label, stock in (("plan", on["stock"]), ("naive", off["stock"])):
-            row[label] = {
-                "fill_rate": 1 - stock["lost_share_of_demand"],
-                **{
-                    k: stock.get(k)
-                    for k in (
-                        "lost_units",
-                        "lost_value",
-                        "avg_on_hand",
-                        "avg_on_hand_value",
-                        "avg_on_order",
-                        "orders_placed",
-                        "units_ordered",
-                    )
-                },
-            }
-        plan_row, naive = row["plan"], row["naive"]
-        row["stock_reduction"] = 1 - plan_row["avg_on_hand"] / naive["avg_on_hand"]
-        row["stock_value_reduction"] = 1 - plan_row["avg_on_hand_value"] / naive["avg_on_hand_value"]
-        row["target_met"] = bool(
-            row["stock_reduction"] >= TARGET_STOCK_REDUCTION and plan_row["fill_rate"] >= naive["fill_rate"]
-        )
+        plan_row = _stock_row(on)
+        naive = {
+            other.partition("/plan-")[2]: _stock_row(summary)
+            for other, summary in configurations.items()
+            if other.startswith(f"{policy}/plan-naive@")
+        }
+        off = configurations.get(f"{policy}/plan-off")
+        if not naive and off is None:
+            continue
+        row: dict = {"plan": plan_row}
+        if naive:
+            row["naive_cover"] = {cover: _against(plan_row, r) for cover, r in naive.items()}
+            row["naive_cover_at_plan_fill"] = at_plan_fill(plan_row, naive)
+            row["target_met"] = row["naive_cover_at_plan_fill"]["target_met"]
+        if off is not None:
+            row["shop_rule"] = _against(plan_row, _stock_row(off))
         out[name] = row
     return out
 

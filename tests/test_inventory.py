@@ -193,9 +193,9 @@ def fill_rate_reorder_point(s: float, mean: float, cycles_per_order: float) -> f
     return float(next(x for x in range(int(s) + 1) if poisson_shortage(x, mean) <= allowed + 1e-12))
 
 
-def test_plan_from_marts_worked_example():
-    # One SKU, Poisson demand of 2/day (q90 consistent with phi = 1), lead time 3 from the primary, 1 from the
-    # alternate; daily review so the protection interval is L + 1.
+def worked_example() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """One SKU, Poisson demand of 2/day (q90 consistent with phi = 1), lead time 3 from the primary, 1 from the
+    alternate; daily review so the protection interval is L + 1. Returns the forecast, inventory and products."""
     fc = pd.DataFrame({"sku": "a", "step": np.arange(1, 29), "mean": 2.0})
     fc["q90"] = stats.poisson.ppf(0.9, 2.0)
     inv = pd.DataFrame(
@@ -219,6 +219,11 @@ def test_plan_from_marts_worked_example():
             "alt_lead_time_days": [1],
         }
     )
+    return fc, inv, products
+
+
+def test_plan_from_marts_worked_example():
+    fc, inv, products = worked_example()
     p = plan_from_marts(fc, inv, products, as_of="2024-01-02", service_level=0.95, order_cycle=7)
     w1, w2 = (p.set_index("warehouse_id").loc[w] for w in ("W1", "W2"))
     # W1: 1.5/day, position 2 + 1 = 3. Lead-time demand 4.5; risk P(D_3 > 3) is far above 5%, and even the
@@ -277,6 +282,39 @@ def test_plan_from_marts_worked_example():
         fc, inv, products, as_of="2024-01-02", order_cycle=7, dispersion=pd.Series({"a": 1.0})
     )
     pd.testing.assert_frame_equal(calm, p)
+
+
+def test_the_naive_cover_policy_orders_recent_sales_over_lead_time_plus_cover_from_the_primary():
+    fc, inv, products = worked_example()
+    forecast_plan = plan_from_marts(fc, inv, products, as_of="2024-01-02", order_cycle=7).set_index(
+        "warehouse_id"
+    )
+    naive = plan_from_marts(
+        fc, inv, products, as_of="2024-01-02", order_cycle=7, naive_cover_days=2.0
+    ).set_index("warehouse_id")
+    # Two snapshot days: W1 sold 1 + 2 units (1.5 a day), W2 1 unit (0.5 a day); lead time 3, one day's review.
+    # W1: s = 1.5 * (3 + 1) + 2 * 1.5 = 9, S = 9 + 1.5 * 7 = 19.5; position 3 orders 17, raised to the minimum 20.
+    assert naive.loc["W1", "reorder_point"] == pytest.approx(9.0)
+    assert naive.loc["W1", "safety_stock"] == pytest.approx(3.0)
+    assert naive.loc["W1", "order_up_to"] == pytest.approx(19.5)
+    assert naive.loc["W1", "order_qty"] == 20 and naive.loc["W1", "units_over_need"] == 3
+    # W2: s = 0.5 * 4 + 1 = 3 = its position, so it orders (S - 3 = 3.5 -> 4, raised to 20), from the primary
+    # although the plan would have gone to the faster alternate.
+    assert naive.loc["W2", "reorder_point"] == pytest.approx(3.0)
+    assert naive.loc["W2", "order_qty"] == 20
+    assert forecast_plan.loc["W2", "use_alternate"]
+    assert not naive["use_alternate"].any() and (naive["order_from"] == "S1").all()
+    assert (naive["supplier_choice"] == "primary").all()
+    # The risk columns stay the forecast's: they describe the stock, not the rule that orders; the lead-time
+    # demand is the forecast's over the primary's lead time (W2's plan row shows the alternate's).
+    for column in ("stockout_risk", "revenue_at_risk"):
+        pd.testing.assert_series_equal(naive[column], forecast_plan[column])
+    assert list(naive["lead_time_demand"]) == pytest.approx([4.5, 1.5])
+    # Without sales nothing is reordered: the naive rule cannot see demand it has not sold.
+    unsold = plan_from_marts(
+        fc, inv.assign(units_sold=0.0), products, as_of="2024-01-02", order_cycle=7, naive_cover_days=2.0
+    )
+    assert (unsold["order_qty"] == 0).all() and (unsold["reorder_point"] == 0).all()
 
 
 def test_a_minimum_order_that_would_overstock_a_slow_mover_moves_the_order_to_the_alternate():

@@ -16,6 +16,8 @@ from bench.loop import (
     plan_against_naive,
     shape_exports,
     stock_summary,
+    world_name,
+    world_run_config,
 )
 from ml.exports import export_file, read_export, write_export
 from ml.recommend.experiment import arms
@@ -185,30 +187,104 @@ def test_orders_placed_are_read_from_the_shops_daily_records(tmp_path):
     }
 
 
-def test_the_plan_is_judged_against_the_naive_cover_of_its_own_policy():
-    def stock(lost_share, on_hand, value):
-        return {
-            "stock": {
-                "lost_share_of_demand": lost_share,
-                "avg_on_hand": on_hand,
-                "avg_on_hand_value": value,
-                "lost_units": 1.0,
-                "orders_placed": 3,
-            }
+def _world(lost_share, on_hand, value, orders=3):
+    return {
+        "stock": {
+            "lost_share_of_demand": lost_share,
+            "avg_on_hand": on_hand,
+            "avg_on_hand_value": value,
+            "lost_units": 1.0,
+            "orders_placed": orders,
         }
+    }
 
+
+def test_the_plan_is_judged_against_the_naive_cover_at_its_own_fill_rate():
     worlds = {
-        "champion/plan-off": stock(0.10, 1000.0, 5000.0),
-        "champion/plan-on": stock(0.09, 790.0, 4500.0),  # 21% fewer units, fill 0.91 >= 0.90
-        "champion/plan-on+cycle1": stock(0.11, 500.0, 2000.0),  # far less stock, worse fill
-        "oracle/plan-on": stock(0.01, 10.0, 10.0),  # no naive world of its own
+        "champion/plan-on": _world(0.09, 790.0, 4500.0),  # fill 0.91
+        "champion/plan-naive@cover0": _world(0.15, 800.0, 4000.0, orders=5),  # fill 0.85
+        "champion/plan-naive@cover14": _world(0.05, 1200.0, 6000.0),  # fill 0.95
+        "champion/plan-off": _world(0.10, 1000.0, 5000.0),  # the shop's own rule, fill 0.90
+        "champion/plan-on+cycle1": _world(0.16, 500.0, 2000.0),  # fills worse than every naive world
+        "oracle/plan-on": _world(0.01, 10.0, 10.0),  # no baseline world of its own
     }
     found = plan_against_naive(worlds)
     assert set(found) == {"champion/plan-on", "champion/plan-on+cycle1"}
     on = found["champion/plan-on"]
-    assert on["stock_reduction"] == pytest.approx(0.21) and on["stock_value_reduction"] == pytest.approx(0.1)
-    assert on["plan"]["fill_rate"] == pytest.approx(0.91) and on["naive"]["orders_placed"] == 3
-    assert on["target_met"] and not found["champion/plan-on+cycle1"]["target_met"]
+    # 0.91 lies 60% of the way from the naive fill 0.85 to 0.95: 800 + 0.6 * 400 = 1040 units, 4000 + 1200 GBP
+    matched = on["naive_cover_at_plan_fill"]
+    assert matched["avg_on_hand"] == pytest.approx(1040.0) and matched["avg_on_hand_value"] == pytest.approx(
+        5200.0
+    )
+    assert matched["stock_reduction"] == pytest.approx(1 - 790 / 1040) and matched["target_met"]
+    assert matched["how"].startswith("interpolated") and on["target_met"]
+    # world by world: 1% less than cover 0 (a worse fill), 34% less than cover 14 (at a better fill than the plan's)
+    assert on["naive_cover"]["naive@cover0"]["stock_reduction"] == pytest.approx(1 - 790 / 800)
+    assert not on["naive_cover"]["naive@cover0"]["target_met"]
+    assert not on["naive_cover"]["naive@cover14"]["target_met"]  # fills better than the plan
+    assert on["naive_cover"]["naive@cover0"]["orders_placed"] == 5 and on["plan"][
+        "fill_rate"
+    ] == pytest.approx(0.91)
+    # the shop's own rule: 21% less stock at a better fill
+    assert on["shop_rule"]["stock_reduction"] == pytest.approx(0.21) and on["shop_rule"]["target_met"]
+    assert on["shop_rule"]["stock_value_reduction"] == pytest.approx(0.1)
+    worse = found["champion/plan-on+cycle1"]
+    assert worse["naive_cover_at_plan_fill"] == {
+        "how": "below every naive world's fill rate",
+        "target_met": False,
+    }
+    assert not worse["target_met"]
+
+
+def test_above_every_naive_fill_the_best_filling_naive_world_is_the_bound():
+    worlds = {
+        "champion/plan-on": _world(0.02, 900.0, 4000.0),  # fill 0.98
+        "champion/plan-naive@cover7": _world(0.10, 1000.0, 5000.0),
+        "champion/plan-naive@cover28": _world(0.05, 1200.0, 6000.0),  # fill 0.95, the bound
+    }
+    matched = plan_against_naive(worlds)["champion/plan-on"]["naive_cover_at_plan_fill"]
+    assert matched["how"].startswith("above") and matched["avg_on_hand"] == 1200.0
+    assert matched["stock_reduction"] == pytest.approx(0.25) and matched["target_met"]
+
+
+def test_naive_worlds_publish_the_naive_cover_policy_with_the_plans_order_cycle():
+    args = parse_args(
+        ["--out", "x.json", "--policies", "champion", "--plan", "on,naive,off", "--naive-cover-days", "0,7.5"]
+        + ["--plan-order-cycle-days", "3", "--plan-service-level", "0.9"]
+    )
+    assert configurations(args) == [
+        ("champion", "on"),
+        ("champion", "naive@cover0"),
+        ("champion", "naive@cover7.5"),
+        ("champion", "off"),
+    ]
+    names = [world_name(policy, plan, args) for policy, plan in configurations(args)]
+    assert names == [
+        "champion/plan-on@0.9+cycle3",
+        "champion/plan-naive@cover0+cycle3",
+        "champion/plan-naive@cover7.5+cycle3",
+        "champion/plan-off",
+    ]
+    assert world_run_config("champion", "naive@cover7.5", args)["ops"]["replenishment"]["config"] == {
+        "policy": "naive_cover",
+        "naive_cover_days": 7.5,
+        "order_cycle_days": 3,
+    }
+    assert world_run_config("champion", "on", args)["ops"]["replenishment"]["config"] == {
+        "service_level": 0.9,
+        "order_cycle_days": 3,
+    }
+    assert "replenishment" not in world_run_config("champion", "off", args)["ops"]
+    # the names the run config gives are the replenishment asset's settings
+    from ml.supply.planning import PlanSettings
+
+    settings = PlanSettings(
+        **world_run_config("champion", "naive@cover7.5", args)["ops"]["replenishment"]["config"]
+    )
+    assert (settings.policy, settings.naive_cover_days, settings.order_cycle_days) == ("naive_cover", 7.5, 3)
+    for bad in (["--naive-cover-days", "-1"], ["--naive-cover-days", "x"], ["--jobs", "0"]):
+        with pytest.raises(SystemExit):
+            parse_args(["--out", "x.json", "--plan", "naive", *bad])
 
 
 def test_the_first_closed_loop_day_counts_from_the_open_loop_stock(tmp_path, world):
@@ -244,12 +320,18 @@ def test_bench_inventory_closed_loop_runs_the_plan_and_the_naive_world_and_keeps
     def fake_loop(argv):
         asked.append(argv)
         args = parse_args(argv)
-        row = {
+        baseline = {
+            "fill_rate": 0.88,
+            "orders_placed": 12,
             "stock_reduction": 0.25,
             "stock_value_reduction": 0.2,
+        }
+        row = {
             "target_met": True,
-            "plan": {"fill_rate": 0.9, "orders_placed": 10},
-            "naive": {"fill_rate": 0.88, "orders_placed": 12},
+            "plan": {"fill_rate": 0.9, "orders_placed": 10, "avg_on_hand": 100.0},
+            "naive_cover": {"naive@cover7": baseline},
+            "naive_cover_at_plan_fill": {"how": "interpolated", "stock_reduction": 0.3, "target_met": True},
+            "shop_rule": baseline,
         }
         report = {"findings": {"plan_against_naive_cover": {"champion/plan-on+cycle1": row}}}
         args.out.write_text(json.dumps(report))
@@ -259,16 +341,23 @@ def test_bench_inventory_closed_loop_runs_the_plan_and_the_naive_world_and_keeps
     out = tmp_path / "inventory.json"
     report = inventory(
         ["--closed-loop", "--days", "9", "--seed", "7", "--plan-order-cycle-days", "1", "--out", str(out)]
+        + ["--naive-cover-days", "0,14", "--jobs", "2"]
     )
     args = parse_args(asked[0])
-    assert (args.days, args.seed, args.policies, args.plan, args.plan_order_cycle_days) == (
+    assert (args.days, args.seed, args.policies, args.plan, args.plan_order_cycle_days, args.jobs) == (
         9,
         7,
         ["champion"],
-        ["on", "off"],
+        ["on", "naive", "off"],
         1,
+        2,
     )
-    assert configurations(args) == [("champion", "on"), ("champion", "off")]
+    assert configurations(args) == [
+        ("champion", "on"),
+        ("champion", "naive@cover0"),
+        ("champion", "naive@cover14"),
+        ("champion", "off"),
+    ]
     saved = json.loads(out.read_text())
     assert saved["plan_against_naive_cover"]["champion/plan-on+cycle1"]["target_met"] is True
     assert report["command"].startswith("python -m bench.inventory")

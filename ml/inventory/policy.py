@@ -298,6 +298,18 @@ def plan_by_class(plan_table: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
 
 
+def naive_cover_levels(
+    daily_demand: np.ndarray, lead_time, cover_days: float, review: int = 1, order_cycle: int = 6
+) -> tuple[np.ndarray, np.ndarray]:
+    """The naive cover policy's reorder point ``s`` and order-up-to ``S`` from an average daily demand: demand
+    over the protection interval (lead time + review) plus ``cover_days`` of it as safety stock, and
+    ``order_cycle`` days of it on top for ``S``. No forecast and no distribution: what a shop without a
+    planning system does with its recent sales."""
+    mu = np.asarray(daily_demand, dtype=float)
+    s = mu * (np.asarray(lead_time, dtype=float) + review) + cover_days * mu
+    return s, s + mu * order_cycle
+
+
 # -- platform-facing: the shapes of the dbt marts ------------------------------------------------------------
 def latest_snapshot(inventory: pd.DataFrame, as_of=None) -> pd.DataFrame:
     """The last ``fct_inventory_daily`` row per ``sku, warehouse_id`` on or before ``as_of`` (all when None)."""
@@ -309,13 +321,18 @@ def latest_snapshot(inventory: pd.DataFrame, as_of=None) -> pd.DataFrame:
     return inv.groupby(["sku", "warehouse_id"], as_index=False).tail(1).reset_index(drop=True)
 
 
-def warehouse_shares(inventory: pd.DataFrame, as_of=None, window_days: int = 28) -> pd.DataFrame:
-    """``sku, warehouse_id, share`` from ``fct_inventory_daily.units_sold`` over the ``window_days`` up to
-    ``as_of``; a SKU that sold nothing there is split evenly over the warehouses that stock it."""
+def _snapshot_window(inventory: pd.DataFrame, as_of, window_days: int) -> pd.DataFrame:
+    """The ``fct_inventory_daily`` rows of the ``window_days`` up to ``as_of`` (the latest snapshot when None)."""
     inv = inventory.copy()
     inv["snapshot_date"] = pd.to_datetime(inv["snapshot_date"])
     end = pd.Timestamp(as_of) if as_of is not None else inv["snapshot_date"].max()
-    win = inv[(inv["snapshot_date"] <= end) & (inv["snapshot_date"] > end - pd.Timedelta(days=window_days))]
+    return inv[(inv["snapshot_date"] <= end) & (inv["snapshot_date"] > end - pd.Timedelta(days=window_days))]
+
+
+def warehouse_shares(inventory: pd.DataFrame, as_of=None, window_days: int = 28) -> pd.DataFrame:
+    """``sku, warehouse_id, share`` from ``fct_inventory_daily.units_sold`` over the ``window_days`` up to
+    ``as_of``; a SKU that sold nothing there is split evenly over the warehouses that stock it."""
+    win = _snapshot_window(inventory, as_of, window_days)
     if win.empty:
         win = latest_snapshot(inventory, as_of).assign(units_sold=0.0)
     g = win.groupby(["sku", "warehouse_id"], as_index=False)["units_sold"].sum()
@@ -323,6 +340,16 @@ def warehouse_shares(inventory: pd.DataFrame, as_of=None, window_days: int = 28)
     n = g.groupby("sku")["units_sold"].transform("size")
     g["share"] = np.where(tot > 0, g["units_sold"] / tot.where(tot > 0, 1.0), 1.0 / n)
     return g[["sku", "warehouse_id", "share"]]
+
+
+def mean_daily_sales(inventory: pd.DataFrame, as_of=None, window_days: int = 28) -> pd.DataFrame:
+    """``sku, warehouse_id, daily_sales``: ``fct_inventory_daily.units_sold`` averaged over the snapshot days of the
+    ``window_days`` up to ``as_of`` (fewer while the shop's history is shorter); the naive cover policy's demand."""
+    win = _snapshot_window(inventory, as_of, window_days)
+    days = max(win["snapshot_date"].nunique(), 1)
+    g = win.groupby(["sku", "warehouse_id"], as_index=False)["units_sold"].sum()
+    g["daily_sales"] = g.pop("units_sold").astype(float) / days
+    return g
 
 
 def split_by_warehouse(forecast: pd.DataFrame, shares: pd.DataFrame) -> pd.DataFrame:
@@ -393,6 +420,7 @@ def plan_from_marts(
     service_level_by_class: Mapping[str, float] | None = None,
     demand_class: pd.Series | None = None,
     dispersion: pd.Series | None = None,
+    naive_cover_days: float | None = None,
 ) -> pd.DataFrame:
     """The ``replenishment_plan`` asset: one row per ``sku x warehouse_id``.
 
@@ -434,6 +462,13 @@ def plan_from_marts(
     of the two, thinned to the warehouse's share (``1 + share * (phi - 1)``). A 0.9 quantile says little about the
     far tail that a high service level needs; the replenishment benchmark could not reach a 95% fill rate at any
     level with the q90-implied dispersion alone.
+
+    ``naive_cover_days`` orders by the naive cover policy instead (the baseline the plan is measured against):
+    each row's average daily sales over the last 28 snapshot days (:func:`mean_daily_sales`) through
+    :func:`naive_cover_levels` with the primary's lead time and ``order_cycle``, from the primary supplier, raised
+    to its minimum. The forecast then sets nothing but the risk columns (``stockout_risk``, ``expected_shortage``,
+    ``revenue_at_risk``, and ``lead_time_demand`` and ``lead_time_q`` over the primary's lead time): they describe
+    the stock, whichever rule orders.
     """
     named = {"service_level": service_level} | {
         f"service_level_by_class[{c}]": v for c, v in (service_level_by_class or {}).items()
@@ -498,6 +533,24 @@ def plan_from_marts(
     no_riskier = has_alt & (alternate["stockout_risk"] <= np.maximum(primary["stockout_risk"], limit))
     for_minimum = ~for_risk & no_riskier & (over_primary > cycle_demand) & (over_alternate < over_primary)
     use_alt = for_risk | for_minimum
+    if naive_cover_days is not None:
+        daily = (
+            mean_daily_sales(inventory, as_of)
+            .astype({"sku": str})
+            .set_index(keys)["daily_sales"]
+            .reindex(mean.index)
+            .fillna(0.0)
+            .to_numpy()
+        )
+        s_naive, big_s_naive = naive_cover_levels(daily, lead, naive_cover_days, order_cycle=order_cycle)
+        primary = primary | {
+            "safety_stock": naive_cover_days * daily,
+            "reorder_point": s_naive,
+            "order_up_to": big_s_naive,
+            "order_qty": np.where(pos <= s_naive, np.ceil(big_s_naive - pos), 0.0).clip(0, None),
+        }
+        over_primary = _units_over_need(primary["order_qty"], moq)
+        use_alt = for_risk = for_minimum = np.zeros(len(out), dtype=bool)
     out["phi"] = phi
     out["demand_class"] = pd.array(classes, dtype="string")  # VARCHAR in the warehouse even when all missing
     out["service_level"] = service_level

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ml.forecast.quantiles import nb1_quantile
-from ml.inventory.policy import interval_sum
+from ml.inventory.policy import interval_sum, naive_cover_levels
 
 Policy = Callable[[int], tuple[np.ndarray, np.ndarray]]
 
@@ -244,8 +244,7 @@ def naive_policy(
 
     def pol(d: int):
         mu = full[:, h + d + 1 - window : h + d + 1].mean(axis=1)
-        s = mu * (lt + review) + cover_days * mu
-        return s, s + mu * order_cycle
+        return naive_cover_levels(mu, lt, cover_days, review, order_cycle)
 
     return pol
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Literal
 
 import duckdb
 import pandas as pd
@@ -24,6 +25,19 @@ NO_PLAN = "no plan: no forecast of the day or no inventory snapshot (the source 
 
 
 class PlanSettings(BaseModel):
+    policy: Literal["forecast", "naive_cover"] = Field(
+        default="forecast",
+        description=(
+            "forecast: reorder points from the demand forecast's quantiles at the service level (the plan); "
+            "naive_cover: the baseline the plan is measured against, average daily sales of the last 28 days "
+            "times the lead time plus a day, plus naive_cover_days of them (no forecast, no service level)."
+        ),
+    )
+    naive_cover_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="Days of average sales the naive cover policy holds as safety stock (policy naive_cover only).",
+    )
     service_level: float = Field(
         default=0.95,
         gt=0,
@@ -100,6 +114,7 @@ def plan_day(
         service_level_by_class=levels,
         demand_class=demand_classes(recent) if levels else None,
         dispersion=sku_dispersion(recent),
+        naive_cover_days=settings.naive_cover_days if settings.policy == "naive_cover" else None,
     )
     plan.insert(0, "as_of_date", pd.Timestamp(day).date())
     return plan, stockout_alerts(plan, service_level=settings.service_level)

@@ -147,7 +147,9 @@ def forecast_backtest(
                 "or per demand class: run config service_level_by_class), stock-out risk within the lead time, and "
                 "the supplier to order from: the alternate when only its shorter lead time prevents a stock-out, "
                 "or when the primary's minimum order quantity would overstock a slow mover and the alternate's "
-                "overshoots less; every order is raised to its supplier's minimum. For buyers."
+                "overshoots less; every order is raised to its supplier's minimum. For buyers. Run config "
+                "policy: naive_cover orders by the naive cover baseline instead (recent sales times lead time "
+                "plus naive_cover_days), e.g. for a control group of warehouses or to compare the plan against."
             ),
             deps=[
                 dg.AssetKey(["supply", "demand_forecast"]),
