@@ -213,7 +213,7 @@ def closed_loop(args) -> dict:
         "--policies",
         "champion",
         "--plan",
-        "on,naive,off",
+        "on,naive,off" if args.shop_rule else "on,naive",
         "--naive-cover-days",
         args.naive_cover_days,
         "--jobs",
@@ -348,6 +348,12 @@ def main(argv: list[str] | None = None) -> dict:
         help="comma-separated covers of the naive worlds, one world each",
     )
     loop.add_argument("--jobs", type=int, default=1, help="worlds run at once, each in its own process")
+    loop.add_argument(
+        "--shop-rule",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the world left to the shop's own rule (--no-shop-rule: only the plan and the naive worlds)",
+    )
     loop.add_argument("--workdir", default=None, help="where the worlds' data directories go")
     args = ap.parse_args(argv)
     if args.closed_loop:

@@ -360,4 +360,6 @@ def test_bench_inventory_closed_loop_runs_the_plan_and_the_naive_world_and_keeps
     ]
     saved = json.loads(out.read_text())
     assert saved["plan_against_naive_cover"]["champion/plan-on+cycle1"]["target_met"] is True
+    inventory(["--closed-loop", "--no-shop-rule", "--out", str(out)])
+    assert parse_args(asked[1]).plan == ["on", "naive"]
     assert report["command"].startswith("python -m bench.inventory")
