@@ -44,6 +44,9 @@ def running_api(exports_root: Path, env: dict | None = None) -> Iterator[Running
         log_path.unlink(missing_ok=True)
 
 
+REQUEST_TIMEOUT_S = 180
+
+
 def get(url: str, headers: dict | None = None) -> tuple[int, dict]:
     """(status, JSON body) of a GET, errors included."""
     status, body, _ = get_full(url, headers)
@@ -54,7 +57,8 @@ def get_full(url: str, headers: dict | None = None) -> tuple[int, dict, Message]
     """(status, JSON body, response headers: names in any case) of a GET, errors included."""
     request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=30) as r:
+        # generous: the first search of a server loads the text encoder, slow on a machine busy with other work
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as r:
             return r.status, json.loads(r.read()), r.headers
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read()), e.headers
