@@ -25,6 +25,7 @@ from ml.inventory.policy import (
     warehouse_shares,
 )
 from ml.inventory.simulate import replay
+from ml.supply.planning import plan_summary
 
 
 def test_textbook_safety_stock_and_reorder_point():
@@ -315,6 +316,9 @@ def test_the_naive_cover_policy_orders_recent_sales_over_lead_time_plus_cover_fr
         fc, inv.assign(units_sold=0.0), products, as_of="2024-01-02", order_cycle=7, naive_cover_days=2.0
     )
     assert (unsold["order_qty"] == 0).all() and (unsold["reorder_point"] == 0).all()
+    # the day's metadata says which rule ordered
+    shown = plan_summary(naive.reset_index(), "naive_cover")["metrics"]
+    assert shown["ordering_policy"] == "naive_cover" and shown["rows_to_order"] == 2
 
 
 def test_a_minimum_order_that_would_overstock_a_slow_mover_moves_the_order_to_the_alternate():

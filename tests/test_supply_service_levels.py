@@ -163,6 +163,12 @@ def test_service_levels_are_tuned_on_the_stored_forecasts_and_used_by_the_plan(
         [service_levels, replenishment], partition_key=str(day.date()), resources=resources, run_config=config
     )
     assert result.success
+    plan_materialised = next(
+        m
+        for m in result.asset_materializations_for_node("replenishment")
+        if m.asset_key == dg.AssetKey(["supply", "replenishment_plan"])
+    )
+    assert plan_materialised.metadata["ordering_policy"].value == "forecast"
     (mat,) = result.asset_materializations_for_node("supply__service_levels")
     meta = {k: v.value for k, v in mat.metadata.items()}
     assert meta["window"] == f"{(day - timedelta(days=9)).date()} .. {day.date()}"

@@ -124,8 +124,9 @@ def _present(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     return frame[[c for c in columns if c in frame.columns]]
 
 
-def plan_summary(plan: pd.DataFrame) -> dict:
-    """Rows and units to order, mean stock-out risk, the alternate supplier's use, per demand class, a preview."""
+def plan_summary(plan: pd.DataFrame, policy: str = "forecast") -> dict:
+    """Rows and units to order, mean stock-out risk, the alternate supplier's use, per demand class, a preview,
+    and which ``policy`` ordered (a naive-cover day is visible as such)."""
     from ml.inventory import plan_by_class
 
     if plan.empty:
@@ -148,6 +149,7 @@ def plan_summary(plan: pd.DataFrame) -> dict:
     return summary(
         len(plan),
         metrics={
+            "ordering_policy": policy,
             "rows_to_order": int((plan["order_qty"] > 0).sum()),
             "units_to_order": float(plan["order_qty"].sum()),
             "mean_stockout_risk": float(plan["stockout_risk"].mean()),

@@ -188,7 +188,7 @@ def replenishment(
                 con, files, day, {"replenishment_plan": (PLANS, plan), "stockout_alerts": (ALERTS, alert)}
             )
             built.append(day)
-            plans.append(plan_summary(plan))
+            plans.append(plan_summary(plan, config.policy))
             alerts.append(alerts_summary(alert, plan))
             _log(context, i, days, f"{len(plan)} plan rows, {len(alert)} alerts")
     if not built:  # say why there is nothing, in both assets
