@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.forecast import machine, versions  # noqa: E402
+from bench.loop import add_world_options  # noqa: E402
 from ml.forecast.base import DEFAULT_QUANTILES  # noqa: E402
 from ml.forecast.baselines import TSB  # noqa: E402
 from ml.forecast.classify import adi_cv2, classify  # noqa: E402
@@ -204,30 +205,16 @@ def closed_loop(args) -> dict:
     from bench import loop
 
     argv = [
-        "--scale",
-        args.scale,
         "--days",
         str(args.days),
-        "--seed",
-        str(args.seed),
         "--policies",
         "champion",
         "--plan",
         "on,naive,off" if args.shop_rule else "on,naive",
-        "--naive-cover-days",
-        args.naive_cover_days,
-        "--jobs",
-        str(args.jobs),
         "--out",
-        args.out,
+        str(args.out),
+        *loop.world_options_argv(args),
     ]
-    for flag, value in (
-        ("--plan-service-level", args.plan_service_level),
-        ("--plan-order-cycle-days", args.plan_order_cycle_days),
-        ("--workdir", args.workdir),
-    ):
-        if value is not None:
-            argv += [flag, str(value)]
     loop.main(argv)
     report = json.loads(Path(args.out).read_text())
     comparison = report["findings"].get("plan_against_naive_cover", {})
@@ -338,23 +325,13 @@ def main(argv: list[str] | None = None) -> dict:
     )
     loop.add_argument("--closed-loop", action="store_true")
     loop.add_argument("--days", type=int, default=28)
-    loop.add_argument("--scale", default="small", choices=["small", "medium", "large"])
-    loop.add_argument("--seed", type=int, default=42)
-    loop.add_argument("--plan-service-level", type=float, default=None)
-    loop.add_argument("--plan-order-cycle-days", type=int, default=None)
-    loop.add_argument(
-        "--naive-cover-days",
-        default="0,7,14",
-        help="comma-separated covers of the naive worlds, one world each",
-    )
-    loop.add_argument("--jobs", type=int, default=1, help="worlds run at once, each in its own process")
+    add_world_options(loop, naive_cover_days="0,7,14")
     loop.add_argument(
         "--shop-rule",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also run the world left to the shop's own rule (--no-shop-rule: only the plan and the naive worlds)",
     )
-    loop.add_argument("--workdir", default=None, help="where the worlds' data directories go")
     args = ap.parse_args(argv)
     if args.closed_loop:
         return closed_loop(args)

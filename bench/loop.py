@@ -75,10 +75,22 @@ PER_CUSTOMER = ("revenue", "margin", "credited_revenue", "conversion", "ctr")
 CATEGORY_PAGE_METRICS = ("ctr", "cart_rate", "conversion", "credited_revenue", "revenue", "margin")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = docstring_parser("python -m bench.loop", __doc__)
+WORLD_OPTIONS = (
+    "scale",
+    "seed",
+    "plan_service_level",
+    "plan_order_cycle_days",
+    "naive_cover_days",
+    "jobs",
+    "workdir",
+)
+"""What a world is made of besides its policy and plan setting: the options ``bench.inventory --closed-loop``
+shares and passes on (:func:`world_options_argv`)."""
+
+
+def add_world_options(p: argparse.ArgumentParser, naive_cover_days: str = "7") -> None:
+    """The :data:`WORLD_OPTIONS` on a parser (``naive_cover_days``: the default covers of the naive worlds)."""
     p.add_argument("--scale", default="small", choices=["small", "medium", "large"])
-    p.add_argument("--days", type=int, default=10, help="closed-loop days from the store's first day")
     p.add_argument(
         "--seed",
         type=int,
@@ -86,16 +98,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="the simulated store's seed: another seed is another world (catalogue, customers, suppliers, "
         "latent truth); every configuration of one run shares it",
     )
-    p.add_argument(
-        "--policies", default=",".join(POLICIES), help=f"comma-separated, of {', '.join(POLICIES)}"
-    )
-    p.add_argument("--plan", default="on,off", help="comma-separated, of on, off, naive")
-    p.add_argument(
-        "--naive-cover-days",
-        default="7",
-        help="comma-separated safety covers (days of average sales) of the plan=naive worlds, one world each",
-    )
-    p.add_argument("--jobs", type=int, default=1, help="worlds run at once, each in its own process")
     p.add_argument(
         "--plan-service-level",
         type=float,
@@ -111,6 +113,33 @@ def parse_args(argv=None) -> argparse.Namespace:
         f"(default: the platform's, {PlanSettings().order_cycle_days}); the configuration's name gets '+cycleN'",
     )
     p.add_argument(
+        "--naive-cover-days",
+        default=naive_cover_days,
+        help="comma-separated safety covers (days of average sales) of the plan=naive worlds, one world each",
+    )
+    p.add_argument("--jobs", type=int, default=1, help="worlds run at once, each in its own process")
+    p.add_argument("--workdir", type=Path, default=None, help="where the temporary data directories go")
+
+
+def world_options_argv(args: argparse.Namespace) -> list[str]:
+    """The :data:`WORLD_OPTIONS` of parsed arguments as ``bench.loop`` command-line flags (the unset ones left out)."""
+    argv = []
+    for dest in WORLD_OPTIONS:
+        value = getattr(args, dest)
+        if value is not None:
+            argv += ["--" + dest.replace("_", "-"), str(value)]
+    return argv
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = docstring_parser("python -m bench.loop", __doc__)
+    p.add_argument("--days", type=int, default=10, help="closed-loop days from the store's first day")
+    p.add_argument(
+        "--policies", default=",".join(POLICIES), help=f"comma-separated, of {', '.join(POLICIES)}"
+    )
+    p.add_argument("--plan", default="on,off", help="comma-separated, of on, off, naive")
+    add_world_options(p)
+    p.add_argument(
         "--plan-off-policies",
         default=None,
         help="run plan=off and plan=naive only for these policies (default: every policy); the plan's effect on "
@@ -125,7 +154,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fixed-arm", default="plain/standard", help="the arm of the 'fixed' message policy")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per interval")
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
-    p.add_argument("--workdir", type=Path, default=None, help="where the temporary data directories go")
     p.add_argument("--keep", action="store_true", help="keep the data directories (to open them in the UI)")
     args = p.parse_args(argv)
     args.message_policies = [x for x in args.message_policies.split(",") if x]
@@ -527,7 +555,9 @@ def _targets(args) -> list:
     return targets
 
 
-def run_world(args, policy: str, plan: str, workdir: Path) -> tuple[str, dict, pd.DataFrame]:
+def run_world(
+    args, days: list[date], policy: str, plan: str, workdir: Path
+) -> tuple[str, dict, pd.DataFrame]:
     """One configuration's world from a cold start: each day a real Dagster run, then the shop answers. Returns
     its name, its summary and its per-customer rows (for the comparison with the reference policy)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -537,12 +567,10 @@ def run_world(args, policy: str, plan: str, workdir: Path) -> tuple[str, dict, p
     from ml.shop.front import ClosedLoopStore
     from ml.sources.simulated import SimulatedStore
     from orchestration.definitions import defs
-    from orchestration.partitions import daily_partitions
     from orchestration.resources import build_resources
 
     logging.getLogger("dagster").setLevel(logging.WARNING)
     world = SimulatedStore(args.scale, args.seed).world
-    days = [date.fromisoformat(k) for k in daily_partitions.get_partition_keys()[: args.days]]
     job = dg.define_asset_job(
         "closed_loop_day",
         selection=dg.AssetSelection.assets(*_targets(args)).upstream().required_multi_asset_neighbors(),
@@ -598,20 +626,20 @@ def run_world(args, policy: str, plan: str, workdir: Path) -> tuple[str, dict, p
     return name, measured["summary"], measured["rows"]
 
 
-def _worlds(args, workdir: Path):
+def _worlds(args, days: list[date], workdir: Path):
     """Every configuration's world, ``args.jobs`` at a time (each in a process of its own when more than one),
     yielded as they finish."""
     worlds = configurations(args)
     if args.jobs == 1:
         for policy, plan in worlds:
-            yield run_world(args, policy, plan, workdir)
+            yield run_world(args, days, policy, plan, workdir)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn: a world's process starts clean (its own DuckDB, Dagster and torch state) and inherits the environment
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(run_world, args, policy, plan, workdir) for policy, plan in worlds]
+        futures = [pool.submit(run_world, args, days, policy, plan, workdir) for policy, plan in worlds]
         try:
             for future in as_completed(futures):
                 yield future.result()
@@ -648,7 +676,7 @@ def main(argv=None) -> int:
     rows_of: dict[str, pd.DataFrame] = {}
     order = [world_name(policy, plan, args) for policy, plan in configurations(args)]
     try:
-        for name, summary, rows in _worlds(args, workdir):
+        for name, summary, rows in _worlds(args, days, workdir):
             out["configurations"][name] = summary
             out["configurations"] = {k: out["configurations"][k] for k in order if k in out["configurations"]}
             rows_of[name] = rows
